@@ -1,0 +1,424 @@
+//! Aggregate stage: decoded events → the state of every metric family.
+//!
+//! Invariants:
+//! - every event `Id` is counted at most once ([`dedup`]); duplicates and rejected events
+//!   are counted in self metrics, so `processed = Σ activity_events + duplicate + Σ rejected`;
+//! - counters only grow; every family is capped ([`series`]) and its sum stays exact;
+//! - ids label the counters, names live only in the `_info` families (the newest event by
+//!   `CreationTime` names an id), so a rename never forks a counter;
+//! - memory is bounded by series, users and the dedup window, not by the number of events.
+//!
+//! [`Aggregator::snapshot`] copies the state out as owned, sorted samples, so exposition never
+//! holds the aggregator while encoding.
+
+pub mod dedup;
+pub mod series;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::catalogue::{self, Family, OVERFLOW_LABEL};
+use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis};
+use dedup::{Dedup, Seen};
+use series::{CappedCounters, CappedInfo, Interner, Sym};
+use users::{DistinctUsers, OVERFLOW_WORKSPACE, WINDOWS};
+
+/// Series caps per family, by metric name; families not listed keep their default cap.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub max_series: BTreeMap<String, usize>,
+}
+
+impl Limits {
+    pub fn cap(&self, family: &Family) -> usize {
+        self.max_series
+            .get(family.name)
+            .copied()
+            .or(family.default_cap)
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// How the aggregation is set up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateConfig {
+    pub limits: Limits,
+    /// How far behind the newest event a duplicate is still recognised.
+    pub dedup_window: Duration,
+}
+
+impl Default for AggregateConfig {
+    fn default() -> Self {
+        AggregateConfig {
+            limits: Limits::default(),
+            dedup_window: Duration::from_secs(29 * 86_400),
+        }
+    }
+}
+
+/// The end of the windows of the active-user gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// The newest event's `CreationTime` (replayed history: results do not depend on when).
+    NewestEvent,
+    /// The wall clock (live and simulated sources), or the newest event if that is later.
+    WallClock(UnixMillis),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ReportName {
+    name: String,
+    workspace: Sym,
+}
+
+impl PartialEq<(&str, Sym)> for ReportName {
+    fn eq(&self, other: &(&str, Sym)) -> bool {
+        self.name == other.0 && self.workspace == other.1
+    }
+}
+
+/// The state of every family.
+#[derive(Debug)]
+pub struct Aggregator {
+    dedup: Dedup,
+    workspaces: Interner,
+    reports: Interner,
+    activities: Interner,
+    activity_events: CappedCounters<(Sym, Sym)>,
+    activity_failed: CappedCounters<(Sym, Sym)>,
+    report_events: CappedCounters<(Sym, Sym, Sym)>,
+    workspace_info: CappedInfo<Sym, String>,
+    report_info: CappedInfo<Sym, ReportName>,
+    users: DistinctUsers,
+    processed: u64,
+    duplicates: u64,
+    rejected: [u64; Rejection::ALL.len()],
+    pages_processed: u64,
+    pages_failed: u64,
+    watermark: Option<UnixMillis>,
+    latest_allowed: i64,
+}
+
+/// Events later than this past the wall clock are refused as `invalid_time`: one bad clock
+/// must not move the dedup window past every real event.
+const MAX_FUTURE_MS: i64 = 86_400_000;
+
+impl Aggregator {
+    pub fn new(config: &AggregateConfig) -> Self {
+        use catalogue::*;
+        let cap = |f: &Family| config.limits.cap(f);
+        let ws_users_cap = cap(&WORKSPACE_ACTIVE_USERS) / WINDOWS.len();
+        let ws_cap = [
+            cap(&ACTIVITY_EVENTS),
+            cap(&ACTIVITY_EVENTS_FAILED),
+            cap(&REPORT_EVENTS),
+            cap(&WORKSPACE_INFO),
+            ws_users_cap,
+        ];
+        Aggregator {
+            dedup: Dedup::new(config.dedup_window),
+            workspaces: Interner::new(ws_cap.into_iter().max().unwrap_or(0)),
+            reports: Interner::new(cap(&REPORT_EVENTS).max(cap(&REPORT_INFO))),
+            activities: Interner::new(cap(&ACTIVITY_EVENTS).max(cap(&REPORT_EVENTS))),
+            activity_events: CappedCounters::new(cap(&ACTIVITY_EVENTS)),
+            activity_failed: CappedCounters::new(cap(&ACTIVITY_EVENTS_FAILED)),
+            report_events: CappedCounters::new(cap(&REPORT_EVENTS)),
+            workspace_info: CappedInfo::new(cap(&WORKSPACE_INFO)),
+            report_info: CappedInfo::new(cap(&REPORT_INFO)),
+            users: DistinctUsers::new(ws_users_cap),
+            processed: 0,
+            duplicates: 0,
+            rejected: [0; Rejection::ALL.len()],
+            pages_processed: 0,
+            pages_failed: 0,
+            watermark: None,
+            latest_allowed: i64::MAX,
+        }
+    }
+
+    /// Tells the aggregator the wall clock, to refuse events from the far future.
+    pub fn set_clock(&mut self, now: UnixMillis) {
+        self.latest_allowed = now.0.saturating_add(MAX_FUTURE_MS);
+    }
+
+    /// Counts one source document as finished, read to its end or not.
+    pub fn document_done(&mut self, complete: bool) {
+        if complete {
+            self.pages_processed += 1;
+        } else {
+            self.pages_failed += 1;
+        }
+    }
+
+    /// Newest `CreationTime` counted.
+    pub fn watermark(&self) -> Option<UnixMillis> {
+        self.watermark
+    }
+
+    /// Events read so far (accepted, duplicate and rejected).
+    pub fn processed(&self) -> u64 {
+        self.processed
+    }
+
+    fn count(&mut self, ev: &ActivityEvent<'_>) {
+        let ws_id = ev.workspace_id.as_ref().map_or("", |w| w.as_str());
+        let ws = self.workspaces.intern(ws_id);
+        let act = self.activities.intern(ev.activity.as_str());
+        let ws_act = ws.zip(act);
+        self.activity_events.inc(ws_act);
+        if !ev.success {
+            self.activity_failed.inc(ws_act);
+        }
+        if let Some(report_id) = &ev.report_id {
+            let rep = self.reports.intern(report_id.as_str());
+            self.report_events
+                .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)));
+            if let (Some(name), Some(w)) = (&ev.report_name, ws) {
+                self.report_info
+                    .update(rep, &(name.as_ref(), w), ev.time.0, |(n, w)| ReportName {
+                        name: n.to_string(),
+                        workspace: *w,
+                    });
+            }
+        }
+        if ev.workspace_id.is_some() {
+            if let Some(name) = &ev.workspace_name {
+                self.workspace_info
+                    .update(ws, name.as_ref(), ev.time.0, str::to_owned);
+            }
+        }
+        if let Some(user) = ev.user {
+            self.users
+                .record(user, ev.workspace_id.is_some().then_some(ws), ev.time.0);
+        }
+        if self.watermark.is_none_or(|w| ev.time > w) {
+            self.watermark = Some(ev.time);
+        }
+    }
+
+    /// Copies the state out as sorted samples of every family, in catalogue order.
+    pub fn snapshot(&self, reference: Reference) -> Snapshot {
+        use catalogue::*;
+        let mut s = Snapshot::default();
+        let reference = match (reference, self.watermark) {
+            (Reference::WallClock(now), Some(w)) => now.max(w),
+            (Reference::WallClock(now), None) => now,
+            (Reference::NewestEvent, w) => w.unwrap_or_default(),
+        };
+        let ws_name = |ws: Sym| self.workspaces.name(ws).to_string();
+        let act_name = |a: Sym| self.activities.name(a).to_string();
+
+        let users = self.users.totals(reference.0);
+        s.push(
+            &ACTIVE_USERS,
+            WINDOWS
+                .iter()
+                .zip(users)
+                .map(|((w, _), n)| (vec![w.to_string()], n as f64)),
+        );
+        for (family, counters) in [
+            (&ACTIVITY_EVENTS, &self.activity_events),
+            (&ACTIVITY_EVENTS_FAILED, &self.activity_failed),
+        ] {
+            let samples = counters
+                .iter()
+                .map(|(&(w, a), v)| (vec![ws_name(w), act_name(a)], v as f64));
+            s.push(
+                family,
+                samples.chain(overflow_sample(family, counters.overflow())),
+            );
+        }
+        s.push(&EVENTS_DUPLICATE, [(vec![], self.duplicates as f64)]);
+        s.push(&EVENTS_PROCESSED, [(vec![], self.processed as f64)]);
+        s.push(
+            &EVENTS_REJECTED,
+            Rejection::ALL
+                .iter()
+                .zip(self.rejected)
+                .map(|(r, n)| (vec![r.as_str().to_string()], n as f64)),
+        );
+        if let Some(w) = self.watermark {
+            s.push(&EVENTS_WATERMARK, [(vec![], w.as_secs_f64())]);
+        }
+        let revision = option_env!("POWERBI_EXPORTER_REVISION").unwrap_or("unknown");
+        s.push(
+            &BUILD_INFO,
+            [(vec![crate::VERSION.to_string(), revision.to_string()], 1.0)],
+        );
+        s.push(&PAGES_FAILED, [(vec![], self.pages_failed as f64)]);
+        s.push(&PAGES_PROCESSED, [(vec![], self.pages_processed as f64)]);
+        let samples = self.report_events.iter().map(|(&(w, r, a), v)| {
+            (
+                vec![ws_name(w), self.reports.name(r).to_string(), act_name(a)],
+                v as f64,
+            )
+        });
+        s.push(
+            &REPORT_EVENTS,
+            samples.chain(overflow_sample(
+                &REPORT_EVENTS,
+                self.report_events.overflow(),
+            )),
+        );
+        let samples = self.report_info.iter().map(|(&r, info)| {
+            (
+                vec![
+                    self.reports.name(r).to_string(),
+                    info.name.clone(),
+                    ws_name(info.workspace),
+                ],
+                1.0,
+            )
+        });
+        s.push(
+            &REPORT_INFO,
+            samples.chain(overflow_sample(
+                &REPORT_INFO,
+                self.report_info.overflowed().then_some(1),
+            )),
+        );
+        s.push(
+            &SERIES_DROPPED,
+            self.dropped_by_family()
+                .map(|(f, n)| (vec![f.to_string()], n as f64)),
+        );
+        let per_ws = self.users.per_workspace(reference.0);
+        let samples = per_ws.iter().flat_map(|(&ws, counts)| {
+            let id = if ws == OVERFLOW_WORKSPACE {
+                OVERFLOW_LABEL.to_string()
+            } else {
+                ws_name(ws)
+            };
+            WINDOWS
+                .iter()
+                .zip(*counts)
+                .map(move |((w, _), n)| (vec![id.clone(), w.to_string()], n as f64))
+        });
+        s.push(&WORKSPACE_ACTIVE_USERS, samples);
+        let samples = self
+            .workspace_info
+            .iter()
+            .map(|(&w, name)| (vec![ws_name(w), name.clone()], 1.0));
+        s.push(
+            &WORKSPACE_INFO,
+            samples.chain(overflow_sample(
+                &WORKSPACE_INFO,
+                self.workspace_info.overflowed().then_some(1),
+            )),
+        );
+        s
+    }
+
+    fn dropped_by_family(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        use catalogue::*;
+        [
+            (ACTIVITY_EVENTS.name, self.activity_events.dropped()),
+            (ACTIVITY_EVENTS_FAILED.name, self.activity_failed.dropped()),
+            (REPORT_EVENTS.name, self.report_events.dropped()),
+            (REPORT_INFO.name, self.report_info.dropped()),
+            (WORKSPACE_ACTIVE_USERS.name, self.users.dropped()),
+            (WORKSPACE_INFO.name, self.workspace_info.dropped()),
+        ]
+        .into_iter()
+    }
+}
+
+impl EventSink for Aggregator {
+    fn accept(&mut self, event: &ActivityEvent<'_>) {
+        self.processed += 1;
+        if event.time.0 > self.latest_allowed {
+            return self.reject_counted(Rejection::InvalidTime);
+        }
+        match self.dedup.check(event.key, event.time) {
+            Seen::New => self.count(event),
+            Seen::Duplicate => self.duplicates += 1,
+            Seen::OutsideWindow => self.reject_counted(Rejection::OutsideDedupWindow),
+        }
+    }
+
+    fn reject(&mut self, reason: Rejection) {
+        self.processed += 1;
+        self.reject_counted(reason);
+    }
+}
+
+impl Aggregator {
+    fn reject_counted(&mut self, reason: Rejection) {
+        let i = Rejection::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.rejected[i] += 1;
+    }
+}
+
+/// The overflow series of a capped family: every label `__other__`.
+fn overflow_sample(family: &Family, value: Option<u64>) -> Option<(Vec<String>, f64)> {
+    value.map(|v| {
+        (
+            vec![OVERFLOW_LABEL.to_string(); family.labels.len()],
+            v as f64,
+        )
+    })
+}
+
+/// One sample: label values in the catalogue's label order, and the value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Vec<String>,
+    pub value: f64,
+}
+
+/// The samples of one family, sorted by label values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilySamples {
+    pub family: &'static Family,
+    pub samples: Vec<Sample>,
+}
+
+/// Owned copy of every family's samples at one instant.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub families: Vec<FamilySamples>,
+}
+
+impl Snapshot {
+    fn push(
+        &mut self,
+        family: &'static Family,
+        samples: impl IntoIterator<Item = (Vec<String>, f64)>,
+    ) {
+        let mut samples: Vec<Sample> = samples
+            .into_iter()
+            .map(|(labels, value)| Sample { labels, value })
+            .collect();
+        debug_assert!(
+            samples
+                .iter()
+                .all(|s| s.labels.len() == family.labels.len()),
+            "{}",
+            family.name
+        );
+        samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+        self.families.push(FamilySamples { family, samples });
+    }
+
+    /// The value of the sample of `family` with exactly these label values.
+    pub fn value(&self, family: &str, labels: &[&str]) -> Option<f64> {
+        self.family(family)?
+            .samples
+            .iter()
+            .find(|s| {
+                s.labels
+                    .iter()
+                    .map(String::as_str)
+                    .eq(labels.iter().copied())
+            })
+            .map(|s| s.value)
+    }
+
+    pub fn family(&self, name: &str) -> Option<&FamilySamples> {
+        self.families.iter().find(|f| f.family.name == name)
+    }
+}

@@ -1,0 +1,194 @@
+//! Capped series storage: interned label values, capped counters and capped info maps.
+//!
+//! Invariants:
+//! - a family never holds more than its cap of label sets; samples past the cap go to one
+//!   overflow series and are counted as dropped, so the family's sum stays exact;
+//! - a label set, once admitted, stays (counters stay monotonic);
+//! - label values are interned once (`u32` keys), so per-event work hashes small integers.
+
+use std::hash::Hash;
+
+use hashbrown::HashMap;
+
+/// Index of an interned label value.
+pub type Sym = u32;
+
+/// Interns strings up to a cap; past it, `intern` answers `None` (the overflow).
+#[derive(Debug)]
+pub struct Interner {
+    ids: HashMap<Box<str>, Sym>,
+    names: Vec<Box<str>>,
+    cap: usize,
+}
+
+impl Interner {
+    pub fn new(cap: usize) -> Self {
+        Interner {
+            ids: HashMap::new(),
+            names: Vec::new(),
+            cap,
+        }
+    }
+
+    pub fn intern(&mut self, s: &str) -> Option<Sym> {
+        if let Some(&id) = self.ids.get(s) {
+            return Some(id);
+        }
+        if self.names.len() >= self.cap {
+            return None;
+        }
+        let id = self.names.len() as Sym;
+        self.names.push(s.into());
+        self.ids.insert(s.into(), id);
+        Some(id)
+    }
+
+    pub fn name(&self, id: Sym) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// A counter family with a series cap.
+#[derive(Debug)]
+pub struct CappedCounters<K> {
+    values: HashMap<K, u64>,
+    cap: usize,
+    overflow: u64,
+    dropped: u64,
+}
+
+impl<K: Hash + Eq + Copy> CappedCounters<K> {
+    pub fn new(cap: usize) -> Self {
+        CappedCounters {
+            values: HashMap::new(),
+            cap,
+            overflow: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Adds one to `key`'s series; `None` (a label value past its interner's cap) and new
+    /// keys past the cap go to the overflow series.
+    pub fn inc(&mut self, key: Option<K>) {
+        if let Some(key) = key {
+            let full = self.values.len() >= self.cap;
+            if let Some(v) = self.values.get_mut(&key) {
+                *v += 1;
+                return;
+            }
+            if !full {
+                self.values.insert(key, 1);
+                return;
+            }
+        }
+        self.overflow += 1;
+        self.dropped += 1;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, u64)> {
+        self.values.iter().map(|(k, v)| (k, *v))
+    }
+
+    /// Value of the overflow series, `None` while nothing overflowed.
+    pub fn overflow(&self) -> Option<u64> {
+        (self.overflow > 0).then_some(self.overflow)
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+/// An info family: one value per key, the one carried by the newest event; capped.
+#[derive(Debug)]
+pub struct CappedInfo<K, V> {
+    values: HashMap<K, (V, i64)>,
+    cap: usize,
+    dropped: u64,
+}
+
+impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
+    pub fn new(cap: usize) -> Self {
+        CappedInfo {
+            values: HashMap::new(),
+            cap,
+            dropped: 0,
+        }
+    }
+
+    /// Records `value` for `key` as of `time`, unless a newer event already named it.
+    /// `make` builds the owned value only when it is stored.
+    pub fn update<Q: ?Sized>(
+        &mut self,
+        key: Option<K>,
+        value: &Q,
+        time: i64,
+        make: impl FnOnce(&Q) -> V,
+    ) where
+        V: PartialEq<Q>,
+    {
+        let Some(key) = key else {
+            self.dropped += 1;
+            return;
+        };
+        if let Some((old, t)) = self.values.get_mut(&key) {
+            if time >= *t {
+                *t = time;
+                if *old != *value {
+                    *old = make(value);
+                }
+            }
+            return;
+        }
+        if self.values.len() >= self.cap {
+            self.dropped += 1;
+            return;
+        }
+        self.values.insert(key, (make(value), time));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.values.iter().map(|(k, (v, _))| (k, v))
+    }
+
+    pub fn overflowed(&self) -> bool {
+        self.dropped > 0
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_overflow_past_the_cap_and_keep_the_sum() {
+        let mut c = CappedCounters::new(2);
+        for k in [1, 2, 1, 3, 4, 2, 3] {
+            c.inc(Some(k));
+        }
+        c.inc(None);
+        let mut admitted: Vec<_> = c.iter().map(|(k, v)| (*k, v)).collect();
+        admitted.sort();
+        assert_eq!(admitted, vec![(1, 2), (2, 2)]);
+        assert_eq!((c.overflow(), c.dropped()), (Some(4), 4));
+    }
+
+    #[test]
+    fn info_keeps_the_newest_name() {
+        let mut i: CappedInfo<u32, String> = CappedInfo::new(1);
+        i.update(Some(1), "new", 20, str::to_owned);
+        i.update(Some(1), "old", 10, str::to_owned);
+        i.update(Some(2), "other", 30, str::to_owned);
+        assert_eq!(i.iter().collect::<Vec<_>>(), vec![(&1, &"new".to_string())]);
+        assert!(i.overflowed());
+        let mut names = Interner::new(1);
+        assert_eq!(
+            (names.intern("a"), names.intern("b"), names.intern("a")),
+            (Some(0), None, Some(0))
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! Wiring of the exporter: source → pipeline → aggregator → HTTP, until SIGTERM/SIGINT;
+//! or, with `--once`, source to its end → exposition on stdout.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::aggregate::{Aggregator, Reference};
+use crate::config::{Config, SourceConfig};
+use crate::decode::UnixMillis;
+use crate::exposition::{http, text};
+use crate::pipeline::{self, RunReport};
+use crate::source::demo::Demo;
+use crate::source::replay::Replay;
+use crate::source::{Source, SourceError, Timing};
+
+/// Why the exporter stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("cannot listen on {addr}: {source} (choose another --web.listen-address)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{} document(s) could not be read to their end; the events before each fault were counted:\n{}", .0.failed_documents, list(&.0.errors))]
+    Documents(RunReport),
+    #[error("writing to stdout failed: {0}")]
+    Stdout(std::io::Error),
+}
+
+fn list(errors: &[pipeline::DocumentError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Builds the configured source.
+pub fn build_source(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match config {
+        SourceConfig::Replay(path) => Box::new(Replay::new(path)?),
+        SourceConfig::Demo(demo) => Box::new(Demo::new(demo.clone())),
+    })
+}
+
+/// Runs the exporter as configured.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let source = build_source(&config.source)?;
+    if config.once {
+        return run_once(source, &config).await;
+    }
+    serve(source, config).await
+}
+
+async fn run_once(source: Box<dyn Source>, config: &Config) -> Result<(), AppError> {
+    let (aggregator, report) =
+        pipeline::run_to_end(source, Aggregator::new(&config.aggregate)).await?;
+    let body = text::render(&aggregator.snapshot(Reference::NewestEvent));
+    std::io::stdout()
+        .lock()
+        .write_all(&body)
+        .map_err(AppError::Stdout)?;
+    if report.failed_documents > 0 {
+        return Err(AppError::Documents(report));
+    }
+    Ok(())
+}
+
+async fn serve(source: Box<dyn Source>, config: Config) -> Result<(), AppError> {
+    let addr = config.web.listen_address;
+    let listener = http::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(address = %local, telemetry_path = %config.web.telemetry_path, version = crate::VERSION, "Listening.");
+
+    let aggregator = Arc::new(Mutex::new(Aggregator::new(&config.aggregate)));
+    let ready = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel(4);
+    let consumer = pipeline::spawn_shared_consumer(rx, aggregator.clone(), ready.clone());
+    let timing = source.timing();
+    let producer = tokio::spawn(async move {
+        match source.run(tx).await {
+            Ok(()) => tracing::info!("Source finished; serving the final values."),
+            Err(e) => tracing::error!(error = %e, "Source stopped."),
+        }
+    });
+
+    let shared = aggregator.clone();
+    let render = move || {
+        let reference = match timing {
+            Timing::Historical => Reference::NewestEvent,
+            Timing::Live => Reference::WallClock(UnixMillis::now()),
+        };
+        let snapshot = pipeline::lock(&shared).snapshot(reference);
+        text::to_families(&snapshot)
+    };
+    let exposition = http::Exposition {
+        render: Box::new(render),
+        ready,
+        telemetry_path: config.web.telemetry_path.clone(),
+        process_metrics: !config.web.disable_exporter_metrics,
+    };
+    http::serve(listener, exposition, shutdown_signal()).await;
+    tracing::info!("Shutting down.");
+    producer.abort();
+    let _ = producer.await;
+    // The consumer ends once the producer's channel is dropped.
+    let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

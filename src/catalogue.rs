@@ -1,0 +1,230 @@
+//! The metric catalogue: the one place where every family the exporter exposes is defined.
+//!
+//! Invariants:
+//! - every family rendered by [`crate::exposition`] has an entry here, and its samples carry
+//!   exactly the labels listed here, in this order;
+//! - the README's metrics table is generated from [`markdown_table`] (a test fails if the
+//!   README drifts);
+//! - families with a `default_cap` are cardinality-capped; the cap is configurable per family
+//!   by its name (`limits.max_series.<name>`), and label sets past it are counted in one
+//!   overflow series whose labels are all [`OVERFLOW_LABEL`].
+
+/// Label value of the overflow series of a capped family.
+pub const OVERFLOW_LABEL: &str = "__other__";
+
+/// Prometheus metric type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// One metric family: what `# HELP` and `# TYPE` say, and which labels its samples carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+    /// Series cap when the family is capped; `None` for families with a fixed, small set.
+    pub default_cap: Option<usize>,
+}
+
+macro_rules! family {
+    ($ident:ident, $name:literal, $kind:ident, [$($label:literal),*], $cap:expr, $help:literal) => {
+        pub const $ident: Family = Family {
+            name: $name,
+            kind: Kind::$kind,
+            help: $help,
+            labels: &[$($label),*],
+            default_cap: $cap,
+        };
+    };
+}
+
+// === Usage families ===
+
+family!(ACTIVITY_EVENTS, "powerbi_activity_events_total", Counter, ["workspace_id", "activity"], Some(5_000),
+    "Activity events by workspace (WorkspaceId, empty when the event has none) and Activity, each event Id counted once.");
+family!(
+    ACTIVITY_EVENTS_FAILED,
+    "powerbi_activity_events_failed_total",
+    Counter,
+    ["workspace_id", "activity"],
+    Some(5_000),
+    "Activity events with IsSuccess=false, by workspace and Activity."
+);
+family!(REPORT_EVENTS, "powerbi_report_events_total", Counter, ["workspace_id", "report_id", "activity"], Some(20_000),
+    "Activity events that carry a ReportId, by workspace, report and Activity (views: activity=\"ViewReport\").");
+family!(WORKSPACE_INFO, "powerbi_workspace_info", Gauge, ["workspace_id", "workspace_name"], Some(5_000),
+    "Workspace names (WorkSpaceName of the newest event by CreationTime); always 1, join on workspace_id.");
+family!(
+    REPORT_INFO,
+    "powerbi_report_info",
+    Gauge,
+    ["report_id", "report_name", "workspace_id"],
+    Some(20_000),
+    "Report names (ReportName of the newest event by CreationTime); always 1, join on report_id."
+);
+family!(ACTIVE_USERS, "powerbi_active_users", Gauge, ["window"], None,
+    "Distinct users (UserId, case-insensitive) with at least one event whose CreationTime lies in the window before the reference time.");
+family!(WORKSPACE_ACTIVE_USERS, "powerbi_workspace_active_users", Gauge, ["workspace_id", "window"], Some(6_000),
+    "Distinct users with at least one event in the workspace whose CreationTime lies in the window before the reference time.");
+
+// === Self metrics ===
+
+family!(
+    BUILD_INFO,
+    "powerbi_exporter_build_info",
+    Gauge,
+    ["version", "revision"],
+    None,
+    "Build of the running exporter; always 1."
+);
+family!(
+    EVENTS_PROCESSED,
+    "powerbi_events_processed_total",
+    Counter,
+    [],
+    None,
+    "Events read from the source: accepted, duplicate and rejected alike."
+);
+family!(
+    EVENTS_DUPLICATE,
+    "powerbi_events_duplicate_total",
+    Counter,
+    [],
+    None,
+    "Events whose Id had already been counted; they are not counted again."
+);
+family!(
+    EVENTS_REJECTED,
+    "powerbi_events_rejected_total",
+    Counter,
+    ["reason"],
+    None,
+    "Events skipped because they could not be used, by reason."
+);
+family!(SERIES_DROPPED, "powerbi_series_dropped_total", Counter, ["family"], None,
+    "Samples whose label set exceeded the family's series cap and went to its __other__ overflow series instead.");
+family!(
+    PAGES_PROCESSED,
+    "powerbi_pages_processed_total",
+    Counter,
+    [],
+    None,
+    "Source documents (API pages, replay files, simulated pages) decoded to their end."
+);
+family!(PAGES_FAILED, "powerbi_pages_failed_total", Counter, [], None,
+    "Source documents that could not be read or were not valid JSON to their end (truncated, unreadable); events before the fault are kept.");
+family!(EVENTS_WATERMARK, "powerbi_events_watermark_timestamp_seconds", Gauge, [], None,
+    "CreationTime of the newest event counted, as a Unix timestamp; the lag is time() minus this value.");
+
+/// Every family, in exposition order (sorted by name).
+pub const ALL: &[Family] = &[
+    ACTIVE_USERS,
+    ACTIVITY_EVENTS_FAILED,
+    ACTIVITY_EVENTS,
+    EVENTS_DUPLICATE,
+    EVENTS_PROCESSED,
+    EVENTS_REJECTED,
+    EVENTS_WATERMARK,
+    BUILD_INFO,
+    PAGES_FAILED,
+    PAGES_PROCESSED,
+    REPORT_EVENTS,
+    REPORT_INFO,
+    SERIES_DROPPED,
+    WORKSPACE_ACTIVE_USERS,
+    WORKSPACE_INFO,
+];
+
+/// Looks a family up by its metric name.
+pub fn by_name(name: &str) -> Option<&'static Family> {
+    ALL.iter().find(|f| f.name == name)
+}
+
+/// Families whose series count is capped.
+pub fn capped() -> impl Iterator<Item = &'static Family> {
+    ALL.iter().filter(|f| f.default_cap.is_some())
+}
+
+/// The README's metrics table.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| Metric | Type | Labels | Default cap | Description |\n|---|---|---|---|---|\n",
+    );
+    for f in ALL {
+        let labels = if f.labels.is_empty() {
+            "—".to_string()
+        } else {
+            f.labels
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let cap = f.default_cap.map_or("—".to_string(), |c| c.to_string());
+        let help = f.help.replace('|', "\\|");
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            f.name,
+            f.kind.as_str(),
+            labels,
+            cap,
+            help
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        for f in ALL {
+            assert!(f.name.starts_with("powerbi_"), "{}", f.name);
+            assert!(
+                f.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{}",
+                f.name
+            );
+            assert_eq!(
+                f.kind == Kind::Counter,
+                f.name.ends_with("_total"),
+                "{}: _total iff counter",
+                f.name
+            );
+            assert!(f.help.ends_with('.'), "{}: HELP is a sentence", f.name);
+            for l in f.labels {
+                assert!(
+                    l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    "{}: label {l}",
+                    f.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exposition_order_is_sorted_and_unique() {
+        let names: Vec<_> = ALL.iter().map(|f| f.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+}

@@ -1,0 +1,141 @@
+//! Command-line flags, spelled like the Prometheus exporter-toolkit (`--web.*`, `--log.*`).
+//!
+//! Flags are parsed here and only here; [`crate::config`] layers them over the YAML file and
+//! validates the result. Flags left unset are `None`, so the file's values survive.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "powerbi-exporter",
+    version,
+    about = "Prometheus exporter for Power BI / Microsoft Fabric activity events.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rank the most used reports of a source (what the original usage script did).
+    Top(TopArgs),
+    /// Write events of the simulated tenant to a file, for replay tests and benchmarks.
+    Simulate(SimulateArgs),
+}
+
+/// Flags of the exporter itself.
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// YAML configuration file; flags override its values.
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        env = "POWERBI_EXPORTER_CONFIG_FILE"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Address to listen on for the web interface and telemetry [default: :10195].
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
+    pub listen_address: Option<String>,
+
+    /// Path under which to expose metrics [default: /metrics].
+    #[arg(long = "web.telemetry-path", value_name = "PATH")]
+    pub telemetry_path: Option<String>,
+
+    /// Leave out the process_* metrics about the exporter process.
+    #[arg(long = "web.disable-exporter-metrics")]
+    pub disable_exporter_metrics: bool,
+
+    /// Only log messages with the given severity or above [default: info].
+    #[arg(long = "log.level", value_name = "LEVEL", value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: Option<String>,
+
+    /// Output format of log messages [default: logfmt].
+    #[arg(long = "log.format", value_name = "FORMAT", value_parser = ["logfmt", "json"])]
+    pub log_format: Option<String>,
+
+    /// Replay saved activity events: a file or a directory of API pages, JSON arrays of
+    /// events, or JSON Lines.
+    #[arg(long, value_name = "PATH")]
+    pub replay: Option<PathBuf>,
+
+    /// Run on the built-in simulated tenant.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Process the source to its end, print the metrics to stdout and exit (replay only).
+    #[arg(long)]
+    pub once: bool,
+
+    /// Seed of the simulated tenant [default: 1].
+    #[arg(long = "demo.seed", value_name = "N")]
+    pub demo_seed: Option<u64>,
+
+    /// Events per minute in the simulated tenant's busiest minute [default: 600].
+    #[arg(long = "demo.peak-events-per-minute", value_name = "N")]
+    pub demo_peak_events_per_minute: Option<f64>,
+
+    /// History the simulated tenant generates at start [default: 6h].
+    #[arg(long = "demo.backfill", value_name = "DURATION")]
+    pub demo_backfill: Option<String>,
+
+    /// Series cap of one family, e.g. powerbi_report_events_total=5000 (repeatable).
+    #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
+    pub max_series: Vec<String>,
+
+    /// How far behind the newest event a re-delivered event is still recognised [default: 29d].
+    #[arg(long = "dedup.window", value_name = "DURATION")]
+    pub dedup_window: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Saved activity events to rank (file or directory, as for the exporter's --replay).
+    #[arg(long, value_name = "PATH")]
+    pub replay: PathBuf,
+
+    /// Activity to count (case-insensitive).
+    #[arg(long, default_value = "ViewReport")]
+    pub activity: String,
+
+    /// Number of reports to show.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+
+    /// Also write the ranking as CSV to this file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Number of events to write.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+
+    /// The events are spread over this many days before --end.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=28))]
+    pub days: u32,
+
+    /// End of the simulated period, as a Unix timestamp in seconds [default: now].
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub end: Option<i64>,
+
+    /// Seed of the simulated tenant and its events.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Layout of the file: API pages (5000 events each), one JSON array, or JSON Lines.
+    #[arg(long, default_value = "pages", value_parser = ["pages", "array", "jsonl"])]
+    pub format: String,
+
+    /// File to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}

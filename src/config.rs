@@ -1,0 +1,571 @@
+//! Configuration: defaults, then the YAML file (`--config.file`), then flags.
+//!
+//! Invariants:
+//! - every problem is reported at once, each naming the key or flag and what is expected;
+//!   the binary exits 2 on any of them;
+//! - unknown keys are errors (a typo must not silently fall back to a default);
+//! - after [`Config::load`] succeeds the values are valid: later stages do not re-check them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::aggregate::{AggregateConfig, Limits};
+use crate::catalogue;
+use crate::cli::RunArgs;
+use crate::duration;
+use crate::source::demo::DemoConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub level: tracing::Level,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub listen_address: SocketAddr,
+    pub telemetry_path: String,
+    pub disable_exporter_metrics: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    Replay(PathBuf),
+    Demo(DemoConfig),
+}
+
+/// The validated configuration of a run of the exporter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub web: WebConfig,
+    pub log: LogConfig,
+    pub source: SourceConfig,
+    pub once: bool,
+    pub aggregate: AggregateConfig,
+}
+
+/// Every problem found in the file and the flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Raw values before validation: strings as written, with where each came from.
+#[derive(Debug, Default)]
+struct Raw {
+    listen_address: Option<(String, String)>,
+    telemetry_path: Option<(String, String)>,
+    disable_exporter_metrics: bool,
+    log_level: Option<(String, String)>,
+    log_format: Option<(String, String)>,
+    replay: Option<PathBuf>,
+    demo: bool,
+    demo_seed: Option<u64>,
+    demo_workspaces: Option<usize>,
+    demo_users: Option<usize>,
+    demo_peak: Option<(f64, String)>,
+    demo_backfill: Option<(String, String)>,
+    max_series: Vec<(String, usize, String)>,
+    dedup_window: Option<(String, String)>,
+    once: bool,
+}
+
+impl Config {
+    /// Loads the file named by `--config.file` (if any) and applies the flags over it.
+    pub fn load(args: &RunArgs) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut raw = Raw::default();
+        if let Some(path) = &args.config_file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => read_file(&text, &mut raw, &mut errors),
+                Err(e) => errors.push(format!(
+                    "--config.file {}: cannot read it: {e}",
+                    path.display()
+                )),
+            }
+        }
+        apply_flags(args, &mut raw, &mut errors);
+        let config = validate(raw, &mut errors);
+        match config {
+            Some(c) if errors.is_empty() => Ok(c),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// Parses a YAML document alone (no flags), for tests and `check-config`.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut raw = Raw::default();
+        read_file(text, &mut raw, &mut errors);
+        let config = validate(raw, &mut errors);
+        match config {
+            Some(c) if errors.is_empty() => Ok(c),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+}
+
+// === The YAML file ===
+
+const TOP_KEYS: &[&str] = &["web", "log", "replay", "demo", "limits", "dedup"];
+
+fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
+    let doc: Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return errors.push(format!("config file is not valid YAML: {e}")),
+    };
+    if doc.is_null() {
+        return;
+    }
+    let Some(top) = section(&doc, "", TOP_KEYS, errors) else {
+        return;
+    };
+    let file = |key: &str| format!("config key `{key}`");
+    if let Some(web) = sub(
+        top,
+        "web",
+        &[
+            "listen_address",
+            "telemetry_path",
+            "disable_exporter_metrics",
+        ],
+        errors,
+    ) {
+        raw.listen_address = field::<String>(
+            web,
+            "web.listen_address",
+            "a string like \":10195\"",
+            errors,
+        )
+        .map(|v| (v, file("web.listen_address")));
+        raw.telemetry_path =
+            field::<String>(web, "web.telemetry_path", "a path like /metrics", errors)
+                .map(|v| (v, file("web.telemetry_path")));
+        raw.disable_exporter_metrics =
+            field::<bool>(web, "web.disable_exporter_metrics", "true or false", errors)
+                .unwrap_or(false);
+    }
+    if let Some(log) = sub(top, "log", &["level", "format"], errors) {
+        raw.log_level =
+            field::<String>(log, "log.level", "one of debug, info, warn, error", errors)
+                .map(|v| (v, file("log.level")));
+        raw.log_format = field::<String>(log, "log.format", "logfmt or json", errors)
+            .map(|v| (v, file("log.format")));
+    }
+    if let Some(replay) = sub(top, "replay", &["path"], errors) {
+        raw.replay = field::<PathBuf>(replay, "replay.path", "a file or directory path", errors);
+    }
+    if let Some(demo) = sub(
+        top,
+        "demo",
+        &[
+            "enabled",
+            "seed",
+            "workspaces",
+            "users",
+            "peak_events_per_minute",
+            "backfill",
+        ],
+        errors,
+    ) {
+        raw.demo = field::<bool>(demo, "demo.enabled", "true or false", errors).unwrap_or(false);
+        raw.demo_seed = field(demo, "demo.seed", "a whole number", errors);
+        raw.demo_workspaces = field(demo, "demo.workspaces", "a whole number", errors);
+        raw.demo_users = field(demo, "demo.users", "a whole number", errors);
+        raw.demo_peak = field::<f64>(demo, "demo.peak_events_per_minute", "a number", errors)
+            .map(|v| (v, file("demo.peak_events_per_minute")));
+        raw.demo_backfill = field::<String>(demo, "demo.backfill", "a duration like 6h", errors)
+            .map(|v| (v, file("demo.backfill")));
+    }
+    if let Some(limits) = sub(top, "limits", &["max_series"], errors) {
+        if let Some(caps) = field::<BTreeMap<String, usize>>(
+            limits,
+            "limits.max_series",
+            "a map of family name to a whole number",
+            errors,
+        ) {
+            raw.max_series = caps
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v, file(&format!("limits.max_series.{k}"))))
+                .collect();
+        }
+    }
+    if let Some(dedup) = sub(top, "dedup", &["window"], errors) {
+        raw.dedup_window = field::<String>(dedup, "dedup.window", "a duration like 29d", errors)
+            .map(|v| (v, file("dedup.window")));
+    }
+}
+
+/// The mapping at `path`, with unknown keys reported.
+fn section<'a>(
+    value: &'a Value,
+    path: &str,
+    known: &[&str],
+    errors: &mut Vec<String>,
+) -> Option<&'a Mapping> {
+    let Some(map) = value.as_mapping() else {
+        let what = if path.is_empty() {
+            "the config file".to_string()
+        } else {
+            format!("config key `{path}`")
+        };
+        errors.push(format!("{what}: expected a mapping of keys to values"));
+        return None;
+    };
+    for key in map.keys() {
+        let name = key.as_str().unwrap_or("<not a string>");
+        if !known.contains(&name) {
+            let full = if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            errors.push(format!(
+                "config key `{full}` is unknown (known keys{}: {})",
+                if path.is_empty() { "" } else { " here" },
+                known.join(", ")
+            ));
+        }
+    }
+    Some(map)
+}
+
+fn sub<'a>(
+    top: &'a Mapping,
+    key: &str,
+    known: &[&str],
+    errors: &mut Vec<String>,
+) -> Option<&'a Mapping> {
+    top.get(key).and_then(|v| {
+        if v.is_null() {
+            None
+        } else {
+            section(v, key, known, errors)
+        }
+    })
+}
+
+fn field<T: DeserializeOwned>(
+    map: &Mapping,
+    path: &str,
+    expected: &str,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    let key = path.rsplit('.').next().unwrap_or(path);
+    let value = map.get(key)?;
+    match serde_yaml_ng::from_value(value.clone()) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            let shown = serde_yaml_ng::to_string(value).unwrap_or_default();
+            errors.push(format!(
+                "config key `{path}`: expected {expected}, got {}",
+                shown.trim()
+            ));
+            None
+        }
+    }
+}
+
+// === Flags ===
+
+fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
+    let flag = |name: &str| format!("flag --{name}");
+    if let Some(v) = &args.listen_address {
+        raw.listen_address = Some((v.clone(), flag("web.listen-address")));
+    }
+    if let Some(v) = &args.telemetry_path {
+        raw.telemetry_path = Some((v.clone(), flag("web.telemetry-path")));
+    }
+    raw.disable_exporter_metrics |= args.disable_exporter_metrics;
+    raw.once = args.once;
+    if let Some(v) = &args.log_level {
+        raw.log_level = Some((v.clone(), flag("log.level")));
+    }
+    if let Some(v) = &args.log_format {
+        raw.log_format = Some((v.clone(), flag("log.format")));
+    }
+    if let Some(p) = &args.replay {
+        raw.replay = Some(p.clone());
+        raw.demo = false;
+    }
+    if args.demo {
+        raw.demo = true;
+        if args.replay.is_none() {
+            raw.replay = None;
+        }
+    }
+    if let Some(v) = args.demo_seed {
+        raw.demo_seed = Some(v);
+    }
+    if let Some(v) = args.demo_peak_events_per_minute {
+        raw.demo_peak = Some((v, flag("demo.peak-events-per-minute")));
+    }
+    if let Some(v) = &args.demo_backfill {
+        raw.demo_backfill = Some((v.clone(), flag("demo.backfill")));
+    }
+    for spec in &args.max_series {
+        match spec.split_once('=').map(|(k, v)| (k.trim(), v.trim().parse::<usize>())) {
+            Some((family, Ok(n))) => {
+                raw.max_series.retain(|(f, _, _)| f != family);
+                raw.max_series.push((family.to_string(), n, flag("limits.max-series")));
+            }
+            _ => errors.push(format!("flag --limits.max-series {spec:?}: expected FAMILY=N, e.g. powerbi_report_events_total=5000")),
+        }
+    }
+    if let Some(v) = &args.dedup_window {
+        raw.dedup_window = Some((v.clone(), flag("dedup.window")));
+    }
+}
+
+// === Validation ===
+
+fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
+    let listen_address = match &raw.listen_address {
+        None => Some(SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT))),
+        Some((v, from)) => parse_listen_address(v)
+            .map_err(|e| errors.push(format!("{from} {v:?}: {e}")))
+            .ok(),
+    };
+    let telemetry_path = match raw.telemetry_path {
+        None => "/metrics".to_string(),
+        Some((v, from)) => {
+            if !v.starts_with('/') || v == "/" || v.starts_with("/-/") {
+                errors.push(format!(
+                    "{from} {v:?}: expected a path starting with '/', other than / and /-/…"
+                ));
+            }
+            v
+        }
+    };
+    let level = match raw.log_level.as_ref().map(|(v, f)| (v.as_str(), f)) {
+        None | Some(("info", _)) => tracing::Level::INFO,
+        Some(("debug", _)) => tracing::Level::DEBUG,
+        Some(("warn", _)) => tracing::Level::WARN,
+        Some(("error", _)) => tracing::Level::ERROR,
+        Some((v, from)) => {
+            errors.push(format!(
+                "{from} {v:?}: expected one of debug, info, warn, error"
+            ));
+            tracing::Level::INFO
+        }
+    };
+    let format = match raw.log_format.as_ref().map(|(v, f)| (v.as_str(), f)) {
+        None | Some(("logfmt", _)) => LogFormat::Logfmt,
+        Some(("json", _)) => LogFormat::Json,
+        Some((v, from)) => {
+            errors.push(format!("{from} {v:?}: expected logfmt or json"));
+            LogFormat::Logfmt
+        }
+    };
+    let mut limits = Limits::default();
+    for (family, n, from) in raw.max_series {
+        match catalogue::by_name(&family) {
+            Some(f) if f.default_cap.is_some() && n >= 1 => {
+                limits.max_series.insert(family, n);
+            }
+            Some(f) if f.default_cap.is_some() => {
+                errors.push(format!("{from}: the cap of {family} must be at least 1"))
+            }
+            Some(_) => errors.push(format!(
+                "{from}: {family} has a fixed set of series and takes no cap"
+            )),
+            None => {
+                let capped: Vec<_> = catalogue::capped().map(|f| f.name).collect();
+                errors.push(format!(
+                    "{from}: unknown family {family:?} (capped families: {})",
+                    capped.join(", ")
+                ));
+            }
+        }
+    }
+    let mut duration_of = |value: Option<(String, String)>, default: Duration| match value {
+        None => default,
+        Some((v, from)) => duration::parse(&v).unwrap_or_else(|e| {
+            errors.push(format!("{from}: {e}"));
+            default
+        }),
+    };
+    let dedup_window = duration_of(raw.dedup_window, AggregateConfig::default().dedup_window);
+    let defaults = DemoConfig::default();
+    let backfill = duration_of(raw.demo_backfill, defaults.backfill);
+    let peak = match raw.demo_peak {
+        Some((v, from)) if !(v.is_finite() && v > 0.0) => {
+            errors.push(format!("{from}: expected a positive number, got {v}"));
+            defaults.peak_events_per_minute
+        }
+        Some((v, _)) => v,
+        None => defaults.peak_events_per_minute,
+    };
+    if dedup_window < Duration::from_secs(3600) {
+        errors.push(format!(
+            "dedup window {}: must be at least 1h (events arrive up to an hour late)",
+            duration::format(dedup_window)
+        ));
+    }
+    let source = match (raw.replay, raw.demo) {
+        (Some(_), true) => {
+            errors.push("choose one source: --replay PATH or --demo, not both".into());
+            None
+        }
+        (Some(path), false) => Some(SourceConfig::Replay(path)),
+        (None, true) if raw.once => {
+            errors.push("flag --once needs --replay PATH (the demo never ends)".into());
+            None
+        }
+        (None, true) => {
+            let mut tenant = defaults.tenant;
+            tenant.seed = raw.demo_seed.unwrap_or(tenant.seed);
+            tenant.workspaces = raw.demo_workspaces.unwrap_or(tenant.workspaces);
+            tenant.users = raw.demo_users.unwrap_or(tenant.users);
+            Some(SourceConfig::Demo(DemoConfig {
+                tenant,
+                peak_events_per_minute: peak,
+                backfill,
+                tick: defaults.tick,
+            }))
+        }
+        (None, false) if raw.once => {
+            errors.push("flag --once needs --replay PATH (the demo never ends)".into());
+            None
+        }
+        (None, false) => {
+            errors.push("no source configured: pass --demo to run on the simulated tenant, or --replay PATH to replay saved events".into());
+            None
+        }
+    };
+    Some(Config {
+        web: WebConfig {
+            listen_address: listen_address?,
+            telemetry_path,
+            disable_exporter_metrics: raw.disable_exporter_metrics,
+        },
+        log: LogConfig { level, format },
+        once: raw.once,
+        source: source?,
+        aggregate: AggregateConfig {
+            limits,
+            dedup_window,
+        },
+    })
+}
+
+/// `:PORT` (all interfaces, as the exporter-toolkit writes it), `HOST:PORT` or `[V6]:PORT`.
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let expected = "expected HOST:PORT, e.g. :10195 or 127.0.0.1:10195";
+    if let Some(port) = s.strip_prefix(':') {
+        return port
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
+            .map_err(|_| expected.to_string());
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => s
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address")),
+        _ => Err(expected.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_is_read() {
+        let c = Config::from_yaml(
+            "web: {listen_address: '127.0.0.1:9999', telemetry_path: /m}\nlog: {level: debug, format: json}\n\
+             demo: {enabled: true, seed: 3, backfill: 1h}\nlimits: {max_series: {powerbi_report_events_total: 7}}\ndedup: {window: 2d}\n",
+        )
+        .unwrap();
+        assert_eq!(c.web.listen_address, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(c.web.telemetry_path, "/m");
+        assert_eq!(
+            c.log,
+            LogConfig {
+                level: tracing::Level::DEBUG,
+                format: LogFormat::Json
+            }
+        );
+        assert_eq!(
+            c.aggregate.limits.max_series["powerbi_report_events_total"],
+            7
+        );
+        assert_eq!(c.aggregate.dedup_window, Duration::from_secs(2 * 86_400));
+        let SourceConfig::Demo(d) = c.source else {
+            panic!("demo expected")
+        };
+        assert_eq!((d.tenant.seed, d.backfill), (3, Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Config::from_yaml(
+            "web: {listen_addres: ':1', telemetry_path: metrics}\nlog: {level: loud}\nlimits: {max_series: {powerbi_nope: 1, powerbi_active_users: 2}}\ndedup: {window: 10}\ncolour: red\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "config key `colour` is unknown",
+            "config key `web.listen_addres` is unknown (known keys here: listen_address, telemetry_path, disable_exporter_metrics)",
+            "config key `web.telemetry_path` \"metrics\": expected a path starting with '/'",
+            "config key `log.level` \"loud\": expected one of debug, info, warn, error",
+            "unknown family \"powerbi_nope\"",
+            "powerbi_active_users has a fixed set of series and takes no cap",
+            "config key `dedup.window`: expected a duration like 29d, got 10",
+            "no source configured",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert_eq!(err.0.len(), 8, "{text}");
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_address(":10195"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 10195)))
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:80"),
+            Ok("[::1]:80".parse().unwrap())
+        );
+        assert!(parse_listen_address("localhost:0")
+            .unwrap()
+            .ip()
+            .is_loopback());
+        assert!(parse_listen_address("10195").is_err());
+        assert!(parse_listen_address(":99999").is_err());
+    }
+}

@@ -1,0 +1,449 @@
+//! One activity event, decoded leniently from the bytes of one JSON value.
+//!
+//! Invariants:
+//! - decoding never panics and never fails the page: any value yields either an
+//!   [`ActivityEvent`] or a [`Rejection`] with its reason;
+//! - strings without escapes are borrowed from the input buffer (`Cow::Borrowed`); only
+//!   strings that contain JSON escapes are copied;
+//! - unknown fields are skipped without being materialised; fields of an unexpected type are
+//!   treated as absent, except the required `Id`, `Activity` and `CreationTime`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::time::{parse_creation_time, UnixMillis};
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name<'a>(pub Cow<'a, str>);
+
+        impl<'a> $name<'a> {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// `WorkspaceId`: a GUID, kept as the API spells it.
+    WorkspaceId
+);
+string_id!(
+    /// `ReportId`: a GUID, kept as the API spells it.
+    ReportId
+);
+string_id!(
+    /// `Activity`, kept exactly as the API spells it (`ViewReport`, `ExportReport`, …).
+    Activity
+);
+
+/// The dedup key of an event: its `Id` GUID as a number, or a 128-bit hash of a non-GUID `Id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventKey(pub u128);
+
+impl EventKey {
+    pub fn from_id(id: &str) -> Self {
+        parse_guid(id).map_or_else(
+            || EventKey(xxhash_rust::xxh3::xxh3_128(id.as_bytes())),
+            EventKey,
+        )
+    }
+}
+
+/// A user, as a 64-bit hash of the lower-cased `UserId`. The id itself is never kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserKey(pub u64);
+
+impl UserKey {
+    pub fn from_user_id(user: &str) -> Self {
+        if user.bytes().any(|b| b.is_ascii_uppercase()) {
+            UserKey(xxhash_rust::xxh3::xxh3_64(
+                user.to_ascii_lowercase().as_bytes(),
+            ))
+        } else {
+            UserKey(xxhash_rust::xxh3::xxh3_64(user.as_bytes()))
+        }
+    }
+}
+
+/// An event the aggregation can use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityEvent<'a> {
+    pub key: EventKey,
+    pub time: UnixMillis,
+    pub activity: Activity<'a>,
+    pub workspace_id: Option<WorkspaceId<'a>>,
+    pub workspace_name: Option<Cow<'a, str>>,
+    pub report_id: Option<ReportId<'a>>,
+    pub report_name: Option<Cow<'a, str>>,
+    pub user: Option<UserKey>,
+    /// `IsSuccess`; an event without the field counts as successful.
+    pub success: bool,
+}
+
+/// Why an event was skipped; the label value of `powerbi_events_rejected_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rejection {
+    InvalidJson,
+    NotAnObject,
+    MissingId,
+    MissingActivity,
+    MissingTime,
+    InvalidTime,
+    OutsideDedupWindow,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 7] = [
+        Rejection::InvalidJson,
+        Rejection::NotAnObject,
+        Rejection::MissingId,
+        Rejection::MissingActivity,
+        Rejection::MissingTime,
+        Rejection::InvalidTime,
+        Rejection::OutsideDedupWindow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::InvalidJson => "invalid_json",
+            Rejection::NotAnObject => "not_an_object",
+            Rejection::MissingId => "missing_id",
+            Rejection::MissingActivity => "missing_activity",
+            Rejection::MissingTime => "missing_time",
+            Rejection::InvalidTime => "invalid_time",
+            Rejection::OutsideDedupWindow => "outside_dedup_window",
+        }
+    }
+}
+
+/// Decodes one JSON value (the bytes of one element of `activityEventEntities`).
+pub fn decode_event(bytes: &[u8]) -> Result<ActivityEvent<'_>, Rejection> {
+    let raw: RawValue<'_> = serde_json::from_slice(bytes).map_err(|_| Rejection::InvalidJson)?;
+    let RawValue::Object(raw) = raw else {
+        return Err(Rejection::NotAnObject);
+    };
+    raw.into_event()
+}
+
+/// A JSON value: an event object, or anything else (which is rejected).
+enum RawValue<'a> {
+    Object(Box<RawEvent<'a>>),
+    Other,
+}
+
+/// The fields we read, each tolerant of any JSON type.
+#[derive(Default)]
+struct RawEvent<'a> {
+    id: Lenient<'a>,
+    creation_time: Lenient<'a>,
+    activity: Lenient<'a>,
+    workspace_id: Lenient<'a>,
+    workspace_name: Lenient<'a>,
+    workspace_name_alias: Lenient<'a>,
+    report_id: Lenient<'a>,
+    report_name: Lenient<'a>,
+    user_id: Lenient<'a>,
+    is_success: Lenient<'a>,
+}
+
+impl<'a> RawEvent<'a> {
+    fn into_event(self) -> Result<ActivityEvent<'a>, Rejection> {
+        let id = self.id.into_str().ok_or(Rejection::MissingId)?;
+        let activity = self.activity.into_str().ok_or(Rejection::MissingActivity)?;
+        let time = match self.creation_time {
+            Lenient::Str(s) if !s.is_empty() => {
+                parse_creation_time(&s).ok_or(Rejection::InvalidTime)?
+            }
+            Lenient::Absent | Lenient::Null => return Err(Rejection::MissingTime),
+            _ => return Err(Rejection::InvalidTime),
+        };
+        Ok(ActivityEvent {
+            key: EventKey::from_id(&id),
+            time,
+            activity: Activity(activity),
+            workspace_id: self.workspace_id.into_str().map(WorkspaceId),
+            workspace_name: self
+                .workspace_name
+                .into_str()
+                .or_else(|| self.workspace_name_alias.into_str()),
+            report_id: self.report_id.into_str().map(ReportId),
+            report_name: self.report_name.into_str(),
+            user: self.user_id.into_str().map(|u| UserKey::from_user_id(&u)),
+            success: !matches!(self.is_success, Lenient::Bool(false)),
+        })
+    }
+}
+
+/// A field value of any JSON type, keeping strings and booleans.
+#[derive(Default)]
+enum Lenient<'a> {
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'a, str>),
+    Bool(bool),
+    Other,
+}
+
+impl<'a> Lenient<'a> {
+    /// The value as a non-empty string, or `None`.
+    fn into_str(self) -> Option<Cow<'a, str>> {
+        match self {
+            Lenient::Str(s) if !s.trim().is_empty() => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Lenient<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor)
+    }
+}
+
+struct LenientVisitor;
+
+impl<'de> Visitor<'de> for LenientVisitor {
+    type Value = Lenient<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Lenient::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Lenient::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Lenient::Str(Cow::Owned(v)))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Lenient::Bool(v))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Lenient::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Lenient::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Lenient::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Lenient::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Lenient::Other)
+    }
+}
+
+/// The keys we read; `WorkSpaceName` is the API's spelling, `WorkspaceName` an alias seen in
+/// PowerShell-produced archives. Matching is exact: JSON keys are case-sensitive.
+#[derive(Deserialize)]
+#[serde(field_identifier)]
+enum Field {
+    Id,
+    CreationTime,
+    Activity,
+    WorkspaceId,
+    WorkSpaceName,
+    WorkspaceName,
+    ReportId,
+    ReportName,
+    UserId,
+    IsSuccess,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for RawValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawValueVisitor)
+    }
+}
+
+struct RawValueVisitor;
+
+impl<'de> Visitor<'de> for RawValueVisitor {
+    type Value = RawValue<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an activity event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut ev = RawEvent::default();
+        while let Some(field) = map.next_key::<Field>()? {
+            let slot = match field {
+                Field::Id => &mut ev.id,
+                Field::CreationTime => &mut ev.creation_time,
+                Field::Activity => &mut ev.activity,
+                Field::WorkspaceId => &mut ev.workspace_id,
+                Field::WorkSpaceName => &mut ev.workspace_name,
+                Field::WorkspaceName => &mut ev.workspace_name_alias,
+                Field::ReportId => &mut ev.report_id,
+                Field::ReportName => &mut ev.report_name,
+                Field::UserId => &mut ev.user_id,
+                Field::IsSuccess => &mut ev.is_success,
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = map.next_value()?;
+        }
+        Ok(RawValue::Object(Box::new(ev)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(RawValue::Other)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(RawValue::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(RawValue::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(RawValue::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(RawValue::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(RawValue::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawValue::Other)
+    }
+}
+
+/// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (any case) into a number.
+fn parse_guid(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(d);
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIEW: &str = r#"{"Id":"84138fb8-bf38-4b78-83f8-ba2dc9eab73e","CreationTime":"2026-11-20T09:02:51",
+        "Activity":"ViewReport","WorkSpaceName":"Sales Analytics","WorkspaceId":"f95b8b6f-ac8f-4d3c-baa0-f46d7e254acf",
+        "ReportId":"7ba2c5de-f72b-49f4-a146-8bc5de3e093d","ReportName":"Pipeline Review","UserId":"Priya.Patel@contoso.com",
+        "IsSuccess":true,"ModelsSnapshots":[],"ExportedArtifactInfo":{"ExportType":"PDF"}}"#;
+
+    #[test]
+    fn decodes_a_view_and_borrows_its_strings() {
+        let ev = decode_event(VIEW.as_bytes()).unwrap();
+        assert_eq!(ev.activity.as_str(), "ViewReport");
+        assert!(matches!(ev.activity.0, Cow::Borrowed(_)));
+        assert_eq!(ev.workspace_name.as_deref(), Some("Sales Analytics"));
+        assert_eq!(
+            ev.report_id.as_ref().unwrap().as_str(),
+            "7ba2c5de-f72b-49f4-a146-8bc5de3e093d"
+        );
+        assert_eq!(
+            ev.user,
+            Some(UserKey::from_user_id("priya.patel@contoso.com"))
+        );
+        assert!(ev.success);
+        assert_eq!(
+            ev.key,
+            EventKey::from_id("84138FB8-BF38-4B78-83F8-BA2DC9EAB73E")
+        );
+    }
+
+    #[test]
+    fn accepts_the_workspace_name_alias_and_escaped_strings() {
+        let ev = decode_event(br#"{"Id":"x1","CreationTime":"2026-11-20T09:02:51Z","Activity":"View\u0052eport","WorkspaceName":"A \"B\"","IsSuccess":false}"#).unwrap();
+        assert_eq!(ev.activity.as_str(), "ViewReport");
+        assert_eq!(ev.workspace_name.as_deref(), Some("A \"B\""));
+        assert!(!ev.success);
+        assert_eq!(ev.workspace_id, None);
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        let cases: &[(&str, Rejection)] = &[
+            ("[1,2]", Rejection::NotAnObject),
+            ("\"text\"", Rejection::NotAnObject),
+            ("null", Rejection::NotAnObject),
+            ("{\"Id\": tru}", Rejection::InvalidJson),
+            (
+                r#"{"Activity":"ViewReport","CreationTime":"2026-11-20T09:02:51"}"#,
+                Rejection::MissingId,
+            ),
+            (
+                r#"{"Id":"","Activity":"ViewReport","CreationTime":"2026-11-20T09:02:51"}"#,
+                Rejection::MissingId,
+            ),
+            (
+                r#"{"Id":"a","CreationTime":"2026-11-20T09:02:51"}"#,
+                Rejection::MissingActivity,
+            ),
+            (
+                r#"{"Id":"a","Activity":7,"CreationTime":"2026-11-20T09:02:51"}"#,
+                Rejection::MissingActivity,
+            ),
+            (
+                r#"{"Id":"a","Activity":"ViewReport"}"#,
+                Rejection::MissingTime,
+            ),
+            (
+                r#"{"Id":"a","Activity":"ViewReport","CreationTime":"soon"}"#,
+                Rejection::InvalidTime,
+            ),
+            (
+                r#"{"Id":"a","Activity":"ViewReport","CreationTime":17}"#,
+                Rejection::InvalidTime,
+            ),
+        ];
+        for (json, reason) in cases {
+            assert_eq!(decode_event(json.as_bytes()).err(), Some(*reason), "{json}");
+        }
+    }
+
+    #[test]
+    fn optional_fields_of_the_wrong_type_are_absent() {
+        let ev = decode_event(br#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T09:02:51","ReportId":{"x":1},"WorkspaceId":null,"UserId":5}"#).unwrap();
+        assert_eq!((ev.report_id, ev.workspace_id, ev.user), (None, None, None));
+    }
+}

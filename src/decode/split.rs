@@ -1,0 +1,506 @@
+//! Streaming splitter: finds the bytes of each event in a document without parsing them.
+//!
+//! A document is any of what users have on disk or what the API sends:
+//! - an API page `{"activityEventEntities": [...], "continuationUri": ...}` (several pages may
+//!   follow each other in one file, or one per line);
+//! - a JSON array of events (what `Get-PowerBIActivityEvent` and most archivers save);
+//! - JSON Lines / concatenated objects, one event each.
+//!
+//! Invariants:
+//! - memory is bounded by the read chunk plus the largest single event, never by the number
+//!   of events: the buffer only ever holds the element being scanned;
+//! - each element is handed out as one contiguous slice, so the event decoder can borrow
+//!   from it; the splitter does not validate inside elements (the decoder does, per event);
+//! - structural faults outside elements (truncation, garbage between elements) end the
+//!   document with a [`SplitError`] that names the byte offset; elements already handed out
+//!   stay handed out.
+
+use std::io::{self, Read};
+
+use memchr::memchr2;
+
+/// The key under which an API page carries its events.
+const ENTITIES_KEY: &[u8] = b"activityEventEntities";
+/// Read size; also the initial buffer size.
+const CHUNK: usize = 256 * 1024;
+/// Largest single event (or top-level value scanned as one) the splitter accepts.
+pub const MAX_ELEMENT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Why a document could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SplitError {
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("invalid JSON at byte {offset}: expected {expected} {context}")]
+    Syntax {
+        offset: u64,
+        expected: &'static str,
+        context: &'static str,
+    },
+    #[error("truncated: the data ends at byte {offset} {context}")]
+    Truncated { offset: u64, context: &'static str },
+    #[error("a single value at byte {offset} is larger than {MAX_ELEMENT_BYTES} bytes")]
+    TooLarge { offset: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Between top-level values.
+    TopLevel,
+    /// Inside an array of events: the top-level one, or a page's `activityEventEntities`.
+    Array { first: bool, in_page: bool },
+    /// Inside a top-level object. Until its `activityEventEntities` key shows it is a page,
+    /// it may be an event itself, so its bytes from `obj_start` are kept.
+    Object {
+        obj_start: usize,
+        first: bool,
+        page: bool,
+    },
+}
+
+impl State {
+    fn context(self) -> &'static str {
+        match self {
+            State::TopLevel => "between top-level values",
+            State::Array { in_page: true, .. } => "inside the activityEventEntities array",
+            State::Array { in_page: false, .. } => "inside the top-level array",
+            State::Object { .. } => "inside a top-level object",
+        }
+    }
+}
+
+enum Step {
+    NeedMore,
+    Element(usize, usize),
+    Continue,
+    Done,
+}
+
+/// Splits one document read from `R` into event elements.
+pub struct Splitter<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Bytes before `start` are consumed.
+    start: usize,
+    /// Bytes before `end` are filled.
+    end: usize,
+    /// Absolute offset of `buf[0]` in the document.
+    base: u64,
+    eof: bool,
+    state: State,
+}
+
+impl<R: Read> Splitter<R> {
+    pub fn new(reader: R) -> Self {
+        Splitter {
+            reader,
+            buf: vec![0; CHUNK],
+            start: 0,
+            end: 0,
+            base: 0,
+            eof: false,
+            state: State::TopLevel,
+        }
+    }
+
+    /// Calls `on_element` with the bytes of every element, in document order.
+    pub fn for_each(&mut self, mut on_element: impl FnMut(&[u8])) -> Result<(), SplitError> {
+        loop {
+            match self.step()? {
+                Step::Element(from, to) => on_element(&self.buf[from..to]),
+                Step::Continue => {}
+                Step::NeedMore => {
+                    if self.eof {
+                        return Err(SplitError::Truncated {
+                            offset: self.base + self.end as u64,
+                            context: self.state.context(),
+                        });
+                    }
+                    self.fill()?;
+                }
+                Step::Done => return Ok(()),
+            }
+        }
+    }
+
+    /// Moves the kept bytes to the front, grows the buffer when one value fills it, reads more.
+    fn fill(&mut self) -> Result<(), SplitError> {
+        let keep = match self.state {
+            State::Object {
+                obj_start,
+                page: false,
+                ..
+            } => obj_start,
+            _ => self.start,
+        };
+        if keep > 0 {
+            self.buf.copy_within(keep..self.end, 0);
+            self.base += keep as u64;
+            self.end -= keep;
+            self.start -= keep;
+            if let State::Object { obj_start, .. } = &mut self.state {
+                *obj_start = obj_start.saturating_sub(keep);
+            }
+        }
+        if self.end == self.buf.len() {
+            if self.buf.len() >= MAX_ELEMENT_BYTES {
+                return Err(SplitError::TooLarge { offset: self.base });
+            }
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn syntax(&self, at: usize, expected: &'static str) -> SplitError {
+        SplitError::Syntax {
+            offset: self.base + at as u64,
+            expected,
+            context: self.state.context(),
+        }
+    }
+
+    /// Parses one step from `start`. A step either completes (and moves `start`) or asks for
+    /// more bytes and is then redone from the same `start`.
+    fn step(&mut self) -> Result<Step, SplitError> {
+        let buf = &self.buf[..self.end];
+        let mut i = self.start;
+        if self.base == 0 && i == 0 {
+            const BOM: &[u8] = b"\xEF\xBB\xBF";
+            if buf.len() < BOM.len() && !self.eof && BOM.starts_with(buf) {
+                return Ok(Step::NeedMore);
+            }
+            if buf.starts_with(BOM) {
+                i = BOM.len();
+            }
+        }
+        let Some(p) = skip_ws(buf, i) else {
+            return Ok(if self.eof && matches!(self.state, State::TopLevel) {
+                Step::Done
+            } else {
+                Step::NeedMore
+            });
+        };
+        match self.state {
+            State::TopLevel => match buf[p] {
+                b'[' => {
+                    self.start = p + 1;
+                    self.state = State::Array {
+                        first: true,
+                        in_page: false,
+                    };
+                    Ok(Step::Continue)
+                }
+                b'{' => {
+                    self.start = p + 1;
+                    self.state = State::Object {
+                        obj_start: p,
+                        first: true,
+                        page: false,
+                    };
+                    Ok(Step::Continue)
+                }
+                _ => Err(self.syntax(
+                    p,
+                    "'[' or '{' (an API page, an array of events or JSON Lines)",
+                )),
+            },
+            State::Array { first, in_page } => {
+                if buf[p] == b']' {
+                    self.start = p + 1;
+                    self.state = if in_page {
+                        State::Object {
+                            obj_start: 0,
+                            first: false,
+                            page: true,
+                        }
+                    } else {
+                        State::TopLevel
+                    };
+                    return Ok(Step::Continue);
+                }
+                let mut v = p;
+                if !first {
+                    if buf[p] != b',' {
+                        return Err(self.syntax(p, "',' or ']'"));
+                    }
+                    let Some(q) = skip_ws(buf, p + 1) else {
+                        return Ok(Step::NeedMore);
+                    };
+                    v = q;
+                }
+                match skip_value(buf, v, self.eof).map_err(|e| self.syntax(v, e))? {
+                    None => Ok(Step::NeedMore),
+                    Some(to) => {
+                        self.start = to;
+                        self.state = State::Array {
+                            first: false,
+                            in_page,
+                        };
+                        Ok(Step::Element(v, to))
+                    }
+                }
+            }
+            State::Object {
+                obj_start,
+                first,
+                page,
+            } => {
+                if buf[p] == b'}' {
+                    self.start = p + 1;
+                    self.state = State::TopLevel;
+                    return Ok(if page {
+                        Step::Continue
+                    } else {
+                        Step::Element(obj_start, p + 1)
+                    });
+                }
+                let mut k = p;
+                if !first {
+                    if buf[p] != b',' {
+                        return Err(self.syntax(p, "',' or '}'"));
+                    }
+                    let Some(q) = skip_ws(buf, p + 1) else {
+                        return Ok(Step::NeedMore);
+                    };
+                    k = q;
+                }
+                if buf[k] != b'"' {
+                    return Err(self.syntax(k, "a key string"));
+                }
+                let Some(key_end) = skip_string(buf, k) else {
+                    return Ok(Step::NeedMore);
+                };
+                let Some(colon) = skip_ws(buf, key_end) else {
+                    return Ok(Step::NeedMore);
+                };
+                if buf[colon] != b':' {
+                    return Err(self.syntax(colon, "':'"));
+                }
+                let Some(v) = skip_ws(buf, colon + 1) else {
+                    return Ok(Step::NeedMore);
+                };
+                let is_entities = &buf[k + 1..key_end - 1] == ENTITIES_KEY;
+                if is_entities && buf[v] == b'[' {
+                    self.start = v + 1;
+                    self.state = State::Array {
+                        first: true,
+                        in_page: true,
+                    };
+                    return Ok(Step::Continue);
+                }
+                match skip_value(buf, v, self.eof).map_err(|e| self.syntax(v, e))? {
+                    None => Ok(Step::NeedMore),
+                    Some(to) => {
+                        self.start = to;
+                        self.state = State::Object {
+                            obj_start,
+                            first: false,
+                            page: page || is_entities,
+                        };
+                        Ok(Step::Continue)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// First non-whitespace index at or after `i`, or `None` if the buffer ends first.
+fn skip_ws(buf: &[u8], mut i: usize) -> Option<usize> {
+    while i < buf.len() {
+        if !matches!(buf[i], b' ' | b'\t' | b'\r' | b'\n') {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Index just past the string starting with the quote at `i`, or `None` if incomplete.
+fn skip_string(buf: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        let k = j + memchr2(b'"', b'\\', &buf[j..])?;
+        if buf[k] == b'"' {
+            return Some(k + 1);
+        }
+        j = k + 2;
+        if j > buf.len() {
+            return None;
+        }
+    }
+}
+
+/// Index just past the value starting at `i`, `None` if the buffer ends first. Brackets are
+/// only counted, not matched: the decoder validates what is inside.
+fn skip_value(buf: &[u8], i: usize, eof: bool) -> Result<Option<usize>, &'static str> {
+    match buf[i] {
+        b'"' => Ok(skip_string(buf, i)),
+        b'{' | b'[' => {
+            let mut depth = 0u32;
+            let mut j = i;
+            while j < buf.len() {
+                match buf[j] {
+                    b'"' => match skip_string(buf, j) {
+                        Some(k) => {
+                            j = k;
+                            continue;
+                        }
+                        None => return Ok(None),
+                    },
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Ok(Some(j + 1));
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            Ok(None)
+        }
+        b'}' | b']' | b',' | b':' => Err("a value"),
+        _ => {
+            let n = buf[i..]
+                .iter()
+                .position(|c| matches!(c, b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n'));
+            match n {
+                Some(n) => Ok(Some(i + n)),
+                None if eof => Ok(Some(buf.len())),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `n` bytes per read, to exercise every refill point.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn split(doc: &str, trickle: usize) -> Result<Vec<String>, SplitError> {
+        let mut out = Vec::new();
+        Splitter::new(Trickle(doc.as_bytes(), trickle))
+            .for_each(|e| out.push(String::from_utf8(e.to_vec()).unwrap()))
+            .map(|()| out)
+    }
+
+    fn all_ways(doc: &str) -> Vec<String> {
+        let whole = split(doc, usize::MAX).unwrap();
+        for t in [1, 2, 3, 7] {
+            assert_eq!(split(doc, t).unwrap(), whole, "trickle {t}");
+        }
+        whole
+    }
+
+    #[test]
+    fn splits_an_api_page() {
+        let doc = r#"{"activityEventEntities": [{"Id":"a","S":"x]}\"{"}, {"Id":"b","N":[1,{"c":2}]}],
+            "continuationUri": "https://x/?t='a%3D'", "continuationToken": null, "lastResultSet": false}"#;
+        assert_eq!(
+            all_ways(doc),
+            vec![
+                r#"{"Id":"a","S":"x]}\"{"}"#,
+                r#"{"Id":"b","N":[1,{"c":2}]}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn splits_arrays_lines_and_consecutive_pages() {
+        assert_eq!(
+            all_ways("\u{feff}[ {\"Id\":1} ,\n{\"Id\":2}]\n"),
+            vec!["{\"Id\":1}", "{\"Id\":2}"]
+        );
+        assert_eq!(
+            all_ways("{\"Id\":1}\n{\"Id\":2}\r\n\n{\"Id\":3}"),
+            vec!["{\"Id\":1}", "{\"Id\":2}", "{\"Id\":3}"]
+        );
+        let pages = r#"{"continuationToken":"x","activityEventEntities":[{"Id":1}]}{"activityEventEntities":[]}
+            {"activityEventEntities":null}{"activityEventEntities":[{"Id":2}]}"#;
+        assert_eq!(all_ways(pages), vec!["{\"Id\":1}", "{\"Id\":2}"]);
+        assert_eq!(all_ways("[]"), Vec::<String>::new());
+        assert_eq!(all_ways(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn hands_out_non_objects_for_the_decoder_to_reject() {
+        assert_eq!(
+            all_ways("[1, \"s\", null, {\"Id\":2}, [3]]"),
+            vec!["1", "\"s\"", "null", "{\"Id\":2}", "[3]"]
+        );
+    }
+
+    #[test]
+    fn truncation_is_an_error_after_the_complete_events() {
+        let doc = r#"{"activityEventEntities": [{"Id":"a"}, {"Id":"b", "Activ"#;
+        let mut seen = Vec::new();
+        let err = Splitter::new(Trickle(doc.as_bytes(), 5))
+            .for_each(|e| seen.push(e.to_vec()))
+            .unwrap_err();
+        assert_eq!(seen, vec![br#"{"Id":"a"}"#.to_vec()]);
+        assert!(
+            matches!(
+                err,
+                SplitError::Truncated {
+                    offset: 56,
+                    context: "inside the activityEventEntities array"
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            split("[{\"Id\":1}", 3),
+            Err(SplitError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_a_syntax_error_with_its_offset() {
+        let err = split("hello", 100).unwrap_err();
+        assert_eq!(err.to_string(), "invalid JSON at byte 0: expected '[' or '{' (an API page, an array of events or JSON Lines) between top-level values");
+        assert!(matches!(
+            split("[{\"Id\":1} {\"Id\":2}]", 4),
+            Err(SplitError::Syntax { offset: 10, .. })
+        ));
+        assert!(matches!(
+            split("{\"a\" 1}", 4),
+            Err(SplitError::Syntax { offset: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn large_events_grow_the_buffer() {
+        let big = format!("{{\"Id\":\"{}\"}}", "x".repeat(3 * CHUNK));
+        let doc = format!("[{big},{{\"Id\":2}}]");
+        assert_eq!(
+            split(&doc, 100_000).unwrap(),
+            vec![big, "{\"Id\":2}".to_string()]
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! Exposition stage: snapshots → Prometheus text, served over HTTP or printed (`--once`).
+
+pub mod http;
+pub mod text;

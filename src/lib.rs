@@ -1,0 +1,40 @@
+//! powerbi-exporter: Power BI / Microsoft Fabric activity events as Prometheus metrics.
+//!
+//! Data flows in one direction, one module per stage; no stage reaches backwards:
+//!
+//! ```text
+//! source (replay files | simulated tenant | live API later)
+//!    │  Document: one page, file or JSON Lines stream, as bytes
+//!    ▼
+//! decode   streaming splitter + lenient per-event decoder, borrowing from the buffer
+//!    │  ActivityEvent<'buf> | Rejection
+//!    ▼
+//! aggregate  dedup by Id, capped series, info names, distinct users
+//!    │  Snapshot (families of samples, owned)
+//!    ▼
+//! exposition  Prometheus text over HTTP (/metrics), `--once` to stdout
+//! ```
+//!
+//! [`catalogue`] is the single list of metric families (name, type, HELP, labels, cap);
+//! the exposition, the README table and the config validation all read it.
+
+pub mod aggregate;
+pub mod app;
+pub mod catalogue;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod duration;
+pub mod exposition;
+pub mod pipeline;
+pub mod simulator;
+pub mod source;
+pub mod telemetry;
+pub mod top;
+
+/// The exporter's version, as exported in `powerbi_exporter_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Default TCP port. Ports 9100–9999 of the Prometheus allocation table are taken; this one
+/// sits above them and is not registered yet (see README, "Port").
+pub const DEFAULT_PORT: u16 = 10195;

@@ -1,0 +1,108 @@
+//! The `powerbi-exporter` binary: parses flags, loads the configuration, runs a command.
+//! Exit codes: 0 success, 1 runtime failure, 2 bad flags or configuration.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use powerbi_exporter::cli::{Cli, Command, SimulateArgs, TopArgs};
+use powerbi_exporter::config::{Config, LogConfig, LogFormat};
+use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::simulator::{self, Layout, Rng, Tenant, TenantSpec};
+use powerbi_exporter::source::replay::Replay;
+use powerbi_exporter::{aggregate, app, pipeline, telemetry, top};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Top(args)) => with_default_logging(|| runtime()?.block_on(run_top(args))),
+        Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
+        None => {
+            let config = match Config::load(&cli.run) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprint!("powerbi-exporter: {errors}");
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init(&config.log);
+            runtime().and_then(|rt| rt.block_on(app::run(config)).map_err(anyhow::Error::from))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("powerbi-exporter: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn with_default_logging(f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    telemetry::init(&LogConfig {
+        level: tracing::Level::WARN,
+        format: LogFormat::Logfmt,
+    });
+    f()
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn run_top(args: TopArgs) -> anyhow::Result<()> {
+    let source = Box::new(Replay::new(&args.replay)?);
+    let ranking = top::Ranking::new(
+        &args.activity,
+        aggregate::AggregateConfig::default().dedup_window,
+    );
+    let (ranking, report) = pipeline::run_to_end(source, ranking).await?;
+    let rows = ranking.rows(args.limit as usize);
+    print!("{}", top::table(&rows, &args.activity));
+    eprintln!(
+        "{} events read: {} duplicates and {} rejected skipped; {} reports shown.",
+        ranking.events_read,
+        ranking.duplicates,
+        ranking.rejected,
+        rows.len()
+    );
+    if let Some(path) = &args.csv {
+        std::fs::write(path, top::csv(&rows, &args.activity))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if report.failed_documents > 0 {
+        return Err(app::AppError::Documents(report).into());
+    }
+    Ok(())
+}
+
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    let end = args.end.map_or_else(UnixMillis::now, UnixMillis::from_secs);
+    let from = end.saturating_sub_millis(i64::from(args.days) * 86_400_000);
+    let layout = match args.format.as_str() {
+        "array" => Layout::Array,
+        "jsonl" => Layout::Jsonl,
+        _ => Layout::Pages,
+    };
+    let tenant = Tenant::new(TenantSpec {
+        seed: args.seed,
+        ..TenantSpec::default()
+    });
+    let mut rng = Rng::new(args.seed.wrapping_add(1));
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    simulator::write_archive(
+        &tenant,
+        &mut rng,
+        args.events,
+        (from, end),
+        layout,
+        std::io::BufWriter::new(file),
+    )
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    Ok(())
+}

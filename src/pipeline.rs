@@ -1,0 +1,163 @@
+//! Pipeline glue: runs a source and feeds each document through the decoder into a sink.
+//!
+//! Decoding and aggregation are CPU work and file reads are blocking, so documents are
+//! consumed on a blocking thread; the source runs on the async runtime. A document that
+//! breaks (unreadable, truncated, not JSON) is logged, counted, and the next one is read.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::mpsc;
+
+use crate::aggregate::Aggregator;
+use crate::decode::{decode_document, ActivityEvent, EventSink, Rejection, SplitError, UnixMillis};
+use crate::source::{Body, Document, Source, SourceError};
+
+/// Documents in flight between the source and the decoder.
+const CHANNEL_DEPTH: usize = 4;
+/// Events applied per lock of the shared aggregator: scrapes wait for at most one batch.
+const EVENTS_PER_LOCK: u32 = 4096;
+/// Document errors kept for the end-of-run report (all are logged and counted).
+const ERRORS_KEPT: usize = 20;
+
+/// A document that could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {kind}")]
+pub struct DocumentError {
+    pub origin: String,
+    pub kind: SplitError,
+}
+
+/// Decodes one document into `sink`.
+pub fn apply_document(doc: &Document, sink: &mut impl EventSink) -> Result<(), DocumentError> {
+    let result = match &doc.body {
+        Body::Bytes(bytes) => decode_document(&bytes[..], sink),
+        Body::File(path) => std::fs::File::open(path)
+            .map_err(SplitError::Io)
+            .and_then(|f| decode_document(f, sink)),
+    };
+    result.map_err(|kind| DocumentError {
+        origin: doc.origin.clone(),
+        kind,
+    })
+}
+
+/// What a finished run saw go wrong.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub failed_documents: usize,
+    /// The first few errors, for the final message.
+    pub errors: Vec<DocumentError>,
+}
+
+fn drain(
+    mut rx: mpsc::Receiver<Document>,
+    mut consume: impl FnMut(&Document) -> Result<(), DocumentError>,
+) -> RunReport {
+    let mut report = RunReport::default();
+    while let Some(doc) = rx.blocking_recv() {
+        if let Err(e) = consume(&doc) {
+            tracing::warn!(error = %e, "Document could not be read to its end; the events before the fault are counted.");
+            report.failed_documents += 1;
+            if report.errors.len() < ERRORS_KEPT {
+                report.errors.push(e);
+            }
+        }
+    }
+    report
+}
+
+/// A sink that also wants to know where documents start and end.
+pub trait DocumentSink: EventSink {
+    fn document_started(&mut self) {}
+    fn document_done(&mut self, _complete: bool) {}
+}
+
+impl DocumentSink for Aggregator {
+    fn document_started(&mut self) {
+        self.set_clock(UnixMillis::now());
+    }
+    fn document_done(&mut self, complete: bool) {
+        Aggregator::document_done(self, complete);
+    }
+}
+
+/// Runs a finite source to its end into `sink` and hands the sink back.
+pub async fn run_to_end<S: DocumentSink + Send + 'static>(
+    source: Box<dyn Source>,
+    mut sink: S,
+) -> Result<(S, RunReport), SourceError> {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let consumer = tokio::task::spawn_blocking(move || {
+        let report = drain(rx, |doc| {
+            sink.document_started();
+            let result = apply_document(doc, &mut sink);
+            sink.document_done(result.is_ok());
+            result
+        });
+        (sink, report)
+    });
+    let produced = source.run(tx).await;
+    let (sink, report) = consumer.await.expect("the decoding thread does not panic");
+    produced.map(|()| (sink, report))
+}
+
+/// Feeds documents into the shared aggregator until the channel closes; sets `ready` after
+/// the first document.
+pub fn spawn_shared_consumer(
+    rx: mpsc::Receiver<Document>,
+    aggregator: Arc<Mutex<Aggregator>>,
+    ready: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<RunReport> {
+    std::thread::Builder::new()
+        .name("decode".into())
+        .spawn(move || {
+            drain(rx, |doc| {
+                let mut sink = LockedSink {
+                    mutex: &aggregator,
+                    guard: None,
+                    applied: 0,
+                };
+                sink.aggregator().document_started();
+                let result = apply_document(doc, &mut sink);
+                sink.aggregator().document_done(result.is_ok());
+                ready.store(true, Ordering::Release);
+                result
+            })
+        })
+        .expect("spawning the decode thread")
+}
+
+/// Applies events to a shared aggregator, re-taking the lock every few thousand events.
+struct LockedSink<'a> {
+    mutex: &'a Mutex<Aggregator>,
+    guard: Option<MutexGuard<'a, Aggregator>>,
+    applied: u32,
+}
+
+impl LockedSink<'_> {
+    fn aggregator(&mut self) -> &mut Aggregator {
+        self.applied += 1;
+        if self.applied >= EVENTS_PER_LOCK {
+            self.guard = None;
+            self.applied = 0;
+        }
+        let mutex = self.mutex;
+        self.guard.get_or_insert_with(|| lock(mutex))
+    }
+}
+
+impl EventSink for LockedSink<'_> {
+    fn accept(&mut self, event: &ActivityEvent<'_>) {
+        self.aggregator().accept(event);
+    }
+    fn reject(&mut self, reason: Rejection) {
+        self.aggregator().reject(reason);
+    }
+}
+
+/// Locks the aggregator; a panic elsewhere while holding it leaves consistent counters (each
+/// update is a single increment), so a poisoned lock is still used.
+pub fn lock(mutex: &Mutex<Aggregator>) -> MutexGuard<'_, Aggregator> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,481 @@
+//! The simulated tenant: workspaces, reports and users with skewed popularity, a realistic
+//! activity mix (views, exports, shares, refreshes, admin changes, failures) and a day/night
+//! rhythm, producing events shaped exactly like the Activity Events API's.
+//!
+//! Pure and deterministic: the same seed gives the same tenant and, with the same random
+//! stream, the same events. The demo source, `simulate` and the benchmark use it; the HTTP
+//! face of the simulated API (next issue) will serve its events.
+
+mod names;
+mod rng;
+
+use serde::Serialize;
+
+pub use rng::Rng;
+
+use crate::decode::UnixMillis;
+
+/// How big the simulated tenant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantSpec {
+    pub seed: u64,
+    pub workspaces: usize,
+    pub users: usize,
+}
+
+impl Default for TenantSpec {
+    fn default() -> Self {
+        TenantSpec {
+            seed: 1,
+            workspaces: 12,
+            users: 400,
+        }
+    }
+}
+
+/// What an activity touches, which decides the fields its events carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Report,
+    Workspace,
+    Tenant,
+    /// Done by the service principal that reads the activity log.
+    ServicePrincipal,
+}
+
+/// Activity, relative weight, scope, failure probability.
+const ACTIVITIES: &[(&str, u32, Scope, f64)] = &[
+    ("ViewReport", 6000, Scope::Report, 0.01),
+    ("ViewDashboard", 600, Scope::Workspace, 0.01),
+    ("GetSnapshots", 500, Scope::Tenant, 0.0),
+    ("RefreshDataset", 300, Scope::Workspace, 0.08),
+    ("ExportReport", 250, Scope::Report, 0.06),
+    ("EditReport", 200, Scope::Report, 0.02),
+    ("ShareReport", 80, Scope::Report, 0.02),
+    ("AnalyzeInExcel", 60, Scope::Workspace, 0.03),
+    ("DownloadReport", 40, Scope::Report, 0.03),
+    ("PrintReport", 30, Scope::Report, 0.02),
+    ("CreateReport", 30, Scope::Report, 0.02),
+    ("ExportActivityEvents", 20, Scope::ServicePrincipal, 0.0),
+    ("UpdateWorkspaceAccess", 15, Scope::Workspace, 0.0),
+    ("DeleteReport", 10, Scope::Report, 0.0),
+    ("PublishToWebReport", 3, Scope::Report, 0.0),
+    ("UpdatedAdminFeatureSwitch", 2, Scope::Tenant, 0.0),
+];
+
+#[derive(Debug, Clone)]
+struct Report {
+    id: String,
+    name: String,
+    dataset_id: String,
+    dataset_name: String,
+}
+
+#[derive(Debug, Clone)]
+struct Workspace {
+    id: String,
+    name: String,
+    capacity: Option<(String, String)>,
+    reports: Vec<Report>,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    upn: String,
+    key: String,
+    ip: String,
+}
+
+/// A simulated tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    org_id: String,
+    workspaces: Vec<Workspace>,
+    /// (workspace index, report index), most popular first.
+    reports: Vec<(usize, usize)>,
+    report_weights: Vec<f64>,
+    users: Vec<User>,
+    user_weights: Vec<f64>,
+    service_principal: String,
+    activity_weights: Vec<f64>,
+}
+
+impl Tenant {
+    pub fn new(spec: TenantSpec) -> Self {
+        let mut rng = Rng::new(spec.seed);
+        let capacity = (rng.guid(), "Contoso F64".to_string());
+        let workspaces: Vec<Workspace> = (0..spec.workspaces.max(1))
+            .map(|i| {
+                let name = names::workspace(i);
+                let n_reports = 3 + rng.below(6) as usize;
+                let reports = (0..n_reports)
+                    .map(|j| Report {
+                        id: rng.guid(),
+                        name: names::report(i * 7 + j),
+                        dataset_id: rng.guid(),
+                        dataset_name: format!("{name} Model"),
+                    })
+                    .collect();
+                let capacity = (i % 3 != 2).then(|| capacity.clone());
+                Workspace {
+                    id: rng.guid(),
+                    name,
+                    capacity,
+                    reports,
+                }
+            })
+            .collect();
+        let mut reports: Vec<(usize, usize)> = workspaces
+            .iter()
+            .enumerate()
+            .flat_map(|(w, ws)| (0..ws.reports.len()).map(move |r| (w, r)))
+            .collect();
+        rng.shuffle(&mut reports);
+        let users: Vec<User> = (0..spec.users.max(1))
+            .map(|i| User {
+                upn: names::user(i),
+                key: format!("10032000{:08X}", rng.next_u64() as u32),
+                ip: format!("198.51.100.{}", 1 + i % 254),
+            })
+            .collect();
+        Tenant {
+            org_id: rng.guid(),
+            report_weights: zipf_cumulative(reports.len(), 1.1),
+            reports,
+            workspaces,
+            user_weights: zipf_cumulative(users.len(), 0.9),
+            users,
+            service_principal: rng.guid(),
+            activity_weights: cumulative(ACTIVITIES.iter().map(|a| f64::from(a.1))),
+        }
+    }
+
+    /// Expected events per minute at `time`, for a tenant whose busiest minute has `peak`:
+    /// office hours in Europe and the Americas, quiet nights, quieter weekends.
+    pub fn rate_per_minute(time: UnixMillis, peak: f64) -> f64 {
+        let secs = time.0.div_euclid(1000);
+        let hour = (secs.rem_euclid(86_400)) as f64 / 3600.0;
+        let weekday = (secs.div_euclid(86_400) + 3).rem_euclid(7); // 0 = Monday
+        let daylight = ((hour - 6.0) / 14.0 * std::f64::consts::PI).sin().max(0.0);
+        let week = if weekday >= 5 { 0.25 } else { 1.0 };
+        peak * week * (0.08 + 0.92 * daylight)
+    }
+
+    /// Appends one event happening at `time` as API JSON to `out`.
+    pub fn write_event(&self, rng: &mut Rng, time: UnixMillis, out: &mut Vec<u8>) {
+        let (activity, _, scope, fail) = ACTIVITIES[pick(&self.activity_weights, rng)];
+        let user = &self.users[pick(&self.user_weights, rng)];
+        let (w, r) = self.reports[pick(&self.report_weights, rng)];
+        let ws = &self.workspaces[w];
+        let report = &ws.reports[r];
+        let id = rng.guid();
+        let request_id = rng.guid();
+        let activity_id = rng.guid();
+        // The raw API omits the `Z`; archives written by other tools often add it.
+        let mut creation_time = time.to_api_string();
+        if rng.chance(0.1) {
+            creation_time.push('Z');
+        }
+        let sp = scope == Scope::ServicePrincipal;
+        let in_workspace = matches!(scope, Scope::Report | Scope::Workspace);
+        let on_report = scope == Scope::Report;
+        let alias = rng.chance(0.03);
+        let ws_name = in_workspace.then_some(ws.name.as_str());
+        let event = ApiEvent {
+            id: &id,
+            record_type: 20,
+            creation_time: &creation_time,
+            operation: activity,
+            organization_id: &self.org_id,
+            user_type: (!sp).then_some(0),
+            user_key: if sp {
+                &self.service_principal
+            } else {
+                &user.key
+            },
+            workload: "PowerBI",
+            user_id: if sp {
+                &self.service_principal
+            } else {
+                &user.upn
+            },
+            client_ip: if sp { "192.0.2.10" } else { &user.ip },
+            user_agent: if sp {
+                "powerbi-exporter-demo/1.0"
+            } else {
+                USER_AGENT
+            },
+            activity,
+            item_name: on_report.then_some(report.name.as_str()),
+            workspace_name: ws_name.filter(|_| !alias),
+            workspace_name_alias: ws_name.filter(|_| alias),
+            dataset_name: in_workspace.then_some(report.dataset_name.as_str()),
+            report_name: on_report.then_some(report.name.as_str()),
+            capacity_id: ws
+                .capacity
+                .as_ref()
+                .filter(|_| in_workspace)
+                .map(|c| c.0.as_str()),
+            capacity_name: ws
+                .capacity
+                .as_ref()
+                .filter(|_| in_workspace)
+                .map(|c| c.1.as_str()),
+            workspace_id: in_workspace.then_some(ws.id.as_str()),
+            object_id: on_report.then_some(report.name.as_str()),
+            dataset_id: in_workspace.then_some(report.dataset_id.as_str()),
+            report_id: on_report.then_some(report.id.as_str()),
+            artifact_id: on_report.then_some(report.id.as_str()),
+            artifact_name: on_report.then_some(report.name.as_str()),
+            is_success: !rng.chance(fail),
+            report_type: on_report.then_some("PowerBIReport"),
+            request_id: &request_id,
+            activity_id: &activity_id,
+            distribution_method: on_report.then_some("Workspace"),
+            consumption_method: on_report.then_some("Power BI Web"),
+            artifact_kind: on_report.then_some("Report"),
+        };
+        // Serialising borrowed strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &event);
+    }
+
+    /// Appends events for `[from, to)` at the tenant's rhythm to `out`, one per element.
+    pub fn events_between(
+        &self,
+        rng: &mut Rng,
+        from: UnixMillis,
+        to: UnixMillis,
+        peak_per_minute: f64,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        let mut minute_start = from.0;
+        while minute_start < to.0 {
+            let minute_end = (minute_start + 60_000).min(to.0);
+            let span = (minute_end - minute_start) as f64 / 60_000.0;
+            let expected = Self::rate_per_minute(UnixMillis(minute_start), peak_per_minute) * span;
+            for _ in 0..rng.poisson(expected) {
+                let t =
+                    UnixMillis(minute_start + rng.below((minute_end - minute_start) as u64) as i64);
+                let mut buf = Vec::with_capacity(1024);
+                self.write_event(rng, t, &mut buf);
+                out.push(buf);
+            }
+            minute_start = minute_end;
+        }
+    }
+}
+
+/// Wraps event JSON values into one API page (the last of its window).
+pub fn write_page<'a>(events: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"activityEventEntities\":[");
+    for (i, e) in events.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(
+        b"],\"continuationUri\":null,\"continuationToken\":null,\"lastResultSet\":true}",
+    );
+}
+
+const USER_AGENT: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0";
+
+/// One event as the API writes it (field order and casing included).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ApiEvent<'a> {
+    id: &'a str,
+    record_type: u32,
+    creation_time: &'a str,
+    operation: &'a str,
+    organization_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_type: Option<u32>,
+    user_key: &'a str,
+    workload: &'a str,
+    user_id: &'a str,
+    #[serde(rename = "ClientIP")]
+    client_ip: &'a str,
+    user_agent: &'a str,
+    activity: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_name: Option<&'a str>,
+    #[serde(rename = "WorkSpaceName", skip_serializing_if = "Option::is_none")]
+    workspace_name: Option<&'a str>,
+    #[serde(rename = "WorkspaceName", skip_serializing_if = "Option::is_none")]
+    workspace_name_alias: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workspace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_name: Option<&'a str>,
+    is_success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_type: Option<&'a str>,
+    request_id: &'a str,
+    activity_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distribution_method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumption_method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_kind: Option<&'a str>,
+}
+
+fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut total = 0.0;
+    weights
+        .map(|w| {
+            total += w;
+            total
+        })
+        .collect()
+}
+
+/// Cumulative Zipf weights: item k (from 0) has weight 1/(k+1)^s.
+fn zipf_cumulative(n: usize, s: f64) -> Vec<f64> {
+    cumulative((0..n).map(|k| 1.0 / ((k + 1) as f64).powf(s)))
+}
+
+/// Index drawn with the cumulative weights.
+fn pick(cumulative: &[f64], rng: &mut Rng) -> usize {
+    let total = cumulative.last().copied().unwrap_or(0.0);
+    let x = rng.f64() * total;
+    cumulative
+        .partition_point(|&c| c <= x)
+        .min(cumulative.len().saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode_document, ActivityEvent, EventSink, Rejection};
+
+    #[derive(Default)]
+    struct Tally(std::collections::BTreeMap<String, u64>, u64);
+    impl EventSink for Tally {
+        fn accept(&mut self, e: &ActivityEvent<'_>) {
+            *self.0.entry(e.activity.as_str().to_string()).or_default() += 1;
+        }
+        fn reject(&mut self, _: Rejection) {
+            self.1 += 1;
+        }
+    }
+
+    #[test]
+    fn events_decode_and_follow_the_mix_and_rhythm() {
+        let tenant = Tenant::new(TenantSpec::default());
+        let mut rng = Rng::new(7);
+        let monday_noon = UnixMillis::from_secs(1_763_640_000); // 2025-11-20 is a Thursday; 12:00Z
+        let mut events = Vec::new();
+        tenant.events_between(
+            &mut rng,
+            monday_noon,
+            UnixMillis(monday_noon.0 + 3_600_000),
+            100.0,
+            &mut events,
+        );
+        let mut page = Vec::new();
+        write_page(events.iter().map(Vec::as_slice), &mut page);
+        let mut tally = Tally::default();
+        decode_document(page.as_slice(), &mut tally).unwrap();
+        assert_eq!(tally.1, 0);
+        let views = tally.0["ViewReport"] as f64 / events.len() as f64;
+        assert!((0.6..0.8).contains(&views), "view share {views}");
+        assert!(
+            Tenant::rate_per_minute(monday_noon, 100.0)
+                > 5.0 * Tenant::rate_per_minute(UnixMillis(monday_noon.0 - 12 * 3_600_000), 100.0)
+        );
+        let avg = events.iter().map(Vec::len).sum::<usize>() / events.len();
+        assert!((600..1100).contains(&avg), "average event size {avg}");
+    }
+}
+
+/// How [`write_archive`] lays the events out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// API pages of [`PAGE_EVENTS`] events, one page per line.
+    Pages,
+    /// One JSON array, as `Get-PowerBIActivityEvent` archivers save.
+    Array,
+    /// One event per line.
+    Jsonl,
+}
+
+/// Events per page in [`Layout::Pages`] (the API sends 5,000–10,000 on busy hours).
+pub const PAGE_EVENTS: usize = 5000;
+
+/// Writes exactly `count` events with `CreationTime` in `[from, to)`, following the tenant's
+/// rhythm, streaming (memory does not grow with `count`).
+pub fn write_archive(
+    tenant: &Tenant,
+    rng: &mut Rng,
+    count: u64,
+    (from, to): (UnixMillis, UnixMillis),
+    layout: Layout,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
+    let span = (to.0 - from.0).max(1) as u64;
+    let mut event = Vec::with_capacity(1024);
+    let mut page = Vec::new();
+    let mut in_page = 0;
+    if layout == Layout::Array {
+        out.write_all(b"[\n")?;
+    }
+    for i in 0..count {
+        // Rejection sampling: a time is kept with probability rate(t) / peak.
+        let time = loop {
+            let t = UnixMillis(from.0 + rng.below(span) as i64);
+            if rng.f64() < Tenant::rate_per_minute(t, 1.0) {
+                break t;
+            }
+        };
+        event.clear();
+        tenant.write_event(rng, time, &mut event);
+        match layout {
+            Layout::Jsonl => {
+                out.write_all(&event)?;
+                out.write_all(b"\n")?;
+            }
+            Layout::Array => {
+                if i > 0 {
+                    out.write_all(b",\n")?;
+                }
+                out.write_all(&event)?;
+            }
+            Layout::Pages => {
+                page.push(event.clone());
+                in_page += 1;
+                if in_page == PAGE_EVENTS || i + 1 == count {
+                    let mut bytes = Vec::new();
+                    write_page(page.iter().map(Vec::as_slice), &mut bytes);
+                    out.write_all(&bytes)?;
+                    out.write_all(b"\n")?;
+                    page.clear();
+                    in_page = 0;
+                }
+            }
+        }
+    }
+    if layout == Layout::Array {
+        out.write_all(b"\n]\n")?;
+    }
+    out.flush()
+}

@@ -1,0 +1,62 @@
+//! Source stage: where documents of activity events come from.
+//!
+//! A source only fetches: it sends [`Document`]s (an API page, a replay file, a simulated
+//! page) down a bounded channel and never decodes or counts. The live API client of the
+//! next issue is one more implementation of [`Source`]; nothing after this stage changes.
+
+pub mod demo;
+pub mod replay;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// The bytes of a document: in memory, or a file the decoder streams from disk.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Bytes(Bytes),
+    File(PathBuf),
+}
+
+/// One unit of input: one API page, one replay file, one simulated page.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Where it came from, for log lines and error messages.
+    pub origin: String,
+    pub body: Body,
+}
+
+/// Whether the events describe the past (replayed archives) or arrive as they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Archived history: "now" is the newest event, so results do not depend on the date.
+    Historical,
+    /// Events arrive as they happen: "now" is the wall clock.
+    Live,
+}
+
+/// Why a source stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read replay path {path}: {source}")]
+    ReplayPath {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("replay directory {0} contains no .json, .jsonl or .ndjson files")]
+    ReplayEmpty(PathBuf),
+}
+
+pub type DocumentSender = mpsc::Sender<Document>;
+pub type SourceFuture = Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send>>;
+
+/// A source of documents.
+pub trait Source: Send {
+    fn timing(&self) -> Timing;
+    /// Sends documents until the source is exhausted (finite sources) or forever; stops
+    /// early, without error, when the receiving side is gone.
+    fn run(self: Box<Self>, out: DocumentSender) -> SourceFuture;
+}
