@@ -218,8 +218,8 @@ impl Aggregator {
                 .map(|((w, _), n)| (vec![w.to_string()], n as f64)),
         );
         for (family, counters) in [
-            (&ACTIVITY_EVENTS, &self.activity_events),
             (&ACTIVITY_EVENTS_FAILED, &self.activity_failed),
+            (&ACTIVITY_EVENTS, &self.activity_events),
         ] {
             let samples = counters
                 .iter()
