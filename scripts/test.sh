@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what the tests need when it is
+# missing (promtool, from Debian's `prometheus` package), then formatting, lints and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "== Installing promtool (Debian package prometheus)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+promtool --version | head -1
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --all-targets
+echo "== benchmarks build"
+cargo bench --no-run --quiet

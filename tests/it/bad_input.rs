@@ -1,0 +1,187 @@
+use crate::support::*;
+
+#[test]
+fn an_unreadable_replay_path_is_a_clear_error() {
+    let out = run(&["--once", "--replay", "/nonexistent/archive"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .contains("cannot read replay path /nonexistent/archive: No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(&["--once", "--replay", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("contains no .json, .jsonl or .ndjson files"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn invalid_and_truncated_files_fail_the_run_but_lose_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-not-json.json"), "hello, world").unwrap();
+    let e = |n: u32| {
+        format!(
+            r#"{{"Id":"t{n}","CreationTime":"2026-11-20T10:00:0{n}","Activity":"ViewReport","WorkspaceId":"w"}}"#
+        )
+    };
+    std::fs::write(
+        dir.path().join("b-truncated.json"),
+        format!(
+            r#"{{"activityEventEntities":[{},{},{{"Id":"t3","Crea"#,
+            e(1),
+            e(2)
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("c-good.jsonl"), format!("{}\n", e(4))).unwrap();
+    let out = run(&["--once", "--replay", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 document(s) could not be read to their end"),
+        "{err}"
+    );
+    assert!(
+        err.contains("a-not-json.json: invalid JSON at byte 0: expected '[' or '{'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("b-truncated.json: truncated: the data ends at byte"),
+        "{err}"
+    );
+    let s = samples(&stdout(&out));
+    assert_eq!(
+        s[r#"powerbi_activity_events_total{workspace_id="w",activity="ViewReport"}"#], 3.0,
+        "t1, t2 and t4 counted"
+    );
+    assert_eq!(s["powerbi_pages_failed_total"], 2.0);
+    assert_eq!(s["powerbi_pages_processed_total"], 1.0);
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let out = run(&["--web.listen-adress", ":1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--web.listen-adress"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--demo", "--log.level", "loud"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'loud' for '--log.level <LEVEL>'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--once", "--demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("flag --once needs --replay PATH"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no source configured: pass --demo"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bad_config_file_lists_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, "web:\n  listen_address: nowhere\nlog:\n  levle: debug\ndemo:\n  enabled: yes please\nlimits:\n  max_series:\n    powerbi_report_events_total: -1\n").unwrap();
+    let out = run(&[
+        "--config.file",
+        path.to_str().unwrap(),
+        "--dedup.window",
+        "5x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for needle in [
+        "config key `web.listen_address` \"nowhere\": expected HOST:PORT",
+        "config key `log.levle` is unknown",
+        "config key `demo.enabled`: expected true or false",
+        "config key `limits.max_series`: expected a map of family name to a whole number",
+        "flag --dedup.window: expected a duration like 30s, 5m, 24h or 29d, got \"5x\"",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let out = run(&["--config.file", "/nonexistent.yml", "--demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--config.file /nonexistent.yml: cannot read it"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn flags_override_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(
+        &path,
+        "demo: {enabled: true, backfill: 5m}\nweb: {telemetry_path: /from-file}\n",
+    )
+    .unwrap();
+    let e = Exporter::start(&[
+        "--config.file",
+        path.to_str().unwrap(),
+        "--web.telemetry-path",
+        "/from-flag",
+    ]);
+    let client = http();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client
+        .get(e.url("/-/ready"))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        client
+            .get(e.url("/from-flag"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(e.url("/from-file"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = run(&["--demo", "--web.listen-address", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("cannot listen on {addr}: Address already in use")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,20 @@
+//! The one integration-test binary. Each module drives the real `powerbi-exporter` binary:
+//! over real HTTP on 127.0.0.1, with real `promtool`, on files written by the test.
+
+/// Shared helpers: run the binary, scrape it, parse expositions, find promtool.
+mod support;
+
+/// Bad paths, bad files, bad flags and bad configuration.
+mod bad_input;
+/// Series caps: overflow series, exact sums, dropped counters.
+mod caps;
+/// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
+mod golden;
+/// The README's metrics table is the catalogue's.
+mod readme;
+/// The demo served over HTTP: metrics, health, readiness, gzip, shutdown.
+mod serve;
+/// `top`: the ranking table and the CSV.
+mod top;
+/// Events generated with known counts: every family's exact values.
+mod totals;

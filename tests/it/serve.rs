@@ -1,0 +1,148 @@
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn demo() -> Exporter {
+    Exporter::start(&[
+        "--demo",
+        "--demo.backfill",
+        "1h",
+        "--demo.peak-events-per-minute",
+        "6000",
+        "--web.telemetry-path",
+        "/custom",
+    ])
+}
+
+fn wait_ready(e: &Exporter) {
+    let client = http();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(e.url("/-/ready"))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "not ready within 10s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_demo_serves_living_metrics_over_http() {
+    let mut e = demo();
+    wait_ready(&e);
+    let client = http();
+    let resp = client.get(e.url("/custom")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let first = samples(&resp.text().unwrap());
+    assert!(first["powerbi_events_processed_total"] > 0.0);
+    assert!(
+        family(&first, "powerbi_activity_events_total")
+            .values()
+            .sum::<f64>()
+            > 0.0
+    );
+    assert!(family(&first, "powerbi_report_events_total")
+        .keys()
+        .any(|k| k.contains(r#"activity="ViewReport""#)));
+    assert!(first[r#"powerbi_active_users{window="1d"}"#] > 0.0);
+    assert!(first
+        .keys()
+        .any(|k| k.starts_with("process_resident_memory_bytes")));
+
+    // Counters never go down between scrapes; events keep arriving.
+    std::thread::sleep(Duration::from_millis(2500));
+    let second = samples(&client.get(e.url("/custom")).send().unwrap().text().unwrap());
+    for (series, value) in &first {
+        if series.contains("_total") {
+            assert!(second[series] >= *value, "{series} went down");
+        }
+    }
+    assert!(
+        second["powerbi_events_processed_total"] > first["powerbi_events_processed_total"],
+        "no new events in 2.5s"
+    );
+
+    let resp = client
+        .get(e.url("/custom"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&resp.bytes().unwrap()[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(samples(&text)["powerbi_events_processed_total"] > 0.0);
+
+    let landing = client.get(e.url("/")).send().unwrap().text().unwrap();
+    assert!(
+        landing.contains(r#"<a href="/custom">Metrics</a>"#),
+        "{landing}"
+    );
+    assert_eq!(
+        client
+            .get(e.url("/-/healthy"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(e.url("/metrics"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(
+        client
+            .post(e.url("/custom"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        405
+    );
+    let head = client.head(e.url("/custom")).send().unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert!(head.bytes().unwrap().is_empty());
+
+    assert!(e.terminate().success(), "SIGTERM ends the exporter cleanly");
+    let log: Vec<String> = e.log.try_iter().collect();
+    assert!(
+        log.iter().any(|l| l.contains("msg=\"Shutting down.\"")),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn exporter_metrics_can_be_disabled() {
+    let e = Exporter::start(&[
+        "--demo",
+        "--demo.backfill",
+        "10m",
+        "--web.disable-exporter-metrics",
+        "--log.level",
+        "debug",
+    ]);
+    wait_ready(&e);
+    let text = http()
+        .get(e.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!text.contains("process_"), "process metrics present");
+    assert!(text.contains("powerbi_events_processed_total"));
+}

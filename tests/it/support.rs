@@ -1,0 +1,148 @@
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_powerbi-exporter");
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay")
+}
+
+/// Runs the binary to its end.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running powerbi-exporter")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every sample of an exposition: `name{labels}` as written → value.
+pub fn samples(exposition: &str) -> BTreeMap<String, f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad sample line {l:?}"));
+            (
+                series.to_string(),
+                value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {l:?}")),
+            )
+        })
+        .collect()
+}
+
+/// Samples of one family (by metric name), keyed by their label text.
+pub fn family(samples: &BTreeMap<String, f64>, name: &str) -> BTreeMap<String, f64> {
+    samples
+        .iter()
+        .filter_map(|(k, v)| {
+            let labels = k.strip_prefix(name)?;
+            (labels.is_empty() || labels.starts_with('{')).then(|| (labels.to_string(), *v))
+        })
+        .collect()
+}
+
+/// Path of promtool. `.ci/run` installs it; a missing one is a set-up error, not a skip.
+pub fn promtool() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    found.expect("promtool not found: run the README's test command (it installs Debian's `prometheus` package)")
+}
+
+/// A running exporter; stopped (SIGTERM, then kill) when dropped.
+pub struct Exporter {
+    pub child: Child,
+    pub addr: String,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Exporter {
+    /// Starts the binary on 127.0.0.1:0 and waits for its "Listening." line.
+    pub fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .args(["--web.listen-address", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting powerbi-exporter");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("no Listening. line within 20s");
+            if line.contains("msg=Listening.") {
+                let addr = line
+                    .split(' ')
+                    .find_map(|kv| kv.strip_prefix("address="))
+                    .expect("address in the Listening line");
+                return Exporter {
+                    child,
+                    addr: addr.to_string(),
+                    log: rx,
+                };
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("exporter did not stop within 15s of SIGTERM");
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap()
+}
