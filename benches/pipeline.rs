@@ -1,1 +1,160 @@
-fn main() {}
+//! Decode + aggregate throughput against a bare JSON parse of the same bytes.
+//!
+//! `cargo bench --bench pipeline` generates BENCH_EVENTS (default 1,000,000) events of the
+//! simulated tenant as API pages of 5,000 events in memory and times, on one thread, the best
+//! of 3 passes of:
+//! - baseline: `serde_json::from_slice::<IgnoredAny>` of each page (validates every byte);
+//! - decode, streamed: the splitter + lenient decoder (the path of files over 32 MiB);
+//! - decode, in memory: the single-pass decoder (API pages, demo pages, smaller files);
+//! - decode + aggregate: the whole pipeline after the source (dedup, series, users), in memory.
+//!
+//! Under `cargo test` (no `--bench` argument) it runs once on 20,000 events as a smoke test.
+
+use std::time::{Duration, Instant};
+
+use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Reference};
+use powerbi_exporter::decode::{
+    decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, UnixMillis,
+};
+use powerbi_exporter::simulator::{write_archive, Layout, Rng, Tenant, TenantSpec};
+
+struct Discard(u64);
+
+impl EventSink for Discard {
+    fn accept(&mut self, e: &ActivityEvent<'_>) {
+        self.0 += u64::from(e.success);
+    }
+    fn reject(&mut self, _: Rejection) {}
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let events: u64 = if benching {
+        std::env::var("BENCH_EVENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000)
+    } else {
+        20_000
+    };
+    let rounds = if benching { 3 } else { 1 };
+
+    let tenant = Tenant::new(TenantSpec {
+        seed: 7,
+        workspaces: 40,
+        users: 5_000,
+    });
+    let end = UnixMillis::from_secs(1_795_132_800); // 2026-11-20T00:00:00Z
+    let mut archive = Vec::new();
+    write_archive(
+        &tenant,
+        &mut Rng::new(8),
+        events,
+        (end.saturating_sub_millis(7 * 86_400_000), end),
+        Layout::Pages,
+        &mut archive,
+    )
+    .unwrap();
+    let pages: Vec<&[u8]> = archive
+        .split(|&b| b == b'\n')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let bytes = archive.len() as f64;
+    println!(
+        "{events} events, {} pages, {:.1} MB, {:.0} bytes/event",
+        pages.len(),
+        bytes / 1e6,
+        bytes / events as f64
+    );
+
+    // BENCH_ONLY=aggregate skips the other phases (for profiling one phase).
+    let only_aggregate = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "aggregate");
+    let baseline = best_of(if only_aggregate { 0 } else { rounds }, || {
+        for p in &pages {
+            serde_json::from_slice::<serde::de::IgnoredAny>(p).unwrap();
+        }
+    });
+    report(
+        "baseline: serde_json IgnoredAny",
+        baseline,
+        events,
+        bytes,
+        baseline,
+    );
+
+    let streamed = best_of(if only_aggregate { 0 } else { rounds }, || {
+        let mut sink = Discard(0);
+        for p in &pages {
+            decode_reader(*p, &mut sink).unwrap();
+        }
+        assert!(sink.0 > 0);
+    });
+    report(
+        "decode, streamed (files > 32 MiB)",
+        streamed,
+        events,
+        bytes,
+        baseline,
+    );
+
+    let decode = best_of(if only_aggregate { 0 } else { rounds }, || {
+        let mut sink = Discard(0);
+        for p in &pages {
+            decode_slice(p, &mut sink).unwrap();
+        }
+        assert!(sink.0 > 0);
+    });
+    report("decode, in memory (pages)", decode, events, bytes, baseline);
+
+    let mut last = None;
+    let full = best_of(rounds, || {
+        let mut agg = Aggregator::new(&AggregateConfig::default());
+        for p in &pages {
+            decode_slice(p, &mut agg).unwrap();
+        }
+        last = Some(agg);
+    });
+    report("decode + aggregate", full, events, bytes, baseline);
+
+    let agg = last.unwrap();
+    assert_eq!(agg.processed(), events);
+    let snapshot = agg.snapshot(Reference::NewestEvent);
+    let series: usize = snapshot.families.iter().map(|f| f.samples.len()).sum();
+    let counted: f64 = snapshot
+        .family("powerbi_activity_events_total")
+        .unwrap()
+        .samples
+        .iter()
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(counted as u64, events, "every generated event counted once");
+    let t = Instant::now();
+    let text = powerbi_exporter::exposition::text::render(&snapshot);
+    println!(
+        "exposition: {series} series, {} KB, rendered in {:.2} ms",
+        text.len() / 1024,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+fn best_of(rounds: usize, mut f: impl FnMut()) -> Duration {
+    (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or(Duration::from_nanos(1))
+}
+
+fn report(name: &str, took: Duration, events: u64, bytes: f64, baseline: Duration) {
+    let secs = took.as_secs_f64();
+    println!(
+        "{name:<34} {:>7.0} ms  {:>5.2} M events/s  {:>6.0} MB/s  {:.2}x baseline time",
+        secs * 1e3,
+        events as f64 / secs / 1e6,
+        bytes / secs / 1e6,
+        secs / baseline.as_secs_f64()
+    );
+}

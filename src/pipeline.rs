@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::mpsc;
 
 use crate::aggregate::Aggregator;
-use crate::decode::{decode_document, ActivityEvent, EventSink, Rejection, SplitError, UnixMillis};
+use crate::decode::{
+    decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, SplitError, UnixMillis,
+};
 use crate::source::{Body, Document, Source, SourceError};
 
 /// Documents in flight between the source and the decoder.
@@ -31,15 +33,27 @@ pub struct DocumentError {
 /// Decodes one document into `sink`.
 pub fn apply_document(doc: &Document, sink: &mut impl EventSink) -> Result<(), DocumentError> {
     let result = match &doc.body {
-        Body::Bytes(bytes) => decode_document(&bytes[..], sink),
-        Body::File(path) => std::fs::File::open(path)
-            .map_err(SplitError::Io)
-            .and_then(|f| decode_document(f, sink)),
+        Body::Bytes(bytes) => decode_slice(bytes, sink),
+        Body::File(path) => decode_file(path, sink),
     };
     result.map_err(|kind| DocumentError {
         origin: doc.origin.clone(),
         kind,
     })
+}
+
+/// Files up to this size are read whole and decoded in one pass; larger ones are streamed, so
+/// memory stays bounded whatever the file size.
+const WHOLE_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+fn decode_file(path: &std::path::Path, sink: &mut impl EventSink) -> Result<(), SplitError> {
+    let mut file = std::fs::File::open(path)?;
+    if file.metadata()?.len() > WHOLE_FILE_BYTES {
+        return decode_reader(file, sink);
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    decode_slice(&bytes, sink)
 }
 
 /// What a finished run saw go wrong.

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::time::{parse_creation_time, UnixMillis};
@@ -131,22 +131,17 @@ impl Rejection {
 
 /// Decodes one JSON value (the bytes of one element of `activityEventEntities`).
 pub fn decode_event(bytes: &[u8]) -> Result<ActivityEvent<'_>, Rejection> {
-    let raw: RawValue<'_> = serde_json::from_slice(bytes).map_err(|_| Rejection::InvalidJson)?;
-    let RawValue::Object(raw) = raw else {
-        return Err(Rejection::NotAnObject);
-    };
-    raw.into_event()
-}
-
-/// A JSON value: an event object, or anything else (which is rejected).
-enum RawValue<'a> {
-    Object(Box<RawEvent<'a>>),
-    Other,
+    let mut raw = RawEvent::default();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let is_object = Slot(&mut raw)
+        .deserialize(&mut de)
+        .and_then(|o| de.end().map(|()| o));
+    raw.into_event(is_object.map_err(|_| Rejection::InvalidJson)?)
 }
 
 /// The fields we read, each tolerant of any JSON type.
 #[derive(Default)]
-struct RawEvent<'a> {
+pub(crate) struct RawEvent<'a> {
     id: Lenient<'a>,
     creation_time: Lenient<'a>,
     activity: Lenient<'a>,
@@ -160,7 +155,11 @@ struct RawEvent<'a> {
 }
 
 impl<'a> RawEvent<'a> {
-    fn into_event(self) -> Result<ActivityEvent<'a>, Rejection> {
+    /// The event, or why not; `is_object` says whether the value was a JSON object at all.
+    pub(crate) fn into_event(self, is_object: bool) -> Result<ActivityEvent<'a>, Rejection> {
+        if !is_object {
+            return Err(Rejection::NotAnObject);
+        }
         let id = self.id.into_str().ok_or(Rejection::MissingId)?;
         let activity = self.activity.into_str().ok_or(Rejection::MissingActivity)?;
         let time = match self.creation_time {
@@ -202,7 +201,7 @@ impl<'a> Lenient<'a> {
     /// The value as a non-empty string, or `None`.
     fn into_str(self) -> Option<Cow<'a, str>> {
         match self {
-            Lenient::Str(s) if !s.trim().is_empty() => Some(s),
+            Lenient::Str(s) if !s.bytes().all(|b| b.is_ascii_whitespace()) => Some(s),
             _ => None,
         }
     }
@@ -260,10 +259,10 @@ impl<'de> Visitor<'de> for LenientVisitor {
 }
 
 /// The keys we read; `WorkSpaceName` is the API's spelling, `WorkspaceName` an alias seen in
-/// PowerShell-produced archives. Matching is exact: JSON keys are case-sensitive.
-#[derive(Deserialize)]
-#[serde(field_identifier)]
-enum Field {
+/// PowerShell-produced archives. Matching is exact (JSON keys are case-sensitive) and on the
+/// raw bytes: keys are never UTF-8-validated or copied, which is most of the decoding cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
     Id,
     CreationTime,
     Activity,
@@ -274,70 +273,156 @@ enum Field {
     ReportName,
     UserId,
     IsSuccess,
-    #[serde(other)]
     Other,
 }
 
-impl<'de> Deserialize<'de> for RawValue<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RawValueVisitor)
+impl Field {
+    pub(crate) fn from_key(key: &[u8]) -> Field {
+        match key {
+            b"Id" => Field::Id,
+            b"CreationTime" => Field::CreationTime,
+            b"Activity" => Field::Activity,
+            b"WorkspaceId" => Field::WorkspaceId,
+            b"WorkSpaceName" => Field::WorkSpaceName,
+            b"WorkspaceName" => Field::WorkspaceName,
+            b"ReportId" => Field::ReportId,
+            b"ReportName" => Field::ReportName,
+            b"UserId" => Field::UserId,
+            b"IsSuccess" => Field::IsSuccess,
+            _ => Field::Other,
+        }
     }
 }
 
-struct RawValueVisitor;
+/// Deserializes a map key as raw bytes and hands it to `classify`.
+pub(crate) struct KeyVisitor<F>(pub F);
 
-impl<'de> Visitor<'de> for RawValueVisitor {
-    type Value = RawValue<'de>;
+impl<'de, T, F: FnOnce(&[u8]) -> T> Visitor<'de> for KeyVisitor<F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<T, E> {
+        Ok((self.0)(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<T, E> {
+        Ok((self.0)(v.as_bytes()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_bytes(KeyVisitor(Field::from_key))
+    }
+}
+
+impl<'a> RawEvent<'a> {
+    /// Reads the value of `field` into its slot (or skips it).
+    pub(crate) fn read<A: MapAccess<'a>>(
+        &mut self,
+        field: Field,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        let slot = match field {
+            Field::Id => &mut self.id,
+            Field::CreationTime => &mut self.creation_time,
+            Field::Activity => &mut self.activity,
+            Field::WorkspaceId => &mut self.workspace_id,
+            Field::WorkSpaceName => &mut self.workspace_name,
+            Field::WorkspaceName => &mut self.workspace_name_alias,
+            Field::ReportId => &mut self.report_id,
+            Field::ReportName => &mut self.report_name,
+            Field::UserId => &mut self.user_id,
+            Field::IsSuccess => &mut self.is_success,
+            Field::Other => {
+                map.next_value::<IgnoredAny>()?;
+                return Ok(());
+            }
+        };
+        *slot = map.next_value()?;
+        Ok(())
+    }
+}
+
+/// Decodes one JSON value into the slot, in place (no copy of the fields); answers whether
+/// the value was an object.
+pub(crate) struct Slot<'s, 'de>(pub &'s mut RawEvent<'de>);
+
+impl<'de> DeserializeSeed<'de> for Slot<'_, 'de> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Slot<'_, 'de> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an activity event object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut ev = RawEvent::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        *self.0 = RawEvent::default();
         while let Some(field) = map.next_key::<Field>()? {
-            let slot = match field {
-                Field::Id => &mut ev.id,
-                Field::CreationTime => &mut ev.creation_time,
-                Field::Activity => &mut ev.activity,
-                Field::WorkspaceId => &mut ev.workspace_id,
-                Field::WorkSpaceName => &mut ev.workspace_name,
-                Field::WorkspaceName => &mut ev.workspace_name_alias,
-                Field::ReportId => &mut ev.report_id,
-                Field::ReportName => &mut ev.report_name,
-                Field::UserId => &mut ev.user_id,
-                Field::IsSuccess => &mut ev.is_success,
-                Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            *slot = map.next_value()?;
+            self.0.read(field, &mut map)?;
         }
-        Ok(RawValue::Object(Box::new(ev)))
+        Ok(true)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(RawValue::Other)
+        Ok(false)
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(RawValue::Other)
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(RawValue::Other)
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(RawValue::Other)
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(RawValue::Other)
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(RawValue::Other)
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(RawValue::Other)
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
+
+/// Hex value of each byte, 0xFF for non-hex bytes.
+const HEX: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Positions of the 32 hex digits of a GUID `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+const GUID_DIGITS: [usize; 32] = {
+    let mut p = [0; 32];
+    let (mut i, mut j) = (0, 0);
+    while i < 36 {
+        if !(i == 8 || i == 13 || i == 18 || i == 23) {
+            p[j] = i;
+            j += 1;
+        }
+        i += 1;
+    }
+    p
+};
 
 /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (any case) into a number.
 fn parse_guid(s: &str) -> Option<u128> {
@@ -346,19 +431,13 @@ fn parse_guid(s: &str) -> Option<u128> {
         return None;
     }
     let mut v: u128 = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
-        }
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u128::from(d);
+    let mut bad = 0u8;
+    for &i in &GUID_DIGITS {
+        let d = HEX[b[i] as usize];
+        bad |= d;
+        v = (v << 4) | u128::from(d & 0x0F);
     }
-    Some(v)
+    (bad & 0xF0 == 0).then_some(v)
 }
 
 #[cfg(test)]
@@ -404,6 +483,7 @@ mod tests {
     fn rejects_with_a_reason() {
         let cases: &[(&str, Rejection)] = &[
             ("[1,2]", Rejection::NotAnObject),
+            ("{} {}", Rejection::InvalidJson),
             ("\"text\"", Rejection::NotAnObject),
             ("null", Rejection::NotAnObject),
             ("{\"Id\": tru}", Rejection::InvalidJson),

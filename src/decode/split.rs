@@ -76,18 +76,48 @@ enum Step {
     Done,
 }
 
-/// Splits one document read from `R` into event elements.
-pub struct Splitter<R> {
-    reader: R,
-    buf: Vec<u8>,
+/// The splitter's position: everything but the bytes, so one scanner serves a streamed
+/// document (with a sliding buffer) and an in-memory one (the slice itself).
+#[derive(Debug, Clone, Copy)]
+struct Scanner {
     /// Bytes before `start` are consumed.
     start: usize,
-    /// Bytes before `end` are filled.
-    end: usize,
     /// Absolute offset of `buf[0]` in the document.
     base: u64,
     eof: bool,
     state: State,
+}
+
+/// Splits one document read from `R` into event elements.
+pub struct Splitter<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Bytes before `end` are filled.
+    end: usize,
+    scan: Scanner,
+}
+
+/// Calls `on_element` with every element of an in-memory document, without copying it.
+pub fn split_slice(doc: &[u8], mut on_element: impl FnMut(&[u8])) -> Result<(), SplitError> {
+    let mut scan = Scanner {
+        start: 0,
+        base: 0,
+        eof: true,
+        state: State::TopLevel,
+    };
+    loop {
+        match scan.step(doc)? {
+            Step::Element(from, to) => on_element(&doc[from..to]),
+            Step::Continue => {}
+            Step::NeedMore => {
+                return Err(SplitError::Truncated {
+                    offset: doc.len() as u64,
+                    context: scan.state.context(),
+                })
+            }
+            Step::Done => return Ok(()),
+        }
+    }
 }
 
 impl<R: Read> Splitter<R> {
@@ -95,25 +125,27 @@ impl<R: Read> Splitter<R> {
         Splitter {
             reader,
             buf: vec![0; CHUNK],
-            start: 0,
             end: 0,
-            base: 0,
-            eof: false,
-            state: State::TopLevel,
+            scan: Scanner {
+                start: 0,
+                base: 0,
+                eof: false,
+                state: State::TopLevel,
+            },
         }
     }
 
     /// Calls `on_element` with the bytes of every element, in document order.
     pub fn for_each(&mut self, mut on_element: impl FnMut(&[u8])) -> Result<(), SplitError> {
         loop {
-            match self.step()? {
+            match self.scan.step(&self.buf[..self.end])? {
                 Step::Element(from, to) => on_element(&self.buf[from..to]),
                 Step::Continue => {}
                 Step::NeedMore => {
-                    if self.eof {
+                    if self.scan.eof {
                         return Err(SplitError::Truncated {
-                            offset: self.base + self.end as u64,
-                            context: self.state.context(),
+                            offset: self.scan.base + self.end as u64,
+                            context: self.scan.state.context(),
                         });
                     }
                     self.fill()?;
@@ -125,33 +157,34 @@ impl<R: Read> Splitter<R> {
 
     /// Moves the kept bytes to the front, grows the buffer when one value fills it, reads more.
     fn fill(&mut self) -> Result<(), SplitError> {
-        let keep = match self.state {
+        let scan = &mut self.scan;
+        let keep = match scan.state {
             State::Object {
                 obj_start,
                 page: false,
                 ..
             } => obj_start,
-            _ => self.start,
+            _ => scan.start,
         };
         if keep > 0 {
             self.buf.copy_within(keep..self.end, 0);
-            self.base += keep as u64;
+            scan.base += keep as u64;
             self.end -= keep;
-            self.start -= keep;
-            if let State::Object { obj_start, .. } = &mut self.state {
+            scan.start -= keep;
+            if let State::Object { obj_start, .. } = &mut scan.state {
                 *obj_start = obj_start.saturating_sub(keep);
             }
         }
         if self.end == self.buf.len() {
             if self.buf.len() >= MAX_ELEMENT_BYTES {
-                return Err(SplitError::TooLarge { offset: self.base });
+                return Err(SplitError::TooLarge { offset: scan.base });
             }
             self.buf.resize(self.buf.len() * 2, 0);
         }
         loop {
             match self.reader.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
-                    self.eof = true;
+                    scan.eof = true;
                     return Ok(());
                 }
                 Ok(n) => {
@@ -163,7 +196,9 @@ impl<R: Read> Splitter<R> {
             }
         }
     }
+}
 
+impl Scanner {
     fn syntax(&self, at: usize, expected: &'static str) -> SplitError {
         SplitError::Syntax {
             offset: self.base + at as u64,
@@ -172,10 +207,9 @@ impl<R: Read> Splitter<R> {
         }
     }
 
-    /// Parses one step from `start`. A step either completes (and moves `start`) or asks for
-    /// more bytes and is then redone from the same `start`.
-    fn step(&mut self) -> Result<Step, SplitError> {
-        let buf = &self.buf[..self.end];
+    /// Parses one step of `buf` from `start`. A step either completes (and moves `start`) or
+    /// asks for more bytes and is then redone from the same `start`.
+    fn step(&mut self, buf: &[u8]) -> Result<Step, SplitError> {
         let mut i = self.start;
         if self.base == 0 && i == 0 {
             const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -412,6 +446,12 @@ mod tests {
 
     fn all_ways(doc: &str) -> Vec<String> {
         let whole = split(doc, usize::MAX).unwrap();
+        let mut in_memory = Vec::new();
+        split_slice(doc.as_bytes(), |e| {
+            in_memory.push(String::from_utf8(e.to_vec()).unwrap())
+        })
+        .unwrap();
+        assert_eq!(in_memory, whole, "in-memory split");
         for t in [1, 2, 3, 7] {
             assert_eq!(split(doc, t).unwrap(), whole, "trickle {t}");
         }

@@ -366,7 +366,7 @@ fn pick(cumulative: &[f64], rng: &mut Rng) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{decode_document, ActivityEvent, EventSink, Rejection};
+    use crate::decode::{decode_slice, ActivityEvent, EventSink, Rejection};
 
     #[derive(Default)]
     struct Tally(std::collections::BTreeMap<String, u64>, u64);
@@ -376,6 +376,49 @@ mod tests {
         }
         fn reject(&mut self, _: Rejection) {
             self.1 += 1;
+        }
+    }
+
+    #[test]
+    fn archives_hold_exactly_the_events_asked_for_in_minute_order() {
+        let tenant = Tenant::new(TenantSpec::default());
+        let end = UnixMillis::from_secs(1_795_132_800);
+        for (layout, count) in [
+            (Layout::Jsonl, 1234),
+            (Layout::Pages, PAGE_EVENTS as u64 + 3),
+            (Layout::Array, 1),
+        ] {
+            let mut out = Vec::new();
+            write_archive(
+                &tenant,
+                &mut Rng::new(3),
+                count,
+                (UnixMillis(end.0 - 86_400_000), end),
+                layout,
+                &mut out,
+            )
+            .unwrap();
+            let mut tally = Tally::default();
+            let mut minutes = Vec::new();
+            struct Times<'a>(&'a mut Tally, &'a mut Vec<i64>);
+            impl EventSink for Times<'_> {
+                fn accept(&mut self, e: &ActivityEvent<'_>) {
+                    self.1.push(e.time.0 / 60_000);
+                    self.0.accept(e);
+                }
+                fn reject(&mut self, r: Rejection) {
+                    self.0.reject(r);
+                }
+            }
+            decode_slice(&out, &mut Times(&mut tally, &mut minutes)).unwrap();
+            assert_eq!(tally.0.values().sum::<u64>(), count, "{layout:?}");
+            assert!(
+                minutes.windows(2).all(|w| w[0] <= w[1]),
+                "{layout:?}: minutes in order"
+            );
+            assert!(minutes
+                .iter()
+                .all(|m| (end.0 - 86_400_000) / 60_000 <= *m && *m < end.0 / 60_000));
         }
     }
 
@@ -395,7 +438,7 @@ mod tests {
         let mut page = Vec::new();
         write_page(events.iter().map(Vec::as_slice), &mut page);
         let mut tally = Tally::default();
-        decode_document(page.as_slice(), &mut tally).unwrap();
+        decode_slice(&page, &mut tally).unwrap();
         assert_eq!(tally.1, 0);
         let views = tally.0["ViewReport"] as f64 / events.len() as f64;
         assert!((0.6..0.8).contains(&views), "view share {views}");
@@ -422,8 +465,9 @@ pub enum Layout {
 /// Events per page in [`Layout::Pages`] (the API sends 5,000–10,000 on busy hours).
 pub const PAGE_EVENTS: usize = 5000;
 
-/// Writes exactly `count` events with `CreationTime` in `[from, to)`, following the tenant's
-/// rhythm, streaming (memory does not grow with `count`).
+/// Writes exactly `count` events with `CreationTime` in `[from, to)`, in time order minute by
+/// minute as the API's hour-chunked pages deliver them, following the tenant's rhythm;
+/// streaming (memory does not grow with `count`).
 pub fn write_archive(
     tenant: &Tenant,
     rng: &mut Rng,
@@ -432,46 +476,56 @@ pub fn write_archive(
     layout: Layout,
     mut out: impl std::io::Write,
 ) -> std::io::Result<()> {
-    let span = (to.0 - from.0).max(1) as u64;
+    const MINUTE: i64 = 60_000;
+    let minutes = ((to.0 - from.0) / MINUTE).max(1);
+    let relative: f64 = (0..minutes)
+        .map(|m| Tenant::rate_per_minute(UnixMillis(from.0 + m * MINUTE), 1.0))
+        .sum();
+    let peak = count as f64 / relative.max(f64::MIN_POSITIVE);
     let mut event = Vec::with_capacity(1024);
     let mut page = Vec::new();
     let mut in_page = 0;
+    let mut i = 0u64;
     if layout == Layout::Array {
         out.write_all(b"[\n")?;
     }
-    for i in 0..count {
-        // Rejection sampling: a time is kept with probability rate(t) / peak.
-        let time = loop {
-            let t = UnixMillis(from.0 + rng.below(span) as i64);
-            if rng.f64() < Tenant::rate_per_minute(t, 1.0) {
-                break t;
-            }
+    for m in 0..minutes {
+        let start = from.0 + m * MINUTE;
+        let expected = Tenant::rate_per_minute(UnixMillis(start), peak);
+        let n = if m + 1 == minutes {
+            count - i
+        } else {
+            rng.poisson(expected).min(count - i)
         };
-        event.clear();
-        tenant.write_event(rng, time, &mut event);
-        match layout {
-            Layout::Jsonl => {
-                out.write_all(&event)?;
-                out.write_all(b"\n")?;
-            }
-            Layout::Array => {
-                if i > 0 {
-                    out.write_all(b",\n")?;
-                }
-                out.write_all(&event)?;
-            }
-            Layout::Pages => {
-                page.push(event.clone());
-                in_page += 1;
-                if in_page == PAGE_EVENTS || i + 1 == count {
-                    let mut bytes = Vec::new();
-                    write_page(page.iter().map(Vec::as_slice), &mut bytes);
-                    out.write_all(&bytes)?;
+        for _ in 0..n {
+            let time = UnixMillis(start + rng.below(MINUTE as u64) as i64);
+            event.clear();
+            tenant.write_event(rng, time, &mut event);
+            match layout {
+                Layout::Jsonl => {
+                    out.write_all(&event)?;
                     out.write_all(b"\n")?;
-                    page.clear();
-                    in_page = 0;
+                }
+                Layout::Array => {
+                    if i > 0 {
+                        out.write_all(b",\n")?;
+                    }
+                    out.write_all(&event)?;
+                }
+                Layout::Pages => {
+                    page.push(event.clone());
+                    in_page += 1;
+                    if in_page == PAGE_EVENTS || i + 1 == count {
+                        let mut bytes = Vec::new();
+                        write_page(page.iter().map(Vec::as_slice), &mut bytes);
+                        out.write_all(&bytes)?;
+                        out.write_all(b"\n")?;
+                        page.clear();
+                        in_page = 0;
+                    }
                 }
             }
+            i += 1;
         }
     }
     if layout == Layout::Array {

@@ -93,9 +93,16 @@ impl Exporter {
                 let _ = tx.send(line);
             }
         });
+        // Owned by the guard first: a failed wait below still stops the child.
+        let mut exporter = Exporter {
+            child,
+            addr: String::new(),
+            log: rx,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let line = rx
+        while exporter.addr.is_empty() {
+            let line = exporter
+                .log
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("no Listening. line within 20s");
             if line.contains("msg=Listening.") {
@@ -103,13 +110,10 @@ impl Exporter {
                     .split(' ')
                     .find_map(|kv| kv.strip_prefix("address="))
                     .expect("address in the Listening line");
-                return Exporter {
-                    child,
-                    addr: addr.to_string(),
-                    log: rx,
-                };
+                exporter.addr = addr.to_string();
             }
         }
+        exporter
     }
 
     pub fn url(&self, path: &str) -> String {
