@@ -67,9 +67,16 @@ fn main() {
         bytes / events as f64
     );
 
-    // BENCH_ONLY=aggregate skips the other phases (for profiling one phase).
-    let only_aggregate = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "aggregate");
-    let baseline = best_of(if only_aggregate { 0 } else { rounds }, || {
+    // BENCH_ONLY=baseline|streamed|decode|aggregate runs one phase (for profiling it).
+    let only = std::env::var("BENCH_ONLY").ok();
+    let runs = |phase: &str| {
+        if only.as_deref().is_none_or(|o| o == phase) {
+            rounds
+        } else {
+            0
+        }
+    };
+    let baseline = best_of(runs("baseline"), || {
         for p in &pages {
             serde_json::from_slice::<serde::de::IgnoredAny>(p).unwrap();
         }
@@ -82,7 +89,7 @@ fn main() {
         baseline,
     );
 
-    let streamed = best_of(if only_aggregate { 0 } else { rounds }, || {
+    let streamed = best_of(runs("streamed"), || {
         let mut sink = Discard(0);
         for p in &pages {
             decode_reader(*p, &mut sink).unwrap();
@@ -97,7 +104,7 @@ fn main() {
         baseline,
     );
 
-    let decode = best_of(if only_aggregate { 0 } else { rounds }, || {
+    let decode = best_of(runs("decode"), || {
         let mut sink = Discard(0);
         for p in &pages {
             decode_slice(p, &mut sink).unwrap();
@@ -107,7 +114,7 @@ fn main() {
     report("decode, in memory (pages)", decode, events, bytes, baseline);
 
     let mut last = None;
-    let full = best_of(rounds, || {
+    let full = best_of(runs("aggregate").max(1), || {
         let mut agg = Aggregator::new(&AggregateConfig::default());
         for p in &pages {
             decode_slice(p, &mut agg).unwrap();

@@ -136,7 +136,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<ActivityEvent<'_>, Rejection> {
     let is_object = Slot(&mut raw)
         .deserialize(&mut de)
         .and_then(|o| de.end().map(|()| o));
-    raw.into_event(is_object.map_err(|_| Rejection::InvalidJson)?)
+    raw.take_event(is_object.map_err(|_| Rejection::InvalidJson)?)
 }
 
 /// The fields we read, each tolerant of any JSON type.
@@ -156,31 +156,37 @@ pub(crate) struct RawEvent<'a> {
 
 impl<'a> RawEvent<'a> {
     /// The event, or why not; `is_object` says whether the value was a JSON object at all.
-    pub(crate) fn into_event(self, is_object: bool) -> Result<ActivityEvent<'a>, Rejection> {
+    pub(crate) fn take_event(&mut self, is_object: bool) -> Result<ActivityEvent<'a>, Rejection> {
         if !is_object {
             return Err(Rejection::NotAnObject);
         }
-        let id = self.id.into_str().ok_or(Rejection::MissingId)?;
-        let activity = self.activity.into_str().ok_or(Rejection::MissingActivity)?;
-        let time = match self.creation_time {
+        // Fields are taken, not the whole slot moved: the slot is reused for the next event.
+        let key = match &self.id {
+            Lenient::Str(id) if !is_blank(id) => EventKey::from_id(id),
+            _ => return Err(Rejection::MissingId),
+        };
+        let activity = take(&mut self.activity).ok_or(Rejection::MissingActivity)?;
+        let time = match &self.creation_time {
             Lenient::Str(s) if !s.is_empty() => {
-                parse_creation_time(&s).ok_or(Rejection::InvalidTime)?
+                parse_creation_time(s).ok_or(Rejection::InvalidTime)?
             }
             Lenient::Absent | Lenient::Null => return Err(Rejection::MissingTime),
             _ => return Err(Rejection::InvalidTime),
         };
+        let user = match &self.user_id {
+            Lenient::Str(u) if !is_blank(u) => Some(UserKey::from_user_id(u)),
+            _ => None,
+        };
         Ok(ActivityEvent {
-            key: EventKey::from_id(&id),
+            key,
             time,
             activity: Activity(activity),
-            workspace_id: self.workspace_id.into_str().map(WorkspaceId),
-            workspace_name: self
-                .workspace_name
-                .into_str()
-                .or_else(|| self.workspace_name_alias.into_str()),
-            report_id: self.report_id.into_str().map(ReportId),
-            report_name: self.report_name.into_str(),
-            user: self.user_id.into_str().map(|u| UserKey::from_user_id(&u)),
+            workspace_id: take(&mut self.workspace_id).map(WorkspaceId),
+            workspace_name: take(&mut self.workspace_name)
+                .or_else(|| take(&mut self.workspace_name_alias)),
+            report_id: take(&mut self.report_id).map(ReportId),
+            report_name: take(&mut self.report_name),
+            user,
             success: !matches!(self.is_success, Lenient::Bool(false)),
         })
     }
@@ -197,14 +203,16 @@ enum Lenient<'a> {
     Other,
 }
 
-impl<'a> Lenient<'a> {
-    /// The value as a non-empty string, or `None`.
-    fn into_str(self) -> Option<Cow<'a, str>> {
-        match self {
-            Lenient::Str(s) if !s.bytes().all(|b| b.is_ascii_whitespace()) => Some(s),
-            _ => None,
-        }
+/// Takes a field's value as a non-blank string, or `None`.
+fn take<'a>(field: &mut Lenient<'a>) -> Option<Cow<'a, str>> {
+    match std::mem::take(field) {
+        Lenient::Str(s) if !is_blank(&s) => Some(s),
+        _ => None,
     }
+}
+
+fn is_blank(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_whitespace())
 }
 
 impl<'de> Deserialize<'de> for Lenient<'de> {

@@ -49,9 +49,9 @@ struct Deliver<'s, S> {
 }
 
 impl<S: EventSink> Deliver<'_, S> {
-    fn deliver(&mut self, raw: RawEvent<'_>, is_object: bool) {
+    fn deliver(&mut self, raw: &mut RawEvent<'_>, is_object: bool) {
         self.delivered += 1;
-        match raw.into_event(is_object) {
+        match raw.take_event(is_object) {
             Ok(event) => self.sink.accept(&event),
             Err(reason) => self.sink.reject(reason),
         }
@@ -78,7 +78,7 @@ impl<'de, S: EventSink> Visitor<'de> for Top<'_, '_, S> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut raw = RawEvent::default();
         while let Some(is_object) = seq.next_element_seed(Slot(&mut raw))? {
-            self.0.deliver(std::mem::take(&mut raw), is_object);
+            self.0.deliver(&mut raw, is_object);
         }
         Ok(())
     }
@@ -98,7 +98,7 @@ impl<'de, S: EventSink> Visitor<'de> for Top<'_, '_, S> {
             }
         }
         if !page {
-            self.0.deliver(event, true);
+            self.0.deliver(&mut event, true);
         }
         Ok(())
     }

@@ -146,3 +146,81 @@ fn exporter_metrics_can_be_disabled() {
     assert!(!text.contains("process_"), "process metrics present");
     assert!(text.contains("powerbi_events_processed_total"));
 }
+
+#[test]
+fn readiness_waits_for_the_first_document() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use powerbi_exporter::exposition::http::{bind, serve, Exposition};
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(bind("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let exposition = Exposition {
+        render: Box::new(Vec::new),
+        ready: ready.clone(),
+        telemetry_path: "/metrics".into(),
+        process_metrics: false,
+    };
+    let server = runtime.spawn(serve(listener, exposition, async {
+        let _ = stopped.await;
+    }));
+    let client = http();
+    let status = |path: &str| {
+        client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("/-/ready"), 503);
+    assert_eq!(status("/-/healthy"), 200, "healthy while not ready");
+    ready.store(true, Ordering::Release);
+    assert_eq!(status("/-/ready"), 200);
+    stop.send(()).unwrap();
+    runtime.block_on(server).unwrap();
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(BIN)
+        .args([
+            "--demo",
+            "--demo.backfill",
+            "1m",
+            "--log.format",
+            "json",
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let read = BufReader::new(child.stderr.take().unwrap()).read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(log["level"], "INFO");
+    assert_eq!(log["message"], "Listening.");
+    assert!(
+        log["address"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{line}"
+    );
+}
