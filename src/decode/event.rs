@@ -152,6 +152,8 @@ pub(crate) struct RawEvent<'a> {
     report_name: Lenient<'a>,
     user_id: Lenient<'a>,
     is_success: Lenient<'a>,
+    /// Where values of fields we do not read would go; never read.
+    ignored: Lenient<'a>,
 }
 
 impl<'a> RawEvent<'a> {
@@ -193,8 +195,8 @@ impl<'a> RawEvent<'a> {
 }
 
 /// A field value of any JSON type, keeping strings and booleans.
-#[derive(Default)]
-enum Lenient<'a> {
+#[derive(Debug, Default)]
+pub(crate) enum Lenient<'a> {
     #[default]
     Absent,
     Null,
@@ -326,13 +328,9 @@ impl<'de> Deserialize<'de> for Field {
 }
 
 impl<'a> RawEvent<'a> {
-    /// Reads the value of `field` into its slot (or skips it).
-    pub(crate) fn read<A: MapAccess<'a>>(
-        &mut self,
-        field: Field,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        let slot = match field {
+    /// The slot of a field we read (`Other` has none: its values are skipped).
+    pub(crate) fn slot(&mut self, field: Field) -> &mut Lenient<'a> {
+        match field {
             Field::Id => &mut self.id,
             Field::CreationTime => &mut self.creation_time,
             Field::Activity => &mut self.activity,
@@ -343,12 +341,21 @@ impl<'a> RawEvent<'a> {
             Field::ReportName => &mut self.report_name,
             Field::UserId => &mut self.user_id,
             Field::IsSuccess => &mut self.is_success,
-            Field::Other => {
-                map.next_value::<IgnoredAny>()?;
-                return Ok(());
-            }
-        };
-        *slot = map.next_value()?;
+            Field::Other => &mut self.ignored,
+        }
+    }
+
+    /// Reads the value of `field` into its slot (or skips it).
+    pub(crate) fn read<A: MapAccess<'a>>(
+        &mut self,
+        field: Field,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        if field == Field::Other {
+            map.next_value::<IgnoredAny>()?;
+        } else {
+            *self.slot(field) = map.next_value()?;
+        }
         Ok(())
     }
 }

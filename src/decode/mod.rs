@@ -1,12 +1,12 @@
 //! Decode stage: bytes of a source document → [`ActivityEvent`]s borrowed from those bytes.
 //!
 //! [`split`] finds each event's bytes in a streamed document; [`event`] decodes one event
-//! leniently; [`decode_slice`] decodes an in-memory document in one pass. [`decode_reader`]
-//! and [`decode_slice`] join them and hands every outcome to an [`EventSink`],
+//! leniently with serde, and `object` parses plain event objects faster inside the splitter.
+//! [`decode_reader`] and [`decode_slice`] join them and hands every outcome to an [`EventSink`],
 //! so the aggregation and the `top` ranking consume one decoder.
 
 pub mod event;
-mod fast;
+mod object;
 pub mod split;
 pub mod time;
 
@@ -15,8 +15,7 @@ use std::io::Read;
 pub use event::{
     decode_event, Activity, ActivityEvent, EventKey, Rejection, ReportId, UserKey, WorkspaceId,
 };
-pub use fast::decode_slice;
-pub use split::{split_slice, SplitError, Splitter};
+pub use split::{split_slice, Element, SplitError, Splitter};
 pub use time::UnixMillis;
 
 /// What consumes decoded events.
@@ -28,16 +27,96 @@ pub trait EventSink {
 }
 
 /// Decodes every event of a streamed document into `sink`. On error the events before the
-/// fault have been delivered; the error says where the document broke. For documents already
-/// in memory, [`decode_slice`] gives the same outcome faster.
+/// fault have been delivered; the error says where the document broke.
 pub fn decode_reader<R: Read>(reader: R, sink: &mut impl EventSink) -> Result<(), SplitError> {
-    Splitter::new(reader).for_each(|bytes| deliver_bytes(bytes, sink))
+    Splitter::new(reader).for_each(|element| deliver(element, sink))
 }
 
-/// Decodes one element and hands the outcome to `sink`.
-fn deliver_bytes(bytes: &[u8], sink: &mut impl EventSink) {
-    match decode_event(bytes) {
+/// Decodes every event of a document already in memory into `sink`, without copying it; same
+/// outcome as [`decode_reader`].
+pub fn decode_slice(doc: &[u8], sink: &mut impl EventSink) -> Result<(), SplitError> {
+    split_slice(doc, |element| deliver(element, sink))
+}
+
+/// Hands one element's event, or its rejection, to `sink`.
+fn deliver(element: Element<'_, '_>, sink: &mut impl EventSink) {
+    let outcome = match element.parsed {
+        Some(raw) => raw.take_event(true),
+        None => decode_event(element.bytes),
+    };
+    match outcome {
         Ok(event) => sink.accept(&event),
         Err(reason) => sink.reject(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what a sink saw, to compare the fast path with the splitter.
+    #[derive(Debug, Default, PartialEq)]
+    struct Seen(Vec<Result<(String, String), Rejection>>);
+
+    impl EventSink for Seen {
+        fn accept(&mut self, e: &ActivityEvent<'_>) {
+            self.0
+                .push(Ok((e.activity.to_string(), format!("{:?}", e.key))));
+        }
+        fn reject(&mut self, r: Rejection) {
+            self.0.push(Err(r));
+        }
+    }
+
+    fn both(doc: &str) -> (Seen, Option<String>) {
+        let (mut fast, mut slow) = (Seen::default(), Seen::default());
+        let fast_result = decode_slice(doc.as_bytes(), &mut fast).map_err(|e| e.to_string());
+        // Streamed two bytes at a time: every refill point of the splitter and the parser.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = 2.min(self.0.len()).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let slow_result =
+            decode_reader(Trickle(doc.as_bytes()), &mut slow).map_err(|e| e.to_string());
+        assert_eq!(fast, slow, "same events for {doc}");
+        assert_eq!(fast_result, slow_result, "same outcome for {doc}");
+        (fast, fast_result.err())
+    }
+
+    const E1: &str = r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00"}"#;
+    const E2: &str = r#"{"Id":"b","Activity":"ExportReport","CreationTime":"2026-11-20T10:00:01"}"#;
+
+    #[test]
+    fn in_memory_and_streamed_decoding_agree() {
+        let docs = [
+            format!(
+                r#"{{"continuationToken":null,"activityEventEntities":[{E1},{E2},"x",7],"lastResultSet":true}}"#
+            ),
+            format!("[{E1},{E2}]"),
+            format!("{E1}\n{E2}\n"),
+            format!(r#"{{"activityEventEntities":[{E1}]}}{{"activityEventEntities":null}}[{E2}]"#),
+            format!("[{E1},{{\"Id\": tru}},{E2}]"),
+            format!("[{E1},{E2}"),
+            format!(r#"{{"activityEventEntities":[{E1}, {E2}], "continuationUri": "#),
+            format!("{E1} garbage {E2}"),
+            "\u{feff}[]".to_string(),
+            " \n ".to_string(),
+            "7".to_string(),
+        ];
+        for doc in &docs {
+            both(doc);
+        }
+        let (seen, err) = both(&docs[4]);
+        assert_eq!(seen.0.len(), 3, "the broken element is rejected alone");
+        assert_eq!(seen.0[1], Err(Rejection::InvalidJson));
+        assert_eq!(err, None);
+        let (seen, err) = both(&docs[5]);
+        assert_eq!(seen.0.len(), 2);
+        assert!(err.unwrap().starts_with("truncated"));
     }
 }

@@ -19,6 +19,9 @@ use std::io::{self, Read};
 
 use memchr::memchr2;
 
+use super::event::RawEvent;
+use super::object::{parse_event_object, Parse};
+
 /// The key under which an API page carries its events.
 const ENTITIES_KEY: &[u8] = b"activityEventEntities";
 /// Read size; also the initial buffer size.
@@ -69,11 +72,19 @@ impl State {
     }
 }
 
-enum Step {
+enum Step<'b> {
     NeedMore,
-    Element(usize, usize),
+    /// An element's bytes, and whether the event parser filled the slot from them.
+    Element(&'b [u8], bool),
     Continue,
     Done,
+}
+
+/// One element of a document: its bytes and, when the event parser could read them plainly,
+/// its fields (else the decoder hands the bytes to serde).
+pub struct Element<'s, 'b> {
+    pub bytes: &'b [u8],
+    pub(crate) parsed: Option<&'s mut RawEvent<'b>>,
 }
 
 /// The splitter's position: everything but the bytes, so one scanner serves a streamed
@@ -98,16 +109,23 @@ pub struct Splitter<R> {
 }
 
 /// Calls `on_element` with every element of an in-memory document, without copying it.
-pub fn split_slice(doc: &[u8], mut on_element: impl FnMut(&[u8])) -> Result<(), SplitError> {
+pub fn split_slice<'b>(
+    doc: &'b [u8],
+    mut on_element: impl FnMut(Element<'_, 'b>),
+) -> Result<(), SplitError> {
     let mut scan = Scanner {
         start: 0,
         base: 0,
         eof: true,
         state: State::TopLevel,
     };
+    let mut slot = RawEvent::default();
     loop {
-        match scan.step(doc)? {
-            Step::Element(from, to) => on_element(&doc[from..to]),
+        match scan.step(doc, &mut slot)? {
+            Step::Element(bytes, parsed) => on_element(Element {
+                bytes,
+                parsed: parsed.then_some(&mut slot),
+            }),
             Step::Continue => {}
             Step::NeedMore => {
                 return Err(SplitError::Truncated {
@@ -136,10 +154,17 @@ impl<R: Read> Splitter<R> {
     }
 
     /// Calls `on_element` with the bytes of every element, in document order.
-    pub fn for_each(&mut self, mut on_element: impl FnMut(&[u8])) -> Result<(), SplitError> {
+    pub fn for_each(
+        &mut self,
+        mut on_element: impl FnMut(Element<'_, '_>),
+    ) -> Result<(), SplitError> {
         loop {
-            match self.scan.step(&self.buf[..self.end])? {
-                Step::Element(from, to) => on_element(&self.buf[from..to]),
+            let mut slot = RawEvent::default();
+            match self.scan.step(&self.buf[..self.end], &mut slot)? {
+                Step::Element(bytes, parsed) => on_element(Element {
+                    bytes,
+                    parsed: parsed.then_some(&mut slot),
+                }),
                 Step::Continue => {}
                 Step::NeedMore => {
                     if self.scan.eof {
@@ -209,7 +234,7 @@ impl Scanner {
 
     /// Parses one step of `buf` from `start`. A step either completes (and moves `start`) or
     /// asks for more bytes and is then redone from the same `start`.
-    fn step(&mut self, buf: &[u8]) -> Result<Step, SplitError> {
+    fn step<'b>(&mut self, buf: &'b [u8], slot: &mut RawEvent<'b>) -> Result<Step<'b>, SplitError> {
         let mut i = self.start;
         if self.base == 0 && i == 0 {
             const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -237,15 +262,23 @@ impl Scanner {
                     };
                     Ok(Step::Continue)
                 }
-                b'{' => {
-                    self.start = p + 1;
-                    self.state = State::Object {
-                        obj_start: p,
-                        first: true,
-                        page: false,
-                    };
-                    Ok(Step::Continue)
-                }
+                b'{' => match parse_event_object(buf, p, slot) {
+                    Parse::Event(end) => {
+                        self.start = end;
+                        Ok(Step::Element(&buf[p..end], true))
+                    }
+                    Parse::NeedMore => Ok(Step::NeedMore),
+                    // A page, or an object only serde can judge: walk its keys.
+                    Parse::Bail => {
+                        self.start = p + 1;
+                        self.state = State::Object {
+                            obj_start: p,
+                            first: true,
+                            page: false,
+                        };
+                        Ok(Step::Continue)
+                    }
+                },
                 _ => Err(self.syntax(
                     p,
                     "'[' or '{' (an API page, an array of events or JSON Lines)",
@@ -275,6 +308,20 @@ impl Scanner {
                     };
                     v = q;
                 }
+                if buf[v] == b'{' {
+                    match parse_event_object(buf, v, slot) {
+                        Parse::Event(end) => {
+                            self.start = end;
+                            self.state = State::Array {
+                                first: false,
+                                in_page,
+                            };
+                            return Ok(Step::Element(&buf[v..end], true));
+                        }
+                        Parse::NeedMore => return Ok(Step::NeedMore),
+                        Parse::Bail => {}
+                    }
+                }
                 match skip_value(buf, v, self.eof).map_err(|e| self.syntax(v, e))? {
                     None => Ok(Step::NeedMore),
                     Some(to) => {
@@ -283,7 +330,7 @@ impl Scanner {
                             first: false,
                             in_page,
                         };
-                        Ok(Step::Element(v, to))
+                        Ok(Step::Element(&buf[v..to], false))
                     }
                 }
             }
@@ -298,7 +345,7 @@ impl Scanner {
                     return Ok(if page {
                         Step::Continue
                     } else {
-                        Step::Element(obj_start, p + 1)
+                        Step::Element(&buf[obj_start..p + 1], false)
                     });
                 }
                 let mut k = p;
@@ -440,7 +487,7 @@ mod tests {
     fn split(doc: &str, trickle: usize) -> Result<Vec<String>, SplitError> {
         let mut out = Vec::new();
         Splitter::new(Trickle(doc.as_bytes(), trickle))
-            .for_each(|e| out.push(String::from_utf8(e.to_vec()).unwrap()))
+            .for_each(|e| out.push(String::from_utf8(e.bytes.to_vec()).unwrap()))
             .map(|()| out)
     }
 
@@ -448,7 +495,7 @@ mod tests {
         let whole = split(doc, usize::MAX).unwrap();
         let mut in_memory = Vec::new();
         split_slice(doc.as_bytes(), |e| {
-            in_memory.push(String::from_utf8(e.to_vec()).unwrap())
+            in_memory.push(String::from_utf8(e.bytes.to_vec()).unwrap())
         })
         .unwrap();
         assert_eq!(in_memory, whole, "in-memory split");
@@ -501,7 +548,7 @@ mod tests {
         let doc = r#"{"activityEventEntities": [{"Id":"a"}, {"Id":"b", "Activ"#;
         let mut seen = Vec::new();
         let err = Splitter::new(Trickle(doc.as_bytes(), 5))
-            .for_each(|e| seen.push(e.to_vec()))
+            .for_each(|e| seen.push(e.bytes.to_vec()))
             .unwrap_err();
         assert_eq!(seen, vec![br#"{"Id":"a"}"#.to_vec()]);
         assert!(
