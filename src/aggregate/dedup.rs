@@ -47,7 +47,17 @@ impl Dedup {
         if self.newest_hour != i64::MIN && hour < self.newest_hour - self.window_hours {
             return Seen::OutsideWindow;
         }
-        if !self.partitions.entry(hour).or_default().insert(key.0) {
+        // A new hour is sized like the newest one so far: growing a set by doubling rehashes
+        // every id many times over.
+        let typical = self
+            .partitions
+            .last_key_value()
+            .map_or(0, |(_, ids)| ids.len());
+        let ids = self
+            .partitions
+            .entry(hour)
+            .or_insert_with(|| HashSet::with_capacity(typical));
+        if !ids.insert(key.0) {
             return Seen::Duplicate;
         }
         if hour > self.newest_hour {
