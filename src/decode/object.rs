@@ -12,9 +12,8 @@
 
 use std::borrow::Cow;
 
-use memchr::memchr2;
-
 use super::event::{Field, Lenient, RawEvent};
+use super::split::{skip_string, skip_value, skip_ws as ws};
 
 /// Outcome of parsing the object that starts at a `{`.
 pub(crate) enum Parse {
@@ -53,7 +52,7 @@ fn parse<'b>(buf: &'b [u8], i: usize, raw: &mut RawEvent<'b>) -> Partial<usize> 
         if buf[j] != b'"' {
             return Err(Bail);
         }
-        let Some((key_end, escaped)) = string_end(buf, j)? else {
+        let Some((key_end, escaped)) = skip_string(buf, j) else {
             return Ok(None);
         };
         let key = &buf[j + 1..key_end - 1];
@@ -98,35 +97,10 @@ fn parse<'b>(buf: &'b [u8], i: usize, raw: &mut RawEvent<'b>) -> Partial<usize> 
     }
 }
 
-/// First non-whitespace index at or after `i`.
-fn ws(buf: &[u8], mut i: usize) -> Option<usize> {
-    while i < buf.len() {
-        if !matches!(buf[i], b' ' | b'\t' | b'\r' | b'\n') {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Index just past the string whose opening quote is at `i`, and whether it has escapes.
-fn string_end(buf: &[u8], i: usize) -> Partial<(usize, bool)> {
-    let mut j = i + 1;
-    let mut escaped = false;
-    loop {
-        let Some(k) = memchr2(b'"', b'\\', &buf[j..]) else {
-            return Ok(None);
-        };
-        let k = j + k;
-        if buf[k] == b'"' {
-            return Ok(Some((k + 1, escaped)));
-        }
-        escaped = true;
-        j = k + 2;
-        if j > buf.len() {
-            return Ok(None);
-        }
-    }
+/// Index just past a value we do not read. Its syntax is not checked: only brackets and
+/// strings are followed. Inside an object a value never ends the data, hence `eof: false`.
+fn skip(buf: &[u8], v: usize) -> Partial<usize> {
+    skip_value(buf, v, false).map_err(|_| Bail)
 }
 
 /// A field value we read: strings (borrowed unless escaped), booleans, null; anything else
@@ -134,7 +108,7 @@ fn string_end(buf: &[u8], i: usize) -> Partial<(usize, bool)> {
 fn value(buf: &[u8], v: usize) -> Partial<(usize, Lenient<'_>)> {
     match buf[v] {
         b'"' => {
-            let Some((end, escaped)) = string_end(buf, v)? else {
+            let Some((end, escaped)) = skip_string(buf, v) else {
                 return Ok(None);
             };
             let inner = &buf[v + 1..end - 1];
@@ -151,7 +125,8 @@ fn value(buf: &[u8], v: usize) -> Partial<(usize, Lenient<'_>)> {
         b't' => literal(buf, v, b"true", Lenient::Bool(true)),
         b'f' => literal(buf, v, b"false", Lenient::Bool(false)),
         b'n' => literal(buf, v, b"null", Lenient::Null),
-        _ => Ok(skip(buf, v)?.map(|end| (end, Lenient::Other))),
+        b'-' | b'0'..=b'9' | b'{' | b'[' => Ok(skip(buf, v)?.map(|end| (end, Lenient::Other))),
+        _ => Err(Bail),
     }
 }
 
@@ -173,46 +148,6 @@ fn literal<'b>(
         return Err(Bail);
     }
     Ok(Some((end, value)))
-}
-
-/// Index just past the value at `v`: strings and containers by scanning, numbers up to the
-/// next delimiter. Brackets are counted, not matched (the value is not used).
-fn skip(buf: &[u8], v: usize) -> Partial<usize> {
-    match buf[v] {
-        b'"' => Ok(string_end(buf, v)?.map(|(end, _)| end)),
-        b'{' | b'[' => {
-            let mut depth = 0u32;
-            let mut j = v;
-            while j < buf.len() {
-                match buf[j] {
-                    b'"' => {
-                        let Some((k, _)) = string_end(buf, j)? else {
-                            return Ok(None);
-                        };
-                        j = k;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Ok(Some(j + 1));
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            Ok(None)
-        }
-        b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
-            let n = buf[v..]
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'));
-            Ok(n.map(|n| v + n))
-        }
-        _ => Err(Bail),
-    }
 }
 
 #[cfg(test)]

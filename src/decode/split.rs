@@ -361,7 +361,7 @@ impl Scanner {
                 if buf[k] != b'"' {
                     return Err(self.syntax(k, "a key string"));
                 }
-                let Some(key_end) = skip_string(buf, k) else {
+                let Some((key_end, _)) = skip_string(buf, k) else {
                     return Ok(Step::NeedMore);
                 };
                 let Some(colon) = skip_ws(buf, key_end) else {
@@ -400,7 +400,7 @@ impl Scanner {
 }
 
 /// First non-whitespace index at or after `i`, or `None` if the buffer ends first.
-fn skip_ws(buf: &[u8], mut i: usize) -> Option<usize> {
+pub(super) fn skip_ws(buf: &[u8], mut i: usize) -> Option<usize> {
     while i < buf.len() {
         if !matches!(buf[i], b' ' | b'\t' | b'\r' | b'\n') {
             return Some(i);
@@ -410,14 +410,17 @@ fn skip_ws(buf: &[u8], mut i: usize) -> Option<usize> {
     None
 }
 
-/// Index just past the string starting with the quote at `i`, or `None` if incomplete.
-fn skip_string(buf: &[u8], i: usize) -> Option<usize> {
+/// Index just past the string starting with the quote at `i`, and whether it has escapes;
+/// `None` if the buffer ends first.
+pub(super) fn skip_string(buf: &[u8], i: usize) -> Option<(usize, bool)> {
     let mut j = i + 1;
+    let mut escaped = false;
     loop {
         let k = j + memchr2(b'"', b'\\', &buf[j..])?;
         if buf[k] == b'"' {
-            return Some(k + 1);
+            return Some((k + 1, escaped));
         }
+        escaped = true;
         j = k + 2;
         if j > buf.len() {
             return None;
@@ -427,16 +430,16 @@ fn skip_string(buf: &[u8], i: usize) -> Option<usize> {
 
 /// Index just past the value starting at `i`, `None` if the buffer ends first. Brackets are
 /// only counted, not matched: the decoder validates what is inside.
-fn skip_value(buf: &[u8], i: usize, eof: bool) -> Result<Option<usize>, &'static str> {
+pub(super) fn skip_value(buf: &[u8], i: usize, eof: bool) -> Result<Option<usize>, &'static str> {
     match buf[i] {
-        b'"' => Ok(skip_string(buf, i)),
+        b'"' => Ok(skip_string(buf, i).map(|(end, _)| end)),
         b'{' | b'[' => {
             let mut depth = 0u32;
             let mut j = i;
             while j < buf.len() {
                 match buf[j] {
                     b'"' => match skip_string(buf, j) {
-                        Some(k) => {
+                        Some((k, _)) => {
                             j = k;
                             continue;
                         }

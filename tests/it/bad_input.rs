@@ -141,36 +141,9 @@ fn flags_override_the_config_file() {
         "--web.telemetry-path",
         "/from-flag",
     ]);
-    let client = http();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while client
-        .get(e.url("/-/ready"))
-        .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(
-        client
-            .get(e.url("/from-flag"))
-            .send()
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(e.url("/from-file"))
-            .send()
-            .unwrap()
-            .status()
-            .as_u16(),
-        404
-    );
+    e.wait_ready();
+    assert_eq!(e.status("/from-flag"), 200);
+    assert_eq!(e.status("/from-file"), 404);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -15,25 +15,10 @@ fn demo() -> Exporter {
     ])
 }
 
-fn wait_ready(e: &Exporter) {
-    let client = http();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client
-        .get(e.url("/-/ready"))
-        .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(Instant::now() < deadline, "not ready within 10s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn the_demo_serves_living_metrics_over_http() {
     let mut e = demo();
-    wait_ready(&e);
+    e.wait_ready();
     let client = http();
     let resp = client.get(e.url("/custom")).send().unwrap();
     assert_eq!(resp.status().as_u16(), 200);
@@ -87,24 +72,8 @@ fn the_demo_serves_living_metrics_over_http() {
         landing.contains(r#"<a href="/custom">Metrics</a>"#),
         "{landing}"
     );
-    assert_eq!(
-        client
-            .get(e.url("/-/healthy"))
-            .send()
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(e.url("/metrics"))
-            .send()
-            .unwrap()
-            .status()
-            .as_u16(),
-        404
-    );
+    assert_eq!(e.status("/-/healthy"), 200);
+    assert_eq!(e.status("/metrics"), 404);
     assert_eq!(
         client
             .post(e.url("/custom"))
@@ -136,7 +105,7 @@ fn exporter_metrics_can_be_disabled() {
         "--log.level",
         "debug",
     ]);
-    wait_ready(&e);
+    e.wait_ready();
     let text = http()
         .get(e.url("/metrics"))
         .send()

@@ -116,6 +116,27 @@ impl Exporter {
         exporter
     }
 
+    /// Waits until `/-/ready` answers 200 (at most 10 s).
+    pub fn wait_ready(&self) {
+        let client = http();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client
+            .get(self.url("/-/ready"))
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+            != 200
+        {
+            assert!(Instant::now() < deadline, "not ready within 10s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Status code of a GET of `path`.
+    pub fn status(&self, path: &str) -> u16 {
+        http().get(self.url(path)).send().unwrap().status().as_u16()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
