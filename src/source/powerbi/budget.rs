@@ -1,0 +1,122 @@
+//! The request budget: never more than N requests in any rolling hour, retries included.
+//!
+//! Pure: the caller passes the time. The API allows 200 requests per hour per tenant for all
+//! callers together, so the exporter keeps well under it and leaves room for other tools.
+//! The ledger of send times is what the durable state persists, so a restart does not reset it.
+
+use std::collections::VecDeque;
+
+use crate::decode::UnixMillis;
+
+const HOUR_MS: i64 = 3_600_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestBudget {
+    max_per_hour: usize,
+    /// Send times inside the last hour, oldest first.
+    sent: VecDeque<UnixMillis>,
+    /// No request before this (a 429's `Retry-After`).
+    blocked_until: UnixMillis,
+}
+
+impl RequestBudget {
+    pub fn new(max_per_hour: usize) -> Self {
+        RequestBudget {
+            max_per_hour,
+            sent: VecDeque::new(),
+            blocked_until: UnixMillis(i64::MIN),
+        }
+    }
+
+    /// Restores a ledger (from the durable state); send times older than an hour are dropped.
+    pub fn restore(
+        max_per_hour: usize,
+        sent: impl IntoIterator<Item = UnixMillis>,
+        blocked_until: UnixMillis,
+    ) -> Self {
+        let mut sent: Vec<UnixMillis> = sent.into_iter().collect();
+        sent.sort();
+        RequestBudget {
+            max_per_hour,
+            sent: sent.into(),
+            blocked_until,
+        }
+    }
+
+    fn expire(&mut self, now: UnixMillis) {
+        while self.sent.front().is_some_and(|t| t.0 <= now.0 - HOUR_MS) {
+            self.sent.pop_front();
+        }
+    }
+
+    /// Takes one request from the budget, or says when the next one may be sent.
+    pub fn acquire(&mut self, now: UnixMillis) -> Result<(), UnixMillis> {
+        self.expire(now);
+        if now < self.blocked_until {
+            return Err(self.blocked_until);
+        }
+        if self.sent.len() >= self.max_per_hour {
+            let oldest = self.sent.front().copied().unwrap_or(now);
+            return Err(UnixMillis(oldest.0 + HOUR_MS));
+        }
+        self.sent.push_back(now);
+        Ok(())
+    }
+
+    /// Requests that may still be sent in the rolling hour ending at `now`.
+    pub fn remaining(&mut self, now: UnixMillis) -> usize {
+        self.expire(now);
+        if now < self.blocked_until {
+            return 0;
+        }
+        self.max_per_hour.saturating_sub(self.sent.len())
+    }
+
+    /// Honours a `Retry-After`: nothing is sent before `until`.
+    pub fn block_until(&mut self, until: UnixMillis) {
+        self.blocked_until = self.blocked_until.max(until);
+    }
+
+    /// The ledger, for the durable state.
+    pub fn ledger(&self) -> (Vec<UnixMillis>, UnixMillis) {
+        (self.sent.iter().copied().collect(), self.blocked_until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn never_more_than_the_budget_in_any_rolling_hour() {
+        let mut b = RequestBudget::new(3);
+        for m in [0, 10, 20] {
+            assert_eq!(b.acquire(UnixMillis(m * MIN)), Ok(()));
+        }
+        assert_eq!(
+            b.acquire(UnixMillis(30 * MIN)),
+            Err(UnixMillis(60 * MIN)),
+            "next when the 0-minute one leaves the hour"
+        );
+        assert_eq!(b.remaining(UnixMillis(59 * MIN)), 0);
+        assert_eq!(b.remaining(UnixMillis(60 * MIN)), 1);
+        assert_eq!(b.acquire(UnixMillis(60 * MIN)), Ok(()));
+        assert_eq!(b.acquire(UnixMillis(61 * MIN)), Err(UnixMillis(70 * MIN)));
+    }
+
+    #[test]
+    fn retry_after_blocks_and_the_ledger_survives_a_restore() {
+        let mut b = RequestBudget::new(10);
+        b.acquire(UnixMillis(0)).unwrap();
+        b.block_until(UnixMillis(5 * MIN));
+        assert_eq!(b.acquire(UnixMillis(MIN)), Err(UnixMillis(5 * MIN)));
+        assert_eq!(b.remaining(UnixMillis(MIN)), 0);
+        let (sent, blocked) = b.ledger();
+        let mut restored = RequestBudget::restore(10, sent, blocked);
+        assert_eq!(restored, b);
+        assert_eq!(restored.acquire(UnixMillis(5 * MIN)), Ok(()));
+        assert_eq!(restored.remaining(UnixMillis(5 * MIN)), 8);
+    }
+}
