@@ -6,8 +6,10 @@
 //! stream, the same events. The demo source, `simulate` and the benchmark use it; the HTTP
 //! face of the simulated API (next issue) will serve its events.
 
+pub mod api;
 mod names;
 mod rng;
+pub mod timeline;
 
 use serde::Serialize;
 
