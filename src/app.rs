@@ -46,6 +46,9 @@ pub fn build_source(config: &SourceConfig) -> Result<Box<dyn Source>, SourceErro
     Ok(match config {
         SourceConfig::Replay(path) => Box::new(Replay::new(path)?),
         SourceConfig::Demo(demo) => Box::new(Demo::new(demo.clone())),
+        SourceConfig::PowerBi(live) => {
+            Box::new(crate::source::powerbi::PowerBiSource::new((**live).clone()))
+        }
     })
 }
 

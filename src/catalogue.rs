@@ -129,21 +129,90 @@ family!(PAGES_FAILED, "powerbi_pages_failed_total", Counter, [], None,
 family!(EVENTS_WATERMARK, "powerbi_events_watermark_timestamp_seconds", Gauge, [], None,
     "CreationTime of the newest event counted, as a Unix timestamp; the lag is time() minus this value.");
 
+// === Live source (self metrics of the API client) ===
+
+family!(
+    UP,
+    "powerbi_up",
+    Gauge,
+    [],
+    None,
+    "1 when the last poll read every planned hour of the activity log to its end, else 0."
+);
+family!(
+    LAST_POLL_SUCCESS,
+    "powerbi_last_poll_success_timestamp_seconds",
+    Gauge,
+    [],
+    None,
+    "When the last fully successful poll started, as a Unix timestamp."
+);
+family!(
+    POLL_DURATION,
+    "powerbi_poll_duration_seconds",
+    Gauge,
+    [],
+    None,
+    "How long the last poll took."
+);
+family!(API_REQUESTS, "powerbi_api_requests_total", Counter, ["code"], None,
+    "Requests to the Activity Events API by HTTP status (code=\"error\" when no response came), retries included.");
+family!(
+    API_THROTTLED,
+    "powerbi_api_throttled_total",
+    Counter,
+    [],
+    None,
+    "429 answers of the Activity Events API."
+);
+family!(API_BUDGET_REMAINING, "powerbi_api_budget_remaining", Gauge, [], None,
+    "Requests the exporter may still send in the current rolling hour (--powerbi.max-requests-per-hour).");
+family!(API_FOREIGN_CONTINUATIONS, "powerbi_api_foreign_continuations_total", Counter, [], None,
+    "continuationUri values refused because they pointed to a host other than the API or a Power BI cluster.");
+family!(
+    AUTH_ERRORS,
+    "powerbi_auth_errors_total",
+    Counter,
+    ["reason"],
+    None,
+    "Failed token requests to Entra ID, by reason."
+);
+family!(
+    CREDENTIAL_EXPIRY,
+    "powerbi_credential_expiry_timestamp_seconds",
+    Gauge,
+    [],
+    None,
+    "When the current access token expires, as a Unix timestamp (refreshed 5 minutes before)."
+);
+family!(SWEEP_AGE, "powerbi_lookback_sweep_age_seconds", Gauge, [], None,
+    "Age of the stalest re-read of an hour inside the lookback: how late a late event can be found.");
+
 /// Every family, in exposition order (sorted by name).
 pub const ALL: &[Family] = &[
     ACTIVE_USERS,
     ACTIVITY_EVENTS_FAILED,
     ACTIVITY_EVENTS,
+    API_BUDGET_REMAINING,
+    API_FOREIGN_CONTINUATIONS,
+    API_REQUESTS,
+    API_THROTTLED,
+    AUTH_ERRORS,
+    CREDENTIAL_EXPIRY,
     EVENTS_DUPLICATE,
     EVENTS_PROCESSED,
     EVENTS_REJECTED,
     EVENTS_WATERMARK,
     BUILD_INFO,
+    LAST_POLL_SUCCESS,
+    SWEEP_AGE,
     PAGES_FAILED,
     PAGES_PROCESSED,
+    POLL_DURATION,
     REPORT_EVENTS,
     REPORT_INFO,
     SERIES_DROPPED,
+    UP,
     WORKSPACE_ACTIVE_USERS,
     WORKSPACE_INFO,
 ];

@@ -92,6 +92,55 @@ pub struct RunArgs {
     /// How far behind the newest event a re-delivered event is still recognised [default: 29d].
     #[arg(long = "dedup.window", value_name = "DURATION")]
     pub dedup_window: Option<String>,
+    /// Base URL of the Power BI REST API [default: https://api.powerbi.com].
+    #[arg(long = "powerbi.api-url", value_name = "URL")]
+    pub powerbi_api_url: Option<String>,
+
+    /// How often the activity log is polled [default: 5m].
+    #[arg(long = "powerbi.poll-interval", value_name = "DURATION")]
+    pub powerbi_poll_interval: Option<String>,
+
+    /// How far back hours are read again for late events, at most 28d [default: 24h].
+    #[arg(long = "powerbi.lookback", value_name = "DURATION")]
+    pub powerbi_lookback: Option<String>,
+
+    /// History loaded at first start; by default only events from the start on [default: 0s].
+    #[arg(long = "powerbi.initial-lookback", value_name = "DURATION")]
+    pub powerbi_initial_lookback: Option<String>,
+
+    /// Requests to the Activity Events API in any rolling hour, retries included; the API
+    /// allows 200 for all callers together [default: 120].
+    #[arg(long = "powerbi.max-requests-per-hour", value_name = "N")]
+    pub powerbi_max_requests_per_hour: Option<usize>,
+
+    /// First delay before retrying a failed request; doubles up to 60s [default: 2s].
+    #[arg(long = "powerbi.retry-delay", value_name = "DURATION")]
+    pub powerbi_retry_delay: Option<String>,
+
+    /// Entra ID authority [default: https://login.microsoftonline.com].
+    #[arg(
+        long = "azure.authority-host",
+        value_name = "URL",
+        env = "AZURE_AUTHORITY_HOST"
+    )]
+    pub azure_authority_host: Option<String>,
+
+    /// Entra ID tenant of the service principal.
+    #[arg(long = "azure.tenant-id", value_name = "ID", env = "AZURE_TENANT_ID")]
+    pub azure_tenant_id: Option<String>,
+
+    /// Application (client) id of the service principal.
+    #[arg(long = "azure.client-id", value_name = "ID", env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
+
+    /// File holding the client secret (e.g. a mounted Kubernetes Secret); otherwise the secret
+    /// is read from AZURE_CLIENT_SECRET. There is no flag for the secret itself.
+    #[arg(
+        long = "azure.client-secret-file",
+        value_name = "FILE",
+        env = "AZURE_CLIENT_SECRET_FILE"
+    )]
+    pub azure_client_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

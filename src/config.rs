@@ -20,6 +20,10 @@ use crate::catalogue;
 use crate::cli::RunArgs;
 use crate::duration;
 use crate::source::demo::DemoConfig;
+use crate::source::powerbi::auth::{ClientSecretCredential, Secret};
+use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
+use crate::source::powerbi::window::PlanConfig;
+use crate::source::powerbi::PowerBiConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -40,14 +44,15 @@ pub struct WebConfig {
     pub disable_exporter_metrics: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum SourceConfig {
     Replay(PathBuf),
     Demo(DemoConfig),
+    PowerBi(Box<PowerBiConfig>),
 }
 
 /// The validated configuration of a run of the exporter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub web: WebConfig,
     pub log: LogConfig,
@@ -95,6 +100,24 @@ struct Raw {
     max_series: Vec<(String, usize, String)>,
     dedup_window: Option<(String, String)>,
     once: bool,
+    live: RawLive,
+}
+
+/// Raw settings of the live source.
+#[derive(Debug, Default)]
+struct RawLive {
+    api_url: Option<(String, String)>,
+    poll_interval: Option<(String, String)>,
+    lookback: Option<(String, String)>,
+    initial_lookback: Option<(String, String)>,
+    retry_delay: Option<(String, String)>,
+    max_requests_per_hour: Option<(usize, String)>,
+    authority_host: Option<(String, String)>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    /// From `AZURE_CLIENT_SECRET`.
+    client_secret: Option<Secret>,
 }
 
 impl Config {
@@ -112,6 +135,10 @@ impl Config {
             }
         }
         apply_flags(args, &mut raw, &mut errors);
+        raw.live.client_secret = std::env::var("AZURE_CLIENT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new);
         let config = validate(raw, &mut errors);
         match config {
             Some(c) if errors.is_empty() => Ok(c),
@@ -134,7 +161,9 @@ impl Config {
 
 // === The YAML file ===
 
-const TOP_KEYS: &[&str] = &["web", "log", "replay", "demo", "limits", "dedup"];
+const TOP_KEYS: &[&str] = &[
+    "web", "log", "replay", "demo", "limits", "dedup", "powerbi", "azure",
+];
 
 fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
     let doc: Value = match serde_yaml_ng::from_str(text) {
@@ -220,6 +249,49 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(dedup) = sub(top, "dedup", &["window"], errors) {
         raw.dedup_window = field::<String>(dedup, "dedup.window", "a duration like 29d", errors)
             .map(|v| (v, file("dedup.window")));
+    }
+    let keys = [
+        "api_url",
+        "poll_interval",
+        "lookback",
+        "initial_lookback",
+        "max_requests_per_hour",
+        "retry_delay",
+    ];
+    if let Some(pb) = sub(top, "powerbi", &keys, errors) {
+        let string = |key: &str, expected: &str, errors: &mut Vec<String>| {
+            let path = format!("powerbi.{key}");
+            field::<String>(pb, &path, expected, errors).map(|v| (v, file(&path)))
+        };
+        raw.live.api_url = string("api_url", "a URL", errors);
+        raw.live.poll_interval = string("poll_interval", "a duration like 5m", errors);
+        raw.live.lookback = string("lookback", "a duration like 24h", errors);
+        raw.live.initial_lookback = string("initial_lookback", "a duration like 7d", errors);
+        raw.live.retry_delay = string("retry_delay", "a duration like 2s", errors);
+        raw.live.max_requests_per_hour = field::<usize>(
+            pb,
+            "powerbi.max_requests_per_hour",
+            "a whole number",
+            errors,
+        )
+        .map(|v| (v, file("powerbi.max_requests_per_hour")));
+    }
+    if let Some(az) = sub(
+        top,
+        "azure",
+        &[
+            "authority_host",
+            "tenant_id",
+            "client_id",
+            "client_secret_file",
+        ],
+        errors,
+    ) {
+        raw.live.authority_host = field::<String>(az, "azure.authority_host", "a URL", errors)
+            .map(|v| (v, file("azure.authority_host")));
+        raw.live.tenant_id = field(az, "azure.tenant_id", "a tenant id", errors);
+        raw.live.client_id = field(az, "azure.client_id", "a client id", errors);
+        raw.live.client_secret_file = field(az, "azure.client_secret_file", "a file path", errors);
     }
 }
 
@@ -342,6 +414,51 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(v) = &args.dedup_window {
         raw.dedup_window = Some((v.clone(), flag("dedup.window")));
     }
+    let live = &mut raw.live;
+    let set = |slot: &mut Option<(String, String)>, v: &Option<String>, name: &str| {
+        if let Some(v) = v {
+            *slot = Some((v.clone(), flag(name)));
+        }
+    };
+    set(&mut live.api_url, &args.powerbi_api_url, "powerbi.api-url");
+    set(
+        &mut live.poll_interval,
+        &args.powerbi_poll_interval,
+        "powerbi.poll-interval",
+    );
+    set(
+        &mut live.lookback,
+        &args.powerbi_lookback,
+        "powerbi.lookback",
+    );
+    set(
+        &mut live.initial_lookback,
+        &args.powerbi_initial_lookback,
+        "powerbi.initial-lookback",
+    );
+    set(
+        &mut live.retry_delay,
+        &args.powerbi_retry_delay,
+        "powerbi.retry-delay",
+    );
+    set(
+        &mut live.authority_host,
+        &args.azure_authority_host,
+        "azure.authority-host",
+    );
+    if let Some(n) = args.powerbi_max_requests_per_hour {
+        live.max_requests_per_hour = Some((n, flag("powerbi.max-requests-per-hour")));
+    }
+    if args.azure_tenant_id.is_some() {
+        live.tenant_id.clone_from(&args.azure_tenant_id);
+    }
+    if args.azure_client_id.is_some() {
+        live.client_id.clone_from(&args.azure_client_id);
+    }
+    if args.azure_client_secret_file.is_some() {
+        live.client_secret_file
+            .clone_from(&args.azure_client_secret_file);
+    }
 }
 
 // === Validation ===
@@ -455,8 +572,11 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             errors.push("flag --once needs --replay PATH (the demo never ends)".into());
             None
         }
+        (None, false) if raw.live.tenant_id.is_some() || raw.live.client_id.is_some() => {
+            live_source(raw.live, dedup_window, errors).map(|c| SourceConfig::PowerBi(Box::new(c)))
+        }
         (None, false) => {
-            errors.push("no source configured: pass --demo to run on the simulated tenant, or --replay PATH to replay saved events".into());
+            errors.push("no source configured: pass --demo to run on the simulated tenant, --replay PATH to replay saved events, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to read a tenant".into());
             None
         }
     };
@@ -473,6 +593,149 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             limits,
             dedup_window,
         },
+    })
+}
+
+/// The live source's settings, checked.
+fn live_source(
+    raw: RawLive,
+    dedup_window: Duration,
+    errors: &mut Vec<String>,
+) -> Option<PowerBiConfig> {
+    let mut duration_of = |value: Option<(String, String)>,
+                           default: Duration,
+                           min: Duration,
+                           max: Duration| match value {
+        None => default,
+        Some((v, from)) => match duration::parse(&v) {
+            Ok(d) if d >= min && d <= max => d,
+            Ok(_) => {
+                errors.push(format!(
+                    "{from} {v:?}: expected between {} and {}",
+                    duration::format(min),
+                    duration::format(max)
+                ));
+                default
+            }
+            Err(e) => {
+                errors.push(format!("{from}: {e}"));
+                default
+            }
+        },
+    };
+    let hour = Duration::from_secs(3600);
+    let days28 = Duration::from_secs(28 * 86_400);
+    let poll_interval = duration_of(
+        raw.poll_interval,
+        Duration::from_secs(300),
+        Duration::from_secs(1),
+        hour,
+    );
+    let lookback = duration_of(raw.lookback, Duration::from_secs(24 * 3600), hour, days28);
+    let initial_lookback =
+        duration_of(raw.initial_lookback, Duration::ZERO, Duration::ZERO, days28);
+    let retry_delay = duration_of(
+        raw.retry_delay,
+        Duration::from_secs(2),
+        Duration::from_millis(10),
+        Duration::from_secs(60),
+    );
+    if lookback + hour > dedup_window {
+        errors.push(format!(
+            "the dedup window ({}) must exceed --powerbi.lookback ({}) by at least 1h, or re-read events would count twice",
+            duration::format(dedup_window),
+            duration::format(lookback)
+        ));
+    }
+    let max_requests_per_hour = match raw.max_requests_per_hour {
+        Some((n, from)) if n == 0 || n > 200 => {
+            errors.push(format!("{from} {n}: expected 1 to 200 (the API allows 200 per hour for all callers together)"));
+            120
+        }
+        Some((n, _)) => n,
+        None => 120,
+    };
+    let url = |value: Option<(String, String)>,
+               default: &str,
+               errors: &mut Vec<String>|
+     -> String {
+        let Some((v, from)) = value else {
+            return default.to_string();
+        };
+        match reqwest::Url::parse(&v) {
+            Ok(u)
+                if u.scheme() == "https"
+                    || (u.scheme() == "http"
+                        && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))) =>
+            {
+                v.trim_end_matches('/').to_string()
+            }
+            _ => {
+                errors.push(format!(
+                    "{from} {v:?}: expected an https:// URL (plain http only for loopback)"
+                ));
+                default.to_string()
+            }
+        }
+    };
+    let api_url = url(raw.api_url, "https://api.powerbi.com", errors);
+    let authority_host = url(
+        raw.authority_host,
+        "https://login.microsoftonline.com",
+        errors,
+    );
+    let secret = match (&raw.client_secret_file, raw.client_secret) {
+        (Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
+            Ok(_) => {
+                errors.push(format!(
+                    "--azure.client-secret-file {}: the file is empty",
+                    path.display()
+                ));
+                None
+            }
+            Err(e) => {
+                errors.push(format!(
+                    "--azure.client-secret-file {}: cannot read it: {e}",
+                    path.display()
+                ));
+                None
+            }
+        },
+        (None, Some(secret)) => Some(secret),
+        (None, None) => {
+            errors.push("reading a tenant needs a client secret: set AZURE_CLIENT_SECRET or --azure.client-secret-file".into());
+            None
+        }
+    };
+    let (Some(tenant_id), Some(client_id)) = (raw.tenant_id, raw.client_id) else {
+        errors.push("reading a tenant needs both AZURE_TENANT_ID (--azure.tenant-id) and AZURE_CLIENT_ID (--azure.client-id)".into());
+        return None;
+    };
+    Some(PowerBiConfig {
+        hosts: HostPolicy {
+            api_url,
+            cluster_suffixes: vec![".analysis.windows.net".into()],
+        },
+        credential: ClientSecretCredential {
+            authority_host,
+            tenant_id,
+            client_id,
+            secret: secret?,
+            scope: crate::source::powerbi::auth::POWERBI_SCOPE.into(),
+        },
+        poll_interval,
+        plan: PlanConfig {
+            recent_hours: 2,
+            lookback_hours: (lookback.as_secs() / 3600) as i64,
+        },
+        max_requests_per_hour,
+        initial_lookback,
+        retry: RetryPolicy {
+            first_delay: retry_delay,
+            ..RetryPolicy::default()
+        },
+        request_timeout: Duration::from_secs(120),
     })
 }
 

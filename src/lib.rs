@@ -38,3 +38,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Default TCP port. Ports 9100–9999 of the Prometheus allocation table are taken; this one
 /// sits above them and is not registered yet (see README, "Port").
 pub const DEFAULT_PORT: u16 = 10195;
+
+/// Installs rustls' `ring` crypto provider for every HTTPS client of the process. reqwest is
+/// built without a provider so that the build needs no C toolchain beyond `cc`; call this
+/// before building any client (a second call does nothing).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

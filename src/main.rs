@@ -15,6 +15,7 @@ use powerbi_exporter::{aggregate, app, pipeline, telemetry, top};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    powerbi_exporter::install_tls_provider();
     let result = match cli.command {
         Some(Command::Top(args)) => with_default_logging(|| runtime()?.block_on(run_top(args))),
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),

@@ -13,7 +13,7 @@ use crate::aggregate::Aggregator;
 use crate::decode::{
     decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, SplitError, UnixMillis,
 };
-use crate::source::{Body, Document, Source, SourceError};
+use crate::source::{Body, Document, Source, SourceError, SourceMessage, SourceStatus};
 
 /// Documents in flight between the source and the decoder.
 const CHANNEL_DEPTH: usize = 4;
@@ -65,12 +65,12 @@ pub struct RunReport {
 }
 
 fn drain(
-    mut rx: mpsc::Receiver<Document>,
-    mut consume: impl FnMut(&Document) -> Result<(), DocumentError>,
+    mut rx: mpsc::Receiver<SourceMessage>,
+    mut handle: impl FnMut(SourceMessage) -> Result<(), DocumentError>,
 ) -> RunReport {
     let mut report = RunReport::default();
-    while let Some(doc) = rx.blocking_recv() {
-        if let Err(e) = consume(&doc) {
+    while let Some(message) = rx.blocking_recv() {
+        if let Err(e) = handle(message) {
             tracing::warn!(error = %e, "Document could not be read to its end; the events before the fault are counted.");
             report.failed_documents += 1;
             if report.errors.len() < ERRORS_KEPT {
@@ -85,6 +85,8 @@ fn drain(
 pub trait DocumentSink: EventSink {
     fn document_started(&mut self) {}
     fn document_done(&mut self, _complete: bool) {}
+    /// A live source's health, for the self metrics.
+    fn source_status(&mut self, _status: SourceStatus) {}
 }
 
 impl DocumentSink for Aggregator {
@@ -93,6 +95,9 @@ impl DocumentSink for Aggregator {
     }
     fn document_done(&mut self, complete: bool) {
         Aggregator::document_done(self, complete);
+    }
+    fn source_status(&mut self, status: SourceStatus) {
+        self.set_source_status(status);
     }
 }
 
@@ -103,11 +108,17 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
 ) -> Result<(S, RunReport), SourceError> {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let consumer = tokio::task::spawn_blocking(move || {
-        let report = drain(rx, |doc| {
-            sink.document_started();
-            let result = apply_document(doc, &mut sink);
-            sink.document_done(result.is_ok());
-            result
+        let report = drain(rx, |message| match message {
+            SourceMessage::Document(doc) => {
+                sink.document_started();
+                let result = apply_document(&doc, &mut sink);
+                sink.document_done(result.is_ok());
+                result
+            }
+            SourceMessage::Status(status) => {
+                sink.source_status(*status);
+                Ok(())
+            }
         });
         (sink, report)
     });
@@ -119,21 +130,28 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
 /// Feeds documents into the shared aggregator until the channel closes; sets `ready` after
 /// the first document.
 pub fn spawn_shared_consumer(
-    rx: mpsc::Receiver<Document>,
+    rx: mpsc::Receiver<SourceMessage>,
     aggregator: Arc<Mutex<Aggregator>>,
     ready: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<RunReport> {
     std::thread::Builder::new()
         .name("decode".into())
         .spawn(move || {
-            drain(rx, |doc| {
+            drain(rx, |message| {
+                let doc = match message {
+                    SourceMessage::Document(doc) => doc,
+                    SourceMessage::Status(status) => {
+                        lock(&aggregator).set_source_status(*status);
+                        return Ok(());
+                    }
+                };
                 let mut sink = LockedSink {
                     mutex: &aggregator,
                     guard: None,
                     applied: 0,
                 };
                 sink.aggregator().document_started();
-                let result = apply_document(doc, &mut sink);
+                let result = apply_document(&doc, &mut sink);
                 sink.aggregator().document_done(result.is_ok());
                 ready.store(true, Ordering::Release);
                 result

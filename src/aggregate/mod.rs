@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::catalogue::{self, Family, OVERFLOW_LABEL};
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis};
+use crate::source::SourceStatus;
 use dedup::{Dedup, Seen};
 use series::{CappedCounters, CappedInfo, Interner, Sym};
 use users::{DistinctUsers, OVERFLOW_WORKSPACE, WINDOWS};
@@ -98,6 +99,7 @@ pub struct Aggregator {
     pages_failed: u64,
     watermark: Option<UnixMillis>,
     latest_allowed: i64,
+    source: Option<SourceStatus>,
 }
 
 /// Events later than this past the wall clock are refused as `invalid_time`: one bad clock
@@ -134,6 +136,7 @@ impl Aggregator {
             pages_failed: 0,
             watermark: None,
             latest_allowed: i64::MAX,
+            source: None,
         }
     }
 
@@ -149,6 +152,11 @@ impl Aggregator {
         } else {
             self.pages_failed += 1;
         }
+    }
+
+    /// Replaces the live source's health shown in the self metrics.
+    pub fn set_source_status(&mut self, status: SourceStatus) {
+        self.source = Some(status);
     }
 
     /// Newest `CreationTime` counted.
@@ -307,6 +315,10 @@ impl Aggregator {
                 self.workspace_info.overflowed().then_some(1),
             )),
         );
+        if let Some(status) = &self.source {
+            s.push_source_status(status);
+        }
+        s.sort_families();
         s
     }
 
@@ -384,6 +396,52 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The live source's self metrics.
+    fn push_source_status(&mut self, st: &SourceStatus) {
+        use catalogue::*;
+        let one = |v: f64| [(Vec::new(), v)];
+        self.push(&UP, one(if st.up { 1.0 } else { 0.0 }));
+        if let Some(t) = st.last_success {
+            self.push(&LAST_POLL_SUCCESS, one(t.as_secs_f64()));
+        }
+        self.push(&POLL_DURATION, one(st.poll_duration_seconds));
+        self.push(
+            &API_REQUESTS,
+            st.api
+                .requests
+                .iter()
+                .map(|(code, n)| (vec![code.clone()], *n as f64)),
+        );
+        self.push(&API_THROTTLED, one(st.api.throttled as f64));
+        self.push(&API_BUDGET_REMAINING, one(st.budget_remaining as f64));
+        self.push(
+            &API_FOREIGN_CONTINUATIONS,
+            one(st.api.foreign_continuations as f64),
+        );
+        let reasons = ["bad_response", "invalid_client", "rejected", "unreachable"];
+        self.push(
+            &AUTH_ERRORS,
+            reasons.iter().map(|r| {
+                (
+                    vec![r.to_string()],
+                    st.api.auth_errors.get(r).copied().unwrap_or(0) as f64,
+                )
+            }),
+        );
+        if let Some(t) = st.credential_expiry {
+            self.push(&CREDENTIAL_EXPIRY, one(t.as_secs_f64()));
+        }
+        if let Some(age) = st.sweep_age_seconds {
+            self.push(&SWEEP_AGE, one(age));
+        }
+    }
+
+    /// Puts the families in catalogue order.
+    fn sort_families(&mut self) {
+        self.families
+            .sort_by_key(|f| catalogue::ALL.iter().position(|c| c.name == f.family.name));
+    }
+
     fn push(
         &mut self,
         family: &'static Family,

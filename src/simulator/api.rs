@@ -30,8 +30,7 @@ use crate::decode::UnixMillis;
 
 const HOUR_MS: i64 = 3_600_000;
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
-/// The scope a Power BI token is asked for.
-pub const POWERBI_SCOPE: &str = "https://analysis.windows.net/powerbi/api/.default";
+use crate::source::powerbi::auth::POWERBI_SCOPE;
 
 /// Random faults, each a share of requests (or of pages, for duplicates).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -58,6 +57,9 @@ pub struct ApiConfig {
     pub token_lifetime_secs: u64,
     pub faults: Faults,
     pub seed: u64,
+    /// Base URL written into `continuationUri` (default: the simulator's own), to test that a
+    /// client refuses to follow one to a foreign host.
+    pub continuation_base: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -72,6 +74,7 @@ impl Default for ApiConfig {
             token_lifetime_secs: 3599,
             faults: Faults::default(),
             seed: 1,
+            continuation_base: None,
         }
     }
 }
@@ -112,13 +115,14 @@ impl SimulatedApi {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let rng = Rng::new(config.seed ^ 0xA11);
+        let config_base = config.continuation_base.clone();
         let state = State {
             config,
             timeline,
             rng,
             tokens: Vec::new(),
             log: Vec::new(),
-            base_url: format!("http://{addr}"),
+            base_url: config_base.unwrap_or_else(|| format!("http://{addr}")),
         };
         let api = SimulatedApi {
             state: Arc::new(Mutex::new(state)),

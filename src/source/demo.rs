@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Body, Document, DocumentSender, Source, SourceFuture, Timing};
+use super::{Body, Document, DocumentSender, Source, SourceFuture, SourceMessage, Timing};
 use crate::decode::UnixMillis;
 use crate::simulator::{write_page, Rng, Tenant, TenantSpec};
 
@@ -81,7 +81,7 @@ impl Source for Demo {
                         origin: format!("demo page until {}", to.to_api_string()),
                         body: Body::Bytes(page),
                     };
-                    if out.send(doc).await.is_err() {
+                    if out.send(SourceMessage::Document(doc)).await.is_err() {
                         return Ok(());
                     }
                     from = to;

@@ -51,7 +51,29 @@ pub enum SourceError {
     ReplayEmpty(PathBuf),
 }
 
-pub type DocumentSender = mpsc::Sender<Document>;
+/// What a source sends: documents, and (live sources) its own health for the self metrics.
+#[derive(Debug, Clone)]
+pub enum SourceMessage {
+    Document(Document),
+    Status(Box<SourceStatus>),
+}
+
+/// A live source's health, cumulative since it started; replaces the previous one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceStatus {
+    /// The last poll read every planned hour to its end.
+    pub up: bool,
+    pub last_success: Option<crate::decode::UnixMillis>,
+    pub poll_duration_seconds: f64,
+    pub api: powerbi::client::ApiStats,
+    pub budget_remaining: usize,
+    /// Age of the stalest re-swept hour of the lookback.
+    pub sweep_age_seconds: Option<f64>,
+    /// When the current access token expires.
+    pub credential_expiry: Option<crate::decode::UnixMillis>,
+}
+
+pub type DocumentSender = mpsc::Sender<SourceMessage>;
 pub type SourceFuture = Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send>>;
 
 /// A source of documents.

@@ -6,7 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Body, Document, DocumentSender, Source, SourceError, SourceFuture, Timing};
+use super::{
+    Body, Document, DocumentSender, Source, SourceError, SourceFuture, SourceMessage, Timing,
+};
 
 const EXTENSIONS: &[&str] = &["json", "jsonl", "ndjson"];
 
@@ -83,7 +85,7 @@ impl Source for Replay {
                     origin: path.display().to_string(),
                     body: Body::File(path),
                 };
-                if out.send(doc).await.is_err() {
+                if out.send(SourceMessage::Document(doc)).await.is_err() {
                     break;
                 }
             }

@@ -10,6 +10,8 @@ mod bad_input;
 mod caps;
 /// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
 mod golden;
+/// The live source against the simulated API: late events, faults, budget, host and auth checks.
+mod live;
 /// The README's metrics table is the catalogue's.
 mod readme;
 /// The demo served over HTTP: metrics, health, readiness, gzip, shutdown.

@@ -78,10 +78,16 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the binary on 127.0.0.1:0 and waits for its "Listening." line.
     pub fn start(args: &[&str]) -> Exporter {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts the binary with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Exporter {
         let mut child = Command::new(BIN)
             .args(args)
             .args(["--web.listen-address", "127.0.0.1:0"])
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -132,6 +138,18 @@ impl Exporter {
         }
     }
 
+    /// The current exposition's samples.
+    pub fn scrape(&self) -> BTreeMap<String, f64> {
+        samples(
+            &http()
+                .get(self.url("/metrics"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap(),
+        )
+    }
+
     /// Status code of a GET of `path`.
     pub fn status(&self, path: &str) -> u16 {
         http().get(self.url(path)).send().unwrap().status().as_u16()
@@ -165,6 +183,7 @@ impl Drop for Exporter {
 }
 
 pub fn http() -> reqwest::blocking::Client {
+    powerbi_exporter::install_tls_provider();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()

@@ -1,0 +1,391 @@
+//! The Activity Events client: reads one UTC hour to its end, page by page.
+//!
+//! Invariants:
+//! - every request, retries included, is taken from the [`RequestBudget`] first;
+//! - the bearer token goes only to the configured API host and the allowed Power BI cluster
+//!   hosts; a `continuationUri` elsewhere is refused and counted; plain `http` only on loopback;
+//! - a page is handed on only once it parses to its end (a truncated body is retried, never
+//!   half-applied); the event dedup makes a re-read page harmless;
+//! - a 429 blocks the budget until `Retry-After`; a long one ends the read (the exporter keeps
+//!   serving), a short one is waited out;
+//! - a page cap and a repeated-token guard end a broken paging loop with an error, not a hang.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::IgnoredAny;
+
+use super::auth::{without_url, AuthError, TokenCache};
+use super::budget::RequestBudget;
+use super::window::UtcHour;
+use crate::decode::UnixMillis;
+
+const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
+
+/// How failed requests are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// A `Retry-After` up to this long is waited out inside the read.
+    pub max_inline_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+            max_inline_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where the client may send its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPolicy {
+    /// The configured API base URL, e.g. `https://api.powerbi.com`.
+    pub api_url: String,
+    /// Host suffixes of the cloud's Power BI clusters, e.g. `.analysis.windows.net`.
+    pub cluster_suffixes: Vec<String>,
+}
+
+impl HostPolicy {
+    /// Whether `url` may receive the bearer token: the API's own origin (scheme, host and
+    /// port), or an https host under one of the cluster suffixes. Plain http only on loopback.
+    pub fn allows(&self, url: &reqwest::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1");
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return false;
+        }
+        let same_origin =
+            reqwest::Url::parse(&self.api_url).is_ok_and(|api| api.origin() == url.origin());
+        let cluster = url.scheme() == "https"
+            && self
+                .cluster_suffixes
+                .iter()
+                .any(|s| host.ends_with(s.as_str()));
+        same_origin || cluster
+    }
+}
+
+/// What the client has seen, cumulative, for the self metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiStats {
+    /// Responses by HTTP status (`"error"` when no response came).
+    pub requests: BTreeMap<String, u64>,
+    pub throttled: u64,
+    pub foreign_continuations: u64,
+    pub auth_errors: BTreeMap<&'static str, u64>,
+}
+
+/// Why an hour could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("request budget used up until {}", .until.to_api_string())]
+    Budget { until: UnixMillis },
+    #[error("throttled by the API (429) until {}", .until.to_api_string())]
+    Throttled { until: UnixMillis },
+    #[error("authentication failed: {0}")]
+    Auth(#[from] AuthError),
+    #[error("the API refused the token (401 {0}): the service principal must be in the security group allowed to use read-only admin APIs (Fabric admin portal), and the app must not have admin-consented Power BI permissions")]
+    NotAuthorized(String),
+    #[error("the API rejected the request (400): {0}")]
+    BadRequest(String),
+    #[error(
+        "refused to follow a continuationUri to {0}: not the API host or a Power BI cluster host"
+    )]
+    ForeignContinuation(String),
+    #[error("paging did not end: {0}")]
+    Loop(&'static str),
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp { attempts: u32, last: String },
+}
+
+/// The parts of a page the client needs; the events are decoded later, by the pipeline.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageMeta {
+    #[allow(dead_code)]
+    activity_event_entities: IgnoredAny,
+    continuation_uri: Option<String>,
+    continuation_token: Option<String>,
+}
+
+/// One attempt's outcome.
+enum Attempt {
+    Page(Bytes, Option<reqwest::Url>),
+    Retry(String),
+    WaitThenRetry(UnixMillis),
+}
+
+pub struct ApiClient {
+    pub http: reqwest::Client,
+    pub hosts: HostPolicy,
+    pub tokens: TokenCache,
+    pub retry: RetryPolicy,
+    pub max_pages_per_hour: usize,
+    pub stats: ApiStats,
+    jitter: crate::simulator::Rng,
+}
+
+impl ApiClient {
+    pub fn new(
+        http: reqwest::Client,
+        hosts: HostPolicy,
+        tokens: TokenCache,
+        retry: RetryPolicy,
+    ) -> Self {
+        let seed = UnixMillis::now().0 as u64;
+        ApiClient {
+            http,
+            hosts,
+            tokens,
+            retry,
+            max_pages_per_hour: 10_000,
+            stats: ApiStats::default(),
+            jitter: crate::simulator::Rng::new(seed),
+        }
+    }
+
+    /// Reads `hour` to its end, handing each page to `on_page` as soon as it parsed. Returns
+    /// the number of pages.
+    pub async fn read_hour<F, Fut>(
+        &mut self,
+        hour: UtcHour,
+        budget: &mut RequestBudget,
+        mut on_page: F,
+    ) -> Result<usize, ReadError>
+    where
+        F: FnMut(Bytes) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let first = format!(
+            "{}{EVENTS_PATH}?{}",
+            self.hosts.api_url.trim_end_matches('/'),
+            hour.query()
+        );
+        let mut url = reqwest::Url::parse(&first)
+            .map_err(|_| ReadError::BadRequest(format!("invalid API URL {first}")))?;
+        let mut pages = 0;
+        let mut previous: Option<String> = None;
+        loop {
+            let (body, next) = self.fetch(&url, budget).await?;
+            on_page(body).await;
+            pages += 1;
+            let Some(next) = next else { return Ok(pages) };
+            if pages >= self.max_pages_per_hour {
+                return Err(ReadError::Loop("page cap reached"));
+            }
+            if previous.as_deref() == Some(next.as_str()) {
+                return Err(ReadError::Loop("the same continuation was returned twice"));
+            }
+            if !self.hosts.allows(&next) {
+                self.stats.foreign_continuations += 1;
+                return Err(ReadError::ForeignContinuation(
+                    next.host_str().unwrap_or("?").to_string(),
+                ));
+            }
+            previous = Some(next.to_string());
+            url = next;
+        }
+    }
+
+    /// One page, with retries.
+    async fn fetch(
+        &mut self,
+        url: &reqwest::Url,
+        budget: &mut RequestBudget,
+    ) -> Result<(Bytes, Option<reqwest::Url>), ReadError> {
+        let mut last = String::new();
+        let mut retried_401 = false;
+        for attempt in 0..self.retry.attempts {
+            match self.attempt(url, budget, &mut retried_401).await? {
+                Attempt::Page(body, next) => return Ok((body, next)),
+                Attempt::WaitThenRetry(until) => {
+                    let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                Attempt::Retry(why) => {
+                    last = why;
+                    if attempt + 1 < self.retry.attempts {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                    }
+                }
+            }
+        }
+        Err(ReadError::GaveUp {
+            attempts: self.retry.attempts,
+            last,
+        })
+    }
+
+    /// Capped exponential backoff with full jitter.
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        let cap = self
+            .retry
+            .first_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.retry.max_delay);
+        let ms = cap.as_millis() as u64;
+        Duration::from_millis(ms / 2 + self.jitter.below(ms / 2 + 1))
+    }
+
+    async fn attempt(
+        &mut self,
+        url: &reqwest::Url,
+        budget: &mut RequestBudget,
+        retried_401: &mut bool,
+    ) -> Result<Attempt, ReadError> {
+        let now = UnixMillis::now();
+        budget
+            .acquire(now)
+            .map_err(|until| ReadError::Budget { until })?;
+        let token = match self.tokens.token(&self.http, now).await {
+            Ok(t) => t,
+            Err(e) => {
+                *self.stats.auth_errors.entry(e.reason()).or_default() += 1;
+                return Err(e.into());
+            }
+        };
+        let sent = self
+            .http
+            .get(url.clone())
+            .bearer_auth(token.token.expose())
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                *self.stats.requests.entry("error".into()).or_default() += 1;
+                return Ok(Attempt::Retry(without_url(&e)));
+            }
+        };
+        let status = resp.status().as_u16();
+        *self.stats.requests.entry(status.to_string()).or_default() += 1;
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Ok(Attempt::Retry(without_url(&e))),
+        };
+        match status {
+            200 => match serde_json::from_slice::<PageMeta>(&body) {
+                Ok(meta) => Ok(Attempt::Page(body, self.next_url(meta))),
+                Err(e) => Ok(Attempt::Retry(format!(
+                    "the page is not valid JSON to its end ({e})"
+                ))),
+            },
+            429 => {
+                self.stats.throttled += 1;
+                let until =
+                    UnixMillis(UnixMillis::now().0 + retry_after.unwrap_or(60) as i64 * 1000);
+                budget.block_until(until);
+                if Duration::from_millis((until.0 - now.0).max(0) as u64)
+                    <= self.retry.max_inline_wait
+                {
+                    Ok(Attempt::WaitThenRetry(until))
+                } else {
+                    Err(ReadError::Throttled { until })
+                }
+            }
+            401 if !*retried_401 => {
+                *retried_401 = true;
+                self.tokens.invalidate();
+                Ok(Attempt::Retry(
+                    "401: token refused, requesting a new one".into(),
+                ))
+            }
+            401 | 403 => Err(ReadError::NotAuthorized(error_code(&body))),
+            400 => Err(ReadError::BadRequest(error_code(&body))),
+            408 | 500..=599 => Ok(Attempt::Retry(format!("HTTP {status}"))),
+            _ => Err(ReadError::BadRequest(format!(
+                "HTTP {status}: {}",
+                error_code(&body)
+            ))),
+        }
+    }
+
+    /// The next page's URL: the `continuationUri` as given (it already quotes and encodes the
+    /// token), else one built from the token without encoding it again.
+    fn next_url(&self, meta: PageMeta) -> Option<reqwest::Url> {
+        if let Some(uri) = meta.continuation_uri.filter(|u| !u.is_empty()) {
+            return reqwest::Url::parse(&uri).ok();
+        }
+        let token = meta.continuation_token.filter(|t| !t.is_empty())?;
+        let base = self.hosts.api_url.trim_end_matches('/');
+        reqwest::Url::parse(&format!("{base}{EVENTS_PATH}?continuationToken='{token}'")).ok()
+    }
+}
+
+/// The error code (or message) of an API error body, for messages; never the whole body.
+fn error_code(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = v["error"]["code"]
+        .as_str()
+        .or(v["error"]["message"].as_str())
+        .or(v["message"].as_str());
+    let text = match (v["error"]["code"].as_str(), v["error"]["message"].as_str()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => text.unwrap_or("no error code").to_string(),
+    };
+    text.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_only_to_allowed_hosts() {
+        let hosts = HostPolicy {
+            api_url: "https://api.powerbi.com".into(),
+            cluster_suffixes: vec![".analysis.windows.net".into()],
+        };
+        let ok = |u: &str| hosts.allows(&reqwest::Url::parse(u).unwrap());
+        assert!(ok(
+            "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken='a'"
+        ));
+        assert!(ok(
+            "https://wabi-north-europe-d-primary-redirect.analysis.windows.net/v1.0/x"
+        ));
+        assert!(!ok("https://evil.example/v1.0/x"));
+        assert!(!ok("https://api.powerbi.com.evil.example/x"));
+        assert!(
+            !ok("http://api.powerbi.com/x"),
+            "plain http only on loopback"
+        );
+        let local = HostPolicy {
+            api_url: "http://127.0.0.1:8080".into(),
+            cluster_suffixes: vec![],
+        };
+        assert!(local.allows(&reqwest::Url::parse("http://127.0.0.1:8080/x").unwrap()));
+        assert!(!local.allows(&reqwest::Url::parse("http://127.0.0.2:8080/x").unwrap()));
+        assert!(
+            !local.allows(&reqwest::Url::parse("http://127.0.0.1:8081/x").unwrap()),
+            "another port is another server"
+        );
+    }
+
+    #[test]
+    fn error_bodies_become_short_messages() {
+        assert_eq!(
+            error_code(br#"{"error":{"code":"InvalidRequest","message":"same UTC day"}}"#),
+            "InvalidRequest: same UTC day"
+        );
+        assert_eq!(
+            error_code(br#"{"error":{"code":"PowerBINotAuthorizedException","pbi.error":{}}}"#),
+            "PowerBINotAuthorizedException"
+        );
+        assert_eq!(error_code(b"<html>"), "no error code");
+    }
+}

@@ -1,0 +1,268 @@
+//! The live source against the simulated tenant's API on loopback: late arrivals, throttling,
+//! server errors, truncated bodies, empty pages and duplicate deliveries; every family must
+//! end equal to the simulator's ground truth, within the request budget.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::simulator::api::{ApiConfig, Faults, SimulatedApi};
+use powerbi_exporter::simulator::timeline::{Lag, Timeline};
+use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+
+use crate::support::*;
+
+const HOUR: i64 = 3_600_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A log of `n` events that happened over the last 3 hours and become visible over the next
+/// `spread_ms` (a third of them at once).
+fn late_log(n: usize, spread_ms: u64) -> Timeline {
+    let now = UnixMillis::now();
+    let tenant = Tenant::new(TenantSpec {
+        seed: 9,
+        workspaces: 4,
+        users: 30,
+    });
+    let mut timeline = Timeline::new(tenant.clone(), 9, 0.0, Lag::default(), now);
+    let mut rng = Rng::new(99);
+    for i in 0..n {
+        let time = UnixMillis(now.0 - 3 * HOUR + rng.below(3 * HOUR as u64 - 60_000) as i64);
+        let visible = if i % 3 == 0 {
+            now
+        } else {
+            UnixMillis(now.0 + rng.below(spread_ms) as i64)
+        };
+        let mut json = Vec::new();
+        tenant.write_event(&mut rng, time, &mut json);
+        timeline.push(time, visible, json);
+    }
+    timeline
+}
+
+/// The counts an exact exporter must reach, computed from the raw JSON without the exporter's code.
+fn ground_truth(api: &SimulatedApi) -> (BTreeMap<String, f64>, BTreeMap<String, f64>, usize) {
+    let mut all = BTreeMap::new();
+    let mut failed = BTreeMap::new();
+    let events = api.with_timeline(|t| t.events().to_vec());
+    for e in &events {
+        let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
+        let key = format!(
+            r#"{{workspace_id="{}",activity="{}"}}"#,
+            v["WorkspaceId"].as_str().unwrap_or(""),
+            v["Activity"].as_str().unwrap()
+        );
+        *all.entry(key.clone()).or_default() += 1.0;
+        if v["IsSuccess"] == false {
+            *failed.entry(key).or_default() += 1.0;
+        }
+    }
+    (all, failed, events.len())
+}
+
+fn live_args(api: &SimulatedApi, max_per_hour: &str) -> Vec<String> {
+    let base = api.base_url();
+    [
+        "--powerbi.api-url",
+        &base,
+        "--azure.authority-host",
+        &base,
+        "--azure.tenant-id",
+        &ApiConfig::default().tenant_id,
+        "--azure.client-id",
+        &ApiConfig::default().client_id,
+        "--powerbi.poll-interval",
+        "1s",
+        "--powerbi.lookback",
+        "4h",
+        "--powerbi.initial-lookback",
+        "4h",
+        "--powerbi.max-requests-per-hour",
+        max_per_hour,
+        "--powerbi.retry-delay",
+        "20ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+const SECRET: (&str, &str) = ("AZURE_CLIENT_SECRET", "simulated-secret");
+
+#[test]
+fn every_event_is_counted_once_across_late_arrivals_and_faults() {
+    let rt = runtime();
+    let config = ApiConfig {
+        page_size: 40,
+        retry_after_secs: 1,
+        faults: Faults {
+            throttle: 0.10,
+            server_error: 0.05,
+            truncate: 0.03,
+            duplicate: 0.05,
+            empty_page: 0.10,
+        },
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(300, 5_000), 0))
+        .unwrap();
+    let args = live_args(&api, "200");
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let (expected, expected_failed, n) = ground_truth(&api);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut s = e.scrape();
+    while family(&s, "powerbi_activity_events_total") != expected
+        || s.get("powerbi_up") != Some(&1.0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not converged in 60s: {} of {n} events counted",
+            family(&s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        s = e.scrape();
+    }
+    // A few more polls: re-reads must not change anything.
+    std::thread::sleep(Duration::from_secs(3));
+    let s = e.scrape();
+    assert_eq!(family(&s, "powerbi_activity_events_total"), expected);
+    assert_eq!(
+        family(&s, "powerbi_activity_events_failed_total"),
+        expected_failed
+    );
+    assert!(
+        s["powerbi_events_duplicate_total"] > 0.0,
+        "re-reads and duplicate deliveries were seen and skipped"
+    );
+    assert_eq!(
+        family(&s, "powerbi_events_rejected_total")
+            .values()
+            .sum::<f64>(),
+        0.0
+    );
+    assert!(
+        s["powerbi_api_throttled_total"] > 0.0
+            && s[r#"powerbi_api_requests_total{code="429"}"#] > 0.0
+    );
+    assert!(s[r#"powerbi_api_requests_total{code="503"}"#] > 0.0);
+
+    // No rolling hour held more requests than the budget (the simulator logged each one).
+    let requests: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("activityevents"))
+        .collect();
+    for r in &requests {
+        let in_hour = requests
+            .iter()
+            .filter(|o| o.at.0 <= r.at.0 && o.at.0 > r.at.0 - HOUR)
+            .count();
+        assert!(
+            in_hour <= 200,
+            "{in_hour} requests in the hour before {:?}",
+            r.at
+        );
+    }
+    let budget_left = s["powerbi_api_budget_remaining"];
+    assert_eq!(
+        budget_left,
+        (200 - requests.len()) as f64,
+        "the exporter's ledger matches the simulator's log"
+    );
+}
+
+#[test]
+fn a_foreign_continuation_is_refused_and_never_gets_the_token() {
+    let rt = runtime();
+    let foreign = rt
+        .block_on(SimulatedApi::start(ApiConfig::default(), late_log(0, 1), 0))
+        .unwrap();
+    let config = ApiConfig {
+        page_size: 1,
+        continuation_base: Some(foreign.base_url()),
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(30, 1), 0))
+        .unwrap();
+    let args = live_args(&api, "200");
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    while s
+        .get("powerbi_api_foreign_continuations_total")
+        .copied()
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "no refused continuation seen");
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    assert_eq!(s["powerbi_up"], 0.0);
+    assert!(
+        foreign.requests().is_empty(),
+        "the foreign host got requests: {:?}",
+        foreign.requests()
+    );
+}
+
+#[test]
+fn a_wrong_secret_is_reported_with_its_likely_cause() {
+    let rt = runtime();
+    let api = rt
+        .block_on(SimulatedApi::start(ApiConfig::default(), late_log(5, 1), 0))
+        .unwrap();
+    let args = live_args(&api, "200");
+    let mut e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("AZURE_CLIENT_SECRET", "wrong")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    while s
+        .get(r#"powerbi_auth_errors_total{reason="invalid_client"}"#)
+        .copied()
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "no auth error counted");
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    assert_eq!(s["powerbi_up"], 0.0);
+    assert!(
+        api.requests()
+            .iter()
+            .all(|r| !r.path.ends_with("activityevents")),
+        "no API call without a token"
+    );
+    e.terminate();
+    let log: Vec<String> = e.log.try_iter().collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("check AZURE_CLIENT_ID and the client secret")),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("wrong")),
+        "the secret must not be logged: {log:?}"
+    );
+}
