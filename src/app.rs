@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
@@ -14,14 +14,18 @@ use crate::decode::UnixMillis;
 use crate::exposition::{http, text};
 use crate::pipeline::{self, RunReport};
 use crate::source::demo::Demo;
+use crate::source::powerbi::PowerBiSource;
 use crate::source::replay::Replay;
-use crate::source::{Source, SourceError, Timing};
+use crate::source::{Source, SourceError, SourceStatus, Timing};
+use crate::state::{Checkpointer, Published, StateError, StateFile};
 
 /// Why the exporter stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("cannot listen on {addr}: {source} (choose another --web.listen-address)")]
     Bind {
         addr: SocketAddr,
@@ -41,24 +45,25 @@ fn list(errors: &[pipeline::DocumentError]) -> String {
         .join("\n")
 }
 
-/// Builds the configured source.
-pub fn build_source(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
+/// Builds the configured source; a live source resumes from `resume` when given.
+pub fn build_source(
+    config: &SourceConfig,
+    resume: Option<SourceStatus>,
+) -> Result<Box<dyn Source>, SourceError> {
     Ok(match config {
         SourceConfig::Replay(path) => Box::new(Replay::new(path)?),
         SourceConfig::Demo(demo) => Box::new(Demo::new(demo.clone())),
-        SourceConfig::PowerBi(live) => {
-            Box::new(crate::source::powerbi::PowerBiSource::new((**live).clone()))
-        }
+        SourceConfig::PowerBi(live) => Box::new(PowerBiSource::new((**live).clone(), resume)),
     })
 }
 
 /// Runs the exporter as configured.
 pub async fn run(config: Config) -> Result<(), AppError> {
-    let source = build_source(&config.source)?;
     if config.once {
+        let source = build_source(&config.source, None)?;
         return run_once(source, &config).await;
     }
-    serve(source, config).await
+    serve(config).await
 }
 
 async fn run_once(source: Box<dyn Source>, config: &Config) -> Result<(), AppError> {
@@ -75,7 +80,22 @@ async fn run_once(source: Box<dyn Source>, config: &Config) -> Result<(), AppErr
     Ok(())
 }
 
-async fn serve(source: Box<dyn Source>, config: Config) -> Result<(), AppError> {
+async fn serve(config: Config) -> Result<(), AppError> {
+    let state_file = config
+        .state_dir
+        .as_deref()
+        .map(StateFile::open)
+        .transpose()?;
+    let restored = state_file.as_ref().and_then(StateFile::load);
+    let resume = restored.as_ref().and_then(|s| s.source_status().cloned());
+    let source = build_source(&config.source, resume)?;
+    let timing = source.timing();
+    let aggregator = match restored {
+        Some(state) => Aggregator::import(&config.aggregate, state),
+        None => Aggregator::new(&config.aggregate),
+    };
+    let aggregator = Arc::new(Mutex::new(aggregator));
+
     let addr = config.web.listen_address;
     let listener = http::bind(addr)
         .await
@@ -83,11 +103,25 @@ async fn serve(source: Box<dyn Source>, config: Config) -> Result<(), AppError> 
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(address = %local, telemetry_path = %config.web.telemetry_path, version = crate::VERSION, "Listening.");
 
-    let aggregator = Arc::new(Mutex::new(Aggregator::new(&config.aggregate)));
+    let published: Published = Arc::new(Mutex::new(None));
+    let checkpointer = match state_file {
+        Some(file) => {
+            let mut c = Checkpointer::new(file, published.clone(), timing);
+            c.checkpoint(&aggregator);
+            Some(c)
+        }
+        None => {
+            tracing::info!(
+                "No --state.dir: counters live in memory only and start from zero after a restart."
+            );
+            None
+        }
+    };
+    let durable = checkpointer.is_some();
     let ready = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(4);
-    let consumer = pipeline::spawn_shared_consumer(rx, aggregator.clone(), ready.clone());
-    let timing = source.timing();
+    let consumer =
+        pipeline::spawn_shared_consumer(rx, aggregator.clone(), ready.clone(), checkpointer);
     let producer = tokio::spawn(async move {
         match source.run(tx).await {
             Ok(()) => tracing::info!("Source finished; serving the final values."),
@@ -95,14 +129,21 @@ async fn serve(source: Box<dyn Source>, config: Config) -> Result<(), AppError> 
         }
     });
 
-    let shared = aggregator.clone();
+    // With durable state, /metrics serves what was saved, so a restart never takes a served
+    // value back; without, it renders the live state.
     let render = move || {
+        if durable {
+            let snapshot = published
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            return snapshot.map(|s| text::to_families(&s)).unwrap_or_default();
+        }
         let reference = match timing {
             Timing::Historical => Reference::NewestEvent,
             Timing::Live => Reference::WallClock(UnixMillis::now()),
         };
-        let snapshot = pipeline::lock(&shared).snapshot(reference);
-        text::to_families(&snapshot)
+        text::to_families(&pipeline::lock(&aggregator).snapshot(reference))
     };
     let exposition = http::Exposition {
         render: Box::new(render),
@@ -114,7 +155,7 @@ async fn serve(source: Box<dyn Source>, config: Config) -> Result<(), AppError> 
     tracing::info!("Shutting down.");
     producer.abort();
     let _ = producer.await;
-    // The consumer ends once the producer's channel is dropped.
+    // The consumer ends once the producer's channel is dropped, saving a last checkpoint.
     let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
     Ok(())
 }

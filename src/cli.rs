@@ -92,6 +92,11 @@ pub struct RunArgs {
     /// How far behind the newest event a re-delivered event is still recognised [default: 29d].
     #[arg(long = "dedup.window", value_name = "DURATION")]
     pub dedup_window: Option<String>,
+    /// Directory for the durable state: counters, distinct users, dedup set and request ledgers
+    /// continue across restarts. Without it, state lives in memory only.
+    #[arg(long = "state.dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Base URL of the Power BI REST API [default: https://api.powerbi.com].
     #[arg(long = "powerbi.api-url", value_name = "URL")]
     pub powerbi_api_url: Option<String>,

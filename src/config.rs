@@ -59,6 +59,7 @@ pub struct Config {
     pub source: SourceConfig,
     pub once: bool,
     pub aggregate: AggregateConfig,
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Every problem found in the file and the flags.
@@ -101,6 +102,7 @@ struct Raw {
     dedup_window: Option<(String, String)>,
     once: bool,
     live: RawLive,
+    state_dir: Option<PathBuf>,
 }
 
 /// Raw settings of the live source.
@@ -162,7 +164,7 @@ impl Config {
 // === The YAML file ===
 
 const TOP_KEYS: &[&str] = &[
-    "web", "log", "replay", "demo", "limits", "dedup", "powerbi", "azure",
+    "web", "log", "replay", "demo", "limits", "dedup", "powerbi", "azure", "state",
 ];
 
 fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
@@ -249,6 +251,9 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(dedup) = sub(top, "dedup", &["window"], errors) {
         raw.dedup_window = field::<String>(dedup, "dedup.window", "a duration like 29d", errors)
             .map(|v| (v, file("dedup.window")));
+    }
+    if let Some(state) = sub(top, "state", &["dir"], errors) {
+        raw.state_dir = field(state, "state.dir", "a directory path", errors);
     }
     let keys = [
         "api_url",
@@ -377,6 +382,9 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     }
     raw.disable_exporter_metrics |= args.disable_exporter_metrics;
     raw.once = args.once;
+    if args.state_dir.is_some() {
+        raw.state_dir.clone_from(&args.state_dir);
+    }
     if let Some(v) = &args.log_level {
         raw.log_level = Some((v.clone(), flag("log.level")));
     }
@@ -529,7 +537,8 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             default
         }),
     };
-    let dedup_window = duration_of(raw.dedup_window, AggregateConfig::default().dedup_window);
+    let explicit_dedup_window = raw.dedup_window.is_some();
+    let mut dedup_window = duration_of(raw.dedup_window, AggregateConfig::default().dedup_window);
     let defaults = DemoConfig::default();
     let backfill = duration_of(raw.demo_backfill, defaults.backfill);
     let peak = match raw.demo_peak {
@@ -573,7 +582,17 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             None
         }
         (None, false) if raw.live.tenant_id.is_some() || raw.live.client_id.is_some() => {
-            live_source(raw.live, dedup_window, errors).map(|c| SourceConfig::PowerBi(Box::new(c)))
+            let live = live_source(
+                raw.live,
+                explicit_dedup_window.then_some(dedup_window),
+                errors,
+            );
+            if let (Some(live), false) = (&live, explicit_dedup_window) {
+                // Ids older than the lookback are never re-read, so the live source need not
+                // remember them (the state file holds every id in the window).
+                dedup_window = Duration::from_secs((live.plan.lookback_hours as u64 + 2) * 3600);
+            }
+            live.map(|c| SourceConfig::PowerBi(Box::new(c)))
         }
         (None, false) => {
             errors.push("no source configured: pass --demo to run on the simulated tenant, --replay PATH to replay saved events, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to read a tenant".into());
@@ -588,6 +607,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         },
         log: LogConfig { level, format },
         once: raw.once,
+        state_dir: raw.state_dir,
         source: source?,
         aggregate: AggregateConfig {
             limits,
@@ -599,7 +619,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
 /// The live source's settings, checked.
 fn live_source(
     raw: RawLive,
-    dedup_window: Duration,
+    dedup_window: Option<Duration>,
     errors: &mut Vec<String>,
 ) -> Option<PowerBiConfig> {
     let mut duration_of = |value: Option<(String, String)>,
@@ -640,7 +660,7 @@ fn live_source(
         Duration::from_millis(10),
         Duration::from_secs(60),
     );
-    if lookback + hour > dedup_window {
+    if let Some(dedup_window) = dedup_window.filter(|w| lookback + hour > *w) {
         errors.push(format!(
             "the dedup window ({}) must exceed --powerbi.lookback ({}) by at least 1h, or re-read events would count twice",
             duration::format(dedup_window),

@@ -29,6 +29,7 @@ pub mod exposition;
 pub mod pipeline;
 pub mod simulator;
 pub mod source;
+pub mod state;
 pub mod telemetry;
 pub mod top;
 

@@ -14,6 +14,7 @@ use crate::decode::{
     decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, SplitError, UnixMillis,
 };
 use crate::source::{Body, Document, Source, SourceError, SourceMessage, SourceStatus};
+use crate::state::Checkpointer;
 
 /// Documents in flight between the source and the decoder.
 const CHANNEL_DEPTH: usize = 4;
@@ -128,20 +129,26 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
 }
 
 /// Feeds documents into the shared aggregator until the channel closes; sets `ready` after
-/// the first document.
+/// the first document. With a checkpointer, the state is saved (and published) after every
+/// status message of a live source, at most every few seconds between documents, and once
+/// more when the channel closes.
 pub fn spawn_shared_consumer(
     rx: mpsc::Receiver<SourceMessage>,
     aggregator: Arc<Mutex<Aggregator>>,
     ready: Arc<AtomicBool>,
+    mut checkpointer: Option<Checkpointer>,
 ) -> std::thread::JoinHandle<RunReport> {
     std::thread::Builder::new()
         .name("decode".into())
         .spawn(move || {
-            drain(rx, |message| {
+            let report = drain(rx, |message| {
                 let doc = match message {
                     SourceMessage::Document(doc) => doc,
                     SourceMessage::Status(status) => {
                         lock(&aggregator).set_source_status(*status);
+                        if let Some(c) = &mut checkpointer {
+                            c.checkpoint(&aggregator);
+                        }
                         return Ok(());
                     }
                 };
@@ -153,9 +160,17 @@ pub fn spawn_shared_consumer(
                 sink.aggregator().document_started();
                 let result = apply_document(&doc, &mut sink);
                 sink.aggregator().document_done(result.is_ok());
+                drop(sink);
+                if let Some(c) = &mut checkpointer {
+                    c.maybe_checkpoint(&aggregator);
+                }
                 ready.store(true, Ordering::Release);
                 result
-            })
+            });
+            if let Some(c) = &mut checkpointer {
+                c.checkpoint(&aggregator);
+            }
+            report
         })
         .expect("spawning the decode thread")
 }

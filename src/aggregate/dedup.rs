@@ -81,6 +81,40 @@ impl Dedup {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Ids as pairs of 64-bit halves (JSON numbers stop at 64 bits).
+    pub fn export(&self) -> DedupState {
+        let split = |id: &u128| ((id >> 64) as u64, *id as u64);
+        DedupState {
+            newest_hour: self.newest_hour,
+            partitions: self
+                .partitions
+                .iter()
+                .map(|(h, ids)| (*h, ids.iter().map(split).collect()))
+                .collect(),
+        }
+    }
+
+    pub fn import(state: DedupState, window: std::time::Duration) -> Self {
+        let mut dedup = Dedup::new(window);
+        dedup.newest_hour = state.newest_hour;
+        for (hour, ids) in state.partitions {
+            dedup.partitions.insert(
+                hour,
+                ids.into_iter()
+                    .map(|(hi, lo)| (u128::from(hi) << 64) | u128::from(lo))
+                    .collect(),
+            );
+        }
+        dedup
+    }
+}
+
+/// The durable form of [`Dedup`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DedupState {
+    newest_hour: i64,
+    partitions: Vec<(i64, Vec<(u64, u64)>)>,
 }
 
 #[cfg(test)]

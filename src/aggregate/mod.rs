@@ -67,7 +67,7 @@ pub enum Reference {
     WallClock(UnixMillis),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct ReportName {
     name: String,
     workspace: Sym,
@@ -152,6 +152,79 @@ impl Aggregator {
         } else {
             self.pages_failed += 1;
         }
+    }
+
+    /// The whole state, for the durable state file.
+    pub fn export(&self) -> AggregatorState {
+        AggregatorState {
+            workspaces: self.workspaces.export(),
+            reports: self.reports.export(),
+            activities: self.activities.export(),
+            activity_events: self.activity_events.export(),
+            activity_failed: self.activity_failed.export(),
+            report_events: self.report_events.export(),
+            workspace_info: self.workspace_info.export(),
+            report_info: self.report_info.export(),
+            users: self.users.export(),
+            dedup: self.dedup.export(),
+            processed: self.processed,
+            duplicates: self.duplicates,
+            rejected: Rejection::ALL
+                .iter()
+                .zip(self.rejected)
+                .map(|(r, n)| (r.as_str().to_string(), n))
+                .collect(),
+            pages_processed: self.pages_processed,
+            pages_failed: self.pages_failed,
+            watermark: self.watermark,
+            source: self.source.clone(),
+        }
+    }
+
+    /// Resumes from [`Aggregator::export`] under the current configuration (caps and the dedup
+    /// window are today's; label sets admitted before stay).
+    pub fn import(config: &AggregateConfig, state: AggregatorState) -> Self {
+        use catalogue::*;
+        let fresh = Aggregator::new(config);
+        let cap = |f: &Family| config.limits.cap(f);
+        let mut rejected = [0; Rejection::ALL.len()];
+        for (i, r) in Rejection::ALL.iter().enumerate() {
+            rejected[i] = state
+                .rejected
+                .iter()
+                .find(|(name, _)| name == r.as_str())
+                .map_or(0, |(_, n)| *n);
+        }
+        Aggregator {
+            workspaces: Interner::import(state.workspaces, fresh.workspaces_cap()),
+            reports: Interner::import(state.reports, cap(&REPORT_EVENTS).max(cap(&REPORT_INFO))),
+            activities: Interner::import(
+                state.activities,
+                cap(&ACTIVITY_EVENTS).max(cap(&REPORT_EVENTS)),
+            ),
+            activity_events: CappedCounters::import(state.activity_events, cap(&ACTIVITY_EVENTS)),
+            activity_failed: CappedCounters::import(
+                state.activity_failed,
+                cap(&ACTIVITY_EVENTS_FAILED),
+            ),
+            report_events: CappedCounters::import(state.report_events, cap(&REPORT_EVENTS)),
+            workspace_info: CappedInfo::import(state.workspace_info, cap(&WORKSPACE_INFO)),
+            report_info: CappedInfo::import(state.report_info, cap(&REPORT_INFO)),
+            users: DistinctUsers::import(state.users, cap(&WORKSPACE_ACTIVE_USERS) / WINDOWS.len()),
+            dedup: Dedup::import(state.dedup, config.dedup_window),
+            processed: state.processed,
+            duplicates: state.duplicates,
+            rejected,
+            pages_processed: state.pages_processed,
+            pages_failed: state.pages_failed,
+            watermark: state.watermark,
+            source: state.source,
+            ..fresh
+        }
+    }
+
+    fn workspaces_cap(&self) -> usize {
+        self.workspaces.cap()
     }
 
     /// Replaces the live source's health shown in the self metrics.
@@ -375,6 +448,35 @@ fn overflow_sample(family: &Family, value: Option<u64>) -> Option<(Vec<String>, 
     })
 }
 
+/// The durable form of an [`Aggregator`]: user hashes, never user ids.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AggregatorState {
+    workspaces: Vec<String>,
+    reports: Vec<String>,
+    activities: Vec<String>,
+    activity_events: series::CountersState<(Sym, Sym)>,
+    activity_failed: series::CountersState<(Sym, Sym)>,
+    report_events: series::CountersState<(Sym, Sym, Sym)>,
+    workspace_info: series::InfoState<Sym, String>,
+    report_info: series::InfoState<Sym, ReportName>,
+    users: users::UsersState,
+    dedup: dedup::DedupState,
+    processed: u64,
+    duplicates: u64,
+    rejected: Vec<(String, u64)>,
+    pages_processed: u64,
+    pages_failed: u64,
+    watermark: Option<UnixMillis>,
+    source: Option<SourceStatus>,
+}
+
+impl AggregatorState {
+    /// The live source's last status (with its checkpoint) saved with this state.
+    pub fn source_status(&self) -> Option<&SourceStatus> {
+        self.source.as_ref()
+    }
+}
+
 /// One sample: label values in the catalogue's label order, and the value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -424,7 +526,7 @@ impl Snapshot {
             reasons.iter().map(|r| {
                 (
                     vec![r.to_string()],
-                    st.api.auth_errors.get(r).copied().unwrap_or(0) as f64,
+                    st.api.auth_errors.get(*r).copied().unwrap_or(0) as f64,
                 )
             }),
         );

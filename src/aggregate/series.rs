@@ -46,6 +46,40 @@ impl Interner {
     pub fn name(&self, id: Sym) -> &str {
         &self.names[id as usize]
     }
+
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// The interned strings in id order, for the durable state.
+    pub fn export(&self) -> Vec<String> {
+        self.names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// Rebuilds an interner from [`Interner::export`]; ids keep their values.
+    pub fn import(names: Vec<String>, cap: usize) -> Self {
+        let mut interner = Interner::new(cap.max(names.len()));
+        for name in &names {
+            interner.intern(name);
+        }
+        interner.cap = cap;
+        interner
+    }
+}
+
+/// The durable form of a [`CappedCounters`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CountersState<K> {
+    pub values: Vec<(K, u64)>,
+    pub overflow: u64,
+    pub dropped: u64,
+}
+
+/// The durable form of a [`CappedInfo`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InfoState<K, V> {
+    pub values: Vec<(K, V, i64)>,
+    pub dropped: u64,
 }
 
 /// A counter family with a series cap.
@@ -96,6 +130,24 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
 
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    pub fn export(&self) -> CountersState<K> {
+        CountersState {
+            values: self.iter().map(|(k, v)| (*k, v)).collect(),
+            overflow: self.overflow,
+            dropped: self.dropped,
+        }
+    }
+
+    /// Restores counters; label sets already admitted stay, even past a smaller cap.
+    pub fn import(state: CountersState<K>, cap: usize) -> Self {
+        CappedCounters {
+            values: state.values.into_iter().collect(),
+            cap,
+            overflow: state.overflow,
+            dropped: state.dropped,
+        }
     }
 }
 
@@ -157,6 +209,32 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
 
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    pub fn export(&self) -> InfoState<K, V>
+    where
+        V: Clone,
+    {
+        InfoState {
+            values: self
+                .values
+                .iter()
+                .map(|(k, (v, t))| (*k, v.clone(), *t))
+                .collect(),
+            dropped: self.dropped,
+        }
+    }
+
+    pub fn import(state: InfoState<K, V>, cap: usize) -> Self {
+        CappedInfo {
+            values: state
+                .values
+                .into_iter()
+                .map(|(k, v, t)| (k, (v, t)))
+                .collect(),
+            cap,
+            dropped: state.dropped,
+        }
     }
 }
 

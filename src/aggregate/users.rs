@@ -117,6 +117,44 @@ impl DistinctUsers {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+
+    pub fn export(&self) -> UsersState {
+        UsersState {
+            last_seen: self.last_seen.iter().map(|(u, t)| (*u, *t)).collect(),
+            last_seen_in_workspace: self
+                .last_seen_in_workspace
+                .iter()
+                .map(|(k, t)| (*k, *t))
+                .collect(),
+            admitted_workspaces: self.admitted_workspaces.iter().copied().collect(),
+            dropped: self.dropped,
+            newest: self.newest,
+            last_prune: self.last_prune,
+        }
+    }
+
+    pub fn import(state: UsersState, workspace_cap: usize) -> Self {
+        DistinctUsers {
+            last_seen: state.last_seen.into_iter().collect(),
+            last_seen_in_workspace: state.last_seen_in_workspace.into_iter().collect(),
+            admitted_workspaces: state.admitted_workspaces.into_iter().collect(),
+            workspace_cap,
+            dropped: state.dropped,
+            newest: state.newest,
+            last_prune: state.last_prune,
+        }
+    }
+}
+
+/// The durable form of [`DistinctUsers`] (user hashes only, never user ids).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UsersState {
+    last_seen: Vec<(u64, i64)>,
+    last_seen_in_workspace: Vec<((Sym, u64), i64)>,
+    admitted_workspaces: Vec<Sym>,
+    dropped: u64,
+    newest: i64,
+    last_prune: i64,
 }
 
 fn bump(slot: &mut i64, time: i64) {

@@ -59,7 +59,7 @@ pub enum SourceMessage {
 }
 
 /// A live source's health, cumulative since it started; replaces the previous one.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceStatus {
     /// The last poll read every planned hour to its end.
     pub up: bool,
@@ -71,6 +71,17 @@ pub struct SourceStatus {
     pub sweep_age_seconds: Option<f64>,
     /// When the current access token expires.
     pub credential_expiry: Option<crate::decode::UnixMillis>,
+    /// What the source needs to resume where it stopped; sent after every page of a poll, so
+    /// whoever applies it has applied those pages too.
+    pub checkpoint: Option<SourceCheckpoint>,
+}
+
+/// The live source's durable state: which hours were read when, and the request ledger.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceCheckpoint {
+    pub ledger: powerbi::window::SweepLedger,
+    pub requests_sent: Vec<crate::decode::UnixMillis>,
+    pub blocked_until: crate::decode::UnixMillis,
 }
 
 pub type DocumentSender = mpsc::Sender<SourceMessage>;

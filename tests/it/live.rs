@@ -266,3 +266,94 @@ fn a_wrong_secret_is_reported_with_its_likely_cause() {
         "the secret must not be logged: {log:?}"
     );
 }
+
+#[test]
+fn killed_twice_mid_run_it_resumes_exactly_and_counters_never_go_down() {
+    let rt = runtime();
+    let config = ApiConfig {
+        page_size: 40,
+        retry_after_secs: 1,
+        faults: Faults {
+            throttle: 0.05,
+            server_error: 0.05,
+            truncate: 0.02,
+            duplicate: 0.05,
+            empty_page: 0.10,
+        },
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(300, 8_000), 0))
+        .unwrap();
+    let (expected, expected_failed, n) = ground_truth(&api);
+    let state = tempfile::tempdir().unwrap();
+    let mut args = live_args(&api, "200");
+    args.extend([
+        "--state.dir".to_string(),
+        state.path().to_str().unwrap().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // The largest value each counter has shown: no later scrape may show less.
+    let mut high: BTreeMap<String, f64> = BTreeMap::new();
+    let mut check = |s: &BTreeMap<String, f64>| {
+        for (series, v) in s.iter().filter(|(k, _)| k.contains("_total")) {
+            let seen = high.entry(series.clone()).or_insert(*v);
+            assert!(v >= seen, "{series} went down from {seen} to {v}");
+            *seen = v.max(*seen);
+        }
+    };
+    let mut started_last = UnixMillis::now();
+    for run in 0..3 {
+        let mut e = Exporter::start_with_env(&args, &[SECRET]);
+        started_last = UnixMillis::now();
+        let until = Instant::now() + Duration::from_millis(if run < 2 { 3_000 } else { 60_000 });
+        loop {
+            let s = e.scrape();
+            check(&s);
+            if run == 2
+                && family(&s, "powerbi_activity_events_total") == expected
+                && s.get("powerbi_up") == Some(&1.0)
+            {
+                assert_eq!(
+                    family(&s, "powerbi_activity_events_failed_total"),
+                    expected_failed
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < until || run < 2,
+                "not converged after two kills: {} of {n}",
+                family(&s, "powerbi_activity_events_total")
+                    .values()
+                    .sum::<f64>()
+            );
+            if Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        if run < 2 {
+            e.child.kill().unwrap(); // SIGKILL: no shutdown, no last save
+            e.child.wait().unwrap();
+        }
+    }
+    // The request ledger survived the restarts: the budget left counts the earlier processes'
+    // requests too, not only the last one's.
+    let s = Exporter::start_with_env(&args, &[SECRET]).scrape();
+    let requests: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("activityevents"))
+        .collect();
+    let by_last = requests.iter().filter(|r| r.at >= started_last).count();
+    assert!(
+        s["powerbi_api_budget_remaining"] < (200 - by_last) as f64,
+        "budget ledger reset across restarts"
+    );
+    assert!(requests.iter().all(|r| requests
+        .iter()
+        .filter(|o| o.at <= r.at && o.at.0 > r.at.0 - HOUR)
+        .count()
+        <= 200));
+}

@@ -76,13 +76,13 @@ impl HostPolicy {
 }
 
 /// What the client has seen, cumulative, for the self metrics.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ApiStats {
     /// Responses by HTTP status (`"error"` when no response came).
     pub requests: BTreeMap<String, u64>,
     pub throttled: u64,
     pub foreign_continuations: u64,
-    pub auth_errors: BTreeMap<&'static str, u64>,
+    pub auth_errors: BTreeMap<String, u64>,
 }
 
 /// Why an hour could not be read to its end.
@@ -250,7 +250,11 @@ impl ApiClient {
         let token = match self.tokens.token(&self.http, now).await {
             Ok(t) => t,
             Err(e) => {
-                *self.stats.auth_errors.entry(e.reason()).or_default() += 1;
+                *self
+                    .stats
+                    .auth_errors
+                    .entry(e.reason().to_string())
+                    .or_default() += 1;
                 return Err(e.into());
             }
         };

@@ -19,7 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{
-    Body, Document, DocumentSender, Source, SourceFuture, SourceMessage, SourceStatus, Timing,
+    Body, Document, DocumentSender, Source, SourceCheckpoint, SourceFuture, SourceMessage,
+    SourceStatus, Timing,
 };
 use crate::decode::UnixMillis;
 use auth::{ClientSecretCredential, TokenCache};
@@ -43,11 +44,13 @@ pub struct PowerBiConfig {
 
 pub struct PowerBiSource {
     config: PowerBiConfig,
+    resume: Option<SourceStatus>,
 }
 
 impl PowerBiSource {
-    pub fn new(config: PowerBiConfig) -> Self {
-        PowerBiSource { config }
+    /// A source that resumes from `resume` (the status saved in the durable state) when given.
+    pub fn new(config: PowerBiConfig, resume: Option<SourceStatus>) -> Self {
+        PowerBiSource { config, resume }
     }
 }
 
@@ -71,14 +74,39 @@ impl Source for PowerBiSource {
                 }
             };
             let tokens = TokenCache::new(config.credential.clone());
+            let mut client = ApiClient::new(http, config.hosts.clone(), tokens, config.retry);
+            let (budget, ledger, status) = match self.resume {
+                Some(mut saved) => {
+                    let checkpoint = saved.checkpoint.take().unwrap_or_default();
+                    client.stats = saved.api.clone();
+                    let max = config.max_requests_per_hour;
+                    let budget = RequestBudget::restore(
+                        max,
+                        checkpoint.requests_sent,
+                        checkpoint.blocked_until,
+                    );
+                    tracing::info!(
+                        hours_read = checkpoint.ledger.len(),
+                        "Resuming the activity log where the saved state left it."
+                    );
+                    (budget, checkpoint.ledger, saved)
+                }
+                None => {
+                    let lookback = config.initial_lookback.as_millis() as i64;
+                    let start =
+                        UtcHour::containing(UnixMillis::now().saturating_sub_millis(lookback));
+                    (
+                        RequestBudget::new(config.max_requests_per_hour),
+                        SweepLedger::starting_at(start),
+                        SourceStatus::default(),
+                    )
+                }
+            };
             let mut poller = Poller {
-                client: ApiClient::new(http, config.hosts.clone(), tokens, config.retry),
-                budget: RequestBudget::new(config.max_requests_per_hour),
-                ledger: SweepLedger::starting_at(UtcHour::containing(
-                    UnixMillis::now()
-                        .saturating_sub_millis(config.initial_lookback.as_millis() as i64),
-                )),
-                status: SourceStatus::default(),
+                client,
+                budget,
+                ledger,
+                status,
                 config,
             };
             loop {
@@ -179,5 +207,12 @@ impl Poller {
             .oldest_sweep_age(&self.config.plan, now)
             .map(|ms| ms as f64 / 1000.0);
         self.status.credential_expiry = self.client.tokens.expires_at();
+        let (requests_sent, blocked_until) = self.budget.ledger();
+        let ledger = self.ledger.clone();
+        self.status.checkpoint = Some(SourceCheckpoint {
+            ledger,
+            requests_sent,
+            blocked_until,
+        });
     }
 }

@@ -18,7 +18,10 @@ use crate::decode::UnixMillis;
 const HOUR_MS: i64 = 3_600_000;
 
 /// One UTC hour, as hours since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct UtcHour(pub i64);
 
 impl UtcHour {
@@ -89,9 +92,11 @@ impl Default for PlanConfig {
     }
 }
 
-/// When each hour inside the lookback was last read to its end.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// When each hour inside the lookback was last read to its end. Serialized as a list of
+/// pairs (JSON map keys must be strings).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SweepLedger {
+    #[serde(with = "pairs")]
     last_read: BTreeMap<UtcHour, UnixMillis>,
     /// Hours before this one are never read (first start: history is not loaded unless asked).
     pub start: Option<UtcHour>,
@@ -109,6 +114,15 @@ impl SweepLedger {
     /// Records that `hour` was read to its end at `at`.
     pub fn record(&mut self, hour: UtcHour, at: UnixMillis) {
         self.last_read.insert(hour, at);
+    }
+
+    /// Hours with a recorded read.
+    pub fn len(&self) -> usize {
+        self.last_read.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last_read.is_empty()
     }
 
     /// When `hour` was last read to its end.
@@ -163,6 +177,31 @@ fn sweep_hours(
     let first_recent = current.0 - config.recent_hours.max(1) + 1;
     let oldest = (current.0 - config.lookback_hours).max(start.map_or(i64::MIN, |s| s.0));
     (oldest..first_recent).map(UtcHour)
+}
+
+/// A map as a list of `[key, value]` pairs.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<
+        'de,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    >(
+        d: D,
+    ) -> Result<BTreeMap<K, V>, D::Error> {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 #[cfg(test)]
