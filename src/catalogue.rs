@@ -104,7 +104,7 @@ family!(
     Counter,
     [],
     None,
-    "Events whose Id had already been counted; they are not counted again."
+    "Events whose Id had already been counted (re-reads of recent hours, duplicate deliveries); they are not counted again."
 );
 family!(
     EVENTS_REJECTED,

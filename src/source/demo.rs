@@ -1,16 +1,23 @@
-//! The demo source: the simulated tenant producing events as they happen.
+//! The demo source: the simulated tenant served over loopback HTTP, read by the real live
+//! source — token request, hour windows, paging, continuation URIs, retries, the budget, late
+//! events and re-sweeps all run exactly as against a real tenant.
 //!
-//! At start it back-fills the last hours (so dashboards have history at once), then sends one
-//! page per tick with the events of that tick. Like the real API it delivers some events twice
-//! and, rarely, an event without `Activity`, so the dedup and rejection counters move too.
+//! The simulated API starts with `backfill` hours of history, keeps generating events at the
+//! tenant's rhythm, shows them a few minutes late (some up to two hours), and now and then
+//! throttles, fails or re-delivers, so the self metrics move too. Its request budget is set
+//! high (it is simulated), so the demo can poll every few seconds and look alive.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-
-use super::{Body, Document, DocumentSender, Source, SourceFuture, SourceMessage, Timing};
+use super::powerbi::auth::{ClientSecretCredential, Secret, POWERBI_SCOPE};
+use super::powerbi::client::{HostPolicy, RetryPolicy};
+use super::powerbi::window::PlanConfig;
+use super::powerbi::{PowerBiConfig, PowerBiSource};
+use super::{DocumentSender, Source, SourceFuture, Timing};
 use crate::decode::UnixMillis;
-use crate::simulator::{write_page, Rng, Tenant, TenantSpec};
+use crate::simulator::api::{ApiConfig, Faults, SimulatedApi};
+use crate::simulator::timeline::{Lag, Timeline};
+use crate::simulator::{Tenant, TenantSpec};
 
 /// Settings of the demo source.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,9 +25,9 @@ pub struct DemoConfig {
     pub tenant: TenantSpec,
     /// Events per minute in the busiest minute of a weekday.
     pub peak_events_per_minute: f64,
-    /// History generated at start.
+    /// History the tenant has when the demo starts, all of it read at start.
     pub backfill: Duration,
-    /// How often a page is produced.
+    /// How often the simulated tenant is polled.
     pub tick: Duration,
 }
 
@@ -30,14 +37,13 @@ impl Default for DemoConfig {
             tenant: TenantSpec::default(),
             peak_events_per_minute: 600.0,
             backfill: Duration::from_secs(6 * 3600),
-            tick: Duration::from_secs(1),
+            tick: Duration::from_secs(2),
         }
     }
 }
 
-const DUPLICATE_SHARE: f64 = 0.01;
-const MALFORMED_SHARE: f64 = 0.0002;
-const BACKFILL_PAGE: i64 = 15 * 60_000;
+/// Requests per hour of the simulated API and of the demo's client.
+const DEMO_BUDGET: usize = 10_000;
 
 pub struct Demo {
     config: DemoConfig,
@@ -57,60 +63,61 @@ impl Source for Demo {
     fn run(self: Box<Self>, out: DocumentSender) -> SourceFuture {
         Box::pin(async move {
             let config = self.config;
-            let tenant = Tenant::new(config.tenant);
-            let mut rng = Rng::new(config.tenant.seed.wrapping_add(1));
-            let mut from =
-                UnixMillis::now().saturating_sub_millis(config.backfill.as_millis() as i64);
-            let mut previous: Vec<Vec<u8>> = Vec::new();
-            let mut ticker = tokio::time::interval(config.tick);
-            loop {
-                let now = UnixMillis::now();
-                while from < now {
-                    let to = UnixMillis((from.0 + BACKFILL_PAGE).min(now.0));
-                    let mut events = Vec::new();
-                    tenant.events_between(
-                        &mut rng,
-                        from,
-                        to,
-                        config.peak_events_per_minute,
-                        &mut events,
-                    );
-                    let page = quirky_page(&mut rng, &events, &previous, to);
-                    previous = events;
-                    let doc = Document {
-                        origin: format!("demo page until {}", to.to_api_string()),
-                        body: Body::Bytes(page),
-                    };
-                    if out.send(SourceMessage::Document(doc)).await.is_err() {
-                        return Ok(());
-                    }
-                    from = to;
+            let start = UnixMillis::now().saturating_sub_millis(config.backfill.as_millis() as i64);
+            let timeline = Timeline::new(
+                Tenant::new(config.tenant),
+                config.tenant.seed.wrapping_add(1),
+                config.peak_events_per_minute,
+                Lag::default(),
+                start,
+            );
+            let api_config = ApiConfig {
+                budget_per_hour: DEMO_BUDGET,
+                retry_after_secs: 3,
+                faults: Faults {
+                    throttle: 0.01,
+                    server_error: 0.01,
+                    truncate: 0.005,
+                    duplicate: 0.02,
+                    empty_page: 0.05,
+                },
+                ..ApiConfig::default()
+            };
+            let api = match SimulatedApi::start(api_config.clone(), timeline, 0).await {
+                Ok(api) => api,
+                Err(e) => {
+                    tracing::error!(error = %e, "The simulated tenant could not listen on 127.0.0.1.");
+                    return Ok(());
                 }
-                ticker.tick().await;
-            }
+            };
+            tracing::info!(api = %api.base_url(), "Simulated tenant serving the Activity Events API.");
+            let live = PowerBiConfig {
+                hosts: HostPolicy {
+                    api_url: api.base_url(),
+                    cluster_suffixes: Vec::new(),
+                },
+                credential: ClientSecretCredential {
+                    authority_host: api.base_url(),
+                    tenant_id: api_config.tenant_id,
+                    client_id: api_config.client_id,
+                    secret: Secret::new(api_config.client_secret),
+                    scope: POWERBI_SCOPE.into(),
+                },
+                poll_interval: config.tick,
+                // The lookback covers the backfill, so all of it is read.
+                plan: PlanConfig {
+                    recent_hours: 2,
+                    lookback_hours: (config.backfill.as_secs() / 3600) as i64 + 3,
+                },
+                max_requests_per_hour: DEMO_BUDGET,
+                initial_lookback: config.backfill,
+                retry: RetryPolicy {
+                    first_delay: Duration::from_millis(200),
+                    ..RetryPolicy::default()
+                },
+                request_timeout: Duration::from_secs(30),
+            };
+            Box::new(PowerBiSource::new(live, None)).run(out).await
         })
     }
-}
-
-/// A page of `events`, plus re-deliveries of some of the previous page's events and a rare
-/// malformed one.
-fn quirky_page(rng: &mut Rng, events: &[Vec<u8>], previous: &[Vec<u8>], time: UnixMillis) -> Bytes {
-    let mut extra: Vec<Vec<u8>> = previous
-        .iter()
-        .filter(|_| rng.chance(DUPLICATE_SHARE))
-        .cloned()
-        .collect();
-    if rng.chance(MALFORMED_SHARE * events.len() as f64) {
-        extra.push(
-            format!(
-                "{{\"Id\":\"{}\",\"CreationTime\":\"{}\"}}",
-                rng.guid(),
-                time.to_api_string()
-            )
-            .into_bytes(),
-        );
-    }
-    let mut page = Vec::with_capacity(events.iter().map(Vec::len).sum::<usize>() + 128);
-    write_page(events.iter().chain(&extra).map(Vec::as_slice), &mut page);
-    Bytes::from(page)
 }
