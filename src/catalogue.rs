@@ -181,9 +181,9 @@ family!(
     CREDENTIAL_EXPIRY,
     "powerbi_credential_expiry_timestamp_seconds",
     Gauge,
-    [],
+    ["kind"],
     None,
-    "When the current access token expires, as a Unix timestamp (refreshed 5 minutes before)."
+    "When credentials expire, as Unix timestamps: kind=\"token\" (the access token, refreshed 5 minutes before) and kind=\"certificate\" (the client certificate's notAfter)."
 );
 family!(SWEEP_AGE, "powerbi_lookback_sweep_age_seconds", Gauge, [], None,
     "Age of the stalest re-read of an hour inside the lookback: how late a late event can be found.");

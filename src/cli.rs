@@ -146,6 +146,32 @@ pub struct RunArgs {
         env = "AZURE_CLIENT_SECRET_FILE"
     )]
     pub azure_client_secret_file: Option<PathBuf>,
+
+    /// PEM file with the client certificate and its unencrypted private key.
+    #[arg(
+        long = "azure.client-certificate-path",
+        value_name = "FILE",
+        env = "AZURE_CLIENT_CERTIFICATE_PATH"
+    )]
+    pub azure_client_certificate_path: Option<PathBuf>,
+
+    /// Federated token file of a workload identity (AKS sets it); re-read for every token.
+    #[arg(
+        long = "azure.federated-token-file",
+        value_name = "FILE",
+        env = "AZURE_FEDERATED_TOKEN_FILE"
+    )]
+    pub azure_federated_token_file: Option<PathBuf>,
+
+    /// Use the managed identity of the host (App Service / Container Apps through
+    /// IDENTITY_ENDPOINT, else the instance metadata service); AZURE_CLIENT_ID picks a
+    /// user-assigned identity.
+    #[arg(long = "azure.managed-identity")]
+    pub azure_managed_identity: bool,
+
+    /// Token endpoint of the instance metadata service [default: http://169.254.169.254/metadata/identity/oauth2/token].
+    #[arg(long = "azure.imds-endpoint", value_name = "URL")]
+    pub azure_imds_endpoint: Option<String>,
 }
 
 #[derive(Debug, Args)]

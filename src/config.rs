@@ -20,7 +20,7 @@ use crate::catalogue;
 use crate::cli::RunArgs;
 use crate::duration;
 use crate::source::demo::DemoConfig;
-use crate::source::powerbi::auth::{ClientSecretCredential, Secret};
+use crate::source::powerbi::auth::{Authority, Credential, Secret};
 use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
@@ -115,11 +115,7 @@ struct RawLive {
     retry_delay: Option<(String, String)>,
     max_requests_per_hour: Option<(usize, String)>,
     authority_host: Option<(String, String)>,
-    tenant_id: Option<String>,
-    client_id: Option<String>,
-    client_secret_file: Option<PathBuf>,
-    /// From `AZURE_CLIENT_SECRET`.
-    client_secret: Option<Secret>,
+    credential: RawCredential,
 }
 
 impl Config {
@@ -137,10 +133,11 @@ impl Config {
             }
         }
         apply_flags(args, &mut raw, &mut errors);
-        raw.live.client_secret = std::env::var("AZURE_CLIENT_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(Secret::new);
+        let env = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
+        let credential = &mut raw.live.credential;
+        credential.client_secret = env("AZURE_CLIENT_SECRET").map(Secret::new);
+        credential.identity_endpoint =
+            env("IDENTITY_ENDPOINT").zip(env("IDENTITY_HEADER").map(Secret::new));
         let config = validate(raw, &mut errors);
         match config {
             Some(c) if errors.is_empty() => Ok(c),
@@ -289,14 +286,25 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             "tenant_id",
             "client_id",
             "client_secret_file",
+            "client_certificate_path",
+            "federated_token_file",
+            "managed_identity",
         ],
         errors,
     ) {
         raw.live.authority_host = field::<String>(az, "azure.authority_host", "a URL", errors)
             .map(|v| (v, file("azure.authority_host")));
-        raw.live.tenant_id = field(az, "azure.tenant_id", "a tenant id", errors);
-        raw.live.client_id = field(az, "azure.client_id", "a client id", errors);
-        raw.live.client_secret_file = field(az, "azure.client_secret_file", "a file path", errors);
+        let credential = &mut raw.live.credential;
+        credential.tenant_id = field(az, "azure.tenant_id", "a tenant id", errors);
+        credential.client_id = field(az, "azure.client_id", "a client id", errors);
+        credential.client_secret_file =
+            field(az, "azure.client_secret_file", "a file path", errors);
+        credential.certificate_path =
+            field(az, "azure.client_certificate_path", "a file path", errors);
+        credential.federated_token_file =
+            field(az, "azure.federated_token_file", "a file path", errors);
+        credential.managed_identity =
+            field(az, "azure.managed_identity", "true or false", errors).unwrap_or(false);
     }
 }
 
@@ -457,15 +465,35 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(n) = args.powerbi_max_requests_per_hour {
         live.max_requests_per_hour = Some((n, flag("powerbi.max-requests-per-hour")));
     }
+    let credential = &mut live.credential;
+    let replace = |slot: &mut Option<PathBuf>, v: &Option<PathBuf>| {
+        if v.is_some() {
+            slot.clone_from(v);
+        }
+    };
     if args.azure_tenant_id.is_some() {
-        live.tenant_id.clone_from(&args.azure_tenant_id);
+        credential.tenant_id.clone_from(&args.azure_tenant_id);
     }
     if args.azure_client_id.is_some() {
-        live.client_id.clone_from(&args.azure_client_id);
+        credential.client_id.clone_from(&args.azure_client_id);
     }
-    if args.azure_client_secret_file.is_some() {
-        live.client_secret_file
-            .clone_from(&args.azure_client_secret_file);
+    replace(
+        &mut credential.client_secret_file,
+        &args.azure_client_secret_file,
+    );
+    replace(
+        &mut credential.certificate_path,
+        &args.azure_client_certificate_path,
+    );
+    replace(
+        &mut credential.federated_token_file,
+        &args.azure_federated_token_file,
+    );
+    credential.managed_identity |= args.azure_managed_identity;
+    if args.azure_imds_endpoint.is_some() {
+        credential
+            .imds_endpoint
+            .clone_from(&args.azure_imds_endpoint);
     }
 }
 
@@ -581,7 +609,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             errors.push("flag --once needs --replay PATH (the demo never ends)".into());
             None
         }
-        (None, false) if raw.live.tenant_id.is_some() || raw.live.client_id.is_some() => {
+        (None, false) if raw.live.credential.requested() => {
             let live = live_source(
                 raw.live,
                 explicit_dedup_window.then_some(dedup_window),
@@ -704,9 +732,77 @@ fn live_source(
         "https://login.microsoftonline.com",
         errors,
     );
-    let secret = match (&raw.client_secret_file, raw.client_secret) {
-        (Some(path), _) => match std::fs::read_to_string(path) {
-            Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim_end_matches(['\r', '\n']))),
+    let credential = credential(raw.credential, authority_host, errors)?;
+    Some(PowerBiConfig {
+        hosts: HostPolicy {
+            api_url,
+            cluster_suffixes: vec![".analysis.windows.net".into()],
+        },
+        credential,
+        scope: crate::source::powerbi::auth::POWERBI_SCOPE.into(),
+        poll_interval,
+        plan: PlanConfig {
+            recent_hours: 2,
+            lookback_hours: (lookback.as_secs() / 3600) as i64,
+        },
+        max_requests_per_hour,
+        initial_lookback,
+        retry: RetryPolicy {
+            first_delay: retry_delay,
+            ..RetryPolicy::default()
+        },
+        request_timeout: Duration::from_secs(120),
+    })
+}
+
+/// What the environment says about the credential (Azure SDK variable names).
+#[derive(Debug, Default)]
+struct RawCredential {
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    /// `AZURE_CLIENT_SECRET`.
+    client_secret: Option<Secret>,
+    certificate_path: Option<PathBuf>,
+    federated_token_file: Option<PathBuf>,
+    managed_identity: bool,
+    /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` (App Service, Container Apps).
+    identity_endpoint: Option<(String, Secret)>,
+    imds_endpoint: Option<String>,
+}
+
+impl RawCredential {
+    /// Whether anything asks for the live source.
+    fn requested(&self) -> bool {
+        self.tenant_id.is_some() || self.client_id.is_some() || self.managed_identity
+    }
+}
+
+/// Picks the credential the way the Azure SDKs' environment credential does — a client secret,
+/// else a client certificate, else a federated token file — and else a managed identity.
+fn credential(
+    raw: RawCredential,
+    authority_host: String,
+    errors: &mut Vec<String>,
+) -> Option<Credential> {
+    use crate::source::powerbi::auth::{CertificateKey, ManagedIdentity, IMDS_ENDPOINT};
+    let authority = |errors: &mut Vec<String>| match (&raw.tenant_id, &raw.client_id) {
+        (Some(tenant_id), Some(client_id)) => Some(Authority {
+            host: authority_host.clone(),
+            tenant_id: tenant_id.clone(),
+            client_id: client_id.clone(),
+        }),
+        _ => {
+            errors.push("a client secret, certificate or federated token needs both AZURE_TENANT_ID (--azure.tenant-id) and AZURE_CLIENT_ID (--azure.client-id)".into());
+            None
+        }
+    };
+    if let Some(path) = &raw.client_secret_file {
+        return match std::fs::read_to_string(path) {
+            Ok(s) if !s.trim().is_empty() => Some(Credential::ClientSecret {
+                authority: authority(errors)?,
+                secret: Secret::new(s.trim_end_matches(['\r', '\n'])),
+            }),
             Ok(_) => {
                 errors.push(format!(
                     "--azure.client-secret-file {}: the file is empty",
@@ -721,42 +817,61 @@ fn live_source(
                 ));
                 None
             }
-        },
-        (None, Some(secret)) => Some(secret),
-        (None, None) => {
-            errors.push("reading a tenant needs a client secret: set AZURE_CLIENT_SECRET or --azure.client-secret-file".into());
-            None
-        }
-    };
-    let (Some(tenant_id), Some(client_id)) = (raw.tenant_id, raw.client_id) else {
-        errors.push("reading a tenant needs both AZURE_TENANT_ID (--azure.tenant-id) and AZURE_CLIENT_ID (--azure.client-id)".into());
-        return None;
-    };
-    Some(PowerBiConfig {
-        hosts: HostPolicy {
-            api_url,
-            cluster_suffixes: vec![".analysis.windows.net".into()],
-        },
-        credential: ClientSecretCredential {
-            authority_host,
-            tenant_id,
-            client_id,
-            secret: secret?,
-            scope: crate::source::powerbi::auth::POWERBI_SCOPE.into(),
-        },
-        poll_interval,
-        plan: PlanConfig {
-            recent_hours: 2,
-            lookback_hours: (lookback.as_secs() / 3600) as i64,
-        },
-        max_requests_per_hour,
-        initial_lookback,
-        retry: RetryPolicy {
-            first_delay: retry_delay,
-            ..RetryPolicy::default()
-        },
-        request_timeout: Duration::from_secs(120),
-    })
+        };
+    }
+    if let Some(secret) = raw.client_secret.clone() {
+        return Some(Credential::ClientSecret {
+            authority: authority(errors)?,
+            secret,
+        });
+    }
+    if let Some(path) = &raw.certificate_path {
+        let pem = match std::fs::read_to_string(path) {
+            Ok(pem) => pem,
+            Err(e) => {
+                errors.push(format!(
+                    "AZURE_CLIENT_CERTIFICATE_PATH {}: cannot read it: {e}",
+                    path.display()
+                ));
+                return None;
+            }
+        };
+        return match CertificateKey::from_pem(&pem) {
+            Ok(key) => Some(Credential::Certificate {
+                authority: authority(errors)?,
+                key,
+            }),
+            Err(e) => {
+                errors.push(format!(
+                    "AZURE_CLIENT_CERTIFICATE_PATH {}: {e}",
+                    path.display()
+                ));
+                None
+            }
+        };
+    }
+    if let Some(token_file) = raw.federated_token_file.clone() {
+        return Some(Credential::WorkloadIdentity {
+            authority: authority(errors)?,
+            token_file,
+        });
+    }
+    if raw.managed_identity {
+        let client_id = raw.client_id.clone();
+        return Some(Credential::ManagedIdentity(match raw.identity_endpoint {
+            Some((endpoint, header)) => ManagedIdentity::AppService {
+                endpoint,
+                header,
+                client_id,
+            },
+            None => ManagedIdentity::Imds {
+                endpoint: raw.imds_endpoint.unwrap_or_else(|| IMDS_ENDPOINT.into()),
+                client_id,
+            },
+        }));
+    }
+    errors.push("reading a tenant needs a credential: AZURE_CLIENT_SECRET (or --azure.client-secret-file), AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, or --azure.managed-identity".into());
+    None
 }
 
 /// `:PORT` (all interfaces, as the exporter-toolkit writes it), `HOST:PORT` or `[V6]:PORT`.

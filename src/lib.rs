@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod duration;
+pub mod encoding;
 pub mod exposition;
 pub mod pipeline;
 pub mod simulator;

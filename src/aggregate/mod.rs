@@ -530,9 +530,16 @@ impl Snapshot {
                 )
             }),
         );
-        if let Some(t) = st.credential_expiry {
-            self.push(&CREDENTIAL_EXPIRY, one(t.as_secs_f64()));
-        }
+        let expiries = [
+            ("certificate", st.certificate_expiry),
+            ("token", st.token_expiry),
+        ];
+        self.push(
+            &CREDENTIAL_EXPIRY,
+            expiries
+                .iter()
+                .filter_map(|(kind, t)| Some((vec![kind.to_string()], t.as_ref()?.as_secs_f64()))),
+        );
         if let Some(age) = st.sweep_age_seconds {
             self.push(&SWEEP_AGE, one(age));
         }

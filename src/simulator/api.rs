@@ -27,6 +27,7 @@ use super::timeline::Timeline;
 use super::Rng;
 use crate::decode::time::parse_creation_time;
 use crate::decode::UnixMillis;
+use crate::encoding::{base64, unbase64};
 
 const HOUR_MS: i64 = 3_600_000;
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
@@ -60,6 +61,12 @@ pub struct ApiConfig {
     /// Base URL written into `continuationUri` (default: the simulator's own), to test that a
     /// client refuses to follow one to a foreign host.
     pub continuation_base: Option<String>,
+    /// The federated (workload identity) token the token endpoint accepts as an assertion.
+    pub federated_token: Option<String>,
+    /// RSA public key (PKCS#1 DER) whose signed JWT assertions the token endpoint accepts.
+    pub certificate_public_key: Option<Vec<u8>>,
+    /// The `X-IDENTITY-HEADER` of the App Service managed-identity endpoint (`/msi/token`).
+    pub identity_header: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -75,6 +82,9 @@ impl Default for ApiConfig {
             faults: Faults::default(),
             seed: 1,
             continuation_base: None,
+            federated_token: None,
+            certificate_public_key: None,
+            identity_header: None,
         }
     }
 }
@@ -95,7 +105,10 @@ struct State {
     rng: Rng,
     tokens: Vec<String>,
     log: Vec<LoggedRequest>,
+    /// Base of `continuationUri`.
     base_url: String,
+    /// This server's own URL (the audience of client assertions).
+    own_url: String,
 }
 
 /// A running simulated API; clones share it.
@@ -123,6 +136,7 @@ impl SimulatedApi {
             tokens: Vec::new(),
             log: Vec::new(),
             base_url: config_base.unwrap_or_else(|| format!("http://{addr}")),
+            own_url: format!("http://{addr}"),
         };
         let api = SimulatedApi {
             state: Arc::new(Mutex::new(state)),
@@ -183,6 +197,13 @@ impl SimulatedApi {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let method = req.method().clone();
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (metadata, identity_header) = (header("metadata"), header("x-identity-header"));
         let body = req
             .into_body()
             .collect()
@@ -191,7 +212,13 @@ impl SimulatedApi {
             .unwrap_or_default();
         let mut state = self.lock();
         let (status, response) = if method == Method::POST && path.ends_with("/oauth2/v2.0/token") {
-            state.token(&path, &body)
+            state.token(&path, &body, now)
+        } else if method == Method::GET && path == "/metadata/identity/oauth2/token" {
+            let ok = metadata.as_deref() == Some("true");
+            state.managed_identity_token(&query, ok, now)
+        } else if method == Method::GET && path == "/msi/token" {
+            let ok = identity_header.is_some() && identity_header == state.config.identity_header;
+            state.managed_identity_token(&query, ok, now)
         } else if method == Method::GET && path == EVENTS_PATH {
             state.activity_events(&query, authorization.as_deref(), now)
         } else {
@@ -214,7 +241,82 @@ impl SimulatedApi {
 }
 
 impl State {
-    fn token(&mut self, path: &str, body: &[u8]) -> (StatusCode, Response<Full<Bytes>>) {
+    /// Managed-identity endpoints: numbers as strings, `expires_on` as an epoch, resource
+    /// without `/.default`.
+    fn managed_identity_token(
+        &mut self,
+        query: &str,
+        header_ok: bool,
+        now: UnixMillis,
+    ) -> (StatusCode, Response<Full<Bytes>>) {
+        let params = parse_form(query);
+        let resource_ok = params
+            .iter()
+            .any(|(k, v)| k == "resource" && v == POWERBI_SCOPE.trim_end_matches("/.default"));
+        if !header_ok || !resource_ok {
+            let body = r#"{"error":"invalid_request","error_description":"Required metadata header not specified or resource missing"}"#;
+            return (
+                StatusCode::BAD_REQUEST,
+                json_response(StatusCode::BAD_REQUEST, body.into()),
+            );
+        }
+        let token = self.issue();
+        let expires_on = now.0 / 1000 + self.config.token_lifetime_secs as i64;
+        let body = format!(
+            r#"{{"access_token":"{token}","expires_in":"{}","expires_on":"{expires_on}","resource":"https://analysis.windows.net/powerbi/api","token_type":"Bearer"}}"#,
+            self.config.token_lifetime_secs
+        );
+        (StatusCode::OK, json_response(StatusCode::OK, body))
+    }
+
+    fn issue(&mut self) -> String {
+        let token = format!("sim-{:016x}", self.rng.next_u64());
+        self.tokens.push(token.clone());
+        token
+    }
+
+    /// Checks a client assertion: the federated token as given, or an RS256 JWT signed with the
+    /// configured key, for this token endpoint, this client, not expired.
+    fn assertion_ok(&self, assertion: &str, audience: &str, now: UnixMillis) -> bool {
+        if self.config.federated_token.as_deref() == Some(assertion) {
+            return true;
+        }
+        let Some(key) = &self.config.certificate_public_key else {
+            return false;
+        };
+        let mut parts = assertion.splitn(3, '.');
+        let (Some(h), Some(c), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let Some(signature) = unbase64(sig) else {
+            return false;
+        };
+        let key = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            key,
+        );
+        if key
+            .verify(format!("{h}.{c}").as_bytes(), &signature)
+            .is_err()
+        {
+            return false;
+        }
+        let claims: serde_json::Value = unbase64(c)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let client = self.config.client_id.as_str();
+        claims["aud"] == audience
+            && claims["iss"] == client
+            && claims["sub"] == client
+            && claims["exp"].as_i64().is_some_and(|e| e > now.0 / 1000)
+    }
+
+    fn token(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        now: UnixMillis,
+    ) -> (StatusCode, Response<Full<Bytes>>) {
         let form = parse_form(&String::from_utf8_lossy(body));
         let get = |k: &str| {
             form.iter()
@@ -223,7 +325,11 @@ impl State {
         };
         let tenant_ok = path == format!("/{}/oauth2/v2.0/token", self.config.tenant_id);
         let client_ok = get("client_id") == Some(self.config.client_id.as_str());
-        let secret_ok = get("client_secret") == Some(self.config.client_secret.as_str());
+        let audience = format!("{}{path}", self.own_url);
+        let secret_ok = get("client_secret") == Some(self.config.client_secret.as_str())
+            || (get("client_assertion_type")
+                == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                && get("client_assertion").is_some_and(|a| self.assertion_ok(a, &audience, now)));
         if get("grant_type") != Some("client_credentials") || get("scope") != Some(POWERBI_SCOPE) {
             let body = r#"{"error":"invalid_scope","error_description":"AADSTS70011: The provided request must include a 'scope' input parameter.","error_codes":[70011]}"#;
             return (
@@ -238,8 +344,7 @@ impl State {
                 json_response(StatusCode::UNAUTHORIZED, body.into()),
             );
         }
-        let token = format!("sim-{:016x}", self.rng.next_u64());
-        self.tokens.push(token.clone());
+        let token = self.issue();
         let body = format!(
             r#"{{"token_type":"Bearer","expires_in":{},"ext_expires_in":{},"access_token":"{token}"}}"#,
             self.config.token_lifetime_secs, self.config.token_lifetime_secs
@@ -521,43 +626,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                B64[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
-fn unbase64(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

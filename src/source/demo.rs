@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::powerbi::auth::{ClientSecretCredential, Secret, POWERBI_SCOPE};
+use super::powerbi::auth::{Authority, Credential, Secret, POWERBI_SCOPE};
 use super::powerbi::client::{HostPolicy, RetryPolicy};
 use super::powerbi::window::PlanConfig;
 use super::powerbi::{PowerBiConfig, PowerBiSource};
@@ -96,13 +96,15 @@ impl Source for Demo {
                     api_url: api.base_url(),
                     cluster_suffixes: Vec::new(),
                 },
-                credential: ClientSecretCredential {
-                    authority_host: api.base_url(),
-                    tenant_id: api_config.tenant_id,
-                    client_id: api_config.client_id,
+                credential: Credential::ClientSecret {
+                    authority: Authority {
+                        host: api.base_url(),
+                        tenant_id: api_config.tenant_id,
+                        client_id: api_config.client_id,
+                    },
                     secret: Secret::new(api_config.client_secret),
-                    scope: POWERBI_SCOPE.into(),
                 },
+                scope: POWERBI_SCOPE.into(),
                 poll_interval: config.tick,
                 // The lookback covers the backfill, so all of it is read.
                 plan: PlanConfig {

@@ -70,7 +70,9 @@ pub struct SourceStatus {
     /// Age of the stalest re-swept hour of the lookback.
     pub sweep_age_seconds: Option<f64>,
     /// When the current access token expires.
-    pub credential_expiry: Option<crate::decode::UnixMillis>,
+    pub token_expiry: Option<crate::decode::UnixMillis>,
+    /// When the client certificate expires (`notAfter`), for a certificate credential.
+    pub certificate_expiry: Option<crate::decode::UnixMillis>,
     /// What the source needs to resume where it stopped; sent after every page of a poll, so
     /// whoever applies it has applied those pages too.
     pub checkpoint: Option<SourceCheckpoint>,

@@ -357,3 +357,214 @@ fn killed_twice_mid_run_it_resumes_exactly_and_counters_never_go_down() {
         .count()
         <= 200));
 }
+
+/// Starts the exporter with `extra` args and `env`, and waits until the 6 events of the log are
+/// counted: the credential got a token the API accepted.
+fn counts_with_credential(api: &SimulatedApi, extra: &[&str], env: &[(&str, &str)]) -> Exporter {
+    let mut args = live_args(api, "200");
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let e = Exporter::start_with_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = e.scrape();
+        if family(&s, "powerbi_activity_events_total")
+            .values()
+            .sum::<f64>()
+            == 6.0
+            && s.get("powerbi_up") == Some(&1.0)
+        {
+            assert!(s.contains_key(r#"powerbi_credential_expiry_timestamp_seconds{kind="token"}"#));
+            return e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no events counted with {extra:?}: {:?}",
+            family(&s, "powerbi_auth_errors_total")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A self-signed RSA certificate and key in one PEM, and the public key as PKCS#1 DER.
+fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let (key, cert, public) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.der")),
+    );
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&cert),
+        "-days",
+        "30",
+        "-subj",
+        "/CN=powerbi-exporter-test",
+    ]);
+    openssl(&[
+        "rsa",
+        "-in",
+        &p(&key),
+        "-RSAPublicKey_out",
+        "-outform",
+        "DER",
+        "-out",
+        &p(&public),
+    ]);
+    let pem = dir.join(format!("{name}.pem"));
+    std::fs::write(
+        &pem,
+        std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&key).unwrap(),
+    )
+    .unwrap();
+    (pem, std::fs::read(public).unwrap())
+}
+
+#[test]
+fn a_client_certificate_signs_its_assertion_and_its_expiry_is_exported() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, public_key) = certificate(dir.path(), "good");
+    let config = ApiConfig {
+        certificate_public_key: Some(public_key),
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(6, 1), 0))
+        .unwrap();
+    let e = counts_with_credential(
+        &api,
+        &[],
+        &[("AZURE_CLIENT_CERTIFICATE_PATH", pem.to_str().unwrap())],
+    );
+    // notAfter as openssl prints it, e.g. "notAfter=Dec 22 03:40:00 2026 GMT".
+    let end = openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-enddate"]);
+    let f: Vec<&str> = end
+        .trim()
+        .trim_start_matches("notAfter=")
+        .split_whitespace()
+        .collect();
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == f[0])
+    .unwrap()
+        + 1;
+    let iso = format!(
+        "{}-{month:02}-{:02}T{}Z",
+        f[3],
+        f[1].parse::<u32>().unwrap(),
+        f[2]
+    );
+    let expected = powerbi_exporter::decode::time::parse_creation_time(&iso)
+        .unwrap()
+        .0
+        / 1000;
+    assert_eq!(
+        e.scrape()[r#"powerbi_credential_expiry_timestamp_seconds{kind="certificate"}"#],
+        expected as f64
+    );
+
+    // A certificate whose key the tenant does not know is refused.
+    let (other, _) = certificate(dir.path(), "other");
+    let e = Exporter::start_with_env(
+        &live_args(&api, "200")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[("AZURE_CLIENT_CERTIFICATE_PATH", other.to_str().unwrap())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e
+        .scrape()
+        .get(r#"powerbi_auth_errors_total{reason="invalid_client"}"#)
+        .copied()
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "an unknown certificate was not refused"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_workload_identity_presents_its_federated_token_file() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.federated.token\n").unwrap();
+    let config = ApiConfig {
+        federated_token: Some("eyJhbGciOiJSUzI1NiJ9.federated.token".into()),
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(6, 1), 0))
+        .unwrap();
+    counts_with_credential(
+        &api,
+        &[],
+        &[("AZURE_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap())],
+    );
+}
+
+#[test]
+fn managed_identities_on_app_service_and_imds() {
+    let rt = runtime();
+    let config = ApiConfig {
+        identity_header: Some("rotated-header-value".into()),
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(6, 1), 0))
+        .unwrap();
+    let endpoint = format!("{}/msi/token", api.base_url());
+    counts_with_credential(
+        &api,
+        &["--azure.managed-identity"],
+        &[
+            ("IDENTITY_ENDPOINT", &endpoint),
+            ("IDENTITY_HEADER", "rotated-header-value"),
+        ],
+    );
+    let imds = format!("{}/metadata/identity/oauth2/token", api.base_url());
+    counts_with_credential(
+        &api,
+        &["--azure.managed-identity", "--azure.imds-endpoint", &imds],
+        &[],
+    );
+    let tokens: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("token"))
+        .map(|r| (r.path, r.status))
+        .collect();
+    assert!(
+        tokens.contains(&("/msi/token".to_string(), 200))
+            && tokens.contains(&("/metadata/identity/oauth2/token".to_string(), 200)),
+        "{tokens:?}"
+    );
+}

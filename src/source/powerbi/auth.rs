@@ -73,49 +73,263 @@ impl AuthError {
     }
 }
 
-/// Client-credentials flow with a client secret (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
-/// `AZURE_CLIENT_SECRET`).
-#[derive(Debug, Clone)]
-pub struct ClientSecretCredential {
-    pub authority_host: String,
+/// Where a client-credentials flow asks for tokens, and for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    pub host: String,
     pub tenant_id: String,
     pub client_id: String,
-    pub secret: Secret,
-    pub scope: String,
 }
+
+impl Authority {
+    fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.host.trim_end_matches('/'),
+            self.tenant_id
+        )
+    }
+}
+
+/// A certificate credential: the private key signs a client assertion (RS256 JWT) whose `x5t`
+/// names the certificate.
+#[derive(Clone)]
+pub struct CertificateKey {
+    key: std::sync::Arc<ring::signature::RsaKeyPair>,
+    /// base64url SHA-1 of the certificate (the `x5t` header).
+    pub thumbprint: String,
+    /// The certificate's `notAfter`, as Unix seconds.
+    pub not_after: Option<i64>,
+}
+
+impl fmt::Debug for CertificateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateKey")
+            .field("thumbprint", &self.thumbprint)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateKey {
+    /// Reads a PEM holding the certificate and its unencrypted private key (PKCS#8 or PKCS#1
+    /// RSA), as `AZURE_CLIENT_CERTIFICATE_PATH` points to.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        use crate::encoding::{base64url, certificate_not_after, pem_blocks};
+        let cert = pem_blocks(pem, "CERTIFICATE")
+            .into_iter()
+            .next()
+            .ok_or("no CERTIFICATE block in the PEM file")?;
+        if !pem_blocks(pem, "ENCRYPTED PRIVATE KEY").is_empty() {
+            return Err("the private key is encrypted, which is not supported: decrypt it with `openssl pkcs8 -nocrypt` and protect the file instead".into());
+        }
+        let key = if let Some(der) = pem_blocks(pem, "PRIVATE KEY").into_iter().next() {
+            ring::signature::RsaKeyPair::from_pkcs8(&der)
+        } else if let Some(der) = pem_blocks(pem, "RSA PRIVATE KEY").into_iter().next() {
+            ring::signature::RsaKeyPair::from_der(&der)
+        } else {
+            return Err("no PRIVATE KEY block in the PEM file".into());
+        };
+        let key = key.map_err(|e| format!("the private key is not a usable RSA key: {e}"))?;
+        let thumbprint = base64url(
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert).as_ref(),
+        );
+        Ok(CertificateKey {
+            key: std::sync::Arc::new(key),
+            thumbprint,
+            not_after: certificate_not_after(&cert),
+        })
+    }
+
+    /// A client assertion for `authority`, valid for 10 minutes.
+    fn assertion(
+        &self,
+        authority: &Authority,
+        now: UnixMillis,
+        jti: u64,
+    ) -> Result<String, AuthError> {
+        use crate::encoding::base64url;
+        let secs = now.0 / 1000;
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": self.thumbprint});
+        let claims = serde_json::json!({
+            "aud": authority.token_url(), "iss": authority.client_id, "sub": authority.client_id,
+            "jti": format!("{jti:016x}"), "nbf": secs, "iat": secs, "exp": secs + 600,
+        });
+        let input = format!(
+            "{}.{}",
+            base64url(header.to_string().as_bytes()),
+            base64url(claims.to_string().as_bytes())
+        );
+        let mut signature = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| AuthError::Rejected {
+                code: "signing_failed".into(),
+                description: "the client assertion could not be signed".into(),
+            })?;
+        Ok(format!("{input}.{}", base64url(&signature)))
+    }
+}
+
+/// Where a managed identity's token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagedIdentity {
+    /// App Service, Functions, Container Apps: `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`.
+    AppService {
+        endpoint: String,
+        header: Secret,
+        client_id: Option<String>,
+    },
+    /// VM / AKS node: the instance metadata service.
+    Imds {
+        endpoint: String,
+        client_id: Option<String>,
+    },
+}
+
+/// The IMDS token endpoint.
+pub const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+
+/// How the exporter proves who it is, picked from the environment like the Azure SDKs do.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// `AZURE_CLIENT_SECRET` (or a secret file).
+    ClientSecret {
+        authority: Authority,
+        secret: Secret,
+    },
+    /// `AZURE_CLIENT_CERTIFICATE_PATH`.
+    Certificate {
+        authority: Authority,
+        key: CertificateKey,
+    },
+    /// `AZURE_FEDERATED_TOKEN_FILE`, re-read for every request (the file rotates).
+    WorkloadIdentity {
+        authority: Authority,
+        token_file: std::path::PathBuf,
+    },
+    ManagedIdentity(ManagedIdentity),
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 #[derive(serde::Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
     expires_in: Option<serde_json::Value>,
+    expires_on: Option<serde_json::Value>,
     error: Option<String>,
     error_description: Option<String>,
 }
 
-impl ClientSecretCredential {
-    fn url(&self) -> String {
-        format!(
-            "{}/{}/oauth2/v2.0/token",
-            self.authority_host.trim_end_matches('/'),
-            self.tenant_id
-        )
+/// A number that token endpoints send as a number or a string.
+fn number(v: &Option<serde_json::Value>) -> Option<i64> {
+    let v = v.as_ref()?;
+    v.as_i64().or_else(|| v.as_str()?.trim().parse().ok())
+}
+
+impl Credential {
+    /// Short name for logs and the README.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::ClientSecret { .. } => "client secret",
+            Credential::Certificate { .. } => "client certificate",
+            Credential::WorkloadIdentity { .. } => "workload identity",
+            Credential::ManagedIdentity(ManagedIdentity::AppService { .. }) => {
+                "managed identity (App Service)"
+            }
+            Credential::ManagedIdentity(ManagedIdentity::Imds { .. }) => "managed identity (IMDS)",
+        }
     }
 
-    /// Asks the token endpoint for a new token.
+    /// When the credential itself expires, when known (a certificate's `notAfter`).
+    pub fn expires_at(&self) -> Option<UnixMillis> {
+        match self {
+            Credential::Certificate { key, .. } => key.not_after.map(UnixMillis::from_secs),
+            _ => None,
+        }
+    }
+
+    /// Asks for a new token for `scope` (resource + `/.default`).
     pub async fn request(
         &self,
         http: &reqwest::Client,
+        scope: &str,
         now: UnixMillis,
     ) -> Result<AccessToken, AuthError> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.secret.expose()),
-            ("scope", self.scope.as_str()),
-        ];
-        let resp = http
-            .post(self.url())
-            .form(&form)
+        let resource = scope.trim_end_matches("/.default");
+        let request = match self {
+            Credential::ClientSecret { authority, secret } => {
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &authority.client_id),
+                    ("client_secret", secret.expose()),
+                    ("scope", scope),
+                ];
+                http.post(authority.token_url()).form(&form)
+            }
+            Credential::Certificate { authority, key } => {
+                let assertion = key.assertion(authority, now, now.0 as u64 ^ 0x5eed)?;
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &authority.client_id),
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", &assertion),
+                    ("scope", scope),
+                ];
+                http.post(authority.token_url()).form(&form)
+            }
+            Credential::WorkloadIdentity {
+                authority,
+                token_file,
+            } => {
+                let assertion =
+                    std::fs::read_to_string(token_file).map_err(|e| AuthError::Rejected {
+                        code: "federated_token_unreadable".into(),
+                        description: format!(
+                            "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
+                            token_file.display()
+                        ),
+                    })?;
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &authority.client_id),
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", assertion.trim()),
+                    ("scope", scope),
+                ];
+                http.post(authority.token_url()).form(&form)
+            }
+            Credential::ManagedIdentity(ManagedIdentity::AppService {
+                endpoint,
+                header,
+                client_id,
+            }) => {
+                let mut query = vec![("resource", resource), ("api-version", "2019-08-01")];
+                if let Some(id) = client_id {
+                    query.push(("client_id", id));
+                }
+                http.get(endpoint)
+                    .query(&query)
+                    .header("X-IDENTITY-HEADER", header.expose())
+            }
+            Credential::ManagedIdentity(ManagedIdentity::Imds {
+                endpoint,
+                client_id,
+            }) => {
+                let mut query = vec![("api-version", "2018-02-01"), ("resource", resource)];
+                if let Some(id) = client_id {
+                    query.push(("client_id", id));
+                }
+                http.get(endpoint).query(&query).header("Metadata", "true")
+            }
+        };
+        let resp = request
             .send()
             .await
             .map_err(|e| AuthError::Unreachable(without_url(&e)))?;
@@ -126,18 +340,19 @@ impl ClientSecretCredential {
             .map_err(|e| AuthError::Unreachable(without_url(&e)))?;
         let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
         match parsed {
-            Some(TokenResponse {
-                access_token: Some(token),
-                expires_in,
-                ..
-            }) if status == 200 => {
-                let secs = expires_in
-                    .as_ref()
-                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                    .unwrap_or(3599);
+            Some(
+                t @ TokenResponse {
+                    access_token: Some(_),
+                    ..
+                },
+            ) if status == 200 => {
+                let expires_at = number(&t.expires_on)
+                    .map(UnixMillis::from_secs)
+                    .or_else(|| number(&t.expires_in).map(|s| UnixMillis(now.0 + s * 1000)))
+                    .unwrap_or(UnixMillis(now.0 + 3_599_000));
                 Ok(AccessToken {
-                    token: Secret(token),
-                    expires_at: UnixMillis(now.0 + secs as i64 * 1000),
+                    token: Secret(t.access_token.unwrap_or_default()),
+                    expires_at,
                 })
             }
             Some(TokenResponse {
@@ -179,14 +394,16 @@ fn first_line(s: &str) -> String {
 /// Caches a token and refreshes it before it expires.
 #[derive(Debug)]
 pub struct TokenCache {
-    credential: ClientSecretCredential,
+    credential: Credential,
+    scope: String,
     current: Option<AccessToken>,
 }
 
 impl TokenCache {
-    pub fn new(credential: ClientSecretCredential) -> Self {
+    pub fn new(credential: Credential, scope: String) -> Self {
         TokenCache {
             credential,
+            scope,
             current: None,
         }
     }
@@ -202,7 +419,7 @@ impl TokenCache {
                 return Ok(t.clone());
             }
         }
-        let fresh = self.credential.request(http, now).await?;
+        let fresh = self.credential.request(http, &self.scope, now).await?;
         self.current = Some(fresh.clone());
         Ok(fresh)
     }
@@ -216,6 +433,11 @@ impl TokenCache {
     pub fn expires_at(&self) -> Option<UnixMillis> {
         self.current.as_ref().map(|t| t.expires_at)
     }
+
+    /// When the credential itself expires, when known.
+    pub fn credential_expires_at(&self) -> Option<UnixMillis> {
+        self.credential.expires_at()
+    }
 }
 
 #[cfg(test)]
@@ -228,12 +450,14 @@ mod tests {
             token: Secret::new("eyJ0eXAi.secret"),
             expires_at: UnixMillis(5),
         };
-        let c = ClientSecretCredential {
-            authority_host: "https://login.microsoftonline.com".into(),
+        let authority = Authority {
+            host: "https://login.microsoftonline.com/".into(),
             tenant_id: "t".into(),
             client_id: "c".into(),
+        };
+        let c = Credential::ClientSecret {
+            authority: authority.clone(),
             secret: Secret::new("s3cr3t-value"),
-            scope: "x".into(),
         };
         let printed = format!("{t:?} {c:?}");
         assert!(
@@ -241,7 +465,7 @@ mod tests {
             "{printed}"
         );
         assert_eq!(
-            c.url(),
+            authority.token_url(),
             "https://login.microsoftonline.com/t/oauth2/v2.0/token"
         );
     }

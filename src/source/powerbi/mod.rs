@@ -23,7 +23,7 @@ use super::{
     SourceStatus, Timing,
 };
 use crate::decode::UnixMillis;
-use auth::{ClientSecretCredential, TokenCache};
+use auth::{Credential, TokenCache};
 use budget::RequestBudget;
 use client::{ApiClient, HostPolicy, ReadError, RetryPolicy};
 use window::{plan, PlanConfig, SweepLedger, UtcHour};
@@ -32,7 +32,9 @@ use window::{plan, PlanConfig, SweepLedger, UtcHour};
 #[derive(Debug, Clone)]
 pub struct PowerBiConfig {
     pub hosts: HostPolicy,
-    pub credential: ClientSecretCredential,
+    pub credential: Credential,
+    /// Token scope of the cloud's Power BI API (resource + `/.default`).
+    pub scope: String,
     pub poll_interval: Duration,
     pub plan: PlanConfig,
     pub max_requests_per_hour: usize,
@@ -73,7 +75,7 @@ impl Source for PowerBiSource {
                     return Ok(());
                 }
             };
-            let tokens = TokenCache::new(config.credential.clone());
+            let tokens = TokenCache::new(config.credential.clone(), config.scope.clone());
             let mut client = ApiClient::new(http, config.hosts.clone(), tokens, config.retry);
             let (budget, ledger, status) = match self.resume {
                 Some(mut saved) => {
@@ -206,7 +208,8 @@ impl Poller {
             .ledger
             .oldest_sweep_age(&self.config.plan, now)
             .map(|ms| ms as f64 / 1000.0);
-        self.status.credential_expiry = self.client.tokens.expires_at();
+        self.status.token_expiry = self.client.tokens.expires_at();
+        self.status.certificate_expiry = self.client.tokens.credential_expires_at();
         let (requests_sent, blocked_until) = self.budget.ledger();
         let ledger = self.ledger.clone();
         self.status.checkpoint = Some(SourceCheckpoint {
