@@ -91,12 +91,20 @@ family!(
     "Build of the running exporter; always 1."
 );
 family!(
+    EVENTS_FILTERED,
+    "powerbi_events_filtered_total",
+    Counter,
+    ["reason"],
+    None,
+    "Events left out of the usage families on purpose, by reason (own_export: the exporter's own reads of the log, see --powerbi.count-own-exports)."
+);
+family!(
     EVENTS_PROCESSED,
     "powerbi_events_processed_total",
     Counter,
     [],
     None,
-    "Events read from the source: accepted, duplicate and rejected alike."
+    "Events read from the source: counted, duplicate, filtered and rejected alike."
 );
 family!(
     EVENTS_DUPLICATE,
@@ -200,6 +208,7 @@ pub const ALL: &[Family] = &[
     AUTH_ERRORS,
     CREDENTIAL_EXPIRY,
     EVENTS_DUPLICATE,
+    EVENTS_FILTERED,
     EVENTS_PROCESSED,
     EVENTS_REJECTED,
     EVENTS_WATERMARK,

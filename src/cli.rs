@@ -122,7 +122,17 @@ pub struct RunArgs {
     #[arg(long = "powerbi.retry-delay", value_name = "DURATION")]
     pub powerbi_retry_delay: Option<String>,
 
-    /// Entra ID authority [default: https://login.microsoftonline.com].
+    /// Sovereign cloud: public, usgov, usgovhigh, usdod or china; sets the API URL, the token
+    /// audience, the authority and the cluster hosts together [default: public].
+    #[arg(long = "azure.cloud", value_name = "CLOUD")]
+    pub azure_cloud: Option<String>,
+
+    /// Also count the exporter's own reads of the activity log (ExportActivityEvents by its
+    /// client id), which are left out of the usage families by default.
+    #[arg(long = "powerbi.count-own-exports")]
+    pub powerbi_count_own_exports: bool,
+
+    /// Entra ID authority [default: the cloud's, https://login.microsoftonline.com].
     #[arg(
         long = "azure.authority-host",
         value_name = "URL",

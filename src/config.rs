@@ -22,6 +22,7 @@ use crate::duration;
 use crate::source::demo::DemoConfig;
 use crate::source::powerbi::auth::{Authority, Credential, Secret};
 use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
+use crate::source::powerbi::cloud::Cloud;
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
 
@@ -115,6 +116,8 @@ struct RawLive {
     retry_delay: Option<(String, String)>,
     max_requests_per_hour: Option<(usize, String)>,
     authority_host: Option<(String, String)>,
+    cloud: Option<(String, String)>,
+    count_own_exports: bool,
     credential: RawCredential,
 }
 
@@ -289,9 +292,12 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             "client_certificate_path",
             "federated_token_file",
             "managed_identity",
+            "cloud",
         ],
         errors,
     ) {
+        raw.live.cloud = field::<String>(az, "azure.cloud", Cloud::NAMES, errors)
+            .map(|v| (v, file("azure.cloud")));
         raw.live.authority_host = field::<String>(az, "azure.authority_host", "a URL", errors)
             .map(|v| (v, file("azure.authority_host")));
         let credential = &mut raw.live.credential;
@@ -462,6 +468,8 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
         &args.azure_authority_host,
         "azure.authority-host",
     );
+    set(&mut live.cloud, &args.azure_cloud, "azure.cloud");
+    live.count_own_exports |= args.powerbi_count_own_exports;
     if let Some(n) = args.powerbi_max_requests_per_hour {
         live.max_requests_per_hour = Some((n, flag("powerbi.max-requests-per-hour")));
     }
@@ -566,6 +574,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         }),
     };
     let explicit_dedup_window = raw.dedup_window.is_some();
+    let mut own_user = None;
     let mut dedup_window = duration_of(raw.dedup_window, AggregateConfig::default().dedup_window);
     let defaults = DemoConfig::default();
     let backfill = duration_of(raw.demo_backfill, defaults.backfill);
@@ -610,6 +619,10 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             None
         }
         (None, false) if raw.live.credential.requested() => {
+            // The exporter's own reads of the log appear as ExportActivityEvents by its client id.
+            own_user = (!raw.live.count_own_exports)
+                .then(|| raw.live.credential.client_id.clone())
+                .flatten();
             let live = live_source(
                 raw.live,
                 explicit_dedup_window.then_some(dedup_window),
@@ -640,6 +653,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         aggregate: AggregateConfig {
             limits,
             dedup_window,
+            own_user,
         },
     })
 }
@@ -726,20 +740,23 @@ fn live_source(
             }
         }
     };
-    let api_url = url(raw.api_url, "https://api.powerbi.com", errors);
-    let authority_host = url(
-        raw.authority_host,
-        "https://login.microsoftonline.com",
-        errors,
-    );
+    let cloud = match raw.cloud {
+        None => Cloud::Public,
+        Some((v, from)) => v.parse().unwrap_or_else(|e| {
+            errors.push(format!("{from} {v:?}: {e}"));
+            Cloud::Public
+        }),
+    };
+    let api_url = url(raw.api_url, cloud.api_url(), errors);
+    let authority_host = url(raw.authority_host, cloud.authority_host(), errors);
     let credential = credential(raw.credential, authority_host, errors)?;
     Some(PowerBiConfig {
         hosts: HostPolicy {
             api_url,
-            cluster_suffixes: vec![".analysis.windows.net".into()],
+            cluster_suffixes: vec![cloud.cluster_suffix().into()],
         },
         credential,
-        scope: crate::source::powerbi::auth::POWERBI_SCOPE.into(),
+        scope: cloud.scope().into(),
         poll_interval,
         plan: PlanConfig {
             recent_hours: 2,
@@ -947,6 +964,51 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
         assert_eq!(err.0.len(), 8, "{text}");
+    }
+
+    #[test]
+    fn a_sovereign_cloud_sets_api_audience_authority_and_clusters_together() {
+        let yaml = "azure: {cloud: usgovhigh, tenant_id: t, client_id: c, client_secret_file: /dev/null}\n";
+        // /dev/null is an empty secret file: the error names it, and the cloud still parsed.
+        let err = Config::from_yaml(yaml).unwrap_err().to_string();
+        assert!(err.contains("the file is empty"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s\n").unwrap();
+        let yaml = format!(
+            "azure: {{cloud: usgovhigh, tenant_id: t, client_id: c, client_secret_file: {}}}\n",
+            secret.display()
+        );
+        let c = Config::from_yaml(&yaml).unwrap();
+        let SourceConfig::PowerBi(live) = c.source else {
+            panic!("live source expected")
+        };
+        assert_eq!(live.hosts.api_url, "https://api.high.powerbigov.us");
+        assert_eq!(
+            live.hosts.cluster_suffixes,
+            vec![".analysis.usgovcloudapi.net".to_string()]
+        );
+        assert_eq!(
+            live.scope,
+            "https://high.analysis.usgovcloudapi.net/powerbi/api/.default"
+        );
+        assert!(
+            matches!(&live.credential, Credential::ClientSecret { authority, .. } if authority.host == "https://login.microsoftonline.us")
+        );
+        assert_eq!(
+            c.aggregate.own_user.as_deref(),
+            Some("c"),
+            "own exports filtered by default"
+        );
+        assert_eq!(
+            c.aggregate.dedup_window,
+            Duration::from_secs(26 * 3600),
+            "lookback 24h + 2h"
+        );
+        assert!(Config::from_yaml("azure: {cloud: germany, tenant_id: t}\n")
+            .unwrap_err()
+            .to_string()
+            .contains("expected one of public, usgov"));
     }
 
     #[test]

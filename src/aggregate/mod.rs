@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::catalogue::{self, Family, OVERFLOW_LABEL};
-use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis};
+use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
 use crate::source::SourceStatus;
 use dedup::{Dedup, Seen};
 use series::{CappedCounters, CappedInfo, Interner, Sym};
@@ -47,6 +47,8 @@ pub struct AggregateConfig {
     pub limits: Limits,
     /// How far behind the newest event a duplicate is still recognised.
     pub dedup_window: Duration,
+    /// The exporter's own `UserId` (client id): its `ExportActivityEvents` are filtered out.
+    pub own_user: Option<String>,
 }
 
 impl Default for AggregateConfig {
@@ -54,6 +56,7 @@ impl Default for AggregateConfig {
         AggregateConfig {
             limits: Limits::default(),
             dedup_window: Duration::from_secs(29 * 86_400),
+            own_user: None,
         }
     }
 }
@@ -100,6 +103,8 @@ pub struct Aggregator {
     watermark: Option<UnixMillis>,
     latest_allowed: i64,
     source: Option<SourceStatus>,
+    own_user: Option<UserKey>,
+    filtered_own_exports: u64,
 }
 
 /// Events later than this past the wall clock are refused as `invalid_time`: one bad clock
@@ -137,6 +142,8 @@ impl Aggregator {
             watermark: None,
             latest_allowed: i64::MAX,
             source: None,
+            own_user: config.own_user.as_deref().map(UserKey::from_user_id),
+            filtered_own_exports: 0,
         }
     }
 
@@ -169,6 +176,7 @@ impl Aggregator {
             dedup: self.dedup.export(),
             processed: self.processed,
             duplicates: self.duplicates,
+            filtered_own_exports: self.filtered_own_exports,
             rejected: Rejection::ALL
                 .iter()
                 .zip(self.rejected)
@@ -214,6 +222,7 @@ impl Aggregator {
             dedup: Dedup::import(state.dedup, config.dedup_window),
             processed: state.processed,
             duplicates: state.duplicates,
+            filtered_own_exports: state.filtered_own_exports,
             rejected,
             pages_processed: state.pages_processed,
             pages_failed: state.pages_failed,
@@ -311,6 +320,13 @@ impl Aggregator {
             );
         }
         s.push(&EVENTS_DUPLICATE, [(vec![], self.duplicates as f64)]);
+        s.push(
+            &EVENTS_FILTERED,
+            [(
+                vec!["own_export".to_string()],
+                self.filtered_own_exports as f64,
+            )],
+        );
         s.push(&EVENTS_PROCESSED, [(vec![], self.processed as f64)]);
         s.push(
             &EVENTS_REJECTED,
@@ -416,6 +432,7 @@ impl EventSink for Aggregator {
             return self.reject_counted(Rejection::InvalidTime);
         }
         match self.dedup.check(event.key, event.time) {
+            Seen::New if self.is_own_export(event) => self.filtered_own_exports += 1,
             Seen::New => self.count(event),
             Seen::Duplicate => self.duplicates += 1,
             Seen::OutsideWindow => self.reject_counted(Rejection::OutsideDedupWindow),
@@ -429,6 +446,13 @@ impl EventSink for Aggregator {
 }
 
 impl Aggregator {
+    /// The exporter's own read of the activity log (left out of the usage families).
+    fn is_own_export(&self, event: &ActivityEvent<'_>) -> bool {
+        self.own_user.is_some()
+            && event.user == self.own_user
+            && event.activity.as_str() == "ExportActivityEvents"
+    }
+
     fn reject_counted(&mut self, reason: Rejection) {
         let i = Rejection::ALL
             .iter()
@@ -463,6 +487,8 @@ pub struct AggregatorState {
     dedup: dedup::DedupState,
     processed: u64,
     duplicates: u64,
+    #[serde(default)]
+    filtered_own_exports: u64,
     rejected: Vec<(String, u64)>,
     pages_processed: u64,
     pages_failed: u64,

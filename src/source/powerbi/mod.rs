@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod budget;
 pub mod client;
+pub mod cloud;
 pub mod window;
 
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub struct PowerBiConfig {
     pub credential: Credential,
     /// Token scope of the cloud's Power BI API (resource + `/.default`).
     pub scope: String,
+
     pub poll_interval: Duration,
     pub plan: PlanConfig,
     pub max_requests_per_hour: usize,
