@@ -97,6 +97,13 @@ pub struct RunArgs {
     #[arg(long = "state.dir", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// Flags of the live source (also read by `top`).
+#[derive(Debug, Args, Default)]
+pub struct LiveArgs {
     /// Base URL of the Power BI REST API [default: https://api.powerbi.com].
     #[arg(long = "powerbi.api-url", value_name = "URL")]
     pub powerbi_api_url: Option<String>,
@@ -186,9 +193,17 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// Saved activity events to rank (file or directory, as for the exporter's --replay).
+    /// Saved activity events to rank (file or directory, as for the exporter's --replay);
+    /// without it, the tenant configured by AZURE_* / --azure.* is read.
     #[arg(long, value_name = "PATH")]
-    pub replay: PathBuf,
+    pub replay: Option<PathBuf>,
+
+    /// How far back to read the tenant (at most 28d; live tenant only).
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub since: String,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
 
     /// Activity to count (case-insensitive).
     #[arg(long, default_value = "ViewReport")]

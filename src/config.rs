@@ -17,7 +17,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::aggregate::{AggregateConfig, Limits};
 use crate::catalogue;
-use crate::cli::RunArgs;
+use crate::cli::{LiveArgs, RunArgs};
 use crate::duration;
 use crate::source::demo::DemoConfig;
 use crate::source::powerbi::auth::{Authority, Credential, Secret};
@@ -136,11 +136,7 @@ impl Config {
             }
         }
         apply_flags(args, &mut raw, &mut errors);
-        let env = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
-        let credential = &mut raw.live.credential;
-        credential.client_secret = env("AZURE_CLIENT_SECRET").map(Secret::new);
-        credential.identity_endpoint =
-            env("IDENTITY_ENDPOINT").zip(env("IDENTITY_HEADER").map(Secret::new));
+        read_credential_env(&mut raw.live.credential);
         let config = validate(raw, &mut errors);
         match config {
             Some(c) if errors.is_empty() => Ok(c),
@@ -436,7 +432,12 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(v) = &args.dedup_window {
         raw.dedup_window = Some((v.clone(), flag("dedup.window")));
     }
-    let live = &mut raw.live;
+    apply_live_flags(&args.live, &mut raw.live);
+}
+
+/// The live source's flags over its file settings.
+fn apply_live_flags(args: &LiveArgs, live: &mut RawLive) {
+    let flag = |name: &str| format!("flag --{name}");
     let set = |slot: &mut Option<(String, String)>, v: &Option<String>, name: &str| {
         if let Some(v) = v {
             *slot = Some((v.clone(), flag(name)));
@@ -770,6 +771,41 @@ fn live_source(
         },
         request_timeout: Duration::from_secs(120),
     })
+}
+
+/// Secrets and host-provided endpoints come from the environment only (Azure SDK names).
+fn read_credential_env(credential: &mut RawCredential) {
+    let env = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
+    credential.client_secret = env("AZURE_CLIENT_SECRET").map(Secret::new);
+    credential.identity_endpoint =
+        env("IDENTITY_ENDPOINT").zip(env("IDENTITY_HEADER").map(Secret::new));
+}
+
+/// The live source and the aggregation settings for `top` against a tenant: flags and the
+/// environment only (no config file), checked like the exporter's.
+pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig), ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut raw = RawLive::default();
+    apply_live_flags(args, &mut raw);
+    read_credential_env(&mut raw.credential);
+    if !raw.credential.requested() {
+        errors.push("top needs --replay PATH, or a tenant: set AZURE_TENANT_ID, AZURE_CLIENT_ID and a credential (see README, Connecting a real tenant)".into());
+        return Err(ConfigErrors(errors));
+    }
+    let own_user = (!raw.count_own_exports)
+        .then(|| raw.credential.client_id.clone())
+        .flatten();
+    let live = live_source(raw, None, &mut errors);
+    match live {
+        Some(live) if errors.is_empty() => Ok((
+            live,
+            AggregateConfig {
+                own_user,
+                ..AggregateConfig::default()
+            },
+        )),
+        _ => Err(ConfigErrors(errors)),
+    }
 }
 
 /// What the environment says about the credential (Azure SDK variable names).

@@ -7,17 +7,30 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use powerbi_exporter::cli::{Cli, Command, SimulateArgs, TopArgs};
-use powerbi_exporter::config::{Config, LogConfig, LogFormat};
+use std::time::Duration;
+
+use powerbi_exporter::config::{self, Config, ConfigErrors, LogConfig, LogFormat};
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::simulator::{self, Layout, Rng, Tenant, TenantSpec};
+use powerbi_exporter::source::powerbi::PowerBiSource;
 use powerbi_exporter::source::replay::Replay;
-use powerbi_exporter::{aggregate, app, pipeline, telemetry, top};
+use powerbi_exporter::source::Source;
+use powerbi_exporter::{aggregate, app, duration, pipeline, telemetry, top};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     powerbi_exporter::install_tls_provider();
     let result = match cli.command {
-        Some(Command::Top(args)) => with_default_logging(|| runtime()?.block_on(run_top(args))),
+        Some(Command::Top(args)) => {
+            let source = match top_source(&args) {
+                Ok(source) => source,
+                Err(problems) => {
+                    eprint!("powerbi-exporter top: {problems}");
+                    return ExitCode::from(2);
+                }
+            };
+            with_default_logging(|| runtime()?.block_on(run_top(args, source)))
+        }
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
         None => {
             let config = match Config::load(&cli.run) {
@@ -55,8 +68,25 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn run_top(args: TopArgs) -> anyhow::Result<()> {
-    let source = Box::new(Replay::new(&args.replay)?);
+/// The saved events of `--replay`, or the tenant's last `--since`.
+fn top_source(args: &TopArgs) -> Result<Box<dyn Source>, ConfigErrors> {
+    let problem = |p: String| ConfigErrors(vec![p]);
+    if let Some(path) = &args.replay {
+        return Ok(Box::new(
+            Replay::new(path).map_err(|e| problem(e.to_string()))?,
+        ));
+    }
+    let since = duration::parse(&args.since).map_err(|e| problem(format!("flag --since: {e}")))?;
+    if since > Duration::from_secs(28 * 86_400) {
+        return Err(problem(
+            "flag --since: the API keeps 28 days of activity; at most 28d".into(),
+        ));
+    }
+    let (live, _) = config::live_for_top(&args.live)?;
+    Ok(Box::new(PowerBiSource::history(live, since)))
+}
+
+async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
     let ranking = top::Ranking::new(
         &args.activity,
         aggregate::AggregateConfig::default().dedup_window,
@@ -77,6 +107,9 @@ async fn run_top(args: TopArgs) -> anyhow::Result<()> {
     }
     if report.failed_documents > 0 {
         return Err(app::AppError::Documents(report).into());
+    }
+    if !ranking.complete {
+        anyhow::bail!("some hours of the activity log could not be read (see the log above); the ranking misses their events");
     }
     Ok(())
 }

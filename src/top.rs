@@ -48,6 +48,8 @@ pub struct Ranking {
     pub events_read: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// False when a live source could not read every hour of the period.
+    pub complete: bool,
 }
 
 /// One row of the ranking.
@@ -72,6 +74,7 @@ impl Ranking {
             events_read: 0,
             duplicates: 0,
             rejected: 0,
+            complete: true,
         }
     }
 
@@ -146,7 +149,11 @@ impl EventSink for Ranking {
     }
 }
 
-impl DocumentSink for Ranking {}
+impl DocumentSink for Ranking {
+    fn source_status(&mut self, status: crate::source::SourceStatus) {
+        self.complete = status.up;
+    }
+}
 
 /// Column headers of the two counts: views and viewers for `ViewReport`.
 fn count_headers(activity: &str) -> (&'static str, &'static str) {

@@ -635,3 +635,116 @@ fn the_exporters_own_reads_of_the_log_are_filtered_unless_asked_for() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn top_ranks_a_tenants_last_hours_as_the_original_script_did() {
+    let rt = runtime();
+    let api = rt
+        .block_on(SimulatedApi::start(
+            ApiConfig {
+                page_size: 50,
+                ..ApiConfig::default()
+            },
+            late_log(200, 1),
+            0,
+        ))
+        .unwrap();
+    // Expected ranking from the raw JSON: views and distinct viewers per report.
+    let mut views: BTreeMap<
+        String,
+        (
+            u64,
+            std::collections::BTreeSet<String>,
+            String,
+            String,
+            String,
+        ),
+    > = BTreeMap::new();
+    for e in api.with_timeline(|t| t.events().to_vec()) {
+        let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
+        if v["Activity"] != "ViewReport" {
+            continue;
+        }
+        let entry = views
+            .entry(v["ReportId"].as_str().unwrap().to_string())
+            .or_default();
+        entry.0 += 1;
+        entry.1.insert(v["UserId"].as_str().unwrap().to_lowercase());
+        entry.2 = v["WorkspaceId"].as_str().unwrap().to_string();
+        entry.3 = v["WorkSpaceName"]
+            .as_str()
+            .or(v["WorkspaceName"].as_str())
+            .unwrap()
+            .to_string();
+        entry.4 = v["ReportName"].as_str().unwrap().to_string();
+    }
+    let mut rows: Vec<_> = views.into_iter().collect();
+    rows.sort_by(|(ida, a), (idb, b)| {
+        (b.0, b.1.len())
+            .cmp(&(a.0, a.1.len()))
+            .then((&a.4, ida).cmp(&(&b.4, idb)))
+    });
+    let expected: String = std::iter::once(
+        "rank,workspace_id,workspace_name,report_id,report_name,views,distinct_viewers\n"
+            .to_string(),
+    )
+    .chain(rows.iter().take(3).enumerate().map(|(i, (id, r))| {
+        format!(
+            "{},{},{},{id},{},{},{}\n",
+            i + 1,
+            r.2,
+            r.3,
+            r.4,
+            r.0,
+            r.1.len()
+        )
+    }))
+    .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("top.csv");
+    let base = api.base_url();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "top",
+            "--since",
+            "4h",
+            "--limit",
+            "3",
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .args([
+            "--powerbi.api-url",
+            &base,
+            "--azure.authority-host",
+            &base,
+            "--powerbi.retry-delay",
+            "20ms",
+        ])
+        .args([
+            "--azure.tenant-id",
+            &ApiConfig::default().tenant_id,
+            "--azure.client-id",
+            &ApiConfig::default().client_id,
+        ])
+        .env(SECRET.0, SECRET.1)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), expected);
+    assert_eq!(
+        stdout(&out).lines().count(),
+        4,
+        "header and three rows:\n{}",
+        stdout(&out)
+    );
+
+    let out = run(&["top"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("top needs --replay PATH, or a tenant"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -49,12 +49,30 @@ pub struct PowerBiConfig {
 pub struct PowerBiSource {
     config: PowerBiConfig,
     resume: Option<SourceStatus>,
+    /// Read this much history once and stop (`top --since`), instead of polling forever.
+    history: Option<Duration>,
 }
 
 impl PowerBiSource {
-    /// A source that resumes from `resume` (the status saved in the durable state) when given.
+    /// A source that polls forever, resuming from `resume` (the status saved in the durable
+    /// state) when given.
     pub fn new(config: PowerBiConfig, resume: Option<SourceStatus>) -> Self {
-        PowerBiSource { config, resume }
+        PowerBiSource {
+            config,
+            resume,
+            history: None,
+        }
+    }
+
+    /// A source that reads every hour of the last `since` once, then ends. When the budget is
+    /// used up it waits for it; an hour that keeps failing is given up after three rounds, and
+    /// the final status says `up = false`.
+    pub fn history(config: PowerBiConfig, since: Duration) -> Self {
+        PowerBiSource {
+            config,
+            resume: None,
+            history: Some(since),
+        }
     }
 }
 
@@ -106,6 +124,7 @@ impl Source for PowerBiSource {
                     )
                 }
             };
+            let history = self.history;
             let mut poller = Poller {
                 client,
                 budget,
@@ -113,6 +132,13 @@ impl Source for PowerBiSource {
                 status,
                 config,
             };
+            if let Some(since) = history {
+                poller.read_history(since, &out).await;
+                let _ = out
+                    .send(SourceMessage::Status(Box::new(poller.status.clone())))
+                    .await;
+                return Ok(());
+            }
             loop {
                 poller.poll(&out).await;
                 if out
@@ -150,6 +176,89 @@ impl Poller {
             .min(remaining.saturating_sub(recent))
     }
 
+    /// Fills in the status after a poll that started at `started`.
+    fn finish_status(&mut self, started: UnixMillis, complete: bool) {
+        let now = UnixMillis::now();
+        self.status.up = complete;
+        if complete {
+            self.status.last_success = Some(started);
+        }
+        self.status.poll_duration_seconds = (now.0 - started.0) as f64 / 1000.0;
+        self.status.api = self.client.stats.clone();
+        self.status.budget_remaining = self.budget.remaining(now);
+        self.status.sweep_age_seconds = self
+            .ledger
+            .oldest_sweep_age(&self.config.plan, now)
+            .map(|ms| ms as f64 / 1000.0);
+        self.status.token_expiry = self.client.tokens.expires_at();
+        self.status.certificate_expiry = self.client.tokens.credential_expires_at();
+        let (requests_sent, blocked_until) = self.budget.ledger();
+        let ledger = self.ledger.clone();
+        self.status.checkpoint = Some(SourceCheckpoint {
+            ledger,
+            requests_sent,
+            blocked_until,
+        });
+    }
+
+    /// Reads `hour` to its end, handing its pages down the channel.
+    async fn read(&mut self, hour: UtcHour, out: &DocumentSender) -> Result<usize, ReadError> {
+        self.client
+            .read_hour(hour, &mut self.budget, |page: Bytes| {
+                let doc = Document {
+                    origin: format!("activity events {hour}"),
+                    body: Body::Bytes(page),
+                };
+                let out = out.clone();
+                async move {
+                    let _ = out.send(SourceMessage::Document(doc)).await;
+                }
+            })
+            .await
+    }
+
+    /// Every hour of the last `since`, once (for `top --since`).
+    async fn read_history(&mut self, since: Duration, out: &DocumentSender) {
+        let now = UnixMillis::now();
+        let first = UtcHour::containing(now.saturating_sub_millis(since.as_millis() as i64));
+        let mut pending: Vec<UtcHour> = (first.0..=UtcHour::containing(now).0)
+            .map(UtcHour)
+            .collect();
+        for _round in 0..3 {
+            let mut failed = Vec::new();
+            for hour in pending {
+                loop {
+                    match self.read(hour, out).await {
+                        Ok(_) => break,
+                        Err(ReadError::Budget { until } | ReadError::Throttled { until }) => {
+                            tracing::warn!(%hour, until = %until.to_api_string(), "Waiting for the request budget.");
+                            let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
+                            tokio::time::sleep(Duration::from_millis(wait)).await;
+                        }
+                        Err(e @ (ReadError::Auth(_) | ReadError::NotAuthorized(_))) => {
+                            tracing::error!(error = %e, "Reading the activity log failed.");
+                            self.finish_status(now, false);
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%hour, error = %e, "Reading an hour failed; it is tried again.");
+                            failed.push(hour);
+                            break;
+                        }
+                    }
+                }
+            }
+            pending = failed;
+            if pending.is_empty() {
+                break;
+            }
+        }
+        for hour in &pending {
+            tracing::error!(%hour, "This hour could not be read; the ranking misses its events.");
+        }
+        self.finish_status(now, pending.is_empty());
+    }
+
     async fn poll(&mut self, out: &DocumentSender) {
         let started = UnixMillis::now();
         let current = UtcHour::containing(started);
@@ -160,19 +269,7 @@ impl Poller {
         let mut complete = true;
         for hour in hours {
             let read_started = UnixMillis::now();
-            let result = self
-                .client
-                .read_hour(hour, &mut self.budget, |page: Bytes| {
-                    let doc = Document {
-                        origin: format!("activity events {hour}"),
-                        body: Body::Bytes(page),
-                    };
-                    let out = out.clone();
-                    async move {
-                        let _ = out.send(SourceMessage::Document(doc)).await;
-                    }
-                })
-                .await;
+            let result = self.read(hour, out).await;
             match result {
                 Ok(pages) => {
                     tracing::debug!(%hour, pages, "Hour read to its end.");
@@ -198,26 +295,6 @@ impl Poller {
                 }
             }
         }
-        let now = UnixMillis::now();
-        self.status.up = complete;
-        if complete {
-            self.status.last_success = Some(started);
-        }
-        self.status.poll_duration_seconds = (now.0 - started.0) as f64 / 1000.0;
-        self.status.api = self.client.stats.clone();
-        self.status.budget_remaining = self.budget.remaining(now);
-        self.status.sweep_age_seconds = self
-            .ledger
-            .oldest_sweep_age(&self.config.plan, now)
-            .map(|ms| ms as f64 / 1000.0);
-        self.status.token_expiry = self.client.tokens.expires_at();
-        self.status.certificate_expiry = self.client.tokens.credential_expires_at();
-        let (requests_sent, blocked_until) = self.budget.ledger();
-        let ledger = self.ledger.clone();
-        self.status.checkpoint = Some(SourceCheckpoint {
-            ledger,
-            requests_sent,
-            blocked_until,
-        });
+        self.finish_status(started, complete);
     }
 }
