@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Rank the most used reports of a source (what the original usage script did).
-    Top(TopArgs),
+    Top(Box<TopArgs>),
     /// Write events of the simulated tenant to a file, for replay tests and benchmarks.
     Simulate(SimulateArgs),
 }

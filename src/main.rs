@@ -29,7 +29,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            with_default_logging(|| runtime()?.block_on(run_top(args, source)))
+            with_default_logging(|| runtime()?.block_on(run_top(*args, source)))
         }
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
         None => {
