@@ -47,11 +47,19 @@ impl UnixMillis {
 
     /// `YYYY-MM-DDTHH:MM:SS` in UTC without a zone designator, as the raw API writes it.
     pub fn to_api_string(self) -> String {
+        let mut s = self.to_iso_millis();
+        s.truncate(19);
+        s
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, as queries to the API are written.
+    pub fn to_iso_millis(self) -> String {
         let secs = self.0.div_euclid(1000);
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         let (y, m, d) = civil_from_days(days);
+        let ms = self.0.rem_euclid(1000);
         format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
             rem / 3600,
             (rem % 3600) / 60,
             rem % 60

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::decode::time::civil_from_days;
 use crate::decode::UnixMillis;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -47,31 +46,17 @@ impl UtcHour {
     pub fn query(self) -> String {
         format!(
             "startDateTime='{}'&endDateTime='{}'",
-            iso_millis(self.start()),
-            iso_millis(self.last_millisecond())
+            self.start().to_iso_millis(),
+            self.last_millisecond().to_iso_millis()
         )
     }
 }
 
 impl fmt::Display for UtcHour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&iso_millis(self.start())[..13])?;
+        f.write_str(&self.start().to_iso_millis()[..13])?;
         f.write_str("h")
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn iso_millis(t: UnixMillis) -> String {
-    let ms = t.0.rem_euclid(1000);
-    let secs = t.0.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
 }
 
 /// Settings of the read plan.
