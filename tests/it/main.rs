@@ -14,6 +14,8 @@ mod golden;
 mod live;
 /// The README's metrics table is the catalogue's.
 mod readme;
+/// Alert rules: promtool checks and unit tests, coverage, runbook, metric names.
+mod rules;
 /// The demo served over HTTP: metrics, health, readiness, gzip, shutdown.
 mod serve;
 /// `top`: the ranking table and the CSV.

@@ -1,0 +1,115 @@
+//! The shipped alert rules: valid, unit-tested with promtool, every alert covered (a firing and a
+//! quiet case), with a runbook entry, using only metrics the exporter exports.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_yaml_ng::Value;
+
+use crate::support::*;
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus");
+
+fn promtool_ok(args: &[&str]) {
+    let out = Command::new(promtool())
+        .args(args)
+        .current_dir(DIR)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {args:?}:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+fn yaml(path: &str) -> Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(Path::new(DIR).join(path)).unwrap()).unwrap()
+}
+
+/// Every alert rule: name and expression.
+pub fn alerts() -> Vec<(String, String)> {
+    let rules = yaml("rules/alerts.yaml");
+    rules["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
+        .map(|r| {
+            (
+                r["alert"].as_str().unwrap().to_string(),
+                r["expr"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rules_pass_promtool_check_and_unit_tests() {
+    promtool_ok(&["check", "rules", "rules/alerts.yaml"]);
+    promtool_ok(&["test", "rules", "rules/alerts.test.yaml"]);
+    promtool_ok(&["check", "config", "prometheus.yml"]);
+}
+
+#[test]
+fn every_alert_has_a_firing_and_a_quiet_case_and_a_runbook_entry() {
+    let tests = yaml("rules/alerts.test.yaml");
+    let (mut firing, mut quiet) = (BTreeSet::new(), BTreeSet::new());
+    for t in tests["tests"].as_sequence().unwrap() {
+        for case in t["alert_rule_test"].as_sequence().unwrap() {
+            let name = case["alertname"].as_str().unwrap().to_string();
+            match case["exp_alerts"].as_sequence().map(Vec::len) {
+                Some(0) | None => quiet.insert(name),
+                Some(_) => firing.insert(name),
+            };
+        }
+    }
+    let runbook = std::fs::read_to_string(Path::new(DIR).join("README.md")).unwrap();
+    for (alert, _) in alerts() {
+        assert!(
+            firing.contains(&alert),
+            "{alert}: no test case where it fires"
+        );
+        assert!(
+            quiet.contains(&alert),
+            "{alert}: no test case where it stays quiet"
+        );
+        assert!(
+            runbook.contains(&format!("### {alert}\n")),
+            "{alert}: no runbook entry in deploy/prometheus/README.md"
+        );
+    }
+}
+
+#[test]
+fn rules_use_only_metrics_the_exporter_exports() {
+    for (alert, expr) in alerts() {
+        for name in metric_names(&expr) {
+            assert!(
+                powerbi_exporter::catalogue::by_name(&name).is_some(),
+                "{alert} uses {name}, which is not in the catalogue"
+            );
+        }
+    }
+}
+
+/// The `powerbi_*` metric names in a PromQL expression.
+pub fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while let Some(at) = expr[i..].find("powerbi_") {
+        let start = i + at;
+        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        if start > 0 && ident(bytes[start - 1]) {
+            i = start + 1;
+            continue;
+        }
+        let end = start + bytes[start..].iter().take_while(|b| ident(**b)).count();
+        names.insert(expr[start..end].to_string());
+        i = end;
+    }
+    names
+}
