@@ -8,6 +8,8 @@ mod support;
 mod bad_input;
 /// Series caps: overflow series, exact sums, dropped counters.
 mod caps;
+/// Dashboards: lint, and every expression evaluated by a real Prometheus.
+mod dashboards;
 /// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
 mod golden;
 /// The live source against the simulated API: late events, faults, budget, host and auth checks.
