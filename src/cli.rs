@@ -27,6 +27,9 @@ pub enum Command {
     Top(Box<TopArgs>),
     /// Write events of the simulated tenant to a file, for replay tests and benchmarks.
     Simulate(SimulateArgs),
+    /// Exit 0 when a running exporter answers /-/healthy (for container health checks, where
+    /// there is no shell or curl).
+    Healthcheck(HealthcheckArgs),
 }
 
 /// Flags of the exporter itself.
@@ -216,6 +219,17 @@ pub struct TopArgs {
     /// Also write the ranking as CSV to this file.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Address the exporter listens on; an all-interfaces address is checked on loopback.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "HOST:PORT",
+        default_value = ":10195"
+    )]
+    pub listen_address: String,
 }
 
 #[derive(Debug, Args)]

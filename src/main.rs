@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             with_default_logging(|| runtime()?.block_on(run_top(*args, source)))
         }
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
+        Some(Command::Healthcheck(args)) => healthcheck(&args.listen_address),
         None => {
             let config = match Config::load(&cli.run) {
                 Ok(c) => c,
@@ -112,6 +113,29 @@ async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
         anyhow::bail!("some hours of the activity log could not be read (see the log above); the ranking misses their events");
     }
     Ok(())
+}
+
+/// GET /-/healthy on the exporter's address; any 2xx is healthy.
+fn healthcheck(listen_address: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut addr = config::parse_listen_address(listen_address)
+        .map_err(|e| anyhow::anyhow!("--web.listen-address {listen_address:?}: {e}"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(
+        format!("GET /-/healthy HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).context("reading the answer")?;
+    match &head[..10] {
+        [b'H', b'T', b'T', b'P', b'/', _, _, _, b' ', b'2'] => Ok(()),
+        _ => anyhow::bail!("{addr} answered {:?}", String::from_utf8_lossy(&head)),
+    }
 }
 
 fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {

@@ -10,6 +10,8 @@ mod bad_input;
 mod caps;
 /// Dashboards: lint, and every expression evaluated by a real Prometheus.
 mod dashboards;
+/// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.
+mod deploy;
 /// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
 mod golden;
 /// The live source against the simulated API: late events, faults, budget, host and auth checks.

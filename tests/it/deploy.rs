@@ -1,0 +1,238 @@
+//! Deployment files: copies cannot drift from their sources, every YAML parses, the Helm chart
+//! only uses values that exist (helm itself is not installable from this project's package
+//! registries, so the chart is checked statically), kustomize and compose paths exist, and the
+//! container's health check works.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use crate::support::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn copies_of_dashboards_and_rules_are_identical_to_their_sources() {
+    for copy_dir in [
+        "deploy/kubernetes/dashboards",
+        "deploy/helm/powerbi-exporter/dashboards",
+    ] {
+        let mut names = BTreeSet::new();
+        for e in std::fs::read_dir(root().join("dashboards")).unwrap() {
+            let source = e.unwrap().path();
+            let name = source.file_name().unwrap().to_owned();
+            let copy = root().join(copy_dir).join(&name);
+            assert_eq!(
+                std::fs::read(&copy).ok(),
+                Some(std::fs::read(&source).unwrap()),
+                "{} differs from {}: copy it again",
+                copy.display(),
+                source.display()
+            );
+            names.insert(name);
+        }
+        assert_eq!(
+            std::fs::read_dir(root().join(copy_dir)).unwrap().count(),
+            names.len(),
+            "{copy_dir} has files dashboards/ does not"
+        );
+    }
+    let rules = std::fs::read(root().join("deploy/prometheus/rules/alerts.yaml")).unwrap();
+    assert_eq!(
+        std::fs::read(root().join("deploy/helm/powerbi-exporter/rules/alerts.yaml")).unwrap(),
+        rules,
+        "helm rules copy differs"
+    );
+    let source: Value = serde_yaml_ng::from_slice(&rules).unwrap();
+    let k8s: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/kubernetes/prometheusrule.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        k8s["spec"], source,
+        "deploy/kubernetes/prometheusrule.yaml spec differs from the rules"
+    );
+}
+
+#[test]
+fn every_yaml_file_parses() {
+    let mut all = Vec::new();
+    files(&root().join("deploy"), &mut all);
+    let yaml: Vec<_> = all
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter(|p| !p.to_string_lossy().contains("/templates/"))
+        .collect();
+    assert!(yaml.len() >= 20, "{} yaml files", yaml.len());
+    for p in yaml {
+        let text = std::fs::read_to_string(p).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        }
+    }
+}
+
+/// The dotted paths under `v` (maps only).
+fn paths(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    if let Some(map) = v.as_mapping() {
+        for (k, v) in map {
+            let p = format!("{prefix}{}", k.as_str().unwrap());
+            out.insert(p.clone());
+            paths(v, &format!("{p}."), out);
+        }
+    }
+}
+
+#[test]
+fn the_helm_chart_only_uses_values_that_exist() {
+    let chart = root().join("deploy/helm/powerbi-exporter");
+    let values: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap())
+            .unwrap();
+    let mut known = BTreeSet::new();
+    paths(&values, "", &mut known);
+    let mut templates = Vec::new();
+    files(&chart.join("templates"), &mut templates);
+    for t in templates {
+        let text = std::fs::read_to_string(&t).unwrap();
+        for (i, _) in text.match_indices(".Values.") {
+            let path: String = text[i + 8..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
+                .collect();
+            let path = path.trim_end_matches('.');
+            assert!(
+                known.contains(path),
+                "{}: .Values.{path} is not in values.yaml",
+                t.display()
+            );
+        }
+        assert_eq!(
+            text.matches("{{").count(),
+            text.matches("}}").count(),
+            "{}: unbalanced braces",
+            t.display()
+        );
+    }
+    let mut ci = Vec::new();
+    files(&chart.join("ci"), &mut ci);
+    assert!(!ci.is_empty());
+    for f in ci {
+        let v: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let mut used = BTreeSet::new();
+        paths(&v, "", &mut used);
+        for p in used {
+            let open_map = known.iter().any(|k| {
+                p.starts_with(&format!("{k}."))
+                    && values_at(&values, k)
+                        .as_mapping()
+                        .is_some_and(|m| m.is_empty())
+            });
+            assert!(
+                known.contains(&p) || open_map,
+                "{}: {p} is not a chart value",
+                f.display()
+            );
+        }
+    }
+    let chart_yaml: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(chart.join("Chart.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(chart_yaml["apiVersion"], "v2");
+    assert_eq!(
+        chart_yaml["appVersion"].as_str(),
+        Some(powerbi_exporter::VERSION),
+        "appVersion follows the crate"
+    );
+    assert_eq!(
+        values["replicaCount"].as_u64(),
+        Some(1),
+        "one replica per tenant"
+    );
+}
+
+fn values_at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, k| &v[k])
+}
+
+#[test]
+fn kustomize_and_compose_reference_files_that_exist() {
+    let k8s = root().join("deploy/kubernetes");
+    let kustomization: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(k8s.join("kustomization.yaml")).unwrap())
+            .unwrap();
+    for r in kustomization["resources"].as_sequence().unwrap() {
+        assert!(
+            k8s.join(r.as_str().unwrap()).is_file(),
+            "missing resource {r:?}"
+        );
+    }
+    for gen in kustomization["configMapGenerator"].as_sequence().unwrap() {
+        for f in gen["files"].as_sequence().unwrap() {
+            assert!(k8s.join(f.as_str().unwrap()).is_file(), "missing {f:?}");
+        }
+    }
+    let deployment: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(k8s.join("deployment.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(1));
+    let compose_dir = root().join("deploy/compose");
+    let compose: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(compose_dir.join("docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    for service in ["exporter", "prometheus", "alertmanager", "grafana"] {
+        let s = &compose["services"][service];
+        assert!(s.is_mapping(), "service {service}");
+        for v in s["volumes"].as_sequence().into_iter().flatten() {
+            let local = v.as_str().unwrap().split(':').next().unwrap();
+            assert!(
+                compose_dir.join(local).exists(),
+                "{service}: {local} does not exist"
+            );
+        }
+    }
+    let dockerfile = std::fs::read_to_string(root().join("deploy/docker/Dockerfile")).unwrap();
+    for needle in [
+        "USER 65532",
+        "VOLUME [\"/var/lib/powerbi-exporter\"]",
+        &format!("EXPOSE {}", powerbi_exporter::DEFAULT_PORT),
+        "\"healthcheck\"]",
+    ] {
+        assert!(dockerfile.contains(needle), "Dockerfile lacks {needle}");
+    }
+}
+
+#[test]
+fn the_container_health_check_command_works() {
+    let e = Exporter::start(&["--demo", "--demo.backfill", "1m"]);
+    let out = run(&["healthcheck", "--web.listen-address", &e.addr]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(e);
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = run(&["healthcheck", "--web.listen-address", &free]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a port without an exporter is unhealthy"
+    );
+}
