@@ -851,26 +851,19 @@ fn credential(
         }
     };
     if let Some(path) = &raw.client_secret_file {
-        return match std::fs::read_to_string(path) {
-            Ok(s) if !s.trim().is_empty() => Some(Credential::ClientSecret {
-                authority: authority(errors)?,
-                secret: Secret::new(s.trim_end_matches(['\r', '\n'])),
-            }),
-            Ok(_) => {
-                errors.push(format!(
-                    "--azure.client-secret-file {}: the file is empty",
-                    path.display()
-                ));
-                None
-            }
-            Err(e) => {
-                errors.push(format!(
-                    "--azure.client-secret-file {}: cannot read it: {e}",
-                    path.display()
-                ));
-                None
-            }
-        };
+        let text = read_named_file("--azure.client-secret-file", path, errors)?;
+        if text.trim().is_empty() {
+            errors.push(format!(
+                "--azure.client-secret-file {}: the file is empty",
+                path.display()
+            ));
+            return None;
+        }
+        let secret = Secret::new(text.trim_end_matches(['\r', '\n']));
+        return Some(Credential::ClientSecret {
+            authority: authority(errors)?,
+            secret,
+        });
     }
     if let Some(secret) = raw.client_secret.clone() {
         return Some(Credential::ClientSecret {
@@ -879,29 +872,19 @@ fn credential(
         });
     }
     if let Some(path) = &raw.certificate_path {
-        let pem = match std::fs::read_to_string(path) {
-            Ok(pem) => pem,
-            Err(e) => {
-                errors.push(format!(
-                    "AZURE_CLIENT_CERTIFICATE_PATH {}: cannot read it: {e}",
-                    path.display()
-                ));
-                return None;
-            }
-        };
-        return match CertificateKey::from_pem(&pem) {
-            Ok(key) => Some(Credential::Certificate {
-                authority: authority(errors)?,
-                key,
-            }),
-            Err(e) => {
+        let pem = read_named_file("AZURE_CLIENT_CERTIFICATE_PATH", path, errors)?;
+        let key = CertificateKey::from_pem(&pem)
+            .map_err(|e| {
                 errors.push(format!(
                     "AZURE_CLIENT_CERTIFICATE_PATH {}: {e}",
                     path.display()
-                ));
-                None
-            }
-        };
+                ))
+            })
+            .ok()?;
+        return Some(Credential::Certificate {
+            authority: authority(errors)?,
+            key,
+        });
     }
     if let Some(token_file) = raw.federated_token_file.clone() {
         return Some(Credential::WorkloadIdentity {
@@ -925,6 +908,13 @@ fn credential(
     }
     errors.push("reading a tenant needs a credential: AZURE_CLIENT_SECRET (or --azure.client-secret-file), AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, or --azure.managed-identity".into());
     None
+}
+
+/// The contents of `path`, or an error naming the setting (`what`) and the path.
+fn read_named_file(what: &str, path: &std::path::Path, errors: &mut Vec<String>) -> Option<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| errors.push(format!("{what} {}: cannot read it: {e}", path.display())))
+        .ok()
 }
 
 /// `:PORT` (all interfaces, as the exporter-toolkit writes it), `HOST:PORT` or `[V6]:PORT`.
