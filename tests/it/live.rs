@@ -748,3 +748,57 @@ fn top_ranks_a_tenants_last_hours_as_the_original_script_did() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_secret_and_tokens_never_appear_in_logs_metrics_or_pages() {
+    let rt = runtime();
+    let secret = "s3cr3t-Zq9-never-print-me";
+    let config = ApiConfig {
+        client_secret: secret.into(),
+        faults: Faults {
+            server_error: 0.2,
+            throttle: 0.1,
+            ..Faults::default()
+        },
+        retry_after_secs: 1,
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(20, 1), 0))
+        .unwrap();
+    let mut args = live_args(&api, "200");
+    args.extend(["--log.level".to_string(), "debug".to_string()]);
+    let mut e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("AZURE_CLIENT_SECRET", secret)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e.scrape().get("powerbi_up") != Some(&1.0) {
+        assert!(Instant::now() < deadline, "no successful poll");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let client = http();
+    let served: String = ["/metrics", "/", "/-/healthy", "/-/ready", "/nope"]
+        .iter()
+        .map(|p| client.get(e.url(p)).send().unwrap().text().unwrap())
+        .collect();
+    e.terminate();
+    let logged: String = e.log.try_iter().collect::<Vec<_>>().join("\n");
+    // The simulator's access tokens all start with "sim-"; none may leak either.
+    assert!(
+        api.requests().iter().any(|r| r.authorized),
+        "the API was called with a token"
+    );
+    for (what, text) in [("served", &served), ("logged", &logged)] {
+        assert!(!text.contains(secret), "the client secret was {what}");
+        assert!(!text.contains("sim-"), "an access token was {what}");
+        assert!(
+            !text.to_lowercase().contains("bearer "),
+            "an authorization header was {what}"
+        );
+    }
+    assert!(
+        logged.contains("level=debug"),
+        "debug logging was on, so the scan covered it"
+    );
+}
