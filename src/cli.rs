@@ -27,6 +27,9 @@ pub enum Command {
     Top(Box<TopArgs>),
     /// Write events of the simulated tenant to a file, for replay tests and benchmarks.
     Simulate(SimulateArgs),
+    /// Print the effective configuration (file, flags and environment merged) with secrets
+    /// redacted; exit 0 when it is valid, 2 with every problem when not.
+    CheckConfig(Box<RunArgs>),
     /// Exit 0 when a running exporter answers /-/healthy (for container health checks, where
     /// there is no shell or curl).
     Healthcheck(HealthcheckArgs),

@@ -63,6 +63,105 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
 }
 
+impl Config {
+    /// The effective settings as YAML-like lines, for `check-config`; secrets never appear.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut line = |key: &str, value: String| {
+            let _ = writeln!(out, "{key}: {value}");
+        };
+        line("web.listen_address", self.web.listen_address.to_string());
+        line("web.telemetry_path", self.web.telemetry_path.clone());
+        line(
+            "web.disable_exporter_metrics",
+            self.web.disable_exporter_metrics.to_string(),
+        );
+        line("log.level", self.log.level.as_str().to_ascii_lowercase());
+        line(
+            "log.format",
+            format!("{:?}", self.log.format).to_ascii_lowercase(),
+        );
+        line(
+            "state.dir",
+            self.state_dir
+                .as_ref()
+                .map_or("(none: in memory)".into(), |d| d.display().to_string()),
+        );
+        line(
+            "dedup.window",
+            duration::format(self.aggregate.dedup_window),
+        );
+        for (family, cap) in &self.aggregate.limits.max_series {
+            line(&format!("limits.max_series.{family}"), cap.to_string());
+        }
+        match &self.source {
+            SourceConfig::Replay(path) => line("source", format!("replay {}", path.display())),
+            SourceConfig::Demo(d) => line(
+                "source",
+                format!(
+                    "demo (seed {}, {} events/min at peak)",
+                    d.tenant.seed, d.peak_events_per_minute
+                ),
+            ),
+            SourceConfig::PowerBi(live) => {
+                line("source", "powerbi".into());
+                line("powerbi.api_url", live.hosts.api_url.clone());
+                line("powerbi.scope", live.scope.clone());
+                line(
+                    "powerbi.poll_interval",
+                    duration::format(live.poll_interval),
+                );
+                line("powerbi.lookback", format!("{}h", live.plan.lookback_hours));
+                line(
+                    "powerbi.initial_lookback",
+                    duration::format(live.initial_lookback),
+                );
+                line(
+                    "powerbi.max_requests_per_hour",
+                    live.max_requests_per_hour.to_string(),
+                );
+                line(
+                    "powerbi.count_own_exports",
+                    self.aggregate.own_user.is_none().to_string(),
+                );
+                line("azure.credential", live.credential.kind().into());
+                match &live.credential {
+                    Credential::ClientSecret { authority, .. } => {
+                        line("azure.authority_host", authority.host.clone());
+                        line("azure.tenant_id", authority.tenant_id.clone());
+                        line("azure.client_id", authority.client_id.clone());
+                        line("azure.client_secret", "<redacted>".into());
+                    }
+                    Credential::Certificate { authority, key } => {
+                        line("azure.authority_host", authority.host.clone());
+                        line("azure.tenant_id", authority.tenant_id.clone());
+                        line("azure.client_id", authority.client_id.clone());
+                        line("azure.certificate_thumbprint", key.thumbprint.clone());
+                    }
+                    Credential::WorkloadIdentity {
+                        authority,
+                        token_file,
+                    } => {
+                        line("azure.authority_host", authority.host.clone());
+                        line("azure.tenant_id", authority.tenant_id.clone());
+                        line("azure.client_id", authority.client_id.clone());
+                        line(
+                            "azure.federated_token_file",
+                            token_file.display().to_string(),
+                        );
+                    }
+                    Credential::ManagedIdentity(_) => {}
+                }
+            }
+        }
+        if self.once {
+            line("once", "true".into());
+        }
+        out
+    }
+}
+
 /// Every problem found in the file and the flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<String>);

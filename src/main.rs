@@ -33,6 +33,16 @@ fn main() -> ExitCode {
         }
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
         Some(Command::Healthcheck(args)) => healthcheck(&args.listen_address),
+        Some(Command::CheckConfig(args)) => match Config::load(&args) {
+            Ok(config) => {
+                print!("{}", config.describe());
+                Ok(())
+            }
+            Err(errors) => {
+                eprint!("powerbi-exporter: {errors}");
+                return ExitCode::from(2);
+            }
+        },
         None => {
             let config = match Config::load(&cli.run) {
                 Ok(c) => c,

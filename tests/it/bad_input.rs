@@ -158,3 +158,49 @@ fn a_port_in_use_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn check_config_prints_the_effective_settings_with_secrets_redacted() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "check-config",
+            "--azure.cloud",
+            "usgov",
+            "--powerbi.lookback",
+            "48h",
+            "--state.dir",
+            "/var/lib/x",
+        ])
+        .envs([
+            ("AZURE_TENANT_ID", "tenant-1"),
+            ("AZURE_CLIENT_ID", "client-1"),
+            ("AZURE_CLIENT_SECRET", "Very-Secret-Value"),
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "source: powerbi",
+        "powerbi.api_url: https://api.powerbigov.us",
+        "powerbi.lookback: 48h",
+        "dedup.window: 2d2h",
+        "state.dir: /var/lib/x",
+        "azure.tenant_id: tenant-1",
+        "azure.client_secret: <redacted>",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    assert!(!text.contains("Very-Secret-Value") && !stderr(&out).contains("Very-Secret-Value"));
+    let out = run(&["check-config", "--replay", "x", "--demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("choose one source"),
+        "{}",
+        stderr(&out)
+    );
+}
