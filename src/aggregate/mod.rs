@@ -115,7 +115,7 @@ impl Aggregator {
     pub fn new(config: &AggregateConfig) -> Self {
         use catalogue::*;
         let cap = |f: &Family| config.limits.cap(f);
-        let ws_users_cap = cap(&WORKSPACE_ACTIVE_USERS) / WINDOWS.len();
+        let ws_users_cap = workspace_users_cap(&config.limits);
         let ws_cap = [
             cap(&ACTIVITY_EVENTS),
             cap(&ACTIVITY_EVENTS_FAILED),
@@ -204,12 +204,9 @@ impl Aggregator {
                 .map_or(0, |(_, n)| *n);
         }
         Aggregator {
-            workspaces: Interner::import(state.workspaces, fresh.workspaces_cap()),
-            reports: Interner::import(state.reports, cap(&REPORT_EVENTS).max(cap(&REPORT_INFO))),
-            activities: Interner::import(
-                state.activities,
-                cap(&ACTIVITY_EVENTS).max(cap(&REPORT_EVENTS)),
-            ),
+            workspaces: Interner::import(state.workspaces, fresh.workspaces.cap()),
+            reports: Interner::import(state.reports, fresh.reports.cap()),
+            activities: Interner::import(state.activities, fresh.activities.cap()),
             activity_events: CappedCounters::import(state.activity_events, cap(&ACTIVITY_EVENTS)),
             activity_failed: CappedCounters::import(
                 state.activity_failed,
@@ -218,7 +215,7 @@ impl Aggregator {
             report_events: CappedCounters::import(state.report_events, cap(&REPORT_EVENTS)),
             workspace_info: CappedInfo::import(state.workspace_info, cap(&WORKSPACE_INFO)),
             report_info: CappedInfo::import(state.report_info, cap(&REPORT_INFO)),
-            users: DistinctUsers::import(state.users, cap(&WORKSPACE_ACTIVE_USERS) / WINDOWS.len()),
+            users: DistinctUsers::import(state.users, workspace_users_cap(&config.limits)),
             dedup: Dedup::import(state.dedup, config.dedup_window),
             processed: state.processed,
             duplicates: state.duplicates,
@@ -230,10 +227,6 @@ impl Aggregator {
             source: state.source,
             ..fresh
         }
-    }
-
-    fn workspaces_cap(&self) -> usize {
-        self.workspaces.cap()
     }
 
     /// Replaces the live source's health shown in the self metrics.
@@ -460,6 +453,11 @@ impl Aggregator {
             .unwrap_or(0);
         self.rejected[i] += 1;
     }
+}
+
+/// Workspaces with their own `powerbi_workspace_active_users` series (one per window each).
+fn workspace_users_cap(limits: &Limits) -> usize {
+    limits.cap(&catalogue::WORKSPACE_ACTIVE_USERS) / WINDOWS.len()
 }
 
 /// The overflow series of a capped family: every label `__other__`.

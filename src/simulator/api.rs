@@ -178,11 +178,6 @@ impl SimulatedApi {
         self.lock().log.clone()
     }
 
-    /// Changes the fault knobs while running.
-    pub fn set_faults(&self, faults: Faults) {
-        self.lock().config.faults = faults;
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
