@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use crate::aggregate::{Aggregator, Reference};
 use crate::config::{Config, SourceConfig};
 use crate::decode::UnixMillis;
+use crate::exposition::webconfig::{WebConfigError, WebSettings};
 use crate::exposition::{http, text};
 use crate::pipeline::{self, RunReport};
 use crate::source::demo::Demo;
@@ -33,6 +34,8 @@ pub enum AppError {
     },
     #[error("{} document(s) could not be read to their end; the events before each fault were counted:\n{}", .0.failed_documents, list(&.0.errors))]
     Documents(RunReport),
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
     #[error("writing to stdout failed: {0}")]
     Stdout(std::io::Error),
 }
@@ -150,8 +153,14 @@ async fn serve(config: Config) -> Result<(), AppError> {
         ready,
         telemetry_path: config.web.telemetry_path.clone(),
         process_metrics: !config.web.disable_exporter_metrics,
+        max_requests: config.web.max_requests,
+        web_config: config.web.config_file.clone(),
     };
-    http::serve(listener, exposition, shutdown_signal()).await;
+    let settings = match &config.web.config_file {
+        Some(path) => WebSettings::load(path)?,
+        None => WebSettings::plain(),
+    };
+    http::serve(listener, exposition, settings, shutdown_signal()).await;
     tracing::info!("Shutting down.");
     producer.abort();
     let _ = producer.await;

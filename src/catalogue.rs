@@ -196,6 +196,19 @@ family!(
 family!(SWEEP_AGE, "powerbi_lookback_sweep_age_seconds", Gauge, [], None,
     "Age of the stalest re-read of an hour inside the lookback: how late a late event can be found.");
 
+family!(WEB_REJECTIONS, "powerbi_web_rejections_total", Counter, ["reason"], None,
+    "Connections and requests the web server refused: reason=\"tls_handshake\" (failed or timed-out TLS handshake, e.g. a missing or untrusted client certificate), \"unauthorized\" (basic auth failed), \"max_requests\" (over --web.max-requests concurrent scrapes).");
+family!(WEB_CONFIG_RELOAD_SUCCESS, "powerbi_web_config_last_reload_successful", Gauge, [], None,
+    "1 when the last load of --web.config.file succeeded, 0 when it failed and the previous settings are still in force.");
+family!(
+    WEB_CONFIG_RELOAD_TIMESTAMP,
+    "powerbi_web_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    [],
+    None,
+    "When --web.config.file was last loaded successfully, as a Unix timestamp."
+);
+
 /// Every family, in exposition order (sorted by name).
 pub const ALL: &[Family] = &[
     ACTIVE_USERS,
@@ -222,6 +235,9 @@ pub const ALL: &[Family] = &[
     REPORT_INFO,
     SERIES_DROPPED,
     UP,
+    WEB_CONFIG_RELOAD_SUCCESS,
+    WEB_CONFIG_RELOAD_TIMESTAMP,
+    WEB_REJECTIONS,
     WORKSPACE_ACTIVE_USERS,
     WORKSPACE_INFO,
 ];

@@ -58,6 +58,15 @@ pub struct RunArgs {
     #[arg(long = "web.disable-exporter-metrics")]
     pub disable_exporter_metrics: bool,
 
+    /// Prometheus exporter-toolkit web config (TLS, client certificates, basic auth, headers);
+    /// reloaded when it or a file it names changes.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Maximum number of concurrent scrapes; 0 = no limit [default: 40].
+    #[arg(long = "web.max-requests", value_name = "N")]
+    pub max_requests: Option<usize>,
+
     /// Only log messages with the given severity or above [default: info].
     #[arg(long = "log.level", value_name = "LEVEL", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: Option<String>,

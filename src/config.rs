@@ -43,7 +43,14 @@ pub struct WebConfig {
     pub listen_address: SocketAddr,
     pub telemetry_path: String,
     pub disable_exporter_metrics: bool,
+    /// `--web.config.file`; validated at load, re-read by the server when it changes.
+    pub config_file: Option<PathBuf>,
+    /// `--web.max-requests`: concurrent scrapes allowed, 0 = no limit.
+    pub max_requests: usize,
 }
+
+/// Concurrent scrapes allowed by default, as in node_exporter.
+pub const DEFAULT_MAX_REQUESTS: usize = 40;
 
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
@@ -77,6 +84,16 @@ impl Config {
             "web.disable_exporter_metrics",
             self.web.disable_exporter_metrics.to_string(),
         );
+        line(
+            "web.config_file",
+            self.web
+                .config_file
+                .as_ref()
+                .map_or("(none: plain HTTP, no authentication)".into(), |p| {
+                    p.display().to_string()
+                }),
+        );
+        line("web.max_requests", self.web.max_requests.to_string());
         line("log.level", self.log.level.as_str().to_ascii_lowercase());
         line(
             "log.format",
@@ -189,6 +206,8 @@ struct Raw {
     listen_address: Option<(String, String)>,
     telemetry_path: Option<(String, String)>,
     disable_exporter_metrics: bool,
+    web_config_file: Option<(PathBuf, String)>,
+    max_requests: Option<usize>,
     log_level: Option<(String, String)>,
     log_format: Option<(String, String)>,
     replay: Option<PathBuf>,
@@ -281,9 +300,14 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             "listen_address",
             "telemetry_path",
             "disable_exporter_metrics",
+            "config_file",
+            "max_requests",
         ],
         errors,
     ) {
+        raw.web_config_file = field::<PathBuf>(web, "web.config_file", "a file path", errors)
+            .map(|v| (v, file("web.config_file")));
+        raw.max_requests = field(web, "web.max_requests", "a whole number", errors);
         raw.listen_address = field::<String>(
             web,
             "web.listen_address",
@@ -490,6 +514,12 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.telemetry_path = Some((v.clone(), flag("web.telemetry-path")));
     }
     raw.disable_exporter_metrics |= args.disable_exporter_metrics;
+    if let Some(v) = &args.web_config_file {
+        raw.web_config_file = Some((v.clone(), flag("web.config.file")));
+    }
+    if args.max_requests.is_some() {
+        raw.max_requests = args.max_requests;
+    }
     raw.once = args.once;
     if args.state_dir.is_some() {
         raw.state_dir.clone_from(&args.state_dir);
@@ -740,11 +770,22 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             None
         }
     };
+    let web_config_file = raw.web_config_file.and_then(|(path, origin)| {
+        match crate::exposition::webconfig::WebSettings::load(&path) {
+            Ok(_) => Some(path),
+            Err(e) => {
+                errors.push(format!("{origin}: {e}"));
+                None
+            }
+        }
+    });
     Some(Config {
         web: WebConfig {
             listen_address: listen_address?,
             telemetry_path,
             disable_exporter_metrics: raw.disable_exporter_metrics,
+            config_file: web_config_file,
+            max_requests: raw.max_requests.unwrap_or(DEFAULT_MAX_REQUESTS),
         },
         log: LogConfig { level, format },
         once: raw.once,
@@ -1078,7 +1119,7 @@ mod tests {
         let text = err.to_string();
         for needle in [
             "config key `colour` is unknown",
-            "config key `web.listen_addres` is unknown (known keys here: listen_address, telemetry_path, disable_exporter_metrics)",
+            "config key `web.listen_addres` is unknown (known keys here: listen_address, telemetry_path, disable_exporter_metrics, config_file, max_requests)",
             "config key `web.telemetry_path` \"metrics\": expected a path starting with '/'",
             "config key `log.level` \"loud\": expected one of debug, info, warn, error",
             "unknown family \"powerbi_nope\"",

@@ -5,27 +5,45 @@
 //! - a scrape renders fresh from a snapshot and never waits on the source;
 //! - `/-/healthy` answers 200 while the process runs; `/-/ready` answers 503 until the first
 //!   source document has been applied, 200 from then on (it never flips back);
-//! - on shutdown the listener closes first and in-flight requests finish.
+//! - on shutdown the listener closes first and in-flight requests finish;
+//! - the web config in force is read per request (TLS per connection), so a reload applies to
+//!   kept-alive connections too; basic auth runs before routing, on every path;
+//! - a scrape holds one `--web.max-requests` slot until its body has been sent or dropped.
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus::core::Collector;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::text;
+use super::webconfig::{Fingerprint, WebSettings};
+use crate::aggregate::{FamilySamples, Sample, Snapshot};
+use crate::catalogue;
+
+/// A client must send its request headers, and finish a TLS handshake, within this time.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the web config file (and the files it names) is checked for changes.
+const RELOAD_CHECK: Duration = Duration::from_secs(1);
+/// Size of the frames a response body is sent in, so a scrape slot is held until the body has
+/// mostly reached the client (a slow reader keeps its slot).
+const FRAME: usize = 64 * 1024;
 
 /// What the server needs from the rest of the exporter.
 pub struct Exposition {
@@ -36,6 +54,79 @@ pub struct Exposition {
     pub telemetry_path: String,
     /// Adds the `process_*` families (`--web.disable-exporter-metrics` turns them off).
     pub process_metrics: bool,
+    /// Concurrent scrapes allowed (`--web.max-requests`); 0 = no limit.
+    pub max_requests: usize,
+    /// `--web.config.file`, watched and reloaded when it or a file it names changes.
+    pub web_config: Option<PathBuf>,
+}
+
+/// Self metrics of the web server.
+#[derive(Default)]
+struct WebStats {
+    tls_handshake: AtomicU64,
+    unauthorized: AtomicU64,
+    max_requests: AtomicU64,
+    reload_ok: AtomicBool,
+    reload_success_secs: AtomicU64,
+}
+
+impl WebStats {
+    fn families(&self, web_config: bool) -> Vec<prometheus::proto::MetricFamily> {
+        let sample = |labels: &[&str], value: f64| Sample {
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            value,
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let mut families = vec![FamilySamples {
+            family: &catalogue::WEB_REJECTIONS,
+            samples: vec![
+                sample(&["max_requests"], get(&self.max_requests)),
+                sample(&["tls_handshake"], get(&self.tls_handshake)),
+                sample(&["unauthorized"], get(&self.unauthorized)),
+            ],
+        }];
+        if web_config {
+            let ok = f64::from(u8::from(self.reload_ok.load(Ordering::Relaxed)));
+            families.push(FamilySamples {
+                family: &catalogue::WEB_CONFIG_RELOAD_SUCCESS,
+                samples: vec![sample(&[], ok)],
+            });
+            families.push(FamilySamples {
+                family: &catalogue::WEB_CONFIG_RELOAD_TIMESTAMP,
+                samples: vec![sample(&[], get(&self.reload_success_secs))],
+            });
+        }
+        text::to_families(&Snapshot { families })
+    }
+
+    fn loaded(&self) {
+        self.reload_ok.store(true, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.reload_success_secs.store(now, Ordering::Relaxed);
+    }
+}
+
+/// The settings in force; replaced whole on a successful reload.
+type Current = Arc<RwLock<Arc<WebSettings>>>;
+
+/// Shared by every connection.
+struct Server {
+    exposition: Exposition,
+    process: Option<prometheus::process_collector::ProcessCollector>,
+    settings: Current,
+    stats: WebStats,
+    slots: Option<Arc<Semaphore>>,
+}
+
+impl Server {
+    fn settings(&self) -> Arc<WebSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Binds the listener. Separate from [`serve`] so a bind failure is reported before start-up
@@ -44,17 +135,33 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight connections.
+/// Serves until `shutdown` resolves, then drains in-flight connections. `settings` are the web
+/// config loaded at start (plain HTTP without a file).
 pub async fn serve(
     listener: TcpListener,
     exposition: Exposition,
+    settings: WebSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let exposition = Arc::new(exposition);
-    let process = exposition
-        .process_metrics
-        .then(prometheus::process_collector::ProcessCollector::for_self)
-        .map(Arc::new);
+    let stats = WebStats::default();
+    if exposition.web_config.is_some() {
+        stats.loaded();
+    }
+    let server = Arc::new(Server {
+        process: exposition
+            .process_metrics
+            .then(prometheus::process_collector::ProcessCollector::for_self),
+        slots: (exposition.max_requests > 0)
+            .then(|| Arc::new(Semaphore::new(exposition.max_requests))),
+        settings: Arc::new(RwLock::new(Arc::new(settings))),
+        stats,
+        exposition,
+    });
+    let watcher = server
+        .exposition
+        .web_config
+        .clone()
+        .map(|path| tokio::spawn(watch(path, server.clone())));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -68,34 +175,143 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let exposition = exposition.clone();
-        let process = process.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let exposition = exposition.clone();
-            let process = process.clone();
-            async move { Ok::<_, Infallible>(route(&exposition, process.as_deref(), &req)) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let server = server.clone();
+        let service = {
+            let server = server.clone();
+            // Settings are read per request: a reload applies to kept-alive connections too.
+            hyper::service::service_fn(move |req| {
+                let server = server.clone();
+                async move {
+                    let settings = server.settings();
+                    Ok::<_, Infallible>(handle(&server, &settings, req).await)
+                }
+            })
+        };
+        let builder = {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .header_read_timeout(CLIENT_TIMEOUT);
+            b
+        };
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match server.settings().tls.clone() {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(tls) => match handshake(stream, tls).await {
+                    Ok(tls_stream) => {
+                        watcher
+                            .watch(builder.serve_connection(TokioIo::new(tls_stream), service))
+                            .await
+                    }
+                    Err(e) => {
+                        server.stats.tls_handshake.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(error = %e, "TLS handshake failed.");
+                        return;
+                    }
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "Connection ended with an error.");
             }
         });
     }
     drop(listener);
+    if let Some(w) = watcher {
+        w.abort();
+    }
     tokio::select! {
         () = graceful.shutdown() => {},
         () = tokio::time::sleep(std::time::Duration::from_secs(10)) => tracing::warn!("Connections still open after 10s; closing them."),
     }
 }
 
-fn route(
-    exposition: &Exposition,
-    process: Option<&prometheus::process_collector::ProcessCollector>,
-    req: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn handshake(
+    stream: TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+    match tokio::time::timeout(CLIENT_TIMEOUT, accept).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
+    }
+}
+
+/// Re-reads the web config when it or a file it names changes; a bad file keeps the settings
+/// in force and is logged once per change.
+async fn watch(path: PathBuf, server: Arc<Server>) {
+    let mut seen = {
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || Fingerprint::of(&p))
+            .await
+            .ok()
+    };
+    let mut tick = tokio::time::interval(RELOAD_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let p = path.clone();
+        let Ok((now, loaded)) = tokio::task::spawn_blocking(move || {
+            let before = Fingerprint::of(&p);
+            if Some(before) == seen {
+                return (before, None);
+            }
+            (before, Some(WebSettings::load(&p)))
+        })
+        .await
+        else {
+            continue;
+        };
+        seen = Some(now);
+        match loaded {
+            None => {}
+            Some(Ok(settings)) => {
+                tracing::info!(file = %path.display(), settings = ?settings, "Reloaded the web config.");
+                *server
+                    .settings
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(settings);
+                server.stats.loaded();
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "The changed web config is invalid; keeping the previous one.");
+                server.stats.reload_ok.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Authentication, then routing, then the configured headers.
+async fn handle(server: &Server, settings: &WebSettings, req: Request<Incoming>) -> Response<Body> {
+    if let Some(auth) = &settings.basic_auth {
+        if !auth.check(req.headers().get(header::AUTHORIZATION)).await {
+            server.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+            let mut resp = plain(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"powerbi-exporter\""),
+            );
+            return with_headers(resp, settings);
+        }
+    }
+    with_headers(route(server, &req), settings)
+}
+
+fn with_headers(mut resp: Response<Body>, settings: &WebSettings) -> Response<Body> {
+    for (name, value) in &settings.headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
+}
+
+fn route(server: &Server, req: &Request<Incoming>) -> Response<Body> {
+    let exposition = &server.exposition;
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -107,7 +323,7 @@ fn route(
     }
     let path = req.uri().path();
     let mut resp = if path == exposition.telemetry_path {
-        metrics(exposition, process, req)
+        metrics(server, req)
     } else {
         match path {
             "/" => landing(&exposition.telemetry_path),
@@ -123,18 +339,32 @@ fn route(
         }
     };
     if req.method() == Method::HEAD {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = Body::empty();
     }
     resp
 }
 
-fn metrics(
-    exposition: &Exposition,
-    process: Option<&prometheus::process_collector::ProcessCollector>,
-    req: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+fn metrics(server: &Server, req: &Request<Incoming>) -> Response<Body> {
+    let slot = match &server.slots {
+        None => None,
+        Some(slots) => match slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                server.stats.max_requests.fetch_add(1, Ordering::Relaxed);
+                return plain_owned(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "Limit of concurrent scrapes reached ({}); try again later.\n",
+                        server.exposition.max_requests
+                    ),
+                );
+            }
+        },
+    };
+    let exposition = &server.exposition;
     let mut families = (exposition.render)();
-    if let Some(p) = process {
+    families.extend(server.stats.families(exposition.web_config.is_some()));
+    if let Some(p) = &server.process {
         families.extend(p.collect());
     }
     let body = text::encode(&families);
@@ -153,8 +383,51 @@ fn metrics(
     };
     builder
         .header(header::VARY, "Accept-Encoding")
-        .body(Full::new(Bytes::from(body)))
+        .body(Body::new(Bytes::from(body), slot))
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Encoding failed.\n"))
+}
+
+/// A response body sent in frames of at most [`FRAME`] bytes, holding a scrape slot (if any)
+/// until the last frame has been taken or the body is dropped.
+pub struct Body {
+    data: Bytes,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Body {
+    fn new(data: Bytes, slot: Option<OwnedSemaphorePermit>) -> Body {
+        Body { data, slot }
+    }
+
+    fn empty() -> Body {
+        Body::new(Bytes::new(), None)
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.data.is_empty() {
+            this.slot = None;
+            return Poll::Ready(None);
+        }
+        let n = this.data.len().min(FRAME);
+        Poll::Ready(Some(Ok(Frame::data(this.data.split_to(n)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.len() as u64)
+    }
 }
 
 /// True when `Accept-Encoding` lists gzip (or `*`) with a non-zero weight.
@@ -174,8 +447,12 @@ pub fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
     })
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
+    plain_owned(status, body.to_string())
+}
+
+fn plain_owned(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(Body::new(Bytes::from(body), None));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -184,7 +461,7 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     resp
 }
 
-fn landing(telemetry_path: &str) -> Response<Full<Bytes>> {
+fn landing(telemetry_path: &str) -> Response<Body> {
     let path = html_escape(telemetry_path);
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Power BI exporter</title></head>\n<body>\n\
@@ -192,7 +469,7 @@ fn landing(telemetry_path: &str) -> Response<Full<Bytes>> {
          <ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n<li><a href=\"/-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
         crate::VERSION
     );
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Body::new(Bytes::from(body), None));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

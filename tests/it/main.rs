@@ -26,3 +26,5 @@ mod serve;
 mod top;
 /// Events generated with known counts: every family's exact values.
 mod totals;
+/// `--web.config.file` (TLS, mTLS, basic auth, headers, reload) and `--web.max-requests`.
+mod web;

@@ -122,6 +122,7 @@ fn readiness_waits_for_the_first_document() {
     use std::sync::Arc;
 
     use powerbi_exporter::exposition::http::{bind, serve, Exposition};
+    use powerbi_exporter::exposition::webconfig::WebSettings;
 
     let ready = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -139,8 +140,10 @@ fn readiness_waits_for_the_first_document() {
         ready: ready.clone(),
         telemetry_path: "/metrics".into(),
         process_metrics: false,
+        max_requests: 0,
+        web_config: None,
     };
-    let server = runtime.spawn(serve(listener, exposition, async {
+    let server = runtime.spawn(serve(listener, exposition, WebSettings::plain(), async {
         let _ = stopped.await;
     }));
     let client = http();
