@@ -196,6 +196,8 @@ family!(
 family!(SWEEP_AGE, "powerbi_lookback_sweep_age_seconds", Gauge, [], None,
     "Age of the stalest re-read of an hour inside the lookback: how late a late event can be found.");
 
+family!(LABEL_VALUES_TRUNCATED, "powerbi_label_values_truncated_total", Counter, ["label"], None,
+    "Label values from events cut to 1024 bytes (at a character boundary) before being exposed, by label; the real API never sends such values.");
 family!(WEB_REJECTIONS, "powerbi_web_rejections_total", Counter, ["reason"], None,
     "Connections and requests the web server refused: reason=\"tls_handshake\" (failed or timed-out TLS handshake, e.g. a missing or untrusted client certificate), \"unauthorized\" (basic auth failed), \"max_requests\" (over --web.max-requests concurrent scrapes).");
 family!(WEB_CONFIG_RELOAD_SUCCESS, "powerbi_web_config_last_reload_successful", Gauge, [], None,
@@ -226,6 +228,7 @@ pub const ALL: &[Family] = &[
     EVENTS_REJECTED,
     EVENTS_WATERMARK,
     BUILD_INFO,
+    LABEL_VALUES_TRUNCATED,
     LAST_POLL_SUCCESS,
     SWEEP_AGE,
     PAGES_FAILED,
@@ -235,8 +238,8 @@ pub const ALL: &[Family] = &[
     REPORT_INFO,
     SERIES_DROPPED,
     UP,
-    WEB_CONFIG_RELOAD_SUCCESS,
     WEB_CONFIG_RELOAD_TIMESTAMP,
+    WEB_CONFIG_RELOAD_SUCCESS,
     WEB_REJECTIONS,
     WORKSPACE_ACTIVE_USERS,
     WORKSPACE_INFO,

@@ -144,6 +144,16 @@ pub struct LiveArgs {
     #[arg(long = "powerbi.retry-delay", value_name = "DURATION")]
     pub powerbi_retry_delay: Option<String>,
 
+    /// Time allowed for one API request, from connecting to the last byte of the body
+    /// (a server that trickles bytes is cut off) [default: 120s].
+    #[arg(long = "powerbi.request-timeout", value_name = "DURATION")]
+    pub powerbi_request_timeout: Option<String>,
+
+    /// Largest API response body accepted, in bytes; a larger page fails its hour (retried at
+    /// the next poll) instead of filling memory [default: 67108864 = 64 MiB].
+    #[arg(long = "powerbi.max-response-bytes", value_name = "BYTES")]
+    pub powerbi_max_response_bytes: Option<usize>,
+
     /// Sovereign cloud: public, usgov, usgovhigh, usdod or china; sets the API URL, the token
     /// audience, the authority and the cluster hosts together [default: public].
     #[arg(long = "azure.cloud", value_name = "CLOUD")]

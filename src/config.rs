@@ -49,6 +49,9 @@ pub struct WebConfig {
     pub max_requests: usize,
 }
 
+/// Largest API response accepted by default: pages of 10,000 events are ~20 MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
+
 /// Concurrent scrapes allowed by default, as in node_exporter.
 pub const DEFAULT_MAX_REQUESTS: usize = 40;
 
@@ -137,6 +140,14 @@ impl Config {
                 line(
                     "powerbi.max_requests_per_hour",
                     live.max_requests_per_hour.to_string(),
+                );
+                line(
+                    "powerbi.request_timeout",
+                    duration::format(live.request_timeout),
+                );
+                line(
+                    "powerbi.max_response_bytes",
+                    live.max_response_bytes.to_string(),
                 );
                 line(
                     "powerbi.count_own_exports",
@@ -232,6 +243,8 @@ struct RawLive {
     lookback: Option<(String, String)>,
     initial_lookback: Option<(String, String)>,
     retry_delay: Option<(String, String)>,
+    request_timeout: Option<(String, String)>,
+    max_response_bytes: Option<(usize, String)>,
     max_requests_per_hour: Option<(usize, String)>,
     authority_host: Option<(String, String)>,
     cloud: Option<(String, String)>,
@@ -381,6 +394,8 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         "initial_lookback",
         "max_requests_per_hour",
         "retry_delay",
+        "request_timeout",
+        "max_response_bytes",
     ];
     if let Some(pb) = sub(top, "powerbi", &keys, errors) {
         let string = |key: &str, expected: &str, errors: &mut Vec<String>| {
@@ -392,6 +407,14 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.live.lookback = string("lookback", "a duration like 24h", errors);
         raw.live.initial_lookback = string("initial_lookback", "a duration like 7d", errors);
         raw.live.retry_delay = string("retry_delay", "a duration like 2s", errors);
+        raw.live.request_timeout = string("request_timeout", "a duration like 120s", errors);
+        raw.live.max_response_bytes = field::<usize>(
+            pb,
+            "powerbi.max_response_bytes",
+            "a whole number of bytes",
+            errors,
+        )
+        .map(|v| (v, file("powerbi.max_response_bytes")));
         raw.live.max_requests_per_hour = field::<usize>(
             pb,
             "powerbi.max_requests_per_hour",
@@ -593,6 +616,14 @@ fn apply_live_flags(args: &LiveArgs, live: &mut RawLive) {
         &args.powerbi_retry_delay,
         "powerbi.retry-delay",
     );
+    set(
+        &mut live.request_timeout,
+        &args.powerbi_request_timeout,
+        "powerbi.request-timeout",
+    );
+    if let Some(n) = args.powerbi_max_response_bytes {
+        live.max_response_bytes = Some((n, flag("powerbi.max-response-bytes")));
+    }
     set(
         &mut live.authority_host,
         &args.azure_authority_host,
@@ -843,6 +874,22 @@ fn live_source(
         Duration::from_millis(10),
         Duration::from_secs(60),
     );
+    let request_timeout = duration_of(
+        raw.request_timeout,
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+    );
+    let max_response_bytes = match raw.max_response_bytes {
+        Some((n, from)) if n < 4096 => {
+            errors.push(format!(
+                "{from} {n}: expected at least 4096 (an API page with a few events)"
+            ));
+            DEFAULT_MAX_RESPONSE_BYTES
+        }
+        Some((n, _)) => n,
+        None => DEFAULT_MAX_RESPONSE_BYTES,
+    };
     if let Some(dedup_window) = dedup_window.filter(|w| lookback + hour > *w) {
         errors.push(format!(
             "the dedup window ({}) must exceed --powerbi.lookback ({}) by at least 1h, or re-read events would count twice",
@@ -909,7 +956,8 @@ fn live_source(
             first_delay: retry_delay,
             ..RetryPolicy::default()
         },
-        request_timeout: Duration::from_secs(120),
+        request_timeout,
+        max_response_bytes,
     })
 }
 

@@ -105,7 +105,18 @@ pub struct Aggregator {
     source: Option<SourceStatus>,
     own_user: Option<UserKey>,
     filtered_own_exports: u64,
+    /// Label values cut to [`series::MAX_LABEL_BYTES`], by label (see [`TRUNCATED_LABELS`]).
+    truncated: [u64; TRUNCATED_LABELS.len()],
 }
+
+/// Labels whose values come from events, in the order of `Aggregator::truncated`.
+const TRUNCATED_LABELS: [&str; 5] = [
+    "activity",
+    "report_id",
+    "report_name",
+    "workspace_id",
+    "workspace_name",
+];
 
 /// Events later than this past the wall clock are refused as `invalid_time`: one bad clock
 /// must not move the dedup window past every real event.
@@ -144,6 +155,7 @@ impl Aggregator {
             source: None,
             own_user: config.own_user.as_deref().map(UserKey::from_user_id),
             filtered_own_exports: 0,
+            truncated: [0; TRUNCATED_LABELS.len()],
         }
     }
 
@@ -177,6 +189,11 @@ impl Aggregator {
             processed: self.processed,
             duplicates: self.duplicates,
             filtered_own_exports: self.filtered_own_exports,
+            truncated: TRUNCATED_LABELS
+                .iter()
+                .zip(self.truncated)
+                .map(|(l, n)| (l.to_string(), n))
+                .collect(),
             rejected: Rejection::ALL
                 .iter()
                 .zip(self.rejected)
@@ -203,6 +220,14 @@ impl Aggregator {
                 .find(|(name, _)| name == r.as_str())
                 .map_or(0, |(_, n)| *n);
         }
+        let mut truncated = [0; TRUNCATED_LABELS.len()];
+        for (i, label) in TRUNCATED_LABELS.iter().enumerate() {
+            truncated[i] = state
+                .truncated
+                .iter()
+                .find(|(name, _)| name == label)
+                .map_or(0, |(_, n)| *n);
+        }
         Aggregator {
             workspaces: Interner::import(state.workspaces, fresh.workspaces.cap()),
             reports: Interner::import(state.reports, fresh.reports.cap()),
@@ -220,6 +245,7 @@ impl Aggregator {
             processed: state.processed,
             duplicates: state.duplicates,
             filtered_own_exports: state.filtered_own_exports,
+            truncated,
             rejected,
             pages_processed: state.pages_processed,
             pages_failed: state.pages_failed,
@@ -246,20 +272,24 @@ impl Aggregator {
 
     fn count(&mut self, ev: &ActivityEvent<'_>) {
         let ws_id = ev.workspace_id.as_ref().map_or("", |w| w.as_str());
+        let ws_id = self.clip(3, ws_id);
         let ws = self.workspaces.intern(ws_id);
-        let act = self.activities.intern(ev.activity.as_str());
+        let activity = self.clip(0, ev.activity.as_str());
+        let act = self.activities.intern(activity);
         let ws_act = ws.zip(act);
         self.activity_events.inc(ws_act);
         if !ev.success {
             self.activity_failed.inc(ws_act);
         }
         if let Some(report_id) = &ev.report_id {
-            let rep = self.reports.intern(report_id.as_str());
+            let report_id = self.clip(1, report_id.as_str());
+            let rep = self.reports.intern(report_id);
             self.report_events
                 .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)));
             if let (Some(name), Some(w)) = (&ev.report_name, ws) {
+                let name = self.clip(2, name.as_ref());
                 self.report_info
-                    .update(rep, &(name.as_ref(), w), ev.time.0, |(n, w)| ReportName {
+                    .update(rep, &(name, w), ev.time.0, |(n, w)| ReportName {
                         name: n.to_string(),
                         workspace: *w,
                     });
@@ -267,8 +297,9 @@ impl Aggregator {
         }
         if ev.workspace_id.is_some() {
             if let Some(name) = &ev.workspace_name {
+                let name = self.clip(4, name.as_ref());
                 self.workspace_info
-                    .update(ws, name.as_ref(), ev.time.0, str::to_owned);
+                    .update(ws, name, ev.time.0, str::to_owned);
             }
         }
         if let Some(user) = ev.user {
@@ -278,6 +309,15 @@ impl Aggregator {
         if self.watermark.is_none_or(|w| ev.time > w) {
             self.watermark = Some(ev.time);
         }
+    }
+
+    /// `value` cut to the label length limit; a cut is counted under `TRUNCATED_LABELS[label]`.
+    fn clip<'a>(&mut self, label: usize, value: &'a str) -> &'a str {
+        let (value, cut) = series::clip(value);
+        if cut {
+            self.truncated[label] += 1;
+        }
+        value
     }
 
     /// Copies the state out as sorted samples of every family, in catalogue order.
@@ -321,6 +361,13 @@ impl Aggregator {
             )],
         );
         s.push(&EVENTS_PROCESSED, [(vec![], self.processed as f64)]);
+        s.push(
+            &LABEL_VALUES_TRUNCATED,
+            TRUNCATED_LABELS
+                .iter()
+                .zip(self.truncated)
+                .map(|(l, n)| (vec![l.to_string()], n as f64)),
+        );
         s.push(
             &EVENTS_REJECTED,
             Rejection::ALL
@@ -487,6 +534,8 @@ pub struct AggregatorState {
     duplicates: u64,
     #[serde(default)]
     filtered_own_exports: u64,
+    #[serde(default)]
+    truncated: Vec<(String, u64)>,
     rejected: Vec<(String, u64)>,
     pages_processed: u64,
     pages_failed: u64,

@@ -10,6 +10,22 @@ use std::hash::Hash;
 
 use hashbrown::HashMap;
 
+/// Longest label value exposed, in bytes. Longer values (never sent by the real API) are cut
+/// at a character boundary, so one hostile event cannot make every scrape megabytes long.
+pub const MAX_LABEL_BYTES: usize = 1024;
+
+/// `s` cut to [`MAX_LABEL_BYTES`] at a character boundary, and whether it was cut.
+pub fn clip(s: &str) -> (&str, bool) {
+    if s.len() <= MAX_LABEL_BYTES {
+        return (s, false);
+    }
+    let mut end = MAX_LABEL_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&s[..end], true)
+}
+
 /// Index of an interned label value.
 pub type Sym = u32;
 
@@ -241,6 +257,19 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_cuts_long_values_at_a_character_boundary() {
+        assert_eq!(clip("short"), ("short", false));
+        let exact = "x".repeat(MAX_LABEL_BYTES);
+        assert_eq!(clip(&exact), (exact.as_str(), false));
+        // 'é' is two bytes: 1023 'x' + 'é' straddles the limit, so the cut falls before it.
+        let straddling = format!("{}é", "x".repeat(MAX_LABEL_BYTES - 1));
+        assert_eq!(
+            clip(&straddling),
+            (&straddling[..MAX_LABEL_BYTES - 1], true)
+        );
+    }
 
     #[test]
     fn counters_overflow_past_the_cap_and_keep_the_sum() {

@@ -118,6 +118,7 @@ impl Source for Demo {
                     ..RetryPolicy::default()
                 },
                 request_timeout: Duration::from_secs(30),
+                max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
             };
             Box::new(PowerBiSource::new(live, None)).run(out).await
         })

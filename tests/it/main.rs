@@ -14,6 +14,8 @@ mod dashboards;
 mod deploy;
 /// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
 mod golden;
+/// Hostile servers and hostile events: trickling, huge bodies, nesting, bad UTF-8, long names.
+mod hostile;
 /// The live source against the simulated API: late events, faults, budget, host and auth checks.
 mod live;
 /// The README's metrics table is the catalogue's.

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use crate::decode::UnixMillis;
 
+/// A token response is a few kilobytes; anything past this is refused unread.
+const TOKEN_BODY_LIMIT: usize = 1 << 20;
+
 /// The scope of a Power BI API token (client-credentials flow).
 pub const POWERBI_SCOPE: &str = "https://analysis.windows.net/powerbi/api/.default";
 
@@ -334,10 +337,9 @@ impl Credential {
             .await
             .map_err(|e| AuthError::Unreachable(without_url(&e)))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
+        let body = super::client::read_capped(resp, TOKEN_BODY_LIMIT)
             .await
-            .map_err(|e| AuthError::Unreachable(without_url(&e)))?;
+            .map_err(|e| AuthError::Unreachable(e.to_string()))?;
         let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
         match parsed {
             Some(

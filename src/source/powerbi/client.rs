@@ -102,6 +102,8 @@ pub enum ReadError {
         "refused to follow a continuationUri to {0}: not the API host or a Power BI cluster host"
     )]
     ForeignContinuation(String),
+    #[error("a response body was larger than {limit} bytes (--powerbi.max-response-bytes); the hour is read again at the next poll")]
+    TooLarge { limit: usize },
     #[error("paging did not end: {0}")]
     Loop(&'static str),
     #[error("gave up after {attempts} attempts: {last}")]
@@ -131,6 +133,8 @@ pub struct ApiClient {
     pub tokens: TokenCache,
     pub retry: RetryPolicy,
     pub max_pages_per_hour: usize,
+    /// A response body larger than this fails the read (see [`read_capped`]).
+    pub max_response_bytes: usize,
     pub stats: ApiStats,
     jitter: crate::simulator::Rng,
 }
@@ -149,6 +153,7 @@ impl ApiClient {
             tokens,
             retry,
             max_pages_per_hour: 10_000,
+            max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
             stats: ApiStats::default(),
             jitter: crate::simulator::Rng::new(seed),
         }
@@ -272,16 +277,23 @@ impl ApiClient {
             }
         };
         let status = resp.status().as_u16();
-        *self.stats.requests.entry(status.to_string()).or_default() += 1;
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let body = match resp.bytes().await {
+        // A response counts by its status only once its body arrived whole.
+        let body = match read_capped(resp, self.max_response_bytes).await {
             Ok(b) => b,
-            Err(e) => return Ok(Attempt::Retry(without_url(&e))),
+            Err(e) => {
+                *self.stats.requests.entry("error".into()).or_default() += 1;
+                return match e {
+                    BodyError::TooLarge { limit } => Err(ReadError::TooLarge { limit }),
+                    BodyError::Read(why) => Ok(Attempt::Retry(why)),
+                };
+            }
         };
+        *self.stats.requests.entry(status.to_string()).or_default() += 1;
         match status {
             200 => match serde_json::from_slice::<PageMeta>(&body) {
                 Ok(meta) => Ok(Attempt::Page(body, self.next_url(meta))),
@@ -329,6 +341,37 @@ impl ApiClient {
         let base = self.hosts.api_url.trim_end_matches('/');
         reqwest::Url::parse(&format!("{base}{EVENTS_PATH}?continuationToken='{token}'")).ok()
     }
+}
+
+/// Why a response body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the response body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("reading the response body failed: {0}")]
+    Read(String),
+}
+
+/// Reads a response body to its end, refusing one larger than `limit` bytes: a declared
+/// length over the limit is refused before reading, a streamed one as soon as it passes it.
+/// The client's request timeout bounds a server that trickles bytes.
+pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Bytes, BodyError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let expected = resp.content_length().unwrap_or(0) as usize;
+    let mut body = bytes::BytesMut::with_capacity(expected.min(limit));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Read(without_url(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// The error code (or message) of an API error body, for messages; never the whole body.

@@ -44,6 +44,8 @@ pub struct PowerBiConfig {
     pub initial_lookback: Duration,
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
+    /// Largest response body read; a larger one fails the request.
+    pub max_response_bytes: usize,
 }
 
 pub struct PowerBiSource {
@@ -97,6 +99,7 @@ impl Source for PowerBiSource {
             };
             let tokens = TokenCache::new(config.credential.clone(), config.scope.clone());
             let mut client = ApiClient::new(http, config.hosts.clone(), tokens, config.retry);
+            client.max_response_bytes = config.max_response_bytes;
             let (budget, ledger, status) = match self.resume {
                 Some(mut saved) => {
                     let checkpoint = saved.checkpoint.take().unwrap_or_default();
