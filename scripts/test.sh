@@ -24,5 +24,13 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
+echo "== soak (alone, so nothing else competes for the 2 cores; SOAK_SECONDS=${SOAK_SECONDS:-150})"
+soak_log=$(mktemp)
+if ! cargo test --test it soak -- --ignored --nocapture >"$soak_log" 2>&1; then
+  cat "$soak_log"
+  exit 1
+fi
+grep -E '^soak |test result' "$soak_log"
+rm -f "$soak_log"
 echo "== benchmarks build"
 cargo bench --no-run --quiet

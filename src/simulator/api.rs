@@ -58,6 +58,10 @@ pub struct ApiConfig {
     pub token_lifetime_secs: u64,
     pub faults: Faults,
     pub seed: u64,
+    /// Events older than this are forgotten (the demo keeps only what its lookback reads, so
+    /// a demo left running for weeks stays small); `None` keeps the whole log (tests' ground
+    /// truth).
+    pub retention: Option<std::time::Duration>,
     /// Base URL written into `continuationUri` (default: the simulator's own), to test that a
     /// client refuses to follow one to a foreign host.
     pub continuation_base: Option<String>,
@@ -81,6 +85,7 @@ impl Default for ApiConfig {
             token_lifetime_secs: 3599,
             faults: Faults::default(),
             seed: 1,
+            retention: None,
             continuation_base: None,
             federated_token: None,
             certificate_public_key: None,
@@ -393,6 +398,10 @@ impl State {
             }
         };
         self.timeline.advance(now);
+        if let Some(keep) = self.config.retention {
+            self.timeline
+                .forget_before(now.saturating_sub_millis(keep.as_millis() as i64));
+        }
         let mut body = self.page(cursor);
         if self.rng.chance(faults.truncate) {
             body.truncate(body.len() / 2);

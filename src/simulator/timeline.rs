@@ -2,7 +2,8 @@
 //! becomes visible in the API (events appear minutes to hours late).
 //!
 //! Invariants: events are kept sorted by `CreationTime`; an event is never visible before it
-//! happened; the log only grows (an event, once generated, is the ground truth forever).
+//! happened; the log only grows (an event, once generated, is the ground truth forever) unless
+//! its owner asks to forget old events ([`Timeline::forget_before`]).
 
 use super::{Rng, Tenant};
 use crate::decode::UnixMillis;
@@ -130,6 +131,14 @@ impl Timeline {
             .filter(move |e| e.visible_at <= as_of)
     }
 
+    /// Drops events that happened before `t`.
+    pub fn forget_before(&mut self, t: UnixMillis) {
+        let old = self.events.partition_point(|e| e.time < t);
+        if old > 0 {
+            self.events.drain(..old);
+        }
+    }
+
     /// Every event generated so far: the ground truth.
     pub fn events(&self) -> &[LoggedEvent] {
         &self.events
@@ -139,6 +148,20 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forget_before_drops_only_older_events() {
+        let now = UnixMillis(10 * 3_600_000);
+        let tenant = Tenant::new(crate::simulator::TenantSpec::default());
+        let mut t = Timeline::new(tenant, 1, 0.0, Lag::default(), now);
+        for h in 0..5 {
+            t.push(UnixMillis(h * 3_600_000), now, vec![b'x']);
+        }
+        t.forget_before(UnixMillis(2 * 3_600_000));
+        let left: Vec<i64> = t.events().iter().map(|e| e.time.0 / 3_600_000).collect();
+        assert_eq!(left, [2, 3, 4]);
+    }
+
     use crate::simulator::TenantSpec;
 
     #[test]

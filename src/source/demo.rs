@@ -71,8 +71,10 @@ impl Source for Demo {
                 Lag::default(),
                 start,
             );
+            let lookback_hours = config.backfill.as_secs() / 3600 + 3;
             let api_config = ApiConfig {
                 budget_per_hour: DEMO_BUDGET,
+                retention: Some(Duration::from_secs((lookback_hours + 1) * 3600)),
                 retry_after_secs: 3,
                 faults: Faults {
                     throttle: 0.01,
@@ -109,7 +111,7 @@ impl Source for Demo {
                 // The lookback covers the backfill, so all of it is read.
                 plan: PlanConfig {
                     recent_hours: 2,
-                    lookback_hours: (config.backfill.as_secs() / 3600) as i64 + 3,
+                    lookback_hours: lookback_hours as i64,
                 },
                 max_requests_per_hour: DEMO_BUDGET,
                 initial_lookback: config.backfill,

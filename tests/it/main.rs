@@ -24,6 +24,8 @@ mod readme;
 mod rules;
 /// The demo served over HTTP: metrics, health, readiness, gzip, shutdown.
 mod serve;
+/// Minutes on the simulated tenant at a high rate with concurrent scrapes: flat memory.
+mod soak;
 /// `top`: the ranking table and the CSV.
 mod top;
 /// Events generated with known counts: every family's exact values.
