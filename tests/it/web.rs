@@ -181,7 +181,14 @@ fn auth_config(dir: &Path, user: &str, password: &str) -> PathBuf {
 fn basic_auth_accepts_only_the_right_password() {
     let dir = tempfile::tempdir().unwrap();
     let config = auth_config(dir.path(), "prometheus", "correct horse");
-    let exporter = start_replay(&["--web.config.file", config.to_str().unwrap()]);
+    let hash = std::fs::read_to_string(&config).unwrap();
+    let hash = hash.split('\'').nth(1).unwrap().to_string();
+    let mut exporter = start_replay(&[
+        "--web.config.file",
+        config.to_str().unwrap(),
+        "--log.level",
+        "debug",
+    ]);
     let client = http();
     let url = exporter.url("/metrics");
 
@@ -218,7 +225,16 @@ fn basic_auth_accepts_only_the_right_password() {
     let text = ok.text().unwrap();
     let rejected = family(&samples(&text), "powerbi_web_rejections_total");
     assert_eq!(rejected["{reason=\"unauthorized\"}"], 4.0);
-    assert!(!text.contains("correct horse") && !text.contains("$2b$"));
+    assert!(!text.contains("correct horse") && !text.contains(&hash));
+    exporter.terminate();
+    let log: Vec<String> = exporter.log.try_iter().collect();
+    assert!(!log.is_empty(), "the log was read");
+    for line in &log {
+        assert!(
+            !line.contains("correct horse") && !line.contains(&hash),
+            "a secret in the log: {line}"
+        );
+    }
 }
 
 /// Polls `check` every 100 ms for up to 10 s.
