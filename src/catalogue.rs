@@ -80,6 +80,13 @@ family!(ACTIVE_USERS, "powerbi_active_users", Gauge, ["window"], None,
 family!(WORKSPACE_ACTIVE_USERS, "powerbi_workspace_active_users", Gauge, ["workspace_id", "window"], Some(6_000),
     "Distinct users with at least one event in the workspace whose CreationTime lies in the window before the reference time.");
 
+family!(REPORT_LAST_VIEW, "powerbi_report_last_view_timestamp_seconds", Gauge, ["report_id"], Some(20_000),
+    "CreationTime of the newest ViewReport event of the report, as a Unix timestamp (kept in the state). Reports not viewed for 30 days: time() - x > 30 * 86400.");
+family!(WORKSPACE_LAST_ACTIVITY, "powerbi_workspace_last_activity_timestamp_seconds", Gauge, ["workspace_id"], Some(5_000),
+    "CreationTime of the newest event of any activity in the workspace, as a Unix timestamp (kept in the state).");
+family!(ACTIVITY_FIRST_SEEN, "powerbi_activity_first_seen_timestamp_seconds", Gauge, ["activity"], Some(1_000),
+    "CreationTime of the earliest event of each Activity (spelled as the API sends it), as a Unix timestamp: a new series is an activity the exporter had never seen (schema drift).");
+
 // === Self metrics ===
 
 family!(
@@ -214,6 +221,7 @@ family!(
 /// Every family, in exposition order (sorted by name).
 pub const ALL: &[Family] = &[
     ACTIVE_USERS,
+    ACTIVITY_FIRST_SEEN,
     ACTIVITY_EVENTS_FAILED,
     ACTIVITY_EVENTS,
     API_BUDGET_REMAINING,
@@ -236,6 +244,7 @@ pub const ALL: &[Family] = &[
     POLL_DURATION,
     REPORT_EVENTS,
     REPORT_INFO,
+    REPORT_LAST_VIEW,
     SERIES_DROPPED,
     UP,
     WEB_CONFIG_RELOAD_TIMESTAMP,
@@ -243,6 +252,7 @@ pub const ALL: &[Family] = &[
     WEB_REJECTIONS,
     WORKSPACE_ACTIVE_USERS,
     WORKSPACE_INFO,
+    WORKSPACE_LAST_ACTIVITY,
 ];
 
 /// Looks a family up by its metric name.

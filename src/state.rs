@@ -229,6 +229,15 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(s.value("powerbi_events_duplicate_total", &[]), Some(4.0));
+        // Last-activity times came back: 2026-11-20T10:00:00Z and 10:05.
+        assert_eq!(
+            s.value("powerbi_report_last_view_timestamp_seconds", &["r1"]),
+            Some(1_795_168_800.0)
+        );
+        assert_eq!(
+            s.value("powerbi_workspace_last_activity_timestamp_seconds", &["w1"]),
+            Some(1_795_169_100.0)
+        );
         assert!(!dir.path().join("state.json.tmp").exists());
     }
 

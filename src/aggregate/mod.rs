@@ -22,7 +22,7 @@ use crate::catalogue::{self, Family, OVERFLOW_LABEL};
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
 use crate::source::SourceStatus;
 use dedup::{Dedup, Seen};
-use series::{CappedCounters, CappedInfo, Interner, Sym};
+use series::{CappedCounters, CappedInfo, CappedTimes, Interner, Keep, Sym};
 use users::{DistinctUsers, OVERFLOW_WORKSPACE, WINDOWS};
 
 /// Series caps per family, by metric name; families not listed keep their default cap.
@@ -94,6 +94,9 @@ pub struct Aggregator {
     report_events: CappedCounters<(Sym, Sym, Sym)>,
     workspace_info: CappedInfo<Sym, String>,
     report_info: CappedInfo<Sym, ReportName>,
+    report_last_view: CappedTimes<Sym>,
+    workspace_last_activity: CappedTimes<Sym>,
+    activity_first_seen: CappedTimes<Sym>,
     users: DistinctUsers,
     processed: u64,
     duplicates: u64,
@@ -132,18 +135,30 @@ impl Aggregator {
             cap(&ACTIVITY_EVENTS_FAILED),
             cap(&REPORT_EVENTS),
             cap(&WORKSPACE_INFO),
+            cap(&WORKSPACE_LAST_ACTIVITY),
             ws_users_cap,
         ];
         Aggregator {
             dedup: Dedup::new(config.dedup_window),
             workspaces: Interner::new(ws_cap.into_iter().max().unwrap_or(0)),
-            reports: Interner::new(cap(&REPORT_EVENTS).max(cap(&REPORT_INFO))),
-            activities: Interner::new(cap(&ACTIVITY_EVENTS).max(cap(&REPORT_EVENTS))),
+            reports: Interner::new(
+                cap(&REPORT_EVENTS)
+                    .max(cap(&REPORT_INFO))
+                    .max(cap(&REPORT_LAST_VIEW)),
+            ),
+            activities: Interner::new(
+                cap(&ACTIVITY_EVENTS)
+                    .max(cap(&REPORT_EVENTS))
+                    .max(cap(&ACTIVITY_FIRST_SEEN)),
+            ),
             activity_events: CappedCounters::new(cap(&ACTIVITY_EVENTS)),
             activity_failed: CappedCounters::new(cap(&ACTIVITY_EVENTS_FAILED)),
             report_events: CappedCounters::new(cap(&REPORT_EVENTS)),
             workspace_info: CappedInfo::new(cap(&WORKSPACE_INFO)),
             report_info: CappedInfo::new(cap(&REPORT_INFO)),
+            report_last_view: CappedTimes::new(cap(&REPORT_LAST_VIEW), Keep::Latest),
+            workspace_last_activity: CappedTimes::new(cap(&WORKSPACE_LAST_ACTIVITY), Keep::Latest),
+            activity_first_seen: CappedTimes::new(cap(&ACTIVITY_FIRST_SEEN), Keep::Earliest),
             users: DistinctUsers::new(ws_users_cap),
             processed: 0,
             duplicates: 0,
@@ -184,6 +199,9 @@ impl Aggregator {
             report_events: self.report_events.export(),
             workspace_info: self.workspace_info.export(),
             report_info: self.report_info.export(),
+            report_last_view: self.report_last_view.export(),
+            workspace_last_activity: self.workspace_last_activity.export(),
+            activity_first_seen: self.activity_first_seen.export(),
             users: self.users.export(),
             dedup: self.dedup.export(),
             processed: self.processed,
@@ -240,6 +258,21 @@ impl Aggregator {
             report_events: CappedCounters::import(state.report_events, cap(&REPORT_EVENTS)),
             workspace_info: CappedInfo::import(state.workspace_info, cap(&WORKSPACE_INFO)),
             report_info: CappedInfo::import(state.report_info, cap(&REPORT_INFO)),
+            report_last_view: CappedTimes::import(
+                state.report_last_view,
+                cap(&REPORT_LAST_VIEW),
+                Keep::Latest,
+            ),
+            workspace_last_activity: CappedTimes::import(
+                state.workspace_last_activity,
+                cap(&WORKSPACE_LAST_ACTIVITY),
+                Keep::Latest,
+            ),
+            activity_first_seen: CappedTimes::import(
+                state.activity_first_seen,
+                cap(&ACTIVITY_FIRST_SEEN),
+                Keep::Earliest,
+            ),
             users: DistinctUsers::import(state.users, workspace_users_cap(&config.limits)),
             dedup: Dedup::import(state.dedup, config.dedup_window),
             processed: state.processed,
@@ -278,6 +311,10 @@ impl Aggregator {
         let act = self.activities.intern(activity);
         let ws_act = ws.zip(act);
         self.activity_events.inc(ws_act);
+        self.activity_first_seen.record(act, ev.time.0);
+        if ev.workspace_id.is_some() {
+            self.workspace_last_activity.record(ws, ev.time.0);
+        }
         if !ev.success {
             self.activity_failed.inc(ws_act);
         }
@@ -286,6 +323,9 @@ impl Aggregator {
             let rep = self.reports.intern(report_id);
             self.report_events
                 .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)));
+            if activity == "ViewReport" {
+                self.report_last_view.record(rep, ev.time.0);
+            }
             if let (Some(name), Some(w)) = (&ev.report_name, ws) {
                 let name = self.clip(2, name.as_ref());
                 self.report_info
@@ -361,6 +401,29 @@ impl Aggregator {
             )],
         );
         s.push(&EVENTS_PROCESSED, [(vec![], self.processed as f64)]);
+        let times = |t: &CappedTimes<Sym>, name: &dyn Fn(Sym) -> String| {
+            t.iter()
+                .map(|(&k, ms)| (vec![name(k)], ms as f64 / 1000.0))
+                .chain(
+                    t.overflow()
+                        .map(|ms| (vec![OVERFLOW_LABEL.to_string()], ms as f64 / 1000.0)),
+                )
+                .collect::<Vec<_>>()
+        };
+        s.push(
+            &ACTIVITY_FIRST_SEEN,
+            times(&self.activity_first_seen, &act_name),
+        );
+        s.push(
+            &REPORT_LAST_VIEW,
+            times(&self.report_last_view, &|r| {
+                self.reports.name(r).to_string()
+            }),
+        );
+        s.push(
+            &WORKSPACE_LAST_ACTIVITY,
+            times(&self.workspace_last_activity, &ws_name),
+        );
         s.push(
             &LABEL_VALUES_TRUNCATED,
             TRUNCATED_LABELS
@@ -458,6 +521,12 @@ impl Aggregator {
             (ACTIVITY_EVENTS_FAILED.name, self.activity_failed.dropped()),
             (REPORT_EVENTS.name, self.report_events.dropped()),
             (REPORT_INFO.name, self.report_info.dropped()),
+            (REPORT_LAST_VIEW.name, self.report_last_view.dropped()),
+            (
+                WORKSPACE_LAST_ACTIVITY.name,
+                self.workspace_last_activity.dropped(),
+            ),
+            (ACTIVITY_FIRST_SEEN.name, self.activity_first_seen.dropped()),
             (WORKSPACE_ACTIVE_USERS.name, self.users.dropped()),
             (WORKSPACE_INFO.name, self.workspace_info.dropped()),
         ]
@@ -528,6 +597,12 @@ pub struct AggregatorState {
     report_events: series::CountersState<(Sym, Sym, Sym)>,
     workspace_info: series::InfoState<Sym, String>,
     report_info: series::InfoState<Sym, ReportName>,
+    #[serde(default)]
+    report_last_view: series::TimesState<Sym>,
+    #[serde(default)]
+    workspace_last_activity: series::TimesState<Sym>,
+    #[serde(default)]
+    activity_first_seen: series::TimesState<Sym>,
     users: users::UsersState,
     dedup: dedup::DedupState,
     processed: u64,

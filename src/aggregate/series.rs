@@ -254,9 +254,124 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
     }
 }
 
+/// Which timestamp of a key a [`CappedTimes`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Latest,
+    Earliest,
+}
+
+/// The durable form of a [`CappedTimes`].
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TimesState<K> {
+    pub values: Vec<(K, i64)>,
+    pub overflow: Option<i64>,
+    pub dropped: u64,
+}
+
+/// One timestamp per key — the latest or the earliest recorded — with a series cap; keys past
+/// the cap (or not interned) share one overflow timestamp, so "the newest anywhere" stays true.
+#[derive(Debug)]
+pub struct CappedTimes<K> {
+    values: HashMap<K, i64>,
+    overflow: Option<i64>,
+    cap: usize,
+    dropped: u64,
+    keep: Keep,
+}
+
+impl<K: Hash + Eq + Copy> CappedTimes<K> {
+    pub fn new(cap: usize, keep: Keep) -> Self {
+        CappedTimes {
+            values: HashMap::new(),
+            overflow: None,
+            cap,
+            dropped: 0,
+            keep,
+        }
+    }
+
+    fn pick(&self, old: i64, new: i64) -> i64 {
+        match self.keep {
+            Keep::Latest => old.max(new),
+            Keep::Earliest => old.min(new),
+        }
+    }
+
+    /// Records `time` (Unix ms) for `key`; `None` (a key past an interner's cap) goes to the
+    /// overflow.
+    pub fn record(&mut self, key: Option<K>, time: i64) {
+        if let Some(key) = key {
+            if let Some(old) = self.values.get(&key).copied() {
+                let kept = self.pick(old, time);
+                self.values.insert(key, kept);
+                return;
+            }
+            if self.values.len() < self.cap {
+                self.values.insert(key, time);
+                return;
+            }
+        }
+        self.dropped += 1;
+        self.overflow = Some(self.overflow.map_or(time, |old| self.pick(old, time)));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, i64)> {
+        self.values.iter().map(|(k, t)| (k, *t))
+    }
+
+    /// The overflow series' timestamp, when any key went past the cap.
+    pub fn overflow(&self) -> Option<i64> {
+        self.overflow
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    pub fn export(&self) -> TimesState<K> {
+        TimesState {
+            values: self.values.iter().map(|(k, t)| (*k, *t)).collect(),
+            overflow: self.overflow,
+            dropped: self.dropped,
+        }
+    }
+
+    pub fn import(state: TimesState<K>, cap: usize, keep: Keep) -> Self {
+        CappedTimes {
+            values: state.values.into_iter().collect(),
+            overflow: state.overflow,
+            cap,
+            dropped: state.dropped,
+            keep,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capped_times_keep_the_extreme_and_overflow_past_the_cap() {
+        let mut latest = CappedTimes::new(2, Keep::Latest);
+        for (k, t) in [(1, 50), (1, 40), (2, 10), (3, 70), (1, 60), (4, 20)] {
+            latest.record(Some(k), t);
+        }
+        latest.record(None, 5);
+        let mut got: Vec<_> = latest.iter().map(|(k, t)| (*k, t)).collect();
+        got.sort();
+        assert_eq!(got, [(1, 60), (2, 10)]);
+        assert_eq!((latest.overflow(), latest.dropped()), (Some(70), 3));
+        let mut earliest = CappedTimes::new(5, Keep::Earliest);
+        for t in [30, 10, 20] {
+            earliest.record(Some('a'), t);
+        }
+        assert_eq!(earliest.iter().collect::<Vec<_>>(), [(&'a', 10)]);
+        let again = CappedTimes::import(latest.export(), 2, Keep::Latest);
+        assert_eq!(again.overflow(), Some(70));
+        assert_eq!(again.iter().count(), 2);
+    }
 
     #[test]
     fn clip_cuts_long_values_at_a_character_boundary() {

@@ -24,8 +24,16 @@ struct Truth {
     report: BTreeMap<(String, String, String), u64>,
     users: BTreeSet<String>,
     ws_users: BTreeMap<String, BTreeSet<String>>,
+    /// Unix seconds of the newest ViewReport per report, newest event per workspace, and
+    /// earliest event per activity.
+    last_view: BTreeMap<String, u64>,
+    ws_last: BTreeMap<String, u64>,
+    first_seen: BTreeMap<String, u64>,
     events: Vec<Value>,
 }
+
+/// 2026-11-20T00:00:00Z.
+const DAY_START: u64 = 1_795_132_800;
 
 fn ws_id(w: usize) -> String {
     format!("0000000{w}-aaaa-4aaa-8aaa-00000000000{w}")
@@ -58,6 +66,9 @@ impl Truth {
         } else {
             USERS[user].to_string()
         };
+        let secs = DAY_START + 60 * n as u64;
+        let first = self.first_seen.entry(activity.to_string()).or_insert(secs);
+        *first = (*first).min(secs);
         let mut e = json!({"Id": format!("e0e0e0e0-0000-4000-8000-{n:012}"), "CreationTime": time,
             "Activity": activity, "Operation": activity, "UserId": user_id, "IsSuccess": ok, "RecordType": 20});
         let wid = ws.map(ws_id).unwrap_or_default();
@@ -72,10 +83,14 @@ impl Truth {
                 .entry(wid.clone())
                 .or_default()
                 .insert(USERS[user].to_string());
+            self.ws_last.insert(wid.clone(), secs);
         }
         if let (Some(w), Some(r)) = (ws, report) {
             e["ReportId"] = json!(report_id(w, r));
             e["ReportName"] = json!(format!("Report {w}.{r}"));
+            if activity == "ViewReport" {
+                self.last_view.insert(report_id(w, r), secs);
+            }
             *self
                 .report
                 .entry((wid.clone(), report_id(w, r), activity.to_string()))
@@ -222,6 +237,24 @@ fn every_family_equals_the_generated_ground_truth() {
         })
         .collect();
     assert_eq!(family(&s, "powerbi_workspace_active_users"), expected);
+
+    let stamps = |m: &BTreeMap<String, u64>, label: &str| -> BTreeMap<String, f64> {
+        m.iter()
+            .map(|(k, v)| (format!(r#"{{{label}="{k}"}}"#), *v as f64))
+            .collect()
+    };
+    assert_eq!(
+        family(&s, "powerbi_report_last_view_timestamp_seconds"),
+        stamps(&t.last_view, "report_id")
+    );
+    assert_eq!(
+        family(&s, "powerbi_workspace_last_activity_timestamp_seconds"),
+        stamps(&t.ws_last, "workspace_id")
+    );
+    assert_eq!(
+        family(&s, "powerbi_activity_first_seen_timestamp_seconds"),
+        stamps(&t.first_seen, "activity")
+    );
 
     let read = unique + duplicates.len() + malformed.len() + 1;
     assert_eq!(s["powerbi_events_processed_total"], read as f64);
