@@ -89,6 +89,13 @@ pub struct ActivityEvent<'a> {
     pub report_id: Option<ReportId<'a>>,
     pub report_name: Option<Cow<'a, str>>,
     pub user: Option<UserKey>,
+    /// `UserId` as sent (a UPN for people, a GUID for service principals); used only where
+    /// the operator asked for user labels or user filters, never kept otherwise.
+    pub user_id: Option<Cow<'a, str>>,
+    /// `UserType` (O365 enum: 0 regular, 2 admin, 5 application, 6 service principal, …).
+    pub user_type: Option<i64>,
+    /// E-mail (or UPN) of each recipient in `SharingInformation`; empty for most events.
+    pub recipients: Vec<Cow<'a, str>>,
     /// `IsSuccess`; an event without the field counts as successful.
     pub success: bool,
 }
@@ -151,6 +158,8 @@ pub(crate) struct RawEvent<'a> {
     report_id: Lenient<'a>,
     report_name: Lenient<'a>,
     user_id: Lenient<'a>,
+    user_type: Lenient<'a>,
+    recipients: Vec<Cow<'a, str>>,
     is_success: Lenient<'a>,
     /// Where values of fields we do not read would go; never read.
     ignored: Lenient<'a>,
@@ -175,8 +184,10 @@ impl<'a> RawEvent<'a> {
             Lenient::Absent | Lenient::Null => return Err(Rejection::MissingTime),
             _ => return Err(Rejection::InvalidTime),
         };
-        let user = match &self.user_id {
-            Lenient::Str(u) if !is_blank(u) => Some(UserKey::from_user_id(u)),
+        let user_id = take(&mut self.user_id);
+        let user = user_id.as_deref().map(UserKey::from_user_id);
+        let user_type = match self.user_type {
+            Lenient::Int(n) => Some(n),
             _ => None,
         };
         Ok(ActivityEvent {
@@ -189,6 +200,9 @@ impl<'a> RawEvent<'a> {
             report_id: take(&mut self.report_id).map(ReportId),
             report_name: take(&mut self.report_name),
             user,
+            user_id,
+            user_type,
+            recipients: std::mem::take(&mut self.recipients),
             success: !matches!(self.is_success, Lenient::Bool(false)),
         })
     }
@@ -202,6 +216,7 @@ pub(crate) enum Lenient<'a> {
     Null,
     Str(Cow<'a, str>),
     Bool(bool),
+    Int(i64),
     Other,
 }
 
@@ -243,11 +258,11 @@ impl<'de> Visitor<'de> for LenientVisitor {
     fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
         Ok(Lenient::Bool(v))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Lenient::Other)
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Lenient::Int(v))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Lenient::Other)
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(v).map_or(Lenient::Other, Lenient::Int))
     }
     fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
         Ok(Lenient::Other)
@@ -282,6 +297,9 @@ pub(crate) enum Field {
     ReportId,
     ReportName,
     UserId,
+    UserType,
+    /// An array of recipient objects: read by serde only (the hand parser bails).
+    SharingInformation,
     IsSuccess,
     Other,
 }
@@ -298,6 +316,8 @@ impl Field {
             b"ReportId" => Field::ReportId,
             b"ReportName" => Field::ReportName,
             b"UserId" => Field::UserId,
+            b"UserType" => Field::UserType,
+            b"SharingInformation" => Field::SharingInformation,
             b"IsSuccess" => Field::IsSuccess,
             _ => Field::Other,
         }
@@ -340,8 +360,9 @@ impl<'a> RawEvent<'a> {
             Field::ReportId => &mut self.report_id,
             Field::ReportName => &mut self.report_name,
             Field::UserId => &mut self.user_id,
+            Field::UserType => &mut self.user_type,
             Field::IsSuccess => &mut self.is_success,
-            Field::Other => &mut self.ignored,
+            Field::SharingInformation | Field::Other => &mut self.ignored,
         }
     }
 
@@ -351,12 +372,125 @@ impl<'a> RawEvent<'a> {
         field: Field,
         map: &mut A,
     ) -> Result<(), A::Error> {
-        if field == Field::Other {
-            map.next_value::<IgnoredAny>()?;
-        } else {
-            *self.slot(field) = map.next_value()?;
+        match field {
+            Field::Other => {
+                map.next_value::<IgnoredAny>()?;
+            }
+            Field::SharingInformation => self.recipients = map.next_value::<Recipients>()?.0,
+            _ => *self.slot(field) = map.next_value()?,
         }
         Ok(())
+    }
+}
+
+/// `SharingInformation`: the e-mail (else the UPN) of each recipient object; anything else in
+/// it is skipped, and a value that is not an array yields no recipients.
+struct Recipients<'a>(Vec<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Recipients<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Recipients<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of recipients")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut found = Vec::new();
+                while let Some(Recipient(r)) = seq.next_element()? {
+                    found.extend(r);
+                }
+                Ok(Recipients(found))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Recipients(Vec::new()))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Recipients(Vec::new()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Recipients(Vec::new()))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Recipients(Vec::new()))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Recipients(Vec::new()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Recipients(Vec::new()))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Recipients(Vec::new()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One recipient object: its `RecipientEmail`, else its `UserPrincipalName`.
+struct Recipient<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Recipient<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Recipient<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a recipient object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut email, mut upn) = (Lenient::Absent, Lenient::Absent);
+                while let Some(key) = map.next_key_seed(KeySeed)? {
+                    match key {
+                        1 => email = map.next_value()?,
+                        2 => upn = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Recipient(take(&mut email).or_else(|| take(&mut upn))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Recipient(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Recipient(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Recipient(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Recipient(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Recipient(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Recipient(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Recipient(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Classifies a recipient key: 1 `RecipientEmail`, 2 `UserPrincipalName`, 0 anything else.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = u8;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u8, D::Error> {
+        d.deserialize_bytes(KeyVisitor(|k: &[u8]| match k {
+            b"RecipientEmail" => 1,
+            b"UserPrincipalName" => 2,
+            _ => 0,
+        }))
     }
 }
 
@@ -463,6 +597,40 @@ mod tests {
         "Activity":"ViewReport","WorkSpaceName":"Sales Analytics","WorkspaceId":"f95b8b6f-ac8f-4d3c-baa0-f46d7e254acf",
         "ReportId":"7ba2c5de-f72b-49f4-a146-8bc5de3e093d","ReportName":"Pipeline Review","UserId":"Priya.Patel@contoso.com",
         "IsSuccess":true,"ModelsSnapshots":[],"ExportedArtifactInfo":{"ExportType":"PDF"}}"#;
+
+    #[test]
+    fn sharing_recipients_user_type_and_user_id_are_read() {
+        let json = br#"{"Id":"a","Activity":"ShareReport","CreationTime":"2026-11-20T10:00:00","UserType":0,"UserId":"Ana@Contoso.com","SharingInformation":[{"RecipientEmail":"x@fabrikam.com","ResharePermission":"Read"},{"ObjectId":"g1","RecipientName":"Group"},{"UserPrincipalName":"y@contoso.com"},7]}"#;
+        let e = decode_event(json).unwrap();
+        assert_eq!(e.recipients, ["x@fabrikam.com", "y@contoso.com"]);
+        assert_eq!(e.user_type, Some(0));
+        assert_eq!(e.user_id.as_deref(), Some("Ana@Contoso.com"));
+        // Inside a page the splitter's fast parser hands this event to serde: same result.
+        let page = format!(
+            r#"{{"activityEventEntities":[{}]}}"#,
+            std::str::from_utf8(json).unwrap()
+        );
+        let mut seen = Vec::new();
+        struct Sink<'v>(&'v mut Vec<Vec<String>>);
+        impl crate::decode::EventSink for Sink<'_> {
+            fn accept(&mut self, e: &ActivityEvent<'_>) {
+                self.0
+                    .push(e.recipients.iter().map(|r| r.to_string()).collect());
+            }
+            fn reject(&mut self, _: Rejection) {}
+        }
+        crate::decode::decode_slice(page.as_bytes(), &mut Sink(&mut seen)).unwrap();
+        assert_eq!(seen, [["x@fabrikam.com", "y@contoso.com"]]);
+        for odd in [r#""x""#, "null", "{}", "[[1]]"] {
+            let json = format!(
+                r#"{{"Id":"a","Activity":"ShareReport","CreationTime":"2026-11-20T10:00:00","SharingInformation":{odd}}}"#
+            );
+            assert!(
+                decode_event(json.as_bytes()).unwrap().recipients.is_empty(),
+                "{odd}"
+            );
+        }
+    }
 
     #[test]
     fn decodes_a_view_and_borrows_its_strings() {

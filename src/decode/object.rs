@@ -69,6 +69,9 @@ fn parse<'b>(buf: &'b [u8], i: usize, raw: &mut RawEvent<'b>) -> Partial<usize> 
             return Ok(None);
         };
         let field = Field::from_key(key);
+        if field == Field::SharingInformation {
+            return Err(Bail); // an array of objects: serde reads the recipients
+        }
         let Some(value_end) = (match field {
             Field::Other => skip(buf, v)?,
             _ => match value(buf, v)? {
@@ -125,9 +128,18 @@ fn value(buf: &[u8], v: usize) -> Partial<(usize, Lenient<'_>)> {
         b't' => literal(buf, v, b"true", Lenient::Bool(true)),
         b'f' => literal(buf, v, b"false", Lenient::Bool(false)),
         b'n' => literal(buf, v, b"null", Lenient::Null),
-        b'-' | b'0'..=b'9' | b'{' | b'[' => Ok(skip(buf, v)?.map(|end| (end, Lenient::Other))),
+        b'-' | b'0'..=b'9' => Ok(skip(buf, v)?.map(|end| (end, number(&buf[v..end])))),
+        b'{' | b'[' => Ok(skip(buf, v)?.map(|end| (end, Lenient::Other))),
         _ => Err(Bail),
     }
+}
+
+/// A JSON number as serde reads it into a [`Lenient`]: integers that fit an `i64` are kept.
+fn number(text: &[u8]) -> Lenient<'static> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.trim_end().parse::<i64>().ok())
+        .map_or(Lenient::Other, Lenient::Int)
 }
 
 fn literal<'b>(
@@ -185,6 +197,9 @@ mod tests {
             r#"{"Id":"a","Activity":null,"CreationTime":"2026-11-20T10:00:00"}"#,
             r#"{"Id":"a","Activity":"ViewReport","CreationTime":"tomorrow"}"#,
             r#"{"I\u0064":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00"}"#,
+            r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":6,"UserId":"ABC@x"}"#,
+            r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":-1.5}"#,
+            r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":99999999999999999999}"#,
         ] {
             agrees(json);
         }
