@@ -103,7 +103,7 @@ family!(
     Counter,
     ["reason"],
     None,
-    "Events left out of the usage families on purpose, by reason (own_export: the exporter's own reads of the log, see --powerbi.count-own-exports)."
+    "Events left out on purpose, by reason: own_export (the exporter's own reads of the log, see --powerbi.count-own-exports), and the scoping filters workspace, personal_workspace, user, service_principal, activity (--filter.*)."
 );
 family!(
     EVENTS_PROCESSED,

@@ -100,6 +100,35 @@ pub struct RunArgs {
     #[arg(long = "demo.backfill", value_name = "DURATION")]
     pub demo_backfill: Option<String>,
 
+    /// Count only workspaces whose id or name matches this anchored regex (repeatable).
+    #[arg(long = "filter.include-workspace", value_name = "REGEX")]
+    pub filter_include_workspace: Vec<String>,
+
+    /// Leave out workspaces whose id or name matches this anchored regex (repeatable).
+    #[arg(long = "filter.exclude-workspace", value_name = "REGEX")]
+    pub filter_exclude_workspace: Vec<String>,
+
+    /// Leave out events in personal workspaces ("My workspace").
+    #[arg(long = "filter.exclude-personal-workspaces")]
+    pub filter_exclude_personal_workspaces: bool,
+
+    /// Leave out events of users whose UserId matches this anchored, case-insensitive regex
+    /// (repeatable).
+    #[arg(long = "filter.exclude-user", value_name = "REGEX")]
+    pub filter_exclude_user: Vec<String>,
+
+    /// Leave out events of service principals (UserType 5 or 6, or a GUID UserId).
+    #[arg(long = "filter.exclude-service-principals")]
+    pub filter_exclude_service_principals: bool,
+
+    /// Count only activities matching this anchored regex (repeatable).
+    #[arg(long = "filter.include-activity", value_name = "REGEX")]
+    pub filter_include_activity: Vec<String>,
+
+    /// Leave out activities matching this anchored regex (repeatable).
+    #[arg(long = "filter.exclude-activity", value_name = "REGEX")]
+    pub filter_exclude_activity: Vec<String>,
+
     /// Series cap of one family, e.g. powerbi_report_events_total=5000 (repeatable).
     #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
     pub max_series: Vec<String>,

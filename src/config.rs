@@ -112,6 +112,24 @@ impl Config {
             "dedup.window",
             duration::format(self.aggregate.dedup_window),
         );
+        let f = &self.aggregate.filters;
+        for (key, list) in [
+            ("filters.include_workspaces", &f.include_workspaces),
+            ("filters.exclude_workspaces", &f.exclude_workspaces),
+            ("filters.exclude_users", &f.exclude_users),
+            ("filters.include_activities", &f.include_activities),
+            ("filters.exclude_activities", &f.exclude_activities),
+        ] {
+            if !list.is_empty() {
+                line(key, format!("{list:?}"));
+            }
+        }
+        if f.exclude_personal_workspaces {
+            line("filters.exclude_personal_workspaces", "true".into());
+        }
+        if f.exclude_service_principals {
+            line("filters.exclude_service_principals", "true".into());
+        }
         for (family, cap) in &self.aggregate.limits.max_series {
             line(&format!("limits.max_series.{family}"), cap.to_string());
         }
@@ -229,6 +247,7 @@ struct Raw {
     demo_peak: Option<(f64, String)>,
     demo_backfill: Option<(String, String)>,
     max_series: Vec<(String, usize, String)>,
+    filters: crate::aggregate::filter::FilterSpec,
     dedup_window: Option<(String, String)>,
     once: bool,
     live: RawLive,
@@ -291,7 +310,17 @@ impl Config {
 // === The YAML file ===
 
 const TOP_KEYS: &[&str] = &[
-    "web", "log", "replay", "demo", "limits", "dedup", "powerbi", "azure", "state",
+    "web", "log", "replay", "demo", "limits", "dedup", "powerbi", "azure", "state", "filters",
+];
+
+const FILTER_KEYS: &[&str] = &[
+    "include_workspaces",
+    "exclude_workspaces",
+    "exclude_personal_workspaces",
+    "exclude_users",
+    "exclude_service_principals",
+    "include_activities",
+    "exclude_activities",
 ];
 
 fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
@@ -379,6 +408,37 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
                 .map(|(k, v)| (k.clone(), v, file(&format!("limits.max_series.{k}"))))
                 .collect();
         }
+    }
+    if let Some(f) = sub(top, "filters", FILTER_KEYS, errors) {
+        let list = |key: &str, errors: &mut Vec<String>| -> Vec<String> {
+            field(
+                f,
+                &format!("filters.{key}"),
+                "a list of regular expressions",
+                errors,
+            )
+            .unwrap_or_default()
+        };
+        let spec = &mut raw.filters;
+        spec.include_workspaces = list("include_workspaces", errors);
+        spec.exclude_workspaces = list("exclude_workspaces", errors);
+        spec.exclude_users = list("exclude_users", errors);
+        spec.include_activities = list("include_activities", errors);
+        spec.exclude_activities = list("exclude_activities", errors);
+        spec.exclude_personal_workspaces = field(
+            f,
+            "filters.exclude_personal_workspaces",
+            "true or false",
+            errors,
+        )
+        .unwrap_or(false);
+        spec.exclude_service_principals = field(
+            f,
+            "filters.exclude_service_principals",
+            "true or false",
+            errors,
+        )
+        .unwrap_or(false);
     }
     if let Some(dedup) = sub(top, "dedup", &["window"], errors) {
         raw.dedup_window = field::<String>(dedup, "dedup.window", "a duration like 29d", errors)
@@ -537,6 +597,20 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.telemetry_path = Some((v.clone(), flag("web.telemetry-path")));
     }
     raw.disable_exporter_metrics |= args.disable_exporter_metrics;
+    let spec = &mut raw.filters;
+    for (slot, flags) in [
+        (&mut spec.include_workspaces, &args.filter_include_workspace),
+        (&mut spec.exclude_workspaces, &args.filter_exclude_workspace),
+        (&mut spec.exclude_users, &args.filter_exclude_user),
+        (&mut spec.include_activities, &args.filter_include_activity),
+        (&mut spec.exclude_activities, &args.filter_exclude_activity),
+    ] {
+        if !flags.is_empty() {
+            slot.clone_from(flags);
+        }
+    }
+    spec.exclude_personal_workspaces |= args.filter_exclude_personal_workspaces;
+    spec.exclude_service_principals |= args.filter_exclude_service_principals;
     if let Some(v) = &args.web_config_file {
         raw.web_config_file = Some((v.clone(), flag("web.config.file")));
     }
@@ -801,6 +875,10 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             None
         }
     };
+    if let Err(bad) = crate::aggregate::filter::Filters::new(&raw.filters) {
+        errors.extend(bad.into_iter().map(|e| format!("filters: {e}")));
+    }
+    let filters = raw.filters;
     let web_config_file = raw.web_config_file.and_then(|(path, origin)| {
         match crate::exposition::webconfig::WebSettings::load(&path) {
             Ok(_) => Some(path),
@@ -826,6 +904,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             limits,
             dedup_window,
             own_user,
+            filters,
         },
     })
 }

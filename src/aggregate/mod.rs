@@ -2,7 +2,9 @@
 //!
 //! Invariants:
 //! - every event `Id` is counted at most once ([`dedup`]); duplicates and rejected events
-//!   are counted in self metrics, so `processed = Σ activity_events + duplicate + Σ rejected`;
+//!   are counted in self metrics, so `processed = Σ activity_events + duplicate + Σ filtered
+//!   + Σ rejected`; scoping [`filter`]s run after dedup, so a re-read filtered event is a
+//!   duplicate, not filtered twice;
 //! - counters only grow; every family is capped ([`series`]) and its sum stays exact;
 //! - ids label the counters, names live only in the `_info` families (the newest event by
 //!   `CreationTime` names an id), so a rename never forks a counter;
@@ -12,6 +14,7 @@
 //! holds the aggregator while encoding.
 
 pub mod dedup;
+pub mod filter;
 pub mod series;
 pub mod users;
 
@@ -22,6 +25,7 @@ use crate::catalogue::{self, Family, OVERFLOW_LABEL};
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
 use crate::source::SourceStatus;
 use dedup::{Dedup, Seen};
+use filter::{FilterReason, FilterSpec, Filters};
 use series::{CappedCounters, CappedInfo, CappedTimes, Interner, Keep, Sym};
 use users::{DistinctUsers, OVERFLOW_WORKSPACE, WINDOWS};
 
@@ -49,6 +53,8 @@ pub struct AggregateConfig {
     pub dedup_window: Duration,
     /// The exporter's own `UserId` (client id): its `ExportActivityEvents` are filtered out.
     pub own_user: Option<String>,
+    /// Scoping filters (validated by the configuration: they compile).
+    pub filters: FilterSpec,
 }
 
 impl Default for AggregateConfig {
@@ -57,6 +63,7 @@ impl Default for AggregateConfig {
             limits: Limits::default(),
             dedup_window: Duration::from_secs(29 * 86_400),
             own_user: None,
+            filters: FilterSpec::default(),
         }
     }
 }
@@ -108,6 +115,9 @@ pub struct Aggregator {
     source: Option<SourceStatus>,
     own_user: Option<UserKey>,
     filtered_own_exports: u64,
+    filters: Filters,
+    /// Events left out by the scoping filters, by [`FilterReason::ALL`] position.
+    filtered: [u64; FilterReason::ALL.len()],
     /// Label values cut to [`series::MAX_LABEL_BYTES`], by label (see [`TRUNCATED_LABELS`]).
     truncated: [u64; TRUNCATED_LABELS.len()],
 }
@@ -170,6 +180,9 @@ impl Aggregator {
             source: None,
             own_user: config.own_user.as_deref().map(UserKey::from_user_id),
             filtered_own_exports: 0,
+            // The configuration compiled these already; a failure here leaves events unfiltered.
+            filters: Filters::new(&config.filters).unwrap_or_default(),
+            filtered: [0; FilterReason::ALL.len()],
             truncated: [0; TRUNCATED_LABELS.len()],
         }
     }
@@ -207,6 +220,11 @@ impl Aggregator {
             processed: self.processed,
             duplicates: self.duplicates,
             filtered_own_exports: self.filtered_own_exports,
+            filtered: FilterReason::ALL
+                .iter()
+                .zip(self.filtered)
+                .map(|(r, n)| (r.as_str().to_string(), n))
+                .collect(),
             truncated: TRUNCATED_LABELS
                 .iter()
                 .zip(self.truncated)
@@ -246,6 +264,14 @@ impl Aggregator {
                 .find(|(name, _)| name == label)
                 .map_or(0, |(_, n)| *n);
         }
+        let mut filtered = [0; FilterReason::ALL.len()];
+        for (i, reason) in FilterReason::ALL.iter().enumerate() {
+            filtered[i] = state
+                .filtered
+                .iter()
+                .find(|(name, _)| name == reason.as_str())
+                .map_or(0, |(_, n)| *n);
+        }
         Aggregator {
             workspaces: Interner::import(state.workspaces, fresh.workspaces.cap()),
             reports: Interner::import(state.reports, fresh.reports.cap()),
@@ -278,6 +304,7 @@ impl Aggregator {
             processed: state.processed,
             duplicates: state.duplicates,
             filtered_own_exports: state.filtered_own_exports,
+            filtered,
             truncated,
             rejected,
             pages_processed: state.pages_processed,
@@ -393,12 +420,17 @@ impl Aggregator {
             );
         }
         s.push(&EVENTS_DUPLICATE, [(vec![], self.duplicates as f64)]);
+        let own = (
+            vec!["own_export".to_string()],
+            self.filtered_own_exports as f64,
+        );
         s.push(
             &EVENTS_FILTERED,
-            [(
-                vec!["own_export".to_string()],
-                self.filtered_own_exports as f64,
-            )],
+            FilterReason::ALL
+                .iter()
+                .zip(self.filtered)
+                .map(|(r, n)| (vec![r.as_str().to_string()], n as f64))
+                .chain([own]),
         );
         s.push(&EVENTS_PROCESSED, [(vec![], self.processed as f64)]);
         let times = |t: &CappedTimes<Sym>, name: &dyn Fn(Sym) -> String| {
@@ -542,7 +574,10 @@ impl EventSink for Aggregator {
         }
         match self.dedup.check(event.key, event.time) {
             Seen::New if self.is_own_export(event) => self.filtered_own_exports += 1,
-            Seen::New => self.count(event),
+            Seen::New => match self.filters.check(event) {
+                Some(reason) => self.filtered[reason.index()] += 1,
+                None => self.count(event),
+            },
             Seen::Duplicate => self.duplicates += 1,
             Seen::OutsideWindow => self.reject_counted(Rejection::OutsideDedupWindow),
         }
@@ -609,6 +644,8 @@ pub struct AggregatorState {
     duplicates: u64,
     #[serde(default)]
     filtered_own_exports: u64,
+    #[serde(default)]
+    filtered: Vec<(String, u64)>,
     #[serde(default)]
     truncated: Vec<(String, u64)>,
     rejected: Vec<(String, u64)>,

@@ -12,6 +12,8 @@ mod caps;
 mod dashboards;
 /// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.
 mod deploy;
+/// Scoping filters: what they leave out is counted by reason; the rest is exact.
+mod filters;
 /// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
 mod golden;
 /// Hostile servers and hostile events: trickling, huge bodies, nesting, bad UTF-8, long names.
