@@ -2,9 +2,10 @@
 //!
 //! Invariants:
 //! - every event `Id` is counted at most once ([`dedup`]); duplicates and rejected events
-//!   are counted in self metrics, so `processed = Σ activity_events + duplicate + Σ filtered
-//!   + Σ rejected`; scoping [`filter`]s run after dedup, so a re-read filtered event is a
-//!   duplicate, not filtered twice;
+//!   are counted in self metrics, so
+//!   `processed = Σ activity_events + duplicate + Σ filtered + Σ rejected`; scoping
+//!   [`filter`]s run after dedup, so a re-read filtered event is a duplicate, not filtered
+//!   twice;
 //! - counters only grow; every family is capped ([`series`]) and its sum stays exact;
 //! - ids label the counters, names live only in the `_info` families (the newest event by
 //!   `CreationTime` names an id), so a rename never forks a counter;
