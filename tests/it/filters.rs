@@ -8,7 +8,15 @@ use crate::support::*;
 
 /// (workspace id, name), user, user type, activity — and the reason expected with the
 /// filters of [`FLAGS`] (`None`: counted).
-const EVENTS: &[(Option<(&str, &str)>, &str, Option<i64>, &str, Option<&str>)] = &[
+type Case = (
+    Option<(&'static str, &'static str)>,
+    &'static str,
+    Option<i64>,
+    &'static str,
+    Option<&'static str>,
+);
+
+const EVENTS: &[Case] = &[
     (
         Some(("w-sales", "Sales EMEA")),
         "ana@contoso.com",
