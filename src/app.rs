@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
+use crate::aggregate::people::UserLabelConfig;
 use crate::aggregate::{Aggregator, Reference};
 use crate::config::{Config, SourceConfig};
 use crate::decode::UnixMillis;
@@ -89,6 +90,14 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .as_deref()
         .map(StateFile::open)
         .transpose()?;
+    let mut config = config;
+    if let (UserLabelConfig::PseudonymUnkeyed, Some(file)) =
+        (&config.aggregate.users, state_file.as_ref())
+    {
+        config.aggregate.users = UserLabelConfig::Pseudonym(file.pseudonym_key()?);
+    } else if config.aggregate.users == UserLabelConfig::PseudonymUnkeyed {
+        tracing::warn!("No --state.dir and no --users.pseudonym-key-file: user pseudonyms use a key for this run only and change at restart.");
+    }
     let restored = state_file.as_ref().and_then(StateFile::load);
     let resume = restored.as_ref().and_then(|s| s.source_status().cloned());
     let source = build_source(&config.source, resume)?;

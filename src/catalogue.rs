@@ -80,6 +80,10 @@ family!(ACTIVE_USERS, "powerbi_active_users", Gauge, ["window"], None,
 family!(WORKSPACE_ACTIVE_USERS, "powerbi_workspace_active_users", Gauge, ["workspace_id", "window"], Some(6_000),
     "Distinct users with at least one event in the workspace whose CreationTime lies in the window before the reference time.");
 
+family!(USER_SENSITIVE_EVENTS, "powerbi_user_sensitive_events_total", Counter, ["user", "activity"], Some(10_000),
+    "Security-relevant events (exports, downloads, prints, analyze in Excel and external tools, publish to web, shares, permission changes, deletions, tenant-setting changes) by user and Activity. user is a keyed pseudonym by default, the UserId only with --users.label=plain, and the family is absent with --users.label=off.");
+family!(EXTERNAL_SHARES, "powerbi_external_shares_total", Counter, ["workspace_id", "activity"], Some(5_000),
+    "Share events with at least one recipient e-mail outside the tenant's domains (--tenant.domains, else the domains of the tenant's own users seen so far), by workspace and Activity.");
 family!(REPORT_LAST_VIEW, "powerbi_report_last_view_timestamp_seconds", Gauge, ["report_id"], Some(20_000),
     "CreationTime of the newest ViewReport event of the report, as a Unix timestamp (kept in the state). Reports not viewed for 30 days: time() - x > 30 * 86400.");
 family!(WORKSPACE_LAST_ACTIVITY, "powerbi_workspace_last_activity_timestamp_seconds", Gauge, ["workspace_id"], Some(5_000),
@@ -221,9 +225,9 @@ family!(
 /// Every family, in exposition order (sorted by name).
 pub const ALL: &[Family] = &[
     ACTIVE_USERS,
-    ACTIVITY_FIRST_SEEN,
     ACTIVITY_EVENTS_FAILED,
     ACTIVITY_EVENTS,
+    ACTIVITY_FIRST_SEEN,
     API_BUDGET_REMAINING,
     API_FOREIGN_CONTINUATIONS,
     API_REQUESTS,
@@ -236,6 +240,7 @@ pub const ALL: &[Family] = &[
     EVENTS_REJECTED,
     EVENTS_WATERMARK,
     BUILD_INFO,
+    EXTERNAL_SHARES,
     LABEL_VALUES_TRUNCATED,
     LAST_POLL_SUCCESS,
     SWEEP_AGE,
@@ -247,6 +252,7 @@ pub const ALL: &[Family] = &[
     REPORT_LAST_VIEW,
     SERIES_DROPPED,
     UP,
+    USER_SENSITIVE_EVENTS,
     WEB_CONFIG_RELOAD_TIMESTAMP,
     WEB_CONFIG_RELOAD_SUCCESS,
     WEB_REJECTIONS,

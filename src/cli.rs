@@ -129,6 +129,21 @@ pub struct RunArgs {
     #[arg(long = "filter.exclude-activity", value_name = "REGEX")]
     pub filter_exclude_activity: Vec<String>,
 
+    /// How users are labelled in powerbi_user_sensitive_events_total: pseudonym (a keyed
+    /// hash), plain (the UserId, opt-in) or off (no per-user family) [default: pseudonym].
+    #[arg(long = "users.label", value_name = "MODE", value_parser = ["pseudonym", "plain", "off"])]
+    pub users_label: Option<String>,
+
+    /// File holding the pseudonym key (any bytes; env POWERBI_EXPORTER_PSEUDONYM_KEY holds it
+    /// inline). Without either, a random key is kept in --state.dir.
+    #[arg(long = "users.pseudonym-key-file", value_name = "FILE")]
+    pub users_pseudonym_key_file: Option<PathBuf>,
+
+    /// The tenant's e-mail domains, for external shares (repeatable or comma-separated);
+    /// without it, the domains of the tenant's own users seen so far.
+    #[arg(long = "tenant.domains", value_name = "DOMAIN", value_delimiter = ',')]
+    pub tenant_domains: Vec<String>,
+
     /// Series cap of one family, e.g. powerbi_report_events_total=5000 (repeatable).
     #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
     pub max_series: Vec<String>,

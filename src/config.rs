@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
 use crate::aggregate::{AggregateConfig, Limits};
 use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
@@ -123,6 +124,23 @@ impl Config {
             if !list.is_empty() {
                 line(key, format!("{list:?}"));
             }
+        }
+        line(
+            "users.label",
+            match &self.aggregate.users {
+                UserLabelConfig::Off => "off".into(),
+                UserLabelConfig::Plain => "plain".into(),
+                UserLabelConfig::Pseudonym(_) => "pseudonym (key: <redacted>)".into(),
+                UserLabelConfig::PseudonymUnkeyed => {
+                    "pseudonym (key: kept in the state directory)".into()
+                }
+            },
+        );
+        if !self.aggregate.tenant_domains.is_empty() {
+            line(
+                "tenant.domains",
+                format!("{:?}", self.aggregate.tenant_domains),
+            );
         }
         if f.exclude_personal_workspaces {
             line("filters.exclude_personal_workspaces", "true".into());
@@ -248,6 +266,9 @@ struct Raw {
     demo_backfill: Option<(String, String)>,
     max_series: Vec<(String, usize, String)>,
     filters: crate::aggregate::filter::FilterSpec,
+    users_label: Option<(String, String)>,
+    pseudonym_key_file: Option<(PathBuf, String)>,
+    tenant_domains: Vec<String>,
     dedup_window: Option<(String, String)>,
     once: bool,
     live: RawLive,
@@ -311,6 +332,7 @@ impl Config {
 
 const TOP_KEYS: &[&str] = &[
     "web", "log", "replay", "demo", "limits", "dedup", "powerbi", "azure", "state", "filters",
+    "users", "tenant",
 ];
 
 const FILTER_KEYS: &[&str] = &[
@@ -439,6 +461,17 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             errors,
         )
         .unwrap_or(false);
+    }
+    if let Some(users) = sub(top, "users", &["label", "pseudonym_key_file"], errors) {
+        raw.users_label = field::<String>(users, "users.label", "pseudonym, plain or off", errors)
+            .map(|v| (v, file("users.label")));
+        raw.pseudonym_key_file =
+            field::<PathBuf>(users, "users.pseudonym_key_file", "a file path", errors)
+                .map(|v| (v, file("users.pseudonym_key_file")));
+    }
+    if let Some(tenant) = sub(top, "tenant", &["domains"], errors) {
+        raw.tenant_domains =
+            field(tenant, "tenant.domains", "a list of domains", errors).unwrap_or_default();
     }
     if let Some(dedup) = sub(top, "dedup", &["window"], errors) {
         raw.dedup_window = field::<String>(dedup, "dedup.window", "a duration like 29d", errors)
@@ -610,6 +643,15 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
         }
     }
     spec.exclude_personal_workspaces |= args.filter_exclude_personal_workspaces;
+    if let Some(v) = &args.users_label {
+        raw.users_label = Some((v.clone(), flag("users.label")));
+    }
+    if let Some(v) = &args.users_pseudonym_key_file {
+        raw.pseudonym_key_file = Some((v.clone(), flag("users.pseudonym-key-file")));
+    }
+    if !args.tenant_domains.is_empty() {
+        raw.tenant_domains.clone_from(&args.tenant_domains);
+    }
     spec.exclude_service_principals |= args.filter_exclude_service_principals;
     if let Some(v) = &args.web_config_file {
         raw.web_config_file = Some((v.clone(), flag("web.config.file")));
@@ -879,6 +921,13 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         errors.extend(bad.into_iter().map(|e| format!("filters: {e}")));
     }
     let filters = raw.filters;
+    let users = user_labels(raw.users_label, raw.pseudonym_key_file, errors);
+    let tenant_domains: Vec<String> = raw
+        .tenant_domains
+        .iter()
+        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
     let web_config_file = raw.web_config_file.and_then(|(path, origin)| {
         match crate::exposition::webconfig::WebSettings::load(&path) {
             Ok(_) => Some(path),
@@ -905,8 +954,63 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             dedup_window,
             own_user,
             filters,
+            users,
+            tenant_domains,
         },
     })
+}
+
+/// `--users.label` and the pseudonym key (file, else `POWERBI_EXPORTER_PSEUDONYM_KEY`, else
+/// none yet: the application keeps a random one in the state directory).
+fn user_labels(
+    mode: Option<(String, String)>,
+    key_file: Option<(PathBuf, String)>,
+    errors: &mut Vec<String>,
+) -> UserLabelConfig {
+    let mode = match mode {
+        None => "pseudonym".to_string(),
+        Some((m, _)) if ["pseudonym", "plain", "off"].contains(&m.as_str()) => m,
+        Some((m, from)) => {
+            errors.push(format!("{from} {m:?}: expected pseudonym, plain or off"));
+            "pseudonym".to_string()
+        }
+    };
+    match mode.as_str() {
+        "off" => return UserLabelConfig::Off,
+        "plain" => return UserLabelConfig::Plain,
+        _ => {}
+    }
+    if let Some((path, from)) = key_file {
+        return match std::fs::read(&path) {
+            Ok(bytes) if bytes.trim_ascii().len() >= 16 => {
+                UserLabelConfig::Pseudonym(PseudonymKey(bytes.trim_ascii().to_vec()))
+            }
+            Ok(_) => {
+                errors.push(format!(
+                    "{from} {}: the key must hold at least 16 bytes",
+                    path.display()
+                ));
+                UserLabelConfig::PseudonymUnkeyed
+            }
+            Err(e) => {
+                errors.push(format!("{from} {}: cannot read it: {e}", path.display()));
+                UserLabelConfig::PseudonymUnkeyed
+            }
+        };
+    }
+    match std::env::var("POWERBI_EXPORTER_PSEUDONYM_KEY") {
+        Ok(k) if k.trim().len() >= 16 => {
+            UserLabelConfig::Pseudonym(PseudonymKey(k.trim().as_bytes().to_vec()))
+        }
+        Ok(k) if !k.is_empty() => {
+            errors.push(
+                "environment POWERBI_EXPORTER_PSEUDONYM_KEY: the key must hold at least 16 bytes"
+                    .into(),
+            );
+            UserLabelConfig::PseudonymUnkeyed
+        }
+        _ => UserLabelConfig::PseudonymUnkeyed,
+    }
 }
 
 /// The live source's settings, checked.

@@ -16,11 +16,23 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::aggregate::people::PseudonymKey;
 use crate::aggregate::{Aggregator, AggregatorState, Reference, Snapshot};
 use crate::decode::UnixMillis;
 use crate::source::Timing;
 
 const FILE: &str = "state.json";
+const KEY_FILE: &str = "pseudonym.key";
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
 const FORMAT: &str = "powerbi-exporter-state";
 const VERSION: u32 = 1;
 
@@ -72,6 +84,36 @@ impl StateFile {
 
     pub fn path(&self) -> PathBuf {
         self.dir.join(FILE)
+    }
+
+    /// The pseudonym key kept beside the state (`pseudonym.key`, hex, mode 0600), created
+    /// with random bytes the first time, so pseudonyms stay the same across restarts.
+    pub fn pseudonym_key(&self) -> Result<PseudonymKey, StateError> {
+        let path = self.dir.join(KEY_FILE);
+        if let Ok(text) = fs::read_to_string(&path) {
+            if let Some(bytes) = unhex(text.trim()).filter(|b| b.len() >= 16) {
+                return Ok(PseudonymKey(bytes));
+            }
+            tracing::warn!(path = %path.display(), "The pseudonym key file is not a hex key of 16 bytes or more; a new key is made (pseudonyms change).");
+        }
+        let key = PseudonymKey::generate();
+        let hex: String = key.0.iter().map(|b| format!("{b:02x}")).collect();
+        let err = |source| StateError::Write {
+            path: path.clone(),
+            source,
+        };
+        let tmp = self.dir.join(format!("{KEY_FILE}.tmp"));
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp).map_err(err)?;
+        f.write_all(hex.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(err)?;
+        fs::rename(&tmp, &path).map_err(err)?;
+        tracing::info!(path = %path.display(), "Made a pseudonym key for user labels.");
+        Ok(key)
     }
 
     /// The saved state, if there is a usable one. A corrupt or foreign file is renamed to
@@ -212,7 +254,12 @@ mod tests {
     fn a_saved_state_resumes_identically_and_keeps_deduplicating() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::open(dir.path()).unwrap();
-        let config = AggregateConfig::default();
+        let config = AggregateConfig {
+            users: crate::aggregate::people::UserLabelConfig::Pseudonym(
+                file.pseudonym_key().unwrap(),
+            ),
+            ..AggregateConfig::default()
+        };
         let mut agg = Aggregator::new(&config);
         decode_slice(PAGE.as_bytes(), &mut agg).unwrap();
         file.save(agg.export()).unwrap();

@@ -16,6 +16,7 @@
 
 pub mod dedup;
 pub mod filter;
+pub mod people;
 pub mod series;
 pub mod users;
 
@@ -27,6 +28,7 @@ use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
 use crate::source::SourceStatus;
 use dedup::{Dedup, Seen};
 use filter::{FilterReason, FilterSpec, Filters};
+use people::{UserLabelConfig, UserLabeller};
 use series::{CappedCounters, CappedInfo, CappedTimes, Interner, Keep, Sym};
 use users::{DistinctUsers, OVERFLOW_WORKSPACE, WINDOWS};
 
@@ -56,6 +58,10 @@ pub struct AggregateConfig {
     pub own_user: Option<String>,
     /// Scoping filters (validated by the configuration: they compile).
     pub filters: FilterSpec,
+    /// How `powerbi_user_sensitive_events_total` labels users.
+    pub users: UserLabelConfig,
+    /// The tenant's e-mail domains (lower case); empty: learned from the users seen.
+    pub tenant_domains: Vec<String>,
 }
 
 impl Default for AggregateConfig {
@@ -65,6 +71,8 @@ impl Default for AggregateConfig {
             dedup_window: Duration::from_secs(29 * 86_400),
             own_user: None,
             filters: FilterSpec::default(),
+            users: UserLabelConfig::default(),
+            tenant_domains: Vec::new(),
         }
     }
 }
@@ -117,6 +125,13 @@ pub struct Aggregator {
     own_user: Option<UserKey>,
     filtered_own_exports: u64,
     filters: Filters,
+    labeller: UserLabeller,
+    user_labels: Interner,
+    user_events: CappedCounters<(Sym, Sym)>,
+    external_shares: CappedCounters<(Sym, Sym)>,
+    /// Configured tenant domains; when empty, `learned_domains` stands in.
+    tenant_domains: hashbrown::HashSet<String>,
+    learned_domains: hashbrown::HashSet<String>,
     /// Events left out by the scoping filters, by [`FilterReason::ALL`] position.
     filtered: [u64; FilterReason::ALL.len()],
     /// Label values cut to [`series::MAX_LABEL_BYTES`], by label (see [`TRUNCATED_LABELS`]).
@@ -124,13 +139,17 @@ pub struct Aggregator {
 }
 
 /// Labels whose values come from events, in the order of `Aggregator::truncated`.
-const TRUNCATED_LABELS: [&str; 5] = [
+const TRUNCATED_LABELS: [&str; 6] = [
     "activity",
     "report_id",
     "report_name",
     "workspace_id",
     "workspace_name",
+    "user",
 ];
+
+/// Domains learned from users' UPNs at most (a tenant has a handful).
+const LEARNED_DOMAINS_CAP: usize = 1_000;
 
 /// Events later than this past the wall clock are refused as `invalid_time`: one bad clock
 /// must not move the dedup window past every real event.
@@ -183,6 +202,12 @@ impl Aggregator {
             filtered_own_exports: 0,
             // The configuration compiled these already; a failure here leaves events unfiltered.
             filters: Filters::new(&config.filters).unwrap_or_default(),
+            labeller: UserLabeller::new(&config.users),
+            user_labels: Interner::new(cap(&USER_SENSITIVE_EVENTS)),
+            user_events: CappedCounters::new(cap(&USER_SENSITIVE_EVENTS)),
+            external_shares: CappedCounters::new(cap(&EXTERNAL_SHARES)),
+            tenant_domains: config.tenant_domains.iter().cloned().collect(),
+            learned_domains: hashbrown::HashSet::new(),
             filtered: [0; FilterReason::ALL.len()],
             truncated: [0; TRUNCATED_LABELS.len()],
         }
@@ -226,6 +251,11 @@ impl Aggregator {
                 .zip(self.filtered)
                 .map(|(r, n)| (r.as_str().to_string(), n))
                 .collect(),
+            user_label: self.labeller.identity(),
+            user_labels: self.user_labels.export(),
+            user_events: self.user_events.export(),
+            external_shares: self.external_shares.export(),
+            learned_domains: self.learned_domains.iter().cloned().collect(),
             truncated: TRUNCATED_LABELS
                 .iter()
                 .zip(self.truncated)
@@ -273,7 +303,29 @@ impl Aggregator {
                 .find(|(name, _)| name == reason.as_str())
                 .map_or(0, |(_, n)| *n);
         }
+        let (user_labels, user_events) = if state.user_label == fresh.labeller.identity() {
+            (
+                Interner::import(state.user_labels, fresh.user_labels.cap()),
+                CappedCounters::import(state.user_events, cap(&USER_SENSITIVE_EVENTS)),
+            )
+        } else {
+            if !state.user_labels.is_empty() {
+                tracing::warn!(
+                    before = %state.user_label.split(':').next().unwrap_or(""),
+                    now = %fresh.labeller.identity().split(':').next().unwrap_or(""),
+                    "The user label mode or pseudonym key changed: powerbi_user_sensitive_events_total restarts under the new labels (the old ones are dropped, not mixed)."
+                );
+            }
+            (
+                Interner::new(fresh.user_labels.cap()),
+                CappedCounters::new(cap(&USER_SENSITIVE_EVENTS)),
+            )
+        };
         Aggregator {
+            user_labels,
+            user_events,
+            external_shares: CappedCounters::import(state.external_shares, cap(&EXTERNAL_SHARES)),
+            learned_domains: state.learned_domains.into_iter().collect(),
             workspaces: Interner::import(state.workspaces, fresh.workspaces.cap()),
             reports: Interner::import(state.reports, fresh.reports.cap()),
             activities: Interner::import(state.activities, fresh.activities.cap()),
@@ -340,6 +392,7 @@ impl Aggregator {
         let ws_act = ws.zip(act);
         self.activity_events.inc(ws_act);
         self.activity_first_seen.record(act, ev.time.0);
+        self.people(ev, activity, act, ws_act);
         if ev.workspace_id.is_some() {
             self.workspace_last_activity.record(ws, ev.time.0);
         }
@@ -376,6 +429,68 @@ impl Aggregator {
         }
         if self.watermark.is_none_or(|w| ev.time > w) {
             self.watermark = Some(ev.time);
+        }
+    }
+
+    /// The per-user and external-share families, and the domains the tenant's people use.
+    fn people(
+        &mut self,
+        ev: &ActivityEvent<'_>,
+        activity: &str,
+        act: Option<Sym>,
+        ws_act: Option<(Sym, Sym)>,
+    ) {
+        let Some(user_id) = ev.user_id.as_deref() else {
+            return;
+        };
+        if self.tenant_domains.is_empty() && people::is_member_upn(user_id, ev.user_type) {
+            self.learn_domain(user_id);
+        }
+        if people::is_share(activity) && ev.recipients.iter().any(|r| self.is_external(r)) {
+            self.external_shares.inc(ws_act);
+        }
+        if people::is_sensitive(activity) {
+            if let Some(label) = self.labeller.label(user_id) {
+                let label = self.clip_owned(label);
+                let user = self.user_labels.intern(&label);
+                self.user_events.inc(user.zip(act));
+            }
+        }
+    }
+
+    /// Remembers the domain of a member's UPN (at most [`LEARNED_DOMAINS_CAP`]).
+    fn learn_domain(&mut self, user_id: &str) {
+        let Some((_, domain)) = user_id.rsplit_once('@') else {
+            return;
+        };
+        let known = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.learned_domains.contains(&domain.to_ascii_lowercase())
+        } else {
+            self.learned_domains.contains(domain)
+        };
+        if !known && self.learned_domains.len() < LEARNED_DOMAINS_CAP && !domain.is_empty() {
+            self.learned_domains.insert(domain.to_ascii_lowercase());
+        }
+    }
+
+    fn is_external(&self, recipient: &str) -> bool {
+        let Some(domain) = people::domain(recipient) else {
+            return false; // groups and objects without an e-mail
+        };
+        let own = if self.tenant_domains.is_empty() {
+            &self.learned_domains
+        } else {
+            &self.tenant_domains
+        };
+        !own.contains(&domain)
+    }
+
+    fn clip_owned(&mut self, value: String) -> String {
+        let clipped = self.clip(5, &value);
+        if clipped.len() == value.len() {
+            value
+        } else {
+            clipped.to_string()
         }
     }
 
@@ -434,6 +549,29 @@ impl Aggregator {
                 .chain([own]),
         );
         s.push(&EVENTS_PROCESSED, [(vec![], self.processed as f64)]);
+        let pair = |counters: &CappedCounters<(Sym, Sym)>,
+                    first: &dyn Fn(Sym) -> String,
+                    family: &'static Family| {
+            counters
+                .iter()
+                .map(|(&(a, b), v)| (vec![first(a), act_name(b)], v as f64))
+                .chain(overflow_sample(family, counters.overflow()))
+                .collect::<Vec<_>>()
+        };
+        s.push(
+            &EXTERNAL_SHARES,
+            pair(&self.external_shares, &ws_name, &EXTERNAL_SHARES),
+        );
+        if !self.labeller.is_off() {
+            s.push(
+                &USER_SENSITIVE_EVENTS,
+                pair(
+                    &self.user_events,
+                    &|u| self.user_labels.name(u).to_string(),
+                    &USER_SENSITIVE_EVENTS,
+                ),
+            );
+        }
         let times = |t: &CappedTimes<Sym>, name: &dyn Fn(Sym) -> String| {
             t.iter()
                 .map(|(&k, ms)| (vec![name(k)], ms as f64 / 1000.0))
@@ -560,6 +698,8 @@ impl Aggregator {
                 self.workspace_last_activity.dropped(),
             ),
             (ACTIVITY_FIRST_SEEN.name, self.activity_first_seen.dropped()),
+            (EXTERNAL_SHARES.name, self.external_shares.dropped()),
+            (USER_SENSITIVE_EVENTS.name, self.user_events.dropped()),
             (WORKSPACE_ACTIVE_USERS.name, self.users.dropped()),
             (WORKSPACE_INFO.name, self.workspace_info.dropped()),
         ]
@@ -647,6 +787,17 @@ pub struct AggregatorState {
     filtered_own_exports: u64,
     #[serde(default)]
     filtered: Vec<(String, u64)>,
+    /// `off`, `plain` or `pseudonym:<key fingerprint>`: the user family restarts on a change.
+    #[serde(default)]
+    user_label: String,
+    #[serde(default)]
+    user_labels: Vec<String>,
+    #[serde(default)]
+    user_events: series::CountersState<(Sym, Sym)>,
+    #[serde(default)]
+    external_shares: series::CountersState<(Sym, Sym)>,
+    #[serde(default)]
+    learned_domains: Vec<String>,
     #[serde(default)]
     truncated: Vec<(String, u64)>,
     rejected: Vec<(String, u64)>,

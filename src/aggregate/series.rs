@@ -84,7 +84,7 @@ impl Interner {
 }
 
 /// The durable form of a [`CappedCounters`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct CountersState<K> {
     pub values: Vec<(K, u64)>,
     pub overflow: u64,

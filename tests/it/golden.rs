@@ -8,8 +8,14 @@ use crate::support::*;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/fixtures.prom");
 
+pub const GOLDEN_KEY: &str = "golden-fixtures-pseudonym-key";
+
 fn once_on_fixtures() -> String {
-    let out = run(&["--once", "--replay", fixtures().to_str().unwrap()]);
+    // A fixed key, so the pseudonyms of powerbi_user_sensitive_events_total are too.
+    let out = run_with_env(
+        &["--once", "--replay", fixtures().to_str().unwrap()],
+        &[("POWERBI_EXPORTER_PSEUDONYM_KEY", GOLDEN_KEY)],
+    );
     assert!(
         out.status.success(),
         "exit {:?}: {}",

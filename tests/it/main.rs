@@ -20,6 +20,8 @@ mod golden;
 mod hostile;
 /// The live source against the simulated API: late events, faults, budget, host and auth checks.
 mod live;
+/// User signals (pseudonym, plain, off; restart and key change) and external shares.
+mod people;
 /// The README's metrics table is the catalogue's.
 mod readme;
 /// Alert rules: promtool checks and unit tests, coverage, runbook, metric names.

@@ -13,9 +13,16 @@ pub fn fixtures() -> PathBuf {
 
 /// Runs the binary to its end.
 pub fn run(args: &[&str]) -> Output {
+    run_with_env(args, &[])
+}
+
+/// Runs the binary to its end with extra environment variables.
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
         .args(args)
         .env_remove("RUST_LOG")
+        .env_remove("POWERBI_EXPORTER_PSEUDONYM_KEY")
+        .envs(env.iter().copied())
         .output()
         .expect("running powerbi-exporter")
 }
@@ -73,6 +80,8 @@ pub struct Exporter {
     pub child: Child,
     pub addr: String,
     pub log: mpsc::Receiver<String>,
+    /// Log lines up to and including "Listening.".
+    pub startup_log: Vec<String>,
 }
 
 impl Exporter {
@@ -87,6 +96,7 @@ impl Exporter {
             .args(args)
             .args(["--web.listen-address", "127.0.0.1:0"])
             .env_remove("RUST_LOG")
+            .env_remove("POWERBI_EXPORTER_PSEUDONYM_KEY")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -104,6 +114,7 @@ impl Exporter {
             child,
             addr: String::new(),
             log: rx,
+            startup_log: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while exporter.addr.is_empty() {
@@ -118,6 +129,7 @@ impl Exporter {
                     .expect("address in the Listening line");
                 exporter.addr = addr.to_string();
             }
+            exporter.startup_log.push(line);
         }
         exporter
     }

@@ -1,0 +1,249 @@
+//! Signals about people, limited to what the operator asked for: which activities are
+//! security-relevant, how a user is labelled (`--users.label`), and which shares leave the
+//! tenant's domains.
+//!
+//! Invariants:
+//! - a user label is `off` (no per-user family at all), a keyed pseudonym (HMAC-SHA256 of the
+//!   lower-cased `UserId` under the operator's key, 64 bits shown) or, only when asked for,
+//!   the plain lower-cased `UserId`;
+//! - the same key gives the same pseudonym across restarts; a different key gives unrelated
+//!   pseudonyms, and the aggregator then restarts the per-user family instead of mixing both;
+//! - the key itself never leaves this module: only a fingerprint (an HMAC of a fixed text) is
+//!   stored in the state, to notice a change.
+
+use std::fmt;
+
+use ring::hmac;
+
+/// Activities whose per-user counts security teams ask for: exports, downloads, prints,
+/// analyze-in-Excel and external tools, publish to web, shares, permission changes,
+/// deletions and tenant-setting changes (the reference's high and critical rows).
+pub const SENSITIVE_ACTIVITIES: &[&str] = &[
+    "AcceptExternalDataShare",
+    "AcquireStorageAccountKey",
+    "AddAdminPersonalWorkspaceAccess",
+    "AddGroupMembers",
+    "AddTenantKey",
+    "AddWorkspaceRoleViaAdminApi",
+    "AnalyzeInExcel",
+    "AnalyzeInExcelDataset",
+    "AnalyzeInExcelReport",
+    "AnalyzedByExternalApplication",
+    "ChangeGatewayAdministrators",
+    "CreateExternalDataShare",
+    "DeleteArtifact",
+    "DeleteDashboard",
+    "DeleteDataflow",
+    "DeleteDataset",
+    "DeleteDatasetRows",
+    "DeleteFolder",
+    "DeleteGroup",
+    "DeleteGroupMembers",
+    "DeleteReport",
+    "DeleteWorkspaceRoleViaAdminApi",
+    "DeleteWorkspaceViaAdminApi",
+    "DeleteWorkspacesPermanentlyAsAdmin",
+    "DownloadReport",
+    "ExportArtifact",
+    "ExportDataflow",
+    "ExportReport",
+    "ExportTile",
+    "GenerateDataflowSasToken",
+    "GenerateEmbedToken",
+    "PrintDashboard",
+    "PrintReport",
+    "PublishToWebReport",
+    "RotateTenantKey",
+    "SensitivityLabelChanged",
+    "SensitivityLabelRemoved",
+    "ShareArtifact",
+    "ShareDashboard",
+    "ShareDataset",
+    "ShareLakehouseTable",
+    "ShareReport",
+    "ShareWarehouse",
+    "TakeOverDataset",
+    "TakeOverDatasource",
+    "UpdateCapacityAdmins",
+    "UpdateCapacityTenantSettingDelegation",
+    "UpdateDatasourceShareTenantPolicy",
+    "UpdateDomainTenantSettingDelegation",
+    "UpdateFolderAccess",
+    "UpdateTenantDlpPolicies",
+    "UpdateWorkspaceAccess",
+    "UpdateWorkspaceRoleViaAdminApi",
+    "UpdateWorkspaceTenantSettingDelegation",
+    "UpdatedAdminFeatureSwitch",
+];
+
+/// Whether an activity (as the API spells it) is in [`SENSITIVE_ACTIVITIES`].
+pub fn is_sensitive(activity: &str) -> bool {
+    SENSITIVE_ACTIVITIES.binary_search(&activity).is_ok()
+}
+
+/// Share activities, whose `SharingInformation` recipients may be outside the tenant.
+pub fn is_share(activity: &str) -> bool {
+    activity.starts_with("Share")
+}
+
+/// Key bytes of the pseudonyms; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PseudonymKey(pub Vec<u8>);
+
+impl fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PseudonymKey(<redacted>)")
+    }
+}
+
+impl PseudonymKey {
+    /// A fresh random key (32 bytes).
+    pub fn generate() -> PseudonymKey {
+        use ring::rand::SecureRandom;
+        let mut bytes = vec![0u8; 32];
+        // SystemRandom only fails when the OS has no randomness at all.
+        let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+        PseudonymKey(bytes)
+    }
+}
+
+/// How users are labelled in `powerbi_user_sensitive_events_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum UserLabelConfig {
+    /// No per-user family.
+    Off,
+    /// Keyed pseudonyms; `None` until the application supplies a key (from the state
+    /// directory, or a random one for this run).
+    #[default]
+    PseudonymUnkeyed,
+    Pseudonym(PseudonymKey),
+    /// The lower-cased `UserId` (opt-in).
+    Plain,
+}
+
+/// Turns a `UserId` into its label.
+pub enum UserLabeller {
+    Off,
+    Pseudonym { key: hmac::Key, fingerprint: String },
+    Plain,
+}
+
+impl fmt::Debug for UserLabeller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserLabeller({})", self.identity())
+    }
+}
+
+impl UserLabeller {
+    pub fn new(config: &UserLabelConfig) -> UserLabeller {
+        match config {
+            UserLabelConfig::Off => UserLabeller::Off,
+            UserLabelConfig::Plain => UserLabeller::Plain,
+            UserLabelConfig::Pseudonym(k) => Self::keyed(k),
+            UserLabelConfig::PseudonymUnkeyed => Self::keyed(&PseudonymKey::generate()),
+        }
+    }
+
+    fn keyed(k: &PseudonymKey) -> UserLabeller {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &k.0);
+        let check = hmac::sign(&key, b"powerbi-exporter pseudonym key check");
+        UserLabeller::Pseudonym {
+            fingerprint: hex(&check.as_ref()[..8]),
+            key,
+        }
+    }
+
+    /// What the state remembers to notice a change of mode or key.
+    pub fn identity(&self) -> String {
+        match self {
+            UserLabeller::Off => "off".into(),
+            UserLabeller::Plain => "plain".into(),
+            UserLabeller::Pseudonym { fingerprint, .. } => format!("pseudonym:{fingerprint}"),
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        matches!(self, UserLabeller::Off)
+    }
+
+    /// The label of `user_id` (case-insensitive), or `None` when labels are off.
+    pub fn label(&self, user_id: &str) -> Option<String> {
+        let lower = user_id.to_lowercase();
+        match self {
+            UserLabeller::Off => None,
+            UserLabeller::Plain => Some(lower),
+            UserLabeller::Pseudonym { key, .. } => {
+                let tag = hmac::sign(key, lower.as_bytes());
+                Some(format!("u-{}", hex(&tag.as_ref()[..8])))
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The domain of an e-mail address or UPN, lower-cased; guests' `#EXT#` UPNs have none of
+/// the tenant's.
+pub fn domain(address: &str) -> Option<String> {
+    let (_, domain) = address.rsplit_once('@')?;
+    let domain = domain.trim().to_ascii_lowercase();
+    (!domain.is_empty()).then_some(domain)
+}
+
+/// Whether a `UserId` belongs to the tenant's own people (not a guest), so its domain can be
+/// learned as one of the tenant's.
+pub fn is_member_upn(user_id: &str, user_type: Option<i64>) -> bool {
+    user_type != Some(10) && !user_id.to_ascii_lowercase().contains("#ext#")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sensitive_list_is_sorted_for_binary_search() {
+        assert!(SENSITIVE_ACTIVITIES.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_sensitive("ExportReport") && is_sensitive("UpdatedAdminFeatureSwitch"));
+        assert!(!is_sensitive("ViewReport"));
+    }
+
+    #[test]
+    fn pseudonyms_are_stable_per_key_and_case_insensitive() {
+        let a = UserLabeller::new(&UserLabelConfig::Pseudonym(PseudonymKey(b"k1".to_vec())));
+        let again = UserLabeller::new(&UserLabelConfig::Pseudonym(PseudonymKey(b"k1".to_vec())));
+        let other = UserLabeller::new(&UserLabelConfig::Pseudonym(PseudonymKey(b"k2".to_vec())));
+        let p = a.label("Ana@Contoso.com").unwrap();
+        assert_eq!(p.len(), 18);
+        assert!(p.starts_with("u-"));
+        assert_eq!(a.label("ana@contoso.com"), Some(p.clone()));
+        assert_eq!(again.label("ana@contoso.com"), Some(p.clone()));
+        assert_ne!(other.label("ana@contoso.com"), Some(p));
+        assert_eq!(a.identity(), again.identity());
+        assert_ne!(a.identity(), other.identity());
+        assert!(!a.identity().contains("k1"));
+        let plain = UserLabeller::new(&UserLabelConfig::Plain);
+        assert_eq!(
+            plain.label("Ana@Contoso.com").as_deref(),
+            Some("ana@contoso.com")
+        );
+        assert_eq!(UserLabeller::new(&UserLabelConfig::Off).label("x"), None);
+        assert_eq!(
+            format!("{:?}", PseudonymKey(b"secret".to_vec())),
+            "PseudonymKey(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn domains_and_members() {
+        assert_eq!(domain("X@Fabrikam.COM").as_deref(), Some("fabrikam.com"));
+        assert_eq!(domain("no-at"), None);
+        assert!(is_member_upn("ana@contoso.com", Some(0)));
+        assert!(!is_member_upn(
+            "bob_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+            Some(0)
+        ));
+        assert!(!is_member_upn("guest@fabrikam.com", Some(10)));
+    }
+}
