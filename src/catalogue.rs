@@ -84,6 +84,8 @@ family!(USER_SENSITIVE_EVENTS, "powerbi_user_sensitive_events_total", Counter, [
     "Security-relevant events (exports, downloads, prints, analyze in Excel and external tools, publish to web, shares, permission changes, deletions, tenant-setting changes) by user and Activity. user is a keyed pseudonym by default, the UserId only with --users.label=plain, and the family is absent with --users.label=off.");
 family!(EXTERNAL_SHARES, "powerbi_external_shares_total", Counter, ["workspace_id", "activity"], Some(5_000),
     "Share events with at least one recipient e-mail outside the tenant's domains (--tenant.domains, else the domains of the tenant's own users seen so far), by workspace and Activity.");
+family!(REPORT_VIEWERS, "powerbi_report_viewers", Gauge, ["report_id", "window"], Some(40_000),
+    "Distinct users who viewed the report (ViewReport) in the window of whole UTC days ending today: exact up to 128 viewers per report-day, else a HyperLogLog estimate (standard error 4.6%).");
 family!(REPORT_LAST_VIEW, "powerbi_report_last_view_timestamp_seconds", Gauge, ["report_id"], Some(20_000),
     "CreationTime of the newest ViewReport event of the report, as a Unix timestamp (kept in the state). Reports not viewed for 30 days: time() - x > 30 * 86400.");
 family!(WORKSPACE_LAST_ACTIVITY, "powerbi_workspace_last_activity_timestamp_seconds", Gauge, ["workspace_id"], Some(5_000),
@@ -250,6 +252,7 @@ pub const ALL: &[Family] = &[
     REPORT_EVENTS,
     REPORT_INFO,
     REPORT_LAST_VIEW,
+    REPORT_VIEWERS,
     SERIES_DROPPED,
     UP,
     USER_SENSITIVE_EVENTS,

@@ -19,6 +19,7 @@ pub mod filter;
 pub mod people;
 pub mod series;
 pub mod users;
+pub mod viewers;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -111,6 +112,7 @@ pub struct Aggregator {
     workspace_info: CappedInfo<Sym, String>,
     report_info: CappedInfo<Sym, ReportName>,
     report_last_view: CappedTimes<Sym>,
+    viewers: viewers::Viewers,
     workspace_last_activity: CappedTimes<Sym>,
     activity_first_seen: CappedTimes<Sym>,
     users: DistinctUsers,
@@ -174,7 +176,8 @@ impl Aggregator {
             reports: Interner::new(
                 cap(&REPORT_EVENTS)
                     .max(cap(&REPORT_INFO))
-                    .max(cap(&REPORT_LAST_VIEW)),
+                    .max(cap(&REPORT_LAST_VIEW))
+                    .max(report_viewers_cap(&config.limits)),
             ),
             activities: Interner::new(
                 cap(&ACTIVITY_EVENTS)
@@ -187,6 +190,7 @@ impl Aggregator {
             workspace_info: CappedInfo::new(cap(&WORKSPACE_INFO)),
             report_info: CappedInfo::new(cap(&REPORT_INFO)),
             report_last_view: CappedTimes::new(cap(&REPORT_LAST_VIEW), Keep::Latest),
+            viewers: viewers::Viewers::new(report_viewers_cap(&config.limits)),
             workspace_last_activity: CappedTimes::new(cap(&WORKSPACE_LAST_ACTIVITY), Keep::Latest),
             activity_first_seen: CappedTimes::new(cap(&ACTIVITY_FIRST_SEEN), Keep::Earliest),
             users: DistinctUsers::new(ws_users_cap),
@@ -239,6 +243,7 @@ impl Aggregator {
             workspace_info: self.workspace_info.export(),
             report_info: self.report_info.export(),
             report_last_view: self.report_last_view.export(),
+            viewers: self.viewers.export(),
             workspace_last_activity: self.workspace_last_activity.export(),
             activity_first_seen: self.activity_first_seen.export(),
             users: self.users.export(),
@@ -337,6 +342,7 @@ impl Aggregator {
             report_events: CappedCounters::import(state.report_events, cap(&REPORT_EVENTS)),
             workspace_info: CappedInfo::import(state.workspace_info, cap(&WORKSPACE_INFO)),
             report_info: CappedInfo::import(state.report_info, cap(&REPORT_INFO)),
+            viewers: viewers::Viewers::import(state.viewers, report_viewers_cap(&config.limits)),
             report_last_view: CappedTimes::import(
                 state.report_last_view,
                 cap(&REPORT_LAST_VIEW),
@@ -406,6 +412,11 @@ impl Aggregator {
                 .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)));
             if activity == "ViewReport" {
                 self.report_last_view.record(rep, ev.time.0);
+                if let Some(user) = ev.user {
+                    let newest = self.watermark.map_or(ev.time, |w| w.max(ev.time));
+                    self.viewers
+                        .record(rep, user, ev.time.utc_day(), newest.utc_day());
+                }
             }
             if let (Some(name), Some(w)) = (&ev.report_name, ws) {
                 let name = self.clip(2, name.as_ref());
@@ -585,6 +596,15 @@ impl Aggregator {
             &ACTIVITY_FIRST_SEEN,
             times(&self.activity_first_seen, &act_name),
         );
+        let today = reference.utc_day();
+        let samples = self.viewers.counts(today).flat_map(|(r, counts)| {
+            let id = self.reports.name(r).to_string();
+            viewers::WINDOWS
+                .iter()
+                .zip(counts)
+                .map(move |((w, _), n)| (vec![id.clone(), w.to_string()], n))
+        });
+        s.push(&REPORT_VIEWERS, samples);
         s.push(
             &REPORT_LAST_VIEW,
             times(&self.report_last_view, &|r| {
@@ -693,6 +713,7 @@ impl Aggregator {
             (REPORT_EVENTS.name, self.report_events.dropped()),
             (REPORT_INFO.name, self.report_info.dropped()),
             (REPORT_LAST_VIEW.name, self.report_last_view.dropped()),
+            (REPORT_VIEWERS.name, self.viewers.dropped()),
             (
                 WORKSPACE_LAST_ACTIVITY.name,
                 self.workspace_last_activity.dropped(),
@@ -747,6 +768,11 @@ impl Aggregator {
     }
 }
 
+/// Reports with their own `powerbi_report_viewers` series (one per window each).
+fn report_viewers_cap(limits: &Limits) -> usize {
+    limits.cap(&catalogue::REPORT_VIEWERS) / viewers::WINDOWS.len()
+}
+
 /// Workspaces with their own `powerbi_workspace_active_users` series (one per window each).
 fn workspace_users_cap(limits: &Limits) -> usize {
     limits.cap(&catalogue::WORKSPACE_ACTIVE_USERS) / WINDOWS.len()
@@ -775,6 +801,8 @@ pub struct AggregatorState {
     report_info: series::InfoState<Sym, ReportName>,
     #[serde(default)]
     report_last_view: series::TimesState<Sym>,
+    #[serde(default)]
+    viewers: viewers::ViewersState,
     #[serde(default)]
     workspace_last_activity: series::TimesState<Sym>,
     #[serde(default)]

@@ -27,6 +27,7 @@ struct Truth {
     /// Unix seconds of the newest ViewReport per report, newest event per workspace, and
     /// earliest event per activity.
     last_view: BTreeMap<String, u64>,
+    viewers: BTreeMap<String, BTreeSet<String>>,
     ws_last: BTreeMap<String, u64>,
     first_seen: BTreeMap<String, u64>,
     events: Vec<Value>,
@@ -90,6 +91,10 @@ impl Truth {
             e["ReportName"] = json!(format!("Report {w}.{r}"));
             if activity == "ViewReport" {
                 self.last_view.insert(report_id(w, r), secs);
+                self.viewers
+                    .entry(report_id(w, r))
+                    .or_default()
+                    .insert(USERS[user].to_string());
             }
             *self
                 .report
@@ -255,6 +260,21 @@ fn every_family_equals_the_generated_ground_truth() {
         family(&s, "powerbi_activity_first_seen_timestamp_seconds"),
         stamps(&t.first_seen, "activity")
     );
+
+    // Every event falls on one UTC day: both windows hold every viewer.
+    let expected: BTreeMap<String, f64> = t
+        .viewers
+        .iter()
+        .flat_map(|(r, users)| {
+            ["28d", "7d"].map(|w| {
+                (
+                    format!(r#"{{report_id="{r}",window="{w}"}}"#),
+                    users.len() as f64,
+                )
+            })
+        })
+        .collect();
+    assert_eq!(family(&s, "powerbi_report_viewers"), expected);
 
     let read = unique + duplicates.len() + malformed.len() + 1;
     assert_eq!(s["powerbi_events_processed_total"], read as f64);
