@@ -1,0 +1,174 @@
+//! Peak memory of the aggregation at tenant scale: 200,000 users, 20,000 reports in 500
+//! workspaces, 28 days of events, every family on (distinct users, distinct viewers per report,
+//! last-view times, pseudonymous user signals, external shares).
+//!
+//! `cargo bench --bench tenant_memory` generates the events in time order, as API pages of
+//! 5,000 events built in one reused buffer (so the generator holds nothing), decodes and
+//! aggregates them with the live source's dedup window (lookback 24h + 2h), then prints the
+//! process's peak RSS (VmHWM), the series of each family, the events per second and the error
+//! of `powerbi_report_viewers` against exact counts kept for 200 sampled reports.
+//! BENCH_DAILY_VIEWS sets views per day (default 150,000: ~4.2 M events).
+//!
+//! Under `cargo test` it runs a small version (2 days, 2,000 views a day) as a smoke test.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use powerbi_exporter::aggregate::people::{PseudonymKey, UserLabelConfig};
+use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits, Reference};
+use powerbi_exporter::decode::{decode_slice, UnixMillis};
+use powerbi_exporter::simulator::Rng;
+
+const USERS: u64 = 200_000;
+const REPORTS: u64 = 20_000;
+const WORKSPACES: u64 = 500;
+const DAYS: i64 = 28;
+const SAMPLED: u64 = 200;
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// A Zipf-like pick in `0..n`: popular items first (index ~ n * u^3).
+fn skewed(rng: &mut Rng, n: u64) -> u64 {
+    let u = rng.below(1 << 20) as f64 / (1 << 20) as f64;
+    ((u * u * u) * n as f64) as u64 % n
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let (days, daily): (i64, u64) = if benching {
+        let daily = std::env::var("BENCH_DAILY_VIEWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(150_000);
+        (DAYS, daily)
+    } else {
+        (2, 2_000)
+    };
+    let limits = Limits {
+        max_series: BTreeMap::from([
+            ("powerbi_report_events_total".to_string(), 100_000),
+            ("powerbi_report_info".to_string(), REPORTS as usize),
+            ("powerbi_report_viewers".to_string(), 2 * REPORTS as usize),
+            ("powerbi_report_last_view_timestamp_seconds".to_string(), REPORTS as usize),
+        ]),
+    };
+    let config = AggregateConfig {
+        limits,
+        dedup_window: Duration::from_secs(26 * 3600),
+        users: UserLabelConfig::Pseudonym(PseudonymKey(b"benchmark-pseudonym-key".to_vec())),
+        ..AggregateConfig::default()
+    };
+    let mut agg = Aggregator::new(&config);
+    let base_rss = peak_rss_mib();
+
+    let mut rng = Rng::new(42);
+    let mut exact: HashMap<u64, HashSet<u64>> = HashMap::new();
+    let start_ms = 1_795_132_800_000 - DAYS * 86_400_000; // 28 days before 2026-11-20
+    let mut page = Vec::with_capacity(4 << 20);
+    let mut n = 0u64;
+    let mut in_pipeline = Duration::ZERO;
+    let started = Instant::now();
+    for day in 0..days {
+        let mut in_page = 0;
+        page.clear();
+        page.extend_from_slice(b"{\"activityEventEntities\":[");
+        for i in 0..daily {
+            let user = skewed(&mut rng, USERS);
+            let report = skewed(&mut rng, REPORTS);
+            let ws = report % WORKSPACES;
+            let ms = start_ms + day * 86_400_000 + (i * 86_400_000 / daily) as i64;
+            let t = UnixMillis(ms).to_iso_millis();
+            // 1 in 20 events is security-relevant; 1 in 200 a share outside the tenant.
+            let activity = match rng.below(200) {
+                0 => "ShareReport",
+                1..=9 => "ExportReport",
+                _ => "ViewReport",
+            };
+            if in_page > 0 {
+                page.push(b',');
+            }
+            write!(
+                page,
+                r#"{{"Id":"{n:08x}-0000-4000-8000-000000000000","CreationTime":"{t}","Activity":"{activity}","UserId":"user{user}@contoso.com","UserType":0,"WorkspaceId":"{ws:08x}-aaaa-4aaa-8aaa-aaaaaaaaaaaa","WorkSpaceName":"Workspace {ws}","ReportId":"{report:08x}-bbbb-4bbb-8bbb-bbbbbbbbbbbb","ReportName":"Report {report}""#
+            )
+            .unwrap();
+            if activity == "ShareReport" {
+                page.extend_from_slice(br#","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]"#);
+            }
+            page.push(b'}');
+            if activity == "ViewReport" && report < SAMPLED {
+                exact.entry(report).or_default().insert(user);
+            }
+            n += 1;
+            in_page += 1;
+            if in_page == 5_000 || i + 1 == daily {
+                page.extend_from_slice(b"]}");
+                let t0 = Instant::now();
+                decode_slice(&page, &mut agg).expect("generated pages parse");
+                in_pipeline += t0.elapsed();
+                page.clear();
+                page.extend_from_slice(b"{\"activityEventEntities\":[");
+                in_page = 0;
+            }
+        }
+    }
+    let took = started.elapsed();
+    let snap_started = Instant::now();
+    let snapshot = agg.snapshot(Reference::NewestEvent);
+    let snap_took = snap_started.elapsed();
+    let peak = peak_rss_mib();
+
+    println!(
+        "tenant_memory: {n} events over {days} days, {USERS} users, {REPORTS} reports, {WORKSPACES} workspaces"
+    );
+    println!(
+        "  decode + aggregate: {:.2} s ({:.0} events/s; generating the events took {:.2} s more); snapshot {:.0} ms",
+        in_pipeline.as_secs_f64(),
+        n as f64 / in_pipeline.as_secs_f64(),
+        (took - in_pipeline).as_secs_f64(),
+        snap_took.as_secs_f64() * 1000.0
+    );
+    println!("  peak RSS {peak:.1} MiB (at start {base_rss:.1} MiB)");
+    for f in &snapshot.families {
+        if f.samples.len() > 1_000 {
+            println!("  {:<52} {:>7} series", f.family.name, f.samples.len());
+        }
+    }
+    let viewers = snapshot
+        .families
+        .iter()
+        .find(|f| f.family.name == "powerbi_report_viewers")
+        .expect("viewers family");
+    let mut worst: f64 = 0.0;
+    let mut sum_sq = 0.0;
+    let mut sampled = 0;
+    for s in viewers.samples.iter().filter(|s| s.labels[1] == "28d") {
+        let Ok(report) = u64::from_str_radix(&s.labels[0][..8], 16) else {
+            continue;
+        };
+        if let Some(users) = exact.get(&report) {
+            let truth = users.len() as f64;
+            let err = (s.value - truth) / truth;
+            worst = worst.max(err.abs());
+            sum_sq += err * err;
+            sampled += 1;
+        }
+    }
+    println!(
+        "  powerbi_report_viewers 28d vs exact on {sampled} popular reports: rms error {:.2}%, worst {:.2}%",
+        100.0 * (sum_sq / f64::from(sampled.max(1))).sqrt(),
+        100.0 * worst
+    );
+    assert!(sampled > 0);
+    if benching {
+        assert!(peak <= 256.0, "peak RSS {peak:.1} MiB is over the 256 MiB target");
+    }
+}
