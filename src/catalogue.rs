@@ -65,8 +65,10 @@ family!(
 );
 family!(REPORT_EVENTS, "powerbi_report_events_total", Counter, ["workspace_id", "report_id", "activity"], Some(20_000),
     "Activity events that carry a ReportId, by workspace, report and Activity (views: activity=\"ViewReport\").");
-family!(WORKSPACE_INFO, "powerbi_workspace_info", Gauge, ["workspace_id", "workspace_name"], Some(5_000),
-    "Workspace names (WorkSpaceName of the newest event by CreationTime); always 1, join on workspace_id.");
+family!(WORKSPACE_INFO, "powerbi_workspace_info", Gauge, ["workspace_id", "workspace_name", "type", "capacity_id"], Some(5_000),
+    "Workspace names (WorkSpaceName of the newest event by CreationTime, or the inventory's name when newer); with --inventory.enabled also type (personal or shared) and capacity_id. Always 1, join on workspace_id.");
+family!(REPORTS, "powerbi_reports", Gauge, ["workspace_id", "state"], Some(10_000),
+    "Reports of the inventory (--inventory.enabled) by workspace: state=\"used\" with a ViewReport in the last 28 days, state=\"unused\" without.");
 family!(
     REPORT_INFO,
     "powerbi_report_info",
@@ -211,6 +213,16 @@ family!(SWEEP_AGE, "powerbi_lookback_sweep_age_seconds", Gauge, [], None,
 
 family!(LABEL_VALUES_TRUNCATED, "powerbi_label_values_truncated_total", Counter, ["label"], None,
     "Label values from events cut to 1024 bytes (at a character boundary) before being exposed, by label; the real API never sends such values.");
+family!(
+    INVENTORY_LAST_SUCCESS,
+    "powerbi_inventory_last_success_timestamp_seconds",
+    Gauge,
+    [],
+    None,
+    "When the inventory (admin/groups) was last read to its end, as a Unix timestamp."
+);
+family!(INVENTORY_ERRORS, "powerbi_inventory_errors_total", Counter, ["reason"], None,
+    "Failed inventory reads by reason (throttled, timeout, http_error, invalid_response, auth, budget); activity polling goes on regardless.");
 family!(WEB_REJECTIONS, "powerbi_web_rejections_total", Counter, ["reason"], None,
     "Connections and requests the web server refused: reason=\"tls_handshake\" (failed or timed-out TLS handshake, e.g. a missing or untrusted client certificate), \"unauthorized\" (basic auth failed), \"max_requests\" (over --web.max-requests concurrent scrapes).");
 family!(WEB_CONFIG_RELOAD_SUCCESS, "powerbi_web_config_last_reload_successful", Gauge, [], None,
@@ -243,6 +255,8 @@ pub const ALL: &[Family] = &[
     EVENTS_WATERMARK,
     BUILD_INFO,
     EXTERNAL_SHARES,
+    INVENTORY_ERRORS,
+    INVENTORY_LAST_SUCCESS,
     LABEL_VALUES_TRUNCATED,
     LAST_POLL_SUCCESS,
     SWEEP_AGE,
@@ -253,6 +267,7 @@ pub const ALL: &[Family] = &[
     REPORT_INFO,
     REPORT_LAST_VIEW,
     REPORT_VIEWERS,
+    REPORTS,
     SERIES_DROPPED,
     UP,
     USER_SENSITIVE_EVENTS,

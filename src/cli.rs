@@ -208,6 +208,24 @@ pub struct LiveArgs {
     #[arg(long = "powerbi.count-own-exports")]
     pub powerbi_count_own_exports: bool,
 
+    /// Read the tenant's workspaces and reports (admin/groups) for names, workspace types,
+    /// capacities and unused reports; within its own request budget.
+    #[arg(long = "inventory.enabled")]
+    pub inventory_enabled: bool,
+
+    /// How often the inventory is read again [default: 24h].
+    #[arg(long = "inventory.refresh", value_name = "DURATION")]
+    pub inventory_refresh: Option<String>,
+
+    /// Time allowed for one inventory page [default: 30s, the API's own limit].
+    #[arg(long = "inventory.timeout", value_name = "DURATION")]
+    pub inventory_timeout: Option<String>,
+
+    /// Inventory requests in any rolling hour; the API allows 50 for the whole tenant
+    /// [default: 20].
+    #[arg(long = "inventory.max-requests-per-hour", value_name = "N")]
+    pub inventory_max_requests_per_hour: Option<usize>,
+
     /// Entra ID authority [default: the cloud's, https://login.microsoftonline.com].
     #[arg(
         long = "azure.authority-host",

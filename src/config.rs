@@ -24,6 +24,7 @@ use crate::source::demo::DemoConfig;
 use crate::source::powerbi::auth::{Authority, Credential, Secret};
 use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
 use crate::source::powerbi::cloud::Cloud;
+use crate::source::powerbi::inventory::InventoryConfig;
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
 
@@ -177,6 +178,17 @@ impl Config {
                     "powerbi.max_requests_per_hour",
                     live.max_requests_per_hour.to_string(),
                 );
+                if let Some(inv) = &live.inventory {
+                    line(
+                        "inventory",
+                        format!(
+                            "every {}, timeout {}, {} requests/hour",
+                            duration::format(inv.refresh),
+                            duration::format(inv.timeout),
+                            inv.max_requests_per_hour
+                        ),
+                    );
+                }
                 line(
                     "powerbi.request_timeout",
                     duration::format(live.request_timeout),
@@ -289,6 +301,10 @@ struct RawLive {
     authority_host: Option<(String, String)>,
     cloud: Option<(String, String)>,
     count_own_exports: bool,
+    inventory_enabled: bool,
+    inventory_refresh: Option<(String, String)>,
+    inventory_timeout: Option<(String, String)>,
+    inventory_max_requests_per_hour: Option<(usize, String)>,
     credential: RawCredential,
 }
 
@@ -331,8 +347,19 @@ impl Config {
 // === The YAML file ===
 
 const TOP_KEYS: &[&str] = &[
-    "web", "log", "replay", "demo", "limits", "dedup", "powerbi", "azure", "state", "filters",
-    "users", "tenant",
+    "web",
+    "log",
+    "replay",
+    "demo",
+    "limits",
+    "dedup",
+    "powerbi",
+    "azure",
+    "state",
+    "filters",
+    "users",
+    "tenant",
+    "inventory",
 ];
 
 const FILTER_KEYS: &[&str] = &[
@@ -461,6 +488,29 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             errors,
         )
         .unwrap_or(false);
+    }
+    if let Some(inv) = sub(
+        top,
+        "inventory",
+        &["enabled", "refresh", "timeout", "max_requests_per_hour"],
+        errors,
+    ) {
+        let live = &mut raw.live;
+        live.inventory_enabled =
+            field(inv, "inventory.enabled", "true or false", errors).unwrap_or(false);
+        live.inventory_refresh =
+            field::<String>(inv, "inventory.refresh", "a duration like 24h", errors)
+                .map(|v| (v, file("inventory.refresh")));
+        live.inventory_timeout =
+            field::<String>(inv, "inventory.timeout", "a duration like 30s", errors)
+                .map(|v| (v, file("inventory.timeout")));
+        live.inventory_max_requests_per_hour = field::<usize>(
+            inv,
+            "inventory.max_requests_per_hour",
+            "a whole number",
+            errors,
+        )
+        .map(|v| (v, file("inventory.max_requests_per_hour")));
     }
     if let Some(users) = sub(top, "users", &["label", "pseudonym_key_file"], errors) {
         raw.users_label = field::<String>(users, "users.label", "pseudonym, plain or off", errors)
@@ -747,6 +797,20 @@ fn apply_live_flags(args: &LiveArgs, live: &mut RawLive) {
     );
     set(&mut live.cloud, &args.azure_cloud, "azure.cloud");
     live.count_own_exports |= args.powerbi_count_own_exports;
+    live.inventory_enabled |= args.inventory_enabled;
+    set(
+        &mut live.inventory_refresh,
+        &args.inventory_refresh,
+        "inventory.refresh",
+    );
+    set(
+        &mut live.inventory_timeout,
+        &args.inventory_timeout,
+        "inventory.timeout",
+    );
+    if let Some(n) = args.inventory_max_requests_per_hour {
+        live.inventory_max_requests_per_hour = Some((n, flag("inventory.max-requests-per-hour")));
+    }
     if let Some(n) = args.powerbi_max_requests_per_hour {
         live.max_requests_per_hour = Some((n, flag("powerbi.max-requests-per-hour")));
     }
@@ -1063,6 +1127,34 @@ fn live_source(
         Duration::from_secs(1),
         Duration::from_secs(600),
     );
+    let inventory_refresh = duration_of(
+        raw.inventory_refresh,
+        Duration::from_secs(24 * 3600),
+        Duration::from_secs(60),
+        Duration::from_secs(7 * 86_400),
+    );
+    let inventory_timeout = duration_of(
+        raw.inventory_timeout,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+        Duration::from_secs(120),
+    );
+    let inventory_budget = match raw.inventory_max_requests_per_hour {
+        Some((n, from)) if n == 0 || n > 50 => {
+            errors.push(format!(
+                "{from} {n}: expected 1 to 50 (the API allows 50 per hour for the whole tenant)"
+            ));
+            20
+        }
+        Some((n, _)) => n,
+        None => 20,
+    };
+    let inventory = raw.inventory_enabled.then(|| InventoryConfig {
+        refresh: inventory_refresh,
+        timeout: inventory_timeout,
+        max_requests_per_hour: inventory_budget,
+        ..InventoryConfig::default()
+    });
     let max_response_bytes = match raw.max_response_bytes {
         Some((n, from)) if n < 4096 => {
             errors.push(format!(
@@ -1141,6 +1233,7 @@ fn live_source(
         },
         request_timeout,
         max_response_bytes,
+        inventory,
     })
 }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::mpsc;
 
 use crate::aggregate::Aggregator;
+use crate::decode::inventory::Inventory;
 use crate::decode::{
     decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, SplitError, UnixMillis,
 };
@@ -88,6 +89,8 @@ pub trait DocumentSink: EventSink {
     fn document_done(&mut self, _complete: bool) {}
     /// A live source's health, for the self metrics.
     fn source_status(&mut self, _status: SourceStatus) {}
+    /// The tenant's inventory (names, types, the report list).
+    fn inventory(&mut self, _inventory: Inventory) {}
 }
 
 impl DocumentSink for Aggregator {
@@ -99,6 +102,9 @@ impl DocumentSink for Aggregator {
     }
     fn source_status(&mut self, status: SourceStatus) {
         self.set_source_status(status);
+    }
+    fn inventory(&mut self, inventory: Inventory) {
+        self.apply_inventory(inventory);
     }
 }
 
@@ -118,6 +124,10 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
             }
             SourceMessage::Status(status) => {
                 sink.source_status(*status);
+                Ok(())
+            }
+            SourceMessage::Inventory(inventory) => {
+                sink.inventory(*inventory);
                 Ok(())
             }
         });
@@ -144,6 +154,10 @@ pub fn spawn_shared_consumer(
             let report = drain(rx, |message| {
                 let doc = match message {
                     SourceMessage::Document(doc) => doc,
+                    SourceMessage::Inventory(inventory) => {
+                        lock(&aggregator).apply_inventory(*inventory);
+                        return Ok(());
+                    }
                     SourceMessage::Status(status) => {
                         lock(&aggregator).set_source_status(*status);
                         if let Some(c) = &mut checkpointer {

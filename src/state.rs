@@ -262,6 +262,17 @@ mod tests {
         };
         let mut agg = Aggregator::new(&config);
         decode_slice(PAGE.as_bytes(), &mut agg).unwrap();
+        // The inventory is cached in the state too: a restart need not read it again.
+        agg.apply_inventory(crate::decode::inventory::Inventory {
+            fetched_at: UnixMillis(1_795_100_000_000),
+            workspaces: vec![crate::decode::inventory::InventoryWorkspace {
+                id: "w2".into(),
+                name: "Two".into(),
+                personal: true,
+                capacity_id: String::new(),
+                reports: vec![("r2".into(), "Unused".into())],
+            }],
+        });
         file.save(agg.export()).unwrap();
         let mut resumed = Aggregator::import(&config, file.load().expect("state loads"));
         assert_eq!(
@@ -285,6 +296,7 @@ mod tests {
             s.value("powerbi_workspace_last_activity_timestamp_seconds", &["w1"]),
             Some(1_795_169_100.0)
         );
+        assert_eq!(s.value("powerbi_reports", &["w2", "unused"]), Some(1.0));
         assert!(!dir.path().join("state.json.tmp").exists());
     }
 

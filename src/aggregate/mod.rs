@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::catalogue::{self, Family, OVERFLOW_LABEL};
+use crate::decode::inventory::Inventory;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
 use crate::source::SourceStatus;
 use dedup::{Dedup, Seen};
@@ -128,6 +129,10 @@ pub struct Aggregator {
     filtered_own_exports: u64,
     filters: Filters,
     labeller: UserLabeller,
+    /// The last inventory applied, and what it says per interned workspace and report.
+    inventory: Option<Inventory>,
+    workspace_meta: hashbrown::HashMap<Sym, (bool, String)>,
+    inventory_reports: Vec<(Sym, Option<Sym>)>,
     user_labels: Interner,
     user_events: CappedCounters<(Sym, Sym)>,
     external_shares: CappedCounters<(Sym, Sym)>,
@@ -207,6 +212,9 @@ impl Aggregator {
             // The configuration compiled these already; a failure here leaves events unfiltered.
             filters: Filters::new(&config.filters).unwrap_or_default(),
             labeller: UserLabeller::new(&config.users),
+            inventory: None,
+            workspace_meta: hashbrown::HashMap::new(),
+            inventory_reports: Vec::new(),
             user_labels: Interner::new(cap(&USER_SENSITIVE_EVENTS)),
             user_events: CappedCounters::new(cap(&USER_SENSITIVE_EVENTS)),
             external_shares: CappedCounters::new(cap(&EXTERNAL_SHARES)),
@@ -256,6 +264,7 @@ impl Aggregator {
                 .zip(self.filtered)
                 .map(|(r, n)| (r.as_str().to_string(), n))
                 .collect(),
+            inventory: self.inventory.clone(),
             user_label: self.labeller.identity(),
             user_labels: self.user_labels.export(),
             user_events: self.user_events.export(),
@@ -326,7 +335,7 @@ impl Aggregator {
                 CappedCounters::new(cap(&USER_SENSITIVE_EVENTS)),
             )
         };
-        Aggregator {
+        let mut restored = Aggregator {
             user_labels,
             user_events,
             external_shares: CappedCounters::import(state.external_shares, cap(&EXTERNAL_SHARES)),
@@ -371,7 +380,49 @@ impl Aggregator {
             watermark: state.watermark,
             source: state.source,
             ..fresh
+        };
+        if let Some(inventory) = state.inventory {
+            restored.apply_inventory(inventory);
         }
+        restored
+    }
+
+    /// Takes in the tenant's inventory: names for workspaces and reports that had no event
+    /// yet, workspace type and capacity, and the report list behind `powerbi_reports`. The
+    /// inventory's names count as of its fetch time, so a later event's name still wins.
+    pub fn apply_inventory(&mut self, inventory: Inventory) {
+        let at = inventory.fetched_at.0;
+        self.workspace_meta.clear();
+        self.inventory_reports.clear();
+        for w in &inventory.workspaces {
+            let ws_id = self.clip(3, &w.id);
+            let ws = self.workspaces.intern(ws_id);
+            if let Some(ws) = ws {
+                self.workspace_meta
+                    .insert(ws, (w.personal, w.capacity_id.clone()));
+                if !w.name.is_empty() {
+                    let name = self.clip(4, &w.name);
+                    self.workspace_info
+                        .update(Some(ws), name, at, str::to_owned);
+                }
+            }
+            for (id, name) in &w.reports {
+                let id = self.clip(1, id);
+                let rep = self.reports.intern(id);
+                if let Some(rep) = rep {
+                    self.inventory_reports.push((rep, ws));
+                    if let (false, Some(ws)) = (name.is_empty(), ws) {
+                        let name = self.clip(2, name);
+                        self.report_info
+                            .update(Some(rep), &(name, ws), at, |(n, w)| ReportName {
+                                name: n.to_string(),
+                                workspace: *w,
+                            });
+                    }
+                }
+            }
+        }
+        self.inventory = Some(inventory);
     }
 
     /// Replaces the live source's health shown in the self metrics.
@@ -605,6 +656,9 @@ impl Aggregator {
                 .map(move |((w, _), n)| (vec![id.clone(), w.to_string()], n))
         });
         s.push(&REPORT_VIEWERS, samples);
+        if self.inventory.is_some() {
+            s.push(&REPORTS, self.report_states(reference));
+        }
         s.push(
             &REPORT_LAST_VIEW,
             times(&self.report_last_view, &|r| {
@@ -687,10 +741,16 @@ impl Aggregator {
                 .map(move |((w, _), n)| (vec![id.clone(), w.to_string()], n as f64))
         });
         s.push(&WORKSPACE_ACTIVE_USERS, samples);
-        let samples = self
-            .workspace_info
-            .iter()
-            .map(|(&w, name)| (vec![ws_name(w), name.clone()], 1.0));
+        let samples = self.workspace_info.iter().map(|(&w, name)| {
+            let (kind, capacity) = match self.workspace_meta.get(&w) {
+                Some((personal, capacity)) => {
+                    let kind = if *personal { "personal" } else { "shared" };
+                    (kind.to_string(), capacity.clone())
+                }
+                None => (String::new(), String::new()),
+            };
+            (vec![ws_name(w), name.clone(), kind, capacity], 1.0)
+        });
         s.push(
             &WORKSPACE_INFO,
             samples.chain(overflow_sample(
@@ -703,6 +763,31 @@ impl Aggregator {
         }
         s.sort_families();
         s
+    }
+
+    /// `powerbi_reports`: inventory reports per workspace, used (viewed in the last 28 days
+    /// before `reference`) or not.
+    fn report_states(&self, reference: UnixMillis) -> Vec<(Vec<String>, f64)> {
+        let since = reference.0 - 28 * 86_400_000;
+        let last_views: hashbrown::HashMap<Sym, i64> =
+            self.report_last_view.iter().map(|(&r, t)| (r, t)).collect();
+        let mut counts: BTreeMap<(String, &str), u64> = BTreeMap::new();
+        for (rep, ws) in &self.inventory_reports {
+            let ws = ws.map_or(String::new(), |w| self.workspaces.name(w).to_string());
+            let used = last_views.get(rep).is_some_and(|t| *t >= since);
+            for state in ["unused", "used"] {
+                counts.entry((ws.clone(), state)).or_default();
+            }
+            *counts
+                .entry((ws, if used { "used" } else { "unused" }))
+                .or_default() += 1;
+        }
+        let cap = catalogue::REPORTS.default_cap.unwrap_or(usize::MAX);
+        counts
+            .into_iter()
+            .take(cap)
+            .map(|((ws, state), n)| (vec![ws, state.to_string()], n as f64))
+            .collect()
     }
 
     fn dropped_by_family(&self) -> impl Iterator<Item = (&'static str, u64)> {
@@ -815,6 +900,8 @@ pub struct AggregatorState {
     filtered_own_exports: u64,
     #[serde(default)]
     filtered: Vec<(String, u64)>,
+    #[serde(default)]
+    inventory: Option<Inventory>,
     /// `off`, `plain` or `pseudonym:<key fingerprint>`: the user family restarts on a change.
     #[serde(default)]
     user_label: String,
@@ -868,6 +955,28 @@ impl Snapshot {
         use catalogue::*;
         let one = |v: f64| [(Vec::new(), v)];
         self.push(&UP, one(if st.up { 1.0 } else { 0.0 }));
+        if let Some(inv) = &st.inventory {
+            if let Some(t) = inv.last_success {
+                self.push(&INVENTORY_LAST_SUCCESS, one(t.as_secs_f64()));
+            }
+            let reasons = [
+                "auth",
+                "budget",
+                "http_error",
+                "invalid_response",
+                "throttled",
+                "timeout",
+            ];
+            self.push(
+                &INVENTORY_ERRORS,
+                reasons.iter().map(|r| {
+                    (
+                        vec![r.to_string()],
+                        inv.errors.get(*r).copied().unwrap_or(0) as f64,
+                    )
+                }),
+            );
+        }
         if let Some(t) = st.last_success {
             self.push(&LAST_POLL_SUCCESS, one(t.as_secs_f64()));
         }

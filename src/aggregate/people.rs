@@ -195,7 +195,11 @@ pub fn domain(address: &str) -> Option<String> {
 /// Whether a `UserId` belongs to the tenant's own people (not a guest), so its domain can be
 /// learned as one of the tenant's.
 pub fn is_member_upn(user_id: &str, user_type: Option<i64>) -> bool {
-    user_type != Some(10) && !user_id.to_ascii_lowercase().contains("#ext#")
+    user_type != Some(10)
+        && !user_id
+            .as_bytes()
+            .windows(5)
+            .any(|w| w.eq_ignore_ascii_case(b"#ext#"))
 }
 
 #[cfg(test)]

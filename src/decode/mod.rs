@@ -6,6 +6,7 @@
 //! so the aggregation and the `top` ranking consume one decoder.
 
 pub mod event;
+pub mod inventory;
 mod object;
 pub mod split;
 pub mod time;

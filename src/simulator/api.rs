@@ -30,6 +30,7 @@ use crate::decode::UnixMillis;
 use crate::encoding::{base64, unbase64};
 
 const HOUR_MS: i64 = 3_600_000;
+const GROUPS_PATH: &str = "/v1.0/myorg/admin/groups";
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
 use crate::source::powerbi::auth::POWERBI_SCOPE;
 
@@ -58,6 +59,10 @@ pub struct ApiConfig {
     pub token_lifetime_secs: u64,
     pub faults: Faults,
     pub seed: u64,
+    /// Requests to `admin/groups` per rolling hour before 429 (the real limit is 50).
+    pub inventory_budget_per_hour: usize,
+    /// `admin/groups` answers only after this long (to test the client's timeout).
+    pub inventory_delay: Option<std::time::Duration>,
     /// Events older than this are forgotten (the demo keeps only what its lookback reads, so
     /// a demo left running for weeks stays small); `None` keeps the whole log (tests' ground
     /// truth).
@@ -86,6 +91,8 @@ impl Default for ApiConfig {
             faults: Faults::default(),
             seed: 1,
             retention: None,
+            inventory_budget_per_hour: 50,
+            inventory_delay: None,
             continuation_base: None,
             federated_token: None,
             certificate_public_key: None,
@@ -210,9 +217,40 @@ impl SimulatedApi {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
+        let (response, delay) = self.respond(
+            &method,
+            path,
+            &query,
+            &body,
+            authorization,
+            metadata,
+            identity_header,
+            now,
+        );
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        response
+    }
+
+    /// The answer to one request, and how long to hold it back; the state is locked only here.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &self,
+        method: &Method,
+        path: String,
+        query: &str,
+        body: &Bytes,
+        authorization: Option<String>,
+        metadata: Option<String>,
+        identity_header: Option<String>,
+        now: UnixMillis,
+    ) -> (Response<Full<Bytes>>, Option<std::time::Duration>) {
+        let query = query.to_string();
         let mut state = self.lock();
-        let (status, response) = if method == Method::POST && path.ends_with("/oauth2/v2.0/token") {
-            state.token(&path, &body, now)
+        let (status, response) = if *method == Method::POST && path.ends_with("/oauth2/v2.0/token")
+        {
+            state.token(&path, body, now)
         } else if method == Method::GET && path == "/metadata/identity/oauth2/token" {
             let ok = metadata.as_deref() == Some("true");
             state.managed_identity_token(&query, ok, now)
@@ -221,6 +259,8 @@ impl SimulatedApi {
             state.managed_identity_token(&query, ok, now)
         } else if method == Method::GET && path == EVENTS_PATH {
             state.activity_events(&query, authorization.as_deref(), now)
+        } else if method == Method::GET && path == GROUPS_PATH {
+            state.groups(&query, authorization.as_deref(), now)
         } else {
             (
                 StatusCode::NOT_FOUND,
@@ -230,13 +270,16 @@ impl SimulatedApi {
                 ),
             )
         };
+        let delay = (path == GROUPS_PATH)
+            .then_some(state.config.inventory_delay)
+            .flatten();
         state.log.push(LoggedRequest {
             at: now,
             path,
             status: status.as_u16(),
             authorized: authorization.is_some(),
         });
-        response
+        (response, delay)
     }
 }
 
@@ -349,6 +392,48 @@ impl State {
             r#"{{"token_type":"Bearer","expires_in":{},"ext_expires_in":{},"access_token":"{token}"}}"#,
             self.config.token_lifetime_secs, self.config.token_lifetime_secs
         );
+        (StatusCode::OK, json_response(StatusCode::OK, body))
+    }
+
+    /// `GET admin/groups`: `$top` required (1–5000), `$skip`, its own hourly budget.
+    fn groups(
+        &mut self,
+        query: &str,
+        authorization: Option<&str>,
+        now: UnixMillis,
+    ) -> (StatusCode, Response<Full<Bytes>>) {
+        let bearer = authorization.and_then(|a| a.strip_prefix("Bearer "));
+        if !bearer.is_some_and(|t| self.tokens.iter().any(|k| k == t)) {
+            let body = r#"{"error":{"code":"PowerBINotAuthorizedException"}}"#;
+            return (
+                StatusCode::UNAUTHORIZED,
+                json_response(StatusCode::UNAUTHORIZED, body.into()),
+            );
+        }
+        let recent = self
+            .log
+            .iter()
+            .filter(|r| r.path == GROUPS_PATH && r.at.0 > now.0 - HOUR_MS)
+            .count();
+        if recent >= self.config.inventory_budget_per_hour {
+            return (StatusCode::TOO_MANY_REQUESTS, self.throttled());
+        }
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == name || k == format!("%24{}", &name[1..])).then(|| v.to_string())
+            })
+        };
+        let top = param("$top").and_then(|v| v.parse::<usize>().ok());
+        let Some(top) = top.filter(|t| (1..=5000).contains(t)) else {
+            let body = r#"{"error":{"code":"InvalidRequest","message":"$top is required and must be between 1 and 5000"}}"#;
+            return (
+                StatusCode::BAD_REQUEST,
+                json_response(StatusCode::BAD_REQUEST, body.into()),
+            );
+        };
+        let skip = param("$skip").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let body = self.timeline.tenant().inventory_page(skip, top);
         (StatusCode::OK, json_response(StatusCode::OK, body))
     }
 

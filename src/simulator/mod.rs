@@ -152,6 +152,61 @@ impl Tenant {
         }
     }
 
+    /// Every workspace with its reports, as the admin inventory lists them: the generated
+    /// workspaces, plus one personal workspace with a report that never has an event.
+    pub fn inventory(&self) -> Vec<crate::decode::inventory::InventoryWorkspace> {
+        let mut all: Vec<_> = self
+            .workspaces
+            .iter()
+            .map(|w| crate::decode::inventory::InventoryWorkspace {
+                id: w.id.clone(),
+                name: w.name.clone(),
+                personal: false,
+                capacity_id: w.capacity.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
+                reports: w
+                    .reports
+                    .iter()
+                    .map(|r| (r.id.clone(), r.name.clone()))
+                    .collect(),
+            })
+            .collect();
+        all.push(crate::decode::inventory::InventoryWorkspace {
+            id: format!("{}-personal", &self.org_id[..8]),
+            name: "PersonalWorkspace Ana Lopez".into(),
+            personal: true,
+            capacity_id: String::new(),
+            reports: vec![(format!("{}-draft", &self.org_id[..8]), "My draft".into())],
+        });
+        all
+    }
+
+    /// One page of `GET admin/groups?$expand=reports` (`$skip` and `$top` applied).
+    pub fn inventory_page(&self, skip: usize, top: usize) -> String {
+        let value: Vec<serde_json::Value> = self
+            .inventory()
+            .into_iter()
+            .skip(skip)
+            .take(top)
+            .map(|w| {
+                serde_json::json!({
+                    "id": w.id, "name": w.name, "isReadOnly": false,
+                    "type": if w.personal { "PersonalGroup" } else { "Workspace" },
+                    "state": "Active",
+                    "isOnDedicatedCapacity": !w.capacity_id.is_empty(),
+                    "capacityId": if w.capacity_id.is_empty() { serde_json::Value::Null } else { w.capacity_id.clone().into() },
+                    "reports": w.reports.iter().map(|(id, name)| serde_json::json!({
+                        "id": id, "name": name, "reportType": "PowerBIReport"
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "@odata.context": "https://api.powerbi.com/v1.0/myorg/admin/$metadata#groups",
+            "value": value
+        })
+        .to_string()
+    }
+
     /// Expected events per minute at `time`, for a tenant whose busiest minute has `peak`:
     /// office hours in Europe and the Americas, quiet nights, quieter weekends.
     pub fn rate_per_minute(time: UnixMillis, peak: f64) -> f64 {

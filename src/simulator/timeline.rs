@@ -139,6 +139,11 @@ impl Timeline {
         }
     }
 
+    /// The tenant whose events these are.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
     /// Every event generated so far: the ground truth.
     pub fn events(&self) -> &[LoggedEvent] {
         &self.events

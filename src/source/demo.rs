@@ -121,6 +121,12 @@ impl Source for Demo {
                 },
                 request_timeout: Duration::from_secs(30),
                 max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
+                // The simulated tenant serves an inventory too, so the unused-report panels
+                // have something to show.
+                inventory: Some(super::powerbi::inventory::InventoryConfig {
+                    refresh: Duration::from_secs(3600),
+                    ..Default::default()
+                }),
             };
             Box::new(PowerBiSource::new(live, None)).run(out).await
         })

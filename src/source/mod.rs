@@ -55,6 +55,8 @@ pub enum SourceError {
 #[derive(Debug, Clone)]
 pub enum SourceMessage {
     Document(Document),
+    /// The tenant's workspaces and reports, read from the admin inventory API.
+    Inventory(Box<crate::decode::inventory::Inventory>),
     Status(Box<SourceStatus>),
 }
 
@@ -76,6 +78,17 @@ pub struct SourceStatus {
     /// What the source needs to resume where it stopped; sent after every page of a poll, so
     /// whoever applies it has applied those pages too.
     pub checkpoint: Option<SourceCheckpoint>,
+    /// Reads of the inventory (`--inventory.enabled`).
+    #[serde(default)]
+    pub inventory: Option<InventoryStatus>,
+}
+
+/// How the inventory reads went.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InventoryStatus {
+    pub last_success: Option<crate::decode::UnixMillis>,
+    /// Failed reads by reason.
+    pub errors: std::collections::BTreeMap<String, u64>,
 }
 
 /// The live source's durable state: which hours were read when, and the request ledger.

@@ -18,6 +18,8 @@ mod filters;
 mod golden;
 /// Hostile servers and hostile events: trickling, huge bodies, nesting, bad UTF-8, long names.
 mod hostile;
+/// The inventory: names, types, unused reports; 429 and timeouts while polling goes on.
+mod inventory;
 /// The live source against the simulated API: late events, faults, budget, host and auth checks.
 mod live;
 /// User signals (pseudonym, plain, off; restart and key change) and external shares.

@@ -200,7 +200,7 @@ fn every_family_equals_the_generated_ground_truth() {
         .map(|w| {
             (
                 format!(
-                    r#"{{workspace_id="{}",workspace_name="Workspace {w}"}}"#,
+                    r#"{{workspace_id="{}",workspace_name="Workspace {w}",type="",capacity_id=""}}"#,
                     ws_id(w)
                 ),
                 1.0,

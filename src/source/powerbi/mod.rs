@@ -13,6 +13,7 @@ pub mod auth;
 pub mod budget;
 pub mod client;
 pub mod cloud;
+pub mod inventory;
 pub mod window;
 
 use std::time::Duration;
@@ -23,10 +24,12 @@ use super::{
     Body, Document, DocumentSender, Source, SourceCheckpoint, SourceFuture, SourceMessage,
     SourceStatus, Timing,
 };
+use crate::decode::inventory::Inventory;
 use crate::decode::UnixMillis;
 use auth::{Credential, TokenCache};
 use budget::RequestBudget;
 use client::{ApiClient, HostPolicy, ReadError, RetryPolicy};
+use inventory::{InventoryConfig, InventoryReader};
 use window::{plan, PlanConfig, SweepLedger, UtcHour};
 
 /// Settings of the live source.
@@ -46,6 +49,8 @@ pub struct PowerBiConfig {
     pub request_timeout: Duration,
     /// Largest response body read; a larger one fails the request.
     pub max_response_bytes: usize,
+    /// The inventory reader's settings, when `--inventory.enabled`.
+    pub inventory: Option<InventoryConfig>,
 }
 
 pub struct PowerBiSource {
@@ -128,12 +133,17 @@ impl Source for PowerBiSource {
                 }
             };
             let history = self.history;
+            let inventory = match (&config.inventory, history) {
+                (Some(c), None) => Some(InventoryReader::new(c.clone(), status.inventory.clone())),
+                _ => None,
+            };
             let mut poller = Poller {
                 client,
                 budget,
                 ledger,
                 status,
                 config,
+                inventory,
             };
             if let Some(since) = history {
                 poller.read_history(since, &out).await;
@@ -144,6 +154,7 @@ impl Source for PowerBiSource {
             }
             loop {
                 poller.poll(&out).await;
+                poller.refresh_inventory(&out).await;
                 if out
                     .send(SourceMessage::Status(Box::new(poller.status.clone())))
                     .await
@@ -158,6 +169,7 @@ impl Source for PowerBiSource {
 }
 
 struct Poller {
+    inventory: Option<InventoryReader>,
     config: PowerBiConfig,
     client: ApiClient,
     budget: RequestBudget,
@@ -202,6 +214,26 @@ impl Poller {
             requests_sent,
             blocked_until,
         });
+    }
+
+    /// Reads the inventory when it is due, handing it down the channel before the status.
+    async fn refresh_inventory(&mut self, out: &DocumentSender) {
+        let Some(reader) = self.inventory.as_mut() else {
+            return;
+        };
+        let now = UnixMillis::now();
+        if reader.is_due(now) {
+            if let Some(workspaces) = reader.read(&mut self.client).await {
+                let inventory = Inventory {
+                    fetched_at: now,
+                    workspaces,
+                };
+                let _ = out
+                    .send(SourceMessage::Inventory(Box::new(inventory)))
+                    .await;
+            }
+        }
+        self.status.inventory = Some(reader.status.clone());
     }
 
     /// Reads `hour` to its end, handing its pages down the channel.

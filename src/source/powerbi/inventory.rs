@@ -1,0 +1,220 @@
+//! The inventory reader (`--inventory.enabled`): every workspace and its reports from
+//! `GET admin/groups?$top=5000&$skip=…&$expand=reports`, refreshed rarely.
+//!
+//! Invariants:
+//! - it has its own request budget (the API allows 50 requests an hour for this call, shared
+//!   by every caller of the tenant), and never takes from the activity log's;
+//! - every request has its own timeout (the API gives up after 30 s anyway);
+//! - a failure (429, timeout, error) is counted by reason and retried later — after the
+//!   `Retry-After` of a 429, else after a backoff — and never stops activity polling;
+//! - an inventory is handed on only when every page was read.
+
+use std::time::Duration;
+
+use super::auth::without_url;
+use super::budget::RequestBudget;
+use super::client::{read_capped, ApiClient};
+use crate::decode::inventory::{parse_groups_page, InventoryWorkspace};
+use crate::decode::UnixMillis;
+use crate::source::InventoryStatus;
+
+/// Settings of the inventory reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryConfig {
+    /// How often the inventory is read again.
+    pub refresh: Duration,
+    /// Requests per rolling hour (the API's limit for the call is 50 for the whole tenant).
+    pub max_requests_per_hour: usize,
+    /// Time allowed for one page.
+    pub timeout: Duration,
+    /// `$top` of each request (the API allows 1–5000).
+    pub page_size: usize,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig {
+            refresh: Duration::from_secs(24 * 3600),
+            max_requests_per_hour: 20,
+            timeout: Duration::from_secs(30),
+            page_size: 5000,
+        }
+    }
+}
+
+const GROUPS_PATH: &str = "/v1.0/myorg/admin/groups";
+/// Wait before reading again after a failure that gave no `Retry-After`.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// Why an inventory read failed; `reason` is the label of `powerbi_inventory_errors_total`.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("throttled by the API (429); retrying after {retry_after:?}")]
+    Throttled { retry_after: Duration },
+    #[error("the inventory request budget is used up until {}", .0.to_api_string())]
+    Budget(UnixMillis),
+    #[error("no answer within the inventory timeout: {0}")]
+    Timeout(String),
+    #[error(
+        "HTTP {0} from admin/groups (the service principal needs the read-only admin API switch)"
+    )]
+    Http(u16),
+    #[error("request failed: {0}")]
+    Unreachable(String),
+    #[error("not a page of admin/groups: {0}")]
+    Invalid(String),
+    #[error("authentication failed: {0}")]
+    Auth(String),
+}
+
+impl InventoryError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            InventoryError::Throttled { .. } => "throttled",
+            InventoryError::Budget(_) => "budget",
+            InventoryError::Timeout(_) => "timeout",
+            InventoryError::Http(_) | InventoryError::Unreachable(_) => "http_error",
+            InventoryError::Invalid(_) => "invalid_response",
+            InventoryError::Auth(_) => "auth",
+        }
+    }
+
+    /// How long to wait before the next try.
+    pub fn retry_in(&self) -> Duration {
+        match self {
+            InventoryError::Throttled { retry_after } => *retry_after,
+            InventoryError::Budget(until) => {
+                Duration::from_millis((until.0 - UnixMillis::now().0).max(0) as u64)
+            }
+            _ => FAILURE_BACKOFF,
+        }
+    }
+}
+
+/// When the inventory is due, and how its reads went.
+pub struct InventoryReader {
+    pub config: InventoryConfig,
+    pub budget: RequestBudget,
+    pub next_due: UnixMillis,
+    pub status: InventoryStatus,
+}
+
+impl InventoryReader {
+    /// A reader that is due at once, or `refresh` after the last success of a saved status.
+    pub fn new(config: InventoryConfig, saved: Option<InventoryStatus>) -> Self {
+        let status = saved.unwrap_or_default();
+        let next_due = status.last_success.map_or(UnixMillis(0), |t| {
+            UnixMillis(t.0 + config.refresh.as_millis() as i64)
+        });
+        InventoryReader {
+            budget: RequestBudget::new(config.max_requests_per_hour),
+            config,
+            next_due,
+            status,
+        }
+    }
+
+    pub fn is_due(&self, now: UnixMillis) -> bool {
+        now >= self.next_due
+    }
+
+    /// Reads every page; on success schedules the next refresh, on failure the retry.
+    pub async fn read(&mut self, client: &mut ApiClient) -> Option<Vec<InventoryWorkspace>> {
+        let started = UnixMillis::now();
+        match self.read_all(client).await {
+            Ok(workspaces) => {
+                self.status.last_success = Some(started);
+                self.next_due = UnixMillis(started.0 + self.config.refresh.as_millis() as i64);
+                tracing::info!(
+                    workspaces = workspaces.len(),
+                    reports = workspaces.iter().map(|w| w.reports.len()).sum::<usize>(),
+                    "Read the inventory."
+                );
+                Some(workspaces)
+            }
+            Err(e) => {
+                *self.status.errors.entry(e.reason().into()).or_default() += 1;
+                let wait = e.retry_in().min(self.config.refresh);
+                self.next_due = UnixMillis(UnixMillis::now().0 + wait.as_millis() as i64);
+                tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "Reading the inventory failed; activity polling goes on.");
+                None
+            }
+        }
+    }
+
+    async fn read_all(
+        &mut self,
+        client: &mut ApiClient,
+    ) -> Result<Vec<InventoryWorkspace>, InventoryError> {
+        let mut all = Vec::new();
+        let top = self.config.page_size;
+        let base = client.hosts.api_url.trim_end_matches('/').to_string();
+        for page in 0.. {
+            let url = format!(
+                "{base}{GROUPS_PATH}?$top={top}&$skip={}&$expand=reports",
+                page * top
+            );
+            let body = self.get(client, &url).await?;
+            let workspaces = parse_groups_page(&body).map_err(InventoryError::Invalid)?;
+            let n = workspaces.len();
+            all.extend(workspaces);
+            if n < top {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn get(
+        &mut self,
+        client: &mut ApiClient,
+        url: &str,
+    ) -> Result<bytes::Bytes, InventoryError> {
+        let now = UnixMillis::now();
+        self.budget.acquire(now).map_err(InventoryError::Budget)?;
+        let token = client
+            .tokens
+            .token(&client.http, now)
+            .await
+            .map_err(|e| InventoryError::Auth(e.to_string()))?;
+        let resp = client
+            .http
+            .get(url)
+            .bearer_auth(token.token.expose())
+            .timeout(self.config.timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    InventoryError::Timeout(without_url(&e))
+                } else {
+                    InventoryError::Unreachable(without_url(&e))
+                }
+            })?;
+        let status = resp.status().as_u16();
+        if status == 429 {
+            let secs = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(3600);
+            self.budget
+                .block_until(UnixMillis(now.0 + secs as i64 * 1000));
+            return Err(InventoryError::Throttled {
+                retry_after: Duration::from_secs(secs),
+            });
+        }
+        if status != 200 {
+            return Err(InventoryError::Http(status));
+        }
+        read_capped(resp, client.max_response_bytes)
+            .await
+            .map_err(|e| match e {
+                super::client::BodyError::Read(why) if why.contains("timed out") => {
+                    InventoryError::Timeout(why)
+                }
+                other => InventoryError::Unreachable(other.to_string()),
+            })
+    }
+}

@@ -1,0 +1,198 @@
+//! The inventory (`--inventory.enabled`) against the simulated tenant's `admin/groups`: names,
+//! workspace types and capacities for items without events, used and unused reports; and its
+//! failures (429, a server slower than the timeout) counted while activity polling goes on.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use powerbi_exporter::decode::inventory::InventoryWorkspace;
+use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
+use powerbi_exporter::simulator::timeline::{Lag, Timeline};
+use powerbi_exporter::simulator::{Tenant, TenantSpec};
+
+use crate::support::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A tenant whose first report of each workspace was viewed an hour ago, and nothing else.
+fn tenant_with_views() -> (Timeline, Vec<InventoryWorkspace>) {
+    let tenant = Tenant::new(TenantSpec {
+        seed: 5,
+        workspaces: 4,
+        users: 30,
+    });
+    let inventory = tenant.inventory();
+    let now = UnixMillis::now();
+    let mut timeline = Timeline::new(tenant, 5, 0.0, Lag::default(), now);
+    let at = UnixMillis(now.0 - 3_600_000);
+    for (i, w) in inventory.iter().filter(|w| !w.personal).enumerate() {
+        let (report, name) = &w.reports[0];
+        let event = serde_json::json!({
+            "Id": format!("d0000000-0000-4000-8000-{i:012}"), "CreationTime": at.to_api_string(),
+            "Activity": "ViewReport", "UserId": "ana@contoso.com", "WorkspaceId": w.id,
+            "WorkSpaceName": w.name, "ReportId": report, "ReportName": name,
+        });
+        timeline.push(at, at, event.to_string().into_bytes());
+    }
+    (timeline, inventory)
+}
+
+fn start(api: &SimulatedApi, extra: &[&str]) -> Exporter {
+    let base = api.base_url();
+    let config = ApiConfig::default();
+    let mut args = vec![
+        "--powerbi.api-url",
+        &base,
+        "--azure.authority-host",
+        &base,
+        "--azure.tenant-id",
+        &config.tenant_id,
+        "--azure.client-id",
+        &config.client_id,
+        "--powerbi.poll-interval",
+        "1s",
+        "--powerbi.lookback",
+        "2h",
+        "--powerbi.initial-lookback",
+        "2h",
+        "--inventory.enabled",
+    ];
+    args.extend_from_slice(extra);
+    Exporter::start_with_env(&args, &[("AZURE_CLIENT_SECRET", "simulated-secret")])
+}
+
+fn wait_for(
+    e: &Exporter,
+    what: &str,
+    mut done: impl FnMut(&BTreeMap<String, f64>) -> bool,
+) -> BTreeMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = e.scrape();
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 30s\n{s:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_inventory_names_every_report_and_counts_the_unused_ones() {
+    let rt = runtime();
+    let (timeline, inventory) = tenant_with_views();
+    let api = rt
+        .block_on(SimulatedApi::start(ApiConfig::default(), timeline, 0))
+        .unwrap();
+    let e = start(&api, &[]);
+    let s = wait_for(&e, "inventory read", |s| {
+        s.contains_key("powerbi_inventory_last_success_timestamp_seconds")
+            && s.get("powerbi_up") == Some(&1.0)
+    });
+
+    let mut expected = BTreeMap::new();
+    for w in &inventory {
+        let used = if w.personal { 0 } else { 1 };
+        let unused = w.reports.len() - used;
+        expected.insert(
+            format!(r#"{{workspace_id="{}",state="unused"}}"#, w.id),
+            unused as f64,
+        );
+        expected.insert(
+            format!(r#"{{workspace_id="{}",state="used"}}"#, w.id),
+            used as f64,
+        );
+    }
+    assert_eq!(family(&s, "powerbi_reports"), expected);
+
+    // Every report is named, viewed or not; workspaces carry type and capacity.
+    let info = family(&s, "powerbi_report_info");
+    for w in &inventory {
+        for (id, name) in &w.reports {
+            let key = format!(
+                r#"{{report_id="{id}",report_name="{name}",workspace_id="{}"}}"#,
+                w.id
+            );
+            assert_eq!(info.get(&key), Some(&1.0), "{key}");
+        }
+        let kind = if w.personal { "personal" } else { "shared" };
+        let key = format!(
+            r#"{{workspace_id="{}",workspace_name="{}",type="{kind}",capacity_id="{}"}}"#,
+            w.id, w.name, w.capacity_id
+        );
+        assert_eq!(
+            family(&s, "powerbi_workspace_info").get(&key),
+            Some(&1.0),
+            "{key}"
+        );
+    }
+    let errors = family(&s, "powerbi_inventory_errors_total");
+    assert!(errors.values().all(|v| *v == 0.0), "{errors:?}");
+    let reads = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("admin/groups"))
+        .count();
+    assert_eq!(
+        reads, 1,
+        "one page (fewer than 5,000 workspaces), read once per refresh"
+    );
+}
+
+#[test]
+fn a_throttled_inventory_is_retried_after_retry_after_and_polling_goes_on() {
+    let rt = runtime();
+    let (timeline, _) = tenant_with_views();
+    let config = ApiConfig {
+        inventory_budget_per_hour: 0,
+        retry_after_secs: 1,
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, timeline, 0))
+        .unwrap();
+    let e = start(&api, &[]);
+    let s = wait_for(&e, "two throttled inventory reads", |s| {
+        s.get(r#"powerbi_inventory_errors_total{reason="throttled"}"#)
+            .is_some_and(|n| *n >= 2.0)
+    });
+    assert!(!s.contains_key("powerbi_inventory_last_success_timestamp_seconds"));
+    assert!(family(&s, "powerbi_reports").is_empty());
+    let s = wait_for(&e, "activity counted", |s| {
+        family(s, "powerbi_activity_events_total")
+            .values()
+            .sum::<f64>()
+            == 4.0
+    });
+    assert_eq!(s["powerbi_up"], 1.0, "the activity log is read as usual");
+}
+
+#[test]
+fn an_inventory_slower_than_its_timeout_is_cut_off_and_polling_goes_on() {
+    let rt = runtime();
+    let (timeline, _) = tenant_with_views();
+    let config = ApiConfig {
+        inventory_delay: Some(Duration::from_secs(3)),
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, timeline, 0))
+        .unwrap();
+    let e = start(&api, &["--inventory.timeout", "1s"]);
+    let s = wait_for(&e, "the timeout counted and activity read", |s| {
+        s.get(r#"powerbi_inventory_errors_total{reason="timeout"}"#) == Some(&1.0)
+            && family(s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>()
+                == 4.0
+    });
+    assert_eq!(s["powerbi_up"], 1.0);
+    assert!(!s.contains_key("powerbi_inventory_last_success_timestamp_seconds"));
+}
