@@ -57,7 +57,10 @@ fn main() {
             ("powerbi_report_events_total".to_string(), 100_000),
             ("powerbi_report_info".to_string(), REPORTS as usize),
             ("powerbi_report_viewers".to_string(), 2 * REPORTS as usize),
-            ("powerbi_report_last_view_timestamp_seconds".to_string(), REPORTS as usize),
+            (
+                "powerbi_report_last_view_timestamp_seconds".to_string(),
+                REPORTS as usize,
+            ),
         ]),
     };
     let config = AggregateConfig {
@@ -101,7 +104,9 @@ fn main() {
             )
             .unwrap();
             if activity == "ShareReport" {
-                page.extend_from_slice(br#","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]"#);
+                page.extend_from_slice(
+                    br#","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]"#,
+                );
             }
             page.push(b'}');
             if activity == "ViewReport" && report < SAMPLED {
@@ -169,6 +174,9 @@ fn main() {
     );
     assert!(sampled > 0);
     if benching {
-        assert!(peak <= 256.0, "peak RSS {peak:.1} MiB is over the 256 MiB target");
+        assert!(
+            peak <= 256.0,
+            "peak RSS {peak:.1} MiB is over the 256 MiB target"
+        );
     }
 }
