@@ -88,6 +88,8 @@ family!(EXTERNAL_SHARES, "powerbi_external_shares_total", Counter, ["workspace_i
     "Share events with at least one recipient e-mail outside the tenant's domains (--tenant.domains, else the domains of the tenant's own users seen so far), by workspace and Activity.");
 family!(REPORT_VIEWERS, "powerbi_report_viewers", Gauge, ["report_id", "window"], Some(40_000),
     "Distinct users who viewed the report (ViewReport) in the window of whole UTC days ending today: exact up to 128 viewers per report-day, else a HyperLogLog estimate (standard error 4.6%).");
+family!(FIELD_TYPE_MISMATCHES, "powerbi_event_field_type_mismatches_total", Counter, ["field"], None,
+    "Events (each counted once) where an optional field had a JSON type the API does not send there (e.g. IsSuccess as a string); the field is treated as absent. Schema drift shows here first.");
 family!(REPORT_LAST_VIEW, "powerbi_report_last_view_timestamp_seconds", Gauge, ["report_id"], Some(20_000),
     "CreationTime of the newest ViewReport event of the report, as a Unix timestamp (kept in the state). Reports not viewed for 30 days: time() - x > 30 * 86400.");
 family!(WORKSPACE_LAST_ACTIVITY, "powerbi_workspace_last_activity_timestamp_seconds", Gauge, ["workspace_id"], Some(5_000),
@@ -248,6 +250,7 @@ pub const ALL: &[Family] = &[
     API_THROTTLED,
     AUTH_ERRORS,
     CREDENTIAL_EXPIRY,
+    FIELD_TYPE_MISMATCHES,
     EVENTS_DUPLICATE,
     EVENTS_FILTERED,
     EVENTS_PROCESSED,

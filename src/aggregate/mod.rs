@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::catalogue::{self, Family, OVERFLOW_LABEL};
 use crate::decode::inventory::Inventory;
-use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
+use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
 use crate::source::SourceStatus;
 use dedup::{Dedup, Seen};
 use filter::{FilterReason, FilterSpec, Filters};
@@ -139,6 +139,8 @@ pub struct Aggregator {
     /// Configured tenant domains; when empty, `learned_domains` stands in.
     tenant_domains: hashbrown::HashSet<String>,
     learned_domains: hashbrown::HashSet<String>,
+    /// New events with an optional field of an unexpected type, by [`TYPED_FIELDS`] position.
+    odd_fields: [u64; TYPED_FIELDS.len()],
     /// Events left out by the scoping filters, by [`FilterReason::ALL`] position.
     filtered: [u64; FilterReason::ALL.len()],
     /// Label values cut to [`series::MAX_LABEL_BYTES`], by label (see [`TRUNCATED_LABELS`]).
@@ -221,6 +223,7 @@ impl Aggregator {
             tenant_domains: config.tenant_domains.iter().cloned().collect(),
             learned_domains: hashbrown::HashSet::new(),
             filtered: [0; FilterReason::ALL.len()],
+            odd_fields: [0; TYPED_FIELDS.len()],
             truncated: [0; TRUNCATED_LABELS.len()],
         }
     }
@@ -265,6 +268,11 @@ impl Aggregator {
                 .map(|(r, n)| (r.as_str().to_string(), n))
                 .collect(),
             inventory: self.inventory.clone(),
+            odd_fields: TYPED_FIELDS
+                .iter()
+                .zip(self.odd_fields)
+                .map(|(f, n)| (f.to_string(), n))
+                .collect(),
             user_label: self.labeller.identity(),
             user_labels: self.user_labels.export(),
             user_events: self.user_events.export(),
@@ -335,7 +343,16 @@ impl Aggregator {
                 CappedCounters::new(cap(&USER_SENSITIVE_EVENTS)),
             )
         };
+        let mut odd_fields = [0; TYPED_FIELDS.len()];
+        for (i, field) in TYPED_FIELDS.iter().enumerate() {
+            odd_fields[i] = state
+                .odd_fields
+                .iter()
+                .find(|(name, _)| name == field)
+                .map_or(0, |(_, n)| *n);
+        }
         let mut restored = Aggregator {
+            odd_fields,
             user_labels,
             user_events,
             external_shares: CappedCounters::import(state.external_shares, cap(&EXTERNAL_SHARES)),
@@ -611,6 +628,13 @@ impl Aggregator {
                 .chain([own]),
         );
         s.push(&EVENTS_PROCESSED, [(vec![], self.processed as f64)]);
+        s.push(
+            &FIELD_TYPE_MISMATCHES,
+            TYPED_FIELDS
+                .iter()
+                .zip(self.odd_fields)
+                .map(|(f, n)| (vec![f.to_string()], n as f64)),
+        );
         let pair = |counters: &CappedCounters<(Sym, Sym)>,
                     first: &dyn Fn(Sym) -> String,
                     family: &'static Family| {
@@ -821,10 +845,13 @@ impl EventSink for Aggregator {
         }
         match self.dedup.check(event.key, event.time) {
             Seen::New if self.is_own_export(event) => self.filtered_own_exports += 1,
-            Seen::New => match self.filters.check(event) {
-                Some(reason) => self.filtered[reason.index()] += 1,
-                None => self.count(event),
-            },
+            Seen::New if event.odd_fields != 0 => {
+                for (i, n) in self.odd_fields.iter_mut().enumerate() {
+                    *n += u64::from(event.odd_fields >> i & 1);
+                }
+                self.after_dedup(event);
+            }
+            Seen::New => self.after_dedup(event),
             Seen::Duplicate => self.duplicates += 1,
             Seen::OutsideWindow => self.reject_counted(Rejection::OutsideDedupWindow),
         }
@@ -837,6 +864,14 @@ impl EventSink for Aggregator {
 }
 
 impl Aggregator {
+    /// A new event: filtered (and counted as such) or counted.
+    fn after_dedup(&mut self, event: &ActivityEvent<'_>) {
+        match self.filters.check(event) {
+            Some(reason) => self.filtered[reason.index()] += 1,
+            None => self.count(event),
+        }
+    }
+
     /// The exporter's own read of the activity log (left out of the usage families).
     fn is_own_export(&self, event: &ActivityEvent<'_>) -> bool {
         self.own_user.is_some()
@@ -902,6 +937,8 @@ pub struct AggregatorState {
     filtered: Vec<(String, u64)>,
     #[serde(default)]
     inventory: Option<Inventory>,
+    #[serde(default)]
+    odd_fields: Vec<(String, u64)>,
     /// `off`, `plain` or `pseudonym:<key fingerprint>`: the user family restarts on a change.
     #[serde(default)]
     user_label: String,

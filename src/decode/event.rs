@@ -98,7 +98,21 @@ pub struct ActivityEvent<'a> {
     pub recipients: Vec<Cow<'a, str>>,
     /// `IsSuccess`; an event without the field counts as successful.
     pub success: bool,
+    /// Fields present with an unexpected JSON type (treated as absent), one bit per entry of
+    /// [`TYPED_FIELDS`]: schema drift shows here first.
+    pub odd_fields: u8,
 }
+
+/// The optional fields whose JSON type is checked, in the bit order of `odd_fields`.
+pub const TYPED_FIELDS: [&str; 7] = [
+    "IsSuccess",
+    "ReportId",
+    "ReportName",
+    "UserId",
+    "UserType",
+    "WorkSpaceName",
+    "WorkspaceId",
+];
 
 /// Why an event was skipped; the label value of `powerbi_events_rejected_total{reason}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,6 +198,7 @@ impl<'a> RawEvent<'a> {
             Lenient::Absent | Lenient::Null => return Err(Rejection::MissingTime),
             _ => return Err(Rejection::InvalidTime),
         };
+        let odd_fields = self.odd_fields();
         let user_id = take(&mut self.user_id);
         let user = user_id.as_deref().map(UserKey::from_user_id);
         let user_type = match self.user_type {
@@ -204,7 +219,33 @@ impl<'a> RawEvent<'a> {
             user_type,
             recipients: std::mem::take(&mut self.recipients),
             success: !matches!(self.is_success, Lenient::Bool(false)),
+            odd_fields,
         })
+    }
+
+    /// Bits of [`TYPED_FIELDS`] whose value has a type the API does not send there.
+    fn odd_fields(&self) -> u8 {
+        let text =
+            |v: &Lenient<'_>| matches!(v, Lenient::Bool(_) | Lenient::Int(_) | Lenient::Other);
+        let checks = [
+            matches!(
+                self.is_success,
+                Lenient::Str(_) | Lenient::Int(_) | Lenient::Other
+            ),
+            text(&self.report_id),
+            text(&self.report_name),
+            text(&self.user_id),
+            matches!(
+                self.user_type,
+                Lenient::Str(_) | Lenient::Bool(_) | Lenient::Other
+            ),
+            text(&self.workspace_name) || text(&self.workspace_name_alias),
+            text(&self.workspace_id),
+        ];
+        checks
+            .iter()
+            .enumerate()
+            .fold(0, |bits, (i, odd)| bits | (u8::from(*odd) << i))
     }
 }
 
@@ -597,6 +638,23 @@ mod tests {
         "Activity":"ViewReport","WorkSpaceName":"Sales Analytics","WorkspaceId":"f95b8b6f-ac8f-4d3c-baa0-f46d7e254acf",
         "ReportId":"7ba2c5de-f72b-49f4-a146-8bc5de3e093d","ReportName":"Pipeline Review","UserId":"Priya.Patel@contoso.com",
         "IsSuccess":true,"ModelsSnapshots":[],"ExportedArtifactInfo":{"ExportType":"PDF"}}"#;
+
+    #[test]
+    fn fields_of_an_unexpected_type_are_flagged_and_treated_as_absent() {
+        let json = br#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","IsSuccess":"false","UserId":7,"ReportId":{"x":1},"UserType":"6","WorkSpaceName":null,"WorkspaceId":"w"}"#;
+        let e = decode_event(json).unwrap();
+        let flagged: Vec<&str> = TYPED_FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| e.odd_fields >> i & 1 == 1)
+            .map(|(_, f)| *f)
+            .collect();
+        assert_eq!(flagged, ["IsSuccess", "ReportId", "UserId", "UserType"]);
+        assert!(e.success && e.user_id.is_none() && e.report_id.is_none());
+        assert_eq!(e.user_type, None);
+        let plain = br#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","IsSuccess":true,"UserType":0}"#;
+        assert_eq!(decode_event(plain).unwrap().odd_fields, 0);
+    }
 
     #[test]
     fn sharing_recipients_user_type_and_user_id_are_read() {
