@@ -135,10 +135,13 @@ fn value(buf: &[u8], v: usize) -> Partial<(usize, Lenient<'_>)> {
 }
 
 /// A JSON number as serde reads it into a [`Lenient`]: integers that fit an `i64` are kept.
+/// serde_json reads `-0` as the float -0.0, so it is not an integer here either.
 fn number(text: &[u8]) -> Lenient<'static> {
+    let negative = text.first() == Some(&b'-');
     std::str::from_utf8(text)
         .ok()
         .and_then(|t| t.trim_end().parse::<i64>().ok())
+        .filter(|n| !(negative && *n == 0))
         .map_or(Lenient::Other, Lenient::Int)
 }
 
@@ -199,6 +202,8 @@ mod tests {
             r#"{"I\u0064":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00"}"#,
             r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":6,"UserId":"ABC@x"}"#,
             r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":-1.5}"#,
+            r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":-0}"#,
+            r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":-7}"#,
             r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":99999999999999999999}"#,
         ] {
             agrees(json);
