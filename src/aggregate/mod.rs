@@ -301,30 +301,12 @@ impl Aggregator {
         use catalogue::*;
         let fresh = Aggregator::new(config);
         let cap = |f: &Family| config.limits.cap(f);
-        let mut rejected = [0; Rejection::ALL.len()];
-        for (i, r) in Rejection::ALL.iter().enumerate() {
-            rejected[i] = state
-                .rejected
-                .iter()
-                .find(|(name, _)| name == r.as_str())
-                .map_or(0, |(_, n)| *n);
-        }
-        let mut truncated = [0; TRUNCATED_LABELS.len()];
-        for (i, label) in TRUNCATED_LABELS.iter().enumerate() {
-            truncated[i] = state
-                .truncated
-                .iter()
-                .find(|(name, _)| name == label)
-                .map_or(0, |(_, n)| *n);
-        }
-        let mut filtered = [0; FilterReason::ALL.len()];
-        for (i, reason) in FilterReason::ALL.iter().enumerate() {
-            filtered[i] = state
-                .filtered
-                .iter()
-                .find(|(name, _)| name == reason.as_str())
-                .map_or(0, |(_, n)| *n);
-        }
+        let rejected = counts_by_name(Rejection::ALL.iter().map(|r| r.as_str()), &state.rejected);
+        let truncated = counts_by_name(TRUNCATED_LABELS.iter().copied(), &state.truncated);
+        let filtered = counts_by_name(
+            FilterReason::ALL.iter().map(|r| r.as_str()),
+            &state.filtered,
+        );
         let (user_labels, user_events) = if state.user_label == fresh.labeller.identity() {
             (
                 Interner::import(state.user_labels, fresh.user_labels.cap()),
@@ -343,14 +325,7 @@ impl Aggregator {
                 CappedCounters::new(cap(&USER_SENSITIVE_EVENTS)),
             )
         };
-        let mut odd_fields = [0; TYPED_FIELDS.len()];
-        for (i, field) in TYPED_FIELDS.iter().enumerate() {
-            odd_fields[i] = state
-                .odd_fields
-                .iter()
-                .find(|(name, _)| name == field)
-                .map_or(0, |(_, n)| *n);
-        }
+        let odd_fields = counts_by_name(TYPED_FIELDS.iter().copied(), &state.odd_fields);
         let mut restored = Aggregator {
             odd_fields,
             user_labels,
@@ -886,6 +861,19 @@ impl Aggregator {
             .unwrap_or(0);
         self.rejected[i] += 1;
     }
+}
+
+/// Saved `(name, count)` pairs back into an array in the order of `names` (a name missing
+/// from an older state file counts 0; one no longer known is dropped).
+fn counts_by_name<'n, const N: usize>(
+    names: impl Iterator<Item = &'n str>,
+    saved: &[(String, u64)],
+) -> [u64; N] {
+    let mut counts = [0; N];
+    for (slot, name) in counts.iter_mut().zip(names) {
+        *slot = saved.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+    }
+    counts
 }
 
 /// Reports with their own `powerbi_report_viewers` series (one per window each).

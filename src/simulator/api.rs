@@ -395,6 +395,22 @@ impl State {
         (StatusCode::OK, json_response(StatusCode::OK, body))
     }
 
+    /// The API's 401 when the bearer token is not one this server issued.
+    fn refuse_unauthorized(
+        &self,
+        authorization: Option<&str>,
+    ) -> Option<(StatusCode, Response<Full<Bytes>>)> {
+        let bearer = authorization.and_then(|a| a.strip_prefix("Bearer "));
+        if bearer.is_some_and(|t| self.tokens.iter().any(|k| k == t)) {
+            return None;
+        }
+        let body = r#"{"error":{"code":"PowerBINotAuthorizedException","pbi.error":{"code":"PowerBINotAuthorizedException","parameters":{},"details":[],"exceptionCulprit":1}}}"#;
+        Some((
+            StatusCode::UNAUTHORIZED,
+            json_response(StatusCode::UNAUTHORIZED, body.into()),
+        ))
+    }
+
     /// `GET admin/groups`: `$top` required (1–5000), `$skip`, its own hourly budget.
     fn groups(
         &mut self,
@@ -402,13 +418,8 @@ impl State {
         authorization: Option<&str>,
         now: UnixMillis,
     ) -> (StatusCode, Response<Full<Bytes>>) {
-        let bearer = authorization.and_then(|a| a.strip_prefix("Bearer "));
-        if !bearer.is_some_and(|t| self.tokens.iter().any(|k| k == t)) {
-            let body = r#"{"error":{"code":"PowerBINotAuthorizedException"}}"#;
-            return (
-                StatusCode::UNAUTHORIZED,
-                json_response(StatusCode::UNAUTHORIZED, body.into()),
-            );
+        if let Some(refused) = self.refuse_unauthorized(authorization) {
+            return refused;
         }
         let recent = self
             .log
@@ -443,13 +454,8 @@ impl State {
         authorization: Option<&str>,
         now: UnixMillis,
     ) -> (StatusCode, Response<Full<Bytes>>) {
-        let bearer = authorization.and_then(|a| a.strip_prefix("Bearer "));
-        if !bearer.is_some_and(|t| self.tokens.iter().any(|k| k == t)) {
-            let body = r#"{"error":{"code":"PowerBINotAuthorizedException","pbi.error":{"code":"PowerBINotAuthorizedException","parameters":{},"details":[],"exceptionCulprit":1}}}"#;
-            return (
-                StatusCode::UNAUTHORIZED,
-                json_response(StatusCode::UNAUTHORIZED, body.into()),
-            );
+        if let Some(refused) = self.refuse_unauthorized(authorization) {
+            return refused;
         }
         let recent = self
             .log

@@ -13,7 +13,7 @@ use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
 use powerbi_exporter::simulator::{Tenant, TenantSpec};
 
-use crate::support::{family, promtool, run, stdout, Exporter};
+use crate::support::{family, promtool, run, runtime, stdout, Exporter};
 
 /// How the hostile API answers every request.
 #[derive(Clone, Copy)]
@@ -91,14 +91,6 @@ fn answer(conn: TcpStream, how: Misbehaviour, stop: &AtomicBool) {
             return;
         }
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Starts the exporter with tokens from the simulated tenant and pages from `api_url`.

@@ -13,14 +13,6 @@ use powerbi_exporter::simulator::{Tenant, TenantSpec};
 
 use crate::support::*;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A tenant whose first report of each workspace was viewed an hour ago, and nothing else.
 fn tenant_with_views() -> (Timeline, Vec<InventoryWorkspace>) {
     let tenant = Tenant::new(TenantSpec {

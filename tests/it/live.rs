@@ -14,14 +14,6 @@ use crate::support::*;
 
 const HOUR: i64 = 3_600_000;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A log of `n` events that happened over the last 3 hours and become visible over the next
 /// `spread_ms` (a third of them at once).
 fn late_log(n: usize, spread_ms: u64) -> Timeline {
