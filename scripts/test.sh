@@ -32,5 +32,7 @@ if ! cargo test --test it soak -- --ignored --nocapture >"$soak_log" 2>&1; then
 fi
 grep -E '^soak |test result' "$soak_log"
 rm -f "$soak_log"
+echo "== fuzz smoke (FUZZ_SECONDS=${FUZZ_SECONDS:-30} per target; longer by hand: scripts/fuzz.sh 3600)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 echo "== benchmarks build"
 cargo bench --no-run --quiet

@@ -14,6 +14,8 @@ mod dashboards;
 mod deploy;
 /// Scoping filters: what they leave out is counted by reason; the rest is exact.
 mod filters;
+/// Inputs the fuzzers found or that are worth pinning, through the fuzz targets' entry points.
+mod fuzz_regressions;
 /// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
 mod golden;
 /// Hostile servers and hostile events: trickling, huge bodies, nesting, bad UTF-8, long names.
