@@ -1,7 +1,8 @@
-//! Fuzzing regressions (fuzz/README.md): every file under `tests/fixtures/fuzz-regressions/
-//! <target>/` goes through the entry point of that fuzz target and must give the outcome
-//! recorded for it here: a crash the fuzzer found, or a hostile input worth pinning. Inputs
-//! too large to commit (100,000-deep nesting, megabyte strings) are built in code.
+//! Fuzzing regressions (fuzz/README.md). Every file under
+//! `tests/fixtures/fuzz-regressions/<target>/` goes through the entry point of that fuzz
+//! target, must pass the target's own checks and give the outcome recorded for it here: a
+//! crash a target found, or a hostile input worth pinning. Inputs too large to commit
+//! (100,000-deep nesting, megabyte strings) are built in code.
 //!
 //! A file without a recorded outcome fails the test: add its name and what it must give.
 
@@ -224,8 +225,8 @@ fn decode_event_files() {
         ("invalid-utf8-in-key.json", Ok(VIEW)),
         ("lone-surrogate-in-activity.json", Err(InvalidJson)),
         ("lone-surrogate-in-ignored-field.json", Ok(VIEW)),
-        // Found by fuzzing: serde reads `-0` as a float (no UserType), the splitter's parser
-        // read it as the integer 0.
+        // Failed decode_event's agreement check before cf90d32: serde reads `-0` as a float
+        // (no UserType), the splitter's parser read it as the integer 0.
         ("negative-zero-user-type.json", Ok(VIEW)),
         ("raw-control-in-activity.json", Err(InvalidJson)),
         ("raw-nul-in-key.json", Err(MissingId)),
