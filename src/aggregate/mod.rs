@@ -768,12 +768,10 @@ impl Aggregator {
     /// before `reference`) or not.
     fn report_states(&self, reference: UnixMillis) -> Vec<(Vec<String>, f64)> {
         let since = reference.0 - 28 * 86_400_000;
-        let last_views: hashbrown::HashMap<Sym, i64> =
-            self.report_last_view.iter().map(|(&r, t)| (r, t)).collect();
         let mut counts: BTreeMap<(String, &str), u64> = BTreeMap::new();
         for (rep, ws) in &self.inventory_reports {
             let ws = ws.map_or(String::new(), |w| self.workspaces.name(w).to_string());
-            let used = last_views.get(rep).is_some_and(|t| *t >= since);
+            let used = self.report_last_view.get(rep).is_some_and(|t| t >= since);
             for state in ["unused", "used"] {
                 counts.entry((ws.clone(), state)).or_default();
             }

@@ -320,6 +320,11 @@ impl<K: Hash + Eq + Copy> CappedTimes<K> {
         self.values.iter().map(|(k, t)| (k, *t))
     }
 
+    /// The timestamp kept for `key`, if it has its own series.
+    pub fn get(&self, key: &K) -> Option<i64> {
+        self.values.get(key).copied()
+    }
+
     /// The overflow series' timestamp, when any key went past the cap.
     pub fn overflow(&self) -> Option<i64> {
         self.overflow

@@ -395,6 +395,14 @@ impl State {
         (StatusCode::OK, json_response(StatusCode::OK, body))
     }
 
+    /// Requests to `path` in the rolling hour before `now` (each call has its own budget).
+    fn requests_in_last_hour(&self, path: &str, now: UnixMillis) -> usize {
+        self.log
+            .iter()
+            .filter(|r| r.path == path && r.at.0 > now.0 - HOUR_MS)
+            .count()
+    }
+
     /// The API's 401 when the bearer token is not one this server issued.
     fn refuse_unauthorized(
         &self,
@@ -421,12 +429,7 @@ impl State {
         if let Some(refused) = self.refuse_unauthorized(authorization) {
             return refused;
         }
-        let recent = self
-            .log
-            .iter()
-            .filter(|r| r.path == GROUPS_PATH && r.at.0 > now.0 - HOUR_MS)
-            .count();
-        if recent >= self.config.inventory_budget_per_hour {
+        if self.requests_in_last_hour(GROUPS_PATH, now) >= self.config.inventory_budget_per_hour {
             return (StatusCode::TOO_MANY_REQUESTS, self.throttled());
         }
         let param = |name: &str| {
@@ -457,11 +460,7 @@ impl State {
         if let Some(refused) = self.refuse_unauthorized(authorization) {
             return refused;
         }
-        let recent = self
-            .log
-            .iter()
-            .filter(|r| r.path == EVENTS_PATH && r.at.0 > now.0 - HOUR_MS)
-            .count();
+        let recent = self.requests_in_last_hour(EVENTS_PATH, now);
         let faults = self.config.faults;
         if recent >= self.config.budget_per_hour || self.rng.chance(faults.throttle) {
             return (StatusCode::TOO_MANY_REQUESTS, self.throttled());

@@ -277,11 +277,7 @@ impl ApiClient {
             }
         };
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = retry_after_secs(&resp);
         // A response counts by its status only once its body arrived whole.
         let body = match read_capped(resp, self.max_response_bytes).await {
             Ok(b) => b,
@@ -341,6 +337,14 @@ impl ApiClient {
         let base = self.hosts.api_url.trim_end_matches('/');
         reqwest::Url::parse(&format!("{base}{EVENTS_PATH}?continuationToken='{token}'")).ok()
     }
+}
+
+/// A `Retry-After` header in seconds (the API sends seconds, never an HTTP date).
+pub fn retry_after_secs(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// Why a response body could not be read.

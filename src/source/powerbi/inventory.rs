@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::auth::without_url;
 use super::budget::RequestBudget;
-use super::client::{read_capped, ApiClient};
+use super::client::{read_capped, retry_after_secs, ApiClient};
 use crate::decode::inventory::{parse_groups_page, InventoryWorkspace};
 use crate::decode::UnixMillis;
 use crate::source::InventoryStatus;
@@ -193,12 +193,7 @@ impl InventoryReader {
             })?;
         let status = resp.status().as_u16();
         if status == 429 {
-            let secs = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(3600);
+            let secs = retry_after_secs(&resp).unwrap_or(3600);
             self.budget
                 .block_until(UnixMillis(now.0 + secs as i64 * 1000));
             return Err(InventoryError::Throttled {
