@@ -4,10 +4,10 @@
 //! `SOAK_SECONDS=1800`.
 //!
 //! What it asserts, after a warm-up of a fifth of the run:
-//! - memory is flat: RSS is sampled every second; the peak of the last third of the run
-//!   exceeds the peak of the first third by at most 16 MiB plus 2 KiB per event that was new
-//!   after the warm-up (peaks, because RSS swings by tens of MiB with pages and scrapes in
-//!   flight; the
+//! - memory is flat: RSS is sampled every second; the median of the last third of the run
+//!   exceeds the median of the first third by at most 16 MiB plus 2 KiB per event that was new
+//!   after the warm-up (medians, because RSS spikes by tens of MiB for a second with pages and
+//!   scrapes in flight; the
 //!   simulated tenant lives in the same process and keeps every event it generates, ~1 KiB
 //!   each, and the dedup set holds ~20 B per id; re-read events, pages, polls, checkpoints and
 //!   scrapes must cost nothing that stays);
@@ -119,7 +119,7 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
     let allowed = 16 * 1024 + (2.0 * added) as u64;
     eprintln!(
         "soak {seconds}s: {:.0} events/s through the pipeline ({added} new after warm-up), {} scrapes, \
-         latency p50 {:?} p99 {:?} max {:?}; RSS peak in the first third {} MiB, in the last third {} MiB (allowed growth {} MiB)",
+         latency p50 {:?} p99 {:?} max {:?}; RSS median of the first third {} MiB, of the last third {} MiB (allowed growth {} MiB)",
         processed / measured,
         latencies.len(),
         pct(0.5),
