@@ -532,18 +532,24 @@ impl State {
         if !page.is_empty() && self.rng.chance(self.config.faults.duplicate) {
             page.push(page[0]);
         }
+        // Every page's token is new (it counts pages), so an empty page's "same place again"
+        // does not look like a paging loop to the client, just as with real tokens.
+        let page_after = Cursor {
+            page: cursor.page + 1,
+            ..cursor
+        };
         let next = if empty {
-            Some(cursor)
+            Some(page_after)
         } else if cursor.offset + self.config.page_size < visible.len() {
             Some(Cursor {
                 offset: cursor.offset + self.config.page_size,
-                ..cursor
+                ..page_after
             })
         } else if (cursor.hour + 1) * HOUR_MS <= cursor.end.0 {
             Some(Cursor {
                 hour: cursor.hour + 1,
                 offset: 0,
-                ..cursor
+                ..page_after
             })
         } else {
             None
@@ -585,6 +591,8 @@ struct Cursor {
     hour: i64,
     offset: usize,
     as_of: UnixMillis,
+    /// Pages served before this one in the same read.
+    page: i64,
 }
 
 impl Cursor {
@@ -632,18 +640,19 @@ impl Cursor {
                     hour: start.0.div_euclid(HOUR_MS),
                     offset: 0,
                     as_of: now,
+                    page: 0,
                 })
             }
             _ => Err("startDateTime and endDateTime are required".into()),
         }
     }
 
-    /// Base64 of `,start,end,hour,offset,as_of,` with `+`, `/`, `=` percent-encoded, like the
+    /// Base64 of `,start,end,hour,offset,as_of,page,` with `+`, `/`, `=` percent-encoded, like the
     /// docs' sample token.
     fn token(&self) -> String {
         let raw = format!(
-            ",{},{},{},{},{},",
-            self.start.0, self.end.0, self.hour, self.offset, self.as_of.0
+            ",{},{},{},{},{},{},",
+            self.start.0, self.end.0, self.hour, self.offset, self.as_of.0, self.page
         );
         base64(raw.as_bytes())
             .replace('+', "%2B")
@@ -661,7 +670,7 @@ impl Cursor {
             .map(str::parse)
             .collect::<Result<_, _>>()
             .map_err(|_| bad())?;
-        let [start, end, hour, offset, as_of] = n[..] else {
+        let [start, end, hour, offset, as_of, page] = n[..] else {
             return Err(bad());
         };
         Ok(Cursor {
@@ -670,6 +679,7 @@ impl Cursor {
             hour,
             offset: offset as usize,
             as_of: UnixMillis(as_of),
+            page,
         })
     }
 }
@@ -734,6 +744,7 @@ mod tests {
             hour: 3,
             offset: 4,
             as_of: UnixMillis(5),
+            page: 6,
         };
         let token = c.token();
         assert!(token.ends_with("%3D") || !token.contains('='), "{token}");

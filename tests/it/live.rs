@@ -199,6 +199,13 @@ fn every_event_is_counted_once_across_late_arrivals_and_faults() {
         before.len(),
         after.len()
     );
+    // Empty pages carry a fresh token: they must never look like a paging loop.
+    let loops: Vec<String> = e
+        .log
+        .try_iter()
+        .filter(|l| l.contains("continuation was returned twice"))
+        .collect();
+    assert!(loops.is_empty(), "{loops:#?}");
 }
 
 #[test]
