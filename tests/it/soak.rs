@@ -1,16 +1,24 @@
 //! Soak: the whole exporter on the simulated tenant at a high event rate, with concurrent
-//! scrapes, for `SOAK_SECONDS` (default 150). Run alone, after the other tests, by the test
-//! script (`cargo test --test it soak -- --ignored --nocapture`); longer by hand with e.g.
-//! `SOAK_SECONDS=1800`.
+//! scrapes, for `SOAK_SECONDS` (default 150) after start-up. Run alone, after the other tests,
+//! by the test script (`cargo test --test it soak -- --ignored --nocapture`); longer by hand
+//! with e.g. `SOAK_SECONDS=1800`.
+//!
+//! Start-up is not measured: the simulated tenant generates its hour of history on the first
+//! request (tens of seconds in a debug build at the busiest hours), and the exporter reads it
+//! all before its first successful poll. The run starts once `powerbi_up` is 1.
 //!
 //! What it asserts, after a warm-up of a fifth of the run:
 //! - memory is flat: RSS is sampled every second; the median of the last third of the run
-//!   exceeds the median of the first third by at most 16 MiB plus 2 KiB per event that was new
-//!   after the warm-up (medians, because RSS spikes by tens of MiB for a second with pages and
-//!   scrapes in flight; the
-//!   simulated tenant lives in the same process and keeps every event it generates, ~1 KiB
-//!   each, and the dedup set holds ~20 B per id; re-read events, pages, polls, checkpoints and
-//!   scrapes must cost nothing that stays);
+//!   exceeds the median of the first third by at most 16 MiB, plus 2 KiB per event that was
+//!   new after the warm-up, plus 8 % of the first third's median. Medians, because RSS jumps
+//!   by tens of MiB for a second or two while a 5,000-event page and a few scrape bodies are
+//!   in flight; 2 KiB per new event because the simulated tenant lives in the same process and
+//!   keeps the events it generates (~1 KiB each, for its 5-hour retention) and the dedup set
+//!   holds ~20 B per id; 8 % because the containers holding them (the tenant's event log, the
+//!   dedup hour partitions) and the allocator's per-thread arenas grow in steps proportional
+//!   to what they hold (at the tenant's busiest hours RSS is ~500 MiB and a step is ~20 MiB).
+//!   Re-read events, pages, polls, checkpoints and scrapes must cost nothing that stays: a
+//!   leak of 16 bytes per re-read event would exceed the bound in a 150 s run;
 //! - every scrape answers 200, no log line has level error;
 //! - scrape latency: the 99th percentile stays under 1 s (a debug build on 2 shared cores,
 //!   with four scrapers and the pipeline re-reading thousands of events a second).
@@ -36,6 +44,24 @@ fn new_events(e: &Exporter) -> f64 {
     s["powerbi_events_processed_total"] - s["powerbi_events_duplicate_total"]
 }
 
+fn median(samples: &[u64]) -> u64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0)
+}
+
+/// Waits until the live source has read everything it planned once (`powerbi_up` 1).
+fn wait_first_successful_poll(e: &Exporter, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while e.scrape().get("powerbi_up") != Some(&1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "no successful poll within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 #[test]
 #[ignore = "minutes long: run by scripts/test.sh on its own"]
 fn soak_memory_stays_flat_and_scrapes_stay_fast() {
@@ -55,7 +81,8 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         "--state.dir",
         state.path().to_str().unwrap(),
     ]);
-    e.wait_ready();
+    e.wait_ready_within(Duration::from_secs(120));
+    wait_first_successful_poll(&e, Duration::from_secs(180));
     let pid = e.child.id();
     let stop = Arc::new(AtomicBool::new(false));
     let addr = e.addr.clone();
@@ -95,12 +122,8 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         samples.push(rss_kib(pid));
     }
     let third = samples.len() / 3;
-    let first_peak = samples[..third].iter().copied().max().unwrap_or(0);
-    let last_peak = samples[samples.len() - third..]
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0);
+    let first_median = median(&samples[..third]);
+    let last_median = median(&samples[samples.len() - third..]);
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let mut failures = 0;
@@ -116,7 +139,7 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
     let measured = (seconds - warm_up.as_secs()) as f64;
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
-    let allowed = 16 * 1024 + (2.0 * added) as u64;
+    let allowed = 16 * 1024 + (2.0 * added) as u64 + first_median * 8 / 100;
     eprintln!(
         "soak {seconds}s: {:.0} events/s through the pipeline ({added} new after warm-up), {} scrapes, \
          latency p50 {:?} p99 {:?} max {:?}; RSS median of the first third {} MiB, of the last third {} MiB (allowed growth {} MiB)",
@@ -125,8 +148,8 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         pct(0.5),
         pct(0.99),
         latencies.last().unwrap(),
-        first_peak / 1024,
-        last_peak / 1024,
+        first_median / 1024,
+        last_median / 1024,
         allowed / 1024,
     );
     assert_eq!(failures, 0, "every scrape answered 200");
@@ -140,9 +163,9 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         "a high event rate: {processed} in {measured}s"
     );
     assert!(
-        last_peak <= first_peak + allowed,
+        last_median <= first_median + allowed,
         "memory grew {} KiB (allowed {allowed} KiB): {samples:?}",
-        last_peak.saturating_sub(first_peak)
+        last_median.saturating_sub(first_median)
     );
     assert!(pct(0.99) < Duration::from_secs(1), "p99 {:?}", pct(0.99));
     e.terminate();

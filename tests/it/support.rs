@@ -136,8 +136,13 @@ impl Exporter {
 
     /// Waits until `/-/ready` answers 200 (at most 10 s).
     pub fn wait_ready(&self) {
+        self.wait_ready_within(Duration::from_secs(10))
+    }
+
+    /// Waits until `/-/ready` answers 200, at most `limit`.
+    pub fn wait_ready_within(&self, limit: Duration) {
         let client = http();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + limit;
         while client
             .get(self.url("/-/ready"))
             .send()
@@ -145,7 +150,7 @@ impl Exporter {
             .unwrap_or(0)
             != 200
         {
-            assert!(Instant::now() < deadline, "not ready within 10s");
+            assert!(Instant::now() < deadline, "not ready within {limit:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
