@@ -215,6 +215,9 @@ impl EventSink for LockedSink<'_> {
     fn reject(&mut self, reason: Rejection) {
         self.aggregator().reject(reason);
     }
+    fn accept_raw(&mut self, event: &ActivityEvent<'_>, raw: &[u8]) {
+        self.aggregator().accept_raw(event, raw);
+    }
 }
 
 /// Locks the aggregator; a panic elsewhere while holding it leaves consistent counters (each

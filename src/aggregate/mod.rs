@@ -16,6 +16,7 @@
 
 pub mod dedup;
 pub mod filter;
+pub mod outbox;
 pub mod people;
 pub mod series;
 pub mod users;
@@ -30,6 +31,7 @@ use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TY
 use crate::source::SourceStatus;
 use dedup::{Dedup, Seen};
 use filter::{FilterReason, FilterSpec, Filters};
+use outbox::Outbox;
 use people::{UserLabelConfig, UserLabeller};
 use series::{CappedCounters, CappedInfo, CappedTimes, Interner, Keep, Sym};
 use users::{DistinctUsers, OVERFLOW_WORKSPACE, WINDOWS};
@@ -145,6 +147,8 @@ pub struct Aggregator {
     filtered: [u64; FilterReason::ALL.len()],
     /// Label values cut to [`series::MAX_LABEL_BYTES`], by label (see [`TRUNCATED_LABELS`]).
     truncated: [u64; TRUNCATED_LABELS.len()],
+    /// New events to forward, when a forwarder is configured.
+    outbox: Option<Outbox>,
 }
 
 /// Labels whose values come from events, in the order of `Aggregator::truncated`.
@@ -225,6 +229,7 @@ impl Aggregator {
             filtered: [0; FilterReason::ALL.len()],
             odd_fields: [0; TYPED_FIELDS.len()],
             truncated: [0; TRUNCATED_LABELS.len()],
+            outbox: None,
         }
     }
 
@@ -812,6 +817,21 @@ impl Aggregator {
 
 impl EventSink for Aggregator {
     fn accept(&mut self, event: &ActivityEvent<'_>) {
+        self.accept_event(event, None);
+    }
+
+    fn accept_raw(&mut self, event: &ActivityEvent<'_>, raw: &[u8]) {
+        self.accept_event(event, Some(raw));
+    }
+
+    fn reject(&mut self, reason: Rejection) {
+        self.processed += 1;
+        self.reject_counted(reason);
+    }
+}
+
+impl Aggregator {
+    fn accept_event(&mut self, event: &ActivityEvent<'_>, raw: Option<&[u8]>) {
         self.processed += 1;
         if event.time.0 > self.latest_allowed {
             return self.reject_counted(Rejection::InvalidTime);
@@ -822,27 +842,36 @@ impl EventSink for Aggregator {
                 for (i, n) in self.odd_fields.iter_mut().enumerate() {
                     *n += u64::from(event.odd_fields >> i & 1);
                 }
-                self.after_dedup(event);
+                self.after_dedup(event, raw);
             }
-            Seen::New => self.after_dedup(event),
+            Seen::New => self.after_dedup(event, raw),
             Seen::Duplicate => self.duplicates += 1,
             Seen::OutsideWindow => self.reject_counted(Rejection::OutsideDedupWindow),
         }
     }
 
-    fn reject(&mut self, reason: Rejection) {
-        self.processed += 1;
-        self.reject_counted(reason);
-    }
-}
-
-impl Aggregator {
-    /// A new event: filtered (and counted as such) or counted.
-    fn after_dedup(&mut self, event: &ActivityEvent<'_>) {
+    /// A new event: filtered (and counted as such) or counted, and queued for the forwarders.
+    fn after_dedup(&mut self, event: &ActivityEvent<'_>, raw: Option<&[u8]>) {
         match self.filters.check(event) {
             Some(reason) => self.filtered[reason.index()] += 1,
-            None => self.count(event),
+            None => {
+                self.count(event);
+                if let (Some(outbox), Some(raw)) = (&mut self.outbox, raw) {
+                    outbox.push(raw, UnixMillis(self.latest_allowed - MAX_FUTURE_MS));
+                }
+            }
         }
+    }
+
+    /// From now on, new events that pass the filters are queued as raw JSON lines for the
+    /// forwarders (taken with [`Aggregator::take_outbox`]).
+    pub fn enable_outbox(&mut self) {
+        self.outbox.get_or_insert_with(Outbox::default);
+    }
+
+    /// The events queued since the last call.
+    pub fn take_outbox(&mut self) -> Outbox {
+        self.outbox.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The exporter's own read of the activity log (left out of the usage families).

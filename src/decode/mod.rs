@@ -26,6 +26,11 @@ pub trait EventSink {
     fn accept(&mut self, event: &ActivityEvent<'_>);
     /// Called for every element that did not decode.
     fn reject(&mut self, reason: Rejection);
+    /// Called instead of [`EventSink::accept`] by the decoders: `raw` is the event's JSON as
+    /// the document had it, for sinks that forward events as they came.
+    fn accept_raw(&mut self, event: &ActivityEvent<'_>, _raw: &[u8]) {
+        self.accept(event);
+    }
 }
 
 /// Decodes every event of a streamed document into `sink`. On error the events before the
@@ -47,7 +52,7 @@ fn deliver(element: Element<'_, '_>, sink: &mut impl EventSink) {
         None => decode_event(element.bytes),
     };
     match outcome {
-        Ok(event) => sink.accept(&event),
+        Ok(event) => sink.accept_raw(&event, element.bytes),
         Err(reason) => sink.reject(reason),
     }
 }
