@@ -3,15 +3,20 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
 use crate::aggregate::people::UserLabelConfig;
-use crate::aggregate::{Aggregator, Reference};
+use crate::aggregate::{Aggregator, FamilySamples, Reference, Sample};
 use crate::config::{Config, SourceConfig};
 use crate::decode::UnixMillis;
+use crate::exposition::forward::logs_ingestion::LogsIngestion;
+use crate::exposition::forward::otlp_logs::OtlpLogs;
+use crate::exposition::forward::spool::{SpoolReader, SpoolWriter};
+use crate::exposition::forward::{self, ForwardStats};
+use crate::exposition::otlp::{self, MetricsPush, OtlpError};
 use crate::exposition::webconfig::{WebConfigError, WebSettings};
 use crate::exposition::{http, text};
 use crate::pipeline::{self, RunReport};
@@ -39,6 +44,15 @@ pub enum AppError {
     WebConfig(#[from] WebConfigError),
     #[error("writing to stdout failed: {0}")]
     Stdout(std::io::Error),
+    #[error(transparent)]
+    Otlp(#[from] OtlpError),
+    #[error("cannot open the forwarding spool {dir}: {source}")]
+    Spool {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the Logs Ingestion client: {0}")]
+    LogsIngestion(String),
 }
 
 fn list(errors: &[pipeline::DocumentError]) -> String {
@@ -116,9 +130,13 @@ async fn serve(config: Config) -> Result<(), AppError> {
     tracing::info!(address = %local, telemetry_path = %config.web.telemetry_path, version = crate::VERSION, "Listening.");
 
     let published: Published = Arc::new(Mutex::new(None));
+    let forward_stats = ForwardStats::default();
+    let resource = otlp::resource(config.tenant_id().as_deref());
+    let spool = start_forwarding(&config, &aggregator, &forward_stats, &resource)?;
     let checkpointer = match state_file {
         Some(file) => {
             let mut c = Checkpointer::new(file, published.clone(), timing);
+            c.spool = spool;
             c.checkpoint(&aggregator);
             Some(c)
         }
@@ -143,20 +161,67 @@ async fn serve(config: Config) -> Result<(), AppError> {
 
     // With durable state, /metrics serves what was saved, so a restart never takes a served
     // value back; without, it renders the live state.
-    let render = move || {
-        if durable {
-            let snapshot = published
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            return snapshot.map(|s| text::to_families(&s)).unwrap_or_default();
-        }
-        let reference = match timing {
-            Timing::Historical => Reference::NewestEvent,
-            Timing::Live => Reference::WallClock(UnixMillis::now()),
-        };
-        text::to_families(&pipeline::lock(&aggregator).snapshot(reference))
+    let otlp_errors = Arc::new(AtomicU64::new(0));
+    let pushing = config.otlp.metrics.is_some();
+    let render = {
+        let otlp_errors = otlp_errors.clone();
+        let stats = forward_stats.clone();
+        Arc::new(move || {
+            let mut snapshot = if durable {
+                published
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+                    .unwrap_or_default()
+            } else {
+                let reference = match timing {
+                    Timing::Historical => Reference::NewestEvent,
+                    Timing::Live => Reference::WallClock(UnixMillis::now()),
+                };
+                pipeline::lock(&aggregator).snapshot(reference)
+            };
+            if snapshot.families.is_empty() {
+                return Vec::new();
+            }
+            snapshot.families.extend(stats.families());
+            if pushing {
+                snapshot.families.push(FamilySamples {
+                    family: &crate::catalogue::OTLP_EXPORT_ERRORS,
+                    samples: vec![Sample {
+                        labels: Vec::new(),
+                        value: otlp_errors.load(Ordering::Relaxed) as f64,
+                    }],
+                });
+            }
+            snapshot.families.sort_by_key(|f| f.family.name);
+            text::to_families(&snapshot)
+        })
     };
+    let metrics_push = match config.otlp.metrics {
+        Some(protocol) => {
+            let process = (!config.web.disable_exporter_metrics)
+                .then(prometheus::process_collector::ProcessCollector::for_self);
+            let render = render.clone();
+            let gather: otlp::Gather = Arc::new(move || {
+                let mut families = render();
+                if let Some(p) = &process {
+                    families.extend(prometheus::core::Collector::collect(p));
+                }
+                families
+            });
+            let limits = config.aggregate.limits.clone();
+            Some(MetricsPush::start(
+                protocol,
+                resource.clone(),
+                gather,
+                !config.web.disable_exporter_metrics,
+                move |f| f.default_cap.map(|_| limits.cap(f)),
+                otlp_errors,
+            )?)
+        }
+        None => None,
+    };
+    let render = move || render();
     let exposition = http::Exposition {
         render: Box::new(render),
         ready,
@@ -171,11 +236,58 @@ async fn serve(config: Config) -> Result<(), AppError> {
     };
     http::serve(listener, exposition, settings, shutdown_signal()).await;
     tracing::info!("Shutting down.");
+    if let Some(push) = metrics_push {
+        let _ = tokio::task::spawn_blocking(move || push.shutdown()).await;
+    }
     producer.abort();
     let _ = producer.await;
     // The consumer ends once the producer's channel is dropped, saving a last checkpoint.
     let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
     Ok(())
+}
+
+/// Opens the spool and starts a task per sink, when events are forwarded; the aggregator then
+/// queues every counted event for the spool.
+fn start_forwarding(
+    config: &Config,
+    aggregator: &Mutex<Aggregator>,
+    stats: &ForwardStats,
+    resource: &opentelemetry_sdk::Resource,
+) -> Result<Option<SpoolWriter>, AppError> {
+    let (Some(state_dir), true) = (
+        &config.state_dir,
+        config.forward.logs_ingestion.is_some() || config.otlp.logs.is_some(),
+    ) else {
+        return Ok(None);
+    };
+    let dir = state_dir.join("forward");
+    let spool_err = |source| AppError::Spool {
+        dir: dir.clone(),
+        source,
+    };
+    let writer = SpoolWriter::open(&dir, config.forward.max_backlog_bytes).map_err(spool_err)?;
+    let reader = |sink: &str| SpoolReader::open(&dir, sink, writer.progress()).map_err(spool_err);
+    if let Some(li) = &config.forward.logs_ingestion {
+        let sink =
+            LogsIngestion::new(li.clone()).map_err(|e| AppError::LogsIngestion(e.to_string()))?;
+        tokio::spawn(forward::run_sink(
+            sink,
+            reader("logs_ingestion")?,
+            stats.clone(),
+        ));
+        tracing::info!(endpoint = %li.endpoint, stream = %li.stream, "Forwarding events to Azure Monitor Logs Ingestion.");
+    }
+    if let Some(protocol) = config.otlp.logs {
+        let sink = OtlpLogs::new(
+            otlp::log_exporter(protocol)?,
+            resource,
+            config.otlp.logs_user_attribute,
+        );
+        tokio::spawn(forward::run_sink(sink, reader("otlp_logs")?, stats.clone()));
+        tracing::info!("Forwarding events as OTLP log records.");
+    }
+    pipeline::lock(aggregator).enable_outbox();
+    Ok(Some(writer))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -238,6 +238,23 @@ family!(
     "When --web.config.file was last loaded successfully, as a Unix timestamp."
 );
 
+family!(FORWARDED_EVENTS, "powerbi_forwarded_events_total", Counter, ["sink"], None,
+    "Raw events the sink's destination accepted (sink=\"logs_ingestion\" Azure Monitor Logs Ingestion, \"otlp_logs\" OTLP logs); at-least-once, so a batch in flight at a crash is counted again.");
+family!(FORWARD_ERRORS, "powerbi_forward_errors_total", Counter, ["sink", "reason"], None,
+    "Failed deliveries by sink and reason (throttled, too_large, server_error, client_error, auth, network); each is retried, with backoff or after Retry-After.");
+family!(FORWARD_DROPPED, "powerbi_forward_dropped_events_total", Counter, ["sink", "reason"], None,
+    "Events a sink gave up: reason=\"rejected\" (the destination refuses the event itself), \"too_large\" (one event over the batch limit), \"backlog_full\" (over --forward.max-backlog-bytes before the sink read it).");
+family!(
+    FORWARD_BACKLOG,
+    "powerbi_forward_backlog_events",
+    Gauge,
+    ["sink"],
+    None,
+    "Counted events the sink's destination has not accepted yet."
+);
+family!(OTLP_EXPORT_ERRORS, "powerbi_otlp_export_errors_total", Counter, [], None,
+    "OTLP metric pushes that failed after the exporter's retries (collector down, refused, timed out); the next push carries the cumulative values, so nothing is lost.");
+
 /// Every family, in exposition order (sorted by name).
 pub const ALL: &[Family] = &[
     ACTIVE_USERS,
@@ -258,11 +275,16 @@ pub const ALL: &[Family] = &[
     EVENTS_WATERMARK,
     BUILD_INFO,
     EXTERNAL_SHARES,
+    FORWARD_BACKLOG,
+    FORWARD_DROPPED,
+    FORWARD_ERRORS,
+    FORWARDED_EVENTS,
     INVENTORY_ERRORS,
     INVENTORY_LAST_SUCCESS,
     LABEL_VALUES_TRUNCATED,
     LAST_POLL_SUCCESS,
     SWEEP_AGE,
+    OTLP_EXPORT_ERRORS,
     PAGES_FAILED,
     PAGES_PROCESSED,
     POLL_DURATION,

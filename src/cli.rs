@@ -156,6 +156,43 @@ pub struct RunArgs {
     #[arg(long = "state.dir", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Push the metric families over OTLP (also on when OTEL_EXPORTER_OTLP_ENDPOINT or
+    /// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set); endpoint, protocol, headers, TLS, timeout
+    /// and interval come from the standard OTEL_* variables.
+    #[arg(long = "otlp.enabled")]
+    pub otlp_enabled: bool,
+
+    /// Forward every counted event as an OTLP log record (needs --state.dir: delivery is
+    /// at-least-once from a durable spool).
+    #[arg(long = "otlp.logs")]
+    pub otlp_logs: bool,
+
+    /// Add the event's UserId as the `user.id` attribute of OTLP log records.
+    #[arg(long = "otlp.logs.user-attribute")]
+    pub otlp_logs_user_attribute: bool,
+
+    /// Azure Monitor Logs Ingestion: the data collection endpoint (or the rule's
+    /// logsIngestion endpoint) that receives every counted event as a row.
+    #[arg(long = "logs-ingestion.endpoint", value_name = "URL")]
+    pub logs_ingestion_endpoint: Option<String>,
+
+    /// Immutable id of the data collection rule (dcr-…).
+    #[arg(long = "logs-ingestion.dcr-id", value_name = "ID")]
+    pub logs_ingestion_dcr_id: Option<String>,
+
+    /// Stream of the data collection rule [default: Custom-PowerBIActivity_CL].
+    #[arg(long = "logs-ingestion.stream", value_name = "NAME")]
+    pub logs_ingestion_stream: Option<String>,
+
+    /// Time allowed for one Logs Ingestion request [default: 30s].
+    #[arg(long = "logs-ingestion.timeout", value_name = "DURATION")]
+    pub logs_ingestion_timeout: Option<String>,
+
+    /// Disk the forwarding spool may use for events a destination has not accepted yet;
+    /// past it the oldest are dropped and counted [default: 1073741824, 1 GiB].
+    #[arg(long = "forward.max-backlog-bytes", value_name = "BYTES")]
+    pub forward_max_backlog_bytes: Option<u64>,
+
     #[command(flatten)]
     pub live: LiveArgs,
 }

@@ -20,6 +20,8 @@ use crate::aggregate::{AggregateConfig, Limits};
 use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
 use crate::duration;
+use crate::exposition::forward::logs_ingestion::{LogsIngestionConfig, MAX_BODY_BYTES};
+use crate::exposition::otlp::OtlpConfig;
 use crate::source::demo::DemoConfig;
 use crate::source::powerbi::auth::{Authority, Credential, Secret};
 use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
@@ -73,9 +75,31 @@ pub struct Config {
     pub once: bool,
     pub aggregate: AggregateConfig,
     pub state_dir: Option<PathBuf>,
+    pub otlp: OtlpConfig,
+    pub forward: ForwardConfig,
 }
 
+/// Where raw events are forwarded, besides OTLP logs.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardConfig {
+    pub logs_ingestion: Option<LogsIngestionConfig>,
+    /// Disk the spool may use for events not yet accepted everywhere.
+    pub max_backlog_bytes: u64,
+}
+
+/// Default of `--forward.max-backlog-bytes`.
+pub const DEFAULT_MAX_BACKLOG_BYTES: u64 = 1 << 30;
+
 impl Config {
+    /// The tenant whose activity is read, when known (a resource attribute of OTLP data).
+    pub fn tenant_id(&self) -> Option<String> {
+        match &self.source {
+            SourceConfig::PowerBi(live) => live.credential.tenant_id().map(str::to_string),
+            SourceConfig::Demo(_) => Some(crate::simulator::api::ApiConfig::default().tenant_id),
+            SourceConfig::Replay(_) => None,
+        }
+    }
+
     /// The effective settings as YAML-like lines, for `check-config`; secrets never appear.
     pub fn describe(&self) -> String {
         use std::fmt::Write as _;
@@ -285,6 +309,20 @@ struct Raw {
     once: bool,
     live: RawLive,
     state_dir: Option<PathBuf>,
+    otlp_enabled: bool,
+    otlp_logs: bool,
+    otlp_logs_user_attribute: bool,
+    logs_ingestion: RawLogsIngestion,
+    forward_max_backlog_bytes: Option<u64>,
+}
+
+/// Raw settings of the Logs Ingestion sink.
+#[derive(Debug, Default)]
+struct RawLogsIngestion {
+    endpoint: Option<(String, String)>,
+    dcr_id: Option<(String, String)>,
+    stream: Option<(String, String)>,
+    timeout: Option<(String, String)>,
 }
 
 /// Raw settings of the live source.
@@ -346,6 +384,47 @@ impl Config {
 
 // === The YAML file ===
 
+/// `otlp:`, `logs_ingestion:` and `forward:`.
+fn read_forwarding(top: &Mapping, raw: &mut Raw, errors: &mut Vec<String>) {
+    let file = |key: &str| format!("config key `{key}`");
+    if let Some(otlp) = sub(
+        top,
+        "otlp",
+        &["enabled", "logs", "logs_user_attribute"],
+        errors,
+    ) {
+        let flag = |key: &str, errors: &mut Vec<String>| {
+            field::<bool>(otlp, &format!("otlp.{key}"), "true or false", errors).unwrap_or(false)
+        };
+        raw.otlp_enabled = flag("enabled", errors);
+        raw.otlp_logs = flag("logs", errors);
+        raw.otlp_logs_user_attribute = flag("logs_user_attribute", errors);
+    }
+    if let Some(li) = sub(
+        top,
+        "logs_ingestion",
+        &["endpoint", "dcr_id", "stream", "timeout"],
+        errors,
+    ) {
+        let string = |key: &str, expected: &str, errors: &mut Vec<String>| {
+            let path = format!("logs_ingestion.{key}");
+            field::<String>(li, &path, expected, errors).map(|v| (v, file(&path)))
+        };
+        raw.logs_ingestion.endpoint = string("endpoint", "a URL", errors);
+        raw.logs_ingestion.dcr_id = string("dcr_id", "a rule id like dcr-…", errors);
+        raw.logs_ingestion.stream = string("stream", "a stream name", errors);
+        raw.logs_ingestion.timeout = string("timeout", "a duration like 30s", errors);
+    }
+    if let Some(fw) = sub(top, "forward", &["max_backlog_bytes"], errors) {
+        raw.forward_max_backlog_bytes = field(
+            fw,
+            "forward.max_backlog_bytes",
+            "a whole number of bytes",
+            errors,
+        );
+    }
+}
+
 const TOP_KEYS: &[&str] = &[
     "web",
     "log",
@@ -360,6 +439,9 @@ const TOP_KEYS: &[&str] = &[
     "users",
     "tenant",
     "inventory",
+    "otlp",
+    "logs_ingestion",
+    "forward",
 ];
 
 const FILTER_KEYS: &[&str] = &[
@@ -530,6 +612,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(state) = sub(top, "state", &["dir"], errors) {
         raw.state_dir = field(state, "state.dir", "a directory path", errors);
     }
+    read_forwarding(top, raw, errors);
     let keys = [
         "api_url",
         "poll_interval",
@@ -710,6 +793,39 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.max_requests = args.max_requests;
     }
     raw.once = args.once;
+    raw.otlp_enabled |= args.otlp_enabled;
+    raw.otlp_logs |= args.otlp_logs;
+    raw.otlp_logs_user_attribute |= args.otlp_logs_user_attribute;
+    let li = &mut raw.logs_ingestion;
+    for (slot, value, name) in [
+        (
+            &mut li.endpoint,
+            &args.logs_ingestion_endpoint,
+            "logs-ingestion.endpoint",
+        ),
+        (
+            &mut li.dcr_id,
+            &args.logs_ingestion_dcr_id,
+            "logs-ingestion.dcr-id",
+        ),
+        (
+            &mut li.stream,
+            &args.logs_ingestion_stream,
+            "logs-ingestion.stream",
+        ),
+        (
+            &mut li.timeout,
+            &args.logs_ingestion_timeout,
+            "logs-ingestion.timeout",
+        ),
+    ] {
+        if let Some(v) = value {
+            *slot = Some((v.clone(), flag(name)));
+        }
+    }
+    if args.forward_max_backlog_bytes.is_some() {
+        raw.forward_max_backlog_bytes = args.forward_max_backlog_bytes;
+    }
     if args.state_dir.is_some() {
         raw.state_dir.clone_from(&args.state_dir);
     }
@@ -933,6 +1049,14 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             duration::format(dedup_window)
         ));
     }
+    // The Logs Ingestion sink uses the same credential chain (another scope).
+    let sink_credential = (raw.logs_ingestion.endpoint.is_some()
+        || raw.logs_ingestion.dcr_id.is_some())
+    .then(|| SinkCredential {
+        raw: raw.live.credential.clone(),
+        authority: raw.live.authority_host.clone(),
+        cloud: raw.live.cloud.clone(),
+    });
     let source = match (raw.replay, raw.demo) {
         (Some(_), true) => {
             errors.push("choose one source: --replay PATH or --demo, not both".into());
@@ -1001,7 +1125,28 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             }
         }
     });
+    let otlp = OtlpConfig::resolve(
+        raw.otlp_enabled,
+        raw.otlp_logs,
+        raw.otlp_logs_user_attribute,
+        errors,
+    );
+    let forward = ForwardConfig {
+        logs_ingestion: sink_credential.and_then(|c| logs_ingestion(raw.logs_ingestion, c, errors)),
+        max_backlog_bytes: raw
+            .forward_max_backlog_bytes
+            .unwrap_or(DEFAULT_MAX_BACKLOG_BYTES),
+    };
+    if forward.logs_ingestion.is_some() || otlp.logs.is_some() {
+        if raw.once {
+            errors.push("--otlp.logs and --logs-ingestion.* forward events from a running exporter; they do not go with --once".into());
+        } else if raw.state_dir.is_none() {
+            errors.push("--otlp.logs and --logs-ingestion.* need --state.dir: events are delivered at-least-once from a durable spool there".into());
+        }
+    }
     Some(Config {
+        otlp,
+        forward,
         web: WebConfig {
             listen_address: listen_address?,
             telemetry_path,
@@ -1237,6 +1382,76 @@ fn live_source(
     })
 }
 
+/// The credential settings the Logs Ingestion sink shares with the live source.
+struct SinkCredential {
+    raw: RawCredential,
+    authority: Option<(String, String)>,
+    cloud: Option<(String, String)>,
+}
+
+/// The Logs Ingestion sink: endpoint and rule id together, a credential, a sane stream name.
+fn logs_ingestion(
+    raw: RawLogsIngestion,
+    sink: SinkCredential,
+    errors: &mut Vec<String>,
+) -> Option<LogsIngestionConfig> {
+    let (Some((endpoint, from)), Some((dcr_id, _))) = (raw.endpoint, raw.dcr_id) else {
+        errors.push("Logs Ingestion needs both --logs-ingestion.endpoint and --logs-ingestion.dcr-id (logs_ingestion.endpoint, logs_ingestion.dcr_id)".into());
+        return None;
+    };
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| endpoint.starts_with(p));
+    if !endpoint.starts_with("https://") && !loopback {
+        errors.push(format!(
+            "{from} {endpoint:?}: expected an https:// URL (plain http only for loopback)"
+        ));
+        return None;
+    }
+    let SinkCredential {
+        raw: credential_raw,
+        authority,
+        cloud,
+    } = sink;
+    let stream = raw
+        .stream
+        .map_or_else(|| "Custom-PowerBIActivity_CL".to_string(), |(s, _)| s);
+    if !stream.starts_with("Custom-") || stream.contains(['/', '?', '#', ' ']) {
+        errors.push(format!(
+            "logs-ingestion stream {stream:?}: expected the rule's custom stream name, like Custom-PowerBIActivity_CL"
+        ));
+    }
+    let timeout = match raw.timeout {
+        None => Duration::from_secs(30),
+        Some((v, from)) => match crate::duration::parse(&v) {
+            Ok(d) if d >= Duration::from_secs(1) => d,
+            _ => {
+                errors.push(format!("{from} {v:?}: expected a duration of 1s or more"));
+                Duration::from_secs(30)
+            }
+        },
+    };
+    let cloud: Cloud = match cloud {
+        None => Cloud::Public,
+        Some((v, _)) => v.parse().unwrap_or(Cloud::Public),
+    };
+    let host = authority.map_or_else(|| cloud.authority_host().to_string(), |(v, _)| v);
+    if !credential_raw.requested() && credential_raw.identity_endpoint.is_none() {
+        errors.push("Logs Ingestion needs a credential: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a certificate, a federated token, a managed identity)".into());
+        return None;
+    }
+    let credential = credential(credential_raw, host, errors)?;
+    Some(LogsIngestionConfig {
+        endpoint,
+        dcr_id,
+        stream,
+        credential,
+        scope: cloud.monitor_scope().into(),
+        timeout,
+        max_body_bytes: MAX_BODY_BYTES,
+    })
+}
+
 /// Secrets and host-provided endpoints come from the environment only (Azure SDK names).
 fn read_credential_env(credential: &mut RawCredential) {
     let env = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
@@ -1273,7 +1488,7 @@ pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig),
 }
 
 /// What the environment says about the credential (Azure SDK variable names).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct RawCredential {
     tenant_id: Option<String>,
     client_id: Option<String>,

@@ -188,6 +188,9 @@ pub struct Checkpointer {
     /// Sources without status messages (replay, demo) are checkpointed at most this often.
     pub min_interval: Duration,
     last: Option<Instant>,
+    /// The forwarding spool, when events are forwarded: made durable before each save, so the
+    /// saved counters never include an event the spool could lose.
+    pub spool: Option<crate::exposition::forward::spool::SpoolWriter>,
 }
 
 impl Checkpointer {
@@ -198,15 +201,28 @@ impl Checkpointer {
             timing,
             min_interval: Duration::from_secs(10),
             last: None,
+            spool: None,
         }
     }
 
     /// Saves and publishes now.
     pub fn checkpoint(&mut self, aggregator: &Mutex<Aggregator>) {
-        let (state, snapshot) = {
-            let agg = aggregator.lock().unwrap_or_else(PoisonError::into_inner);
-            (agg.export(), agg.snapshot(self.reference()))
+        let (state, snapshot, outbox) = {
+            let mut agg = aggregator.lock().unwrap_or_else(PoisonError::into_inner);
+            (
+                agg.export(),
+                agg.snapshot(self.reference()),
+                agg.take_outbox(),
+            )
         };
+        self.last = Some(Instant::now());
+        if let Some(spool) = &mut self.spool {
+            if let Err(e) = spool.append(&outbox).and_then(|()| spool.sync()) {
+                // Not saved either: after a restart the events are read again and spooled.
+                tracing::error!(error = %e, "Writing the forwarding spool failed; the state is not saved.");
+                return;
+            }
+        }
         match self.file.save(state) {
             Ok(()) => {
                 *self
@@ -219,13 +235,23 @@ impl Checkpointer {
                 tracing::error!(error = %e, "Saving the state failed; /metrics keeps the last saved values.")
             }
         }
-        self.last = Some(Instant::now());
     }
 
-    /// Saves unless the last checkpoint is younger than `min_interval`.
+    /// Saves unless the last checkpoint is younger than `min_interval`; either way, moves the
+    /// events queued for forwarding to the spool (not yet durable), so they do not pile up in
+    /// memory between saves.
     pub fn maybe_checkpoint(&mut self, aggregator: &Mutex<Aggregator>) {
         if self.last.is_none_or(|t| t.elapsed() >= self.min_interval) {
-            self.checkpoint(aggregator);
+            return self.checkpoint(aggregator);
+        }
+        if let Some(spool) = &mut self.spool {
+            let outbox = aggregator
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take_outbox();
+            if let Err(e) = spool.append(&outbox) {
+                tracing::error!(error = %e, "Writing the forwarding spool failed; these events are not forwarded.");
+            }
         }
     }
 

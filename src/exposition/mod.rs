@@ -1,5 +1,7 @@
 //! Exposition stage: snapshots → Prometheus text, served over HTTP or printed (`--once`).
 
+pub mod forward;
 pub mod http;
+pub mod otlp;
 pub mod text;
 pub mod webconfig;

@@ -237,6 +237,16 @@ fn number(v: &Option<serde_json::Value>) -> Option<i64> {
 }
 
 impl Credential {
+    /// The Entra ID tenant, when the credential names one (a managed identity does not).
+    pub fn tenant_id(&self) -> Option<&str> {
+        match self {
+            Credential::ClientSecret { authority, .. }
+            | Credential::Certificate { authority, .. }
+            | Credential::WorkloadIdentity { authority, .. } => Some(&authority.tenant_id),
+            Credential::ManagedIdentity(_) => None,
+        }
+    }
+
     /// Short name for logs and the README.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -43,6 +43,15 @@ impl Cloud {
         }
     }
 
+    /// Scope of tokens for Azure Monitor Logs Ingestion in this cloud.
+    pub fn monitor_scope(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://monitor.azure.com/.default",
+            Cloud::UsGov | Cloud::UsGovHigh | Cloud::UsDod => "https://monitor.azure.us/.default",
+            Cloud::China => "https://monitor.azure.cn/.default",
+        }
+    }
+
     pub fn authority_host(self) -> &'static str {
         match self {
             Cloud::Public | Cloud::UsGov => "https://login.microsoftonline.com",

@@ -1,0 +1,544 @@
+//! OTLP push of the metric families `/metrics` serves, with the OpenTelemetry SDK's periodic
+//! reader and the `opentelemetry-otlp` exporter, configured by the standard `OTEL_*` variables.
+//!
+//! Invariants:
+//! - one observable instrument per catalogue family (and per `process_*` family), observed
+//!   from the same families `/metrics` renders: the values are the served values (with a
+//!   state directory, the saved ones, so a restart never shows a collector a false reset);
+//! - names map so that a Collector's Prometheus exporter, or Prometheus' OTLP receiver,
+//!   gives back the `/metrics` names: a counter loses `_total` (a monotonic cumulative sum
+//!   gets it back), a `_seconds` / `_bytes` suffix becomes the unit `s` / `By`;
+//! - the push runs on the SDK's own thread: it never blocks polling or scraping; a failed push
+//!   is retried by the exporter with backoff, then counted in
+//!   `powerbi_otlp_export_errors_total` and logged once per outage.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use opentelemetry::metrics::{AsyncInstrument, MeterProvider as _};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{
+    Instrument, PeriodicReader, SdkMeterProvider, Stream, Temporality,
+};
+use opentelemetry_sdk::Resource;
+use prometheus::proto::{MetricFamily, MetricType};
+
+use crate::catalogue::{self, Kind};
+
+/// The transport of OTLP, from `OTEL_EXPORTER_OTLP_{METRICS,LOGS}_PROTOCOL` or
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    HttpProtobuf,
+    Grpc,
+}
+
+/// What is pushed over OTLP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// Push the metric families (`--otlp.enabled`, or an OTLP endpoint variable set).
+    pub metrics: Option<Protocol>,
+    /// Forward raw events as log records (`--otlp.logs`).
+    pub logs: Option<Protocol>,
+    /// Add `user.id` to log records (`--otlp.logs.user-attribute`).
+    pub logs_user_attribute: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The protocol of a signal: its own variable, else the general one, else `http/protobuf`
+/// (the specification's default).
+pub fn protocol_from_env(signal: &str) -> Result<Protocol, String> {
+    let var = format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL");
+    let (name, value) = match env(&var) {
+        Some(v) => (var, v),
+        None => match env("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            Some(v) => ("OTEL_EXPORTER_OTLP_PROTOCOL".to_string(), v),
+            None => return Ok(Protocol::HttpProtobuf),
+        },
+    };
+    match value.trim() {
+        "http/protobuf" => Ok(Protocol::HttpProtobuf),
+        "grpc" => Ok(Protocol::Grpc),
+        other => Err(format!(
+            "{name}={other:?}: expected http/protobuf or grpc (http/json is not supported)"
+        )),
+    }
+}
+
+impl OtlpConfig {
+    /// Reads the switches and the standard variables; problems go to `errors`.
+    pub fn resolve(
+        metrics_flag: bool,
+        logs_flag: bool,
+        logs_user_attribute: bool,
+        errors: &mut Vec<String>,
+    ) -> OtlpConfig {
+        let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let endpoint_set = env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+            || env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some();
+        let metrics_off = env("OTEL_METRICS_EXPORTER").is_some_and(|v| v.trim() == "none");
+        let mut protocol = |signal: &str| match protocol_from_env(signal) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let metrics = (!disabled && !metrics_off && (metrics_flag || endpoint_set))
+            .then(|| protocol("METRICS"))
+            .flatten();
+        let logs = (!disabled && logs_flag).then(|| protocol("LOGS")).flatten();
+        OtlpConfig {
+            metrics,
+            logs,
+            logs_user_attribute,
+        }
+    }
+}
+
+/// Why the OTLP pipeline could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    #[error("OTLP exporter: {0} (check the OTEL_EXPORTER_OTLP_* variables)")]
+    Build(String),
+    #[error("OTLP TLS: {0}")]
+    Tls(String),
+}
+
+/// The resource: the SDK's (which reads `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`),
+/// `service.name` = `powerbi-exporter` when neither names one, `service.version`, and the
+/// tenant id when known.
+pub fn resource(tenant_id: Option<&str>) -> Resource {
+    let base = Resource::builder().build();
+    let named = base
+        .get(&opentelemetry::Key::from_static_str("service.name"))
+        .is_some_and(|v| !v.as_str().starts_with("unknown_service"));
+    let mut builder = Resource::builder();
+    if !named {
+        builder = builder.with_service_name("powerbi-exporter");
+    }
+    let mut extra = vec![KeyValue::new("service.version", crate::VERSION)];
+    if let Some(t) = tenant_id {
+        extra.push(KeyValue::new("powerbi.tenant.id", t.to_string()));
+    }
+    builder.with_attributes(extra).build()
+}
+
+/// The HTTP client of the OTLP exporters: our reqwest (rustls) on the exporter's runtime, with
+/// the TLS variables the exporter crate does not read itself.
+#[derive(Debug, Clone)]
+struct TokioHttp {
+    client: reqwest::Client,
+    handle: tokio::runtime::Handle,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for TokioHttp {
+    async fn send_bytes(
+        &self,
+        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<
+        opentelemetry_http::Response<opentelemetry_http::Bytes>,
+        opentelemetry_http::HttpError,
+    > {
+        let client = self.client.clone();
+        let request = reqwest::Request::try_from(request)?;
+        // Spawned on the runtime, because the SDK's metric thread polls this future without one.
+        let response = self
+            .handle
+            .spawn(async move {
+                let response = client.execute(request).await?;
+                let mut out = opentelemetry_http::Response::builder().status(response.status());
+                for (k, v) in response.headers() {
+                    out = out.header(k, v);
+                }
+                let body = response.bytes().await?;
+                Ok::<_, opentelemetry_http::HttpError>(out.body(body)?)
+            })
+            .await??;
+        Ok(response)
+    }
+}
+
+/// TLS material named by `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE`, `…CLIENT_CERTIFICATE` and
+/// `…CLIENT_KEY` (PEM files).
+struct TlsFiles {
+    ca: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+fn tls_files(signal: &str) -> Result<TlsFiles, OtlpError> {
+    let var = |suffix: &str| {
+        env(&format!("OTEL_EXPORTER_OTLP_{signal}_{suffix}"))
+            .or_else(|| env(&format!("OTEL_EXPORTER_OTLP_{suffix}")))
+    };
+    let read = |suffix: &str| -> Result<Option<Vec<u8>>, OtlpError> {
+        var(suffix)
+            .map(|path| {
+                std::fs::read(&path)
+                    .map_err(|e| OtlpError::Tls(format!("OTEL_EXPORTER_OTLP_{suffix} {path}: {e}")))
+            })
+            .transpose()
+    };
+    let ca = read("CERTIFICATE")?;
+    let identity = match (read("CLIENT_CERTIFICATE")?, read("CLIENT_KEY")?) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err(OtlpError::Tls(
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together"
+                .into(),
+        )),
+    };
+    Ok(TlsFiles { ca, identity })
+}
+
+fn http_client(signal: &str) -> Result<TokioHttp, OtlpError> {
+    let tls = tls_files(signal)?;
+    let mut builder = reqwest::Client::builder();
+    if let Some(ca) = &tls.ca {
+        let cert = reqwest::Certificate::from_pem(ca).map_err(|e| OtlpError::Tls(e.to_string()))?;
+        builder = builder.tls_certs_merge([cert]);
+    }
+    if let Some((cert, key)) = &tls.identity {
+        let mut pem = key.clone();
+        pem.extend_from_slice(cert);
+        let identity =
+            reqwest::Identity::from_pem(&pem).map_err(|e| OtlpError::Tls(e.to_string()))?;
+        builder = builder.identity(identity);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| OtlpError::Build(e.to_string()))?;
+    Ok(TokioHttp {
+        client,
+        handle: tokio::runtime::Handle::current(),
+    })
+}
+
+fn tonic_tls(
+    signal: &str,
+) -> Result<Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>, OtlpError> {
+    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
+    let tls = tls_files(signal)?;
+    if tls.ca.is_none() && tls.identity.is_none() {
+        return Ok(None);
+    }
+    let mut config = ClientTlsConfig::new();
+    if let Some(ca) = tls.ca {
+        config = config.ca_certificate(Certificate::from_pem(ca));
+    }
+    if let Some((cert, key)) = tls.identity {
+        config = config.identity(Identity::from_pem(cert, key));
+    }
+    Ok(Some(config))
+}
+
+/// Builds the OTLP log exporter for `--otlp.logs` (must run inside the tokio runtime).
+pub fn log_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::LogExporter, OtlpError> {
+    let built = match protocol {
+        Protocol::HttpProtobuf => opentelemetry_otlp::LogExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_http_client(http_client("LOGS")?)
+            .build(),
+        Protocol::Grpc => {
+            let mut b = opentelemetry_otlp::LogExporter::builder().with_tonic();
+            if let Some(tls) = tonic_tls("LOGS")? {
+                b = b.with_tls_config(tls);
+            }
+            b.build()
+        }
+    };
+    built.map_err(|e| OtlpError::Build(e.to_string()))
+}
+
+fn metric_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::MetricExporter, OtlpError> {
+    let built = match protocol {
+        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_http_client(http_client("METRICS")?)
+            .with_temporality(Temporality::Cumulative)
+            .build(),
+        Protocol::Grpc => {
+            let mut b = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_temporality(Temporality::Cumulative);
+            if let Some(tls) = tonic_tls("METRICS")? {
+                b = b.with_tls_config(tls);
+            }
+            b.build()
+        }
+    };
+    built.map_err(|e| OtlpError::Build(e.to_string()))
+}
+
+/// Counts failed pushes and logs an outage once.
+struct Counted<E> {
+    inner: E,
+    errors: Arc<AtomicU64>,
+    down: AtomicBool,
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let result = self.inner.export(metrics).await;
+        match &result {
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "Pushing metrics over OTLP failed; retrying every interval (logged once per outage).");
+                }
+            }
+            Ok(()) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("Pushing metrics over OTLP works again.");
+                }
+            }
+        }
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}
+
+/// The families to push, rendered on demand.
+pub type Gather = Arc<dyn Fn() -> Vec<MetricFamily> + Send + Sync>;
+
+/// Attribute sets and values by Prometheus family name.
+type Rendered = HashMap<String, Vec<(Vec<KeyValue>, f64)>>;
+
+/// Samples by Prometheus family name, refreshed at most once a second: one collection calls
+/// every instrument's callback, and they should all see one rendering.
+struct Samples {
+    gather: Gather,
+    current: Mutex<Option<(Instant, Arc<Rendered>)>>,
+}
+
+impl Samples {
+    fn of(&self, family: &str) -> Arc<Rendered> {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, samples)) = current.as_ref() {
+            if at.elapsed() < Duration::from_secs(1) && samples.contains_key(family) {
+                return samples.clone();
+            }
+        }
+        let fresh = Arc::new(by_family((self.gather)()));
+        *current = Some((Instant::now(), fresh.clone()));
+        fresh
+    }
+}
+
+fn by_family(families: Vec<MetricFamily>) -> Rendered {
+    families
+        .into_iter()
+        .map(|f| {
+            let samples = f
+                .get_metric()
+                .iter()
+                .map(|m| {
+                    let attrs = m
+                        .get_label()
+                        .iter()
+                        .map(|l| KeyValue::new(l.name().to_string(), l.value().to_string()))
+                        .collect();
+                    let value = match f.get_field_type() {
+                        MetricType::COUNTER => m.get_counter().get_value(),
+                        _ => m.get_gauge().get_value(),
+                    };
+                    (attrs, value)
+                })
+                .collect();
+            (f.name().to_string(), samples)
+        })
+        .collect()
+}
+
+/// The OTLP name and unit of a Prometheus family.
+pub fn otel_name(prometheus: &str, kind: Kind) -> (String, &'static str) {
+    let base = match kind {
+        Kind::Counter => prometheus.strip_suffix("_total").unwrap_or(prometheus),
+        Kind::Gauge => prometheus,
+    };
+    if let Some(b) = base.strip_suffix("_seconds") {
+        (b.to_string(), "s")
+    } else if let Some(b) = base.strip_suffix("_bytes") {
+        (b.to_string(), "By")
+    } else {
+        (base.to_string(), "")
+    }
+}
+
+/// `process_*` families of the `prometheus` crate's process collector.
+const PROCESS_FAMILIES: [(&str, Kind, &str); 7] = [
+    (
+        "process_cpu_seconds_total",
+        Kind::Counter,
+        "Total user and system CPU time spent in seconds.",
+    ),
+    (
+        "process_max_fds",
+        Kind::Gauge,
+        "Maximum number of open file descriptors.",
+    ),
+    (
+        "process_open_fds",
+        Kind::Gauge,
+        "Number of open file descriptors.",
+    ),
+    (
+        "process_resident_memory_bytes",
+        Kind::Gauge,
+        "Resident memory size in bytes.",
+    ),
+    (
+        "process_start_time_seconds",
+        Kind::Gauge,
+        "Start time of the process since unix epoch in seconds.",
+    ),
+    (
+        "process_threads",
+        Kind::Gauge,
+        "Number of OS threads in the process.",
+    ),
+    (
+        "process_virtual_memory_bytes",
+        Kind::Gauge,
+        "Virtual memory size in bytes.",
+    ),
+];
+
+/// A running push; dropping it stops the SDK's thread after a last push.
+pub struct MetricsPush {
+    provider: SdkMeterProvider,
+}
+
+impl MetricsPush {
+    /// Starts pushing every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s). `cap` gives a
+    /// family's series cap, so the SDK's own cardinality limit never folds series that
+    /// `/metrics` shows. Must run inside the tokio runtime.
+    pub fn start(
+        protocol: Protocol,
+        resource: Resource,
+        gather: Gather,
+        process: bool,
+        cap: impl Fn(&catalogue::Family) -> Option<usize>,
+        errors: Arc<AtomicU64>,
+    ) -> Result<MetricsPush, OtlpError> {
+        let exporter = Counted {
+            inner: metric_exporter(protocol)?,
+            errors,
+            down: AtomicBool::new(false),
+        };
+        let mut families: Vec<(&str, Kind, &str, Option<usize>)> = catalogue::ALL
+            .iter()
+            .map(|f| (f.name, f.kind, f.help, cap(f)))
+            .collect();
+        if process {
+            families.extend(PROCESS_FAMILIES.iter().map(|(n, k, h)| (*n, *k, *h, None)));
+        }
+        let limits: HashMap<String, usize> = families
+            .iter()
+            .filter_map(|(name, kind, _, cap)| Some((otel_name(name, *kind).0, (*cap)? + 2)))
+            .collect();
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(PeriodicReader::builder(exporter).build())
+            .with_view(move |i: &Instrument| {
+                let limit = *limits.get(i.name())?;
+                Stream::builder().with_cardinality_limit(limit).build().ok()
+            })
+            .build();
+        let meter = provider.meter_with_scope(
+            InstrumentationScope::builder("powerbi-exporter")
+                .with_version(crate::VERSION)
+                .build(),
+        );
+        let samples = Arc::new(Samples {
+            gather,
+            current: Mutex::new(None),
+        });
+        for (name, kind, help, _) in families {
+            let (otel, unit) = otel_name(name, kind);
+            let samples = samples.clone();
+            let observe = move |o: &dyn AsyncInstrument<f64>| {
+                if let Some(list) = samples.of(name).get(name) {
+                    for (attrs, value) in list {
+                        o.observe(*value, attrs);
+                    }
+                }
+            };
+            match kind {
+                Kind::Counter => {
+                    meter
+                        .f64_observable_counter(otel)
+                        .with_description(help)
+                        .with_unit(unit)
+                        .with_callback(observe)
+                        .build();
+                }
+                Kind::Gauge => {
+                    meter
+                        .f64_observable_gauge(otel)
+                        .with_description(help)
+                        .with_unit(unit)
+                        .with_callback(observe)
+                        .build();
+                }
+            }
+        }
+        Ok(MetricsPush { provider })
+    }
+
+    /// Pushes once more and stops (blocking: call from a blocking thread).
+    pub fn shutdown(self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::debug!(error = %e, "OTLP metrics shutdown.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_back_to_the_prometheus_ones() {
+        for f in catalogue::ALL {
+            let (name, unit) = otel_name(f.name, f.kind);
+            let mut back = name.clone();
+            match unit {
+                "s" => back.push_str("_seconds"),
+                "By" => back.push_str("_bytes"),
+                _ => {}
+            }
+            if f.kind == Kind::Counter {
+                back.push_str("_total");
+            }
+            assert_eq!(back, f.name, "{name} [{unit}]");
+        }
+        assert_eq!(
+            otel_name("process_cpu_seconds_total", Kind::Counter),
+            ("process_cpu".to_string(), "s")
+        );
+    }
+}
