@@ -161,7 +161,12 @@ async fn serve(config: Config) -> Result<(), AppError> {
 
     // With durable state, /metrics serves what was saved, so a restart never takes a served
     // value back; without, it renders the live state.
-    let otlp_errors = Arc::new(AtomicU64::new(0));
+    let otlp_errors = Arc::new(AtomicU64::new(
+        config
+            .state_dir
+            .as_deref()
+            .map_or(0, otlp::saved_export_errors),
+    ));
     let pushing = config.otlp.metrics.is_some();
     let render = {
         let otlp_errors = otlp_errors.clone();
@@ -217,6 +222,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
                 !config.web.disable_exporter_metrics,
                 move |f| f.default_cap.map(|_| limits.cap(f)),
                 otlp_errors,
+                config.state_dir.clone(),
             )?)
         }
         None => None,

@@ -13,6 +13,7 @@
 //!   `powerbi_otlp_export_errors_total` and logged once per outage.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -282,11 +283,29 @@ fn metric_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::MetricExpor
     built.map_err(|e| OtlpError::Build(e.to_string()))
 }
 
-/// Counts failed pushes and logs an outage once.
+/// Counts failed pushes (in a file of the state directory too, so the counter continues
+/// across restarts like every other) and logs an outage once.
 struct Counted<E> {
     inner: E,
     errors: Arc<AtomicU64>,
+    saved_in: Option<PathBuf>,
     down: AtomicBool,
+}
+
+/// The failed-push count saved in `dir`, 0 when there is none.
+pub fn saved_export_errors(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join(ERRORS_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+const ERRORS_FILE: &str = "otlp-export-errors";
+
+fn save_export_errors(dir: &Path, n: u64) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{ERRORS_FILE}.tmp"));
+    std::fs::write(&tmp, n.to_string())?;
+    std::fs::rename(tmp, dir.join(ERRORS_FILE))
 }
 
 impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
@@ -294,7 +313,12 @@ impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
         let result = self.inner.export(metrics).await;
         match &result {
             Err(e) => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
+                let n = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(dir) = &self.saved_in {
+                    if let Err(e) = save_export_errors(dir, n) {
+                        tracing::debug!(error = %e, "Saving the OTLP error count failed.");
+                    }
+                }
                 if !self.down.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, "Pushing metrics over OTLP failed; retrying every interval (logged once per outage).");
                 }
@@ -435,7 +459,8 @@ pub struct MetricsPush {
 impl MetricsPush {
     /// Starts pushing every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s). `cap` gives a
     /// family's series cap, so the SDK's own cardinality limit never folds series that
-    /// `/metrics` shows. Must run inside the tokio runtime.
+    /// `/metrics` shows; `errors` starts from [`saved_export_errors`] of `state_dir`. Must run
+    /// inside the tokio runtime.
     pub fn start(
         protocol: Protocol,
         resource: Resource,
@@ -443,10 +468,12 @@ impl MetricsPush {
         process: bool,
         cap: impl Fn(&catalogue::Family) -> Option<usize>,
         errors: Arc<AtomicU64>,
+        state_dir: Option<PathBuf>,
     ) -> Result<MetricsPush, OtlpError> {
         let exporter = Counted {
             inner: metric_exporter(protocol)?,
             errors,
+            saved_in: state_dir,
             down: AtomicBool::new(false),
         };
         let mut families: Vec<(&str, Kind, &str, Option<usize>)> = catalogue::ALL

@@ -24,6 +24,11 @@ mod hostile;
 mod inventory;
 /// The live source against the simulated API: late events, faults, budget, host and auth checks.
 mod live;
+/// OTLP: the push equals the scrape (HTTP, gRPC, OTEL_* variables); events as log records
+/// through a collector outage and a restart.
+mod otlp;
+/// An OTLP receiver (HTTP and gRPC) decoding with the official protobuf types.
+mod otlp_receiver;
 /// User signals (pseudonym, plain, off; restart and key change) and external shares.
 mod people;
 /// The README's metrics table is the catalogue's.

@@ -121,7 +121,12 @@ impl Exporter {
             let line = exporter
                 .log
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("no Listening. line within 20s");
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "no Listening. line within 20s ({e}): {:#?}",
+                        exporter.startup_log
+                    )
+                });
             if line.contains("msg=Listening.") {
                 let addr = line
                     .split(' ')
