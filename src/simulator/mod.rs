@@ -7,6 +7,7 @@
 //! face of the simulated API (next issue) will serve its events.
 
 pub mod api;
+pub mod logs_ingestion;
 mod names;
 mod rng;
 pub mod timeline;

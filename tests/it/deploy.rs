@@ -236,3 +236,31 @@ fn the_container_health_check_command_works() {
         "a port without an exporter is unhealthy"
     );
 }
+
+#[test]
+fn the_collector_sample_wires_every_pipeline_to_defined_components_on_the_otlp_ports() {
+    let text = std::fs::read_to_string(root().join("deploy/otel/collector.yaml")).unwrap();
+    let c: Value = serde_yaml_ng::from_str(&text).unwrap();
+    for (signal, exporter) in [("metrics", "prometheus"), ("logs", "debug")] {
+        let p = &c["service"]["pipelines"][signal];
+        for kind in ["receivers", "processors", "exporters"] {
+            for name in p[kind].as_sequence().unwrap() {
+                let name = name.as_str().unwrap();
+                assert!(
+                    c[kind].get(name).is_some(),
+                    "{signal} pipeline uses undefined {kind} {name}"
+                );
+            }
+        }
+        assert!(p["exporters"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|e| e == exporter));
+    }
+    // The OTLP default ports: what OTEL_EXPORTER_OTLP_ENDPOINT points at without a port choice.
+    let protocols = &c["receivers"]["otlp"]["protocols"];
+    assert_eq!(protocols["grpc"]["endpoint"], "0.0.0.0:4317");
+    assert_eq!(protocols["http"]["endpoint"], "0.0.0.0:4318");
+    assert_eq!(c["exporters"]["prometheus"]["add_metric_suffixes"], true);
+}

@@ -4,6 +4,8 @@
 /// Shared helpers: run the binary, scrape it, parse expositions, find promtool.
 mod support;
 
+/// The Azure template (table, rule, role) declares every field the exporter sends.
+mod azure_deploy;
 /// Bad paths, bad files, bad flags and bad configuration.
 mod bad_input;
 /// Series caps: overflow series, exact sums, dropped counters.
@@ -24,6 +26,8 @@ mod hostile;
 mod inventory;
 /// The live source against the simulated API: late events, faults, budget, host and auth checks.
 mod live;
+/// Azure Monitor Logs Ingestion against a loopback fake: limits, 413, 429, 503, kill -9.
+mod logs_ingestion;
 /// OTLP: the push equals the scrape (HTTP, gRPC, OTEL_* variables); events as log records
 /// through a collector outage and a restart.
 mod otlp;

@@ -48,6 +48,8 @@ pub struct LogsIngestion {
     url: String,
     http: reqwest::Client,
     tokens: TokenCache,
+    /// 413s and refused rows handled by splitting, since the last take.
+    handled: Vec<&'static str>,
 }
 
 impl LogsIngestion {
@@ -65,6 +67,7 @@ impl LogsIngestion {
             url,
             http,
             tokens,
+            handled: Vec::new(),
         })
     }
 
@@ -90,6 +93,7 @@ impl LogsIngestion {
             match self.post(rows).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.give_up.is_some() && rows.len() > 1 => {
+                    self.handled.push(e.reason);
                     let half = rows.len() / 2;
                     self.send_array(&rows[..half]).await?;
                     self.send_array(&rows[half..]).await.map_err(|e| SendError {
@@ -159,6 +163,10 @@ impl Sink for LogsIngestion {
 
     fn batch_limits(&self) -> (usize, usize) {
         (10_000, 4 * self.config.max_body_bytes)
+    }
+
+    fn take_handled_errors(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.handled)
     }
 
     fn send<'a>(&'a mut self, events: &'a [Vec<u8>]) -> SendFuture<'a> {

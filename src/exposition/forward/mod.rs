@@ -68,6 +68,11 @@ pub trait Sink: Send + 'static {
     fn batch_limits(&self) -> (usize, usize);
     /// Delivers the batch (raw event JSON, in order); `Ok` once all were accepted.
     fn send<'a>(&'a mut self, events: &'a [Vec<u8>]) -> SendFuture<'a>;
+    /// Refusals the sink worked around within the last [`Sink::send`] (e.g. a 413 answered by
+    /// splitting the array), to be counted like failures.
+    fn take_handled_errors(&mut self) -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 /// What `/metrics` shows of one sink.
@@ -160,6 +165,9 @@ pub async fn run_sink(mut sink: impl Sink, mut reader: SpoolReader, stats: Forwa
             continue;
         }
         let result = sink.send(&batch.lines).await;
+        for reason in sink.take_handled_errors() {
+            reader.count_error(reason);
+        }
         let saved = match &result {
             Ok(()) => reader.commit(batch.lines.len()),
             Err(e) => {
