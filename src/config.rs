@@ -138,6 +138,16 @@ impl Config {
             "dedup.window",
             duration::format(self.aggregate.dedup_window),
         );
+        let protocol = |p: Option<crate::exposition::otlp::Protocol>| {
+            p.map_or("off".to_string(), |p| format!("{p:?}").to_ascii_lowercase())
+        };
+        line("otlp.metrics", protocol(self.otlp.metrics));
+        line("otlp.logs", protocol(self.otlp.logs));
+        if let Some(li) = &self.forward.logs_ingestion {
+            line("logs_ingestion.endpoint", li.endpoint.clone());
+            line("logs_ingestion.dcr_id", li.dcr_id.clone());
+            line("logs_ingestion.stream", li.stream.clone());
+        }
         let f = &self.aggregate.filters;
         for (key, list) in [
             ("filters.include_workspaces", &f.include_workspaces),

@@ -204,3 +204,62 @@ fn check_config_prints_the_effective_settings_with_secrets_redacted() {
         stderr(&out)
     );
 }
+
+#[test]
+fn forwarding_settings_are_checked_together_and_exit_2() {
+    let out = run(&[
+        "--demo",
+        "--otlp.logs",
+        "--logs-ingestion.endpoint",
+        "http://example.com",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for needle in [
+        "Logs Ingestion needs both --logs-ingestion.endpoint and --logs-ingestion.dcr-id",
+        "need --state.dir",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_with_env(
+        &[
+            "--demo",
+            "--state.dir",
+            dir.path().to_str().unwrap(),
+            "--logs-ingestion.endpoint",
+            "http://ingest.example.com",
+            "--logs-ingestion.dcr-id",
+            "dcr-1",
+            "--logs-ingestion.stream",
+            "PowerBI",
+            "--otlp.enabled",
+        ],
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for needle in [
+        "expected an https:// URL (plain http only for loopback)",
+        "OTEL_EXPORTER_OTLP_PROTOCOL=\"http/json\": expected http/protobuf or grpc",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    // OTLP protocol problems matter only when something is pushed: the plain demo ignores them.
+    let path = dir.path().join("config.yml");
+    std::fs::write(
+        &path,
+        "otlp:\n  enabled: maybe\nlogs_ingestion:\n  endpoint: https://x.example\n  dcr_id: dcr-1\n  stream: Custom-PowerBIActivity_CL\nforward:\n  max_backlog_bytes: lots\n",
+    )
+    .unwrap();
+    let out = run(&["--config.file", path.to_str().unwrap(), "--demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for needle in [
+        "config key `otlp.enabled`: expected true or false",
+        "config key `forward.max_backlog_bytes`: expected a whole number of bytes",
+        "Logs Ingestion needs a credential",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
