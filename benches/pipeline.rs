@@ -6,7 +6,9 @@
 //! - baseline: `serde_json::from_slice::<IgnoredAny>` of each page (validates every byte);
 //! - decode, streamed: the splitter + lenient decoder (the path of files over 32 MiB);
 //! - decode, in memory: the single-pass decoder (API pages, demo pages, smaller files);
-//! - decode + aggregate: the whole pipeline after the source (dedup, series, users), in memory.
+//! - decode + aggregate: the whole pipeline after the source (dedup, series, users), in memory;
+//! - decode + aggregate + forwarding spool: the same with every counted event queued and
+//!   appended to the spool file (what `--otlp.logs` / `--logs-ingestion.*` add to the pipeline).
 //!
 //! Under `cargo test` (no `--bench` argument) it runs once on 20,000 events as a smoke test.
 
@@ -16,6 +18,7 @@ use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Reference};
 use powerbi_exporter::decode::{
     decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, UnixMillis,
 };
+use powerbi_exporter::exposition::forward::spool::SpoolWriter;
 use powerbi_exporter::simulator::{write_archive, Layout, Rng, Tenant, TenantSpec};
 
 struct Discard(u64);
@@ -122,6 +125,30 @@ fn main() {
         last = Some(agg);
     });
     report("decode + aggregate", full, events, bytes, baseline);
+
+    // With forwarding on: every counted event is also queued as a raw line and appended to the
+    // spool (a file in a temporary directory, synced once at the end, like a checkpoint).
+    let forwarding = best_of(runs("forward"), || {
+        let dir = std::env::temp_dir().join(format!("pbi-bench-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut spool = SpoolWriter::open(&dir, u64::MAX).unwrap();
+        let mut agg = Aggregator::new(&AggregateConfig::default());
+        agg.enable_outbox();
+        for p in &pages {
+            decode_slice(p, &mut agg).unwrap();
+            spool.append(&agg.take_outbox()).unwrap();
+        }
+        spool.sync().unwrap();
+        assert_eq!(spool.next_seq(), events);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+    report(
+        "decode + aggregate + forwarding spool",
+        forwarding,
+        events,
+        bytes,
+        baseline,
+    );
 
     let agg = last.unwrap();
     assert_eq!(agg.processed(), events);

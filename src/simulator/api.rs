@@ -697,7 +697,7 @@ fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 }
 
 /// `k=v&k=v` with percent-decoding (`+` as space, as forms encode it).
-fn parse_form(s: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
     s.split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {

@@ -12,26 +12,54 @@ use crate::support::{runtime, Exporter};
 
 const N: usize = 10_000;
 
-fn start(fake: &FakeLogsIngestion, config: &FakeConfig, events: &str, state: &str) -> Exporter {
-    let base = fake.base_url();
-    Exporter::start_with_env(
-        &[
-            "--replay",
-            events,
-            "--state.dir",
-            state,
-            "--logs-ingestion.endpoint",
-            &base,
-            "--logs-ingestion.dcr-id",
-            DEFAULT_DCR_ID,
-        ],
-        &[
-            ("AZURE_TENANT_ID", config.tenant_id.as_str()),
-            ("AZURE_CLIENT_ID", config.client_id.as_str()),
-            ("AZURE_CLIENT_SECRET", config.client_secret.as_str()),
-            ("AZURE_AUTHORITY_HOST", base.as_str()),
-        ],
-    )
+/// A fake endpoint, N events to replay and a state directory.
+struct Run {
+    fake: FakeLogsIngestion,
+    config: FakeConfig,
+    dir: tempfile::TempDir,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Run {
+    fn new(config: FakeConfig) -> Run {
+        let rt = runtime();
+        let fake = rt
+            .block_on(FakeLogsIngestion::start(config.clone()))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_events(dir.path(), N);
+        Run {
+            fake,
+            config,
+            dir,
+            _rt: rt,
+        }
+    }
+
+    /// Starts the exporter on the events, forwarding to the fake.
+    fn start(&self) -> Exporter {
+        let base = self.fake.base_url();
+        let events = self.dir.path().join("events.json");
+        let state = self.dir.path().join("state");
+        Exporter::start_with_env(
+            &[
+                "--replay",
+                events.to_str().unwrap(),
+                "--state.dir",
+                state.to_str().unwrap(),
+                "--logs-ingestion.endpoint",
+                &base,
+                "--logs-ingestion.dcr-id",
+                DEFAULT_DCR_ID,
+            ],
+            &[
+                ("AZURE_TENANT_ID", self.config.tenant_id.as_str()),
+                ("AZURE_CLIENT_ID", self.config.client_id.as_str()),
+                ("AZURE_CLIENT_SECRET", self.config.client_secret.as_str()),
+                ("AZURE_AUTHORITY_HOST", base.as_str()),
+            ],
+        )
+    }
 }
 
 fn value(s: &BTreeMap<String, f64>, key: &str) -> f64 {
@@ -57,24 +85,13 @@ fn expected_ids() -> BTreeSet<String> {
 
 #[test]
 fn a_burst_arrives_as_gzip_arrays_under_1_mb_and_throttling_is_waited_out() {
-    let rt = runtime();
     let config = FakeConfig {
         throttle_next: 2,
         retry_after_secs: 1,
         ..FakeConfig::default()
     };
-    let fake = rt
-        .block_on(FakeLogsIngestion::start(config.clone()))
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let events = write_events(dir.path(), N);
-    let state = dir.path().join("state");
-    let e = start(
-        &fake,
-        &config,
-        events.to_str().unwrap(),
-        state.to_str().unwrap(),
-    );
+    let run = Run::new(config);
+    let (fake, e) = (&run.fake, run.start());
     wait_until(Duration::from_secs(60), "every row delivered", || {
         let s = e.scrape();
         value(
@@ -86,7 +103,7 @@ fn a_burst_arrives_as_gzip_arrays_under_1_mb_and_throttling_is_waited_out() {
                 r#"powerbi_forward_backlog_events{sink="logs_ingestion"}"#,
             ) == 0.0
     });
-    let ids = row_ids(&fake);
+    let ids = row_ids(fake);
     assert_eq!(ids.len(), N, "each row once");
     assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), expected_ids());
 
@@ -128,23 +145,14 @@ fn a_burst_arrives_as_gzip_arrays_under_1_mb_and_throttling_is_waited_out() {
 
 #[test]
 fn too_large_arrays_are_split_and_a_kill_9_loses_nothing() {
-    let rt = runtime();
     // The fake takes at most 300,000 bytes: our 1 MB arrays are refused with 413 and halved.
-    let config = FakeConfig {
+    let run = Run::new(FakeConfig {
         max_body_bytes: 300_000,
         fail_next: 1,
         ..FakeConfig::default()
-    };
-    let fake = rt
-        .block_on(FakeLogsIngestion::start(config.clone()))
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let events = write_events(dir.path(), N);
-    let (events, state) = (
-        events.to_str().unwrap().to_string(),
-        dir.path().join("state").to_str().unwrap().to_string(),
-    );
-    let mut e = start(&fake, &config, &events, &state);
+    });
+    let fake = &run.fake;
+    let mut e = run.start();
     wait_until(Duration::from_secs(60), "a third delivered", || {
         fake.rows().len() >= N / 3
     });
@@ -156,15 +164,15 @@ fn too_large_arrays_are_split_and_a_kill_9_loses_nothing() {
     let before_restart = fake.rows().len();
     assert!(before_restart < N, "killed mid-delivery");
 
-    let e = start(&fake, &config, &events, &state);
+    let e = run.start();
     wait_until(Duration::from_secs(60), "every event delivered", || {
-        row_ids(&fake).into_iter().collect::<BTreeSet<_>>().len() == N
+        row_ids(fake).into_iter().collect::<BTreeSet<_>>().len() == N
             && value(
                 &e.scrape(),
                 r#"powerbi_forward_backlog_events{sink="logs_ingestion"}"#,
             ) == 0.0
     });
-    let ids = row_ids(&fake);
+    let ids = row_ids(fake);
     assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), expected_ids());
     // At-least-once: only the batch in flight at the kill (at most 4 MB of ~1.1 KB events) may
     // arrive twice.
