@@ -5,6 +5,8 @@
 //! queued, in the order they were counted; a line never contains `\n` (a raw event's line
 //! breaks can only be whitespace between JSON tokens, so they become spaces).
 
+use std::io::Write as _;
+
 use crate::decode::UnixMillis;
 
 /// Splits a line into the time its event was fetched and the event's JSON.
@@ -26,13 +28,17 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn push(&mut self, raw: &[u8], fetched: UnixMillis) {
-        self.lines
-            .extend_from_slice(format!("{} ", fetched.0).as_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.lines, "{} ", fetched.0);
         let start = self.lines.len();
-        self.lines.extend_from_slice(raw.trim_ascii());
-        for b in &mut self.lines[start..] {
-            if matches!(*b, b'\n' | b'\r') {
-                *b = b' ';
+        let raw = raw.trim_ascii();
+        self.lines.extend_from_slice(raw);
+        // Most events are on one line already: look before touching every byte.
+        if memchr::memchr2(b'\n', b'\r', raw).is_some() {
+            for b in &mut self.lines[start..] {
+                if matches!(*b, b'\n' | b'\r') {
+                    *b = b' ';
+                }
             }
         }
         self.lines.push(b'\n');
