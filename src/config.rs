@@ -1660,6 +1660,44 @@ mod tests {
     }
 
     #[test]
+    fn forwarding_is_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let c = Config::from_yaml(&format!(
+            "demo: {{enabled: true}}\nstate: {{dir: {}}}\notlp: {{logs: true, logs_user_attribute: true}}\n\
+             logs_ingestion: {{endpoint: 'https://dce.example.com', dcr_id: dcr-abc, timeout: 10s}}\n\
+             forward: {{max_backlog_bytes: 1000}}\nazure: {{tenant_id: t1, client_id: c1, client_secret_file: {}, cloud: usgovhigh}}\n",
+            dir.path().display(),
+            secret.display()
+        ))
+        .unwrap();
+        assert!(c.otlp.logs.is_some() && c.otlp.logs_user_attribute);
+        assert_eq!(c.forward.max_backlog_bytes, 1000);
+        let li = c.forward.logs_ingestion.unwrap();
+        assert_eq!(
+            (li.endpoint.as_str(), li.dcr_id.as_str(), li.stream.as_str()),
+            (
+                "https://dce.example.com",
+                "dcr-abc",
+                "Custom-PowerBIActivity_CL"
+            )
+        );
+        assert_eq!(li.timeout, Duration::from_secs(10));
+        // The sovereign cloud picks the monitor audience and the authority.
+        assert_eq!(li.scope, "https://monitor.azure.us/.default");
+        let Credential::ClientSecret { authority, secret } = &li.credential else {
+            panic!("client secret expected")
+        };
+        assert_eq!(
+            (authority.tenant_id.as_str(), authority.client_id.as_str()),
+            ("t1", "c1")
+        );
+        assert_eq!(authority.host, "https://login.microsoftonline.us");
+        assert_eq!(secret.expose(), "s3cret");
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let err = Config::from_yaml(
             "web: {listen_addres: ':1', telemetry_path: metrics}\nlog: {level: loud}\nlimits: {max_series: {powerbi_nope: 1, powerbi_active_users: 2}}\ndedup: {window: 10}\ncolour: red\n",

@@ -43,11 +43,12 @@ impl Cloud {
         }
     }
 
-    /// Scope of tokens for Azure Monitor Logs Ingestion in this cloud.
+    /// Scope of tokens for Azure Monitor Logs Ingestion in this cloud's Azure (GCC tenants sign
+    /// in to, and run workspaces in, commercial Azure, like its authority).
     pub fn monitor_scope(self) -> &'static str {
         match self {
-            Cloud::Public => "https://monitor.azure.com/.default",
-            Cloud::UsGov | Cloud::UsGovHigh | Cloud::UsDod => "https://monitor.azure.us/.default",
+            Cloud::Public | Cloud::UsGov => "https://monitor.azure.com/.default",
+            Cloud::UsGovHigh | Cloud::UsDod => "https://monitor.azure.us/.default",
             Cloud::China => "https://monitor.azure.cn/.default",
         }
     }
