@@ -243,7 +243,14 @@ async fn serve(config: Config) -> Result<(), AppError> {
     http::serve(listener, exposition, settings, shutdown_signal()).await;
     tracing::info!("Shutting down.");
     if let Some(push) = metrics_push {
-        let _ = tokio::task::spawn_blocking(move || push.shutdown()).await;
+        // A last push, but a collector that is down must not hold up the shutdown.
+        let last = tokio::task::spawn_blocking(move || push.shutdown());
+        if tokio::time::timeout(SHUTDOWN_PUSH_TIMEOUT, last)
+            .await
+            .is_err()
+        {
+            tracing::warn!("The last OTLP push did not finish in time; stopping without it.");
+        }
     }
     producer.abort();
     let _ = producer.await;
@@ -295,6 +302,9 @@ fn start_forwarding(
     pipeline::lock(aggregator).enable_outbox();
     Ok(Some(writer))
 }
+
+/// How long the last OTLP push may delay a shutdown.
+const SHUTDOWN_PUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
