@@ -87,6 +87,10 @@ pub struct ForwardConfig {
     pub max_backlog_bytes: u64,
 }
 
+/// Largest simulated tenant `demo.workspaces` / `demo.users` may ask for.
+const DEMO_MAX_WORKSPACES: usize = 10_000;
+const DEMO_MAX_USERS: usize = 1_000_000;
+
 /// Default of `--forward.max-backlog-bytes`.
 pub const DEFAULT_MAX_BACKLOG_BYTES: u64 = 1 << 30;
 
@@ -362,7 +366,7 @@ impl Config {
         let mut errors = Vec::new();
         let mut raw = Raw::default();
         if let Some(path) = &args.config_file {
-            match std::fs::read_to_string(path) {
+            match crate::files::read_small_to_string(path) {
                 Ok(text) => read_file(&text, &mut raw, &mut errors),
                 Err(e) => errors.push(format!(
                     "--config.file {}: cannot read it: {e}",
@@ -1082,6 +1086,17 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             tenant.seed = raw.demo_seed.unwrap_or(tenant.seed);
             tenant.workspaces = raw.demo_workspaces.unwrap_or(tenant.workspaces);
             tenant.users = raw.demo_users.unwrap_or(tenant.users);
+            // The simulated tenant is built in memory at start: keep it laptop-sized.
+            for (key, n, max) in [
+                ("demo.workspaces", tenant.workspaces, DEMO_MAX_WORKSPACES),
+                ("demo.users", tenant.users, DEMO_MAX_USERS),
+            ] {
+                if !(1..=max).contains(&n) {
+                    errors.push(format!(
+                        "config key `{key}` {n}: expected 1 to {max} (the simulated tenant lives in memory)"
+                    ));
+                }
+            }
             Some(SourceConfig::Demo(DemoConfig {
                 tenant,
                 peak_events_per_minute: peak,
@@ -1200,7 +1215,7 @@ fn user_labels(
         _ => {}
     }
     if let Some((path, from)) = key_file {
-        return match std::fs::read(&path) {
+        return match crate::files::read_small(&path) {
             Ok(bytes) if bytes.trim_ascii().len() >= 16 => {
                 UserLabelConfig::Pseudonym(PseudonymKey(bytes.trim_ascii().to_vec()))
             }
@@ -1601,7 +1616,7 @@ fn credential(
 
 /// The contents of `path`, or an error naming the setting (`what`) and the path.
 fn read_named_file(what: &str, path: &std::path::Path, errors: &mut Vec<String>) -> Option<String> {
-    std::fs::read_to_string(path)
+    crate::files::read_small_to_string(path)
         .map_err(|e| errors.push(format!("{what} {}: cannot read it: {e}", path.display())))
         .ok()
 }
@@ -1721,11 +1736,16 @@ mod tests {
 
     #[test]
     fn a_sovereign_cloud_sets_api_audience_authority_and_clusters_together() {
-        let yaml = "azure: {cloud: usgovhigh, tenant_id: t, client_id: c, client_secret_file: /dev/null}\n";
-        // /dev/null is an empty secret file: the error names it, and the cloud still parsed.
-        let err = Config::from_yaml(yaml).unwrap_err().to_string();
-        assert!(err.contains("the file is empty"), "{err}");
         let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "").unwrap();
+        let yaml = format!(
+            "azure: {{cloud: usgovhigh, tenant_id: t, client_id: c, client_secret_file: {}}}\n",
+            empty.display()
+        );
+        // An empty secret file: the error names it, and the cloud still parsed.
+        let err = Config::from_yaml(&yaml).unwrap_err().to_string();
+        assert!(err.contains("the file is empty"), "{err}");
         let secret = dir.path().join("secret");
         std::fs::write(&secret, "s\n").unwrap();
         let yaml = format!(

@@ -27,6 +27,7 @@ pub mod decode;
 pub mod duration;
 pub mod encoding;
 pub mod exposition;
+pub mod files;
 pub mod pipeline;
 pub mod simulator;
 pub mod source;

@@ -185,7 +185,7 @@ fn tls_files(signal: &str) -> Result<TlsFiles, OtlpError> {
     let read = |suffix: &str| -> Result<Option<Vec<u8>>, OtlpError> {
         var(suffix)
             .map(|path| {
-                std::fs::read(&path)
+                crate::files::read_small(Path::new(&path))
                     .map_err(|e| OtlpError::Tls(format!("OTEL_EXPORTER_OTLP_{suffix} {path}: {e}")))
             })
             .transpose()

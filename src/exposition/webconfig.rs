@@ -107,10 +107,11 @@ const ALLOWED_HEADERS: &[&str] = &[
 impl WebSettings {
     /// Reads and validates the file and everything it names.
     pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::files::read_small_to_string(path).map_err(|source| WebConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let invalid = |message: String| WebConfigError::Invalid {
             path: path.to_path_buf(),
             message,
@@ -179,8 +180,12 @@ fn tls_config(t: &TlsModel, dir: &Path) -> Result<(rustls::ServerConfig, ClientA
     };
     let cert_path = resolve(dir, cert_file);
     let key_path = resolve(dir, key_file);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .and_then(Iterator::collect)
+    let read = |what: &str, path: &Path| {
+        crate::files::read_small(path).map_err(|e| format!("{what} {}: {e}", path.display()))
+    };
+    let cert_pem = read("cert_file", &cert_path)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
         .map_err(|e| format!("cert_file {}: {e}", cert_path.display()))?;
     if certs.is_empty() {
         return Err(format!(
@@ -188,7 +193,7 @@ fn tls_config(t: &TlsModel, dir: &Path) -> Result<(rustls::ServerConfig, ClientA
             cert_path.display()
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path)
+    let key = PrivateKeyDer::from_pem_slice(&read("key_file", &key_path)?)
         .map_err(|e| format!("key_file {}: {e}", key_path.display()))?;
     let versions = versions(t.min_version.as_deref(), t.max_version.as_deref())?;
     let client_auth = client_auth(t.client_auth_type.as_deref())?;
@@ -209,8 +214,9 @@ fn tls_config(t: &TlsModel, dir: &Path) -> Result<(rustls::ServerConfig, ClientA
         (auth, Some(ca_file)) => {
             let ca_path = resolve(dir, ca_file);
             let mut roots = rustls::RootCertStore::empty();
-            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&ca_path)
-                .and_then(Iterator::collect)
+            let ca_pem = read("client_ca_file", &ca_path)?;
+            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&ca_pem)
+                .collect::<Result<_, _>>()
                 .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?;
             for ca in cas {
                 roots
@@ -415,7 +421,7 @@ impl Fingerprint {
     /// Hashes the file and the files it references; unreadable files hash as absent.
     pub fn of(path: &Path) -> Fingerprint {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let text = std::fs::read(path).unwrap_or_default();
+        let text = crate::files::read_small(path).unwrap_or_default();
         hasher.update(&text);
         let dir = path.parent().unwrap_or(Path::new("."));
         if let Ok(model) = serde_yaml_ng::from_slice::<FileModel>(&text) {
@@ -424,7 +430,9 @@ impl Fingerprint {
                     .into_iter()
                     .flatten()
                 {
-                    hasher.update(&std::fs::read(resolve(dir, &file)).unwrap_or_default());
+                    hasher.update(
+                        &crate::files::read_small(&resolve(dir, &file)).unwrap_or_default(),
+                    );
                 }
             }
         }

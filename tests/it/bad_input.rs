@@ -117,6 +117,14 @@ fn a_bad_config_file_lists_every_problem_and_exits_2() {
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
+    // A device (or a FIFO, or a huge file) named by mistake is refused, not read forever.
+    let out = run(&["--config.file", "/dev/zero", "--demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--config.file /dev/zero: cannot read it: not a regular file"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&["--config.file", "/nonexistent.yml", "--demo"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -249,7 +257,7 @@ fn forwarding_settings_are_checked_together_and_exit_2() {
     let path = dir.path().join("config.yml");
     std::fs::write(
         &path,
-        "otlp:\n  enabled: maybe\nlogs_ingestion:\n  endpoint: https://x.example\n  dcr_id: dcr-1\n  stream: Custom-PowerBIActivity_CL\nforward:\n  max_backlog_bytes: lots\n",
+        "demo:\n  users: 0\notlp:\n  enabled: maybe\nlogs_ingestion:\n  endpoint: https://x.example\n  dcr_id: dcr-1\n  stream: Custom-PowerBIActivity_CL\nforward:\n  max_backlog_bytes: lots\n",
     )
     .unwrap();
     let out = run(&["--config.file", path.to_str().unwrap(), "--demo"]);
@@ -258,6 +266,7 @@ fn forwarding_settings_are_checked_together_and_exit_2() {
     for needle in [
         "config key `otlp.enabled`: expected true or false",
         "config key `forward.max_backlog_bytes`: expected a whole number of bytes",
+        "config key `demo.users` 0: expected 1 to 1000000",
         "Logs Ingestion needs a credential",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");

@@ -301,14 +301,15 @@ impl Credential {
                 authority,
                 token_file,
             } => {
-                let assertion =
-                    std::fs::read_to_string(token_file).map_err(|e| AuthError::Rejected {
+                let assertion = crate::files::read_small_to_string(token_file).map_err(|e| {
+                    AuthError::Rejected {
                         code: "federated_token_unreadable".into(),
                         description: format!(
                             "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
                             token_file.display()
                         ),
-                    })?;
+                    }
+                })?;
                 let form = [
                     ("grant_type", "client_credentials"),
                     ("client_id", &authority.client_id),
