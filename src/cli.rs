@@ -351,6 +351,15 @@ pub struct HealthcheckArgs {
         default_value = ":10195"
     )]
     pub listen_address: String,
+
+    /// The exporter's web config: when it turns TLS on, the probe speaks TLS (without checking
+    /// the certificate: it is the exporter's own address).
+    #[arg(
+        long = "web.config.file",
+        value_name = "FILE",
+        env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
+    )]
+    pub web_config_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

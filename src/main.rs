@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             with_default_logging(|| runtime()?.block_on(run_top(*args, source)))
         }
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
-        Some(Command::Healthcheck(args)) => healthcheck(&args.listen_address),
+        Some(Command::Healthcheck(args)) => healthcheck(&args),
         Some(Command::CheckConfig(args)) => match Config::load(&args) {
             Ok(config) => {
                 print!("{}", config.describe());
@@ -126,26 +126,20 @@ async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
 }
 
 /// GET /-/healthy on the exporter's address; any 2xx is healthy.
-fn healthcheck(listen_address: &str) -> anyhow::Result<()> {
-    use std::io::{Read, Write};
+fn healthcheck(args: &powerbi_exporter::cli::HealthcheckArgs) -> anyhow::Result<()> {
+    let listen_address = &args.listen_address;
     let mut addr = config::parse_listen_address(listen_address)
         .map_err(|e| anyhow::anyhow!("--web.listen-address {listen_address:?}: {e}"))?;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let timeout = Duration::from_secs(3);
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(
-        format!("GET /-/healthy HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).context("reading the answer")?;
-    match &head[..10] {
-        [b'H', b'T', b'T', b'P', b'/', _, _, _, b' ', b'2'] => Ok(()),
-        _ => anyhow::bail!("{addr} answered {:?}", String::from_utf8_lossy(&head)),
-    }
+    let tls = match &args.web_config_file {
+        Some(path) => powerbi_exporter::exposition::webconfig::WebSettings::load(path)?
+            .tls
+            .is_some(),
+        None => false,
+    };
+    Ok(powerbi_exporter::exposition::healthcheck::check(addr, tls)?)
 }
 
 fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {

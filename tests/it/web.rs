@@ -409,3 +409,41 @@ fn max_requests_refuses_scrapes_beyond_the_limit_until_slots_free_up() {
     let rejected = family(&exporter.scrape(), "powerbi_web_rejections_total");
     assert!(rejected["{reason=\"max_requests\"}"] >= 1.0);
 }
+
+/// `powerbi-exporter healthcheck` against `addr` with the web config; its exit code.
+fn healthcheck(addr: &str, config: &Path) -> Option<i32> {
+    run(&[
+        "healthcheck",
+        "--web.listen-address",
+        addr,
+        "--web.config.file",
+        config.to_str().unwrap(),
+    ])
+    .status
+    .code()
+}
+
+#[test]
+fn the_container_health_check_works_behind_tls_client_certificates_and_basic_auth() {
+    let pki = pki();
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    for (tls, auth) in [
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+            "",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+            "basic_auth_users:\n  prom: 'HASH'\n",
+        ),
+        ("", "basic_auth_users:\n  prom: 'HASH'\n"),
+    ] {
+        let text = format!("{tls}{}", auth.replace("HASH", &hash));
+        let config = write_web_config(pki.dir.path(), &text);
+        let mut exporter = start_replay(&["--web.config.file", config.to_str().unwrap()]);
+        let addr = exporter.addr.clone();
+        assert_eq!(healthcheck(&addr, &config), Some(0), "alive with {text}");
+        exporter.terminate();
+        assert_eq!(healthcheck(&addr, &config), Some(1), "stopped, with {text}");
+    }
+}
