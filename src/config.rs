@@ -17,13 +17,13 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
 use crate::aggregate::{AggregateConfig, Limits};
+use crate::azure::auth::{Authority, Credential, Secret};
 use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
 use crate::duration;
 use crate::exposition::forward::logs_ingestion::{LogsIngestionConfig, MAX_BODY_BYTES};
 use crate::exposition::otlp::OtlpConfig;
 use crate::source::demo::DemoConfig;
-use crate::source::powerbi::auth::{Authority, Credential, Secret};
 use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
 use crate::source::powerbi::cloud::Cloud;
 use crate::source::powerbi::inventory::InventoryConfig;
@@ -1542,7 +1542,7 @@ fn credential(
     authority_host: String,
     errors: &mut Vec<String>,
 ) -> Option<Credential> {
-    use crate::source::powerbi::auth::{CertificateKey, ManagedIdentity, IMDS_ENDPOINT};
+    use crate::azure::auth::{CertificateKey, ManagedIdentity, IMDS_ENDPOINT};
     let authority = |errors: &mut Vec<String>| match (&raw.tenant_id, &raw.client_id) {
         (Some(tenant_id), Some(client_id)) => Some(Authority {
             host: authority_host.clone(),

@@ -20,6 +20,7 @@
 
 pub mod aggregate;
 pub mod app;
+pub mod azure;
 pub mod catalogue;
 pub mod cli;
 pub mod config;

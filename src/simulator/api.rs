@@ -32,7 +32,7 @@ use crate::encoding::{base64, unbase64};
 const HOUR_MS: i64 = 3_600_000;
 const GROUPS_PATH: &str = "/v1.0/myorg/admin/groups";
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
-use crate::source::powerbi::auth::POWERBI_SCOPE;
+use crate::azure::auth::POWERBI_SCOPE;
 
 /// Random faults, each a share of requests (or of pages, for duplicates).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
-use super::powerbi::auth::{Authority, Credential, Secret, POWERBI_SCOPE};
 use super::powerbi::client::{HostPolicy, RetryPolicy};
 use super::powerbi::window::PlanConfig;
 use super::powerbi::{PowerBiConfig, PowerBiSource};
 use super::{DocumentSender, Source, SourceFuture, Timing};
+use crate::azure::auth::{Authority, Credential, Secret, POWERBI_SCOPE};
 use crate::decode::UnixMillis;
 use crate::simulator::api::{ApiConfig, Faults, SimulatedApi};
 use crate::simulator::timeline::{Lag, Timeline};

@@ -17,9 +17,10 @@ use flate2::write::GzEncoder;
 
 use super::{SendError, SendFuture, Sink};
 use crate::aggregate::outbox::split_line;
+use crate::azure::auth::{Credential, TokenCache};
+use crate::azure::http::{retry_after_secs, without_url};
 use crate::decode::time::parse_creation_time;
 use crate::decode::UnixMillis;
-use crate::source::powerbi::auth::{Credential, TokenCache};
 
 /// Scope of tokens for the Logs Ingestion API (public cloud).
 pub const MONITOR_SCOPE: &str = "https://monitor.azure.com/.default";
@@ -129,9 +130,9 @@ impl LogsIngestion {
             .body(body)
             .send()
             .await
-            .map_err(|e| fail("network", crate::source::powerbi::auth::without_url(&e)))?;
+            .map_err(|e| fail("network", without_url(&e)))?;
         let status = response.status().as_u16();
-        let retry_after = crate::source::powerbi::client::retry_after_secs(&response);
+        let retry_after = retry_after_secs(&response);
         let detail = format!("HTTP {status} for {} rows", rows.len());
         match status {
             200..=299 => Ok(()),

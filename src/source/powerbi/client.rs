@@ -16,9 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::de::IgnoredAny;
 
-use super::auth::{without_url, AuthError, TokenCache};
 use super::budget::RequestBudget;
 use super::window::UtcHour;
+use crate::azure::auth::{AuthError, TokenCache};
+use crate::azure::http::{read_capped, retry_after_secs, without_url, BodyError};
 use crate::decode::UnixMillis;
 
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
@@ -337,45 +338,6 @@ impl ApiClient {
         let base = self.hosts.api_url.trim_end_matches('/');
         reqwest::Url::parse(&format!("{base}{EVENTS_PATH}?continuationToken='{token}'")).ok()
     }
-}
-
-/// A `Retry-After` header in seconds (the API sends seconds, never an HTTP date).
-pub fn retry_after_secs(resp: &reqwest::Response) -> Option<u64> {
-    resp.headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-}
-
-/// Why a response body could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error("the response body is larger than {limit} bytes")]
-    TooLarge { limit: usize },
-    #[error("reading the response body failed: {0}")]
-    Read(String),
-}
-
-/// Reads a response body to its end, refusing one larger than `limit` bytes: a declared
-/// length over the limit is refused before reading, a streamed one as soon as it passes it.
-/// The client's request timeout bounds a server that trickles bytes.
-pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Bytes, BodyError> {
-    if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge { limit });
-    }
-    let expected = resp.content_length().unwrap_or(0) as usize;
-    let mut body = bytes::BytesMut::with_capacity(expected.min(limit));
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| BodyError::Read(without_url(&e)))?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// The error code (or message) of an API error body, for messages; never the whole body.

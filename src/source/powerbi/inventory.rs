@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
-use super::auth::without_url;
 use super::budget::RequestBudget;
-use super::client::{read_capped, retry_after_secs, ApiClient};
+use super::client::ApiClient;
+use crate::azure::http::{read_capped, retry_after_secs, without_url};
 use crate::decode::inventory::{parse_groups_page, InventoryWorkspace};
 use crate::decode::UnixMillis;
 use crate::source::InventoryStatus;
@@ -206,7 +206,7 @@ impl InventoryReader {
         read_capped(resp, client.max_response_bytes)
             .await
             .map_err(|e| match e {
-                super::client::BodyError::Read(why) if why.contains("timed out") => {
+                crate::azure::http::BodyError::Read(why) if why.contains("timed out") => {
                     InventoryError::Timeout(why)
                 }
                 other => InventoryError::Unreachable(other.to_string()),

@@ -9,7 +9,6 @@
 //! `Id` over its window, which must cover the lookback); the source only decides what to read
 //! again, and reading again is always safe.
 
-pub mod auth;
 pub mod budget;
 pub mod client;
 pub mod cloud;
@@ -24,9 +23,9 @@ use super::{
     Body, Document, DocumentSender, Source, SourceCheckpoint, SourceFuture, SourceMessage,
     SourceStatus, Timing,
 };
+use crate::azure::auth::{Credential, TokenCache};
 use crate::decode::inventory::Inventory;
 use crate::decode::UnixMillis;
-use auth::{Credential, TokenCache};
 use budget::RequestBudget;
 use client::{ApiClient, HostPolicy, ReadError, RetryPolicy};
 use inventory::{InventoryConfig, InventoryReader};

@@ -1,4 +1,5 @@
-//! Entra ID tokens for the Power BI API, cached and refreshed well before they expire.
+//! Entra ID tokens — for the Power BI API and for Azure Monitor Logs Ingestion, one credential
+//! chain, a cache per scope — refreshed well before they expire.
 //!
 //! Invariants: the secret never appears in a log line or an error message; a token is
 //! refreshed when less than [`REFRESH_BEFORE`] of its lifetime remains (lifetimes are 60–90
@@ -7,6 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::http::without_url;
 use crate::decode::UnixMillis;
 
 /// A token response is a few kilobytes; anything past this is refused unread.
@@ -348,7 +350,7 @@ impl Credential {
             .await
             .map_err(|e| AuthError::Unreachable(without_url(&e)))?;
         let status = resp.status().as_u16();
-        let body = super::client::read_capped(resp, TOKEN_BODY_LIMIT)
+        let body = super::http::read_capped(resp, TOKEN_BODY_LIMIT)
             .await
             .map_err(|e| AuthError::Unreachable(e.to_string()))?;
         let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
@@ -384,20 +386,6 @@ impl Credential {
             _ => Err(AuthError::BadResponse { status }),
         }
     }
-}
-
-/// What went wrong with a request, without its URL (a URL may carry a token).
-pub fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "the response body could not be read"
-    } else {
-        "request failed"
-    };
-    kind.to_string()
 }
 
 fn first_line(s: &str) -> String {
