@@ -189,13 +189,8 @@ fn an_endless_body_is_cut_at_the_cap() {
         &["--powerbi.max-response-bytes", "100000"],
     );
     log_line(&e, &["larger than 100000 bytes"], Duration::from_secs(20));
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", e.child.id())).unwrap();
-    let kib: u64 = rss
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    assert!(kib < 200 * 1024, "peak RSS {kib} KiB");
+    let kib = crate::support::proc_status_kib(e.child.id(), "VmHWM");
+    assert!(kib > 0 && kib < 200 * 1024, "peak RSS {kib} KiB");
 }
 
 /// Events as the API would send them, but written by someone hostile.

@@ -28,16 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{http, Exporter};
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
+use crate::support::{http, proc_status_kib, Exporter};
 
 /// New (not duplicate) events counted so far.
 fn new_events(e: &Exporter) -> f64 {
@@ -120,7 +111,7 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
     let mut samples = Vec::new();
     while Instant::now() < end {
         std::thread::sleep(Duration::from_secs(1));
-        samples.push(rss_kib(pid));
+        samples.push(proc_status_kib(pid, "VmRSS"));
     }
     let third = samples.len() / 3;
     let first_median = median(&samples[..third]);
