@@ -5,6 +5,8 @@
 //! [`decode_reader`] and [`decode_slice`] join them and hands every outcome to an [`EventSink`],
 //! so the aggregation and the `top` ranking consume one decoder.
 
+#[doc(hidden)]
+pub mod differential;
 pub mod event;
 pub mod inventory;
 mod object;

@@ -6,12 +6,12 @@
 //!
 //! A file without a recorded outcome fails the test: add its name and what it must give.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
 use powerbi_exporter::config::Config;
 use powerbi_exporter::decode::{
-    decode_event, decode_reader, decode_slice, split_slice, ActivityEvent, EventSink, Rejection,
+    decode_event, decode_reader, decode_slice, differential, ActivityEvent, EventSink, Rejection,
 };
 
 /// The files of one target's regression directory, by name.
@@ -74,116 +74,22 @@ impl EventSink for Seen {
     }
 }
 
-/// The fuzz target's chunked reader (fuzz/fuzz_targets/decode_document.rs), so its crash
-/// files replay as they ran: byte 0 of the file is `mode`.
-struct Chunks<'a> {
-    rest: &'a [u8],
-    max: usize,
-    vary: bool,
-    interrupt: bool,
-    rng: u32,
-    reads: u32,
-}
-
-impl<'a> Chunks<'a> {
-    fn new(mode: u8, doc: &'a [u8]) -> Self {
-        Chunks {
-            rest: doc,
-            max: 1 << (mode & 0x0F),
-            vary: mode & 0x40 != 0,
-            interrupt: mode & 0x80 != 0,
-            rng: u32::from(mode) | 0x9E37_7900,
-            reads: 0,
-        }
-    }
-}
-
-impl Read for Chunks<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        self.reads += 1;
-        if self.interrupt && self.reads % 3 == 0 {
-            return Err(io::ErrorKind::Interrupted.into());
-        }
-        let mut n = self.max;
-        if self.vary {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 17;
-            self.rng ^= self.rng << 5;
-            n = 1 + self.rng as usize % self.max;
-        }
-        let n = n.min(self.rest.len()).min(out.len());
-        out[..n].copy_from_slice(&self.rest[..n]);
-        self.rest = &self.rest[n..];
-        Ok(n)
-    }
-}
-
-/// Decodes a document in memory and streamed (chunked by `mode`); both must agree.
+/// Decodes a document in memory and streamed in the chunks the fuzz target's `mode` byte picks
+/// (byte 0 of a crash file), after the fuzz target's own checks.
 fn decode_document(mode: u8, doc: &[u8]) -> (Seen, Result<(), String>) {
-    document_checks(mode, doc);
-    decode_both(doc, Chunks::new(mode, doc))
+    differential::check_document(mode, doc);
+    decode_both(doc, differential::Chunks::new(mode, doc))
 }
 
-/// Every outcome in full (`Debug` of the whole event), for the fuzz targets' comparisons.
-#[derive(Debug, Default, PartialEq)]
-struct Full(Vec<Result<String, Rejection>>);
-
-impl EventSink for Full {
-    fn accept(&mut self, e: &ActivityEvent<'_>) {
-        self.0.push(Ok(format!("{e:?}")));
-    }
-    fn reject(&mut self, reason: Rejection) {
-        self.0.push(Err(reason));
-    }
-}
-
-/// The checks of fuzz/fuzz_targets/decode_event.rs: an object serde reads gives the same
-/// single outcome as a one-line document (the splitter's own parser agrees with serde).
+/// The decode_event fuzz target's check, naming the input when it fails.
 fn event_checks(name: &str, bytes: &[u8]) {
-    let expected = match decode_event(bytes) {
-        Ok(e) => Ok(format!("{e:?}")),
-        Err(Rejection::InvalidJson | Rejection::NotAnObject) => return,
-        Err(reason) => Err(reason),
-    };
-    if bytes
-        .windows(b"activityEventEntities".len())
-        .any(|w| w == b"activityEventEntities")
-    {
-        return;
-    }
-    let mut seen = Full::default();
-    let result = decode_slice(bytes, &mut seen);
-    assert!(result.is_ok(), "{name}: {result:?}");
-    assert_eq!(seen.0, vec![expected], "{name}: splitter and serde differ");
-}
-
-/// The checks of fuzz/fuzz_targets/decode_document.rs: in memory, streamed in chunks and
-/// streamed whole agree, and each element agrees with serde unless serde finds it invalid.
-fn document_checks(mode: u8, doc: &[u8]) {
-    let run = |reader: Option<&mut dyn Read>| {
-        let mut seen = Full::default();
-        let result = match reader {
-            None => decode_slice(doc, &mut seen),
-            Some(r) => decode_reader(r, &mut seen),
-        };
-        (seen, result.map_err(|e| e.to_string()))
-    };
-    let in_memory = run(None);
-    assert_eq!(run(Some(&mut Chunks::new(mode, doc))), in_memory, "chunked");
-    assert_eq!(run(Some(&mut &doc[..])), in_memory, "whole");
-    let mut serde = Vec::new();
-    let split = split_slice(doc, |element| {
-        serde.push(decode_event(element.bytes).map(|e| format!("{e:?}")));
-    });
-    assert_eq!(split.map_err(|e| e.to_string()), in_memory.1);
-    assert_eq!(serde.len(), in_memory.0 .0.len());
-    for (i, (delivered, by_serde)) in in_memory.0 .0.iter().zip(&serde).enumerate() {
-        if *by_serde != Err(Rejection::InvalidJson) {
-            assert_eq!(
-                delivered, by_serde,
-                "element {i}: splitter and serde differ"
-            );
-        }
+    if let Err(panic) = std::panic::catch_unwind(|| differential::check_event(bytes)) {
+        let why = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        panic!("{name}: {why}");
     }
 }
 
@@ -314,11 +220,14 @@ fn config_yaml_files() {
                 "config key `log.level` \"de\\0bug\\u{7}\": expected one of debug, info, warn, error",
             ]),
         ),
-        // Accepted today, though the demo tenant it asks for cannot be allocated: the demo
-        // source panics (capacity overflow) or aborts (allocation failure) when it starts.
+        // Once accepted, then the demo source panicked (capacity overflow) or aborted
+        // (allocation failure) at start: the tenant's size is now bounded.
         (
             "huge-demo-tenant.yaml",
-            Ok(&["source: demo (seed 1, 600 events/min at peak)"]),
+            Err(&[
+                "config key `demo.workspaces` 18446744073709551615: expected 1 to 10000",
+                "config key `demo.users` 18446744073709551615: expected 1 to 1000000",
+            ]),
         ),
         (
             "number-edges.yaml",
