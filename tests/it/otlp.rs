@@ -125,6 +125,32 @@ fn the_grpc_push_equals_the_scrape() {
     push_equals_scrape(Transport::Grpc, "grpc");
 }
 
+#[test]
+fn the_resource_names_the_tenant_and_the_default_service() {
+    let receiver = Receiver::start(Transport::Http);
+    let endpoint = receiver.endpoint();
+    let _e = Exporter::start_with_env(
+        &["--demo", "--demo.backfill", "1h"],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                &format!("{endpoint}/v1/metrics"),
+            ),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ],
+    );
+    wait_until(Duration::from_secs(20), "a push", || {
+        !receiver.metrics_requests().is_empty()
+    });
+    let resource = resource_attributes_of_metrics(&receiver.metrics_requests()[0]);
+    assert_eq!(resource["service.name"], "powerbi-exporter");
+    assert_eq!(
+        resource["powerbi.tenant.id"],
+        powerbi_exporter::simulator::api::ApiConfig::default().tenant_id
+    );
+    assert_eq!(resource["telemetry.sdk.language"], "rust");
+}
+
 /// `n` distinct events of ~1 KB, one minute apart from 2026-11-20T00:00Z, as an API page.
 pub fn write_events(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
     let activities = ["ViewReport", "ExportReport", "ShareReport", "ViewDashboard"];
@@ -174,9 +200,10 @@ fn events_as_otlp_logs_survive_a_collector_outage_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let events = write_events(dir.path(), N);
     let state = dir.path().join("state");
+    // The collector is gone (connection refused) until it comes back on the same port.
     let receiver = Receiver::start(Transport::Http);
-    receiver.set_down(true);
-    let endpoint = receiver.endpoint();
+    let (port, endpoint) = (receiver.port(), receiver.endpoint());
+    receiver.stop();
     let args = [
         "--replay",
         events.to_str().unwrap(),
@@ -207,8 +234,7 @@ fn events_as_otlp_logs_survive_a_collector_outage_and_a_restart() {
                 && sample(&s, "powerbi_otlp_export_errors_total") >= 2.0
         },
     );
-    assert_eq!(receiver.logs_requests().len(), 0);
-    receiver.set_down(false);
+    let receiver = Receiver::start_on(Transport::Http, port);
     wait_until(Duration::from_secs(30), "every event forwarded", || {
         let s = e.scrape();
         sample(&s, r#"powerbi_forwarded_events_total{sink="otlp_logs"}"#) == N as f64
