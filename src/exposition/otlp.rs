@@ -94,10 +94,16 @@ impl OtlpConfig {
                 None
             }
         };
-        let metrics = (!disabled && !metrics_off && (metrics_flag || endpoint_set))
-            .then(|| protocol("METRICS"))
-            .flatten();
-        let logs = (!disabled && logs_flag).then(|| protocol("LOGS")).flatten();
+        let metrics_on = !disabled && !metrics_off && (metrics_flag || endpoint_set);
+        let logs_on = !disabled && logs_flag;
+        let metrics = metrics_on.then(|| protocol("METRICS")).flatten();
+        let logs = logs_on.then(|| protocol("LOGS")).flatten();
+        // TLS files are checked now, so a missing one exits 2 like any bad setting.
+        for (signal, on) in [("METRICS", metrics_on), ("LOGS", logs_on)] {
+            if let (true, Err(e)) = (on, tls_files(signal)) {
+                errors.push(e.to_string());
+            }
+        }
         OtlpConfig {
             metrics,
             logs,

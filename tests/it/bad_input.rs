@@ -243,13 +243,17 @@ fn forwarding_settings_are_checked_together_and_exit_2() {
             "PowerBI",
             "--otlp.enabled",
         ],
-        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/hostname"),
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     for needle in [
         "expected an https:// URL (plain http only for loopback)",
         "OTEL_EXPORTER_OTLP_PROTOCOL=\"http/json\": expected http/protobuf or grpc",
+        "OTLP TLS: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }

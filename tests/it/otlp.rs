@@ -342,3 +342,105 @@ fn events_as_otlp_logs_survive_a_collector_outage_and_a_restart() {
         (N / 12) as f64
     );
 }
+
+/// The rustls server config of a TLS "collector" with the test PKI's server certificate,
+/// requiring client certificates from the PKI's CA when `mutual`.
+fn collector_tls(pki: &crate::web::Pki, mutual: bool) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    powerbi_exporter::install_tls_provider();
+    let dir = pki.dir.path();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.crt"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let builder = rustls::ServerConfig::builder();
+    let builder = if mutual {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(dir.join("ca.crt")).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots))
+            .build()
+            .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    std::sync::Arc::new(builder.with_single_cert(certs, key).unwrap())
+}
+
+/// Starts the exporter on the fixtures, pushing to `receiver` every 200 ms with `tls` variables
+/// (names after `OTEL_EXPORTER_OTLP_`, values file names in the PKI directory).
+fn push_over_tls(receiver: &Receiver, pki: &crate::web::Pki, tls: &[(&str, &str)]) -> Exporter {
+    let endpoint = receiver.endpoint();
+    let mut env: Vec<(String, String)> = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
+        ("OTEL_METRIC_EXPORT_INTERVAL".into(), "200".into()),
+    ];
+    for (name, file) in tls {
+        let path = pki.dir.path().join(file);
+        env.push((
+            format!("OTEL_EXPORTER_OTLP_{name}"),
+            path.display().to_string(),
+        ));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Exporter::start_with_env(&["--replay", fixtures().to_str().unwrap()], &env)
+}
+
+#[test]
+fn the_push_trusts_the_collector_by_otel_exporter_otlp_certificate_and_presents_a_client_certificate(
+) {
+    let pki = crate::web::pki();
+    // The client's certificate and key as separate files, as the variables name them.
+    let split = pki.client_pem.find("-----BEGIN PRIVATE KEY").unwrap();
+    std::fs::write(pki.dir.path().join("client.crt"), &pki.client_pem[..split]).unwrap();
+    std::fs::write(pki.dir.path().join("client.key"), &pki.client_pem[split..]).unwrap();
+    let errors = |e: &Exporter| e.scrape()["powerbi_otlp_export_errors_total"];
+
+    // TLS: trusted through the CA file, pushes arrive and none failed.
+    let receiver = Receiver::start_https(collector_tls(&pki, false));
+    assert!(receiver.endpoint().starts_with("https://"));
+    let e = push_over_tls(&receiver, &pki, &[("CERTIFICATE", "ca.crt")]);
+    wait_until(Duration::from_secs(15), "pushes over TLS", || {
+        receiver.metrics_requests().len() >= 2
+    });
+    assert_eq!(errors(&e), 0.0);
+    drop(e);
+
+    // Without the CA the collector's certificate is not trusted: nothing is sent.
+    let e = push_over_tls(&receiver, &pki, &[]);
+    let before = receiver.metrics_requests().len();
+    wait_until(Duration::from_secs(15), "failed pushes counted", || {
+        errors(&e) >= 1.0
+    });
+    assert_eq!(receiver.metrics_requests().len(), before);
+    drop(e);
+
+    // Mutual TLS: with the client certificate pushes arrive; with the CA alone they fail.
+    let receiver = Receiver::start_https(collector_tls(&pki, true));
+    let e = push_over_tls(
+        &receiver,
+        &pki,
+        &[
+            ("CERTIFICATE", "ca.crt"),
+            ("CLIENT_CERTIFICATE", "client.crt"),
+            ("CLIENT_KEY", "client.key"),
+        ],
+    );
+    wait_until(Duration::from_secs(15), "pushes over mutual TLS", || {
+        receiver.metrics_requests().len() >= 2
+    });
+    assert_eq!(errors(&e), 0.0);
+    drop(e);
+    let e = push_over_tls(&receiver, &pki, &[("CERTIFICATE", "ca.crt")]);
+    let before = receiver.metrics_requests().len();
+    wait_until(
+        Duration::from_secs(15),
+        "refused without a client certificate",
+        || errors(&e) >= 1.0,
+    );
+    assert_eq!(receiver.metrics_requests().len(), before);
+}

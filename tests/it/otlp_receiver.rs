@@ -64,6 +64,8 @@ pub enum Transport {
 /// the same from plain `#[test]`s and `#[tokio::test]`s. Dropping it is `stop()`.
 pub struct Receiver {
     port: u16,
+    /// `https` when serving OTLP/HTTP over TLS.
+    scheme: &'static str,
     state: Arc<State>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -95,6 +97,20 @@ impl Receiver {
     /// Binds 127.0.0.1:port, to bring a "collector" back on the same address after `stop()`.
     /// The socket is bound before this returns, so an exporter can connect at once.
     pub fn start_on(transport: Transport, port: u16) -> Receiver {
+        Receiver::start_with(transport, port, None)
+    }
+
+    /// OTLP/HTTP over TLS with `tls` (its certificates, and a client verifier for mutual TLS).
+    pub fn start_https(tls: Arc<rustls::ServerConfig>) -> Receiver {
+        Receiver::start_with(Transport::Http, 0, Some(tls))
+    }
+
+    fn start_with(
+        transport: Transport,
+        port: u16,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Receiver {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = StdTcpListener::bind(("127.0.0.1", port))
             .unwrap_or_else(|e| panic!("otlp_receiver: cannot bind 127.0.0.1:{port}: {e}"));
         let port = listener
@@ -106,10 +122,11 @@ impl Receiver {
         let server_state = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name(format!("otlp-receiver-{port}"))
-            .spawn(move || run_server(transport, listener, server_state, stopped))
+            .spawn(move || run_server(transport, listener, tls, server_state, stopped))
             .unwrap_or_else(|e| panic!("otlp_receiver: cannot spawn the server thread: {e}"));
         Receiver {
             port,
+            scheme,
             state,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -124,7 +141,7 @@ impl Receiver {
     /// Base endpoint for `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://127.0.0.1:4318` (no path:
     /// the exporter appends `/v1/metrics` and `/v1/logs` itself for OTLP/HTTP).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// While down, every export is refused (HTTP 503 with no body / gRPC status UNAVAILABLE)
@@ -236,6 +253,7 @@ fn header_strings(headers: &HeaderMap) -> BTreeMap<String, String> {
 fn run_server(
     transport: Transport,
     listener: StdTcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: Arc<State>,
     stopped: oneshot::Receiver<()>,
 ) {
@@ -251,7 +269,7 @@ fn run_server(
             .unwrap_or_else(|e| panic!("otlp_receiver: cannot hand the listener to tokio: {e}"));
         let serve = async {
             match transport {
-                Transport::Http => serve_http(listener, state).await,
+                Transport::Http => serve_http(listener, tls, state).await,
                 Transport::Grpc => serve_grpc(listener, state).await,
             }
         };
@@ -264,7 +282,12 @@ fn run_server(
 }
 
 /// OTLP/HTTP: one hyper HTTP/1.1 connection task per accepted socket.
-async fn serve_http(listener: tokio::net::TcpListener, state: Arc<State>) {
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Arc<State>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -276,15 +299,30 @@ async fn serve_http(listener: tokio::net::TcpListener, state: Arc<State>) {
             }
         };
         let state = Arc::clone(&state);
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req| handle_http(Arc::clone(&state), req));
-            // A client that hangs up mid-request is normal for an exporter; nothing to report.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match acceptor {
+                None => serve_http_connection(stream, state).await,
+                // A client that does not trust us ends the handshake: it sent no export.
+                Some(a) => {
+                    if let Ok(tls) = a.accept(stream).await {
+                        serve_http_connection(tls, state).await;
+                    }
+                }
+            }
         });
     }
+}
+
+async fn serve_http_connection(
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    state: Arc<State>,
+) {
+    let service = hyper::service::service_fn(move |req| handle_http(Arc::clone(&state), req));
+    // A client that hangs up mid-request is normal for an exporter; nothing to report.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// Which export an OTLP/HTTP path carries.

@@ -16,14 +16,14 @@ use crate::support::{family, fixtures, http, run, samples, stderr, Exporter};
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate signed by it,
 /// and a client certificate signed by nobody the server trusts.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca_pem: String,
-    client_pem: String,
-    rogue_pem: String,
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca_pem: String,
+    pub client_pem: String,
+    pub rogue_pem: String,
 }
 
-fn pki() -> Pki {
+pub fn pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
