@@ -16,10 +16,9 @@
 //!   keeps the events it generates (~1 KiB each, for its 5-hour retention) and the dedup set
 //!   holds ~20 B per id; 8 % because the containers holding them (the tenant's event log, the
 //!   dedup hour partitions) and the allocator's per-thread arenas grow in steps proportional
-//!   to what they hold (at the tenant's busiest hours RSS is ~500 MiB and a step is ~20 MiB).
-//!   Re-read events, pages, polls, checkpoints and scrapes must cost nothing that stays: at
-//!   the ~20,000 re-read events/s of a busy hour, a leak of 32 bytes per re-read event (or
-//!   of a page buffer per poll) exceeds the bound in a 150 s run;
+//!   to what they hold. Re-read events, pages, polls, checkpoints and scrapes must cost
+//!   nothing that stays: at the ~10,000 re-read events/s of a busy hour, a leak of 64 bytes
+//!   per re-read event (or of a page buffer per poll) exceeds the bound in a 150 s run;
 //! - every scrape answers 200, no log line has level error;
 //! - scrape latency: the 99th percentile stays under 1 s (a debug build on 2 shared cores,
 //!   with four scrapers and the pipeline re-reading thousands of events a second).
@@ -66,8 +65,11 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         "--demo",
         "--demo.backfill",
         "1h",
+        // Half the rate of earlier runs: at 30,000 the in-process tenant's retained history
+        // reached ~900 MiB RSS late on a Sunday morning, too much of a 2-core CI machine, and
+        // the pipeline still re-reads ~10,000 events a second.
         "--demo.peak-events-per-minute",
-        "30000",
+        "15000",
         "--web.max-requests",
         "8",
         "--state.dir",
