@@ -33,7 +33,8 @@ mod logs_ingestion;
 mod otlp;
 /// An OTLP receiver (HTTP and gRPC) decoding with the official protobuf types.
 mod otlp_receiver;
-/// User signals (pseudonym, plain, off; restart and key change) and external shares.
+/// User signals (pseudonym, plain, off; restart and key change), external shares, and a scan of
+/// every output for the fixture's addresses under each `--users.label` mode.
 mod people;
 /// The README's metrics table is the catalogue's.
 mod readme;

@@ -1,14 +1,18 @@
 //! User signals and external shares: per-user counts of security-relevant activities under
 //! each `--users.label` mode, pseudonyms recomputed here with HMAC-SHA256 as ground truth,
 //! stable across a restart with the key kept in the state directory, restarted on a key
-//! change; external shares against configured and learned tenant domains.
+//! change; external shares against configured and learned tenant domains; and no user
+//! identifier in any output (exposition, pages, OTLP push, logs, state) unless asked for.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use serde_json::json;
 
+use crate::otlp::wait_until;
+use crate::otlp_receiver::{Receiver, Transport};
 use crate::support::*;
 
 /// (user, activity, recipients): ExportReport and ShareReport are sensitive, ViewReport not.
@@ -253,4 +257,151 @@ fn pseudonyms_survive_a_restart_and_restart_on_a_key_change() {
     assert!(log
         .iter()
         .all(|l| !l.contains(KEY) && !l.contains(key_hex.trim())));
+}
+
+/// Every e-mail address the fixture holds, users and share recipients, lower-cased.
+fn fixture_addresses() -> Vec<String> {
+    let mut all: Vec<String> = EVENTS
+        .iter()
+        .flat_map(|(user, _, recipients)| std::iter::once(*user).chain(recipients.iter().copied()))
+        .map(str::to_lowercase)
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// Everything the exporter printed, logged, served, pushed over OTLP and kept in its state
+/// directory under one `--users.label` mode, lower-cased: the text to scan; and the OTLP
+/// payloads alone.
+fn every_output(file: &Path, mode: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(Transport::Http);
+    let endpoint = receiver.endpoint();
+    let env = [
+        ("POWERBI_EXPORTER_PSEUDONYM_KEY", KEY),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+    ];
+    let file = file.to_str().unwrap();
+    let state = dir.path().join("state");
+    let mut e = Exporter::start_with_env(
+        &[
+            "--replay",
+            file,
+            "--users.label",
+            mode,
+            "--log.level",
+            "debug",
+            "--state.dir",
+            state.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let total = EVENTS.len() as f64;
+    wait_until(Duration::from_secs(20), "events applied", || {
+        e.scrape().get("powerbi_events_processed_total") == Some(&total)
+    });
+    // A push that started after every event was applied.
+    let before = receiver.metrics_requests().len();
+    wait_until(Duration::from_secs(10), "a push after the events", || {
+        receiver.metrics_requests().len() > before
+    });
+    let mut out = String::new();
+    for path in ["/metrics", "/", "/-/healthy", "/-/ready", "/nope"] {
+        out += &http().get(e.url(path)).send().unwrap().text().unwrap();
+    }
+    let mut pushed = String::new();
+    for request in receiver.metrics_requests() {
+        pushed += &String::from_utf8_lossy(&request.encode_to_vec());
+    }
+    out += &pushed;
+    e.terminate();
+    out += &e.startup_log.join("\n");
+    out += &e.log.try_iter().collect::<Vec<_>>().join("\n");
+    for entry in walk(&state) {
+        out += &String::from_utf8_lossy(&std::fs::read(entry).unwrap());
+    }
+    let once = run_with_env(
+        &[
+            "--once",
+            "--replay",
+            file,
+            "--users.label",
+            mode,
+            "--log.level",
+            "debug",
+        ],
+        &env,
+    );
+    assert!(once.status.success(), "{}", stderr(&once));
+    out += &stdout(&once);
+    out += &stderr(&once);
+    (out.to_lowercase(), pushed.to_lowercase())
+}
+
+/// The files under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn no_user_identifier_reaches_any_output_unless_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("e.jsonl");
+    std::fs::write(&file, lines(EVENTS, 0)).unwrap();
+    let addresses = fixture_addresses();
+    let users: Vec<String> = EVENTS.iter().map(|(u, _, _)| u.to_lowercase()).collect();
+    let pseudonyms: Vec<String> = users.iter().map(|u| pseudonym(KEY.as_bytes(), u)).collect();
+    let found = |text: &str, needles: &[String]| -> Vec<String> {
+        needles
+            .iter()
+            .filter(|n| text.contains(n.as_str()))
+            .cloned()
+            .collect()
+    };
+
+    let (plain, plain_pushed) = every_output(&file, "plain");
+    // The control: the scan finds what `plain` is documented to expose.
+    let exposed: Vec<String> = EVENTS
+        .iter()
+        .filter(|(_, activity, _)| *activity != "ViewReport")
+        .map(|(u, _, _)| u.to_lowercase())
+        .collect();
+    for user in &exposed {
+        assert!(plain.contains(user.as_str()), "plain exposes {user}");
+        assert!(plain_pushed.contains(user.as_str()), "plain pushes {user}");
+    }
+
+    let (off, _) = every_output(&file, "off");
+    assert_eq!(
+        found(&off, &addresses),
+        Vec::<String>::new(),
+        "off: no address"
+    );
+    assert_eq!(
+        found(&off, &pseudonyms),
+        Vec::<String>::new(),
+        "off: no pseudonym"
+    );
+
+    let (pseudonymous, pushed) = every_output(&file, "pseudonym");
+    assert_eq!(
+        found(&pseudonymous, &addresses),
+        Vec::<String>::new(),
+        "pseudonym: no address"
+    );
+    for user in &exposed {
+        let p = pseudonym(KEY.as_bytes(), user);
+        assert!(pushed.contains(&p), "pseudonym: {p} for {user} pushed");
+    }
 }
