@@ -285,19 +285,16 @@ fn every_output(file: &Path, mode: &str) -> (String, String) {
     ];
     let file = file.to_str().unwrap();
     let state = dir.path().join("state");
-    let mut e = Exporter::start_with_env(
-        &[
-            "--replay",
-            file,
-            "--users.label",
-            mode,
-            "--log.level",
-            "debug",
-            "--state.dir",
-            state.to_str().unwrap(),
-        ],
-        &env,
-    );
+    let run = [
+        "--replay",
+        file,
+        "--users.label",
+        mode,
+        "--log.level",
+        "debug",
+    ];
+    let serve = [&run[..], &["--state.dir", state.to_str().unwrap()]].concat();
+    let mut e = Exporter::start_with_env(&serve, &env);
     let total = EVENTS.len() as f64;
     wait_until(Duration::from_secs(20), "events applied", || {
         e.scrape().get("powerbi_events_processed_total") == Some(&total)
@@ -322,18 +319,7 @@ fn every_output(file: &Path, mode: &str) -> (String, String) {
     for entry in walk(&state) {
         out += &String::from_utf8_lossy(&std::fs::read(entry).unwrap());
     }
-    let once = run_with_env(
-        &[
-            "--once",
-            "--replay",
-            file,
-            "--users.label",
-            mode,
-            "--log.level",
-            "debug",
-        ],
-        &env,
-    );
+    let once = run_with_env(&[&["--once"], &run[..]].concat(), &env);
     assert!(once.status.success(), "{}", stderr(&once));
     out += &stdout(&once);
     out += &stderr(&once);
