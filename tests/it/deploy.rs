@@ -166,6 +166,114 @@ fn the_helm_chart_only_uses_values_that_exist() {
     );
 }
 
+/// The long flags a `--help` output lists.
+fn flags_in_help(args: &[&str]) -> BTreeSet<String> {
+    let out = run(args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    long_flags(&stdout(&out))
+}
+
+/// The `--long.flag` tokens of a text.
+fn long_flags(text: &str) -> BTreeSet<String> {
+    let mut flags = BTreeSet::new();
+    for (i, _) in text.match_indices("--") {
+        let flag: String = text[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+            .collect();
+        let flag = flag.trim_end_matches(['.', '-']);
+        if flag.starts_with(|c: char| c.is_ascii_lowercase()) {
+            flags.insert(format!("--{flag}"));
+        }
+    }
+    flags
+}
+
+#[test]
+fn deployment_files_pass_only_flags_the_exporter_has() {
+    let mut known = flags_in_help(&["--help"]);
+    known.extend(flags_in_help(&["healthcheck", "--help"]));
+    let compose: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/compose/docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    for arg in compose["services"]["exporter"]["command"]
+        .as_sequence()
+        .unwrap()
+    {
+        for flag in long_flags(arg.as_str().unwrap()) {
+            assert!(known.contains(&flag), "compose exporter: {flag}");
+        }
+    }
+    let mut checked = vec![root().join("deploy/docker/Dockerfile")];
+    for dir in ["deploy/helm/powerbi-exporter", "deploy/kubernetes"] {
+        files(&root().join(dir), &mut checked);
+    }
+    checked.retain(|p| {
+        let name = p.to_string_lossy();
+        !name.contains("/dashboards/") && !name.contains("/rules/") && !name.ends_with(".md")
+    });
+    let mut seen = 0;
+    for path in checked {
+        // Lines that run other tools (the image's build steps, `kubectl`, `helm`) have their
+        // own flags; in the Dockerfile only the exporter's own command counts (HEALTHCHECK's
+        // options are Docker's).
+        let dockerfile = path.ends_with("Dockerfile");
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                if dockerfile {
+                    l.starts_with("CMD") || l.starts_with("ENTRYPOINT")
+                } else {
+                    !["kubectl ", "helm "].iter().any(|t| l.contains(t))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        for flag in long_flags(&text) {
+            assert!(
+                known.contains(&flag),
+                "{}: {flag} is not a flag of powerbi-exporter",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 20, "the scan found the manifests' flags ({seen})");
+}
+
+#[test]
+fn every_file_the_chart_points_at_is_mounted() {
+    let template = std::fs::read_to_string(
+        root().join("deploy/helm/powerbi-exporter/templates/deployment.yaml"),
+    )
+    .unwrap();
+    let mounts: Vec<&str> = template
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mountPath: "))
+        .collect();
+    let mut pointed = 0;
+    for (i, _) in template.match_indices("/etc/powerbi-exporter/") {
+        let path: String = template[i..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '{')
+            .collect();
+        if mounts.contains(&path.as_str()) {
+            continue;
+        }
+        assert!(
+            mounts.iter().any(|m| path.starts_with(&format!("{m}/"))),
+            "{path} is under no volume mount of the chart ({mounts:?})"
+        );
+        pointed += 1;
+    }
+    assert!(
+        pointed >= 4,
+        "web config, pseudonym key, certificate, probes"
+    );
+}
+
 fn values_at<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(v, |v, k| &v[k])
 }
