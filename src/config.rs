@@ -143,7 +143,7 @@ impl Config {
             duration::format(self.aggregate.dedup_window),
         );
         let protocol = |p: Option<crate::exposition::otlp::Protocol>| {
-            p.map_or("off".to_string(), |p| format!("{p:?}").to_ascii_lowercase())
+            p.map_or("off".to_string(), |p| p.as_str().to_string())
         };
         line("otlp.metrics", protocol(self.otlp.metrics));
         line("otlp.logs", protocol(self.otlp.logs));
@@ -151,6 +151,12 @@ impl Config {
             line("logs_ingestion.endpoint", li.endpoint.clone());
             line("logs_ingestion.dcr_id", li.dcr_id.clone());
             line("logs_ingestion.stream", li.stream.clone());
+        }
+        if self.otlp.logs.is_some() || self.forward.logs_ingestion.is_some() {
+            line(
+                "forward.max_backlog_bytes",
+                self.forward.max_backlog_bytes.to_string(),
+            );
         }
         let f = &self.aggregate.filters;
         for (key, list) in [

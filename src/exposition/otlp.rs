@@ -40,6 +40,16 @@ pub enum Protocol {
     Grpc,
 }
 
+impl Protocol {
+    /// The spelling of `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
 /// What is pushed over OTLP.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OtlpConfig {

@@ -178,8 +178,12 @@ fn check_config_prints_the_effective_settings_with_secrets_redacted() {
             "48h",
             "--state.dir",
             "/var/lib/x",
+            "--otlp.logs",
+            "--forward.max-backlog-bytes",
+            "1048576",
         ])
         .envs([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
             ("AZURE_TENANT_ID", "tenant-1"),
             ("AZURE_CLIENT_ID", "client-1"),
             ("AZURE_CLIENT_SECRET", "Very-Secret-Value"),
@@ -197,6 +201,9 @@ fn check_config_prints_the_effective_settings_with_secrets_redacted() {
         "state.dir: /var/lib/x",
         "azure.tenant_id: tenant-1",
         "azure.client_secret: <redacted>",
+        "otlp.metrics: off",
+        "otlp.logs: grpc",
+        "forward.max_backlog_bytes: 1048576",
     ] {
         assert!(
             text.lines().any(|l| l == line),
