@@ -63,9 +63,10 @@ pub struct ApiConfig {
     pub inventory_budget_per_hour: usize,
     /// `admin/groups` answers only after this long (to test the client's timeout).
     pub inventory_delay: Option<std::time::Duration>,
-    /// Events older than this are forgotten (the demo keeps only what its lookback reads, so
-    /// a demo left running for weeks stays small); `None` keeps the whole log (tests' ground
-    /// truth).
+    /// Events older than this are forgotten, and so are requests older than this or an hour
+    /// (the rolling budget needs the last hour), and all but the newest tokens: the demo keeps
+    /// only what its lookback reads, so a demo left running for weeks stays small. `None` keeps
+    /// everything (tests' ground truth and request log).
     pub retention: Option<std::time::Duration>,
     /// Base URL written into `continuationUri` (default: the simulator's own), to test that a
     /// client refuses to follow one to a foreign host.
@@ -279,11 +280,29 @@ impl SimulatedApi {
             status: status.as_u16(),
             authorized: authorization.is_some(),
         });
+        if let Some(keep) = state.config.retention {
+            state.forget_requests(now, keep);
+        }
         (response, delay)
     }
 }
 
+/// Tokens a server with a retention remembers; older ones expired long ago.
+const KEPT_TOKENS: usize = 256;
+
 impl State {
+    /// Drops requests older than `keep` (at least the budget's hour) and all but the newest
+    /// [`KEPT_TOKENS`] tokens.
+    fn forget_requests(&mut self, now: UnixMillis, keep: std::time::Duration) {
+        let keep_ms = (keep.as_millis() as i64).max(HOUR_MS);
+        let cutoff = now.saturating_sub_millis(keep_ms);
+        forget_before(&mut self.log, cutoff);
+        if self.tokens.len() > KEPT_TOKENS {
+            let extra = self.tokens.len() - KEPT_TOKENS;
+            self.tokens.drain(..extra);
+        }
+    }
+
     /// Managed-identity endpoints: numbers as strings, `expires_on` as an epoch, resource
     /// without `/.default`.
     fn managed_identity_token(
@@ -732,9 +751,47 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Drops the requests logged before `cutoff` (the log is in arrival order).
+fn forget_before(log: &mut Vec<LoggedRequest>, cutoff: UnixMillis) {
+    let old = log.partition_point(|r| r.at < cutoff);
+    log.drain(..old);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_with_a_retention_forgets_old_requests_and_tokens() {
+        let request = |at: i64| LoggedRequest {
+            at: UnixMillis(at),
+            path: EVENTS_PATH.into(),
+            status: 200,
+            authorized: true,
+        };
+        let now = 10 * HOUR_MS;
+        let mut state = State {
+            config: ApiConfig::default(),
+            timeline: Timeline::new(
+                crate::simulator::Tenant::new(crate::simulator::TenantSpec::default()),
+                1,
+                0.0,
+                crate::simulator::timeline::Lag::default(),
+                UnixMillis(now),
+            ),
+            rng: Rng::new(1),
+            tokens: (0..300).map(|i| format!("t{i}")).collect(),
+            log: (0..10).map(|h| request(h * HOUR_MS + 1)).collect(),
+            base_url: String::new(),
+            own_url: String::new(),
+        };
+        // A retention under an hour still keeps the budget's hour.
+        state.forget_requests(UnixMillis(now), std::time::Duration::from_secs(60));
+        assert_eq!(state.log, vec![request(9 * HOUR_MS + 1)]);
+        assert_eq!(state.tokens.len(), KEPT_TOKENS);
+        assert_eq!(state.tokens.last().map(String::as_str), Some("t299"));
+        assert_eq!(state.requests_in_last_hour(EVENTS_PATH, UnixMillis(now)), 1);
+    }
 
     #[test]
     fn tokens_round_trip_and_look_like_the_docs_sample() {
