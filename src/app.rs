@@ -20,7 +20,8 @@ use crate::exposition::otlp::{self, MetricsPush, OtlpError};
 use crate::exposition::webconfig::{WebConfigError, WebSettings};
 use crate::exposition::{http, text};
 use crate::pipeline::{self, RunReport};
-use crate::source::demo::Demo;
+use crate::simulator::api::SimulatedApi;
+use crate::source::demo::{simulated_tenant, Demo, DemoConfig};
 use crate::source::powerbi::PowerBiSource;
 use crate::source::replay::Replay;
 use crate::source::{Source, SourceError, SourceStatus, Timing};
@@ -77,6 +78,11 @@ pub fn build_source(
 
 /// Runs the exporter as configured.
 pub async fn run(config: Config) -> Result<(), AppError> {
+    if let SourceConfig::Demo(demo) = &config.source {
+        if demo.api_only {
+            return serve_simulated_tenant(demo, config.web.listen_address).await;
+        }
+    }
     if config.once {
         let source = build_source(&config.source, None)?;
         return run_once(source, &config).await;
@@ -305,6 +311,29 @@ fn start_forwarding(
 
 /// How long the last OTLP push may delay a shutdown.
 const SHUTDOWN_PUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `--demo.api-only`: the demo's simulated tenant alone, on loopback at the listen address's
+/// port, until SIGTERM/SIGINT. Its client secret is the simulator's documented
+/// `simulated-secret`, so it is not logged.
+async fn serve_simulated_tenant(demo: &DemoConfig, listen: SocketAddr) -> Result<(), AppError> {
+    let (api_config, timeline) = simulated_tenant(demo);
+    let (tenant_id, client_id) = (api_config.tenant_id.clone(), api_config.client_id.clone());
+    let api = SimulatedApi::start(api_config, timeline, listen.port())
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: SocketAddr::from(([127, 0, 0, 1], listen.port())),
+            source,
+        })?;
+    tracing::info!(
+        address = %api.addr(),
+        api = %api.base_url(),
+        tenant_id = %tenant_id,
+        client_id = %client_id,
+        "Listening."
+    );
+    shutdown_signal().await;
+    Ok(())
+}
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {

@@ -100,6 +100,12 @@ pub struct RunArgs {
     #[arg(long = "demo.backfill", value_name = "DURATION")]
     pub demo_backfill: Option<String>,
 
+    /// Serve only the simulated tenant (Activity Events API, admin groups, token endpoint) on
+    /// 127.0.0.1 at the port of --web.listen-address, without exporting: point an exporter, a
+    /// script or a notebook at it.
+    #[arg(long = "demo.api-only", requires = "demo")]
+    pub demo_api_only: bool,
+
     /// Count only workspaces whose id or name matches this anchored regex (repeatable).
     #[arg(long = "filter.include-workspace", value_name = "REGEX")]
     pub filter_include_workspace: Vec<String>,

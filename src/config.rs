@@ -87,6 +87,10 @@ pub struct ForwardConfig {
     pub max_backlog_bytes: u64,
 }
 
+/// Request budget allowed against a plain-http loopback API (a simulated tenant); the real
+/// API's is 200.
+const SIMULATED_MAX_REQUESTS_PER_HOUR: usize = 100_000;
+
 /// Largest simulated tenant `demo.workspaces` / `demo.users` may ask for.
 const DEMO_MAX_WORKSPACES: usize = 10_000;
 const DEMO_MAX_USERS: usize = 1_000_000;
@@ -320,6 +324,7 @@ struct Raw {
     demo_users: Option<usize>,
     demo_peak: Option<(f64, String)>,
     demo_backfill: Option<(String, String)>,
+    demo_api_only: bool,
     max_series: Vec<(String, usize, String)>,
     filters: crate::aggregate::filter::FilterSpec,
     users_label: Option<(String, String)>,
@@ -535,6 +540,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             "users",
             "peak_events_per_minute",
             "backfill",
+            "api_only",
         ],
         errors,
     ) {
@@ -546,6 +552,8 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             .map(|v| (v, file("demo.peak_events_per_minute")));
         raw.demo_backfill = field::<String>(demo, "demo.backfill", "a duration like 6h", errors)
             .map(|v| (v, file("demo.backfill")));
+        raw.demo_api_only =
+            field::<bool>(demo, "demo.api_only", "true or false", errors).unwrap_or(false);
     }
     if let Some(limits) = sub(top, "limits", &["max_series"], errors) {
         if let Some(caps) = field::<BTreeMap<String, usize>>(
@@ -874,6 +882,9 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(v) = &args.demo_backfill {
         raw.demo_backfill = Some((v.clone(), flag("demo.backfill")));
     }
+    if args.demo_api_only {
+        raw.demo_api_only = true;
+    }
     for spec in &args.max_series {
         match spec.split_once('=').map(|(k, v)| (k.trim(), v.trim().parse::<usize>())) {
             Some((family, Ok(n))) => {
@@ -1108,6 +1119,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
                 peak_events_per_minute: peak,
                 backfill,
                 tick: defaults.tick,
+                api_only: raw.demo_api_only,
             }))
         }
         (None, false) if raw.once => {
@@ -1348,14 +1360,6 @@ fn live_source(
             duration::format(lookback)
         ));
     }
-    let max_requests_per_hour = match raw.max_requests_per_hour {
-        Some((n, from)) if n == 0 || n > 200 => {
-            errors.push(format!("{from} {n}: expected 1 to 200 (the API allows 200 per hour for all callers together)"));
-            120
-        }
-        Some((n, _)) => n,
-        None => 120,
-    };
     let url = |value: Option<(String, String)>,
                default: &str,
                errors: &mut Vec<String>|
@@ -1387,6 +1391,23 @@ fn live_source(
         }),
     };
     let api_url = url(raw.api_url, cloud.api_url(), errors);
+    // Power BI is https only; a plain-http API on loopback is a simulated tenant
+    // (`--demo.api-only`), whose budget is not the tenant's shared 200.
+    let simulated = api_url.starts_with("http://");
+    let max_requests_per_hour = match raw.max_requests_per_hour {
+        Some((n, from)) if n == 0 || (n > 200 && !simulated) => {
+            errors.push(format!("{from} {n}: expected 1 to 200 (the API allows 200 per hour for all callers together)"));
+            120
+        }
+        Some((n, from)) if n > SIMULATED_MAX_REQUESTS_PER_HOUR => {
+            errors.push(format!(
+                "{from} {n}: expected 1 to {SIMULATED_MAX_REQUESTS_PER_HOUR} for a simulated tenant"
+            ));
+            120
+        }
+        Some((n, _)) => n,
+        None => 120,
+    };
     let authority_host = url(raw.authority_host, cloud.authority_host(), errors);
     let credential = credential(raw.credential, authority_host, errors)?;
     Some(PowerBiConfig {

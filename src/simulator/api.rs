@@ -176,6 +176,11 @@ impl SimulatedApi {
         Ok(api)
     }
 
+    /// The loopback address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)

@@ -29,6 +29,8 @@ pub struct DemoConfig {
     pub backfill: Duration,
     /// How often the simulated tenant is polled.
     pub tick: Duration,
+    /// Serve the simulated tenant only, without the exporter (`--demo.api-only`).
+    pub api_only: bool,
 }
 
 impl Default for DemoConfig {
@@ -38,6 +40,7 @@ impl Default for DemoConfig {
             peak_events_per_minute: 600.0,
             backfill: Duration::from_secs(6 * 3600),
             tick: Duration::from_secs(2),
+            api_only: false,
         }
     }
 }
@@ -55,6 +58,39 @@ impl Demo {
     }
 }
 
+/// Hours the demo's client reads: the backfill and the late events behind it.
+fn lookback_hours(config: &DemoConfig) -> u64 {
+    config.backfill.as_secs() / 3600 + 3
+}
+
+/// The simulated tenant of the demo: its API's settings and its event timeline, starting
+/// `backfill` ago. Its request budget is the demo's, and it keeps only what the demo's
+/// lookback reads.
+pub fn simulated_tenant(config: &DemoConfig) -> (ApiConfig, Timeline) {
+    let start = UnixMillis::now().saturating_sub_millis(config.backfill.as_millis() as i64);
+    let timeline = Timeline::new(
+        Tenant::new(config.tenant),
+        config.tenant.seed.wrapping_add(1),
+        config.peak_events_per_minute,
+        Lag::default(),
+        start,
+    );
+    let api_config = ApiConfig {
+        budget_per_hour: DEMO_BUDGET,
+        retention: Some(Duration::from_secs((lookback_hours(config) + 1) * 3600)),
+        retry_after_secs: 3,
+        faults: Faults {
+            throttle: 0.01,
+            server_error: 0.01,
+            truncate: 0.005,
+            duplicate: 0.02,
+            empty_page: 0.05,
+        },
+        ..ApiConfig::default()
+    };
+    (api_config, timeline)
+}
+
 impl Source for Demo {
     fn timing(&self) -> Timing {
         Timing::Live
@@ -63,28 +99,8 @@ impl Source for Demo {
     fn run(self: Box<Self>, out: DocumentSender) -> SourceFuture {
         Box::pin(async move {
             let config = self.config;
-            let start = UnixMillis::now().saturating_sub_millis(config.backfill.as_millis() as i64);
-            let timeline = Timeline::new(
-                Tenant::new(config.tenant),
-                config.tenant.seed.wrapping_add(1),
-                config.peak_events_per_minute,
-                Lag::default(),
-                start,
-            );
-            let lookback_hours = config.backfill.as_secs() / 3600 + 3;
-            let api_config = ApiConfig {
-                budget_per_hour: DEMO_BUDGET,
-                retention: Some(Duration::from_secs((lookback_hours + 1) * 3600)),
-                retry_after_secs: 3,
-                faults: Faults {
-                    throttle: 0.01,
-                    server_error: 0.01,
-                    truncate: 0.005,
-                    duplicate: 0.02,
-                    empty_page: 0.05,
-                },
-                ..ApiConfig::default()
-            };
+            let (api_config, timeline) = simulated_tenant(&config);
+            let lookback_hours = lookback_hours(&config);
             let api = match SimulatedApi::start(api_config.clone(), timeline, 0).await {
                 Ok(api) => api,
                 Err(e) => {

@@ -93,6 +93,46 @@ fn bad_flags_exit_2_naming_the_flag() {
         "{}",
         stderr(&out)
     );
+    let out = run(&["--demo.api-only"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--demo"), "{}", stderr(&out));
+}
+
+#[test]
+fn only_a_simulated_tenant_may_be_read_faster_than_the_apis_200_an_hour() {
+    let live = |url: &str, per_hour: &str| {
+        run_with_env(
+            &[
+                "check-config",
+                "--powerbi.api-url",
+                url,
+                "--azure.tenant-id",
+                "t",
+                "--azure.client-id",
+                "c",
+                "--powerbi.max-requests-per-hour",
+                per_hour,
+            ],
+            &[("AZURE_CLIENT_SECRET", "s")],
+        )
+    };
+    let out = live("https://api.powerbi.com", "201");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("flag --powerbi.max-requests-per-hour 201: expected 1 to 200"),
+        "{}",
+        stderr(&out)
+    );
+    let out = live("http://127.0.0.1:9", "10000");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("powerbi.max_requests_per_hour: 10000"));
+    let out = live("http://127.0.0.1:9", "100001");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("expected 1 to 100000 for a simulated tenant"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
