@@ -37,17 +37,9 @@ fn tenant_with_views() -> (Timeline, Vec<InventoryWorkspace>) {
 }
 
 fn start(api: &SimulatedApi, extra: &[&str]) -> Exporter {
-    let base = api.base_url();
-    let config = ApiConfig::default();
-    let mut args = vec![
-        "--powerbi.api-url",
-        &base,
-        "--azure.authority-host",
-        &base,
-        "--azure.tenant-id",
-        &config.tenant_id,
-        "--azure.client-id",
-        &config.client_id,
+    let connect = simulated_tenant_args(&api.base_url());
+    let mut args: Vec<&str> = connect.iter().map(String::as_str).collect();
+    args.extend_from_slice(&[
         "--powerbi.poll-interval",
         "1s",
         "--powerbi.lookback",
@@ -55,7 +47,7 @@ fn start(api: &SimulatedApi, extra: &[&str]) -> Exporter {
         "--powerbi.initial-lookback",
         "2h",
         "--inventory.enabled",
-    ];
+    ]);
     args.extend_from_slice(extra);
     Exporter::start_with_env(&args, &[("AZURE_CLIENT_SECRET", "simulated-secret")])
 }

@@ -60,30 +60,24 @@ fn ground_truth(api: &SimulatedApi) -> (BTreeMap<String, f64>, BTreeMap<String, 
 }
 
 fn live_args(api: &SimulatedApi, max_per_hour: &str) -> Vec<String> {
-    let base = api.base_url();
-    [
-        "--powerbi.api-url",
-        &base,
-        "--azure.authority-host",
-        &base,
-        "--azure.tenant-id",
-        &ApiConfig::default().tenant_id,
-        "--azure.client-id",
-        &ApiConfig::default().client_id,
-        "--powerbi.poll-interval",
-        "1s",
-        "--powerbi.lookback",
-        "4h",
-        "--powerbi.initial-lookback",
-        "4h",
-        "--powerbi.max-requests-per-hour",
-        max_per_hour,
-        "--powerbi.retry-delay",
-        "20ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let mut args = simulated_tenant_args(&api.base_url());
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "1s",
+            "--powerbi.lookback",
+            "4h",
+            "--powerbi.initial-lookback",
+            "4h",
+            "--powerbi.max-requests-per-hour",
+            max_per_hour,
+            "--powerbi.retry-delay",
+            "20ms",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args
 }
 
 const SECRET: (&str, &str) = ("AZURE_CLIENT_SECRET", "simulated-secret");
@@ -713,20 +707,8 @@ fn top_ranks_a_tenants_last_hours_as_the_original_script_did() {
             "--csv",
             csv.to_str().unwrap(),
         ])
-        .args([
-            "--powerbi.api-url",
-            &base,
-            "--azure.authority-host",
-            &base,
-            "--powerbi.retry-delay",
-            "20ms",
-        ])
-        .args([
-            "--azure.tenant-id",
-            &ApiConfig::default().tenant_id,
-            "--azure.client-id",
-            &ApiConfig::default().client_id,
-        ])
+        .args(simulated_tenant_args(&base))
+        .args(["--powerbi.retry-delay", "20ms"])
         .env(SECRET.0, SECRET.1)
         .output()
         .unwrap();

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use powerbi_exporter::simulator::api::ApiConfig;
 
-use crate::support::{http, proc_status_kib, Exporter};
+use crate::support::{http, proc_status_kib, simulated_tenant_args, Exporter};
 
 /// New (not duplicate) events counted so far.
 fn new_events(e: &Exporter) -> f64 {
@@ -75,18 +75,10 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         "15000",
     ]);
     let api = format!("http://{}", tenant.addr);
-    let sim = ApiConfig::default();
     // The demo's own client settings: every poll re-reads the last two hours.
-    let mut e = Exporter::start_with_env(
-        &[
-            "--powerbi.api-url",
-            &api,
-            "--azure.authority-host",
-            &api,
-            "--azure.tenant-id",
-            &sim.tenant_id,
-            "--azure.client-id",
-            &sim.client_id,
+    let mut args = simulated_tenant_args(&api);
+    args.extend(
+        [
             "--powerbi.poll-interval",
             "2s",
             "--powerbi.lookback",
@@ -104,9 +96,12 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
             "8",
             "--state.dir",
             state.path().to_str().unwrap(),
-        ],
-        &[("AZURE_CLIENT_SECRET", sim.client_secret.as_str())],
+        ]
+        .map(String::from),
     );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let secret = ApiConfig::default().client_secret;
+    let mut e = Exporter::start_with_env(&args, &[("AZURE_CLIENT_SECRET", secret.as_str())]);
     e.wait_ready_within(Duration::from_secs(120));
     wait_first_successful_poll(&e, Duration::from_secs(180));
     let pid = e.child.id();

@@ -204,6 +204,25 @@ impl Drop for Exporter {
     }
 }
 
+/// The flags that point the exporter at a simulated tenant served at `base_url` (its token
+/// endpoint too); the client secret goes in `AZURE_CLIENT_SECRET`.
+pub fn simulated_tenant_args(base_url: &str) -> Vec<String> {
+    let sim = powerbi_exporter::simulator::api::ApiConfig::default();
+    [
+        "--powerbi.api-url",
+        base_url,
+        "--azure.authority-host",
+        base_url,
+        "--azure.tenant-id",
+        &sim.tenant_id,
+        "--azure.client-id",
+        &sim.client_id,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 pub fn http() -> reqwest::blocking::Client {
     powerbi_exporter::install_tls_provider();
     reqwest::blocking::Client::builder()
