@@ -311,13 +311,6 @@ fn headers(http: Option<&HttpModel>) -> Result<Vec<(HeaderName, HeaderValue)>, S
         .collect()
 }
 
-/// A hash that a user name unknown to the file is checked against, so that a wrong user costs
-/// as long as a wrong password and user names cannot be told apart by timing.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| bcrypt::hash("not a password", bcrypt::DEFAULT_COST).unwrap_or_default())
-}
-
 /// Positive checks kept; beyond this the cache starts over (it only saves CPU).
 const CACHE_LIMIT: usize = 256;
 
@@ -326,22 +319,38 @@ pub struct BasicAuth {
     users: HashMap<String, String>,
     verified: Mutex<HashSet<[u8; 32]>>,
     bcrypt_checks: std::sync::atomic::AtomicU64,
+    /// The cost of the file's most expensive hash.
+    cost: u32,
+    /// What a user name unknown to the file is checked against, made (off the runtime) at the
+    /// file's own cost, so that a wrong user costs as long as a wrong password and user names
+    /// cannot be told apart by timing.
+    dummy: std::sync::OnceLock<String>,
 }
 
 impl BasicAuth {
     fn new(users: BTreeMap<String, String>) -> Result<BasicAuth, String> {
+        let mut cost = None;
         for (user, hash) in &users {
-            if hash.parse::<bcrypt::HashParts>().is_err() {
+            let Ok(parts) = hash.parse::<bcrypt::HashParts>() else {
                 return Err(format!(
                     "basic_auth_users.{user}: not a bcrypt hash (generate one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)"
                 ));
-            }
+            };
+            cost = cost.max(Some(parts.get_cost()));
         }
         Ok(BasicAuth {
             users: users.into_iter().collect(),
             verified: Mutex::new(HashSet::new()),
             bcrypt_checks: std::sync::atomic::AtomicU64::new(0),
+            cost: cost.unwrap_or(bcrypt::DEFAULT_COST),
+            dummy: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The hash unknown users are checked against; bcrypt work, so on the blocking pool only.
+    fn dummy_hash(&self) -> &str {
+        self.dummy
+            .get_or_init(|| bcrypt::hash("not a password", self.cost).unwrap_or_default())
     }
 
     /// How many bcrypt comparisons ran (the cache skips repeats).
@@ -367,7 +376,7 @@ impl BasicAuth {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let against = match &hash {
                 Some(h) => h.as_str(),
-                None => dummy_hash(),
+                None => this.dummy_hash(),
             };
             let ok = bcrypt::verify(&password, against).unwrap_or(false);
             ok && hash.is_some()
@@ -513,6 +522,12 @@ mod tests {
             auth.bcrypt_checks(),
             4,
             "an unknown user costs a bcrypt too"
+        );
+        let dummy: bcrypt::HashParts = auth.dummy_hash().parse().unwrap();
+        assert_eq!(
+            dummy.get_cost(),
+            4,
+            "at the file's cost, not the library's default of 12: as long as a wrong password"
         );
         assert!(!auth.check(None).await);
         assert!(
