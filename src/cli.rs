@@ -30,8 +30,8 @@ pub enum Command {
     /// Print the effective configuration (file, flags and environment merged) with secrets
     /// redacted; exit 0 when it is valid, 2 with every problem when not.
     CheckConfig(Box<RunArgs>),
-    /// Exit 0 when a running exporter answers /-/healthy (for container health checks, where
-    /// there is no shell or curl).
+    /// Exit 0 when a running exporter answers /-/healthy, or /-/ready with --ready (for container
+    /// health checks and Kubernetes probes, where there is no shell or curl).
     Healthcheck(HealthcheckArgs),
 }
 
@@ -59,8 +59,12 @@ pub struct RunArgs {
     pub disable_exporter_metrics: bool,
 
     /// Prometheus exporter-toolkit web config (TLS, client certificates, basic auth, headers);
-    /// reloaded when it or a file it names changes.
-    #[arg(long = "web.config.file", value_name = "FILE")]
+    /// reloaded when it or a file it names changes. The same variable tells `healthcheck`.
+    #[arg(
+        long = "web.config.file",
+        value_name = "FILE",
+        env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
+    )]
     pub web_config_file: Option<PathBuf>,
 
     /// Maximum number of concurrent scrapes; 0 = no limit [default: 40].
@@ -140,8 +144,8 @@ pub struct RunArgs {
     #[arg(long = "users.label", value_name = "MODE", value_parser = ["pseudonym", "plain", "off"])]
     pub users_label: Option<String>,
 
-    /// File holding the pseudonym key (any bytes; env POWERBI_EXPORTER_PSEUDONYM_KEY holds it
-    /// inline). Without either, a random key is kept in --state.dir.
+    /// File holding the pseudonym key (any bytes, at least 16; env POWERBI_EXPORTER_PSEUDONYM_KEY
+    /// holds it inline, and the file wins). Without either, a random key is kept in --state.dir.
     #[arg(long = "users.pseudonym-key-file", value_name = "FILE")]
     pub users_pseudonym_key_file: Option<PathBuf>,
 
@@ -154,7 +158,8 @@ pub struct RunArgs {
     #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
     pub max_series: Vec<String>,
 
-    /// How far behind the newest event a re-delivered event is still recognised [default: 29d].
+    /// How far behind the newest event a re-delivered event is still recognised [default: the
+    /// lookback + 2h for a live tenant, 29d for replay and the demo].
     #[arg(long = "dedup.window", value_name = "DURATION")]
     pub dedup_window: Option<String>,
     /// Directory for the durable state: counters, distinct users, dedup set and request ledgers
@@ -366,6 +371,12 @@ pub struct HealthcheckArgs {
         env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
     )]
     pub web_config_file: Option<std::path::PathBuf>,
+
+    /// Ask /-/ready instead of /-/healthy (a readiness probe): fails with 503 until the first
+    /// source document is applied. Behind basic auth or client certificates the probe cannot
+    /// see the answer, and a running server counts as ready.
+    #[arg(long)]
+    pub ready: bool,
 }
 
 #[derive(Debug, Args)]

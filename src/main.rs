@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use powerbi_exporter::config::{self, Config, ConfigErrors, LogConfig, LogFormat};
 use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::exposition::healthcheck;
 use powerbi_exporter::simulator::{self, Layout, Rng, Tenant, TenantSpec};
 use powerbi_exporter::source::powerbi::PowerBiSource;
 use powerbi_exporter::source::replay::Replay;
@@ -125,7 +126,7 @@ async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// GET /-/healthy on the exporter's address; any 2xx is healthy.
+/// GET /-/healthy (or /-/ready) on the exporter's address; any 2xx is a yes.
 fn healthcheck(args: &powerbi_exporter::cli::HealthcheckArgs) -> anyhow::Result<()> {
     let listen_address = &args.listen_address;
     let mut addr = config::parse_listen_address(listen_address)
@@ -139,7 +140,12 @@ fn healthcheck(args: &powerbi_exporter::cli::HealthcheckArgs) -> anyhow::Result<
             .is_some(),
         None => false,
     };
-    Ok(powerbi_exporter::exposition::healthcheck::check(addr, tls)?)
+    let probe = if args.ready {
+        healthcheck::Probe::Ready
+    } else {
+        healthcheck::Probe::Alive
+    };
+    Ok(healthcheck::check(addr, tls, probe)?)
 }
 
 fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {

@@ -1,12 +1,13 @@
-//! `powerbi-exporter healthcheck`: the container's liveness probe (the image has no shell and
-//! no curl). It asks `/-/healthy` on the exporter's own address, over TLS when the web config
-//! turns TLS on.
+//! `powerbi-exporter healthcheck`: the container's liveness probe, and with `--ready` its
+//! readiness probe (the image has no shell and no curl). It asks `/-/healthy` (or `/-/ready`)
+//! on the exporter's own address, over TLS when the web config turns TLS on.
 //!
-//! Invariant: it answers "alive" exactly when the exporter's HTTP server handled the request:
+//! Invariant: it answers "yes" exactly when the exporter's HTTP server handled the request:
 //! 2xx, or 401 when basic auth is in force (the probe has no password, only the file's bcrypt
 //! hashes), or a TLS alert refusing the probe's missing client certificate (the server did the
-//! handshake). It never verifies the server's certificate: it talks to its own process on
-//! loopback, and liveness is not trust.
+//! handshake). So readiness is only known without basic auth or client certificates; behind
+//! them a running server counts as ready. It never verifies the server's certificate: it talks
+//! to its own process on loopback, and liveness is not trust.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -37,8 +38,26 @@ pub enum HealthError {
     Status { addr: SocketAddr, head: String },
 }
 
+/// What is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `/-/healthy`: the process serves.
+    Alive,
+    /// `/-/ready`: the first source document has been applied (503 before).
+    Ready,
+}
+
+impl Probe {
+    fn path(self) -> &'static str {
+        match self {
+            Probe::Alive => "/-/healthy",
+            Probe::Ready => "/-/ready",
+        }
+    }
+}
+
 /// Probes `addr`, with TLS when `tls` is set.
-pub fn check(addr: SocketAddr, tls: bool) -> Result<(), HealthError> {
+pub fn check(addr: SocketAddr, tls: bool, probe: Probe) -> Result<(), HealthError> {
     let tcp = TcpStream::connect_timeout(&addr, TIMEOUT)
         .map_err(|source| HealthError::Connect { addr, source })?;
     let io = |source| HealthError::Io { addr, source };
@@ -54,12 +73,12 @@ pub fn check(addr: SocketAddr, tls: bool) -> Result<(), HealthError> {
             .with_no_client_auth();
         let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::from(addr.ip()))
             .map_err(|e| io(std::io::Error::other(e)))?;
-        match ask(addr, rustls::StreamOwned::new(conn, tcp)) {
+        match ask(addr, probe, rustls::StreamOwned::new(conn, tcp)) {
             Err(e) if refused_client_certificate(&e) => return Ok(()),
             other => other.map_err(io)?,
         }
     } else {
-        ask(addr, tcp).map_err(io)?
+        ask(addr, probe, tcp).map_err(io)?
     };
     let alive = head.starts_with(b"HTTP/1.") && (head[9] == b'2' || head[9..12] == *b"401");
     if alive {
@@ -73,9 +92,10 @@ pub fn check(addr: SocketAddr, tls: bool) -> Result<(), HealthError> {
 }
 
 /// Sends the request and reads the status line's first 12 bytes.
-fn ask(addr: SocketAddr, mut stream: impl Read + Write) -> std::io::Result<[u8; 12]> {
+fn ask(addr: SocketAddr, probe: Probe, mut stream: impl Read + Write) -> std::io::Result<[u8; 12]> {
+    let path = probe.path();
     stream.write_all(
-        format!("GET /-/healthy HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
     )?;
     stream.flush()?;
     let mut head = [0u8; 12];

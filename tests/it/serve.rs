@@ -155,10 +155,22 @@ fn readiness_waits_for_the_first_document() {
             .status()
             .as_u16()
     };
+    // The container probes: `healthcheck` for liveness, `healthcheck --ready` for readiness.
+    let probe = |extra: &[&str]| {
+        let addr = addr.to_string();
+        let mut args = vec!["healthcheck", "--web.listen-address", addr.as_str()];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
     assert_eq!(status("/-/ready"), 503);
     assert_eq!(status("/-/healthy"), 200, "healthy while not ready");
+    assert!(probe(&[]).status.success(), "alive while not ready");
+    let not_ready = probe(&["--ready"]);
+    assert_eq!(not_ready.status.code(), Some(1));
+    assert!(stderr(&not_ready).contains("503"), "{}", stderr(&not_ready));
     ready.store(true, Ordering::Release);
     assert_eq!(status("/-/ready"), 200);
+    assert!(probe(&["--ready"]).status.success(), "ready once applied");
     stop.send(()).unwrap();
     runtime.block_on(server).unwrap();
 }
