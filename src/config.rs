@@ -1062,6 +1062,10 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         }),
     };
     let explicit_dedup_window = raw.dedup_window.is_some();
+    let dedup_origin = raw
+        .dedup_window
+        .as_ref()
+        .map_or_else(|| "--dedup.window".to_string(), |(_, from)| from.clone());
     let mut own_user = None;
     let mut dedup_window = duration_of(raw.dedup_window, AggregateConfig::default().dedup_window);
     let defaults = DemoConfig::default();
@@ -1076,7 +1080,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
     };
     if dedup_window < Duration::from_secs(3600) {
         errors.push(format!(
-            "dedup window {}: must be at least 1h (events arrive up to an hour late)",
+            "{dedup_origin} {}: must be at least 1h (events arrive up to an hour late)",
             duration::format(dedup_window)
         ));
     }
@@ -1355,7 +1359,7 @@ fn live_source(
     };
     if let Some(dedup_window) = dedup_window.filter(|w| lookback + hour > *w) {
         errors.push(format!(
-            "the dedup window ({}) must exceed --powerbi.lookback ({}) by at least 1h, or re-read events would count twice",
+            "--dedup.window (dedup.window) {} must exceed --powerbi.lookback ({}) by at least 1h, or re-read events would count twice",
             duration::format(dedup_window),
             duration::format(lookback)
         ));
@@ -1465,12 +1469,15 @@ fn logs_ingestion(
         authority,
         cloud,
     } = sink;
-    let stream = raw
-        .stream
-        .map_or_else(|| "Custom-PowerBIActivity_CL".to_string(), |(s, _)| s);
+    let (stream, stream_origin) = raw.stream.unwrap_or_else(|| {
+        (
+            "Custom-PowerBIActivity_CL".to_string(),
+            "--logs-ingestion.stream".to_string(),
+        )
+    });
     if !stream.starts_with("Custom-") || stream.contains(['/', '?', '#', ' ']) {
         errors.push(format!(
-            "logs-ingestion stream {stream:?}: expected the rule's custom stream name, like Custom-PowerBIActivity_CL"
+            "{stream_origin} {stream:?}: expected the rule's custom stream name, like Custom-PowerBIActivity_CL"
         ));
     }
     let timeout = match raw.timeout {

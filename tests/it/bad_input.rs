@@ -96,6 +96,13 @@ fn bad_flags_exit_2_naming_the_flag() {
     let out = run(&["--demo.api-only"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--demo"), "{}", stderr(&out));
+    let out = run(&["--demo", "--dedup.window", "30m"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("flag --dedup.window 30m: must be at least 1h"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
