@@ -222,11 +222,11 @@ fn a_bad_pattern_exits_2_naming_it() {
         "--filter.include-activity",
         "ok",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    assert!(
-        err.contains("filters: \"(unclosed\" is not a valid regular expression"),
-        "{err}"
+    assert_exit_2_naming(
+        &out,
+        &[
+            "filters: \"(unclosed\" is not a valid regular expression",
+            "1 problem",
+        ],
     );
-    assert!(err.contains("1 problem"), "{err}");
 }

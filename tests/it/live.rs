@@ -722,12 +722,7 @@ fn top_ranks_a_tenants_last_hours_as_the_original_script_did() {
     );
 
     let out = run(&["top"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("top needs --replay PATH, or a tenant"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit_2_naming(&out, &["top needs --replay PATH, or a tenant"]);
 }
 
 #[test]

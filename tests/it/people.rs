@@ -137,8 +137,7 @@ fn each_user_label_mode_labels_exactly_as_documented() {
         &["--once", "--replay", file.to_str().unwrap()],
         &[("POWERBI_EXPORTER_PSEUDONYM_KEY", "short")],
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("at least 16 bytes"));
+    assert_exit_2_naming(&out, &["at least 16 bytes"]);
 }
 
 #[test]

@@ -31,6 +31,16 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Asserts that the command exited 2 (bad flags or configuration) and said each of `needles`.
+#[track_caller]
+pub fn assert_exit_2_naming(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -12,7 +12,9 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::support::{family, fixtures, http, run, samples, stderr, Exporter};
+use crate::support::{
+    assert_exit_2_naming, family, fixtures, http, run, samples, stderr, Exporter,
+};
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate signed by it,
 /// and a client certificate signed by nobody the server trusts.
@@ -336,8 +338,7 @@ fn a_bad_web_config_at_start_exits_2_naming_the_problem() {
         "--web.config.file",
         "/nonexistent/web.yml",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/nonexistent/web.yml: cannot read it"));
+    assert_exit_2_naming(&out, &["/nonexistent/web.yml: cannot read it"]);
 }
 
 /// A replay whose exposition is tens of megabytes, so a client that does not read holds its
