@@ -110,6 +110,12 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .as_deref()
         .map(StateFile::open)
         .transpose()?;
+    // Read before anything is written to the directory: a state that cannot be read stops the
+    // start with the directory as it was.
+    let restored = match &state_file {
+        Some(file) => file.load()?,
+        None => None,
+    };
     let mut config = config;
     if let (UserLabelConfig::PseudonymUnkeyed, Some(file)) =
         (&config.aggregate.users, state_file.as_ref())
@@ -118,7 +124,6 @@ async fn serve(config: Config) -> Result<(), AppError> {
     } else if config.aggregate.users == UserLabelConfig::PseudonymUnkeyed {
         tracing::warn!("No --state.dir and no --users.pseudonym-key-file: user pseudonyms use a key for this run only and change at restart.");
     }
-    let restored = state_file.as_ref().and_then(StateFile::load);
     let resume = restored.as_ref().and_then(|s| s.source_status().cloned());
     let source = build_source(&config.source, resume)?;
     let timing = source.timing();

@@ -14,6 +14,8 @@ mod caps;
 mod dashboards;
 /// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.
 mod deploy;
+/// Unreadable state files and a full filesystem under the spool: nothing written over, nothing lost.
+mod durability;
 /// Scoping filters: what they leave out is counted by reason; the rest is exact.
 mod filters;
 /// Inputs the fuzzers found or that are worth pinning, through the fuzz targets' entry points.
