@@ -161,8 +161,14 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let durable = checkpointer.is_some();
     let ready = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(4);
-    let consumer =
-        pipeline::spawn_shared_consumer(rx, aggregator.clone(), ready.clone(), checkpointer);
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumer = pipeline::spawn_shared_consumer(
+        rx,
+        aggregator.clone(),
+        ready.clone(),
+        checkpointer,
+        stop.clone(),
+    );
     let producer = tokio::spawn(async move {
         match source.run(tx).await {
             Ok(()) => tracing::info!("Source finished; serving the final values."),
@@ -253,6 +259,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
     };
     http::serve(listener, exposition, settings, shutdown_signal()).await;
     tracing::info!("Shutting down.");
+    stop.store(true, Ordering::Release);
     if let Some(push) = metrics_push {
         // A last push, but a collector that is down must not hold up the shutdown.
         let last = tokio::task::spawn_blocking(move || push.shutdown());

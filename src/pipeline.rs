@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -141,12 +142,14 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
 /// Feeds documents into the shared aggregator until the channel closes; sets `ready` after
 /// the first document. With a checkpointer, the state is saved (and published) after every
 /// status message of a live source, at most every few seconds between documents, and once
-/// more when the channel closes.
+/// more when the channel closes; a last checkpoint held back by a failing spool is retried
+/// until it goes through or `stop` is set.
 pub fn spawn_shared_consumer(
     rx: mpsc::Receiver<SourceMessage>,
     aggregator: Arc<Mutex<Aggregator>>,
     ready: Arc<AtomicBool>,
     mut checkpointer: Option<Checkpointer>,
+    stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<RunReport> {
     std::thread::Builder::new()
         .name("decode".into())
@@ -183,10 +186,34 @@ pub fn spawn_shared_consumer(
             });
             if let Some(c) = &mut checkpointer {
                 c.checkpoint(&aggregator);
+                retry_held_back(c, &aggregator, &stop);
             }
             report
         })
         .expect("spawning the decode thread")
+}
+
+/// First and longest wait between retries of a held-back checkpoint once no more documents come
+/// (a finished replay, or the shutdown of a live source): a disk freed meanwhile is noticed
+/// within half a minute.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Retries a checkpoint the spool held back, with backoff, until it goes through or `stop` is
+/// set; `stop` is looked at every 100 ms, so it does not hold up a shutdown.
+fn retry_held_back(c: &mut Checkpointer, aggregator: &Mutex<Aggregator>, stop: &AtomicBool) {
+    let mut wait = RETRY_FIRST;
+    while c.held_back() {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c.checkpoint(aggregator);
+        wait = (wait * 2).min(RETRY_MAX);
+    }
 }
 
 /// Applies events to a shared aggregator, re-taking the lock every few thousand events.

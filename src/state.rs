@@ -6,6 +6,8 @@
 //!   the file on disk is always a whole checkpoint;
 //! - a checkpoint is taken only between documents, and a live source's checkpoint only when its
 //!   status message arrives, after every page of its poll: counters and ledgers agree;
+//! - while the forwarding spool cannot take counted events (a full disk), no checkpoint is
+//!   saved: the events wait in memory and the save follows the write that works;
 //! - with a state directory, `/metrics` serves the last *saved* snapshot, so no scrape shows a
 //!   value a crash could take back: counters never decrease across restarts;
 //! - a corrupt or foreign file is moved aside with a log line, never silently reused;
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::aggregate::outbox::Outbox;
 use crate::aggregate::people::PseudonymKey;
 use crate::aggregate::{Aggregator, AggregatorState, Reference, Snapshot};
 use crate::decode::UnixMillis;
@@ -278,6 +281,11 @@ pub struct Checkpointer {
     /// The forwarding spool, when events are forwarded: made durable before each save, so the
     /// saved counters never include an event the spool could lose.
     pub spool: Option<crate::exposition::forward::spool::SpoolWriter>,
+    /// Counted events the spool could not take yet (a full disk): no state is saved while
+    /// there are any, since it would count events that are not spooled.
+    held_back: Outbox,
+    /// Whether the last spool write failed (logged once per outage).
+    spool_failing: bool,
 }
 
 impl Checkpointer {
@@ -289,10 +297,18 @@ impl Checkpointer {
             min_interval: Duration::from_secs(10),
             last: None,
             spool: None,
+            held_back: Outbox::default(),
+            spool_failing: false,
         }
     }
 
-    /// Saves and publishes now.
+    /// Whether counted events wait for the spool, so the state is not saved.
+    pub fn held_back(&self) -> bool {
+        !self.held_back.is_empty()
+    }
+
+    /// Saves and publishes now, unless the spool cannot take the new events: then nothing is
+    /// saved and they are kept for the next attempt.
     pub fn checkpoint(&mut self, aggregator: &Mutex<Aggregator>) {
         let (state, snapshot, outbox) = {
             let mut agg = aggregator.lock().unwrap_or_else(PoisonError::into_inner);
@@ -303,12 +319,8 @@ impl Checkpointer {
             )
         };
         self.last = Some(Instant::now());
-        if let Some(spool) = &mut self.spool {
-            if let Err(e) = spool.append(&outbox).and_then(|()| spool.sync()) {
-                // Not saved either: after a restart the events are read again and spooled.
-                tracing::error!(error = %e, "Writing the forwarding spool failed; the state is not saved.");
-                return;
-            }
+        if !self.spool_events(outbox, true) {
+            return;
         }
         match self.file.save(state) {
             Ok(()) => {
@@ -331,13 +343,41 @@ impl Checkpointer {
         if self.last.is_none_or(|t| t.elapsed() >= self.min_interval) {
             return self.checkpoint(aggregator);
         }
-        if let Some(spool) = &mut self.spool {
+        if self.spool.is_some() {
             let outbox = aggregator
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take_outbox();
-            if let Err(e) = spool.append(&outbox) {
-                tracing::error!(error = %e, "Writing the forwarding spool failed; these events are not forwarded.");
+            self.spool_events(outbox, false);
+        }
+    }
+
+    /// Appends the held-back events and `outbox` to the spool (and makes them durable when
+    /// `sync`); whether that worked, so the state that counts them may be saved. Without a
+    /// spool there is nothing to do.
+    fn spool_events(&mut self, outbox: Outbox, sync: bool) -> bool {
+        let Some(spool) = &mut self.spool else {
+            return true;
+        };
+        self.held_back.extend(outbox);
+        let written = spool.append(&self.held_back).map(|()| {
+            self.held_back = Outbox::default();
+        });
+        let result = written.and_then(|()| if sync { spool.sync() } else { Ok(()) });
+        match result {
+            Ok(()) if self.spool_failing => {
+                self.spool_failing = false;
+                tracing::info!("Writing the forwarding spool works again; the held-back events are spooled and the state is saved again.");
+                true
+            }
+            Ok(()) => true,
+            Err(e) => {
+                if !self.spool_failing {
+                    // After a restart meanwhile, the events are read again from the last save.
+                    tracing::error!(error = %e, path = %spool.dir().display(), "Writing the forwarding spool failed; the state is not saved (so /metrics stays at the last save) and the events are kept in memory until it works again (logged once until then).");
+                }
+                self.spool_failing = true;
+                false
             }
         }
     }

@@ -45,6 +45,16 @@ impl Outbox {
         self.events += 1;
     }
 
+    /// Moves `other`'s events after this one's.
+    pub fn extend(&mut self, other: Outbox) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        self.lines.extend_from_slice(&other.lines);
+        self.events += other.events;
+    }
+
     /// The queued lines, each ending in `\n`.
     pub fn lines(&self) -> &[u8] {
         &self.lines
