@@ -25,13 +25,26 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
 echo "== soak (alone, so nothing else competes for the 2 cores; SOAK_SECONDS=${SOAK_SECONDS:-150})"
-soak_log=$(mktemp)
-if ! cargo test --test it soak -- --ignored --nocapture >"$soak_log" 2>&1; then
-  cat "$soak_log"
-  exit 1
-fi
-grep -E '^soak |test result' "$soak_log"
-rm -f "$soak_log"
+# Passes only when exactly the soak ran and passed: a filter that matches no test makes cargo
+# print "running 0 tests" and succeed, which must not count as a soak.
+run_soak() {
+  local filter=$1 soak_log
+  soak_log=$(mktemp)
+  if ! cargo test --test it "$filter" -- --ignored --exact --nocapture >"$soak_log" 2>&1; then
+    cat "$soak_log"
+    rm -f "$soak_log"
+    return 1
+  fi
+  if ! grep -q '^test result: ok\. 1 passed;' "$soak_log" || ! grep -q '^soak ' "$soak_log"; then
+    cat "$soak_log"
+    rm -f "$soak_log"
+    echo "== the soak did not run: '$filter' matched no test, or it printed no measurement" >&2
+    return 1
+  fi
+  grep -E '^soak |test result' "$soak_log"
+  rm -f "$soak_log"
+}
+run_soak soak::soak_memory_stays_flat_and_scrapes_stay_fast
 echo "== fuzz smoke (FUZZ_SECONDS=${FUZZ_SECONDS:-30} per target; longer by hand: scripts/fuzz.sh 3600)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 echo "== benchmarks build"
