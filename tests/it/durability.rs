@@ -102,48 +102,62 @@ fn state_dir_with(make: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
+/// A way to put something unreadable in place of the state file, and what the error says.
+struct Unreadable {
+    what: &'static str,
+    make: fn(&Path),
+    reason: &'static str,
+}
+
+fn dangling_link(p: &Path) {
+    std::os::unix::fs::symlink("/nonexistent/volume/state.json", p).unwrap()
+}
+
 #[test]
 fn an_unreadable_state_file_stops_the_start_and_is_left_as_it_is() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&Path)>, &str)> = vec![
-        (
-            "a directory",
-            Box::new(|p: &Path| std::fs::create_dir(p).unwrap()),
-            "is a directory",
-        ),
-        ("a FIFO", Box::new(mkfifo), "is a FIFO"),
-        (
-            "a dangling symbolic link",
-            Box::new(|p: &Path| {
-                std::os::unix::fs::symlink("/nonexistent/volume/state.json", p).unwrap()
-            }),
-            "/nonexistent/volume/state.json, which does not exist",
-        ),
-        (
-            "a symbolic link to itself",
-            Box::new(|p: &Path| std::os::unix::fs::symlink("state.json", p).unwrap()),
+    let cases = [
+        Unreadable {
+            what: "a directory",
+            make: |p| std::fs::create_dir(p).unwrap(),
+            reason: "is a directory",
+        },
+        Unreadable {
+            what: "a FIFO",
+            make: mkfifo,
+            reason: "is a FIFO",
+        },
+        Unreadable {
+            what: "a dangling symbolic link",
+            make: dangling_link,
+            reason: "/nonexistent/volume/state.json, which does not exist",
+        },
+        Unreadable {
+            what: "a symbolic link to itself",
+            make: |p| std::os::unix::fs::symlink("state.json", p).unwrap(),
             // ELOOP, as the kernel words it.
-            "Too many levels of symbolic links",
-        ),
-        (
+            reason: "Too many levels of symbolic links",
+        },
+        Unreadable {
             // Reading /proc/self/mem at offset 0 fails with EIO: a real I/O error.
-            "an I/O error",
-            Box::new(|p: &Path| std::os::unix::fs::symlink("/proc/self/mem", p).unwrap()),
-            "Input/output error",
-        ),
+            what: "an I/O error",
+            make: |p| std::os::unix::fs::symlink("/proc/self/mem", p).unwrap(),
+            reason: "Input/output error",
+        },
     ];
-    for (case, make, reason) in cases {
-        let (dir, file) = state_dir_with(make);
+    for case in cases {
+        let (dir, file) = state_dir_with(case.make);
         let before = listing(dir.path());
         let out = start_on_state(dir.path(), None);
+        let what = case.what;
         eprintln!(
-            "{case}: {}",
+            "{what}: {}",
             stderr(&out).lines().last().unwrap_or_default()
         );
-        assert_refused(&out, &file, reason);
+        assert_refused(&out, &file, case.reason);
         assert_eq!(
             listing(dir.path()),
             before,
-            "{case}: nothing written over it"
+            "{what}: nothing written over it"
         );
     }
 }
