@@ -89,4 +89,20 @@ mod tests {
             (UnixMillis(1_795_168_800_000), &br#"{"Id":"b"}"#[..])
         );
     }
+
+    #[test]
+    fn an_extended_outbox_holds_both_in_order() {
+        let (mut held, mut new) = (Outbox::default(), Outbox::default());
+        held.extend(Outbox::default());
+        assert!(held.is_empty());
+        held.push(br#"{"Id":"a"}"#, UnixMillis(1));
+        new.push(br#"{"Id":"b"}"#, UnixMillis(2));
+        new.push(br#"{"Id":"c"}"#, UnixMillis(3));
+        held.extend(new);
+        assert_eq!(
+            held.lines(),
+            b"1 {\"Id\":\"a\"}\n2 {\"Id\":\"b\"}\n3 {\"Id\":\"c\"}\n"
+        );
+        assert_eq!(held.events(), 3);
+    }
 }
