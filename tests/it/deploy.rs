@@ -613,3 +613,86 @@ fn the_dockerfile_passes_hadolint() {
         &["deploy/docker/Dockerfile"],
     );
 }
+
+#[test]
+fn the_compose_file_passes_the_compose_spec_schema_and_alertmanager_amtool() {
+    validate(
+        "check-jsonschema",
+        "PyPI's check-jsonschema",
+        &[
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "deploy/compose/docker-compose.yml",
+        ],
+    );
+    validate(
+        "amtool",
+        "Debian's prometheus-alertmanager",
+        &["check-config", "deploy/compose/alertmanager.yml"],
+    );
+    let promtool = promtool();
+    let out = std::process::Command::new(promtool)
+        .args([
+            "check",
+            "config",
+            "--syntax-only",
+            "deploy/compose/prometheus.yml",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// `kubectl kustomize deploy/kubernetes`, as documents.
+fn kustomize_build() -> Vec<Value> {
+    let text = validate(
+        "kubectl",
+        "Debian's kubectl",
+        &["kustomize", "deploy/kubernetes"],
+    );
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn kustomize_builds_valid_kubernetes_objects_and_leaves_the_real_secret_alone() {
+    let objects = kustomize_build();
+    let built = tempfile::NamedTempFile::new().unwrap();
+    let mut docs = String::new();
+    for o in &objects {
+        docs.push_str("---\n");
+        docs.push_str(&serde_yaml_ng::to_string(o).unwrap());
+    }
+    std::fs::write(built.path(), docs).unwrap();
+    validate(
+        "kubernetes-validate",
+        "PyPI's kubernetes-validate",
+        &["--strict", built.path().to_str().unwrap()],
+    );
+    validate(
+        "kubernetes-validate",
+        "PyPI's kubernetes-validate",
+        &["--strict", "deploy/kubernetes/secret.example.yaml"],
+    );
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert!(kinds.contains(&"Deployment") && kinds.contains(&"ServiceMonitor"));
+    // `kubectl apply -k` must not replace the operator's Secret with the example's
+    // `replace-me`: the base applies no Secret at all.
+    assert!(
+        !kinds.contains(&"Secret"),
+        "kustomize applies a Secret: {kinds:?}"
+    );
+    // The Secret the Deployment reads is the one the example shows how to create.
+    let example: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/kubernetes/secret.example.yaml")).unwrap(),
+    )
+    .unwrap();
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["envFrom"][0]["secretRef"]["name"],
+        example["metadata"]["name"]
+    );
+}
