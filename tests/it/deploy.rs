@@ -696,3 +696,337 @@ fn kustomize_builds_valid_kubernetes_objects_and_leaves_the_real_secret_alone() 
         example["metadata"]["name"]
     );
 }
+
+/// `over` merged into `base`, maps key by key, as Helm merges a values file into the chart's.
+fn merged(base: &Value, over: &Value) -> Value {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            let mut out = b.clone();
+            for (k, v) in o {
+                let merged = match b.get(k) {
+                    Some(bv) => merged(bv, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Mapping(out)
+        }
+        _ => over.clone(),
+    }
+}
+
+/// Go templates' truth: empty, zero, false and nil are false.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Sequence(s) => !s.is_empty(),
+        Value::Mapping(m) => !m.is_empty(),
+        Value::Tagged(_) => true,
+    }
+}
+
+/// What a chart template needs to render: values, release name and the chart's helpers.
+struct Chart {
+    values: Value,
+    release: String,
+}
+
+impl Chart {
+    /// The chart with `ci/<ci_values>` over its `values.yaml` (none: the defaults), released
+    /// as `release`.
+    fn with(ci_values: Option<&str>, release: &str) -> Chart {
+        let dir = root().join("deploy/helm/powerbi-exporter");
+        let read = |p: PathBuf| -> Value {
+            serde_yaml_ng::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        let mut values = read(dir.join("values.yaml"));
+        if let Some(f) = ci_values {
+            values = merged(&values, &read(dir.join("ci").join(f)));
+        }
+        Chart {
+            values,
+            release: release.to_string(),
+        }
+    }
+
+    fn name(&self) -> String {
+        let chart: Value = serde_yaml_ng::from_str(
+            &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/Chart.yaml"))
+                .unwrap(),
+        )
+        .unwrap();
+        let over = self.values["nameOverride"].as_str().unwrap_or("");
+        if over.is_empty() {
+            chart["name"].as_str().unwrap().to_string()
+        } else {
+            over.to_string()
+        }
+    }
+
+    /// The helpers of `_helpers.tpl` this renderer knows, as `helm template` computes them.
+    fn helper(&self, name: &str) -> Value {
+        let selector = serde_yaml_ng::from_str::<Value>(&format!(
+            "app.kubernetes.io/name: {}\napp.kubernetes.io/instance: {}",
+            self.name(),
+            self.release
+        ))
+        .unwrap();
+        match name {
+            "powerbi-exporter.fullname" => {
+                let over = self.values["fullnameOverride"].as_str().unwrap_or("");
+                let full = if over.is_empty() {
+                    format!("{}-{}", self.release, self.name())
+                } else {
+                    over.to_string()
+                };
+                Value::String(full)
+            }
+            "powerbi-exporter.selectorLabels" => selector,
+            "powerbi-exporter.labels" => {
+                let mut labels = selector.as_mapping().unwrap().clone();
+                labels.insert("app.kubernetes.io/version".into(), "x".into());
+                labels.insert("helm.sh/chart".into(), "x".into());
+                Value::Mapping(labels)
+            }
+            other => panic!("the test's renderer does not know the helper {other}"),
+        }
+    }
+
+    /// One pipeline of `{{ ... }}` (without the braces and trim marks) against `dot`.
+    fn eval(&self, expr: &str, dot: &Value) -> Value {
+        let (head, pipe) = match expr.split_once('|') {
+            Some((h, p)) => (h.trim(), Some(p.trim())),
+            None => (expr.trim(), None),
+        };
+        let value = if head == "." {
+            dot.clone()
+        } else if let Some(path) = head.strip_prefix(".Values.") {
+            values_at(&self.values, path).clone()
+        } else if head == ".Release.Name" {
+            Value::String(self.release.clone())
+        } else if let Some(rest) = head.strip_prefix("include ") {
+            self.helper(rest.trim().trim_end_matches(" .").trim_matches('"'))
+        } else {
+            panic!("the test's renderer does not know {{{{ {expr} }}}}")
+        };
+        match pipe {
+            None => value,
+            Some("quote") => Value::String(scalar(&value)),
+            Some(p) => panic!("the test's renderer does not know the pipe {p}"),
+        }
+    }
+
+    /// Renders a template made of whole-line actions (`if`, `with`, `end`, `toYaml . |
+    /// nindent N`, `include ... | nindent N`, comments) and inline `{{ value }}`s: the shapes
+    /// this chart's Service and ServiceMonitor use. Anything else panics, so the renderer can
+    /// never pass a template it does not understand.
+    fn render(&self, template: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(
+            root()
+                .join("deploy/helm/powerbi-exporter/templates")
+                .join(template),
+        )
+        .unwrap();
+        // (active, dot) per open block.
+        let mut blocks: Vec<(bool, Value)> = vec![(true, Value::Null)];
+        let mut out = String::new();
+        for line in text.lines() {
+            let trimmed = line.trim();
+            let active = blocks.iter().all(|(a, _)| *a);
+            let dot = blocks.last().unwrap().1.clone();
+            if let Some(action) = trimmed
+                .strip_prefix("{{")
+                .and_then(|a| a.strip_suffix("}}"))
+                .filter(|a| !a.contains("{{"))
+            {
+                let action = action.trim_start_matches('-').trim_end_matches('-').trim();
+                if let Some(expr) = action.strip_prefix("if ") {
+                    let v = self.eval(expr, &dot);
+                    blocks.push((truthy(&v), dot));
+                } else if let Some(expr) = action.strip_prefix("with ") {
+                    let v = self.eval(expr, &dot);
+                    blocks.push((truthy(&v), v));
+                } else if action == "end" {
+                    blocks.pop();
+                } else if action.starts_with("/*") {
+                } else if let Some((expr, indent)) = action.split_once("| nindent ") {
+                    if active {
+                        let expr = expr.trim().strip_prefix("toYaml ").unwrap_or(expr.trim());
+                        let value = self.eval(expr, &dot);
+                        let pad = " ".repeat(indent.trim().parse().unwrap());
+                        for l in serde_yaml_ng::to_string(&value).unwrap().lines() {
+                            out.push_str(&format!("{pad}{l}\n"));
+                        }
+                    }
+                } else {
+                    panic!("the test's renderer does not know the action {trimmed}");
+                }
+                continue;
+            }
+            if !active {
+                continue;
+            }
+            let mut rendered = String::new();
+            let mut rest = line;
+            while let Some(start) = rest.find("{{") {
+                let end = rest[start..].find("}}").unwrap() + start;
+                rendered.push_str(&rest[..start]);
+                rendered.push_str(&scalar(&self.eval(&rest[start + 2..end], &dot)));
+                rest = &rest[end + 2..];
+            }
+            rendered.push_str(rest);
+            out.push_str(&rendered);
+            out.push('\n');
+        }
+        assert_eq!(blocks.len(), 1, "{template}: unbalanced blocks");
+        serde_yaml_ng::Deserializer::from_str(&out)
+            .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{template}: {e}\n{out}")))
+            .filter(|v| !v.is_null())
+            .collect()
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => String::new(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
+
+/// The `job` label Prometheus Operator gives the targets of `monitor`'s first endpoint on
+/// `service` (its documented rules): the Service's name; the value of the Service label named
+/// by `spec.jobLabel`, when set and present; then the endpoint's relabelings, in order.
+fn operator_job(monitor: &Value, service: &Value) -> String {
+    let mut job = service["metadata"]["name"].as_str().unwrap().to_string();
+    if let Some(label) = monitor["spec"]["jobLabel"].as_str() {
+        if let Some(v) = service["metadata"]["labels"][label].as_str() {
+            job = v.to_string();
+        }
+    }
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    for r in endpoint["relabelings"].as_sequence().into_iter().flatten() {
+        if r["targetLabel"].as_str() != Some("job") {
+            continue;
+        }
+        // Only the literal form is modelled: replace, no source labels, a fixed replacement.
+        let action = r["action"].as_str().unwrap_or("replace");
+        assert_eq!(action.to_lowercase(), "replace", "{r:?}");
+        assert!(r["sourceLabels"].is_null(), "{r:?}: not modelled");
+        let replacement = r["replacement"].as_str().expect("a replacement");
+        assert!(!replacement.contains('$'), "{r:?}: not modelled");
+        job = replacement.to_string();
+    }
+    job
+}
+
+/// Whether `selector.matchLabels` selects `object`'s labels.
+fn selects(selector: &Value, object: &Value) -> bool {
+    selector["matchLabels"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .all(|(k, v)| object["metadata"]["labels"].get(k) == Some(v))
+}
+
+/// The job of every ServiceMonitor among `objects`, with the Service it selects.
+fn jobs_of(objects: &[Value]) -> Vec<String> {
+    let monitors: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "ServiceMonitor")
+        .collect();
+    assert!(!monitors.is_empty(), "no ServiceMonitor");
+    monitors
+        .iter()
+        .map(|m| {
+            let service = objects
+                .iter()
+                .find(|o| o["kind"] == "Service" && selects(&m["spec"]["selector"], o))
+                .expect("the ServiceMonitor selects a Service");
+            operator_job(m, service)
+        })
+        .collect()
+}
+
+/// The helm chart's Service and ServiceMonitor.
+fn chart_objects(chart: &Chart) -> Vec<Value> {
+    let mut objects = chart.render("service.yaml");
+    objects.extend(chart.render("servicemonitor.yaml"));
+    objects
+}
+
+/// `kubectl kustomize` of an overlay in a temporary directory over deploy/kubernetes.
+fn kustomize_overlay(kustomization: &str) -> Vec<Value> {
+    // kustomize takes a base only by a relative path: the overlay lives two levels down.
+    let parent = root().join("target");
+    std::fs::create_dir_all(&parent).unwrap();
+    let dir = tempfile::tempdir_in(parent).unwrap();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!("resources:\n  - ../../deploy/kubernetes\n{kustomization}"),
+    )
+    .unwrap();
+    let text = validate(
+        "kubectl",
+        "Debian's kubectl",
+        &["kustomize", dir.path().to_str().unwrap()],
+    );
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_rule_selects_the_job_that_the_shipped_scrape_configurations_produce() {
+    let mut rule_jobs = BTreeSet::new();
+    for (alert, expr) in crate::rules::alerts() {
+        for (i, _) in expr.match_indices("job") {
+            let rest = expr[i + 3..].trim_start();
+            let value = rest
+                .strip_prefix("=\"")
+                .unwrap_or_else(|| panic!("{alert}: only job=\"...\" is checked here: {expr}"));
+            rule_jobs.insert(value[..value.find('"').unwrap()].to_string());
+        }
+    }
+    assert_eq!(rule_jobs.len(), 1, "{rule_jobs:?}");
+    let rule_job = rule_jobs.pop_first().unwrap();
+    let mut produced: Vec<(String, String)> = Vec::new();
+    // Helm: a release per tenant, so the Service is named after the release.
+    for (values, release) in [(None, "contoso"), (Some("full-values.yaml"), "tenant-a")] {
+        let mut chart = Chart::with(values, release);
+        chart.values["serviceMonitor"]["enabled"] = Value::Bool(true);
+        for job in jobs_of(&chart_objects(&chart)) {
+            produced.push((format!("helm release {release}"), job));
+        }
+    }
+    // kustomize: the base, and an overlay per tenant that prefixes every name.
+    for job in jobs_of(&kustomize_build()) {
+        produced.push(("kustomize base".into(), job));
+    }
+    for job in jobs_of(&kustomize_overlay("namePrefix: tenant-a-\n")) {
+        produced.push(("kustomize overlay with namePrefix".into(), job));
+    }
+    // The plain Prometheus and compose configurations.
+    for path in [
+        "deploy/prometheus/prometheus.yml",
+        "deploy/compose/prometheus.yml",
+    ] {
+        let config: Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap();
+        for job in config["scrape_configs"].as_sequence().unwrap() {
+            produced.push((path.into(), job["job_name"].as_str().unwrap().into()));
+        }
+    }
+    for (source, job) in &produced {
+        assert_eq!(
+            job, &rule_job,
+            "{source} makes job={job:?}; the rules select {rule_job:?}"
+        );
+    }
+    assert_eq!(produced.len(), 6, "{produced:?}");
+}
