@@ -1030,3 +1030,33 @@ fn every_rule_selects_the_job_that_the_shipped_scrape_configurations_produce() {
     }
     assert_eq!(produced.len(), 6, "{produced:?}");
 }
+
+#[test]
+fn the_service_monitor_scrapes_the_way_the_web_config_serves() {
+    // Default values: plain HTTP, nothing else.
+    let mut chart = Chart::with(None, "contoso");
+    chart.values["serviceMonitor"]["enabled"] = Value::Bool(true);
+    let objects = chart.render("servicemonitor.yaml");
+    let endpoint = &objects[0]["spec"]["endpoints"][0];
+    assert_eq!(endpoint["scheme"], "http");
+    assert!(endpoint.get("tlsConfig").is_none() && endpoint.get("basicAuth").is_none());
+    // Behind a web config (TLS and basic auth), the scrape carries the CA, the server name and
+    // the credentials the values give, as the Prometheus Operator's Endpoint fields.
+    let chart = Chart::with(Some("full-values.yaml"), "tenant-a");
+    assert!(truthy(&chart.values["webConfig"]["existingSecret"]));
+    let ci: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/ci/full-values.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let want = &ci["serviceMonitor"];
+    assert_eq!(want["scheme"], "https");
+    assert!(want["tlsConfig"]["ca"]["secret"]["name"].is_string());
+    assert!(want["basicAuth"]["password"]["key"].is_string());
+    let objects = chart.render("servicemonitor.yaml");
+    let endpoint = &objects[0]["spec"]["endpoints"][0];
+    assert_eq!(endpoint["scheme"], want["scheme"]);
+    assert_eq!(endpoint["tlsConfig"], want["tlsConfig"]);
+    assert_eq!(endpoint["basicAuth"], want["basicAuth"]);
+    assert_eq!(endpoint["port"], "http");
+}
