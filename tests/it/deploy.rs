@@ -962,3 +962,36 @@ fn compose_keeps_the_exporters_state_in_a_named_volume() {
         mount.0
     );
 }
+
+#[test]
+fn the_chart_passes_the_otlp_compression_to_the_exporter() {
+    let env_of = |objects: Vec<Value>| -> BTreeSet<(String, String)> {
+        let deployment = objects
+            .into_iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("a Deployment");
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["name"].as_str()?.into(), e["value"].as_str()?.into())))
+            .collect()
+    };
+    let ci: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/ci/full-values.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let want = ci["otlp"]["compression"]
+        .as_str()
+        .expect("full-values sets otlp.compression");
+    assert_eq!(want, "gzip");
+    let env = env_of(helm_template("tenant-a", Some("full-values.yaml"), &[]));
+    assert!(
+        env.contains(&("OTEL_EXPORTER_OTLP_COMPRESSION".into(), want.into())),
+        "{env:?}"
+    );
+    // Without an endpoint nothing is pushed, and no OTLP variable is set.
+    let env = env_of(helm_template("contoso", None, &[]));
+    assert!(env.iter().all(|(k, _)| !k.starts_with("OTEL_")), "{env:?}");
+}
