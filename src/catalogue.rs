@@ -194,6 +194,8 @@ family!(API_BUDGET_REMAINING, "powerbi_api_budget_remaining", Gauge, [], None,
     "Requests the exporter may still send in the current rolling hour (--powerbi.max-requests-per-hour).");
 family!(API_FOREIGN_CONTINUATIONS, "powerbi_api_foreign_continuations_total", Counter, [], None,
     "continuationUri values refused because they pointed to a host other than the API or a Power BI cluster.");
+family!(API_BAD_CONTINUATIONS, "powerbi_api_bad_continuations_total", Counter, [], None,
+    "Pages whose continuation could not be followed (continuationUri not a URL even relative to the API, and no usable continuationToken); the hour is read again.");
 family!(
     AUTH_ERRORS,
     "powerbi_auth_errors_total",
@@ -261,6 +263,7 @@ pub const ALL: &[Family] = &[
     ACTIVITY_EVENTS_FAILED,
     ACTIVITY_EVENTS,
     ACTIVITY_FIRST_SEEN,
+    API_BAD_CONTINUATIONS,
     API_BUDGET_REMAINING,
     API_FOREIGN_CONTINUATIONS,
     API_REQUESTS,

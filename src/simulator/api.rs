@@ -44,6 +44,23 @@ pub struct Faults {
     pub empty_page: f64,
 }
 
+/// How `continuationUri` is written on a page that has a next one. The API documents an
+/// absolute URL (reference §2); these are the shapes a client must also survive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ContinuationStyle {
+    /// `http://host:port/v1.0/...?continuationToken='…'`, as the reference documents.
+    #[default]
+    Absolute,
+    /// `/v1.0/...?continuationToken='…'`, relative to the API URL.
+    Relative,
+    /// Absolute and relative by turns, page by page.
+    Mixed,
+    /// A `continuationUri` no URL parser accepts, next to a usable `continuationToken`.
+    BrokenUri,
+    /// A broken `continuationUri` and no `continuationToken`: the next page cannot be had.
+    Unusable,
+}
+
 /// How the simulated API behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
@@ -71,6 +88,8 @@ pub struct ApiConfig {
     /// Base URL written into `continuationUri` (default: the simulator's own), to test that a
     /// client refuses to follow one to a foreign host.
     pub continuation_base: Option<String>,
+    /// How `continuationUri` is written.
+    pub continuation: ContinuationStyle,
     /// The federated (workload identity) token the token endpoint accepts as an assertion.
     pub federated_token: Option<String>,
     /// RSA public key (PKCS#1 DER) whose signed JWT assertions the token endpoint accepts.
@@ -95,6 +114,7 @@ impl Default for ApiConfig {
             inventory_budget_per_hour: 50,
             inventory_delay: None,
             continuation_base: None,
+            continuation: ContinuationStyle::Absolute,
             federated_token: None,
             certificate_public_key: None,
             identity_header: None,
@@ -588,9 +608,9 @@ impl State {
         match next {
             Some(next) => {
                 let token = next.token();
+                let (uri, token) = self.continuation(next.page, &token);
                 out.push_str(&format!(
-                    "],\"continuationUri\":\"{}{EVENTS_PATH}?continuationToken='{token}'\",\"continuationToken\":\"{token}\",\"lastResultSet\":false}}",
-                    self.base_url
+                    "],\"continuationUri\":{uri},\"continuationToken\":{token},\"lastResultSet\":false}}"
                 ));
             }
             None => {
@@ -603,6 +623,25 @@ impl State {
             }
         }
         out
+    }
+}
+
+impl State {
+    /// The `continuationUri` and `continuationToken` JSON values of page `page`'s successor.
+    fn continuation(&self, page: i64, token: &str) -> (String, String) {
+        let path = format!("{EVENTS_PATH}?continuationToken='{token}'");
+        let absolute = format!("{}{path}", self.base_url);
+        let quoted = |s: &str| serde_json::Value::from(s).to_string();
+        // Not a URL, not a path: an unclosed IPv6 host.
+        let broken = "https://[wabi-north-europe::/v1.0/myorg/admin/activityevents";
+        match self.config.continuation {
+            ContinuationStyle::Absolute => (quoted(&absolute), quoted(token)),
+            ContinuationStyle::Relative => (quoted(&path), quoted(token)),
+            ContinuationStyle::Mixed if page % 2 == 0 => (quoted(&path), quoted(token)),
+            ContinuationStyle::Mixed => (quoted(&absolute), quoted(token)),
+            ContinuationStyle::BrokenUri => (quoted(broken), quoted(token)),
+            ContinuationStyle::Unusable => (quoted(broken), "null".into()),
+        }
     }
 }
 

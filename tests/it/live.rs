@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
-use powerbi_exporter::simulator::api::{ApiConfig, Faults, SimulatedApi};
+use powerbi_exporter::simulator::api::{ApiConfig, ContinuationStyle, Faults, SimulatedApi};
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
 use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
 
@@ -239,6 +239,89 @@ fn a_foreign_continuation_is_refused_and_never_gets_the_token() {
         "the foreign host got requests: {:?}",
         foreign.requests()
     );
+}
+
+/// A tenant whose pages continue in `style`, one event per page so every hour pages.
+fn tenant_continuing(rt: &tokio::runtime::Runtime, style: ContinuationStyle) -> SimulatedApi {
+    let config = ApiConfig {
+        page_size: 1,
+        continuation: style,
+        ..ApiConfig::default()
+    };
+    rt.block_on(SimulatedApi::start(config, late_log(30, 1), 0))
+        .unwrap()
+}
+
+#[test]
+fn relative_and_broken_continuation_uris_still_read_every_page() {
+    let rt = runtime();
+    // Relative: resolved against the API URL. BrokenUri: the token is used instead.
+    for style in [
+        ContinuationStyle::Relative,
+        ContinuationStyle::Mixed,
+        ContinuationStyle::BrokenUri,
+    ] {
+        let api = tenant_continuing(&rt, style);
+        let (expected, _, n) = ground_truth(&api);
+        let args = live_args(&api, "200");
+        let e = Exporter::start_with_env(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[SECRET],
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut s = e.scrape();
+        while family(&s, "powerbi_activity_events_total") != expected
+            || s.get("powerbi_up") != Some(&1.0)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{style:?}: {} of {n} events counted, up {:?}",
+                family(&s, "powerbi_activity_events_total")
+                    .values()
+                    .sum::<f64>(),
+                s.get("powerbi_up")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            s = e.scrape();
+        }
+        assert_eq!(s["powerbi_api_bad_continuations_total"], 0.0, "{style:?}");
+    }
+}
+
+#[test]
+fn an_unusable_continuation_leaves_the_hour_incomplete_and_says_which() {
+    let rt = runtime();
+    let api = tenant_continuing(&rt, ContinuationStyle::Unusable);
+    let args = live_args(&api, "200");
+    let mut e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    // Two polls' worth: the hour is read again, not recorded as read to its end.
+    while s
+        .get("powerbi_api_bad_continuations_total")
+        .copied()
+        .unwrap_or(0.0)
+        < 2.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no unusable continuation counted twice: {:?}",
+            s.get("powerbi_api_bad_continuations_total")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    assert_eq!(s["powerbi_up"], 0.0);
+    e.terminate();
+    let log: Vec<String> = e.log.try_iter().collect();
+    // The warning names the hour (`hour=2026-11-29T21:00Z`-style) and what was wrong.
+    let warned = log
+        .iter()
+        .find(|l| l.contains("level=warn") && l.contains("hour=") && l.contains("continuationUri"));
+    assert!(warned.is_some(), "{log:#?}");
 }
 
 #[test]

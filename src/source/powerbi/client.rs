@@ -8,7 +8,10 @@
 //!   half-applied); the event dedup makes a re-read page harmless;
 //! - a 429 blocks the budget until `Retry-After`; a long one ends the read (the exporter keeps
 //!   serving), a short one is waited out;
-//! - a page cap and a repeated-token guard end a broken paging loop with an error, not a hang.
+//! - a page cap and a repeated-token guard end a broken paging loop with an error, not a hang;
+//! - the next page is the `continuationUri` (a relative one resolved against the page's own
+//!   URL, RFC 3986 §5.1.3), else the `continuationToken`; a page that has neither in a usable
+//!   form while naming one ends the read with an error, never as "last page".
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -83,6 +86,9 @@ pub struct ApiStats {
     pub requests: BTreeMap<String, u64>,
     pub throttled: u64,
     pub foreign_continuations: u64,
+    /// Pages whose continuation could not be used (neither URI nor token).
+    #[serde(default)]
+    pub bad_continuations: u64,
     pub auth_errors: BTreeMap<String, u64>,
 }
 
@@ -103,6 +109,10 @@ pub enum ReadError {
         "refused to follow a continuationUri to {0}: not the API host or a Power BI cluster host"
     )]
     ForeignContinuation(String),
+    #[error(
+        "the page's continuation could not be used ({0}); the hour is read again at the next poll"
+    )]
+    BadContinuation(String),
     #[error("a response body was larger than {limit} bytes (--powerbi.max-response-bytes); the hour is read again at the next poll")]
     TooLarge { limit: usize },
     #[error("paging did not end: {0}")]
@@ -123,7 +133,7 @@ struct PageMeta {
 
 /// One attempt's outcome.
 enum Attempt {
-    Page(Bytes, Option<reqwest::Url>),
+    Page(Bytes, PageMeta),
     Retry(String),
     WaitThenRetry(UnixMillis),
 }
@@ -182,10 +192,17 @@ impl ApiClient {
         let mut pages = 0;
         let mut previous: Option<String> = None;
         loop {
-            let (body, next) = self.fetch(&url, budget).await?;
+            let (body, meta) = self.fetch(&url, budget).await?;
             on_page(body).await;
             pages += 1;
-            let Some(next) = next else { return Ok(pages) };
+            let next = match next_url(&url, &self.hosts.api_url, meta) {
+                Ok(Some(next)) => next,
+                Ok(None) => return Ok(pages),
+                Err(why) => {
+                    self.stats.bad_continuations += 1;
+                    return Err(ReadError::BadContinuation(why));
+                }
+            };
             if pages >= self.max_pages_per_hour {
                 return Err(ReadError::Loop("page cap reached"));
             }
@@ -208,12 +225,12 @@ impl ApiClient {
         &mut self,
         url: &reqwest::Url,
         budget: &mut RequestBudget,
-    ) -> Result<(Bytes, Option<reqwest::Url>), ReadError> {
+    ) -> Result<(Bytes, PageMeta), ReadError> {
         let mut last = String::new();
         let mut retried_401 = false;
         for attempt in 0..self.retry.attempts {
             match self.attempt(url, budget, &mut retried_401).await? {
-                Attempt::Page(body, next) => return Ok((body, next)),
+                Attempt::Page(body, meta) => return Ok((body, meta)),
                 Attempt::WaitThenRetry(until) => {
                     let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -293,7 +310,7 @@ impl ApiClient {
         *self.stats.requests.entry(status.to_string()).or_default() += 1;
         match status {
             200 => match serde_json::from_slice::<PageMeta>(&body) {
-                Ok(meta) => Ok(Attempt::Page(body, self.next_url(meta))),
+                Ok(meta) => Ok(Attempt::Page(body, meta)),
                 Err(e) => Ok(Attempt::Retry(format!(
                     "the page is not valid JSON to its end ({e})"
                 ))),
@@ -327,16 +344,36 @@ impl ApiClient {
             ))),
         }
     }
+}
 
-    /// The next page's URL: the `continuationUri` as given (it already quotes and encodes the
-    /// token), else one built from the token without encoding it again.
-    fn next_url(&self, meta: PageMeta) -> Option<reqwest::Url> {
-        if let Some(uri) = meta.continuation_uri.filter(|u| !u.is_empty()) {
-            return reqwest::Url::parse(&uri).ok();
+/// The next page's URL, `None` after the last page: the `continuationUri` (it already quotes and
+/// encodes the token), resolved against `page`, the URL that returned it, when relative; else one
+/// built from the `continuationToken` without encoding it again. `Err` says why a page that
+/// names a continuation gives no usable URL: that hour is not read to its end.
+fn next_url(
+    page: &reqwest::Url,
+    api_url: &str,
+    meta: PageMeta,
+) -> Result<Option<reqwest::Url>, String> {
+    let uri = meta.continuation_uri.filter(|u| !u.trim().is_empty());
+    let token = meta.continuation_token.filter(|t| !t.trim().is_empty());
+    let unusable_uri = match uri.as_deref().map(|u| page.join(u.trim())) {
+        Some(Ok(url)) if matches!(url.scheme(), "https" | "http") => return Ok(Some(url)),
+        Some(Ok(url)) => Some(format!("continuationUri has scheme {:?}", url.scheme())),
+        Some(Err(e)) => Some(format!("continuationUri is not a URL: {e}")),
+        None => None,
+    };
+    match (token, unusable_uri) {
+        (Some(token), unusable) => {
+            let base = api_url.trim_end_matches('/');
+            let built = format!("{base}{EVENTS_PATH}?continuationToken='{token}'");
+            reqwest::Url::parse(&built).map(Some).map_err(|e| {
+                let uri = unusable.map(|u| format!("{u}; ")).unwrap_or_default();
+                format!("{uri}no URL can be built from continuationToken: {e}")
+            })
         }
-        let token = meta.continuation_token.filter(|t| !t.is_empty())?;
-        let base = self.hosts.api_url.trim_end_matches('/');
-        reqwest::Url::parse(&format!("{base}{EVENTS_PATH}?continuationToken='{token}'")).ok()
+        (None, Some(unusable)) => Err(format!("{unusable}, and there is no continuationToken")),
+        (None, None) => Ok(None),
     }
 }
 
@@ -400,5 +437,91 @@ mod tests {
             "PowerBINotAuthorizedException"
         );
         assert_eq!(error_code(b"<html>"), "no error code");
+    }
+}
+
+#[cfg(test)]
+mod continuation_tests {
+    use super::*;
+
+    const API: &str = "https://api.powerbi.com";
+
+    fn meta(uri: Option<&str>, token: Option<&str>) -> PageMeta {
+        let v = serde_json::json!({
+            "activityEventEntities": [], "continuationUri": uri, "continuationToken": token
+        });
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn next(page: &str, uri: Option<&str>, token: Option<&str>) -> Result<Option<String>, String> {
+        let page = reqwest::Url::parse(page).unwrap();
+        next_url(&page, API, meta(uri, token)).map(|u| u.map(|u| u.to_string()))
+    }
+
+    const FIRST: &str = "https://api.powerbi.com/v1.0/myorg/admin/activityevents?startDateTime='2026-11-20T09:00:00.000Z'&endDateTime='2026-11-20T09:59:59.999Z'";
+
+    #[test]
+    fn a_relative_continuation_uri_is_resolved_against_the_page_that_sent_it() {
+        assert_eq!(
+            next(
+                FIRST,
+                Some("/v1.0/myorg/admin/activityevents?continuationToken='LDIw%3D'"),
+                None
+            ),
+            Ok(Some(
+                "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27LDIw%3D%27".into()
+            ))
+        );
+        // A query-only reference keeps the page's path (RFC 3986 §5.2.2).
+        assert_eq!(
+            next(FIRST, Some("?continuationToken='a'"), None),
+            Ok(Some(
+                "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27a%27"
+                    .into()
+            ))
+        );
+        // After a redirect to a cluster, "/…" stays on that cluster.
+        assert_eq!(
+            next(
+                "https://wabi-north-europe-d-primary-redirect.analysis.windows.net/v1.0/myorg/admin/activityevents?continuationToken='a'",
+                Some("/v1.0/myorg/admin/activityevents?continuationToken='b'"),
+                Some("b")
+            ),
+            Ok(Some("https://wabi-north-europe-d-primary-redirect.analysis.windows.net/v1.0/myorg/admin/activityevents?continuationToken=%27b%27".into()))
+        );
+    }
+
+    #[test]
+    fn an_unusable_uri_falls_back_to_the_token_and_both_unusable_is_an_error() {
+        let broken = "https://[wabi-north-europe::/v1.0/myorg/admin/activityevents";
+        assert_eq!(
+            next(FIRST, Some(broken), Some("LDIw%3D")),
+            Ok(Some(
+                "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27LDIw%3D%27".into()
+            ))
+        );
+        let err = next(FIRST, Some(broken), None).unwrap_err();
+        assert!(
+            err.contains("continuationUri is not a URL") && err.contains("no continuationToken"),
+            "{err}"
+        );
+        let err = next(FIRST, Some("mailto:x@example.com"), None).unwrap_err();
+        assert!(err.contains("scheme \"mailto\""), "{err}");
+        // Null, absent or empty both: the last page (reference §2, docs' final page).
+        assert_eq!(next(FIRST, None, None), Ok(None));
+        assert_eq!(next(FIRST, Some(""), Some("")), Ok(None));
+    }
+
+    #[test]
+    fn microsofts_example_with_a_bad_percent_escape_is_sent_as_given() {
+        // Microsoft's "Get the next set of audit activity events" example (PowerBI-CSharp
+        // sdk/swaggers/swagger.json @ 4ad33dd): its URI carries `%$4Z`, not a valid escape.
+        let uri = "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken='%2BRID%$4Z244SAKlHY7YQAAAAAAAAAA%3D%3D%23RT%3A1%23TRC%3A5%23FPC%3AARAAAAAAAAAAFwAAAAAAAAA%3D'";
+        assert_eq!(
+            next(FIRST, Some(uri), None),
+            Ok(Some(
+                "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27%2BRID%$4Z244SAKlHY7YQAAAAAAAAAA%3D%3D%23RT%3A1%23TRC%3A5%23FPC%3AARAAAAAAAAAAFwAAAAAAAAA%3D%27".into()
+            ))
+        );
     }
 }
