@@ -1047,6 +1047,10 @@ impl Snapshot {
             one(st.api.foreign_continuations as f64),
         );
         self.push(&API_BAD_CONTINUATIONS, one(st.api.bad_continuations as f64));
+        self.push(
+            &API_RETRY_AFTER_CLAMPED,
+            one(st.api.retry_after_clamped as f64),
+        );
         let reasons = ["bad_response", "invalid_client", "rejected", "unreachable"];
         self.push(
             &AUTH_ERRORS,

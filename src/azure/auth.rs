@@ -20,6 +20,13 @@ pub const POWERBI_SCOPE: &str = "https://analysis.windows.net/powerbi/api/.defau
 /// Tokens are refreshed when less than this remains (azure_identity uses 300 s too).
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
+/// The longest a token is trusted, whatever its response says: Entra access tokens live 60–90
+/// minutes, a day at most (configurable lifetimes, managed identities).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A token response without an expiry is taken to live this long (Entra's default is longer).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
+
 /// A secret that does not print.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -361,10 +368,7 @@ impl Credential {
                     ..
                 },
             ) if status == 200 => {
-                let expires_at = number(&t.expires_on)
-                    .map(UnixMillis::from_secs)
-                    .or_else(|| number(&t.expires_in).map(|s| UnixMillis(now.0 + s * 1000)))
-                    .unwrap_or(UnixMillis(now.0 + 3_599_000));
+                let expires_at = token_expiry(number(&t.expires_on), number(&t.expires_in), now);
                 Ok(AccessToken {
                     token: Secret(t.access_token.unwrap_or_default()),
                     expires_at,
@@ -386,6 +390,21 @@ impl Credential {
             _ => Err(AuthError::BadResponse { status }),
         }
     }
+}
+
+/// When a token expires: `expires_on` (Unix seconds), else `now + expires_in`, else the
+/// default lifetime; with checked arithmetic, never before `now` and never more than
+/// [`MAX_TOKEN_LIFETIME`] after it (a wrong clock or a hostile endpoint cannot pin a token).
+fn token_expiry(expires_on: Option<i64>, expires_in: Option<i64>, now: UnixMillis) -> UnixMillis {
+    let latest = now.0.saturating_add(MAX_TOKEN_LIFETIME.as_millis() as i64);
+    let at = expires_on
+        .map(|secs| secs.saturating_mul(1000))
+        .or_else(|| expires_in.map(|secs| now.0.saturating_add(secs.saturating_mul(1000))))
+        .unwrap_or(
+            now.0
+                .saturating_add(DEFAULT_TOKEN_LIFETIME.as_millis() as i64),
+        );
+    UnixMillis(at.clamp(now.0, latest))
 }
 
 fn first_line(s: &str) -> String {
@@ -444,6 +463,42 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_expiry_is_checked_and_kept_within_a_day() {
+        let now = UnixMillis(1_795_000_000_000);
+        let day = 86_400_000;
+        assert_eq!(
+            token_expiry(None, Some(3599), now),
+            UnixMillis(now.0 + 3_599_000)
+        );
+        assert_eq!(
+            token_expiry(Some(1_795_003_600), Some(3599), now),
+            UnixMillis(now.0 + 3_600_000),
+            "expires_on wins"
+        );
+        assert_eq!(token_expiry(None, None, now), UnixMillis(now.0 + 3_599_000));
+        for absurd in [i64::MAX, 100_000_000_000_000_000, 10 * 86_400] {
+            assert_eq!(
+                token_expiry(None, Some(absurd), now),
+                UnixMillis(now.0 + day)
+            );
+        }
+        for absurd in [
+            i64::MAX,
+            100_000_000_000_000_000,
+            now.0 / 1000 + 10 * 86_400,
+        ] {
+            assert_eq!(
+                token_expiry(Some(absurd), None, now),
+                UnixMillis(now.0 + day)
+            );
+        }
+        for past in [i64::MIN, -5, 0] {
+            assert_eq!(token_expiry(None, Some(past), now), now);
+            assert_eq!(token_expiry(Some(past), None, now), now);
+        }
+    }
 
     #[test]
     fn secrets_do_not_print() {

@@ -61,6 +61,19 @@ pub enum ContinuationStyle {
     Unusable,
 }
 
+/// How a 429 says how long to wait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThrottleShape {
+    /// `Retry-After: N` and the body's "Retry in N seconds." (the capture in reference §3).
+    #[default]
+    Header,
+    /// No header; the body's "Retry in N seconds." only.
+    RetryInText,
+    /// No header; "Request is blocked by the upstream service until: M/D/YYYY h:mm:ss AM"
+    /// (UTC), as Fabric answers (reference §16).
+    UntilText,
+}
+
 /// How the simulated API behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
@@ -73,6 +86,10 @@ pub struct ApiConfig {
     pub budget_per_hour: usize,
     /// `Retry-After` of its 429s, in seconds.
     pub retry_after_secs: u64,
+    /// Where its 429s put the wait.
+    pub throttle_shape: ThrottleShape,
+    /// The first this many Activity Events requests are answered 429.
+    pub throttle_first: usize,
     pub token_lifetime_secs: u64,
     pub faults: Faults,
     pub seed: u64,
@@ -107,6 +124,8 @@ impl Default for ApiConfig {
             page_size: 5000,
             budget_per_hour: 200,
             retry_after_secs: 3392,
+            throttle_shape: ThrottleShape::Header,
+            throttle_first: 0,
             token_lifetime_secs: 3599,
             faults: Faults::default(),
             seed: 1,
@@ -474,7 +493,7 @@ impl State {
             return refused;
         }
         if self.requests_in_last_hour(GROUPS_PATH, now) >= self.config.inventory_budget_per_hour {
-            return (StatusCode::TOO_MANY_REQUESTS, self.throttled());
+            return (StatusCode::TOO_MANY_REQUESTS, self.throttled_at(now));
         }
         let param = |name: &str| {
             query.split('&').find_map(|kv| {
@@ -506,8 +525,12 @@ impl State {
         }
         let recent = self.requests_in_last_hour(EVENTS_PATH, now);
         let faults = self.config.faults;
-        if recent >= self.config.budget_per_hour || self.rng.chance(faults.throttle) {
-            return (StatusCode::TOO_MANY_REQUESTS, self.throttled());
+        let so_far = self.log.iter().filter(|r| r.path == EVENTS_PATH).count();
+        if recent >= self.config.budget_per_hour
+            || so_far < self.config.throttle_first
+            || self.rng.chance(faults.throttle)
+        {
+            return (StatusCode::TOO_MANY_REQUESTS, self.throttled_at(now));
         }
         if self.rng.chance(faults.server_error) {
             return (
@@ -543,13 +566,26 @@ impl State {
         (StatusCode::OK, json_response(StatusCode::OK, body))
     }
 
-    fn throttled(&self) -> Response<Full<Bytes>> {
+    fn throttled_at(&self, now: UnixMillis) -> Response<Full<Bytes>> {
         let secs = self.config.retry_after_secs;
-        let body = format!(
+        let retry_in = format!(
             r#"{{"message":"You have exceeded the amount of requests allowed in the current time frame and further requests will fail. Retry in {secs} seconds."}}"#
         );
+        let body = match self.config.throttle_shape {
+            ThrottleShape::Header | ThrottleShape::RetryInText => retry_in,
+            ThrottleShape::UntilText => {
+                // Rounded up to the second, so the wait is never shorter than asked.
+                let until = UnixMillis((now.0 / 1000 + 1).saturating_add(secs as i64) * 1000);
+                format!(
+                    r#"{{"requestId":"3c79bd34-2c34-4b72-9aca-5e2375aad1da","errorCode":"RequestBlocked","message":"Request is blocked by the upstream service until: {}"}}"#,
+                    us_date_time(until)
+                )
+            }
+        };
         let mut resp = json_response(StatusCode::TOO_MANY_REQUESTS, body);
-        resp.headers_mut().insert("retry-after", secs.into());
+        if self.config.throttle_shape == ThrottleShape::Header {
+            resp.headers_mut().insert("retry-after", secs.into());
+        }
         resp
     }
 
@@ -745,6 +781,27 @@ impl Cursor {
             page,
         })
     }
+}
+
+/// `M/D/YYYY h:mm:ss AM`, the .NET en-US format of Fabric's "blocked until" messages.
+fn us_date_time(t: UnixMillis) -> String {
+    let iso = t.to_iso_millis(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+    let num = |r: std::ops::Range<usize>| iso.get(r).and_then(|s| s.parse::<u32>().ok());
+    let (y, mo, d, h, mi, s) = (
+        num(0..4).unwrap_or(0),
+        num(5..7).unwrap_or(0),
+        num(8..10).unwrap_or(0),
+        num(11..13).unwrap_or(0),
+        num(14..16).unwrap_or(0),
+        num(17..19).unwrap_or(0),
+    );
+    let (h12, half) = match h {
+        0 => (12, "AM"),
+        1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        _ => (h - 12, "PM"),
+    };
+    format!("{mo}/{d}/{y} {h12}:{mi:02}:{s:02} {half}")
 }
 
 fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
-use powerbi_exporter::simulator::api::{ApiConfig, ContinuationStyle, Faults, SimulatedApi};
+use powerbi_exporter::simulator::api::{
+    ApiConfig, ContinuationStyle, Faults, SimulatedApi, ThrottleShape,
+};
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
 use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
 
@@ -322,6 +324,157 @@ fn an_unusable_continuation_leaves_the_hour_incomplete_and_says_which() {
         .iter()
         .find(|l| l.contains("level=warn") && l.contains("hour=") && l.contains("continuationUri"));
     assert!(warned.is_some(), "{log:#?}");
+}
+
+/// Every `"blocked_until"` value in a JSON document, wherever it is nested.
+fn blocked_until_values(v: &serde_json::Value, out: &mut Vec<i64>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                if k == "blocked_until" {
+                    out.extend(v.as_i64());
+                }
+                blocked_until_values(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| blocked_until_values(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn an_absurd_retry_after_is_clamped_to_an_hour_counted_and_not_persisted() {
+    let rt = runtime();
+    let config = ApiConfig {
+        retry_after_secs: 99_999_999_999, // the year 5195
+        throttle_first: 1,
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(5, 1), 0))
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut args = live_args(&api, "200");
+    args.extend(["--state.dir".into(), state.path().to_str().unwrap().into()]);
+    let mut e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    while s
+        .get("powerbi_api_retry_after_clamped_total")
+        .copied()
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no clamped Retry-After counted: {s:?} {:?}",
+            e.log.try_iter().collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    assert_eq!(s["powerbi_up"], 0.0);
+    assert_eq!(s["powerbi_api_throttled_total"], 1.0);
+    let stopped_at = UnixMillis::now().0;
+    e.terminate();
+    let log: Vec<String> = e.log.try_iter().collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("level=warn") && l.contains("Retry-After")),
+        "{log:#?}"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.path().join("state.json")).unwrap()).unwrap();
+    let mut blocked = Vec::new();
+    blocked_until_values(&saved, &mut blocked);
+    assert!(!blocked.is_empty(), "no blocked_until in the state");
+    for until in blocked {
+        assert!(
+            until <= stopped_at + HOUR,
+            "the saved state blocks polling until {until}, more than an hour after {stopped_at}"
+        );
+    }
+}
+
+#[test]
+fn a_429_without_retry_after_waits_as_long_as_its_body_says() {
+    let rt = runtime();
+    for shape in [ThrottleShape::RetryInText, ThrottleShape::UntilText] {
+        let config = ApiConfig {
+            retry_after_secs: 2,
+            throttle_shape: shape,
+            throttle_first: 1,
+            ..ApiConfig::default()
+        };
+        let api = rt
+            .block_on(SimulatedApi::start(config, late_log(10, 1), 0))
+            .unwrap();
+        let (expected, _, n) = ground_truth(&api);
+        let args = live_args(&api, "200");
+        let e = Exporter::start_with_env(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[SECRET],
+        );
+        // Without reading the body the client waits 60 s: far past this deadline.
+        let deadline = Instant::now() + Duration::from_secs(25);
+        let mut s = e.scrape();
+        while family(&s, "powerbi_activity_events_total") != expected {
+            assert!(
+                Instant::now() < deadline,
+                "{shape:?}: {} of {n} events counted",
+                family(&s, "powerbi_activity_events_total")
+                    .values()
+                    .sum::<f64>()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            s = e.scrape();
+        }
+        let events: Vec<_> = api
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("activityevents"))
+            .collect();
+        assert_eq!(events[0].status, 429, "{shape:?}");
+        let waited = events[1].at.0 - events[0].at.0;
+        assert!(
+            (2_000..60_000).contains(&waited),
+            "{shape:?}: the next request came {waited} ms after the 429 that asked for 2 s"
+        );
+    }
+}
+
+#[test]
+fn an_absurd_token_lifetime_is_capped_at_a_day_without_overflow() {
+    let rt = runtime();
+    let config = ApiConfig {
+        token_lifetime_secs: 100_000_000_000_000_000, // × 1000 overflows i64 milliseconds
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(6, 1), 0))
+        .unwrap();
+    let (expected, _, n) = ground_truth(&api);
+    let args = live_args(&api, "200");
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    while family(&s, "powerbi_activity_events_total") != expected {
+        assert!(Instant::now() < deadline, "{n} events not counted: {s:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    let expiry = s[r#"powerbi_credential_expiry_timestamp_seconds{kind="token"}"#];
+    let now = UnixMillis::now().0 as f64 / 1000.0;
+    assert!(
+        expiry > now && expiry <= now + 86_400.0,
+        "token expiry {expiry} is not within a day of {now}"
+    );
 }
 
 #[test]

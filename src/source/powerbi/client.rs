@@ -6,8 +6,10 @@
 //!   hosts; a `continuationUri` elsewhere is refused and counted; plain `http` only on loopback;
 //! - a page is handed on only once it parses to its end (a truncated body is retried, never
 //!   half-applied); the event dedup makes a re-read page harmless;
-//! - a 429 blocks the budget until `Retry-After`; a long one ends the read (the exporter keeps
-//!   serving), a short one is waited out;
+//! - a 429 blocks the budget for its wait: the `Retry-After` header, else the body's "Retry in
+//!   N seconds" or "until: <time>", else 60 s, never more than [`MAX_RETRY_AFTER`] (a longer
+//!   one is clamped, logged and counted); a long wait ends the read (the exporter keeps serving),
+//!   a short one is waited out;
 //! - a page cap and a repeated-token guard end a broken paging loop with an error, not a hang;
 //! - the next page is the `continuationUri` (a relative one resolved against the page's own
 //!   URL, RFC 3986 §5.1.3), else the `continuationToken`; a page that has neither in a usable
@@ -19,10 +21,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::de::IgnoredAny;
 
-use super::budget::RequestBudget;
+use super::budget::{RequestBudget, MAX_RETRY_AFTER};
 use super::window::UtcHour;
 use crate::azure::auth::{AuthError, TokenCache};
-use crate::azure::http::{read_capped, retry_after_secs, without_url, BodyError};
+use crate::azure::http::{read_capped, without_url, BodyError};
+use crate::decode::time::parse_creation_time;
 use crate::decode::UnixMillis;
 
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
@@ -89,6 +92,9 @@ pub struct ApiStats {
     /// Pages whose continuation could not be used (neither URI nor token).
     #[serde(default)]
     pub bad_continuations: u64,
+    /// 429s that asked for a wait longer than [`MAX_RETRY_AFTER`].
+    #[serde(default)]
+    pub retry_after_clamped: u64,
     pub auth_errors: BTreeMap<String, u64>,
 }
 
@@ -295,7 +301,11 @@ impl ApiClient {
             }
         };
         let status = resp.status().as_u16();
-        let retry_after = retry_after_secs(&resp);
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         // A response counts by its status only once its body arrived whole.
         let body = match read_capped(resp, self.max_response_bytes).await {
             Ok(b) => b,
@@ -317,12 +327,19 @@ impl ApiClient {
             },
             429 => {
                 self.stats.throttled += 1;
-                let until =
-                    UnixMillis(UnixMillis::now().0 + retry_after.unwrap_or(60) as i64 * 1000);
+                let now = UnixMillis::now();
+                let asked = throttle_wait(retry_after.as_deref(), &body, now);
+                if asked.clamped {
+                    self.stats.retry_after_clamped += 1;
+                    tracing::warn!(
+                        max_seconds = MAX_RETRY_AFTER.as_secs(),
+                        retry_after = retry_after.as_deref().unwrap_or("(from the body)"),
+                        "A 429 asked for a longer wait than the API ever needs; Retry-After is clamped to the maximum."
+                    );
+                }
+                let until = UnixMillis(now.0.saturating_add(asked.wait.as_millis() as i64));
                 budget.block_until(until);
-                if Duration::from_millis((until.0 - now.0).max(0) as u64)
-                    <= self.retry.max_inline_wait
-                {
+                if asked.wait <= self.retry.max_inline_wait {
                     Ok(Attempt::WaitThenRetry(until))
                 } else {
                     Err(ReadError::Throttled { until })
@@ -375,6 +392,79 @@ fn next_url(
         (None, Some(unusable)) => Err(format!("{unusable}, and there is no continuationToken")),
         (None, None) => Ok(None),
     }
+}
+
+/// The wait a 429 asks for when it says nothing usable.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a 429 asks to wait, at most [`MAX_RETRY_AFTER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ThrottleWait {
+    wait: Duration,
+    /// It asked for more than [`MAX_RETRY_AFTER`].
+    clamped: bool,
+}
+
+/// The wait of a 429: the `Retry-After` header (seconds), else the body's text, else
+/// [`DEFAULT_RETRY_AFTER`]; clamped to [`MAX_RETRY_AFTER`].
+fn throttle_wait(header: Option<&str>, body: &[u8], now: UnixMillis) -> ThrottleWait {
+    let asked = header
+        .and_then(header_seconds)
+        .or_else(|| body_wait(&String::from_utf8_lossy(body), now))
+        .unwrap_or(DEFAULT_RETRY_AFTER);
+    ThrottleWait {
+        wait: asked.min(MAX_RETRY_AFTER),
+        clamped: asked > MAX_RETRY_AFTER,
+    }
+}
+
+/// `Retry-After` as delta-seconds; digits too many for a `u64` are still a (very long) wait.
+fn header_seconds(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| Duration::from_secs(v.parse().unwrap_or(u64::MAX)))
+}
+
+/// The wait written in a 429's body: "Retry in N seconds." (Power BI, reference §3) or "…
+/// blocked by the upstream service until: 2/6/2024 12:58:37 PM" (Fabric, reference §16; UTC,
+/// .NET en-US format; ISO 8601 accepted too). A time in the past is no wait.
+fn body_wait(text: &str, now: UnixMillis) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    if let Some(at) = lower.find("retry in ") {
+        let digits: String = lower[at + 9..]
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if !digits.is_empty() {
+            return Some(Duration::from_secs(digits.parse().unwrap_or(u64::MAX)));
+        }
+    }
+    let at = lower.find("until:")?;
+    let rest = text.get(at + 6..)?;
+    let rest = rest.split(['"', '(']).next()?.trim();
+    let until = parse_creation_time(rest).or_else(|| parse_us_date_time(rest))?;
+    let ms = until.0.saturating_sub(now.0).max(0);
+    Some(Duration::from_millis(ms as u64))
+}
+
+/// `M/D/YYYY h:mm:ss AM|PM` (UTC), as .NET writes en-US times.
+fn parse_us_date_time(s: &str) -> Option<UnixMillis> {
+    let mut parts = s.split_whitespace();
+    let (date, time, half) = (parts.next()?, parts.next()?, parts.next());
+    let mut d = date.split('/').map(|n| n.parse::<u32>().ok());
+    let (month, day, year) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|n| n.parse::<u32>().ok());
+    let (hour, minute, second) = (t.next()??, t.next()??, t.next()??);
+    let hour = match half.map(str::to_ascii_uppercase).as_deref() {
+        Some("AM") if (1..=12).contains(&hour) => hour % 12,
+        Some("PM") if (1..=12).contains(&hour) => hour % 12 + 12,
+        None if hour < 24 => hour,
+        _ => return None,
+    };
+    parse_creation_time(&format!(
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"
+    ))
 }
 
 /// The error code (or message) of an API error body, for messages; never the whole body.
@@ -523,5 +613,59 @@ mod continuation_tests {
                 "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27%2BRID%$4Z244SAKlHY7YQAAAAAAAAAA%3D%3D%23RT%3A1%23TRC%3A5%23FPC%3AARAAAAAAAAAAFwAAAAAAAAA%3D%27".into()
             ))
         );
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    const NOW: UnixMillis = UnixMillis(1_707_224_000_000); // 2024-02-06T12:53:20Z
+
+    fn wait(header: Option<&str>, body: &str) -> (u64, bool) {
+        let w = throttle_wait(header, body.as_bytes(), NOW);
+        (w.wait.as_secs(), w.clamped)
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_an_hour() {
+        assert_eq!(wait(Some("3392"), ""), (3392, false));
+        assert_eq!(wait(Some("3600"), ""), (3600, false));
+        assert_eq!(wait(Some("3601"), ""), (3600, true));
+        assert_eq!(wait(Some("99999999999"), ""), (3600, true));
+        // More digits than a u64 holds: still a wait, clamped, no overflow.
+        assert_eq!(wait(Some("184467440737095516160"), ""), (3600, true));
+        // Not a number (an HTTP date, garbage): the body, else 60 s.
+        assert_eq!(wait(Some("soon"), ""), (60, false));
+    }
+
+    #[test]
+    fn a_429_without_retry_after_reads_the_wait_from_its_body() {
+        // The captured admin 429 body (reference §3, pbimonitor issue 58).
+        let power_bi = r#"{"message":"You have exceeded the amount of requests allowed in the current time frame and further requests will fail. Retry in 3392 seconds."}"#;
+        assert_eq!(wait(None, power_bi), (3392, false));
+        // The header wins when both are there.
+        assert_eq!(wait(Some("10"), power_bi), (10, false));
+        // Fabric's RequestBlocked body (microsoft/fabric-migration issue 14): 12:58:37 is
+        // 317 s after NOW.
+        let fabric = r#"{"requestId":"3c79bd34-2c34-4b72-9aca-5e2375aad1da","errorCode":"RequestBlocked","message":"Request is blocked by the upstream service until: 2/6/2024 12:58:37 PM"}"#;
+        assert_eq!(wait(None, fabric), (317, false));
+        let utc = "Request is blocked by the upstream service until: 2/6/2024 12:58:37 PM (UTC)";
+        assert_eq!(wait(None, utc), (317, false));
+        let iso = "blocked until: 2024-02-06T13:53:20Z";
+        assert_eq!(wait(None, iso), (3600, false));
+        let midnight = "blocked until: 2/7/2024 12:00:00 AM";
+        // 11 h 06 min 40 s away: clamped.
+        assert_eq!(wait(None, midnight), (3600, true));
+        assert_eq!(
+            wait(None, "blocked until: 2/6/2024 11:00:00 AM"),
+            (0, false)
+        );
+        assert_eq!(
+            wait(None, "Retry in 99999999999999999999999 seconds."),
+            (3600, true)
+        );
+        assert_eq!(wait(None, "slow down"), (60, false));
+        assert_eq!(wait(None, "until: 13/45/2024 1:00:00 PM"), (60, false));
     }
 }
