@@ -74,6 +74,15 @@ pub enum ThrottleShape {
     UntilText,
 }
 
+/// A client certificate registered on the simulated app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedCertificate {
+    /// Its RSA public key, PKCS#1 DER.
+    pub public_key: Vec<u8>,
+    /// base64url SHA-256 of its DER encoding: the assertion's `x5t#S256`.
+    pub thumbprint_sha256: String,
+}
+
 /// How the simulated API behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
@@ -109,8 +118,8 @@ pub struct ApiConfig {
     pub continuation: ContinuationStyle,
     /// The federated (workload identity) token the token endpoint accepts as an assertion.
     pub federated_token: Option<String>,
-    /// RSA public key (PKCS#1 DER) whose signed JWT assertions the token endpoint accepts.
-    pub certificate_public_key: Option<Vec<u8>>,
+    /// The client certificate whose signed JWT assertions the token endpoint accepts.
+    pub certificate: Option<TrustedCertificate>,
     /// The `X-IDENTITY-HEADER` of the App Service managed-identity endpoint (`/msi/token`).
     pub identity_header: Option<String>,
 }
@@ -135,7 +144,7 @@ impl Default for ApiConfig {
             continuation_base: None,
             continuation: ContinuationStyle::Absolute,
             federated_token: None,
-            certificate_public_key: None,
+            certificate: None,
             identity_header: None,
         }
     }
@@ -156,6 +165,8 @@ struct State {
     timeline: Timeline,
     rng: Rng,
     tokens: Vec<String>,
+    /// `jti` of every client assertion accepted: a replayed one is refused.
+    assertion_ids: std::collections::HashSet<String>,
     log: Vec<LoggedRequest>,
     /// Base of `continuationUri`.
     base_url: String,
@@ -186,6 +197,7 @@ impl SimulatedApi {
             timeline,
             rng,
             tokens: Vec::new(),
+            assertion_ids: std::collections::HashSet::new(),
             log: Vec::new(),
             base_url: config_base.unwrap_or_else(|| format!("http://{addr}")),
             own_url: format!("http://{addr}"),
@@ -381,40 +393,45 @@ impl State {
         token
     }
 
-    /// Checks a client assertion: the federated token as given, or an RS256 JWT signed with the
-    /// configured key, for this token endpoint, this client, not expired.
-    fn assertion_ok(&self, assertion: &str, audience: &str, now: UnixMillis) -> bool {
+    /// Checks a client assertion: the federated token as given, or a JWT as Entra's current
+    /// guidance has it (learn.microsoft.com/entra/identity-platform/certificate-credentials):
+    /// header `alg: PS256`, `typ: JWT`, `x5t#S256` the certificate's SHA-256 thumbprint; RSA-PSS
+    /// SHA-256 signature by the certificate's key; `aud` this token endpoint, `iss` and `sub`
+    /// the client, not expired, and `jti` a GUID never seen before.
+    fn assertion_ok(&mut self, assertion: &str, audience: &str, now: UnixMillis) -> bool {
         if self.config.federated_token.as_deref() == Some(assertion) {
             return true;
         }
-        let Some(key) = &self.config.certificate_public_key else {
+        let Some(cert) = &self.config.certificate else {
             return false;
         };
         let mut parts = assertion.splitn(3, '.');
         let (Some(h), Some(c), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
             return false;
         };
-        let Some(signature) = unbase64(sig) else {
-            return false;
+        let json = |part: &str| -> serde_json::Value {
+            unbase64(part)
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
         };
+        let (header, claims) = (json(h), json(c));
+        let header_ok = header["alg"] == "PS256"
+            && header["typ"] == "JWT"
+            && header["x5t#S256"] == cert.thumbprint_sha256.as_str();
         let key = ring::signature::UnparsedPublicKey::new(
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-            key,
+            &ring::signature::RSA_PSS_2048_8192_SHA256,
+            &cert.public_key,
         );
-        if key
-            .verify(format!("{h}.{c}").as_bytes(), &signature)
-            .is_err()
-        {
-            return false;
-        }
-        let claims: serde_json::Value = unbase64(c)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let signed =
+            unbase64(sig).is_some_and(|s| key.verify(format!("{h}.{c}").as_bytes(), &s).is_ok());
         let client = self.config.client_id.as_str();
-        claims["aud"] == audience
+        let jti = claims["jti"].as_str().unwrap_or("");
+        let claims_ok = claims["aud"] == audience
             && claims["iss"] == client
             && claims["sub"] == client
             && claims["exp"].as_i64().is_some_and(|e| e > now.0 / 1000)
+            && is_guid(jti);
+        header_ok && signed && claims_ok && self.assertion_ids.insert(jti.to_string())
     }
 
     fn token(
@@ -783,6 +800,15 @@ impl Cursor {
     }
 }
 
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// `M/D/YYYY h:mm:ss AM`, the .NET en-US format of Fabric's "blocked until" messages.
 fn us_date_time(t: UnixMillis) -> String {
     let iso = t.to_iso_millis(); // YYYY-MM-DDTHH:MM:SS.mmmZ
@@ -882,6 +908,7 @@ mod tests {
             ),
             rng: Rng::new(1),
             tokens: (0..300).map(|i| format!("t{i}")).collect(),
+            assertion_ids: Default::default(),
             log: (0..10).map(|h| request(h * HOUR_MS + 1)).collect(),
             base_url: String::new(),
             own_url: String::new(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::simulator::api::{
-    ApiConfig, ContinuationStyle, Faults, SimulatedApi, ThrottleShape,
+    ApiConfig, ContinuationStyle, Faults, SimulatedApi, ThrottleShape, TrustedCertificate,
 };
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
 use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
@@ -651,12 +651,16 @@ fn openssl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A self-signed RSA certificate and key in one PEM, and the public key as PKCS#1 DER.
-fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, Vec<u8>) {
-    let (key, cert, public) = (
+/// A self-signed RSA certificate and key in one PEM, and what the tenant knows of it: the
+/// public key as PKCS#1 DER and the base64url SHA-256 of the certificate's DER (`x5t#S256`),
+/// both computed by openssl.
+fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, TrustedCertificate) {
+    let (key, cert, public, cert_der, digest) = (
         dir.join(format!("{name}.key")),
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.der")),
+        dir.join(format!("{name}.crt.der")),
+        dir.join(format!("{name}.sha256")),
     );
     let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
     openssl(&[
@@ -684,22 +688,49 @@ fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, Vec<u8
         "-out",
         &p(&public),
     ]);
+    openssl(&[
+        "x509",
+        "-in",
+        &p(&cert),
+        "-outform",
+        "DER",
+        "-out",
+        &p(&cert_der),
+    ]);
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-binary",
+        "-out",
+        &p(&digest),
+        &p(&cert_der),
+    ]);
+    let base64 = openssl(&["base64", "-A", "-in", &p(&digest)]);
+    let thumbprint_sha256 = base64
+        .trim()
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_");
     let pem = dir.join(format!("{name}.pem"));
     std::fs::write(
         &pem,
         std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&key).unwrap(),
     )
     .unwrap();
-    (pem, std::fs::read(public).unwrap())
+    let trusted = TrustedCertificate {
+        public_key: std::fs::read(public).unwrap(),
+        thumbprint_sha256,
+    };
+    (pem, trusted)
 }
 
 #[test]
 fn a_client_certificate_signs_its_assertion_and_its_expiry_is_exported() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let (pem, public_key) = certificate(dir.path(), "good");
+    let (pem, trusted) = certificate(dir.path(), "good");
     let config = ApiConfig {
-        certificate_public_key: Some(public_key),
+        certificate: Some(trusted),
         ..ApiConfig::default()
     };
     let api = rt
