@@ -41,6 +41,26 @@ fn late_log(n: usize, spread_ms: u64) -> Timeline {
     timeline
 }
 
+/// Like [`late_log`], from a tenant whose events take the shapes of Microsoft's examples.
+fn odd_log(n: usize) -> Timeline {
+    let now = UnixMillis::now();
+    let tenant = Tenant::new(TenantSpec {
+        seed: 21,
+        workspaces: 4,
+        users: 30,
+    })
+    .with_odd_shapes(0.3);
+    let mut timeline = Timeline::new(tenant.clone(), 21, 0.0, Lag::default(), now);
+    let mut rng = Rng::new(2121);
+    for _ in 0..n {
+        let time = UnixMillis(now.0 - 3 * HOUR + rng.below(3 * HOUR as u64 - 60_000) as i64);
+        let mut json = Vec::new();
+        tenant.write_event(&mut rng, time, &mut json);
+        timeline.push(time, now, json);
+    }
+    timeline
+}
+
 /// The counts an exact exporter must reach, computed from the raw JSON without the exporter's code.
 fn ground_truth(api: &SimulatedApi) -> (BTreeMap<String, f64>, BTreeMap<String, f64>, usize) {
     let mut all = BTreeMap::new();
@@ -474,6 +494,61 @@ fn an_absurd_token_lifetime_is_capped_at_a_day_without_overflow() {
     assert!(
         expiry > now && expiry <= now + 86_400.0,
         "token expiry {expiry} is not within a day of {now}"
+    );
+}
+
+#[test]
+fn events_shaped_like_microsofts_examples_are_counted_exactly() {
+    let rt = runtime();
+    let config = ApiConfig {
+        page_size: 25,
+        continuation: ContinuationStyle::Mixed,
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, odd_log(200), 0))
+        .unwrap();
+    let (expected, expected_failed, n) = ground_truth(&api);
+    // The shapes are there: counted from the raw JSON, not assumed.
+    let events = api.with_timeline(|t| t.events().to_vec());
+    let raw: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::from_slice(&e.json).unwrap())
+        .collect();
+    let shaped = |f: &dyn Fn(&serde_json::Value) -> bool| raw.iter().filter(|v| f(v)).count();
+    assert!(shaped(&|v| v["Id"].as_str().unwrap().starts_with('g')) > 0);
+    assert!(shaped(&|v| v["WorkspaceId"] == "My Workspace") > 0);
+    assert!(shaped(&|v| v.get("UserId").is_none()) > 0);
+    assert!(shaped(&|v| v["UserType"].is_string()) > 0);
+    let args = live_args(&api, "200");
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    while family(&s, "powerbi_activity_events_total") != expected
+        || s.get("powerbi_up") != Some(&1.0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} events counted",
+            family(&s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    assert_eq!(
+        family(&s, "powerbi_activity_events_failed_total"),
+        expected_failed
+    );
+    assert_eq!(
+        family(&s, "powerbi_events_rejected_total")
+            .values()
+            .sum::<f64>(),
+        0.0
     );
 }
 
