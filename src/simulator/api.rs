@@ -6,7 +6,11 @@
 //! - the continuation token is base64 and already percent-encoded in the JSON; the
 //!   `continuationUri` quotes it; a token encoded twice does not decode (400);
 //! - a bad or missing bearer token gets the 401 `PowerBINotAuthorizedException` body;
-//! - past its own hourly budget it answers 429 with `Retry-After`;
+//! - past its own hourly budget it answers 429 with `Retry-After`, or with the wait only in
+//!   the body's text ([`ThrottleShape`]);
+//! - `continuationUri` absolute as documented, or relative, mixed, broken, or unusable with no
+//!   token ([`ContinuationStyle`]);
+//! - a certificate's client assertion must be PS256 with `x5t#S256` and a fresh GUID `jti`;
 //! - events become visible late ([`Timeline`]); fault knobs add 429s, 5xx, truncated bodies and
 //!   duplicate deliveries.
 //!
