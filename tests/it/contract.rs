@@ -68,14 +68,16 @@ struct Fake {
 }
 
 impl Fake {
-    async fn start(pages: &[serde_json::Value]) -> Fake {
+    /// `relative`: the continuation URIs lose their origin (`/v1.0/…`) instead.
+    async fn start(pages: &[serde_json::Value], relative: bool) -> Fake {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let origin = if relative { "" } else { base.as_str() };
         let fake = Fake {
             pages: Arc::new(Mutex::new(
                 pages
                     .iter()
-                    .map(|p| p.to_string().replace(PUBLIC_API, &base))
+                    .map(|p| p.to_string().replace(PUBLIC_API, origin))
                     .collect(),
             )),
             requests: Arc::default(),
@@ -140,7 +142,8 @@ async fn read_through_client(fake: &Fake) -> Vec<Bytes> {
     let tokens = TokenCache::new(credential, POWERBI_SCOPE.into());
     let mut client = ApiClient::new(http, hosts, tokens, RetryPolicy::default());
     let mut budget = RequestBudget::new(200);
-    let hour = UtcHour(2019 * 10_000); // any hour: the fake ignores the window
+    // The examples' hour, 2019-08-13 07:00Z (the fake ignores the window; the request names it).
+    let hour = UtcHour(days_from_civil(2019, 8, 13) * 24 + 7);
     let mut pages = Vec::new();
     let read = client
         .read_hour(hour, &mut budget, |page| {
@@ -238,12 +241,12 @@ fn expected(
 
 /// Runs `chain` (example bodies, then the final page) through the client and the decoder and
 /// checks every request and every event against the raw JSON.
-fn check_chain(prefixes: &[&str]) {
+fn check_chain(prefixes: &[&str], relative: bool) {
     let mut bodies: Vec<serde_json::Value> = prefixes.iter().map(|p| events_example(p)).collect();
     bodies.push(final_page());
     let rt = runtime();
     let (pages, requests) = rt.block_on(async {
-        let fake = Fake::start(&bodies).await;
+        let fake = Fake::start(&bodies, relative).await;
         let pages = read_through_client(&fake).await;
         let requests = fake.requests.lock().unwrap().clone();
         (pages, requests)
@@ -255,7 +258,10 @@ fn check_chain(prefixes: &[&str]) {
     );
     // The first request asks for the hour; each next one is the previous page's
     // continuationUri exactly as Microsoft wrote it (its quotes, raw-space `$filter`, bad escape).
-    assert!(requests[0].starts_with("/v1.0/myorg/admin/activityevents?startDateTime="));
+    assert_eq!(
+        requests[0],
+        "/v1.0/myorg/admin/activityevents?startDateTime=%272019-08-13T07:00:00.000Z%27&endDateTime=%272019-08-13T07:59:59.999Z%27"
+    );
     for (i, body) in bodies.iter().take(bodies.len() - 1).enumerate() {
         let uri = body["continuationUri"].as_str().unwrap();
         assert_eq!(requests[i + 1], expected_target(uri), "request {}", i + 1);
@@ -304,10 +310,26 @@ fn check_chain(prefixes: &[&str]) {
 fn the_time_window_example_then_the_next_set_example_through_client_and_decoder() {
     // "Get audit activity events within a time window" → its continuationUri → "Get the next
     // set … continuation token" (non-GUID Id `g632bb64-…`, a token with `%$4Z`) → last page.
-    check_chain(&[
-        "Get audit activity events within a time window example",
-        "Get the next set of audit activity events",
-    ]);
+    check_chain(
+        &[
+            "Get audit activity events within a time window example",
+            "Get the next set of audit activity events",
+        ],
+        false,
+    );
+}
+
+#[test]
+fn the_same_examples_with_relative_continuation_uris() {
+    // The examples' URIs without their origin: resolved against the page that sent them, the
+    // client asks for exactly the same targets (issue 12, item 1).
+    check_chain(
+        &[
+            "Get audit activity events within a time window example",
+            "Get the next set of audit activity events",
+        ],
+        true,
+    );
 }
 
 #[test]
@@ -322,7 +344,7 @@ fn the_filtered_examples_with_raw_spaces_and_events_without_user_id() {
         "Get audit activity events within a time window and for a specific user ID example",
         "Get the next set of audit activity events",
         "Get audit activity events within a time window and for a specific activity type and user ID example",
-    ]);
+    ], false);
 }
 
 /// The raw groups of every admin/groups example.
