@@ -194,6 +194,10 @@ family!(API_BUDGET_REMAINING, "powerbi_api_budget_remaining", Gauge, [], None,
     "Requests the exporter may still send in the current rolling hour (--powerbi.max-requests-per-hour).");
 family!(API_FOREIGN_CONTINUATIONS, "powerbi_api_foreign_continuations_total", Counter, [], None,
     "continuationUri values refused because they pointed to a host other than the API or a Power BI cluster.");
+family!(API_RETRY_AFTER_CLAMPED, "powerbi_api_retry_after_clamped_total", Counter, [], None,
+    "429 answers whose wait (Retry-After, or the body's text) was longer than an hour; requests were blocked for an hour only.");
+family!(API_BAD_CONTINUATIONS, "powerbi_api_bad_continuations_total", Counter, [], None,
+    "Pages whose continuation could not be followed (continuationUri not a URL even relative to the API, and no usable continuationToken); the hour is read again.");
 family!(
     AUTH_ERRORS,
     "powerbi_auth_errors_total",
@@ -261,9 +265,11 @@ pub const ALL: &[Family] = &[
     ACTIVITY_EVENTS_FAILED,
     ACTIVITY_EVENTS,
     ACTIVITY_FIRST_SEEN,
+    API_BAD_CONTINUATIONS,
     API_BUDGET_REMAINING,
     API_FOREIGN_CONTINUATIONS,
     API_REQUESTS,
+    API_RETRY_AFTER_CLAMPED,
     API_THROTTLED,
     AUTH_ERRORS,
     CREDENTIAL_EXPIRY,

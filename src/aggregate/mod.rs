@@ -1046,6 +1046,11 @@ impl Snapshot {
             &API_FOREIGN_CONTINUATIONS,
             one(st.api.foreign_continuations as f64),
         );
+        self.push(&API_BAD_CONTINUATIONS, one(st.api.bad_continuations as f64));
+        self.push(
+            &API_RETRY_AFTER_CLAMPED,
+            one(st.api.retry_after_clamped as f64),
+        );
         let reasons = ["bad_response", "invalid_client", "rejected", "unreachable"];
         self.push(
             &AUTH_ERRORS,

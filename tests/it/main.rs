@@ -10,6 +10,8 @@ mod azure_deploy;
 mod bad_input;
 /// Series caps: overflow series, exact sums, dropped counters.
 mod caps;
+/// Microsoft's published example responses through the real client and the decoders.
+mod contract;
 /// Dashboards: lint, and every expression evaluated by a real Prometheus.
 mod dashboards;
 /// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.

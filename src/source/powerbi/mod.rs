@@ -113,6 +113,7 @@ impl Source for PowerBiSource {
                         max,
                         checkpoint.requests_sent,
                         checkpoint.blocked_until,
+                        UnixMillis::now(),
                     );
                     tracing::info!(
                         hours_read = checkpoint.ledger.len(),
