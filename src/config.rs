@@ -16,10 +16,12 @@ use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
+use crate::aggregate::dedup::DedupAnchor;
 use crate::aggregate::{AggregateConfig, Limits};
 use crate::azure::auth::{Authority, Credential, Secret};
 use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
+use crate::decode::UnixMillis;
 use crate::duration;
 use crate::exposition::forward::logs_ingestion::{LogsIngestionConfig, MAX_BODY_BYTES};
 use crate::exposition::otlp::OtlpConfig;
@@ -1191,6 +1193,10 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             errors.push("--otlp.logs and --logs-ingestion.* need --state.dir: events are delivered at-least-once from a durable spool there".into());
         }
     }
+    let (dedup_anchor, dedup_hold_from) = (
+        dedup_anchor(source.as_ref()),
+        dedup_hold_from(source.as_ref(), dedup_window),
+    );
     Some(Config {
         otlp,
         forward,
@@ -1207,6 +1213,8 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         source: source?,
         aggregate: AggregateConfig {
             limits,
+            dedup_anchor,
+            dedup_hold_from,
             dedup_window,
             own_user,
             filters,
@@ -1214,6 +1222,27 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             tenant_domains,
         },
     })
+}
+
+/// A replayed archive has no dedup window (its passes bound memory); the others end theirs at
+/// the wall clock.
+fn dedup_anchor(source: Option<&SourceConfig>) -> DedupAnchor {
+    match source {
+        Some(SourceConfig::Replay(_)) => DedupAnchor::Unanchored,
+        _ => DedupAnchor::WallClock,
+    }
+}
+
+/// Where the dedup window is held open while a first start loads history older than the window
+/// (an hour early: the source takes its own start a moment later).
+fn dedup_hold_from(source: Option<&SourceConfig>, window: Duration) -> Option<UnixMillis> {
+    let history = match source {
+        Some(SourceConfig::PowerBi(c)) => c.initial_lookback,
+        Some(SourceConfig::Demo(d)) => d.backfill,
+        _ => return None,
+    };
+    let held = history + Duration::from_secs(3600);
+    (held > window).then(|| UnixMillis::now().saturating_sub_millis(held.as_millis() as i64))
 }
 
 /// `--users.label` and the pseudonym key (file, else `POWERBI_EXPORTER_PSEUDONYM_KEY`, else

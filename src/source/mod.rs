@@ -71,6 +71,9 @@ pub struct SourceStatus {
     pub budget_remaining: usize,
     /// Age of the stalest re-swept hour of the lookback.
     pub sweep_age_seconds: Option<f64>,
+    /// Hours of the initial lookback (first start) not read yet.
+    #[serde(default)]
+    pub initial_lookback_hours_remaining: usize,
     /// When the current access token expires.
     pub token_expiry: Option<crate::decode::UnixMillis>,
     /// When the client certificate expires (`notAfter`), for a certificate credential.
