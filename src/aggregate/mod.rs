@@ -1095,6 +1095,10 @@ impl Snapshot {
         if let Some(age) = st.sweep_age_seconds {
             self.push(&SWEEP_AGE, one(age));
         }
+        self.push(
+            &INITIAL_LOOKBACK_REMAINING,
+            one(st.initial_lookback_hours_remaining as f64),
+        );
     }
 
     /// Puts the families in catalogue order.
