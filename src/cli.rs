@@ -84,6 +84,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub replay: Option<PathBuf>,
 
+    /// Event ids a replay pass may remember (≈20–40 bytes each); a larger archive is read in
+    /// passes of days [default: 2000000].
+    #[arg(long = "replay.max-ids-per-pass", value_name = "N")]
+    pub replay_max_ids_per_pass: Option<usize>,
+
     /// Run on the built-in simulated tenant.
     #[arg(long)]
     pub demo: bool,

@@ -255,8 +255,8 @@ impl Aggregator {
         }
     }
 
-    /// A replay pass is done: its days never come again, so their ids are forgotten.
-    pub fn end_replay_pass(&mut self) {
+    /// A replay pass begins: the days of earlier ones never come again, so their ids go.
+    pub fn start_replay_pass(&mut self) {
         self.dedup.clear();
     }
 

@@ -58,6 +58,8 @@ pub enum SourceMessage {
     /// The tenant's workspaces and reports, read from the admin inventory API.
     Inventory(Box<crate::decode::inventory::Inventory>),
     Status(Box<SourceStatus>),
+    /// A replay starts another pass over its files: only the events of its days count.
+    ReplayPass(replay::ReplayPass),
 }
 
 /// A live source's health, cumulative since it started; replaces the previous one.

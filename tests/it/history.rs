@@ -162,3 +162,186 @@ fn a_28_day_lookback_never_asks_for_an_hour_the_api_no_longer_serves() {
     let s = e.scrape();
     assert_eq!(s.get(r#"powerbi_api_requests_total{code="400"}"#), None);
 }
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC, no zone, as the API writes it) of Unix milliseconds.
+fn iso(ms: i64) -> String {
+    // Days to civil date: Howard Hinnant's algorithm.
+    let (days, secs) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 1000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// One raw event of an archive, with what the test needs to know about it.
+struct Raw {
+    json: String,
+    time_ms: i64,
+}
+
+/// `n` distinct events spread over `days` days from `first_ms`: four workspaces, three
+/// activities, some failed, some with a report.
+fn archive(n: usize, first_ms: i64, days: i64, seed: u64) -> Vec<Raw> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let time_ms = first_ms + rng.below((days * 86_400_000) as u64) as i64;
+            let activity = ["ViewReport", "ExportReport", "ViewDashboard"][rng.below(3) as usize];
+            let ws = rng.below(4);
+            let report = if activity == "ViewDashboard" {
+                String::new()
+            } else {
+                format!(r#","ReportId":"r{}","ReportName":"Report {}""#, ws * 10 + rng.below(3), ws)
+            };
+            let failed = if rng.below(10) == 0 { r#","IsSuccess":false"# } else { "" };
+            let json = format!(
+                r#"{{"Id":"{seed:08x}-0000-4000-8000-{i:012x}","CreationTime":"{}","Activity":"{activity}","WorkspaceId":"w{ws}","WorkSpaceName":"Workspace {ws}","UserId":"u{}@contoso.com"{report}{failed}}}"#,
+                iso(time_ms),
+                rng.below(30),
+            );
+            Raw { json, time_ms }
+        })
+        .collect()
+}
+
+/// Every event family the archive determines, from the raw JSON: events, failed events and
+/// report events by their labels, and each workspace's newest event time.
+fn archive_truth(events: &[Raw]) -> BTreeMap<String, f64> {
+    let mut t = BTreeMap::new();
+    let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+    for e in events {
+        let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+        let (ws, activity) = (v["WorkspaceId"].as_str().unwrap(), v["Activity"].as_str().unwrap());
+        let key = format!(r#"{{workspace_id="{ws}",activity="{activity}"}}"#);
+        *t.entry(format!("powerbi_activity_events_total{key}")).or_default() += 1.0;
+        if v["IsSuccess"] == false {
+            *t.entry(format!("powerbi_activity_events_failed_total{key}")).or_default() += 1.0;
+        }
+        if let Some(r) = v["ReportId"].as_str() {
+            let key = format!(r#"{{workspace_id="{ws}",report_id="{r}",activity="{activity}"}}"#);
+            *t.entry(format!("powerbi_report_events_total{key}")).or_default() += 1.0;
+        }
+        let n = newest.entry(ws.to_string()).or_insert(i64::MIN);
+        *n = (*n).max(e.time_ms / 1000 * 1000);
+    }
+    for (ws, ms) in newest {
+        t.insert(
+            format!(r#"powerbi_workspace_last_activity_timestamp_seconds{{workspace_id="{ws}"}}"#),
+            ms as f64 / 1000.0,
+        );
+    }
+    t
+}
+
+/// The samples of the families [`archive_truth`] covers.
+fn archive_families(s: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    let names = [
+        "powerbi_activity_events_total{",
+        "powerbi_activity_events_failed_total{",
+        "powerbi_report_events_total{",
+        "powerbi_workspace_last_activity_timestamp_seconds{",
+    ];
+    s.iter()
+        .filter(|(k, _)| names.iter().any(|n| k.starts_with(n)))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+#[test]
+fn a_replay_of_120_days_shuffled_across_overlapping_files_counts_every_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2026-07-01T00:00Z, 120 days on.
+    let events = archive(3_000, 1_782_864_000_000, 120, 7);
+    let mut rng = Rng::new(8);
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    // Five files in any order; one event in eight is also in another file.
+    let mut files: Vec<Vec<&str>> = vec![Vec::new(); 5];
+    let mut copies = 0;
+    for (k, &i) in order.iter().enumerate() {
+        files[k % 5].push(&events[i].json);
+        if rng.below(8) == 0 {
+            files[(k + 1 + rng.below(4) as usize) % 5].push(&events[i].json);
+            copies += 1;
+        }
+    }
+    for (f, lines) in files.iter().enumerate() {
+        let body = if f % 2 == 0 {
+            lines.join("\n")
+        } else {
+            format!("[{}]", lines.join(",\n"))
+        };
+        let ext = if f % 2 == 0 { "jsonl" } else { "json" };
+        std::fs::write(dir.path().join(format!("part-{f}.{ext}")), body).unwrap();
+    }
+    let out = run(&[
+        "--once",
+        "--replay",
+        dir.path().to_str().unwrap(),
+        "--replay.max-ids-per-pass",
+        "1000",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = samples(&stdout(&out));
+    assert_eq!(archive_families(&s), archive_truth(&events));
+    assert_eq!(s["powerbi_events_duplicate_total"], copies as f64);
+    assert_eq!(s["powerbi_events_processed_total"], (events.len() + copies) as f64);
+    assert_eq!(s["powerbi_pages_processed_total"], 5.0);
+    assert_eq!(
+        family(&s, "powerbi_events_rejected_total").values().sum::<f64>(),
+        0.0
+    );
+    // Memory was bounded: the archive was read in passes of days, each within the budget, so
+    // at least as many as the events (copies included) need.
+    let log = stderr(&out);
+    let passes: usize = log
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("passes=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no passes= in the log: {log}"));
+    assert!(passes >= (events.len() + copies).div_ceil(1000), "{log}");
+}
+
+#[test]
+fn a_replay_of_events_from_2017_to_2023_refuses_none_as_outside_the_dedup_window() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2017-01-01T00:00Z to 2023-12-31: the span of Microsoft's published example events.
+    let events = archive(200, 1_483_228_800_000, 7 * 365, 3);
+    let mut body: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
+    body.push(&events[0].json); // one duplicate
+    let path = dir.path().join("examples.jsonl");
+    std::fs::write(&path, body.join("\n")).unwrap();
+    let out = run(&["--once", "--replay", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = samples(&stdout(&out));
+    assert_eq!(
+        s[r#"powerbi_events_rejected_total{reason="outside_dedup_window"}"#],
+        0.0
+    );
+    assert_eq!(archive_families(&s), archive_truth(&events));
+    assert_eq!(s["powerbi_events_duplicate_total"], 1.0);
+}
+
+#[test]
+fn a_replay_pass_budget_too_small_exits_2_naming_the_flag() {
+    let out = run(&[
+        "--once",
+        "--replay",
+        fixtures().to_str().unwrap(),
+        "--replay.max-ids-per-pass",
+        "10",
+    ]);
+    assert_exit_2_naming(&out, &["--replay.max-ids-per-pass 10", "at least 1000"]);
+}
