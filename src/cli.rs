@@ -163,8 +163,8 @@ pub struct RunArgs {
     #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
     pub max_series: Vec<String>,
 
-    /// How far behind the newest event a re-delivered event is still recognised [default: the
-    /// lookback + 2h for a live tenant, 29d for replay and the demo].
+    /// How far behind the wall clock a re-delivered event is still recognised [default: the
+    /// lookback + 2h for a live tenant, 29d for the demo; a replay has no window].
     #[arg(long = "dedup.window", value_name = "DURATION")]
     pub dedup_window: Option<String>,
     /// Directory for the durable state: counters, distinct users, dedup set and request ledgers

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
 use crate::aggregate::dedup::DedupAnchor;
+use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
 use crate::aggregate::{AggregateConfig, Limits};
 use crate::azure::auth::{Authority, Credential, Secret};
 use crate::catalogue;
@@ -26,12 +26,12 @@ use crate::duration;
 use crate::exposition::forward::logs_ingestion::{LogsIngestionConfig, MAX_BODY_BYTES};
 use crate::exposition::otlp::OtlpConfig;
 use crate::source::demo::DemoConfig;
-use crate::source::replay::{ReplayConfig, DEFAULT_MAX_IDS_PER_PASS};
 use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
 use crate::source::powerbi::cloud::Cloud;
 use crate::source::powerbi::inventory::InventoryConfig;
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
+use crate::source::replay::{ReplayConfig, DEFAULT_MAX_IDS_PER_PASS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

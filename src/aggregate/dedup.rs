@@ -214,7 +214,11 @@ mod tests {
     fn without_a_clock_nothing_is_refused_or_dropped() {
         let mut d = Dedup::new(Duration::from_secs(3600));
         for (key, hour) in [(1, 500_000), (2, 10), (3, 250_000), (2, 10)] {
-            let expected = if key == 2 && d.len() == 3 { Seen::Duplicate } else { Seen::New };
+            let expected = if key == 2 && d.len() == 3 {
+                Seen::Duplicate
+            } else {
+                Seen::New
+            };
             assert_eq!(d.check(EventKey(key), at(hour)), expected);
         }
         assert_eq!(d.len(), 3);

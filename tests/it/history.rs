@@ -1,7 +1,7 @@
 //! History outside the lookback: the initial lookback loaded at first start, the API's 28-day
 //! edge, and replayed archives of any span and order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
@@ -25,7 +25,8 @@ fn history(n: usize, hours: i64) -> Timeline {
     let mut timeline = Timeline::new(tenant.clone(), 5, 0.0, Lag::default(), now);
     let mut rng = Rng::new(55);
     for _ in 0..n {
-        let time = UnixMillis(now.0 - hours * HOUR + rng.below((hours * HOUR) as u64 - 60_000) as i64);
+        let time =
+            UnixMillis(now.0 - hours * HOUR + rng.below((hours * HOUR) as u64 - 60_000) as i64);
         let mut json = Vec::new();
         tenant.write_event(&mut rng, time, &mut json);
         timeline.push(time, now, json);
@@ -50,10 +51,15 @@ fn truth(events: impl IntoIterator<Item = serde_json::Value>) -> BTreeMap<String
 fn tenant_args(api: &SimulatedApi, extra: &[&str]) -> Vec<String> {
     let mut args = simulated_tenant_args(&api.base_url());
     args.extend(
-        ["--powerbi.poll-interval", "1s", "--powerbi.retry-delay", "20ms"]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string()),
+        [
+            "--powerbi.poll-interval",
+            "1s",
+            "--powerbi.retry-delay",
+            "20ms",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string()),
     );
     args
 }
@@ -222,15 +228,21 @@ fn archive_truth(events: &[Raw]) -> BTreeMap<String, f64> {
     let mut newest: BTreeMap<String, i64> = BTreeMap::new();
     for e in events {
         let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
-        let (ws, activity) = (v["WorkspaceId"].as_str().unwrap(), v["Activity"].as_str().unwrap());
+        let (ws, activity) = (
+            v["WorkspaceId"].as_str().unwrap(),
+            v["Activity"].as_str().unwrap(),
+        );
         let key = format!(r#"{{workspace_id="{ws}",activity="{activity}"}}"#);
-        *t.entry(format!("powerbi_activity_events_total{key}")).or_default() += 1.0;
+        *t.entry(format!("powerbi_activity_events_total{key}"))
+            .or_default() += 1.0;
         if v["IsSuccess"] == false {
-            *t.entry(format!("powerbi_activity_events_failed_total{key}")).or_default() += 1.0;
+            *t.entry(format!("powerbi_activity_events_failed_total{key}"))
+                .or_default() += 1.0;
         }
         if let Some(r) = v["ReportId"].as_str() {
             let key = format!(r#"{{workspace_id="{ws}",report_id="{r}",activity="{activity}"}}"#);
-            *t.entry(format!("powerbi_report_events_total{key}")).or_default() += 1.0;
+            *t.entry(format!("powerbi_report_events_total{key}"))
+                .or_default() += 1.0;
         }
         let n = newest.entry(ws.to_string()).or_insert(i64::MIN);
         *n = (*n).max(e.time_ms / 1000 * 1000);
@@ -298,10 +310,15 @@ fn a_replay_of_120_days_shuffled_across_overlapping_files_counts_every_event_onc
     let s = samples(&stdout(&out));
     assert_eq!(archive_families(&s), archive_truth(&events));
     assert_eq!(s["powerbi_events_duplicate_total"], copies as f64);
-    assert_eq!(s["powerbi_events_processed_total"], (events.len() + copies) as f64);
+    assert_eq!(
+        s["powerbi_events_processed_total"],
+        (events.len() + copies) as f64
+    );
     assert_eq!(s["powerbi_pages_processed_total"], 5.0);
     assert_eq!(
-        family(&s, "powerbi_events_rejected_total").values().sum::<f64>(),
+        family(&s, "powerbi_events_rejected_total")
+            .values()
+            .sum::<f64>(),
         0.0
     );
     // Memory was bounded: the archive was read in passes of days, each within the budget, so
@@ -344,4 +361,86 @@ fn a_replay_pass_budget_too_small_exits_2_naming_the_flag() {
         "10",
     ]);
     assert_exit_2_naming(&out, &["--replay.max-ids-per-pass 10", "at least 1000"]);
+}
+
+#[test]
+fn a_restart_while_the_initial_lookback_loads_resumes_it_and_counts_each_event_once() {
+    let rt = runtime();
+    let api = rt
+        .block_on(SimulatedApi::start(
+            ApiConfig::default(),
+            history(300, 4),
+            0,
+        ))
+        .unwrap();
+    let expected = truth(api.with_timeline(|t| {
+        t.events()
+            .iter()
+            .map(|e| serde_json::from_slice(&e.json).unwrap())
+            .collect::<Vec<_>>()
+    }));
+    let state = tempfile::tempdir().unwrap();
+    let mut args = simulated_tenant_args(&api.base_url());
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "2s",
+            "--powerbi.retry-delay",
+            "20ms",
+            "--powerbi.lookback",
+            "1h",
+            "--powerbi.initial-lookback",
+            "5h",
+            "--state.dir",
+            state.path().to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let remaining =
+        |s: &BTreeMap<String, f64>| s.get("powerbi_initial_lookback_hours_remaining").copied();
+    {
+        let mut e = Exporter::start_with_env(&args, &[SECRET]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // Stopped hard once part of the history is read and saved, part not.
+        while !remaining(&e.scrape()).is_some_and(|r| r > 0.0 && r < 4.0) {
+            assert!(
+                Instant::now() < deadline,
+                "no progress: {:?}",
+                remaining(&e.scrape())
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        e.child.kill().unwrap();
+        e.child.wait().unwrap();
+    }
+    let e = Exporter::start_with_env(&args, &[SECRET]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut s = e.scrape();
+    while family(&s, "powerbi_activity_events_total") != expected || remaining(&s) != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "not converged after the restart: {} of 300 events, {:?} hours remaining",
+            family(&s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>(),
+            remaining(&s)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        s = e.scrape();
+    }
+    assert_eq!(
+        family(&s, "powerbi_events_rejected_total")
+            .values()
+            .sum::<f64>(),
+        0.0
+    );
+    let resumed: Vec<String> = e.startup_log.clone();
+    assert!(
+        resumed
+            .iter()
+            .any(|l| l.contains("Resuming from the saved state.")),
+        "{resumed:#?}"
+    );
 }

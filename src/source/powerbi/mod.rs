@@ -313,7 +313,9 @@ impl Poller {
                     tracing::debug!(%hour, pages, "Hour read to its end.");
                     self.ledger.record(hour, read_started);
                 }
-                Err(ReadError::BadRequest(reason)) if at_retention_edge(hour, UnixMillis::now()) => {
+                Err(ReadError::BadRequest(reason))
+                    if at_retention_edge(hour, UnixMillis::now()) =>
+                {
                     tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days): it is expired, not read again.");
                     self.ledger.expire_before(hour.next());
                 }

@@ -218,7 +218,9 @@ pub fn plan(
 
 /// The oldest hour that may be read: the ledger's start, or the API's edge.
 fn floor(start: Option<UtcHour>, now: UnixMillis) -> UtcHour {
-    start.map_or(UtcHour(i64::MIN), |s| s).max(oldest_servable(now))
+    start
+        .map_or(UtcHour(i64::MIN), |s| s)
+        .max(oldest_servable(now))
 }
 
 /// The lookback's hours that are not recent, oldest first.
@@ -381,7 +383,11 @@ mod tests {
             vec![UtcHour(1000), UtcHour(999), UtcHour(329), UtcHour(330)]
         );
         assert_eq!(oldest_servable(at(1000, 49)), UtcHour(329));
-        assert_eq!(oldest_servable(at(1000, 51)), UtcHour(330), "10 minutes of margin");
+        assert_eq!(
+            oldest_servable(at(1000, 51)),
+            UtcHour(330),
+            "10 minutes of margin"
+        );
         assert!(at_retention_edge(UtcHour(329), now));
         // The oldest day of the window (starts before 352:30) is the edge.
         assert!(at_retention_edge(UtcHour(352), now));
