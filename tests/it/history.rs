@@ -444,3 +444,144 @@ fn a_restart_while_the_initial_lookback_loads_resumes_it_and_counts_each_event_o
         "{resumed:#?}"
     );
 }
+
+/// Unix milliseconds of `YYYY-MM-DDTHH:MM:SS` (UTC): Howard Hinnant's days-from-civil.
+fn unix_ms(iso: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| iso.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (h, mi, s) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + s * 1000)
+}
+
+/// The start of every hour a fake API was asked for, with the status it answered.
+type AskedHours = std::sync::Arc<std::sync::Mutex<Vec<(i64, u16)>>>;
+
+/// A loopback API that keeps a little less than 28 days: it answers 400 for an hour starting
+/// more than 27.5 days ago (inside the oldest day of the 28, where the API's own count may
+/// differ from ours), an empty last page otherwise, and tokens to anyone. Returns its base URL
+/// and the start of every hour it was asked for, with the status it gave.
+fn short_retention_api() -> (String, AskedHours) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
+    listener.set_nonblocking(false).unwrap();
+    std::thread::spawn(move || {
+        // Ends with the test process; each connection is answered once and closed.
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut buf = vec![0u8; 16 * 1024];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let target = req.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (status, body) = if target.contains("/oauth2/v2.0/token") {
+                (
+                    200,
+                    r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t"}"#,
+                )
+            } else {
+                let start = target
+                    .split("startDateTime=")
+                    .nth(1)
+                    .map(|v| v.replace("%27", "").replace('\'', ""))
+                    .and_then(|v| unix_ms(&v));
+                let now = UnixMillis::now().0;
+                match start {
+                    Some(start) if start < now - 27 * 24 * HOUR - 12 * HOUR => {
+                        seen.lock().unwrap().push((start, 400));
+                        (
+                            400,
+                            r#"{"error":{"code":"InvalidRequest","message":"startDateTime is too old"}}"#,
+                        )
+                    }
+                    Some(start) => {
+                        seen.lock().unwrap().push((start, 200));
+                        (
+                            200,
+                            r#"{"activityEventEntities":[],"continuationUri":null,"continuationToken":null,"lastResultSet":true}"#,
+                        )
+                    }
+                    None => (
+                        400,
+                        r#"{"error":{"code":"InvalidRequest","message":"no dates"}}"#,
+                    ),
+                }
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (base, log)
+}
+
+#[test]
+fn an_hour_refused_at_the_28_day_edge_is_expired_not_asked_for_again() {
+    let (base, log) = short_retention_api();
+    let mut args = simulated_tenant_args(&base);
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "1s",
+            "--powerbi.retry-delay",
+            "20ms",
+            "--powerbi.lookback",
+            "28d",
+            "--powerbi.initial-lookback",
+            "28d",
+            "--powerbi.max-requests-per-hour",
+            "100000",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    // About 12 hours are refused; the polls read ~25 hours each, oldest first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| *s == 200)
+        .count()
+        < 60
+    {
+        assert!(
+            Instant::now() < deadline,
+            "too few reads: {:?}",
+            log.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let log = log.lock().unwrap().clone();
+    let mut refused: BTreeMap<i64, usize> = BTreeMap::new();
+    for (start, status) in &log {
+        if *status == 400 {
+            *refused.entry(*start).or_default() += 1;
+        }
+    }
+    assert!(refused.len() >= 10, "the edge was exercised: {refused:?}");
+    assert!(
+        refused.values().all(|&n| n == 1),
+        "a refused hour was asked for again: {refused:?}"
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.get("powerbi_up"),
+        Some(&1.0),
+        "an expired hour is no failure"
+    );
+}
