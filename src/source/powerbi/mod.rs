@@ -276,6 +276,12 @@ impl Poller {
                             self.finish_status(now, false);
                             return;
                         }
+                        Err(ReadError::BadRequest(reason))
+                            if at_retention_edge(hour, UnixMillis::now()) =>
+                        {
+                            tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days); it is left out.");
+                            break;
+                        }
                         Err(e) => {
                             tracing::warn!(%hour, error = %e, "Reading an hour failed; it is tried again.");
                             failed.push(hour);
