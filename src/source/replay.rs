@@ -177,10 +177,18 @@ impl Replay {
         }
         let files = self.files.clone();
         let census = tokio::task::spawn_blocking(move || census(&files)).await;
-        match census {
-            Ok(days) => plan_passes(&days, self.max_ids_per_pass),
-            Err(_) => vec![None],
+        let Ok(days) = census else {
+            return vec![None];
+        };
+        let busiest = days.values().copied().max().unwrap_or(0);
+        if busiest > self.max_ids_per_pass {
+            tracing::warn!(
+                events = busiest,
+                max_ids_per_pass = self.max_ids_per_pass,
+                "One UTC day of the archive holds more events than a pass may keep: its pass keeps them all."
+            );
         }
+        plan_passes(&days, self.max_ids_per_pass)
     }
 }
 

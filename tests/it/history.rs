@@ -222,7 +222,8 @@ fn archive(n: usize, first_ms: i64, days: i64, seed: u64) -> Vec<Raw> {
 }
 
 /// Every event family the archive determines, from the raw JSON: events, failed events and
-/// report events by their labels, and each workspace's newest event time.
+/// report events by their labels, each workspace's newest event time, and distinct users per
+/// window, overall and per workspace.
 fn archive_truth(events: &[Raw]) -> BTreeMap<String, f64> {
     let mut t = BTreeMap::new();
     let mut newest: BTreeMap<String, i64> = BTreeMap::new();
@@ -253,6 +254,37 @@ fn archive_truth(events: &[Raw]) -> BTreeMap<String, f64> {
             ms as f64 / 1000.0,
         );
     }
+    // Distinct users with an event in the windows ending at the newest event (--once).
+    let reference = events
+        .iter()
+        .map(|e| e.time_ms / 1000 * 1000)
+        .max()
+        .unwrap();
+    for (window, days) in [("1d", 1), ("7d", 7), ("28d", 28)] {
+        let mut all = std::collections::BTreeSet::new();
+        let mut by_ws: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for e in events {
+            if e.time_ms / 1000 * 1000 > reference - days * 86_400_000 {
+                let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+                let user = v["UserId"].as_str().unwrap().to_lowercase();
+                all.insert(user.clone());
+                let ws = v["WorkspaceId"].as_str().unwrap().to_string();
+                by_ws.entry(ws).or_default().insert(user);
+            }
+        }
+        t.insert(
+            format!(r#"powerbi_active_users{{window="{window}"}}"#),
+            all.len() as f64,
+        );
+        for (ws, users) in by_ws {
+            t.insert(
+                format!(
+                    r#"powerbi_workspace_active_users{{workspace_id="{ws}",window="{window}"}}"#
+                ),
+                users.len() as f64,
+            );
+        }
+    }
     t
 }
 
@@ -263,9 +295,13 @@ fn archive_families(s: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
         "powerbi_activity_events_failed_total{",
         "powerbi_report_events_total{",
         "powerbi_workspace_last_activity_timestamp_seconds{",
+        "powerbi_active_users{",
+        "powerbi_workspace_active_users{",
     ];
+    // A workspace with no user in a window may show 0 or be absent: both mean none.
     s.iter()
         .filter(|(k, _)| names.iter().any(|n| k.starts_with(n)))
+        .filter(|(k, v)| !(k.starts_with("powerbi_workspace_active_users{") && **v == 0.0))
         .map(|(k, v)| (k.clone(), *v))
         .collect()
 }
