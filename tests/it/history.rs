@@ -397,6 +397,22 @@ fn a_replay_pass_budget_too_small_exits_2_naming_the_flag() {
         "10",
     ]);
     assert_exit_2_naming(&out, &["--replay.max-ids-per-pass 10", "at least 1000"]);
+    // The same from the configuration file, under its key.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "replay:\n  path: {}\n  max_ids_per_pass: 999\n",
+            fixtures().display()
+        ),
+    )
+    .unwrap();
+    let out = run(&["--once", "--config.file", config.to_str().unwrap()]);
+    assert_exit_2_naming(
+        &out,
+        &["config key `replay.max_ids_per_pass` 999", "at least 1000"],
+    );
 }
 
 #[test]
