@@ -70,7 +70,7 @@ pub fn build_source(
     resume: Option<SourceStatus>,
 ) -> Result<Box<dyn Source>, SourceError> {
     Ok(match config {
-        SourceConfig::Replay(path) => Box::new(Replay::new(path)?),
+        SourceConfig::Replay(replay) => Box::new(Replay::with_config(replay)?),
         SourceConfig::Demo(demo) => Box::new(Demo::new(demo.clone())),
         SourceConfig::PowerBi(live) => Box::new(PowerBiSource::new((**live).clone(), resume)),
     })

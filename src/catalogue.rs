@@ -216,6 +216,8 @@ family!(
 );
 family!(SWEEP_AGE, "powerbi_lookback_sweep_age_seconds", Gauge, [], None,
     "Age of the stalest re-read of an hour inside the lookback: how late a late event can be found.");
+family!(INITIAL_LOOKBACK_REMAINING, "powerbi_initial_lookback_hours_remaining", Gauge, [], None,
+    "Hours of the initial lookback (--powerbi.initial-lookback, first start) not read yet; 0 once the history is loaded.");
 
 family!(LABEL_VALUES_TRUNCATED, "powerbi_label_values_truncated_total", Counter, ["label"], None,
     "Label values from events cut to 1024 bytes (at a character boundary) before being exposed, by label; the real API never sends such values.");
@@ -285,6 +287,7 @@ pub const ALL: &[Family] = &[
     FORWARD_DROPPED,
     FORWARD_ERRORS,
     FORWARDED_EVENTS,
+    INITIAL_LOOKBACK_REMAINING,
     INVENTORY_ERRORS,
     INVENTORY_LAST_SUCCESS,
     LABEL_VALUES_TRUNCATED,

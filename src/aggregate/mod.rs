@@ -29,7 +29,7 @@ use crate::catalogue::{self, Family, OVERFLOW_LABEL};
 use crate::decode::inventory::Inventory;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
 use crate::source::SourceStatus;
-use dedup::{Dedup, Seen};
+use dedup::{Dedup, DedupAnchor, Seen};
 use filter::{FilterReason, FilterSpec, Filters};
 use outbox::Outbox;
 use people::{UserLabelConfig, UserLabeller};
@@ -56,8 +56,13 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregateConfig {
     pub limits: Limits,
-    /// How far behind the newest event a duplicate is still recognised.
+    /// How far behind the wall clock (live) a duplicate is still recognised.
     pub dedup_window: Duration,
+    /// What the dedup window ends at: the wall clock (live, demo) or nothing (replay).
+    pub dedup_anchor: DedupAnchor,
+    /// First start of a live source with an initial lookback: ids from here on are kept until
+    /// the source reports the history loaded.
+    pub dedup_hold_from: Option<UnixMillis>,
     /// The exporter's own `UserId` (client id): its `ExportActivityEvents` are filtered out.
     pub own_user: Option<String>,
     /// Scoping filters (validated by the configuration: they compile).
@@ -73,6 +78,8 @@ impl Default for AggregateConfig {
         AggregateConfig {
             limits: Limits::default(),
             dedup_window: Duration::from_secs(29 * 86_400),
+            dedup_anchor: DedupAnchor::default(),
+            dedup_hold_from: None,
             own_user: None,
             filters: FilterSpec::default(),
             users: UserLabelConfig::default(),
@@ -106,6 +113,7 @@ impl PartialEq<(&str, Sym)> for ReportName {
 #[derive(Debug)]
 pub struct Aggregator {
     dedup: Dedup,
+    dedup_anchor: DedupAnchor,
     workspaces: Interner,
     reports: Interner,
     activities: Interner,
@@ -182,7 +190,12 @@ impl Aggregator {
             ws_users_cap,
         ];
         Aggregator {
-            dedup: Dedup::new(config.dedup_window),
+            dedup: {
+                let mut dedup = Dedup::new(config.dedup_window);
+                dedup.hold_from(config.dedup_hold_from);
+                dedup
+            },
+            dedup_anchor: config.dedup_anchor,
             workspaces: Interner::new(ws_cap.into_iter().max().unwrap_or(0)),
             reports: Interner::new(
                 cap(&REPORT_EVENTS)
@@ -234,8 +247,17 @@ impl Aggregator {
     }
 
     /// Tells the aggregator the wall clock, to refuse events from the far future.
+    /// and, for a live source, to end the dedup window (no event can move it).
     pub fn set_clock(&mut self, now: UnixMillis) {
         self.latest_allowed = now.0.saturating_add(MAX_FUTURE_MS);
+        if self.dedup_anchor == DedupAnchor::WallClock {
+            self.dedup.set_clock(now);
+        }
+    }
+
+    /// A replay pass begins: the days of earlier ones never come again, so their ids go.
+    pub fn start_replay_pass(&mut self) {
+        self.dedup.clear();
     }
 
     /// Counts one source document as finished, read to its end or not.
@@ -423,7 +445,11 @@ impl Aggregator {
     }
 
     /// Replaces the live source's health shown in the self metrics.
+    /// Once the initial lookback is loaded, the dedup window trails the clock again.
     pub fn set_source_status(&mut self, status: SourceStatus) {
+        if status.initial_lookback_hours_remaining == 0 && self.dedup.held_from().is_some() {
+            self.dedup.hold_from(None);
+        }
         self.source = Some(status);
     }
 
@@ -1074,6 +1100,10 @@ impl Snapshot {
         if let Some(age) = st.sweep_age_seconds {
             self.push(&SWEEP_AGE, one(age));
         }
+        self.push(
+            &INITIAL_LOOKBACK_REMAINING,
+            one(st.initial_lookback_hours_remaining as f64),
+        );
     }
 
     /// Puts the families in catalogue order.

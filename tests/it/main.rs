@@ -24,6 +24,8 @@ mod filters;
 mod fuzz_regressions;
 /// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
 mod golden;
+/// History outside the lookback: initial lookback, the 28-day edge, replayed archives.
+mod history;
 /// Hostile servers and hostile events: trickling, huge bodies, nesting, bad UTF-8, long names.
 mod hostile;
 /// The inventory: names, types, unused reports; 429 and timeouts while polling goes on.
