@@ -1191,6 +1191,14 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             errors.push("--otlp.logs and --logs-ingestion.* need --state.dir: events are delivered at-least-once from a durable spool there".into());
         }
     }
+    // Outbound HTTPS reads the proxy and CA variables: a wrong one would fail every request.
+    let outbound = matches!(source, Some(SourceConfig::PowerBi(_)))
+        || forward.logs_ingestion.is_some()
+        || otlp.metrics.is_some()
+        || otlp.logs.is_some();
+    if outbound {
+        errors.extend(crate::azure::http::environment_problems());
+    }
     Some(Config {
         otlp,
         forward,
