@@ -1298,7 +1298,15 @@ fn the_network_policy_lets_prometheus_in_and_the_exporter_out_to_its_endpoints_o
     // Ingress: the scrape port only, from the peers the values name.
     let ingress = policy["spec"]["ingress"].as_sequence().unwrap();
     assert_eq!(ingress.len(), 1);
-    let port = ci["service"]["port"].as_u64().unwrap_or(10195);
+    let defaults: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        ci["service"]["port"].is_null(),
+        "full-values keeps the default port"
+    );
+    let port = defaults["service"]["port"].as_u64().unwrap();
     assert_eq!(ingress[0]["ports"][0]["port"].as_u64(), Some(port));
     assert_eq!(ingress[0]["from"], want["ingress"]["from"]);
     // Egress: DNS on 53 (UDP and TCP).
