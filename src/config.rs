@@ -1219,6 +1219,14 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         dedup_anchor(source.as_ref()),
         dedup_hold_from(source.as_ref(), dedup_window),
     );
+    // Outbound HTTPS reads the proxy and CA variables: a wrong one would fail every request.
+    let outbound = matches!(source, Some(SourceConfig::PowerBi(_)))
+        || forward.logs_ingestion.is_some()
+        || otlp.metrics.is_some()
+        || otlp.logs.is_some();
+    if outbound {
+        errors.extend(crate::azure::http::environment_problems());
+    }
     Some(Config {
         otlp,
         forward,

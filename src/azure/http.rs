@@ -1,5 +1,7 @@
-//! HTTP helpers every Azure client here shares: bounded body reads, `Retry-After`, and error
-//! text that never carries a URL (a continuation URL or a query may hold a token).
+//! HTTP helpers every outbound client here shares: the one client builder (proxies and trusted
+//! roots from the environment, see [`client_builder`]), bounded body reads, `Retry-After`, and
+//! error text that never carries a URL (a continuation URL or a query may hold a token) but
+//! says when a certificate was not trusted.
 
 use bytes::Bytes;
 
@@ -44,6 +46,13 @@ pub async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<By
 
 /// What went wrong with a request, without its URL (a URL may carry a token).
 pub fn without_url(e: &reqwest::Error) -> String {
+    if let Some(why) = untrusted_certificate(e) {
+        // A TLS-inspecting proxy or a private CA: the fix is the trusted roots, not the network.
+        return format!(
+            "the server's certificate is not trusted ({why}): behind a TLS-inspecting proxy or \
+             with a private CA, name its CA bundle in SSL_CERT_FILE or SSL_CERT_DIR"
+        );
+    }
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -54,4 +63,112 @@ pub fn without_url(e: &reqwest::Error) -> String {
         "request failed"
     };
     kind.to_string()
+}
+
+/// The reason rustls refused the server's certificate, if that is why `e` happened. rustls'
+/// error travels inside `io::Error`s, whose `source()` skips what they wrap: an `io::Error`
+/// is stepped into, any other error followed to its source.
+fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(rustls::Error::InvalidCertificate(why)) = err.downcast_ref::<rustls::Error>() {
+            return Some(format!("{why:?}"));
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// The builder of every outbound HTTP client: Entra ID, the Power BI API, Logs Ingestion and
+/// OTLP over HTTP. reqwest's defaults are the corporate-network behaviour operators expect,
+/// and building every client here keeps them alike:
+/// - proxies from `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (upper or lower
+///   case), with curl's rules: `NO_PROXY` takes host names (a suffix match), IP addresses and
+///   CIDR ranges; loopback is not exempt by itself;
+/// - trusted roots from rustls-platform-verifier: the files of `SSL_CERT_FILE` and
+///   `SSL_CERT_DIR` when either is set (both when both are), else the system's store.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    crate::install_tls_provider();
+    reqwest::Client::builder()
+}
+
+/// Problems with the proxy and CA variables [`client_builder`]'s clients read. Left alone, a
+/// proxy URL reqwest cannot parse is ignored silently (requests go direct and time out), and
+/// an unreadable CA file fails every request as "not trusted": both are named at start.
+pub fn environment_problems() -> Vec<String> {
+    let mut problems = Vec::new();
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        let Some(value) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        if let Err(e) = check_proxy_url(value.trim()) {
+            // The value may carry a proxy password: only its scheme and shape are named.
+            problems.push(format!("environment {name}: {e}"));
+        }
+    }
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+        if let Err(e) = check_cert_file(std::path::Path::new(&file)) {
+            problems.push(format!("environment SSL_CERT_FILE {file:?}: {e}"));
+        }
+    }
+    if let Some(dirs) = std::env::var_os("SSL_CERT_DIR") {
+        for dir in std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                problems.push(format!(
+                    "environment SSL_CERT_DIR: {} is not a readable directory",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A proxy URL as reqwest takes it: `http://` or `https://` (or no scheme, meaning http), a
+/// host, optionally `user:password@` and a port.
+fn check_proxy_url(value: &str) -> Result<(), String> {
+    let with_scheme = if value.contains("://") {
+        value.to_string()
+    } else {
+        format!("http://{value}")
+    };
+    let url = reqwest::Url::parse(&with_scheme)
+        .map_err(|_| "expected a proxy URL like http://proxy.example:3128".to_string())?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(format!(
+                "scheme {other}: expected http:// or https:// (SOCKS is not built in)"
+            ))
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("expected a proxy URL like http://proxy.example:3128 (no host)".into());
+    }
+    Ok(())
+}
+
+/// A PEM file with at least one certificate.
+fn check_cert_file(path: &std::path::Path) -> Result<(), String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let certificates = CertificateDer::pem_slice_iter(&bytes)
+        .filter(Result::is_ok)
+        .count();
+    if certificates == 0 {
+        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(())
 }

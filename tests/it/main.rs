@@ -34,6 +34,9 @@ mod inventory;
 mod live;
 /// Azure Monitor Logs Ingestion against a loopback fake: limits, 413, 429, 503, kill -9.
 mod logs_ingestion;
+/// Corporate networks: HTTPS_PROXY and NO_PROXY through a loopback CONNECT proxy; a test CA
+/// trusted through SSL_CERT_FILE, SSL_CERT_DIR and the Helm chart's CA mount.
+mod network;
 /// OTLP: the push equals the scrape (HTTP, gRPC, OTEL_* variables); events as log records
 /// through a collector outage and a restart.
 mod otlp;

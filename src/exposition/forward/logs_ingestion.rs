@@ -55,7 +55,9 @@ pub struct LogsIngestion {
 
 impl LogsIngestion {
     pub fn new(config: LogsIngestionConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(config.timeout).build()?;
+        let http = crate::azure::http::client_builder()
+            .timeout(config.timeout)
+            .build()?;
         let url = format!(
             "{}/dataCollectionRules/{}/streams/{}?api-version={API_VERSION}",
             config.endpoint.trim_end_matches('/'),

@@ -90,8 +90,7 @@ impl Source for PowerBiSource {
     fn run(self: Box<Self>, out: DocumentSender) -> SourceFuture {
         Box::pin(async move {
             let config = self.config;
-            crate::install_tls_provider();
-            let http = match reqwest::Client::builder()
+            let http = match crate::azure::http::client_builder()
                 .timeout(config.request_timeout)
                 .build()
             {

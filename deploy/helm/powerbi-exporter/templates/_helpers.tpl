@@ -29,3 +29,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+
+{{- /* Non-empty when a CA bundle is mounted (a ConfigMap or a Secret). */ -}}
+{{- define "powerbi-exporter.caBundle" -}}
+{{- if or .Values.caBundle.configMap .Values.caBundle.secret -}}true{{- end -}}
+{{- end -}}
+
+{{- /* The port of otlp.endpoint: its own, else 443 for https, else the protocol's default. */ -}}
+{{- define "powerbi-exporter.otlpPort" -}}
+{{- $url := urlParse .Values.otlp.endpoint -}}
+{{- $hostPort := splitList ":" $url.host -}}
+{{- if gt (len $hostPort) 1 -}}{{ last $hostPort }}
+{{- else if eq $url.scheme "https" -}}443
+{{- else if eq .Values.otlp.protocol "grpc" -}}4317
+{{- else -}}4318
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,555 @@
+//! Corporate networks: the exporter's requests to Entra ID and the Power BI API go through the
+//! proxy `HTTPS_PROXY` names unless `NO_PROXY` names the host, and trust a corporate CA given
+//! by `SSL_CERT_FILE` or `SSL_CERT_DIR`, or mounted by the Helm chart. Everything runs on
+//! loopback: the simulated tenant behind a TLS front whose certificate a test CA signed, and an
+//! HTTP CONNECT proxy written here that records what it tunnels.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
+use powerbi_exporter::simulator::timeline::{Lag, Timeline};
+use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_yaml_ng::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::*;
+use crate::web::{pki, Pki};
+
+const HOUR: i64 = 3_600_000;
+const EVENTS: usize = 7;
+
+/// A log of `EVENTS` events of the last two hours, all visible now.
+fn log() -> Timeline {
+    let now = UnixMillis::now();
+    let tenant = Tenant::new(TenantSpec {
+        seed: 5,
+        workspaces: 2,
+        users: 10,
+    });
+    let mut timeline = Timeline::new(tenant.clone(), 5, 0.0, Lag::default(), now);
+    let mut rng = Rng::new(55);
+    for _ in 0..EVENTS {
+        let time = UnixMillis(now.0 - 2 * HOUR + rng.below(HOUR as u64) as i64);
+        let mut json = Vec::new();
+        tenant.write_event(&mut rng, time, &mut json);
+        timeline.push(time, now, json);
+    }
+    timeline
+}
+
+/// The simulated tenant (API and token endpoint) behind TLS on 127.0.0.1, with a certificate
+/// for `localhost` and 127.0.0.1 that the test CA signed.
+struct Upstream {
+    rt: tokio::runtime::Runtime,
+    port: u16,
+    /// TLS connections the front accepted.
+    accepted: Arc<Mutex<usize>>,
+    _api: SimulatedApi,
+}
+
+fn upstream(pki: &Pki) -> Upstream {
+    powerbi_exporter::install_tls_provider();
+    let rt = runtime();
+    let front = rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind the TLS front");
+    let port = front.local_addr().unwrap().port();
+    // Continuations point back at the front, the host the exporter was given.
+    let config = ApiConfig {
+        continuation_base: Some(format!("https://localhost:{port}")),
+        ..ApiConfig::default()
+    };
+    let api = rt.block_on(SimulatedApi::start(config, log(), 0)).unwrap();
+    let backend = api.addr();
+    let read = |name: &str| std::fs::read(pki.dir.path().join(name)).unwrap();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("server.crt"))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(&read("server.key")).unwrap();
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let accepted = Arc::new(Mutex::new(0));
+    let count = accepted.clone();
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = front.accept().await {
+            let acceptor = acceptor.clone();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                *count.lock().unwrap() += 1;
+                if let Ok(mut plain) = TcpStream::connect(backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    Upstream {
+        rt,
+        port,
+        accepted,
+        _api: api,
+    }
+}
+
+impl Upstream {
+    fn accepted(&self) -> usize {
+        *self.accepted.lock().unwrap()
+    }
+}
+
+/// An HTTP CONNECT proxy on 127.0.0.1 that records each request line and tunnels to its target.
+struct Proxy {
+    port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+fn connect_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let log = lines.clone();
+    rt.spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut client = BufReader::new(client);
+                let mut request = String::new();
+                if client.read_line(&mut request).await.is_err() {
+                    return;
+                }
+                // The rest of the head, up to the empty line.
+                loop {
+                    let mut header = String::new();
+                    match client.read_line(&mut header).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if header == "\r\n" => break,
+                        Ok(_) => {}
+                    }
+                }
+                let request = request.trim_end().to_string();
+                log.lock().unwrap().push(request.clone());
+                let target = match request.split(' ').collect::<Vec<_>>()[..] {
+                    ["CONNECT", target, _] => target.to_string(),
+                    _ => {
+                        let _ = client
+                            .get_mut()
+                            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                };
+                let Ok(mut upstream) = TcpStream::connect(target).await else {
+                    let _ = client
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+                        .await;
+                    return;
+                };
+                let mut client = client.into_inner();
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .is_ok()
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    Proxy { port, lines }
+}
+
+impl Proxy {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// The exporter's flags for the tenant behind `host:port` over HTTPS.
+fn tenant_args(host: &str, port: u16) -> Vec<String> {
+    let mut args = simulated_tenant_args(&format!("https://{host}:{port}"));
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "1s",
+            "--powerbi.lookback",
+            "3h",
+            "--powerbi.initial-lookback",
+            "3h",
+            "--powerbi.retry-delay",
+            "20ms",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
+/// The environment every run here sets, so that the caller's own proxy and CA settings never
+/// leak in: no proxy, and roots from `cert_file` and `cert_dir` only.
+fn environment(cert_file: &Path, cert_dir: &Path) -> Vec<(String, String)> {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    [
+        ("AZURE_CLIENT_SECRET", "simulated-secret".to_string()),
+        ("SSL_CERT_FILE", path(cert_file)),
+        ("SSL_CERT_DIR", path(cert_dir)),
+        ("HTTPS_PROXY", String::new()),
+        ("HTTP_PROXY", String::new()),
+        ("ALL_PROXY", String::new()),
+        ("https_proxy", String::new()),
+        ("http_proxy", String::new()),
+        ("all_proxy", String::new()),
+        ("NO_PROXY", String::new()),
+        ("no_proxy", String::new()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Sets `key` in `env` (replacing it).
+fn set(env: &mut [(String, String)], key: &str, value: &str) {
+    env.iter_mut().find(|(k, _)| k == key).unwrap().1 = value.to_string();
+}
+
+/// Runs the exporter until it has counted every event (`Ok`) or 15 s passed (`Err` with the
+/// last scrape's self metrics).
+fn run_exporter(args: &[String], env: &[(String, String)]) -> Result<(), BTreeMap<String, f64>> {
+    let outcome = run_until(args, env, counted_everything);
+    outcome.map(|_| ()).map_err(self_metrics)
+}
+
+fn counted_everything(s: &BTreeMap<String, f64>) -> bool {
+    let counted: f64 = family(s, "powerbi_activity_events_total").values().sum();
+    counted == EVENTS as f64 && s.get("powerbi_up") == Some(&1.0)
+}
+
+/// Runs the exporter until its failed sign-in is counted, and checks that its log says why:
+/// the certificate, and the variables that fix it. Returns the self metrics then.
+fn expect_refused(args: &[String], env: &[(String, String)]) -> BTreeMap<String, f64> {
+    let mut log = Vec::new();
+    let outcome = run_until_logging(args, env, &mut log, |s| {
+        family(s, "powerbi_auth_errors_total").values().sum::<f64>() >= 1.0
+    });
+    let s = outcome.unwrap_or_else(|s| panic!("no failure counted: {:?}", self_metrics(s)));
+    let counted: f64 = family(&s, "powerbi_activity_events_total").values().sum();
+    assert_eq!(counted, 0.0, "events read from a server it must not trust");
+    assert_eq!(s.get("powerbi_up"), Some(&0.0));
+    assert!(
+        log.iter()
+            .any(|l| l.contains("certificate") && l.contains("SSL_CERT_FILE")),
+        "the log does not say the certificate is not trusted:\n{}",
+        log.join("\n")
+    );
+    self_metrics(s)
+}
+
+/// The scrape once `done` holds (`Ok`), or the last one after 15 s (`Err`).
+fn run_until(
+    args: &[String],
+    env: &[(String, String)],
+    done: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> Result<BTreeMap<String, f64>, BTreeMap<String, f64>> {
+    run_until_logging(args, env, &mut Vec::new(), done)
+}
+
+/// [`run_until`], keeping the exporter's log lines in `log`.
+fn run_until_logging(
+    args: &[String],
+    env: &[(String, String)],
+    log: &mut Vec<String>,
+    done: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> Result<BTreeMap<String, f64>, BTreeMap<String, f64>> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let exporter = Exporter::start_with_env(&args, &env);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = exporter.scrape();
+        if done(&s) {
+            // The line that reports the failure is written before the counter is scraped.
+            std::thread::sleep(Duration::from_millis(200));
+            log.extend(exporter.log.try_iter());
+            return Ok(s);
+        }
+        if Instant::now() > deadline {
+            return Err(s);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn self_metrics(s: BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    s.into_iter()
+        .filter(|(k, _)| k.contains("error") || k.contains("requests") || k == "powerbi_up")
+        .collect()
+}
+
+/// A directory with only `files` (name, contents).
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_corporate_ca_in_ssl_cert_file_or_ssl_cert_dir_is_trusted_and_nothing_else_is() {
+    let pki = pki();
+    let up = upstream(&pki);
+    let args = tenant_args("localhost", up.port);
+    // A CA that signed nothing here: the roots of a machine that does not know the test CA.
+    let other = pki_other_ca();
+    let other_dir = dir_with(&[("other.pem", &other)]);
+    let empty = tempfile::tempdir().unwrap();
+
+    // Without the CA: every request fails, and the failure is counted.
+    let env = environment(&other_dir.path().join("other.pem"), empty.path());
+    let refused = expect_refused(&args, &env);
+    eprintln!("without the CA: {refused:?}");
+
+    // SSL_CERT_FILE names the CA's PEM file.
+    let ca_file = pki.dir.path().join("ca.crt");
+    let env = environment(&ca_file, empty.path());
+    run_exporter(&args, &env).unwrap_or_else(|m| panic!("SSL_CERT_FILE: {m:?}"));
+
+    // SSL_CERT_DIR names a directory holding it (beside a file of other roots).
+    let ca_dir = dir_with(&[("corporate.pem", &pki.ca_pem)]);
+    let env = environment(&other_dir.path().join("other.pem"), ca_dir.path());
+    run_exporter(&args, &env).unwrap_or_else(|m| panic!("SSL_CERT_DIR: {m:?}"));
+    assert!(up.accepted() >= 2, "{} TLS connections", up.accepted());
+}
+
+/// A self-signed CA certificate (PEM) unrelated to [`pki`]'s.
+fn pki_other_ca() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "some other CA");
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[test]
+fn requests_go_through_https_proxy_unless_no_proxy_names_the_host() {
+    let pki = pki();
+    let up = upstream(&pki);
+    let proxy = connect_proxy(&up.rt);
+    let empty = tempfile::tempdir().unwrap();
+    let ca_file = pki.dir.path().join("ca.crt");
+
+    // HTTPS_PROXY: the token request and every API request are tunnelled with CONNECT to the
+    // host and port of the URL; TLS runs end to end through the tunnel (the CA still counts).
+    // The proxy's password never reaches the log, even at debug level.
+    let mut env = environment(&ca_file, empty.path());
+    let password = "pr0xy-pa55-never-logged";
+    set(
+        &mut env,
+        "HTTPS_PROXY",
+        &proxy
+            .url()
+            .replace("://", &format!("://exporter:{password}@")),
+    );
+    let mut args = tenant_args("localhost", up.port);
+    args.extend(["--log.level".to_string(), "debug".to_string()]);
+    let mut log = Vec::new();
+    run_until_logging(&args, &env, &mut log, counted_everything)
+        .unwrap_or_else(|m| panic!("through the proxy: {:?}", self_metrics(m)));
+    assert!(log.len() > 5, "{log:?}");
+    assert!(log.iter().all(|l| !l.contains(password)), "{log:?}");
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    let lines = proxy.lines();
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", up.port);
+    assert!(!lines.is_empty(), "nothing went through the proxy");
+    assert!(lines.iter().all(|l| *l == expected), "{lines:?}");
+    // Every connection the server saw came through the proxy.
+    assert_eq!(up.accepted(), lines.len());
+
+    // Loopback addresses are not exempt by themselves (curl's rules, as reqwest applies them):
+    // 127.0.0.1 goes through the proxy too unless NO_PROXY names it.
+    run_exporter(&tenant_args("127.0.0.1", up.port), &env)
+        .unwrap_or_else(|m| panic!("127.0.0.1 through the proxy: {m:?}"));
+    let expected_ip = format!("CONNECT 127.0.0.1:{} HTTP/1.1", up.port);
+    assert!(proxy.lines().contains(&expected_ip), "{:?}", proxy.lines());
+
+    // NO_PROXY naming the host (or a domain suffix, or the IP): straight to the server.
+    for (host, no_proxy) in [
+        ("localhost", "localhost"),
+        ("localhost", "example.com, .localhost, localhost"),
+        ("127.0.0.1", "10.0.0.0/8,127.0.0.1"),
+    ] {
+        let before_proxy = proxy.lines().len();
+        let before_server = up.accepted();
+        set(&mut env, "NO_PROXY", no_proxy);
+        run_exporter(&tenant_args(host, up.port), &env)
+            .unwrap_or_else(|m| panic!("NO_PROXY={no_proxy}: {m:?}"));
+        assert_eq!(proxy.lines().len(), before_proxy, "NO_PROXY={no_proxy}");
+        assert!(up.accepted() > before_server);
+    }
+}
+
+/// The Deployment's container among rendered objects.
+fn container(objects: &[Value]) -> Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment")["spec"]["template"]["spec"]["containers"][0]
+        .clone()
+}
+
+#[test]
+fn the_charts_ca_bundle_makes_the_exporter_trust_the_ca() {
+    let objects = crate::deploy::helm_template_values(
+        "caBundle:\n  configMap: corporate-ca\n  key: corporate-root.pem\n",
+    );
+    let container = container(&objects);
+    let pod = objects.iter().find(|o| o["kind"] == "Deployment").unwrap()["spec"]["template"]
+        ["spec"]
+        .clone();
+    // The volume holds only the ConfigMap's key, under its own name.
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["configMap"]["name"] == "corporate-ca")
+        .expect("the ConfigMap is a volume")
+        .clone();
+    let items = volume["configMap"]["items"].as_sequence().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["key"], "corporate-root.pem");
+    let file_name = items[0]["path"].as_str().unwrap();
+    let mount = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("the volume is mounted")
+        .clone();
+    let mount_path = mount["mountPath"].as_str().unwrap();
+    assert_eq!(mount["readOnly"], true);
+    let env: BTreeMap<String, String> = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.into(), e["value"].as_str()?.into())))
+        .collect();
+    assert_eq!(
+        env.get("SSL_CERT_DIR").map(String::as_str),
+        Some(mount_path),
+        "{env:?}"
+    );
+    // The image's public roots stay trusted (distroless and Debian keep them there).
+    let public_roots = env.get("SSL_CERT_FILE").expect("SSL_CERT_FILE");
+    assert_eq!(public_roots, "/etc/ssl/certs/ca-certificates.crt");
+
+    // The pod's view, on this machine: the mount is a directory with the bundle under the
+    // item's path; the exporter gets the chart's variables with the mount path moved there.
+    let pki = pki();
+    let up = upstream(&pki);
+    let mounted = dir_with(&[(file_name, &pki.ca_pem)]);
+    let mut vars = environment(Path::new(public_roots), mounted.path());
+    assert!(
+        Path::new(public_roots).is_file(),
+        "this machine has the public roots where the image has them"
+    );
+    set(
+        &mut vars,
+        "SSL_CERT_DIR",
+        &env["SSL_CERT_DIR"].replace(mount_path, mounted.path().to_str().unwrap()),
+    );
+    run_exporter(&tenant_args("localhost", up.port), &vars)
+        .unwrap_or_else(|m| panic!("with the chart's CA mount: {m:?}"));
+    // And with the public roots alone (the chart without caBundle), the same server fails.
+    let empty = tempfile::tempdir().unwrap();
+    let vars = environment(Path::new(public_roots), empty.path());
+    expect_refused(&tenant_args("localhost", up.port), &vars);
+}
+
+#[test]
+fn proxy_and_ca_variables_that_cannot_work_exit_2_naming_them() {
+    let base = simulated_tenant_args("https://localhost:1");
+    let mut args = vec!["check-config"];
+    args.extend(base.iter().map(String::as_str));
+    let empty = tempfile::tempdir().unwrap();
+    let not_pem = dir_with(&[("bundle.der", "\u{30}\u{82}binary")]);
+    let not_pem_file = not_pem.path().join("bundle.der");
+    let missing = empty.path().join("missing");
+    let env = |pairs: &[(&str, &str)]| {
+        let mut env = environment(&std::path::PathBuf::from(""), Path::new(""));
+        for (k, v) in pairs {
+            set(&mut env, k, v);
+        }
+        env
+    };
+    let run = |env: Vec<(String, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_with_env(&args, &env)
+    };
+    // Each of them alone (variable, value, what stderr must name), then all of them at once:
+    // validation collects every problem.
+    let missing = missing.to_str().unwrap();
+    let cases = [
+        (
+            "HTTPS_PROXY",
+            "socks5://user:hunter2@proxy.example:1080",
+            &["socks5", "http://"][..],
+        ),
+        ("http_proxy", "http://", &["http://proxy.example:3128"]),
+        ("SSL_CERT_FILE", missing, &["missing", "cannot be read"]),
+        ("SSL_CERT_DIR", missing, &["not a readable directory"]),
+        (
+            "SSL_CERT_FILE",
+            not_pem_file.to_str().unwrap(),
+            &["no PEM certificate"],
+        ),
+    ];
+    for (variable, value, named) in cases {
+        let out = run(env(&[(variable, value)]));
+        let mut needles = vec![variable];
+        needles.extend(named);
+        assert_exit_2_naming(&out, &needles);
+        assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+    }
+    // All at once (SSL_CERT_FILE once: the file that is not PEM).
+    let all: Vec<(&str, &str)> = cases
+        .iter()
+        .filter(|(k, v, _)| !(*k == "SSL_CERT_FILE" && *v == missing))
+        .map(|(k, v, _)| (*k, *v))
+        .collect();
+    assert_exit_2_naming(
+        &run(env(&all)),
+        &[
+            "HTTPS_PROXY",
+            "http_proxy",
+            "SSL_CERT_DIR",
+            "no PEM certificate",
+        ],
+    );
+    // Good values pass: a proxy without a scheme is http (curl's rule), the CA file is PEM.
+    let ca = dir_with(&[("ca.pem", &pki_other_ca())]);
+    let good = env(&[
+        ("HTTPS_PROXY", "user:pw-not-printed@proxy.example:3128"),
+        ("NO_PROXY", ".svc,10.0.0.0/8"),
+        ("SSL_CERT_FILE", ca.path().join("ca.pem").to_str().unwrap()),
+        ("SSL_CERT_DIR", ca.path().to_str().unwrap()),
+    ]);
+    let out = run(good);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!format!("{}{}", stdout(&out), stderr(&out)).contains("pw-not-printed"));
+}
