@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::catalogue::{self, Family, OVERFLOW_LABEL};
+use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
 use crate::source::SourceStatus;
@@ -392,7 +393,9 @@ impl Aggregator {
         self.workspace_meta.clear();
         self.inventory_reports.clear();
         for w in &inventory.workspaces {
-            let ws_id = self.clip(3, &w.id);
+            // An inventory cached by an older version may hold upper-case GUIDs.
+            let ws_id = lower_guid(w.id.as_str().into());
+            let ws_id = self.clip(3, &ws_id);
             let ws = self.workspaces.intern(ws_id);
             if let Some(ws) = ws {
                 self.workspace_meta
@@ -404,7 +407,8 @@ impl Aggregator {
                 }
             }
             for (id, name) in &w.reports {
-                let id = self.clip(1, id);
+                let id = lower_guid(id.as_str().into());
+                let id = self.clip(1, &id);
                 let rep = self.reports.intern(id);
                 if let Some(rep) = rep {
                     self.inventory_reports.push((rep, ws));

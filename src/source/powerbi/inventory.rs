@@ -155,10 +155,10 @@ impl InventoryReader {
                 page * top
             );
             let body = self.get(client, &url).await?;
-            let workspaces = parse_groups_page(&body).map_err(InventoryError::Invalid)?;
-            let n = workspaces.len();
-            all.extend(workspaces);
-            if n < top {
+            let page = parse_groups_page(&body).map_err(InventoryError::Invalid)?;
+            all.extend(page.workspaces);
+            // The listed count, not the kept one: a page holding a deleted workspace is full.
+            if page.listed < top {
                 break;
             }
         }
