@@ -274,6 +274,11 @@ pub struct LiveArgs {
     #[arg(long = "inventory.max-requests-per-hour", value_name = "N")]
     pub inventory_max_requests_per_hour: Option<usize>,
 
+    /// Workspaces asked for per inventory page (`$top`, 1 to 5000) [default: 2000: a page of
+    /// 5000 with its reports risks the API's 30 s limit].
+    #[arg(long = "inventory.page-size", value_name = "N")]
+    pub inventory_page_size: Option<usize>,
+
     /// Entra ID authority [default: the cloud's, https://login.microsoftonline.com].
     #[arg(
         long = "azure.authority-host",

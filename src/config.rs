@@ -26,7 +26,7 @@ use crate::exposition::otlp::OtlpConfig;
 use crate::source::demo::DemoConfig;
 use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
 use crate::source::powerbi::cloud::Cloud;
-use crate::source::powerbi::inventory::InventoryConfig;
+use crate::source::powerbi::inventory::{InventoryConfig, MAX_PAGE_SIZE};
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
 
@@ -230,10 +230,11 @@ impl Config {
                     line(
                         "inventory",
                         format!(
-                            "every {}, timeout {}, {} requests/hour",
+                            "every {}, timeout {}, {} requests/hour, page size {}",
                             duration::format(inv.refresh),
                             duration::format(inv.timeout),
-                            inv.max_requests_per_hour
+                            inv.max_requests_per_hour,
+                            inv.page_size
                         ),
                     );
                 }
@@ -368,6 +369,7 @@ struct RawLive {
     inventory_refresh: Option<(String, String)>,
     inventory_timeout: Option<(String, String)>,
     inventory_max_requests_per_hour: Option<(usize, String)>,
+    inventory_page_size: Option<(usize, String)>,
     credential: RawCredential,
 }
 
@@ -602,7 +604,13 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(inv) = sub(
         top,
         "inventory",
-        &["enabled", "refresh", "timeout", "max_requests_per_hour"],
+        &[
+            "enabled",
+            "refresh",
+            "timeout",
+            "max_requests_per_hour",
+            "page_size",
+        ],
         errors,
     ) {
         let live = &mut raw.live;
@@ -621,6 +629,9 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             errors,
         )
         .map(|v| (v, file("inventory.max_requests_per_hour")));
+        live.inventory_page_size =
+            field::<usize>(inv, "inventory.page_size", "a whole number", errors)
+                .map(|v| (v, file("inventory.page_size")));
     }
     if let Some(users) = sub(top, "users", &["label", "pseudonym_key_file"], errors) {
         raw.users_label = field::<String>(users, "users.label", "pseudonym, plain or off", errors)
@@ -957,6 +968,9 @@ fn apply_live_flags(args: &LiveArgs, live: &mut RawLive) {
     );
     if let Some(n) = args.inventory_max_requests_per_hour {
         live.inventory_max_requests_per_hour = Some((n, flag("inventory.max-requests-per-hour")));
+    }
+    if let Some(n) = args.inventory_page_size {
+        live.inventory_page_size = Some((n, flag("inventory.page-size")));
     }
     if let Some(n) = args.powerbi_max_requests_per_hour {
         live.max_requests_per_hour = Some((n, flag("powerbi.max-requests-per-hour")));
@@ -1341,11 +1355,21 @@ fn live_source(
         Some((n, _)) => n,
         None => 20,
     };
+    let page_size = match raw.inventory_page_size {
+        Some((n, from)) if !(1..=MAX_PAGE_SIZE).contains(&n) => {
+            errors.push(format!(
+                "{from} {n}: expected 1 to {MAX_PAGE_SIZE} (the API's range for $top)"
+            ));
+            InventoryConfig::default().page_size
+        }
+        Some((n, _)) => n,
+        None => InventoryConfig::default().page_size,
+    };
     let inventory = raw.inventory_enabled.then(|| InventoryConfig {
         refresh: inventory_refresh,
         timeout: inventory_timeout,
         max_requests_per_hour: inventory_budget,
-        ..InventoryConfig::default()
+        page_size,
     });
     let max_response_bytes = match raw.max_response_bytes {
         Some((n, from)) if n < 4096 => {

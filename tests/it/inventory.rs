@@ -244,3 +244,47 @@ fn paging_counts_listed_workspaces_so_deleted_and_removing_ones_end_no_read_earl
         .count();
     assert_eq!(pages, listed / 2 + 1, "{listed} listed");
 }
+
+/// `--inventory.page-size` (file key `inventory.page_size`) is `$top`: 1 to 5000, the API's
+/// range; anything else exits 2 naming the flag or key; the default is 2000.
+#[test]
+fn the_page_size_is_a_setting_within_the_apis_range() {
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check-config",
+            "--powerbi.api-url",
+            "https://api.powerbi.com",
+            "--azure.tenant-id",
+            "t",
+            "--azure.client-id",
+            "c",
+            "--inventory.enabled",
+        ];
+        args.extend_from_slice(extra);
+        run_with_env(&args, &[("AZURE_CLIENT_SECRET", "s")])
+    };
+    for bad in ["0", "5001"] {
+        let out = check(&["--inventory.page-size", bad]);
+        assert_exit_2_naming(
+            &out,
+            &[&format!("flag --inventory.page-size {bad}"), "1 to 5000"],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, "inventory:\n  page_size: 9000\n").unwrap();
+    let out = check(&["--config.file", file.to_str().unwrap()]);
+    assert_exit_2_naming(
+        &out,
+        &["config key `inventory.page_size` 9000", "1 to 5000"],
+    );
+    for (extra, shown) in [
+        (&[][..], "page size 2000"),
+        (&["--inventory.page-size", "500"][..], "page size 500"),
+    ] {
+        let out = check(extra);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(text.contains(shown), "{shown} in:\n{text}");
+    }
+}

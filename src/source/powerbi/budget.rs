@@ -1,4 +1,5 @@
-//! The request budget: never more than N requests in any rolling hour, retries included.
+//! The request budget: never more than N requests in any rolling hour (or minute, for the
+//! inventory's per-minute limit), retries included.
 //!
 //! Pure: the caller passes the time. The API allows 200 requests per hour per tenant for all
 //! callers together, so the exporter keeps well under it and leaves room for other tools.
@@ -9,10 +10,13 @@ use std::collections::VecDeque;
 use crate::decode::UnixMillis;
 
 const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBudget {
     max_per_hour: usize,
+    /// Length of the rolling window `max_per_hour` applies to: an hour, or a minute.
+    window_ms: i64,
     /// Send times inside the last hour, oldest first.
     sent: VecDeque<UnixMillis>,
     /// No request before this (a 429's `Retry-After`).
@@ -23,8 +27,17 @@ impl RequestBudget {
     pub fn new(max_per_hour: usize) -> Self {
         RequestBudget {
             max_per_hour,
+            window_ms: HOUR_MS,
             sent: VecDeque::new(),
             blocked_until: UnixMillis(i64::MIN),
+        }
+    }
+
+    /// Never more than `max` requests in any rolling minute.
+    pub fn per_minute(max: usize) -> Self {
+        RequestBudget {
+            window_ms: MINUTE_MS,
+            ..RequestBudget::new(max)
         }
     }
 
@@ -38,13 +51,18 @@ impl RequestBudget {
         sent.sort();
         RequestBudget {
             max_per_hour,
+            window_ms: HOUR_MS,
             sent: sent.into(),
             blocked_until,
         }
     }
 
     fn expire(&mut self, now: UnixMillis) {
-        while self.sent.front().is_some_and(|t| t.0 <= now.0 - HOUR_MS) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| t.0 <= now.0 - self.window_ms)
+        {
             self.sent.pop_front();
         }
     }
@@ -57,7 +75,7 @@ impl RequestBudget {
         }
         if self.sent.len() >= self.max_per_hour {
             let oldest = self.sent.front().copied().unwrap_or(now);
-            return Err(UnixMillis(oldest.0 + HOUR_MS));
+            return Err(UnixMillis(oldest.0 + self.window_ms));
         }
         self.sent.push_back(now);
         Ok(())
@@ -104,6 +122,24 @@ mod tests {
         assert_eq!(b.remaining(UnixMillis(60 * MIN)), 1);
         assert_eq!(b.acquire(UnixMillis(60 * MIN)), Ok(()));
         assert_eq!(b.acquire(UnixMillis(61 * MIN)), Err(UnixMillis(70 * MIN)));
+    }
+
+    /// admin/groups allows "50 requests per hour or 15 requests per minute, per tenant"
+    /// (GetGroupsAsAdmin, Limitations; microsoft/PowerBI-CSharp `sdk/swaggers/swagger.json`).
+    #[test]
+    fn a_per_minute_budget_rolls_over_a_minute() {
+        const SEC: i64 = 1_000;
+        let mut b = RequestBudget::per_minute(15);
+        for s in 0..15 {
+            assert_eq!(b.acquire(UnixMillis(s * SEC)), Ok(()));
+        }
+        assert_eq!(
+            b.acquire(UnixMillis(20 * SEC)),
+            Err(UnixMillis(60 * SEC)),
+            "the 16th waits until the first leaves the minute"
+        );
+        assert_eq!(b.acquire(UnixMillis(60 * SEC)), Ok(()));
+        assert_eq!(b.acquire(UnixMillis(60 * SEC)), Err(UnixMillis(61 * SEC)));
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! The inventory reader (`--inventory.enabled`): every workspace and its reports from
-//! `GET admin/groups?$top=5000&$skip=…&$expand=reports`, refreshed rarely.
+//! `GET admin/groups?$top=N&$skip=…&$expand=reports`, refreshed rarely.
 //!
 //! Invariants:
-//! - it has its own request budget (the API allows 50 requests an hour for this call, shared
-//!   by every caller of the tenant), and never takes from the activity log's;
+//! - it has its own request budget (the API allows "50 requests per hour or 15 requests per
+//!   minute, per tenant" for this call — GetGroupsAsAdmin, Limitations), and never takes from
+//!   the activity log's; past 15 requests in a minute it waits for the minute to roll over;
+//! - a page is the last when it lists fewer than `$top` workspaces, counting deleted and
+//!   removing ones (they are dropped after the count);
+//! - `$top` is `--inventory.page-size` (default 2000, not the API's 5000: "this call will
+//!   also time out after 30 seconds", and a page of 5000 workspaces with their reports is
+//!   the one that risks it);
 //! - every request has its own timeout (the API gives up after 30 s anyway);
 //! - a failure (429, timeout, error) is counted by reason and retried later — after the
 //!   `Retry-After` of a 429, else after a backoff — and never stops activity polling;
@@ -31,13 +37,19 @@ pub struct InventoryConfig {
     pub page_size: usize,
 }
 
+/// Largest `$top` the API takes.
+pub const MAX_PAGE_SIZE: usize = 5000;
+
+/// Requests to admin/groups allowed in any minute, for the whole tenant.
+pub const MAX_REQUESTS_PER_MINUTE: usize = 15;
+
 impl Default for InventoryConfig {
     fn default() -> Self {
         InventoryConfig {
             refresh: Duration::from_secs(24 * 3600),
             max_requests_per_hour: 20,
             timeout: Duration::from_secs(30),
-            page_size: 5000,
+            page_size: 2000,
         }
     }
 }
@@ -95,6 +107,8 @@ impl InventoryError {
 pub struct InventoryReader {
     pub config: InventoryConfig,
     pub budget: RequestBudget,
+    /// The API's per-minute limit; the reader waits rather than fails on it.
+    pub per_minute: RequestBudget,
     pub next_due: UnixMillis,
     pub status: InventoryStatus,
 }
@@ -108,6 +122,7 @@ impl InventoryReader {
         });
         InventoryReader {
             budget: RequestBudget::new(config.max_requests_per_hour),
+            per_minute: RequestBudget::per_minute(MAX_REQUESTS_PER_MINUTE),
             config,
             next_due,
             status,
@@ -170,8 +185,15 @@ impl InventoryReader {
         client: &mut ApiClient,
         url: &str,
     ) -> Result<bytes::Bytes, InventoryError> {
+        self.budget
+            .acquire(UnixMillis::now())
+            .map_err(InventoryError::Budget)?;
+        // A wait of under a minute: the read goes on rather than starting over later.
+        while let Err(until) = self.per_minute.acquire(UnixMillis::now()) {
+            let wait = (until.0 - UnixMillis::now().0).clamp(1, 60_000);
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
         let now = UnixMillis::now();
-        self.budget.acquire(now).map_err(InventoryError::Budget)?;
         let token = client
             .tokens
             .token(&client.http, now)
