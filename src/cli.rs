@@ -158,6 +158,11 @@ pub struct RunArgs {
     #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
     pub max_series: Vec<String>,
 
+    /// Series with no event for this long expire, freeing their place under the cap (at least
+    /// 29d: the 28-day windows) [default: 35d].
+    #[arg(long = "limits.series-retention", value_name = "DURATION")]
+    pub series_retention: Option<String>,
+
     /// How far behind the newest event a re-delivered event is still recognised [default: the
     /// lookback + 2h for a live tenant, 29d for replay and the demo].
     #[arg(long = "dedup.window", value_name = "DURATION")]

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
-use crate::aggregate::{AggregateConfig, Limits};
+use crate::aggregate::{AggregateConfig, Limits, DEFAULT_SERIES_RETENTION, MIN_SERIES_RETENTION};
 use crate::azure::auth::{Authority, Credential, Secret};
 use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
@@ -145,6 +145,10 @@ impl Config {
         line(
             "dedup.window",
             duration::format(self.aggregate.dedup_window),
+        );
+        line(
+            "limits.series_retention",
+            duration::format(self.aggregate.series_retention),
         );
         let protocol = |p: Option<crate::exposition::otlp::Protocol>| {
             p.map_or("off".to_string(), |p| p.as_str().to_string())
@@ -327,6 +331,7 @@ struct Raw {
     demo_backfill: Option<(String, String)>,
     demo_api_only: bool,
     max_series: Vec<(String, usize, String)>,
+    series_retention: Option<(String, String)>,
     filters: crate::aggregate::filter::FilterSpec,
     users_label: Option<(String, String)>,
     pseudonym_key_file: Option<(PathBuf, String)>,
@@ -557,7 +562,14 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.demo_api_only =
             field::<bool>(demo, "demo.api_only", "true or false", errors).unwrap_or(false);
     }
-    if let Some(limits) = sub(top, "limits", &["max_series"], errors) {
+    if let Some(limits) = sub(top, "limits", &["max_series", "series_retention"], errors) {
+        raw.series_retention = field::<String>(
+            limits,
+            "limits.series_retention",
+            "a duration like 35d",
+            errors,
+        )
+        .map(|v| (v, file("limits.series_retention")));
         if let Some(caps) = field::<BTreeMap<String, usize>>(
             limits,
             "limits.max_series",
@@ -908,6 +920,9 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(v) = &args.dedup_window {
         raw.dedup_window = Some((v.clone(), flag("dedup.window")));
     }
+    if let Some(v) = &args.series_retention {
+        raw.series_retention = Some((v.clone(), flag("limits.series-retention")));
+    }
     apply_live_flags(&args.live, &mut raw.live);
 }
 
@@ -1170,6 +1185,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         errors.extend(bad.into_iter().map(|e| format!("filters: {e}")));
     }
     let filters = raw.filters;
+    let series_retention = series_retention(raw.series_retention, dedup_window, errors);
     let users = user_labels(raw.users_label, raw.pseudonym_key_file, errors);
     let tenant_domains: Vec<String> = raw
         .tenant_domains
@@ -1226,8 +1242,37 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             filters,
             users,
             tenant_domains,
+            series_retention,
         },
     })
+}
+
+/// `--limits.series-retention`: longer than the 28-day windows, and no shorter than the dedup
+/// window (an event old enough to be accepted must not land in a series that is expired).
+fn series_retention(
+    value: Option<(String, String)>,
+    dedup_window: Duration,
+    errors: &mut Vec<String>,
+) -> Duration {
+    let Some((v, from)) = value else {
+        return DEFAULT_SERIES_RETENTION.max(dedup_window);
+    };
+    let retention = match duration::parse(&v) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.push(format!("{from}: {e}"));
+            return DEFAULT_SERIES_RETENTION;
+        }
+    };
+    let min = MIN_SERIES_RETENTION.max(dedup_window);
+    if retention < min {
+        errors.push(format!(
+            "{from} {v}: must be at least {} (the 28-day windows span 29 UTC days, and the dedup window is {})",
+            duration::format(min),
+            duration::format(dedup_window)
+        ));
+    }
+    retention
 }
 
 /// `--users.label` and the pseudonym key (file, else `POWERBI_EXPORTER_PSEUDONYM_KEY`, else
@@ -1365,7 +1410,7 @@ fn live_source(
         Some((n, _)) => n,
         None => InventoryConfig::default().page_size,
     };
-    let inventory = raw.inventory_enabled.then(|| InventoryConfig {
+    let inventory = raw.inventory_enabled.then_some(InventoryConfig {
         refresh: inventory_refresh,
         timeout: inventory_timeout,
         max_requests_per_hour: inventory_budget,

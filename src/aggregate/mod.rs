@@ -7,6 +7,10 @@
 //!   [`filter`]s run after dedup, so a re-read filtered event is a duplicate, not filtered
 //!   twice;
 //! - counters only grow; every family is capped ([`series`]) and its sum stays exact;
+//! - a series idle (no event) for longer than the series retention expires, counted in
+//!   `powerbi_series_expired_total{family}`, and ids no series refers to any more are
+//!   released, so months of churn neither fill the caps nor grow the state (see
+//!   [`Aggregator::expire_series`]);
 //! - ids label the counters, names live only in the `_info` families (the newest event by
 //!   `CreationTime` names an id), so a rename never forks a counter;
 //! - memory is bounded by series, users and the dedup window, not by the number of events.
@@ -67,7 +71,19 @@ pub struct AggregateConfig {
     pub users: UserLabelConfig,
     /// The tenant's e-mail domains (lower case); empty: learned from the users seen.
     pub tenant_domains: Vec<String>,
+    /// Series idle for longer than this expire (more than the longest window, 28 days).
+    pub series_retention: Duration,
 }
+
+/// Default of `--limits.series-retention`: the longest window (28 days) plus a week.
+pub const DEFAULT_SERIES_RETENTION: Duration = Duration::from_secs(35 * 86_400);
+
+/// Shortest series retention: the 28-day windows are whole UTC days ending today, so a view
+/// up to 29 days old still counts in them.
+pub const MIN_SERIES_RETENTION: Duration = Duration::from_secs(29 * 86_400);
+
+/// How often (in event time) idle series are looked for: expiry is at most this late.
+const EXPIRE_EVERY_MS: i64 = 3_600_000;
 
 impl Default for AggregateConfig {
     fn default() -> Self {
@@ -78,6 +94,7 @@ impl Default for AggregateConfig {
             filters: FilterSpec::default(),
             users: UserLabelConfig::default(),
             tenant_domains: Vec::new(),
+            series_retention: DEFAULT_SERIES_RETENTION,
         }
     }
 }
@@ -150,6 +167,11 @@ pub struct Aggregator {
     truncated: [u64; TRUNCATED_LABELS.len()],
     /// New events to forward, when a forwarder is configured.
     outbox: Option<Outbox>,
+    /// Series expiry: the retention, the newest event time of the last sweep, and the series
+    /// expired so far by family name.
+    retention_ms: i64,
+    last_expiry: i64,
+    expired: BTreeMap<&'static str, u64>,
 }
 
 /// Labels whose values come from events, in the order of `Aggregator::truncated`.
@@ -231,6 +253,9 @@ impl Aggregator {
             odd_fields: [0; TYPED_FIELDS.len()],
             truncated: [0; TRUNCATED_LABELS.len()],
             outbox: None,
+            retention_ms: i64::try_from(config.series_retention.as_millis()).unwrap_or(i64::MAX),
+            last_expiry: i64::MIN,
+            expired: BTreeMap::new(),
         }
     }
 
@@ -298,6 +323,16 @@ impl Aggregator {
             pages_failed: self.pages_failed,
             watermark: self.watermark,
             source: self.source.clone(),
+            expiry: ExpiryState {
+                expired: self
+                    .expired
+                    .iter()
+                    .map(|(f, n)| (f.to_string(), *n))
+                    .collect(),
+                released_workspaces: self.workspaces.released(),
+                released_reports: self.reports.released(),
+                released_user_labels: self.user_labels.released(),
+            },
         }
     }
 
@@ -307,6 +342,9 @@ impl Aggregator {
         use catalogue::*;
         let fresh = Aggregator::new(config);
         let cap = |f: &Family| config.limits.cap(f);
+        // Series saved before they had event times count as touched at the newest event.
+        let touched = state.watermark.map_or(i64::MIN, |w| w.0);
+        let expiry = state.expiry;
         let rejected = counts_by_name(Rejection::ALL.iter().map(|r| r.as_str()), &state.rejected);
         let truncated = counts_by_name(TRUNCATED_LABELS.iter().copied(), &state.truncated);
         let filtered = counts_by_name(
@@ -315,8 +353,12 @@ impl Aggregator {
         );
         let (user_labels, user_events) = if state.user_label == fresh.labeller.identity() {
             (
-                Interner::import(state.user_labels, fresh.user_labels.cap()),
-                CappedCounters::import(state.user_events, cap(&USER_SENSITIVE_EVENTS)),
+                Interner::import(
+                    state.user_labels,
+                    &expiry.released_user_labels,
+                    fresh.user_labels.cap(),
+                ),
+                CappedCounters::import(state.user_events, cap(&USER_SENSITIVE_EVENTS), touched),
             )
         } else {
             if !state.user_labels.is_empty() {
@@ -336,17 +378,34 @@ impl Aggregator {
             odd_fields,
             user_labels,
             user_events,
-            external_shares: CappedCounters::import(state.external_shares, cap(&EXTERNAL_SHARES)),
+            external_shares: CappedCounters::import(
+                state.external_shares,
+                cap(&EXTERNAL_SHARES),
+                touched,
+            ),
             learned_domains: state.learned_domains.into_iter().collect(),
-            workspaces: Interner::import(state.workspaces, fresh.workspaces.cap()),
-            reports: Interner::import(state.reports, fresh.reports.cap()),
-            activities: Interner::import(state.activities, fresh.activities.cap()),
-            activity_events: CappedCounters::import(state.activity_events, cap(&ACTIVITY_EVENTS)),
+            workspaces: Interner::import(
+                state.workspaces,
+                &expiry.released_workspaces,
+                fresh.workspaces.cap(),
+            ),
+            reports: Interner::import(state.reports, &expiry.released_reports, fresh.reports.cap()),
+            activities: Interner::import(state.activities, &[], fresh.activities.cap()),
+            activity_events: CappedCounters::import(
+                state.activity_events,
+                cap(&ACTIVITY_EVENTS),
+                touched,
+            ),
             activity_failed: CappedCounters::import(
                 state.activity_failed,
                 cap(&ACTIVITY_EVENTS_FAILED),
+                touched,
             ),
-            report_events: CappedCounters::import(state.report_events, cap(&REPORT_EVENTS)),
+            report_events: CappedCounters::import(
+                state.report_events,
+                cap(&REPORT_EVENTS),
+                touched,
+            ),
             workspace_info: CappedInfo::import(state.workspace_info, cap(&WORKSPACE_INFO)),
             report_info: CappedInfo::import(state.report_info, cap(&REPORT_INFO)),
             viewers: viewers::Viewers::import(state.viewers, report_viewers_cap(&config.limits)),
@@ -377,6 +436,11 @@ impl Aggregator {
             pages_failed: state.pages_failed,
             watermark: state.watermark,
             source: state.source,
+            expired: expiry
+                .expired
+                .iter()
+                .filter_map(|(name, n)| Some((catalogue::by_name(name)?.name, *n)))
+                .collect(),
             ..fresh
         };
         if let Some(inventory) = state.inventory {
@@ -448,20 +512,20 @@ impl Aggregator {
         let activity = self.clip(0, ev.activity.as_str());
         let act = self.activities.intern(activity);
         let ws_act = ws.zip(act);
-        self.activity_events.inc(ws_act);
+        self.activity_events.inc(ws_act, ev.time.0);
         self.activity_first_seen.record(act, ev.time.0);
         self.people(ev, activity, act, ws_act);
         if ev.workspace_id.is_some() {
             self.workspace_last_activity.record(ws, ev.time.0);
         }
         if !ev.success {
-            self.activity_failed.inc(ws_act);
+            self.activity_failed.inc(ws_act, ev.time.0);
         }
         if let Some(report_id) = &ev.report_id {
             let report_id = self.clip(1, report_id.as_str());
             let rep = self.reports.intern(report_id);
             self.report_events
-                .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)));
+                .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)), ev.time.0);
             if activity == "ViewReport" {
                 self.report_last_view.record(rep, ev.time.0);
                 if let Some(user) = ev.user {
@@ -492,7 +556,87 @@ impl Aggregator {
         }
         if self.watermark.is_none_or(|w| ev.time > w) {
             self.watermark = Some(ev.time);
+            if ev.time.0.saturating_sub(self.last_expiry) >= EXPIRE_EVERY_MS {
+                self.expire_series(ev.time.0);
+            }
         }
+    }
+
+    /// Removes the series idle since before `newest` minus the retention, counts them by
+    /// family, and releases the ids no series (nor the inventory) refers to any more. Event
+    /// time, not the wall clock, so a replay expires exactly as the live source would have.
+    /// Activities are not expired: the API's activity names are a fixed vocabulary of ~740,
+    /// and `powerbi_activity_first_seen_timestamp_seconds` must not forget one.
+    fn expire_series(&mut self, newest: i64) {
+        use catalogue::*;
+        self.last_expiry = newest;
+        let cutoff = newest.saturating_sub(self.retention_ms);
+        let removed = [
+            (&ACTIVITY_EVENTS, self.activity_events.expire(cutoff)),
+            (&ACTIVITY_EVENTS_FAILED, self.activity_failed.expire(cutoff)),
+            (&REPORT_EVENTS, self.report_events.expire(cutoff)),
+            (&EXTERNAL_SHARES, self.external_shares.expire(cutoff)),
+            (&USER_SENSITIVE_EVENTS, self.user_events.expire(cutoff)),
+            (&WORKSPACE_INFO, self.workspace_info.expire(cutoff)),
+            (&REPORT_INFO, self.report_info.expire(cutoff)),
+            (&REPORT_LAST_VIEW, self.report_last_view.expire(cutoff)),
+            (
+                &WORKSPACE_LAST_ACTIVITY,
+                self.workspace_last_activity.expire(cutoff),
+            ),
+            (
+                &REPORT_VIEWERS,
+                self.viewers.expire(cutoff) * viewers::WINDOWS.len() as u64,
+            ),
+            (
+                &WORKSPACE_ACTIVE_USERS,
+                self.users.release_idle_workspaces() * WINDOWS.len() as u64,
+            ),
+        ];
+        for (family, n) in removed {
+            if n > 0 {
+                *self.expired.entry(family.name).or_default() += n;
+            }
+        }
+        self.release_ids();
+    }
+
+    /// Releases the workspace, report and user-label ids no series refers to.
+    fn release_ids(&mut self) {
+        let mut ws = hashbrown::HashSet::new();
+        let mut rep = hashbrown::HashSet::new();
+        let mut users = hashbrown::HashSet::new();
+        for counters in [
+            &self.activity_events,
+            &self.activity_failed,
+            &self.external_shares,
+        ] {
+            ws.extend(counters.iter().map(|(&(w, _), _)| w));
+        }
+        for (&(w, r, _), _) in self.report_events.iter() {
+            ws.insert(w);
+            rep.insert(r);
+        }
+        users.extend(self.user_events.iter().map(|(&(u, _), _)| u));
+        for (&w, _) in self.workspace_info.iter() {
+            ws.insert(w);
+        }
+        for (&r, info) in self.report_info.iter() {
+            rep.insert(r);
+            ws.insert(info.workspace);
+        }
+        ws.extend(self.workspace_last_activity.iter().map(|(&w, _)| w));
+        ws.extend(self.users.workspaces());
+        ws.extend(self.workspace_meta.keys().copied());
+        rep.extend(self.report_last_view.iter().map(|(&r, _)| r));
+        rep.extend(self.viewers.reports());
+        for (r, w) in &self.inventory_reports {
+            rep.insert(*r);
+            ws.extend(*w);
+        }
+        self.workspaces.release_unused(&ws);
+        self.reports.release_unused(&rep);
+        self.user_labels.release_unused(&users);
     }
 
     /// The per-user and external-share families, and the domains the tenant's people use.
@@ -510,13 +654,13 @@ impl Aggregator {
             self.learn_domain(user_id);
         }
         if people::is_share(activity) && ev.recipients.iter().any(|r| self.is_external(r)) {
-            self.external_shares.inc(ws_act);
+            self.external_shares.inc(ws_act, ev.time.0);
         }
         if people::is_sensitive(activity) {
             if let Some(label) = self.labeller.label(user_id) {
                 let label = self.clip_owned(label);
                 let user = self.user_labels.intern(&label);
-                self.user_events.inc(user.zip(act));
+                self.user_events.inc(user.zip(act), ev.time.0);
             }
         }
     }
@@ -735,6 +879,13 @@ impl Aggregator {
             &SERIES_DROPPED,
             self.dropped_by_family()
                 .map(|(f, n)| (vec![f.to_string()], n as f64)),
+        );
+        s.push(
+            &SERIES_EXPIRED,
+            self.dropped_by_family().map(|(f, _)| {
+                let n = self.expired.get(f).copied().unwrap_or(0);
+                (vec![f.to_string()], n as f64)
+            }),
         );
         let per_ws = self.users.per_workspace(reference.0);
         let samples = per_ws.iter().flat_map(|(&ws, counts)| {
@@ -976,6 +1127,17 @@ pub struct AggregatorState {
     pages_failed: u64,
     watermark: Option<UnixMillis>,
     source: Option<SourceStatus>,
+    #[serde(default)]
+    expiry: ExpiryState,
+}
+
+/// What series expiry keeps in the state: counts, and the ids released for reuse.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+struct ExpiryState {
+    expired: Vec<(String, u64)>,
+    released_workspaces: Vec<Sym>,
+    released_reports: Vec<Sym>,
+    released_user_labels: Vec<Sym>,
 }
 
 impl AggregatorState {

@@ -14,6 +14,8 @@ mod caps;
 mod dashboards;
 /// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.
 mod deploy;
+/// Series expiry: a year of report churn at small caps, nothing lost to `__other__`.
+mod expiry;
 /// Scoping filters: what they leave out is counted by reason; the rest is exact.
 mod filters;
 /// Inputs the fuzzers found or that are worth pinning, through the fuzz targets' entry points.
