@@ -252,7 +252,7 @@ impl Config {
                 );
                 line(
                     "powerbi.count_own_exports",
-                    self.aggregate.own_user.is_none().to_string(),
+                    (!self.aggregate.exclude_own_exports).to_string(),
                 );
                 line("azure.credential", live.credential.kind().into());
                 match &live.credential {
@@ -1096,6 +1096,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         .as_ref()
         .map_or_else(|| "--dedup.window".to_string(), |(_, from)| from.clone());
     let mut own_user = None;
+    let mut exclude_own_exports = false;
     let mut dedup_window = duration_of(raw.dedup_window, AggregateConfig::default().dedup_window);
     let defaults = DemoConfig::default();
     let backfill = duration_of(raw.demo_backfill, defaults.backfill);
@@ -1161,9 +1162,10 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         }
         (None, false) if raw.live.credential.requested() => {
             // The exporter's own reads of the log appear as ExportActivityEvents by its client id.
-            own_user = (!raw.live.count_own_exports)
-                .then(|| raw.live.credential.client_id.clone())
-                .flatten();
+            // The exporter's own reads of the log appear as ExportActivityEvents by its
+            // application id or its object id: the client id, and the ids of its token.
+            exclude_own_exports = !raw.live.count_own_exports;
+            own_user = raw.live.credential.client_id.clone();
             let live = live_source(
                 raw.live,
                 explicit_dedup_window.then_some(dedup_window),
@@ -1239,6 +1241,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             limits,
             dedup_window,
             own_user,
+            exclude_own_exports,
             filters,
             users,
             tenant_domains,
@@ -1599,15 +1602,15 @@ pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig),
         errors.push("top needs --replay PATH, or a tenant: set AZURE_TENANT_ID, AZURE_CLIENT_ID and a credential (see README, Connecting a real tenant)".into());
         return Err(ConfigErrors(errors));
     }
-    let own_user = (!raw.count_own_exports)
-        .then(|| raw.credential.client_id.clone())
-        .flatten();
+    let own_user = raw.credential.client_id.clone();
+    let exclude_own_exports = !raw.count_own_exports;
     let live = live_source(raw, None, &mut errors);
     match live {
         Some(live) if errors.is_empty() => Ok((
             live,
             AggregateConfig {
                 own_user,
+                exclude_own_exports,
                 ..AggregateConfig::default()
             },
         )),
@@ -1872,8 +1875,11 @@ mod tests {
             matches!(&live.credential, Credential::ClientSecret { authority, .. } if authority.host == "https://login.microsoftonline.us")
         );
         assert_eq!(
-            c.aggregate.own_user.as_deref(),
-            Some("c"),
+            (
+                c.aggregate.own_user.as_deref(),
+                c.aggregate.exclude_own_exports
+            ),
+            (Some("c"), true),
             "own exports filtered by default"
         );
         assert_eq!(

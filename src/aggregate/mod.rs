@@ -63,8 +63,13 @@ pub struct AggregateConfig {
     pub limits: Limits,
     /// How far behind the newest event a duplicate is still recognised.
     pub dedup_window: Duration,
-    /// The exporter's own `UserId` (client id): its `ExportActivityEvents` are filtered out.
+    /// The exporter's configured client id, one of the `UserId`s its own
+    /// `ExportActivityEvents` may carry (see `exclude_own_exports`).
     pub own_user: Option<String>,
+    /// Leave the exporter's own `ExportActivityEvents` out of the usage families: those whose
+    /// `UserId` is `own_user` or an id the live source reports from its access token (its
+    /// application id or its service principal's object id).
+    pub exclude_own_exports: bool,
     /// Scoping filters (validated by the configuration: they compile).
     pub filters: FilterSpec,
     /// How `powerbi_user_sensitive_events_total` labels users.
@@ -91,6 +96,7 @@ impl Default for AggregateConfig {
             limits: Limits::default(),
             dedup_window: Duration::from_secs(29 * 86_400),
             own_user: None,
+            exclude_own_exports: false,
             filters: FilterSpec::default(),
             users: UserLabelConfig::default(),
             tenant_domains: Vec::new(),
@@ -145,7 +151,9 @@ pub struct Aggregator {
     watermark: Option<UnixMillis>,
     latest_allowed: i64,
     source: Option<SourceStatus>,
-    own_user: Option<UserKey>,
+    /// The `UserId`s of the exporter itself, while its own exports are left out.
+    own_users: Vec<UserKey>,
+    exclude_own_exports: bool,
     filtered_own_exports: u64,
     filters: Filters,
     labeller: UserLabeller,
@@ -236,7 +244,12 @@ impl Aggregator {
             watermark: None,
             latest_allowed: i64::MAX,
             source: None,
-            own_user: config.own_user.as_deref().map(UserKey::from_user_id),
+            own_users: config
+                .own_user
+                .iter()
+                .map(|u| UserKey::from_user_id(u))
+                .collect(),
+            exclude_own_exports: config.exclude_own_exports,
             filtered_own_exports: 0,
             // The configuration compiled these already; a failure here leaves events unfiltered.
             filters: Filters::new(&config.filters).unwrap_or_default(),
@@ -446,6 +459,9 @@ impl Aggregator {
         if let Some(inventory) = state.inventory {
             restored.apply_inventory(inventory);
         }
+        if let Some(status) = restored.source.take() {
+            restored.set_source_status(status);
+        }
         restored
     }
 
@@ -492,6 +508,12 @@ impl Aggregator {
 
     /// Replaces the live source's health shown in the self metrics.
     pub fn set_source_status(&mut self, status: SourceStatus) {
+        for id in &status.own_identities {
+            let user = UserKey::from_user_id(id);
+            if !self.own_users.contains(&user) {
+                self.own_users.push(user);
+            }
+        }
         self.source = Some(status);
     }
 
@@ -1031,9 +1053,9 @@ impl Aggregator {
 
     /// The exporter's own read of the activity log (left out of the usage families).
     fn is_own_export(&self, event: &ActivityEvent<'_>) -> bool {
-        self.own_user.is_some()
-            && event.user == self.own_user
+        self.exclude_own_exports
             && event.activity.as_str() == "ExportActivityEvents"
+            && event.user.is_some_and(|u| self.own_users.contains(&u))
     }
 
     fn reject_counted(&mut self, reason: Rejection) {

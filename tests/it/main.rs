@@ -35,6 +35,8 @@ mod logs_ingestion;
 mod otlp;
 /// An OTLP receiver (HTTP and gRPC) decoding with the official protobuf types.
 mod otlp_receiver;
+/// The exporter's own ExportActivityEvents: matched by application id and by object id.
+mod own_exports;
 /// User signals (pseudonym, plain, off; restart and key change), external shares, and a scan of
 /// every output for the fixture's addresses under each `--users.label` mode.
 mod people;
