@@ -70,7 +70,7 @@ pub fn build_source(
     resume: Option<SourceStatus>,
 ) -> Result<Box<dyn Source>, SourceError> {
     Ok(match config {
-        SourceConfig::Replay(path) => Box::new(Replay::new(path)?),
+        SourceConfig::Replay(replay) => Box::new(Replay::with_config(replay)?),
         SourceConfig::Demo(demo) => Box::new(Demo::new(demo.clone())),
         SourceConfig::PowerBi(live) => Box::new(PowerBiSource::new((**live).clone(), resume)),
     })
@@ -110,6 +110,12 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .as_deref()
         .map(StateFile::open)
         .transpose()?;
+    // Read before anything is written to the directory: a state that cannot be read stops the
+    // start with the directory as it was.
+    let restored = match &state_file {
+        Some(file) => file.load()?,
+        None => None,
+    };
     let mut config = config;
     if let (UserLabelConfig::PseudonymUnkeyed, Some(file)) =
         (&config.aggregate.users, state_file.as_ref())
@@ -118,7 +124,6 @@ async fn serve(config: Config) -> Result<(), AppError> {
     } else if config.aggregate.users == UserLabelConfig::PseudonymUnkeyed {
         tracing::warn!("No --state.dir and no --users.pseudonym-key-file: user pseudonyms use a key for this run only and change at restart.");
     }
-    let restored = state_file.as_ref().and_then(StateFile::load);
     let resume = restored.as_ref().and_then(|s| s.source_status().cloned());
     let source = build_source(&config.source, resume)?;
     let timing = source.timing();
@@ -156,8 +161,14 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let durable = checkpointer.is_some();
     let ready = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(4);
-    let consumer =
-        pipeline::spawn_shared_consumer(rx, aggregator.clone(), ready.clone(), checkpointer);
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumer = pipeline::spawn_shared_consumer(
+        rx,
+        aggregator.clone(),
+        ready.clone(),
+        checkpointer,
+        stop.clone(),
+    );
     let producer = tokio::spawn(async move {
         match source.run(tx).await {
             Ok(()) => tracing::info!("Source finished; serving the final values."),
@@ -248,6 +259,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
     };
     http::serve(listener, exposition, settings, shutdown_signal()).await;
     tracing::info!("Shutting down.");
+    stop.store(true, Ordering::Release);
     if let Some(push) = metrics_push {
         // A last push, but a collector that is down must not hold up the shutdown.
         let last = tokio::task::spawn_blocking(move || push.shutdown());

@@ -196,6 +196,10 @@ family!(API_BUDGET_REMAINING, "powerbi_api_budget_remaining", Gauge, [], None,
     "Requests the exporter may still send in the current rolling hour (--powerbi.max-requests-per-hour).");
 family!(API_FOREIGN_CONTINUATIONS, "powerbi_api_foreign_continuations_total", Counter, [], None,
     "continuationUri values refused because they pointed to a host other than the API or a Power BI cluster.");
+family!(API_RETRY_AFTER_CLAMPED, "powerbi_api_retry_after_clamped_total", Counter, [], None,
+    "429 answers whose wait (Retry-After, or the body's text) was longer than an hour; requests were blocked for an hour only.");
+family!(API_BAD_CONTINUATIONS, "powerbi_api_bad_continuations_total", Counter, [], None,
+    "Pages whose continuation could not be followed (continuationUri not a URL even relative to the API, and no usable continuationToken); the hour is read again.");
 family!(
     AUTH_ERRORS,
     "powerbi_auth_errors_total",
@@ -214,6 +218,8 @@ family!(
 );
 family!(SWEEP_AGE, "powerbi_lookback_sweep_age_seconds", Gauge, [], None,
     "Age of the stalest re-read of an hour inside the lookback: how late a late event can be found.");
+family!(INITIAL_LOOKBACK_REMAINING, "powerbi_initial_lookback_hours_remaining", Gauge, [], None,
+    "Hours of the initial lookback (--powerbi.initial-lookback, first start) not read yet; 0 once the history is loaded.");
 
 family!(LABEL_VALUES_TRUNCATED, "powerbi_label_values_truncated_total", Counter, ["label"], None,
     "Label values from events cut to 1024 bytes (at a character boundary) before being exposed, by label; the real API never sends such values.");
@@ -263,9 +269,11 @@ pub const ALL: &[Family] = &[
     ACTIVITY_EVENTS_FAILED,
     ACTIVITY_EVENTS,
     ACTIVITY_FIRST_SEEN,
+    API_BAD_CONTINUATIONS,
     API_BUDGET_REMAINING,
     API_FOREIGN_CONTINUATIONS,
     API_REQUESTS,
+    API_RETRY_AFTER_CLAMPED,
     API_THROTTLED,
     AUTH_ERRORS,
     CREDENTIAL_EXPIRY,
@@ -281,6 +289,7 @@ pub const ALL: &[Family] = &[
     FORWARD_DROPPED,
     FORWARD_ERRORS,
     FORWARDED_EVENTS,
+    INITIAL_LOOKBACK_REMAINING,
     INVENTORY_ERRORS,
     INVENTORY_LAST_SUCCESS,
     LABEL_VALUES_TRUNCATED,

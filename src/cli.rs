@@ -84,6 +84,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub replay: Option<PathBuf>,
 
+    /// Event ids a replay pass may remember (≈20–40 bytes each); a larger archive is read in
+    /// passes of days [default: 2000000].
+    #[arg(long = "replay.max-ids-per-pass", value_name = "N")]
+    pub replay_max_ids_per_pass: Option<usize>,
+
     /// Run on the built-in simulated tenant.
     #[arg(long)]
     pub demo: bool,
@@ -163,8 +168,8 @@ pub struct RunArgs {
     #[arg(long = "limits.series-retention", value_name = "DURATION")]
     pub series_retention: Option<String>,
 
-    /// How far behind the newest event a re-delivered event is still recognised [default: the
-    /// lookback + 2h for a live tenant, 29d for replay and the demo].
+    /// How far behind the wall clock a re-delivered event is still recognised [default: the
+    /// lookback + 2h for a live tenant, 29d for the demo; a replay has no window].
     #[arg(long = "dedup.window", value_name = "DURATION")]
     pub dedup_window: Option<String>,
     /// Directory for the durable state: counters, distinct users, dedup set and request ledgers

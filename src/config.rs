@@ -15,11 +15,13 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::aggregate::dedup::DedupAnchor;
 use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
 use crate::aggregate::{AggregateConfig, Limits, DEFAULT_SERIES_RETENTION, MIN_SERIES_RETENTION};
 use crate::azure::auth::{Authority, Credential, Secret};
 use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
+use crate::decode::UnixMillis;
 use crate::duration;
 use crate::exposition::forward::logs_ingestion::{LogsIngestionConfig, MAX_BODY_BYTES};
 use crate::exposition::otlp::OtlpConfig;
@@ -29,6 +31,7 @@ use crate::source::powerbi::cloud::Cloud;
 use crate::source::powerbi::inventory::{InventoryConfig, MAX_PAGE_SIZE};
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
+use crate::source::replay::{ReplayConfig, DEFAULT_MAX_IDS_PER_PASS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -61,7 +64,7 @@ pub const DEFAULT_MAX_REQUESTS: usize = 40;
 
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
-    Replay(PathBuf),
+    Replay(ReplayConfig),
     Demo(DemoConfig),
     PowerBi(Box<PowerBiConfig>),
 }
@@ -148,7 +151,10 @@ impl Config {
         );
         line(
             "limits.series_retention",
-            duration::format(self.aggregate.series_retention),
+            self.aggregate.series_retention.map_or(
+                "(none: a replay keeps every series)".into(),
+                duration::format,
+            ),
         );
         let protocol = |p: Option<crate::exposition::otlp::Protocol>| {
             p.map_or("off".to_string(), |p| p.as_str().to_string())
@@ -205,7 +211,14 @@ impl Config {
             line(&format!("limits.max_series.{family}"), cap.to_string());
         }
         match &self.source {
-            SourceConfig::Replay(path) => line("source", format!("replay {}", path.display())),
+            SourceConfig::Replay(r) => line(
+                "source",
+                format!(
+                    "replay {} (at most {} ids per pass)",
+                    r.path.display(),
+                    r.max_ids_per_pass
+                ),
+            ),
             SourceConfig::Demo(d) => line(
                 "source",
                 format!(
@@ -323,6 +336,7 @@ struct Raw {
     log_level: Option<(String, String)>,
     log_format: Option<(String, String)>,
     replay: Option<PathBuf>,
+    replay_max_ids_per_pass: Option<(usize, String)>,
     demo: bool,
     demo_seed: Option<u64>,
     demo_workspaces: Option<usize>,
@@ -534,8 +548,15 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.log_format = field::<String>(log, "log.format", "logfmt or json", errors)
             .map(|v| (v, file("log.format")));
     }
-    if let Some(replay) = sub(top, "replay", &["path"], errors) {
+    if let Some(replay) = sub(top, "replay", &["path", "max_ids_per_pass"], errors) {
         raw.replay = field::<PathBuf>(replay, "replay.path", "a file or directory path", errors);
+        raw.replay_max_ids_per_pass = field::<usize>(
+            replay,
+            "replay.max_ids_per_pass",
+            "a number of ids like 2000000",
+            errors,
+        )
+        .map(|v| (v, file("replay.max_ids_per_pass")));
     }
     if let Some(demo) = sub(
         top,
@@ -886,6 +907,9 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(v) = &args.log_format {
         raw.log_format = Some((v.clone(), flag("log.format")));
     }
+    if let Some(n) = args.replay_max_ids_per_pass {
+        raw.replay_max_ids_per_pass = Some((n, flag("replay.max-ids-per-pass")));
+    }
     if let Some(p) = &args.replay {
         raw.replay = Some(p.clone());
         raw.demo = false;
@@ -1127,7 +1151,10 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             errors.push("choose one source: --replay PATH or --demo, not both".into());
             None
         }
-        (Some(path), false) => Some(SourceConfig::Replay(path)),
+        (Some(path), false) => Some(SourceConfig::Replay(ReplayConfig {
+            path,
+            max_ids_per_pass: max_ids_per_pass(raw.replay_max_ids_per_pass, errors),
+        })),
         (None, true) if raw.once => {
             errors.push("flag --once needs --replay PATH (the demo never ends)".into());
             None
@@ -1187,7 +1214,8 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         errors.extend(bad.into_iter().map(|e| format!("filters: {e}")));
     }
     let filters = raw.filters;
-    let series_retention = series_retention(raw.series_retention, dedup_window, errors);
+    let replay = matches!(source, Some(SourceConfig::Replay(_)));
+    let series_retention = series_retention(raw.series_retention, dedup_window, replay, errors);
     let users = user_labels(raw.users_label, raw.pseudonym_key_file, errors);
     let tenant_domains: Vec<String> = raw
         .tenant_domains
@@ -1223,6 +1251,10 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             errors.push("--otlp.logs and --logs-ingestion.* need --state.dir: events are delivered at-least-once from a durable spool there".into());
         }
     }
+    let (dedup_anchor, dedup_hold_from) = (
+        dedup_anchor(source.as_ref()),
+        dedup_hold_from(source.as_ref(), dedup_window),
+    );
     Some(Config {
         otlp,
         forward,
@@ -1239,6 +1271,8 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         source: source?,
         aggregate: AggregateConfig {
             limits,
+            dedup_anchor,
+            dedup_hold_from,
             dedup_window,
             own_user,
             exclude_own_exports,
@@ -1252,19 +1286,22 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
 
 /// `--limits.series-retention`: longer than the 28-day windows, and no shorter than the dedup
 /// window (an event old enough to be accepted must not land in a series that is expired).
+/// A replay keeps every series unless asked: an archive is replayed for its totals, in any
+/// order, while the live and demo sources move forward in time.
 fn series_retention(
     value: Option<(String, String)>,
     dedup_window: Duration,
+    replay: bool,
     errors: &mut Vec<String>,
-) -> Duration {
+) -> Option<Duration> {
     let Some((v, from)) = value else {
-        return DEFAULT_SERIES_RETENTION.max(dedup_window);
+        return (!replay).then(|| DEFAULT_SERIES_RETENTION.max(dedup_window));
     };
     let retention = match duration::parse(&v) {
         Ok(d) => d,
         Err(e) => {
             errors.push(format!("{from}: {e}"));
-            return DEFAULT_SERIES_RETENTION;
+            return Some(DEFAULT_SERIES_RETENTION);
         }
     };
     let min = MIN_SERIES_RETENTION.max(dedup_window);
@@ -1275,7 +1312,42 @@ fn series_retention(
             duration::format(dedup_window)
         ));
     }
-    retention
+    Some(retention)
+}
+
+/// `--replay.max-ids-per-pass`: at least 1,000 (fewer makes passes of single days).
+fn max_ids_per_pass(value: Option<(usize, String)>, errors: &mut Vec<String>) -> usize {
+    match value {
+        Some((n, from)) if n < 1_000 => {
+            errors.push(format!(
+                "{from} {n}: expected at least 1000 (ids a replay pass may remember)"
+            ));
+            DEFAULT_MAX_IDS_PER_PASS
+        }
+        Some((n, _)) => n,
+        None => DEFAULT_MAX_IDS_PER_PASS,
+    }
+}
+
+/// A replayed archive has no dedup window (its passes bound memory); the others end theirs at
+/// the wall clock.
+fn dedup_anchor(source: Option<&SourceConfig>) -> DedupAnchor {
+    match source {
+        Some(SourceConfig::Replay(_)) => DedupAnchor::Unanchored,
+        _ => DedupAnchor::WallClock,
+    }
+}
+
+/// Where the dedup window is held open while a first start loads history older than the window
+/// (an hour early: the source takes its own start a moment later).
+fn dedup_hold_from(source: Option<&SourceConfig>, window: Duration) -> Option<UnixMillis> {
+    let history = match source {
+        Some(SourceConfig::PowerBi(c)) => c.initial_lookback,
+        Some(SourceConfig::Demo(d)) => d.backfill,
+        _ => return None,
+    };
+    let held = history + Duration::from_secs(3600);
+    (held > window).then(|| UnixMillis::now().saturating_sub_millis(held.as_millis() as i64))
 }
 
 /// `--users.label` and the pseudonym key (file, else `POWERBI_EXPORTER_PSEUDONYM_KEY`, else

@@ -3,9 +3,14 @@
 //! Decoding and aggregation are CPU work and file reads are blocking, so documents are
 //! consumed on a blocking thread; the source runs on the async runtime. A document that
 //! breaks (unreadable, truncated, not JSON) is logged, counted, and the next one is read.
+//!
+//! A replay in passes ([`ReplayPass`]) sends its files once per pass: each pass hands on only
+//! the events of its days, and what has no day (rejections, documents read or failed) only in
+//! the first, so every count is the archive's once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -14,6 +19,7 @@ use crate::decode::inventory::Inventory;
 use crate::decode::{
     decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, SplitError, UnixMillis,
 };
+use crate::source::replay::ReplayPass;
 use crate::source::{Body, Document, Source, SourceError, SourceMessage, SourceStatus};
 use crate::state::Checkpointer;
 
@@ -91,6 +97,50 @@ pub trait DocumentSink: EventSink {
     fn source_status(&mut self, _status: SourceStatus) {}
     /// The tenant's inventory (names, types, the report list).
     fn inventory(&mut self, _inventory: Inventory) {}
+    /// A replay pass begins: the days of earlier passes never come again.
+    fn replay_pass_started(&mut self) {}
+}
+
+/// Hands on the events of the current replay pass's days only, and what has no day in the
+/// first pass only; everything when there are no passes.
+struct InPass<'a, S> {
+    sink: &'a mut S,
+    pass: Option<ReplayPass>,
+}
+
+impl<S: EventSink> EventSink for InPass<'_, S> {
+    fn accept(&mut self, event: &ActivityEvent<'_>) {
+        if self.pass.is_none_or(|p| p.contains(event.time)) {
+            self.sink.accept(event);
+        }
+    }
+    fn reject(&mut self, reason: Rejection) {
+        if self.pass.is_none_or(|p| p.is_first()) {
+            self.sink.reject(reason);
+        }
+    }
+    fn accept_raw(&mut self, event: &ActivityEvent<'_>, raw: &[u8]) {
+        if self.pass.is_none_or(|p| p.contains(event.time)) {
+            self.sink.accept_raw(event, raw);
+        }
+    }
+}
+
+/// Decodes `doc` into `sink` within `pass`; a document is counted, and its fault reported, in
+/// the first pass only.
+fn apply_in_pass<S: DocumentSink>(
+    doc: &Document,
+    sink: &mut S,
+    pass: Option<ReplayPass>,
+) -> Result<(), DocumentError> {
+    let counts = pass.is_none_or(|p| p.is_first());
+    sink.document_started();
+    let result = apply_document(doc, &mut InPass { sink, pass });
+    if !counts {
+        return Ok(());
+    }
+    sink.document_done(result.is_ok());
+    result
 }
 
 impl DocumentSink for Aggregator {
@@ -106,6 +156,9 @@ impl DocumentSink for Aggregator {
     fn inventory(&mut self, inventory: Inventory) {
         self.apply_inventory(inventory);
     }
+    fn replay_pass_started(&mut self) {
+        self.start_replay_pass();
+    }
 }
 
 /// Runs a finite source to its end into `sink` and hands the sink back.
@@ -115,12 +168,13 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
 ) -> Result<(S, RunReport), SourceError> {
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let consumer = tokio::task::spawn_blocking(move || {
+        let mut pass = None;
         let report = drain(rx, |message| match message {
-            SourceMessage::Document(doc) => {
-                sink.document_started();
-                let result = apply_document(&doc, &mut sink);
-                sink.document_done(result.is_ok());
-                result
+            SourceMessage::Document(doc) => apply_in_pass(&doc, &mut sink, pass),
+            SourceMessage::ReplayPass(next) => {
+                pass = Some(next);
+                sink.replay_pass_started();
+                Ok(())
             }
             SourceMessage::Status(status) => {
                 sink.source_status(*status);
@@ -141,19 +195,27 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
 /// Feeds documents into the shared aggregator until the channel closes; sets `ready` after
 /// the first document. With a checkpointer, the state is saved (and published) after every
 /// status message of a live source, at most every few seconds between documents, and once
-/// more when the channel closes.
+/// more when the channel closes; a last checkpoint held back by a failing spool is retried
+/// until it goes through or `stop` is set.
 pub fn spawn_shared_consumer(
     rx: mpsc::Receiver<SourceMessage>,
     aggregator: Arc<Mutex<Aggregator>>,
     ready: Arc<AtomicBool>,
     mut checkpointer: Option<Checkpointer>,
+    stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<RunReport> {
     std::thread::Builder::new()
         .name("decode".into())
         .spawn(move || {
+            let mut pass = None;
             let report = drain(rx, |message| {
                 let doc = match message {
                     SourceMessage::Document(doc) => doc,
+                    SourceMessage::ReplayPass(next) => {
+                        pass = Some(next);
+                        lock(&aggregator).start_replay_pass();
+                        return Ok(());
+                    }
                     SourceMessage::Inventory(inventory) => {
                         lock(&aggregator).apply_inventory(*inventory);
                         return Ok(());
@@ -171,9 +233,7 @@ pub fn spawn_shared_consumer(
                     guard: None,
                     applied: 0,
                 };
-                sink.aggregator().document_started();
-                let result = apply_document(&doc, &mut sink);
-                sink.aggregator().document_done(result.is_ok());
+                let result = apply_in_pass(&doc, &mut sink, pass);
                 drop(sink);
                 if let Some(c) = &mut checkpointer {
                     c.maybe_checkpoint(&aggregator);
@@ -183,10 +243,34 @@ pub fn spawn_shared_consumer(
             });
             if let Some(c) = &mut checkpointer {
                 c.checkpoint(&aggregator);
+                retry_held_back(c, &aggregator, &stop);
             }
             report
         })
         .expect("spawning the decode thread")
+}
+
+/// First and longest wait between retries of a held-back checkpoint once no more documents come
+/// (a finished replay, or the shutdown of a live source): a disk freed meanwhile is noticed
+/// within half a minute.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Retries a checkpoint the spool held back, with backoff, until it goes through or `stop` is
+/// set; `stop` is looked at every 100 ms, so it does not hold up a shutdown.
+fn retry_held_back(c: &mut Checkpointer, aggregator: &Mutex<Aggregator>, stop: &AtomicBool) {
+    let mut wait = RETRY_FIRST;
+    while c.held_back() {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c.checkpoint(aggregator);
+        wait = (wait * 2).min(RETRY_MAX);
+    }
 }
 
 /// Applies events to a shared aggregator, re-taking the lock every few thousand events.
@@ -205,6 +289,15 @@ impl LockedSink<'_> {
         }
         let mutex = self.mutex;
         self.guard.get_or_insert_with(|| lock(mutex))
+    }
+}
+
+impl DocumentSink for LockedSink<'_> {
+    fn document_started(&mut self) {
+        self.aggregator().document_started();
+    }
+    fn document_done(&mut self, complete: bool) {
+        self.aggregator().document_done(complete);
     }
 }
 

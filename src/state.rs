@@ -6,9 +6,14 @@
 //!   the file on disk is always a whole checkpoint;
 //! - a checkpoint is taken only between documents, and a live source's checkpoint only when its
 //!   status message arrives, after every page of its poll: counters and ledgers agree;
+//! - while the forwarding spool cannot take counted events (a full disk), no checkpoint is
+//!   saved: the events wait in memory and the save follows the write that works;
 //! - with a state directory, `/metrics` serves the last *saved* snapshot, so no scrape shows a
 //!   value a crash could take back: counters never decrease across restarts;
-//! - a corrupt or foreign file is moved aside with a log line, never silently reused.
+//! - a corrupt or foreign file is moved aside with a log line, never silently reused;
+//! - a file that cannot be read (no permission, an I/O error, a directory, FIFO or dangling
+//!   symbolic link in its place) stops the start: it is never written over, since what it
+//!   holds may be fine once the fault is fixed, and starting from zero would take counters back.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -16,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::aggregate::outbox::Outbox;
 use crate::aggregate::people::PseudonymKey;
 use crate::aggregate::{Aggregator, AggregatorState, Reference, Snapshot};
 use crate::decode::UnixMillis;
@@ -48,6 +54,73 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read {path}: {problem}; it is left as it is and the exporter does not start from zero over it: fix it (or move it away to start from zero) and start again")]
+    Unreadable { path: PathBuf, problem: Unreadable },
+    #[error("{path} is not a usable file ({problem}) and could not be moved aside to {aside}: {source}; move it away and start again")]
+    NotMovedAside {
+        path: PathBuf,
+        problem: String,
+        aside: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why a state file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("it is a {0}, not a regular file")]
+    NotAFile(&'static str),
+    #[error("it is a symbolic link to {0}, which does not exist")]
+    Dangling(PathBuf),
+}
+
+/// The kind of a file that is not a regular file, for messages.
+fn kind_of(meta: &fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "FIFO";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "device";
+        }
+    }
+    if meta.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}
+
+/// The bytes of the regular file at `path` (following symbolic links), `None` when nothing is
+/// there. Anything else in its place is an error rather than "no state": opening a FIFO would
+/// block, and a link to a volume that is not mounted is not an empty state.
+fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, Unreadable> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Unreadable::Io(e)),
+        Ok(_) => {}
+    }
+    let meta = match fs::metadata(path) {
+        // The name exists (above) but what it points to does not.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let target = fs::read_link(path).unwrap_or_default();
+            return Err(Unreadable::Dangling(target));
+        }
+        Err(e) => return Err(Unreadable::Io(e)),
+        Ok(m) => m,
+    };
+    if !meta.is_file() {
+        return Err(Unreadable::NotAFile(kind_of(&meta)));
+    }
+    fs::read(path).map(Some).map_err(Unreadable::Io)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -90,11 +163,17 @@ impl StateFile {
     /// with random bytes the first time, so pseudonyms stay the same across restarts.
     pub fn pseudonym_key(&self) -> Result<PseudonymKey, StateError> {
         let path = self.dir.join(KEY_FILE);
-        if let Ok(text) = fs::read_to_string(&path) {
+        let read = read_regular(&path).map_err(|problem| StateError::Unreadable {
+            path: path.clone(),
+            problem,
+        })?;
+        if let Some(bytes) = read {
+            let text = String::from_utf8_lossy(&bytes);
             if let Some(bytes) = unhex(text.trim()).filter(|b| b.len() >= 16) {
                 return Ok(PseudonymKey(bytes));
             }
-            tracing::warn!(path = %path.display(), "The pseudonym key file is not a hex key of 16 bytes or more; a new key is made (pseudonyms change).");
+            let aside = self.move_aside(&path, "not a hex key of 16 bytes or more")?;
+            tracing::warn!(path = %path.display(), moved_to = %aside.display(), "The pseudonym key file is not a hex key of 16 bytes or more; it was moved aside and a new key is made (pseudonyms change).");
         }
         let key = PseudonymKey::generate();
         let hex: String = key.0.iter().map(|b| format!("{b:02x}")).collect();
@@ -116,22 +195,20 @@ impl StateFile {
         Ok(key)
     }
 
-    /// The saved state, if there is a usable one. A corrupt or foreign file is renamed to
-    /// `state.json.bad-<unix seconds>` and `None` is returned.
-    pub fn load(&self) -> Option<AggregatorState> {
+    /// The saved state, if there is one. A corrupt or foreign file is renamed to
+    /// `state.json.bad-<unix seconds>` and `None` is returned; a file that cannot be read, or a
+    /// bad one that cannot be moved aside, is an error (nothing may be saved over it).
+    pub fn load(&self) -> Result<Option<AggregatorState>, StateError> {
         let path = self.path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "State file unreadable; starting from zero.");
-                return None;
-            }
+        let bytes = match read_regular(&path) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
+            Err(problem) => return Err(StateError::Unreadable { path, problem }),
         };
         let problem = match serde_json::from_slice::<OnDisk>(&bytes) {
             Ok(d) if d.format == FORMAT && d.version == VERSION => {
                 tracing::info!(path = %path.display(), saved_at = %d.saved_at.to_api_string(), "Resuming from the saved state.");
-                return Some(d.aggregate);
+                return Ok(Some(d.aggregate));
             }
             Ok(d) => format!(
                 "format {:?} version {} is not {FORMAT:?} version {VERSION}",
@@ -139,15 +216,28 @@ impl StateFile {
             ),
             Err(e) => format!("not a valid state file: {e}"),
         };
-        let aside = self
-            .dir
-            .join(format!("{FILE}.bad-{}", UnixMillis::now().0 / 1000));
-        let moved = fs::rename(&path, &aside);
+        let aside = self.move_aside(&path, &problem)?;
         tracing::warn!(
-            path = %path.display(), moved_to = %aside.display(), moved = moved.is_ok(), problem = %problem,
+            path = %path.display(), moved_to = %aside.display(), problem = %problem,
             "State file not reused; it was moved aside and counting starts from zero."
         );
-        None
+        Ok(None)
+    }
+
+    /// Renames a file that was read but is not usable to `<name>.bad-<unix seconds>`, so it is
+    /// kept for a look and never written over.
+    fn move_aside(&self, path: &Path, problem: &str) -> Result<PathBuf, StateError> {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let aside = self
+            .dir
+            .join(format!("{name}.bad-{}", UnixMillis::now().0 / 1000));
+        fs::rename(path, &aside).map_err(|source| StateError::NotMovedAside {
+            path: path.to_path_buf(),
+            problem: problem.to_string(),
+            aside: aside.clone(),
+            source,
+        })?;
+        Ok(aside)
     }
 
     /// Writes `state` atomically.
@@ -191,6 +281,11 @@ pub struct Checkpointer {
     /// The forwarding spool, when events are forwarded: made durable before each save, so the
     /// saved counters never include an event the spool could lose.
     pub spool: Option<crate::exposition::forward::spool::SpoolWriter>,
+    /// Counted events the spool could not take yet (a full disk): no state is saved while
+    /// there are any, since it would count events that are not spooled.
+    held_back: Outbox,
+    /// Whether the last spool write failed (logged once per outage).
+    spool_failing: bool,
 }
 
 impl Checkpointer {
@@ -202,10 +297,18 @@ impl Checkpointer {
             min_interval: Duration::from_secs(10),
             last: None,
             spool: None,
+            held_back: Outbox::default(),
+            spool_failing: false,
         }
     }
 
-    /// Saves and publishes now.
+    /// Whether counted events wait for the spool, so the state is not saved.
+    pub fn held_back(&self) -> bool {
+        !self.held_back.is_empty()
+    }
+
+    /// Saves and publishes now, unless the spool cannot take the new events: then nothing is
+    /// saved and they are kept for the next attempt.
     pub fn checkpoint(&mut self, aggregator: &Mutex<Aggregator>) {
         let (state, snapshot, outbox) = {
             let mut agg = aggregator.lock().unwrap_or_else(PoisonError::into_inner);
@@ -216,12 +319,8 @@ impl Checkpointer {
             )
         };
         self.last = Some(Instant::now());
-        if let Some(spool) = &mut self.spool {
-            if let Err(e) = spool.append(&outbox).and_then(|()| spool.sync()) {
-                // Not saved either: after a restart the events are read again and spooled.
-                tracing::error!(error = %e, "Writing the forwarding spool failed; the state is not saved.");
-                return;
-            }
+        if !self.spool_events(outbox, true) {
+            return;
         }
         match self.file.save(state) {
             Ok(()) => {
@@ -244,13 +343,41 @@ impl Checkpointer {
         if self.last.is_none_or(|t| t.elapsed() >= self.min_interval) {
             return self.checkpoint(aggregator);
         }
-        if let Some(spool) = &mut self.spool {
+        if self.spool.is_some() {
             let outbox = aggregator
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take_outbox();
-            if let Err(e) = spool.append(&outbox) {
-                tracing::error!(error = %e, "Writing the forwarding spool failed; these events are not forwarded.");
+            self.spool_events(outbox, false);
+        }
+    }
+
+    /// Appends the held-back events and `outbox` to the spool (and makes them durable when
+    /// `sync`); whether that worked, so the state that counts them may be saved. Without a
+    /// spool there is nothing to do.
+    fn spool_events(&mut self, outbox: Outbox, sync: bool) -> bool {
+        let Some(spool) = &mut self.spool else {
+            return true;
+        };
+        self.held_back.extend(outbox);
+        let written = spool.append(&self.held_back).map(|()| {
+            self.held_back = Outbox::default();
+        });
+        let result = written.and_then(|()| if sync { spool.sync() } else { Ok(()) });
+        match result {
+            Ok(()) if self.spool_failing => {
+                self.spool_failing = false;
+                tracing::info!("Writing the forwarding spool works again; the held-back events are spooled and the state is saved again.");
+                true
+            }
+            Ok(()) => true,
+            Err(e) => {
+                if !self.spool_failing {
+                    // After a restart meanwhile, the events are read again from the last save.
+                    tracing::error!(error = %e, path = %spool.dir().display(), "Writing the forwarding spool failed; the state is not saved (so /metrics stays at the last save) and the events are kept in memory until it works again (logged once until then).");
+                }
+                self.spool_failing = true;
+                false
             }
         }
     }
@@ -300,7 +427,7 @@ mod tests {
             }],
         });
         file.save(agg.export()).unwrap();
-        let mut resumed = Aggregator::import(&config, file.load().expect("state loads"));
+        let mut resumed = Aggregator::import(&config, file.load().unwrap().expect("state loads"));
         assert_eq!(
             resumed.snapshot(Reference::NewestEvent),
             agg.snapshot(Reference::NewestEvent)
@@ -327,6 +454,39 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_pseudonym_key_is_an_error_and_a_bad_one_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        let key = dir.path().join(KEY_FILE);
+        // A directory in its place: an error, and it is still there (not replaced by a key).
+        std::fs::create_dir(&key).unwrap();
+        assert!(matches!(
+            file.pseudonym_key(),
+            Err(StateError::Unreadable {
+                problem: Unreadable::NotAFile("directory"),
+                ..
+            })
+        ));
+        assert!(key.is_dir());
+        std::fs::remove_dir(&key).unwrap();
+        // Too short a key: kept aside under its .bad- name, and a new 32-byte key is made.
+        std::fs::write(&key, "00112233").unwrap();
+        let made = file.pseudonym_key().unwrap();
+        assert_eq!(made.0.len(), 32);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("pseudonym.key.bad-")
+            })
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read(aside[0].path()).unwrap(), b"00112233");
+    }
+
+    #[test]
     fn corrupt_and_foreign_files_are_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::open(dir.path()).unwrap();
@@ -335,7 +495,7 @@ mod tests {
             br#"{"format":"something-else","version":1,"saved_at":0,"aggregate":{}}"#,
         ] {
             std::fs::write(file.path(), bad).unwrap();
-            assert!(file.load().is_none());
+            assert!(file.load().unwrap().is_none());
             assert!(!file.path().exists(), "moved away");
             let aside: Vec<_> = std::fs::read_dir(dir.path())
                 .unwrap()

@@ -153,6 +153,9 @@ impl DocumentSink for Ranking {
     fn source_status(&mut self, status: crate::source::SourceStatus) {
         self.complete = status.up;
     }
+    fn replay_pass_started(&mut self) {
+        self.dedup.clear();
+    }
 }
 
 /// Column headers of the two counts: views and viewers for `ViewReport`.

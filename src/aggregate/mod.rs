@@ -34,7 +34,7 @@ use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
 use crate::source::SourceStatus;
-use dedup::{Dedup, Seen};
+use dedup::{Dedup, DedupAnchor, Seen};
 use filter::{FilterReason, FilterSpec, Filters};
 use outbox::Outbox;
 use people::{UserLabelConfig, UserLabeller};
@@ -61,8 +61,13 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregateConfig {
     pub limits: Limits,
-    /// How far behind the newest event a duplicate is still recognised.
+    /// How far behind the wall clock (live) a duplicate is still recognised.
     pub dedup_window: Duration,
+    /// What the dedup window ends at: the wall clock (live, demo) or nothing (replay).
+    pub dedup_anchor: DedupAnchor,
+    /// First start of a live source with an initial lookback: ids from here on are kept until
+    /// the source reports the history loaded.
+    pub dedup_hold_from: Option<UnixMillis>,
     /// The exporter's configured client id, one of the `UserId`s its own
     /// `ExportActivityEvents` may carry (see `exclude_own_exports`).
     pub own_user: Option<String>,
@@ -76,8 +81,9 @@ pub struct AggregateConfig {
     pub users: UserLabelConfig,
     /// The tenant's e-mail domains (lower case); empty: learned from the users seen.
     pub tenant_domains: Vec<String>,
-    /// Series idle for longer than this expire (more than the longest window, 28 days).
-    pub series_retention: Duration,
+    /// Series idle for longer than this expire (more than the longest window, 28 days);
+    /// `None`: series never expire (a replayed archive, by default: see the configuration).
+    pub series_retention: Option<Duration>,
 }
 
 /// Default of `--limits.series-retention`: the longest window (28 days) plus a week.
@@ -95,12 +101,14 @@ impl Default for AggregateConfig {
         AggregateConfig {
             limits: Limits::default(),
             dedup_window: Duration::from_secs(29 * 86_400),
+            dedup_anchor: DedupAnchor::default(),
+            dedup_hold_from: None,
             own_user: None,
             exclude_own_exports: false,
             filters: FilterSpec::default(),
             users: UserLabelConfig::default(),
             tenant_domains: Vec::new(),
-            series_retention: DEFAULT_SERIES_RETENTION,
+            series_retention: Some(DEFAULT_SERIES_RETENTION),
         }
     }
 }
@@ -130,6 +138,7 @@ impl PartialEq<(&str, Sym)> for ReportName {
 #[derive(Debug)]
 pub struct Aggregator {
     dedup: Dedup,
+    dedup_anchor: DedupAnchor,
     workspaces: Interner,
     reports: Interner,
     activities: Interner,
@@ -177,7 +186,7 @@ pub struct Aggregator {
     outbox: Option<Outbox>,
     /// Series expiry: the retention, the newest event time of the last sweep, and the series
     /// expired so far by family name.
-    retention_ms: i64,
+    retention_ms: Option<i64>,
     last_expiry: i64,
     expired: BTreeMap<&'static str, u64>,
 }
@@ -213,7 +222,12 @@ impl Aggregator {
             ws_users_cap,
         ];
         Aggregator {
-            dedup: Dedup::new(config.dedup_window),
+            dedup: {
+                let mut dedup = Dedup::new(config.dedup_window);
+                dedup.hold_from(config.dedup_hold_from);
+                dedup
+            },
+            dedup_anchor: config.dedup_anchor,
             workspaces: Interner::new(ws_cap.into_iter().max().unwrap_or(0)),
             reports: Interner::new(
                 cap(&REPORT_EVENTS)
@@ -266,15 +280,26 @@ impl Aggregator {
             odd_fields: [0; TYPED_FIELDS.len()],
             truncated: [0; TRUNCATED_LABELS.len()],
             outbox: None,
-            retention_ms: i64::try_from(config.series_retention.as_millis()).unwrap_or(i64::MAX),
+            retention_ms: config
+                .series_retention
+                .map(|r| i64::try_from(r.as_millis()).unwrap_or(i64::MAX)),
             last_expiry: i64::MIN,
             expired: BTreeMap::new(),
         }
     }
 
     /// Tells the aggregator the wall clock, to refuse events from the far future.
+    /// and, for a live source, to end the dedup window (no event can move it).
     pub fn set_clock(&mut self, now: UnixMillis) {
         self.latest_allowed = now.0.saturating_add(MAX_FUTURE_MS);
+        if self.dedup_anchor == DedupAnchor::WallClock {
+            self.dedup.set_clock(now);
+        }
+    }
+
+    /// A replay pass begins: the days of earlier ones never come again, so their ids go.
+    pub fn start_replay_pass(&mut self) {
+        self.dedup.clear();
     }
 
     /// Counts one source document as finished, read to its end or not.
@@ -507,12 +532,16 @@ impl Aggregator {
     }
 
     /// Replaces the live source's health shown in the self metrics.
+    /// Once the initial lookback is loaded, the dedup window trails the clock again.
     pub fn set_source_status(&mut self, status: SourceStatus) {
         for id in &status.own_identities {
             let user = UserKey::from_user_id(id);
             if !self.own_users.contains(&user) {
                 self.own_users.push(user);
             }
+        }
+        if status.initial_lookback_hours_remaining == 0 && self.dedup.held_from().is_some() {
+            self.dedup.hold_from(None);
         }
         self.source = Some(status);
     }
@@ -578,8 +607,10 @@ impl Aggregator {
         }
         if self.watermark.is_none_or(|w| ev.time > w) {
             self.watermark = Some(ev.time);
-            if ev.time.0.saturating_sub(self.last_expiry) >= EXPIRE_EVERY_MS {
-                self.expire_series(ev.time.0);
+            if let Some(retention) = self.retention_ms {
+                if ev.time.0.saturating_sub(self.last_expiry) >= EXPIRE_EVERY_MS {
+                    self.expire_series(ev.time.0, retention);
+                }
             }
         }
     }
@@ -589,10 +620,10 @@ impl Aggregator {
     /// time, not the wall clock, so a replay expires exactly as the live source would have.
     /// Activities are not expired: the API's activity names are a fixed vocabulary of ~740,
     /// and `powerbi_activity_first_seen_timestamp_seconds` must not forget one.
-    fn expire_series(&mut self, newest: i64) {
+    fn expire_series(&mut self, newest: i64, retention_ms: i64) {
         use catalogue::*;
         self.last_expiry = newest;
-        let cutoff = newest.saturating_sub(self.retention_ms);
+        let cutoff = newest.saturating_sub(retention_ms);
         let removed = [
             (&ACTIVITY_EVENTS, self.activity_events.expire(cutoff)),
             (&ACTIVITY_EVENTS_FAILED, self.activity_failed.expire(cutoff)),
@@ -1234,6 +1265,11 @@ impl Snapshot {
             &API_FOREIGN_CONTINUATIONS,
             one(st.api.foreign_continuations as f64),
         );
+        self.push(&API_BAD_CONTINUATIONS, one(st.api.bad_continuations as f64));
+        self.push(
+            &API_RETRY_AFTER_CLAMPED,
+            one(st.api.retry_after_clamped as f64),
+        );
         let reasons = ["bad_response", "invalid_client", "rejected", "unreachable"];
         self.push(
             &AUTH_ERRORS,
@@ -1257,6 +1293,10 @@ impl Snapshot {
         if let Some(age) = st.sweep_age_seconds {
             self.push(&SWEEP_AGE, one(age));
         }
+        self.push(
+            &INITIAL_LOOKBACK_REMAINING,
+            one(st.initial_lookback_hours_remaining as f64),
+        );
     }
 
     /// Puts the families in catalogue order.

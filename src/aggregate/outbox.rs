@@ -45,6 +45,16 @@ impl Outbox {
         self.events += 1;
     }
 
+    /// Moves `other`'s events after this one's.
+    pub fn extend(&mut self, other: Outbox) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        self.lines.extend_from_slice(&other.lines);
+        self.events += other.events;
+    }
+
     /// The queued lines, each ending in `\n`.
     pub fn lines(&self) -> &[u8] {
         &self.lines
@@ -78,5 +88,21 @@ mod tests {
             split_line(second),
             (UnixMillis(1_795_168_800_000), &br#"{"Id":"b"}"#[..])
         );
+    }
+
+    #[test]
+    fn an_extended_outbox_holds_both_in_order() {
+        let (mut held, mut new) = (Outbox::default(), Outbox::default());
+        held.extend(Outbox::default());
+        assert!(held.is_empty());
+        held.push(br#"{"Id":"a"}"#, UnixMillis(1));
+        new.push(br#"{"Id":"b"}"#, UnixMillis(2));
+        new.push(br#"{"Id":"c"}"#, UnixMillis(3));
+        held.extend(new);
+        assert_eq!(
+            held.lines(),
+            b"1 {\"Id\":\"a\"}\n2 {\"Id\":\"b\"}\n3 {\"Id\":\"c\"}\n"
+        );
+        assert_eq!(held.events(), 3);
     }
 }

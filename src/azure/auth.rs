@@ -20,6 +20,13 @@ pub const POWERBI_SCOPE: &str = "https://analysis.windows.net/powerbi/api/.defau
 /// Tokens are refreshed when less than this remains (azure_identity uses 300 s too).
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
+/// The longest a token is trusted, whatever its response says: Entra access tokens live 60–90
+/// minutes, a day at most (configurable lifetimes, managed identities).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A token response without an expiry is taken to live this long (Entra's default is longer).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
+
 /// A secret that does not print.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -96,12 +103,15 @@ impl Authority {
     }
 }
 
-/// A certificate credential: the private key signs a client assertion (RS256 JWT) whose `x5t`
-/// names the certificate.
+/// A certificate credential: the private key signs a client assertion (a PS256 JWT) whose
+/// `x5t#S256` names the certificate, as Entra's current guidance has it
+/// (learn.microsoft.com/entra/identity-platform/certificate-credentials: "alg Should be PS256",
+/// "x5t#S256 Base64url-encoded SHA-256 thumbprint of the X.509 certificate's DER encoding",
+/// "jti (a GUID)", signature "Use PSS padding"). RS256 with a SHA-1 `x5t` is the legacy form.
 #[derive(Clone)]
 pub struct CertificateKey {
     key: std::sync::Arc<ring::signature::RsaKeyPair>,
-    /// base64url SHA-1 of the certificate (the `x5t` header).
+    /// base64url SHA-256 of the certificate's DER (the `x5t#S256` header).
     pub thumbprint: String,
     /// The certificate's `notAfter`, as Unix seconds.
     pub not_after: Option<i64>,
@@ -136,9 +146,7 @@ impl CertificateKey {
             return Err("no PRIVATE KEY block in the PEM file".into());
         };
         let key = key.map_err(|e| format!("the private key is not a usable RSA key: {e}"))?;
-        let thumbprint = base64url(
-            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert).as_ref(),
-        );
+        let thumbprint = base64url(ring::digest::digest(&ring::digest::SHA256, &cert).as_ref());
         Ok(CertificateKey {
             key: std::sync::Arc::new(key),
             thumbprint,
@@ -146,19 +154,14 @@ impl CertificateKey {
         })
     }
 
-    /// A client assertion for `authority`, valid for 10 minutes.
-    fn assertion(
-        &self,
-        authority: &Authority,
-        now: UnixMillis,
-        jti: u64,
-    ) -> Result<String, AuthError> {
+    /// A client assertion for `authority`, valid for 10 minutes, with a fresh random `jti`.
+    fn assertion(&self, authority: &Authority, now: UnixMillis) -> Result<String, AuthError> {
         use crate::encoding::base64url;
         let secs = now.0 / 1000;
-        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": self.thumbprint});
+        let header = serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.thumbprint});
         let claims = serde_json::json!({
             "aud": authority.token_url(), "iss": authority.client_id, "sub": authority.client_id,
-            "jti": format!("{jti:016x}"), "nbf": secs, "iat": secs, "exp": secs + 600,
+            "jti": random_guid()?, "nbf": secs, "iat": secs, "exp": secs + 600,
         });
         let input = format!(
             "{}.{}",
@@ -168,7 +171,7 @@ impl CertificateKey {
         let mut signature = vec![0; self.key.public().modulus_len()];
         self.key
             .sign(
-                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::signature::RSA_PSS_SHA256,
                 &ring::rand::SystemRandom::new(),
                 input.as_bytes(),
                 &mut signature,
@@ -179,6 +182,30 @@ impl CertificateKey {
             })?;
         Ok(format!("{input}.{}", base64url(&signature)))
     }
+}
+
+/// A random (version 4) GUID from the system's CSPRNG: unique across processes and restarts,
+/// unlike anything derived from the clock.
+fn random_guid() -> Result<String, AuthError> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| AuthError::Rejected {
+            code: "random_failed".into(),
+            description: "no random bytes for the client assertion's jti".into(),
+        })?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 /// Where a managed identity's token comes from.
@@ -289,7 +316,7 @@ impl Credential {
                 http.post(authority.token_url()).form(&form)
             }
             Credential::Certificate { authority, key } => {
-                let assertion = key.assertion(authority, now, now.0 as u64 ^ 0x5eed)?;
+                let assertion = key.assertion(authority, now)?;
                 let form = [
                     ("grant_type", "client_credentials"),
                     ("client_id", &authority.client_id),
@@ -361,10 +388,7 @@ impl Credential {
                     ..
                 },
             ) if status == 200 => {
-                let expires_at = number(&t.expires_on)
-                    .map(UnixMillis::from_secs)
-                    .or_else(|| number(&t.expires_in).map(|s| UnixMillis(now.0 + s * 1000)))
-                    .unwrap_or(UnixMillis(now.0 + 3_599_000));
+                let expires_at = token_expiry(number(&t.expires_on), number(&t.expires_in), now);
                 Ok(AccessToken {
                     token: Secret(t.access_token.unwrap_or_default()),
                     expires_at,
@@ -386,6 +410,21 @@ impl Credential {
             _ => Err(AuthError::BadResponse { status }),
         }
     }
+}
+
+/// When a token expires: `expires_on` (Unix seconds), else `now + expires_in`, else the
+/// default lifetime; with checked arithmetic, never before `now` and never more than
+/// [`MAX_TOKEN_LIFETIME`] after it (a wrong clock or a hostile endpoint cannot pin a token).
+fn token_expiry(expires_on: Option<i64>, expires_in: Option<i64>, now: UnixMillis) -> UnixMillis {
+    let latest = now.0.saturating_add(MAX_TOKEN_LIFETIME.as_millis() as i64);
+    let at = expires_on
+        .map(|secs| secs.saturating_mul(1000))
+        .or_else(|| expires_in.map(|secs| now.0.saturating_add(secs.saturating_mul(1000))))
+        .unwrap_or(
+            now.0
+                .saturating_add(DEFAULT_TOKEN_LIFETIME.as_millis() as i64),
+        );
+    UnixMillis(at.clamp(now.0, latest))
 }
 
 fn first_line(s: &str) -> String {
@@ -504,6 +543,96 @@ mod tests {
     }
 
     use super::*;
+
+    /// A fresh RSA key and self-signed certificate in one PEM, made by openssl.
+    fn openssl_certificate(dir: &std::path::Path) -> String {
+        let (key, cert) = (dir.join("k.pem"), dir.join("c.pem"));
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=t", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl (scripts/test.sh installs it)");
+        assert!(status.status.success());
+        std::fs::read_to_string(cert).unwrap() + &std::fs::read_to_string(key).unwrap()
+    }
+
+    #[test]
+    fn assertions_are_ps256_with_a_fresh_guid_jti_even_within_one_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = CertificateKey::from_pem(&openssl_certificate(dir.path())).unwrap();
+        let authority = Authority {
+            host: "https://login.microsoftonline.com".into(),
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+        };
+        let now = UnixMillis(1_795_000_000_000);
+        let part = |jwt: &str, i: usize| -> serde_json::Value {
+            let b64 = jwt.split('.').nth(i).unwrap();
+            serde_json::from_slice(&crate::encoding::unbase64(b64).unwrap()).unwrap()
+        };
+        let (a, b) = (
+            key.assertion(&authority, now).unwrap(),
+            key.assertion(&authority, now).unwrap(),
+        );
+        let header = part(&a, 0);
+        assert_eq!(header["alg"], "PS256");
+        assert_eq!(header["typ"], "JWT");
+        assert_eq!(header["x5t#S256"], key.thumbprint.as_str());
+        assert!(header.get("x5t").is_none(), "no SHA-1 thumbprint");
+        let (ja, jb) = (part(&a, 1)["jti"].clone(), part(&b, 1)["jti"].clone());
+        assert_ne!(ja, jb, "two assertions in the same millisecond share a jti");
+        for jti in [ja, jb] {
+            let jti = jti.as_str().unwrap().to_string();
+            let groups: Vec<usize> = jti.split('-').map(str::len).collect();
+            assert_eq!(groups, [8, 4, 4, 4, 12], "{jti}");
+            assert!(
+                jti.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+                "{jti}"
+            );
+            assert_eq!(&jti[14..15], "4", "version 4: {jti}");
+        }
+    }
+
+    #[test]
+    fn token_expiry_is_checked_and_kept_within_a_day() {
+        let now = UnixMillis(1_795_000_000_000);
+        let day = 86_400_000;
+        assert_eq!(
+            token_expiry(None, Some(3599), now),
+            UnixMillis(now.0 + 3_599_000)
+        );
+        assert_eq!(
+            token_expiry(Some(1_795_003_600), Some(3599), now),
+            UnixMillis(now.0 + 3_600_000),
+            "expires_on wins"
+        );
+        assert_eq!(token_expiry(None, None, now), UnixMillis(now.0 + 3_599_000));
+        for absurd in [i64::MAX, 100_000_000_000_000_000, 10 * 86_400] {
+            assert_eq!(
+                token_expiry(None, Some(absurd), now),
+                UnixMillis(now.0 + day)
+            );
+        }
+        for absurd in [
+            i64::MAX,
+            100_000_000_000_000_000,
+            now.0 / 1000 + 10 * 86_400,
+        ] {
+            assert_eq!(
+                token_expiry(Some(absurd), None, now),
+                UnixMillis(now.0 + day)
+            );
+        }
+        for past in [i64::MIN, -5, 0] {
+            assert_eq!(token_expiry(None, Some(past), now), now);
+            assert_eq!(token_expiry(Some(past), None, now), now);
+        }
+    }
 
     #[test]
     fn secrets_do_not_print() {

@@ -85,6 +85,28 @@ pub fn protocol_from_env(signal: &str) -> Result<Protocol, String> {
     }
 }
 
+/// The compression of a signal's pushes: its own variable, else the general one; `gzip` or
+/// `none` (the default), the values the OTLP exporter specification lists. Without this check
+/// the exporter crate logs an unknown value and sends uncompressed, which an operator who
+/// asked for gzip would only find on the bill.
+pub fn compression_from_env(
+    signal: &str,
+) -> Result<Option<opentelemetry_otlp::Compression>, String> {
+    let var = format!("OTEL_EXPORTER_OTLP_{signal}_COMPRESSION");
+    let (name, value) = match env(&var) {
+        Some(v) => (var, v),
+        None => match env("OTEL_EXPORTER_OTLP_COMPRESSION") {
+            Some(v) => ("OTEL_EXPORTER_OTLP_COMPRESSION".to_string(), v),
+            None => return Ok(None),
+        },
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "gzip" => Ok(Some(opentelemetry_otlp::Compression::Gzip)),
+        "none" => Ok(None),
+        _ => Err(format!("{name}={value:?}: expected gzip or none")),
+    }
+}
+
 impl OtlpConfig {
     /// Reads the switches and the standard variables; problems go to `errors`.
     pub fn resolve(
@@ -108,10 +130,13 @@ impl OtlpConfig {
         let logs_on = !disabled && logs_flag;
         let metrics = metrics_on.then(|| protocol("METRICS")).flatten();
         let logs = logs_on.then(|| protocol("LOGS")).flatten();
-        // TLS files are checked now, so a missing one exits 2 like any bad setting.
+        // TLS files and compression are checked now, so a bad one exits 2 like any bad setting.
         for (signal, on) in [("METRICS", metrics_on), ("LOGS", logs_on)] {
             if let (true, Err(e)) = (on, tls_files(signal)) {
                 errors.push(e.to_string());
+            }
+            if let (true, Err(e)) = (on, compression_from_env(signal)) {
+                errors.push(e);
             }
         }
         OtlpConfig {
@@ -259,18 +284,32 @@ fn tonic_tls(
     Ok(Some(config))
 }
 
+/// The compression of `signal`, already validated by [`OtlpConfig::resolve`].
+fn compression(signal: &str) -> Result<Option<opentelemetry_otlp::Compression>, OtlpError> {
+    compression_from_env(signal).map_err(OtlpError::Build)
+}
+
 /// Builds the OTLP log exporter for `--otlp.logs` (must run inside the tokio runtime).
 pub fn log_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::LogExporter, OtlpError> {
+    let gzip = compression("LOGS")?;
     let built = match protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::LogExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(http_client("LOGS")?)
-            .build(),
+        Protocol::HttpProtobuf => {
+            let mut b = opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_http_client(http_client("LOGS")?);
+            if let Some(c) = gzip {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
         Protocol::Grpc => {
             let mut b = opentelemetry_otlp::LogExporter::builder().with_tonic();
             if let Some(tls) = tonic_tls("LOGS")? {
                 b = b.with_tls_config(tls);
+            }
+            if let Some(c) = gzip {
+                b = b.with_compression(c);
             }
             b.build()
         }
@@ -279,19 +318,28 @@ pub fn log_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::LogExporte
 }
 
 fn metric_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::MetricExporter, OtlpError> {
+    let gzip = compression("METRICS")?;
     let built = match protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(http_client("METRICS")?)
-            .with_temporality(Temporality::Cumulative)
-            .build(),
+        Protocol::HttpProtobuf => {
+            let mut b = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_http_client(http_client("METRICS")?)
+                .with_temporality(Temporality::Cumulative);
+            if let Some(c) = gzip {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
         Protocol::Grpc => {
             let mut b = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .with_temporality(Temporality::Cumulative);
             if let Some(tls) = tonic_tls("METRICS")? {
                 b = b.with_tls_config(tls);
+            }
+            if let Some(c) = gzip {
+                b = b.with_compression(c);
             }
             b.build()
         }

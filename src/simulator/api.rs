@@ -6,7 +6,11 @@
 //! - the continuation token is base64 and already percent-encoded in the JSON; the
 //!   `continuationUri` quotes it; a token encoded twice does not decode (400);
 //! - a bad or missing bearer token gets the 401 `PowerBINotAuthorizedException` body;
-//! - past its own hourly budget it answers 429 with `Retry-After`;
+//! - past its own hourly budget it answers 429 with `Retry-After`, or with the wait only in
+//!   the body's text ([`ThrottleShape`]);
+//! - `continuationUri` absolute as documented, or relative, mixed, broken, or unusable with no
+//!   token ([`ContinuationStyle`]);
+//! - a certificate's client assertion must be PS256 with `x5t#S256` and a fresh GUID `jti`;
 //! - events become visible late ([`Timeline`]); fault knobs add 429s, 5xx, truncated bodies and
 //!   duplicate deliveries.
 //!
@@ -44,6 +48,45 @@ pub struct Faults {
     pub empty_page: f64,
 }
 
+/// How `continuationUri` is written on a page that has a next one. The API documents an
+/// absolute URL (reference §2); these are the shapes a client must also survive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ContinuationStyle {
+    /// `http://host:port/v1.0/...?continuationToken='…'`, as the reference documents.
+    #[default]
+    Absolute,
+    /// `/v1.0/...?continuationToken='…'`, relative to the API URL.
+    Relative,
+    /// Absolute and relative by turns, page by page.
+    Mixed,
+    /// A `continuationUri` no URL parser accepts, next to a usable `continuationToken`.
+    BrokenUri,
+    /// A broken `continuationUri` and no `continuationToken`: the next page cannot be had.
+    Unusable,
+}
+
+/// How a 429 says how long to wait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThrottleShape {
+    /// `Retry-After: N` and the body's "Retry in N seconds." (the capture in reference §3).
+    #[default]
+    Header,
+    /// No header; the body's "Retry in N seconds." only.
+    RetryInText,
+    /// No header; "Request is blocked by the upstream service until: M/D/YYYY h:mm:ss AM"
+    /// (UTC), as Fabric answers (reference §16).
+    UntilText,
+}
+
+/// A client certificate registered on the simulated app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedCertificate {
+    /// Its RSA public key, PKCS#1 DER.
+    pub public_key: Vec<u8>,
+    /// base64url SHA-256 of its DER encoding: the assertion's `x5t#S256`.
+    pub thumbprint_sha256: String,
+}
+
 /// How the simulated API behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
@@ -59,6 +102,10 @@ pub struct ApiConfig {
     pub budget_per_hour: usize,
     /// `Retry-After` of its 429s, in seconds.
     pub retry_after_secs: u64,
+    /// Where its 429s put the wait.
+    pub throttle_shape: ThrottleShape,
+    /// The first this many Activity Events requests are answered 429.
+    pub throttle_first: usize,
     pub token_lifetime_secs: u64,
     pub faults: Faults,
     pub seed: u64,
@@ -74,10 +121,12 @@ pub struct ApiConfig {
     /// Base URL written into `continuationUri` (default: the simulator's own), to test that a
     /// client refuses to follow one to a foreign host.
     pub continuation_base: Option<String>,
+    /// How `continuationUri` is written.
+    pub continuation: ContinuationStyle,
     /// The federated (workload identity) token the token endpoint accepts as an assertion.
     pub federated_token: Option<String>,
-    /// RSA public key (PKCS#1 DER) whose signed JWT assertions the token endpoint accepts.
-    pub certificate_public_key: Option<Vec<u8>>,
+    /// The client certificate whose signed JWT assertions the token endpoint accepts.
+    pub certificate: Option<TrustedCertificate>,
     /// The `X-IDENTITY-HEADER` of the App Service managed-identity endpoint (`/msi/token`).
     pub identity_header: Option<String>,
 }
@@ -92,6 +141,8 @@ impl Default for ApiConfig {
             page_size: 5000,
             budget_per_hour: 200,
             retry_after_secs: 3392,
+            throttle_shape: ThrottleShape::Header,
+            throttle_first: 0,
             token_lifetime_secs: 3599,
             faults: Faults::default(),
             seed: 1,
@@ -99,8 +150,9 @@ impl Default for ApiConfig {
             inventory_budget_per_hour: 50,
             inventory_delay: None,
             continuation_base: None,
+            continuation: ContinuationStyle::Absolute,
             federated_token: None,
-            certificate_public_key: None,
+            certificate: None,
             identity_header: None,
         }
     }
@@ -121,6 +173,8 @@ struct State {
     timeline: Timeline,
     rng: Rng,
     tokens: Vec<String>,
+    /// `jti` of every client assertion accepted: a replayed one is refused.
+    assertion_ids: std::collections::HashSet<String>,
     log: Vec<LoggedRequest>,
     /// Base of `continuationUri`.
     base_url: String,
@@ -151,6 +205,7 @@ impl SimulatedApi {
             timeline,
             rng,
             tokens: Vec::new(),
+            assertion_ids: std::collections::HashSet::new(),
             log: Vec::new(),
             base_url: config_base.unwrap_or_else(|| format!("http://{addr}")),
             own_url: format!("http://{addr}"),
@@ -361,40 +416,45 @@ impl State {
         token
     }
 
-    /// Checks a client assertion: the federated token as given, or an RS256 JWT signed with the
-    /// configured key, for this token endpoint, this client, not expired.
-    fn assertion_ok(&self, assertion: &str, audience: &str, now: UnixMillis) -> bool {
+    /// Checks a client assertion: the federated token as given, or a JWT as Entra's current
+    /// guidance has it (learn.microsoft.com/entra/identity-platform/certificate-credentials):
+    /// header `alg: PS256`, `typ: JWT`, `x5t#S256` the certificate's SHA-256 thumbprint; RSA-PSS
+    /// SHA-256 signature by the certificate's key; `aud` this token endpoint, `iss` and `sub`
+    /// the client, not expired, and `jti` a GUID never seen before.
+    fn assertion_ok(&mut self, assertion: &str, audience: &str, now: UnixMillis) -> bool {
         if self.config.federated_token.as_deref() == Some(assertion) {
             return true;
         }
-        let Some(key) = &self.config.certificate_public_key else {
+        let Some(cert) = &self.config.certificate else {
             return false;
         };
         let mut parts = assertion.splitn(3, '.');
         let (Some(h), Some(c), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
             return false;
         };
-        let Some(signature) = unbase64(sig) else {
-            return false;
+        let json = |part: &str| -> serde_json::Value {
+            unbase64(part)
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
         };
+        let (header, claims) = (json(h), json(c));
+        let header_ok = header["alg"] == "PS256"
+            && header["typ"] == "JWT"
+            && header["x5t#S256"] == cert.thumbprint_sha256.as_str();
         let key = ring::signature::UnparsedPublicKey::new(
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-            key,
+            &ring::signature::RSA_PSS_2048_8192_SHA256,
+            &cert.public_key,
         );
-        if key
-            .verify(format!("{h}.{c}").as_bytes(), &signature)
-            .is_err()
-        {
-            return false;
-        }
-        let claims: serde_json::Value = unbase64(c)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let signed =
+            unbase64(sig).is_some_and(|s| key.verify(format!("{h}.{c}").as_bytes(), &s).is_ok());
         let client = self.config.client_id.as_str();
-        claims["aud"] == audience
+        let jti = claims["jti"].as_str().unwrap_or("");
+        let claims_ok = claims["aud"] == audience
             && claims["iss"] == client
             && claims["sub"] == client
             && claims["exp"].as_i64().is_some_and(|e| e > now.0 / 1000)
+            && is_guid(jti);
+        header_ok && signed && claims_ok && self.assertion_ids.insert(jti.to_string())
     }
 
     fn token(
@@ -473,7 +533,7 @@ impl State {
             return refused;
         }
         if self.requests_in_last_hour(GROUPS_PATH, now) >= self.config.inventory_budget_per_hour {
-            return (StatusCode::TOO_MANY_REQUESTS, self.throttled());
+            return (StatusCode::TOO_MANY_REQUESTS, self.throttled_at(now));
         }
         let param = |name: &str| {
             query.split('&').find_map(|kv| {
@@ -505,8 +565,12 @@ impl State {
         }
         let recent = self.requests_in_last_hour(EVENTS_PATH, now);
         let faults = self.config.faults;
-        if recent >= self.config.budget_per_hour || self.rng.chance(faults.throttle) {
-            return (StatusCode::TOO_MANY_REQUESTS, self.throttled());
+        let so_far = self.log.iter().filter(|r| r.path == EVENTS_PATH).count();
+        if recent >= self.config.budget_per_hour
+            || so_far < self.config.throttle_first
+            || self.rng.chance(faults.throttle)
+        {
+            return (StatusCode::TOO_MANY_REQUESTS, self.throttled_at(now));
         }
         if self.rng.chance(faults.server_error) {
             return (
@@ -542,13 +606,26 @@ impl State {
         (StatusCode::OK, json_response(StatusCode::OK, body))
     }
 
-    fn throttled(&self) -> Response<Full<Bytes>> {
+    fn throttled_at(&self, now: UnixMillis) -> Response<Full<Bytes>> {
         let secs = self.config.retry_after_secs;
-        let body = format!(
+        let retry_in = format!(
             r#"{{"message":"You have exceeded the amount of requests allowed in the current time frame and further requests will fail. Retry in {secs} seconds."}}"#
         );
+        let body = match self.config.throttle_shape {
+            ThrottleShape::Header | ThrottleShape::RetryInText => retry_in,
+            ThrottleShape::UntilText => {
+                // Rounded up to the second, so the wait is never shorter than asked.
+                let until = UnixMillis((now.0 / 1000 + 1).saturating_add(secs as i64) * 1000);
+                format!(
+                    r#"{{"requestId":"3c79bd34-2c34-4b72-9aca-5e2375aad1da","errorCode":"RequestBlocked","message":"Request is blocked by the upstream service until: {}"}}"#,
+                    us_date_time(until)
+                )
+            }
+        };
         let mut resp = json_response(StatusCode::TOO_MANY_REQUESTS, body);
-        resp.headers_mut().insert("retry-after", secs.into());
+        if self.config.throttle_shape == ThrottleShape::Header {
+            resp.headers_mut().insert("retry-after", secs.into());
+        }
         resp
     }
 
@@ -607,9 +684,9 @@ impl State {
         match next {
             Some(next) => {
                 let token = next.token();
+                let (uri, token) = self.continuation(next.page, &token);
                 out.push_str(&format!(
-                    "],\"continuationUri\":\"{}{EVENTS_PATH}?continuationToken='{token}'\",\"continuationToken\":\"{token}\",\"lastResultSet\":false}}",
-                    self.base_url
+                    "],\"continuationUri\":{uri},\"continuationToken\":{token},\"lastResultSet\":false}}"
                 ));
             }
             None => {
@@ -622,6 +699,25 @@ impl State {
             }
         }
         out
+    }
+}
+
+impl State {
+    /// The `continuationUri` and `continuationToken` JSON values of page `page`'s successor.
+    fn continuation(&self, page: i64, token: &str) -> (String, String) {
+        let path = format!("{EVENTS_PATH}?continuationToken='{token}'");
+        let absolute = format!("{}{path}", self.base_url);
+        let quoted = |s: &str| serde_json::Value::from(s).to_string();
+        // Not a URL, not a path: an unclosed IPv6 host.
+        let broken = "https://[wabi-north-europe::/v1.0/myorg/admin/activityevents";
+        match self.config.continuation {
+            ContinuationStyle::Absolute => (quoted(&absolute), quoted(token)),
+            ContinuationStyle::Relative => (quoted(&path), quoted(token)),
+            ContinuationStyle::Mixed if page % 2 == 0 => (quoted(&path), quoted(token)),
+            ContinuationStyle::Mixed => (quoted(&absolute), quoted(token)),
+            ContinuationStyle::BrokenUri => (quoted(broken), quoted(token)),
+            ContinuationStyle::Unusable => (quoted(broken), "null".into()),
+        }
     }
 }
 
@@ -727,6 +823,36 @@ impl Cursor {
     }
 }
 
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `M/D/YYYY h:mm:ss AM`, the .NET en-US format of Fabric's "blocked until" messages.
+fn us_date_time(t: UnixMillis) -> String {
+    let iso = t.to_iso_millis(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+    let num = |r: std::ops::Range<usize>| iso.get(r).and_then(|s| s.parse::<u32>().ok());
+    let (y, mo, d, h, mi, s) = (
+        num(0..4).unwrap_or(0),
+        num(5..7).unwrap_or(0),
+        num(8..10).unwrap_or(0),
+        num(11..13).unwrap_or(0),
+        num(14..16).unwrap_or(0),
+        num(17..19).unwrap_or(0),
+    );
+    let (h12, half) = match h {
+        0 => (12, "AM"),
+        1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        _ => (h - 12, "PM"),
+    };
+    format!("{mo}/{d}/{y} {h12}:{mi:02}:{s:02} {half}")
+}
+
 fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
@@ -805,6 +931,7 @@ mod tests {
             ),
             rng: Rng::new(1),
             tokens: (0..300).map(|i| format!("t{i}")).collect(),
+            assertion_ids: Default::default(),
             log: (0..10).map(|h| request(h * HOUR_MS + 1)).collect(),
             base_url: String::new(),
             own_url: String::new(),

@@ -101,6 +101,9 @@ pub struct Tenant {
     user_weights: Vec<f64>,
     service_principal: String,
     activity_weights: Vec<f64>,
+    /// Share of events given each of the shapes of [`Tenant::with_odd_shapes`]; 0 leaves the
+    /// random stream (and so every seeded test) as it was.
+    odd_shapes: f64,
 }
 
 impl Tenant {
@@ -150,7 +153,18 @@ impl Tenant {
             users,
             service_principal: rng.guid(),
             activity_weights: cumulative(ACTIVITIES.iter().map(|a| f64::from(a.1))),
+            odd_shapes: 0.0,
         }
+    }
+
+    /// Gives each of `share` of the events, independently, each of the shapes Microsoft's
+    /// published examples and real captures show (reference §16): an `Id` that is not a GUID
+    /// (`g632bb64-…`, the REST reference's "next set" example), `WorkspaceId: "My Workspace"`
+    /// (old personal-workspace events), no `UserId` (the reference's filtered example), and
+    /// `UserType`/`RecordType` as strings (`"Regular"`, `"PowerBIAudit"`, unified audit log).
+    pub fn with_odd_shapes(mut self, share: f64) -> Self {
+        self.odd_shapes = share;
+        self
     }
 
     /// Every workspace with its reports, as the admin inventory lists them: the generated
@@ -326,8 +340,12 @@ impl Tenant {
             consumption_method: on_report.then_some("Power BI Web"),
             artifact_kind: on_report.then_some("Report"),
         };
+        let start = out.len();
         // Serialising borrowed strings into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &event);
+        if self.odd_shapes > 0.0 {
+            reshape(rng, self.odd_shapes, out, start);
+        }
     }
 
     /// Appends events for `[from, to)` at the tenant's rhythm to `out`, one per element.
@@ -428,6 +446,34 @@ struct ApiEvent<'a> {
     consumption_method: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     artifact_kind: Option<&'a str>,
+}
+
+/// Rewrites the event written at `out[start..]` with the shapes of [`Tenant::with_odd_shapes`].
+fn reshape(rng: &mut Rng, share: f64, out: &mut Vec<u8>, start: usize) {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&out[start..]) else {
+        return;
+    };
+    if rng.chance(share) {
+        if let Some(id) = v["Id"].as_str() {
+            v["Id"] = format!("g{}", &id[1..]).into();
+        }
+    }
+    if rng.chance(share) && v.get("WorkspaceId").is_some() {
+        v["WorkspaceId"] = "My Workspace".into();
+    }
+    if rng.chance(share) {
+        if let Some(event) = v.as_object_mut() {
+            event.remove("UserId");
+        }
+    }
+    if rng.chance(share) {
+        if v.get("UserType").is_some() {
+            v["UserType"] = "Regular".into();
+        }
+        v["RecordType"] = "PowerBIAudit".into();
+    }
+    out.truncate(start);
+    let _ = serde_json::to_writer(&mut *out, &v);
 }
 
 fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {

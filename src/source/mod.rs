@@ -58,6 +58,8 @@ pub enum SourceMessage {
     /// The tenant's workspaces and reports, read from the admin inventory API.
     Inventory(Box<crate::decode::inventory::Inventory>),
     Status(Box<SourceStatus>),
+    /// A replay starts another pass over its files: only the events of its days count.
+    ReplayPass(replay::ReplayPass),
 }
 
 /// A live source's health, cumulative since it started; replaces the previous one.
@@ -71,6 +73,9 @@ pub struct SourceStatus {
     pub budget_remaining: usize,
     /// Age of the stalest re-swept hour of the lookback.
     pub sweep_age_seconds: Option<f64>,
+    /// Hours of the initial lookback (first start) not read yet.
+    #[serde(default)]
+    pub initial_lookback_hours_remaining: usize,
     /// When the current access token expires.
     pub token_expiry: Option<crate::decode::UnixMillis>,
     /// When the client certificate expires (`notAfter`), for a certificate credential.

@@ -3,18 +3,65 @@
 //! Files are listed when the source is built (a bad path fails start-up with its reason) and
 //! handed on one by one, sorted by path, as [`Body::File`]: the decoder streams each from disk,
 //! so memory never grows with the size or number of files.
+//!
+//! An archive may span years, in any order, split across files that overlap. Every distinct
+//! event is counted once whatever its date: the dedup keeps every id of the days being
+//! replayed. To bound that memory, an archive that may hold more than `max_ids_per_pass`
+//! events is replayed in passes: a census reads each file once for the number of events per
+//! UTC day (the only decoding a source does: it counts, it never aggregates), then each pass
+//! sends every file again for a range of days whose events fit the budget. A [`ReplayPass`]
+//! message goes ahead of each pass; the pipeline hands on only that pass's events.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{
     Body, Document, DocumentSender, Source, SourceError, SourceFuture, SourceMessage, Timing,
 };
+use crate::decode::{decode_reader, ActivityEvent, EventSink, Rejection, UnixMillis};
 
 const EXTENSIONS: &[&str] = &["json", "jsonl", "ndjson"];
+const DAY_MS: i64 = 86_400_000;
+
+/// Ids one replay pass may keep in the dedup set (≈20–40 bytes each: 40–80 MB).
+pub const DEFAULT_MAX_IDS_PER_PASS: usize = 2_000_000;
+/// Fewer bytes than the smallest event a file can hold (`{"Id":"a","CreationTime":"…",
+/// "Activity":"a"}` is over 50): an archive smaller than the budget times this is one pass,
+/// with no census.
+const MIN_EVENT_BYTES: u64 = 40;
+
+/// What to replay and how much memory the dedup may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    pub path: PathBuf,
+    pub max_ids_per_pass: usize,
+}
+
+/// One pass over the archive: the events of UTC days `first_day..=last_day` (days since the
+/// Unix epoch). Events without a usable date (rejected) are counted in the first pass only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayPass {
+    pub number: usize,
+    pub of: usize,
+    pub first_day: i64,
+    pub last_day: i64,
+}
+
+impl ReplayPass {
+    pub fn contains(&self, time: UnixMillis) -> bool {
+        (self.first_day..=self.last_day).contains(&time.0.div_euclid(DAY_MS))
+    }
+
+    /// Whether what has no day (rejections, documents) is counted in this pass.
+    pub fn is_first(&self) -> bool {
+        self.number == 1
+    }
+}
 
 #[derive(Debug)]
 pub struct Replay {
     files: Vec<PathBuf>,
+    max_ids_per_pass: usize,
 }
 
 impl Replay {
@@ -30,6 +77,7 @@ impl Replay {
             std::fs::File::open(path).map_err(err)?;
             return Ok(Replay {
                 files: vec![path.to_path_buf()],
+                max_ids_per_pass: DEFAULT_MAX_IDS_PER_PASS,
             });
         }
         let mut files = Vec::new();
@@ -38,7 +86,18 @@ impl Replay {
         if files.is_empty() {
             return Err(SourceError::ReplayEmpty(path.to_path_buf()));
         }
-        Ok(Replay { files })
+        Ok(Replay {
+            files,
+            max_ids_per_pass: DEFAULT_MAX_IDS_PER_PASS,
+        })
+    }
+
+    /// A replay of `config.path` whose passes keep at most `config.max_ids_per_pass` ids.
+    pub fn with_config(config: &ReplayConfig) -> Result<Self, SourceError> {
+        Ok(Replay {
+            max_ids_per_pass: config.max_ids_per_pass.max(1),
+            ..Replay::new(&config.path)?
+        })
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -80,16 +139,149 @@ impl Source for Replay {
 
     fn run(self: Box<Self>, out: DocumentSender) -> SourceFuture {
         Box::pin(async move {
-            for path in self.files {
-                let doc = Document {
-                    origin: path.display().to_string(),
-                    body: Body::File(path),
-                };
-                if out.send(SourceMessage::Document(doc)).await.is_err() {
-                    break;
+            let passes = self.passes().await;
+            if passes.len() > 1 {
+                tracing::info!(
+                    passes = passes.len(),
+                    max_ids_per_pass = self.max_ids_per_pass,
+                    "Replaying the archive in passes of days, to bound the dedup's memory."
+                );
+            }
+            for pass in passes {
+                if let Some(pass) = pass {
+                    tracing::debug!(pass = pass.number, of = pass.of, "Replay pass.");
+                    if out.send(SourceMessage::ReplayPass(pass)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                if !send_files(&self.files, &out).await {
+                    return Ok(());
                 }
             }
             Ok(())
         })
+    }
+}
+
+impl Replay {
+    /// The passes to make: one over everything (`None`) when the archive fits the budget.
+    async fn passes(&self) -> Vec<Option<ReplayPass>> {
+        let bytes: u64 = self
+            .files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        if bytes / MIN_EVENT_BYTES <= self.max_ids_per_pass as u64 {
+            return vec![None];
+        }
+        let files = self.files.clone();
+        let census = tokio::task::spawn_blocking(move || census(&files)).await;
+        let Ok(days) = census else {
+            return vec![None];
+        };
+        let busiest = days.values().copied().max().unwrap_or(0);
+        if busiest > self.max_ids_per_pass {
+            tracing::warn!(
+                events = busiest,
+                max_ids_per_pass = self.max_ids_per_pass,
+                "One UTC day of the archive holds more events than a pass may keep: its pass keeps them all."
+            );
+        }
+        plan_passes(&days, self.max_ids_per_pass)
+    }
+}
+
+/// Sends every file once; false when the receiving side is gone.
+async fn send_files(files: &[PathBuf], out: &DocumentSender) -> bool {
+    for path in files {
+        let doc = Document {
+            origin: path.display().to_string(),
+            body: Body::File(path.clone()),
+        };
+        if out.send(SourceMessage::Document(doc)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Events per UTC day in `files`, duplicates included (an upper bound of the ids a day keeps).
+/// A file that breaks counts the events before the fault; the pipeline reports it.
+fn census(files: &[PathBuf]) -> BTreeMap<i64, usize> {
+    struct Days(BTreeMap<i64, usize>);
+    impl EventSink for Days {
+        fn accept(&mut self, event: &ActivityEvent<'_>) {
+            *self.0.entry(event.time.0.div_euclid(DAY_MS)).or_default() += 1;
+        }
+        fn reject(&mut self, _: Rejection) {}
+    }
+    let mut days = Days(BTreeMap::new());
+    for path in files {
+        if let Ok(file) = std::fs::File::open(path) {
+            let _ = decode_reader(std::io::BufReader::new(file), &mut days);
+        }
+    }
+    days.0
+}
+
+/// Consecutive days grouped so that each pass's events fit `budget`; a day alone over it is a
+/// pass of its own (one day's ids must be held together).
+fn plan_passes(days: &BTreeMap<i64, usize>, budget: usize) -> Vec<Option<ReplayPass>> {
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    let mut held = 0usize;
+    for (&day, &n) in days {
+        match ranges.last_mut() {
+            Some(last) if held + n <= budget => {
+                last.1 = day;
+                held += n;
+            }
+            _ => {
+                ranges.push((day, day));
+                held = n;
+            }
+        }
+    }
+    if ranges.len() <= 1 {
+        return vec![None];
+    }
+    let of = ranges.len();
+    // The passes tile every day: the first also takes the days before the census's first, the
+    // last those after its last, each the days between its predecessor's and its own (none
+    // has events in the census; a file that changed under the replay might).
+    let mut next_first = i64::MIN;
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, last_day))| {
+            let last_day = if i + 1 == of { i64::MAX } else { last_day };
+            let pass = ReplayPass {
+                number: i + 1,
+                of,
+                first_day: next_first,
+                last_day,
+            };
+            next_first = last_day.saturating_add(1);
+            Some(pass)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_tile_every_day_and_fit_the_budget() {
+        let days: BTreeMap<i64, usize> = [(10, 4), (11, 5), (15, 2), (16, 9), (20, 1)].into();
+        let passes: Vec<ReplayPass> = plan_passes(&days, 10).into_iter().flatten().collect();
+        let ranges: Vec<(i64, i64)> = passes.iter().map(|p| (p.first_day, p.last_day)).collect();
+        // 4+5 | 2 (9 would exceed) | 9+1
+        assert_eq!(ranges, vec![(i64::MIN, 11), (12, 15), (16, i64::MAX)]);
+        assert!(passes.iter().all(|p| p.of == 3));
+        assert!(passes[0].is_first() && !passes[1].is_first());
+        assert!(passes[1].contains(UnixMillis(13 * DAY_MS)));
+        assert!(!passes[1].contains(UnixMillis(16 * DAY_MS)));
+        assert_eq!(plan_passes(&days, 21), vec![None]);
     }
 }

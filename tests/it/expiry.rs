@@ -1,6 +1,8 @@
 //! Series expiry: a year of report churn at small caps. Reports come and go; while the reports
 //! still in use stay below the cap, no new report may land in `__other__`, and the series of
-//! reports idle longer than the retention (default 35 days) go, counted by family.
+//! reports idle longer than the retention (default 35 days) go, counted by family. A replay
+//! keeps every series unless `--limits.series-retention` is given (the live and demo sources
+//! expire by default), so the replays here ask for the default retention explicitly.
 
 use std::collections::BTreeMap;
 
@@ -62,7 +64,13 @@ fn a_year_of_report_churn_never_overflows_while_live_reports_fit_the_cap() {
         format!("powerbi_report_last_view_timestamp_seconds={CAP}"),
         format!("powerbi_report_viewers={}", 2 * CAP),
     ];
-    let mut args = vec!["--once", "--replay", dir.path().to_str().unwrap()];
+    let mut args = vec![
+        "--once",
+        "--replay",
+        dir.path().to_str().unwrap(),
+        "--limits.series-retention",
+        "35d",
+    ];
     for cap in &caps {
         args.extend(["--limits.max-series", cap.as_str()]);
     }
@@ -227,13 +235,17 @@ fn the_retention_is_a_setting_longer_than_the_longest_window() {
     ]);
     assert_exit_2_naming(&out, &["config key `limits.series_retention` 7d"]);
     for (extra, shown) in [
-        (&[][..], "limits.series_retention: 35d"),
         (
-            &["--limits.series-retention", "90d"][..],
+            &["--replay", replay][..],
+            "limits.series_retention: (none: a replay keeps every series)",
+        ),
+        (&["--demo"][..], "limits.series_retention: 35d"),
+        (
+            &["--replay", replay, "--limits.series-retention", "90d"][..],
             "limits.series_retention: 90d",
         ),
     ] {
-        let mut args = vec!["check-config", "--replay", replay];
+        let mut args = vec!["check-config"];
         args.extend_from_slice(extra);
         let out = run(&args);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

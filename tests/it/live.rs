@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
-use powerbi_exporter::simulator::api::{ApiConfig, Faults, SimulatedApi};
+use powerbi_exporter::simulator::api::{
+    ApiConfig, ContinuationStyle, Faults, SimulatedApi, ThrottleShape, TrustedCertificate,
+};
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
 use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
 
@@ -35,6 +37,26 @@ fn late_log(n: usize, spread_ms: u64) -> Timeline {
         let mut json = Vec::new();
         tenant.write_event(&mut rng, time, &mut json);
         timeline.push(time, visible, json);
+    }
+    timeline
+}
+
+/// Like [`late_log`], from a tenant whose events take the shapes of Microsoft's examples.
+fn odd_log(n: usize) -> Timeline {
+    let now = UnixMillis::now();
+    let tenant = Tenant::new(TenantSpec {
+        seed: 21,
+        workspaces: 4,
+        users: 30,
+    })
+    .with_odd_shapes(0.3);
+    let mut timeline = Timeline::new(tenant.clone(), 21, 0.0, Lag::default(), now);
+    let mut rng = Rng::new(2121);
+    for _ in 0..n {
+        let time = UnixMillis(now.0 - 3 * HOUR + rng.below(3 * HOUR as u64 - 60_000) as i64);
+        let mut json = Vec::new();
+        tenant.write_event(&mut rng, time, &mut json);
+        timeline.push(time, now, json);
     }
     timeline
 }
@@ -241,6 +263,295 @@ fn a_foreign_continuation_is_refused_and_never_gets_the_token() {
     );
 }
 
+/// A tenant whose pages continue in `style`, one event per page so every hour pages.
+fn tenant_continuing(rt: &tokio::runtime::Runtime, style: ContinuationStyle) -> SimulatedApi {
+    let config = ApiConfig {
+        page_size: 1,
+        continuation: style,
+        ..ApiConfig::default()
+    };
+    rt.block_on(SimulatedApi::start(config, late_log(30, 1), 0))
+        .unwrap()
+}
+
+#[test]
+fn relative_and_broken_continuation_uris_still_read_every_page() {
+    let rt = runtime();
+    // Relative: resolved against the API URL. BrokenUri: the token is used instead.
+    for style in [
+        ContinuationStyle::Relative,
+        ContinuationStyle::Mixed,
+        ContinuationStyle::BrokenUri,
+    ] {
+        let api = tenant_continuing(&rt, style);
+        let (expected, _, n) = ground_truth(&api);
+        let args = live_args(&api, "200");
+        let e = Exporter::start_with_env(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[SECRET],
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut s = e.scrape();
+        while family(&s, "powerbi_activity_events_total") != expected
+            || s.get("powerbi_up") != Some(&1.0)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{style:?}: {} of {n} events counted, up {:?}",
+                family(&s, "powerbi_activity_events_total")
+                    .values()
+                    .sum::<f64>(),
+                s.get("powerbi_up")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            s = e.scrape();
+        }
+        assert_eq!(s["powerbi_api_bad_continuations_total"], 0.0, "{style:?}");
+    }
+}
+
+#[test]
+fn an_unusable_continuation_leaves_the_hour_incomplete_and_says_which() {
+    let rt = runtime();
+    let api = tenant_continuing(&rt, ContinuationStyle::Unusable);
+    let args = live_args(&api, "200");
+    let mut e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    // Two polls' worth: the hour is read again, not recorded as read to its end.
+    while s
+        .get("powerbi_api_bad_continuations_total")
+        .copied()
+        .unwrap_or(0.0)
+        < 2.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no unusable continuation counted twice: {:?}",
+            s.get("powerbi_api_bad_continuations_total")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    assert_eq!(s["powerbi_up"], 0.0);
+    e.terminate();
+    let log: Vec<String> = e.log.try_iter().collect();
+    // The warning names the hour (`hour=2026-11-29T21:00Z`-style) and what was wrong.
+    let warned = log
+        .iter()
+        .find(|l| l.contains("level=warn") && l.contains("hour=") && l.contains("continuationUri"));
+    assert!(warned.is_some(), "{log:#?}");
+}
+
+/// Every `"blocked_until"` value in a JSON document, wherever it is nested.
+fn blocked_until_values(v: &serde_json::Value, out: &mut Vec<i64>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                if k == "blocked_until" {
+                    out.extend(v.as_i64());
+                }
+                blocked_until_values(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| blocked_until_values(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn an_absurd_retry_after_is_clamped_to_an_hour_counted_and_not_persisted() {
+    let rt = runtime();
+    let config = ApiConfig {
+        retry_after_secs: 99_999_999_999, // the year 5195
+        throttle_first: 1,
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(5, 1), 0))
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut args = live_args(&api, "200");
+    args.extend(["--state.dir".into(), state.path().to_str().unwrap().into()]);
+    let mut e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    while s
+        .get("powerbi_api_retry_after_clamped_total")
+        .copied()
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no clamped Retry-After counted: {s:?} {:?}",
+            e.log.try_iter().collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    assert_eq!(s["powerbi_up"], 0.0);
+    assert_eq!(s["powerbi_api_throttled_total"], 1.0);
+    let stopped_at = UnixMillis::now().0;
+    e.terminate();
+    let log: Vec<String> = e.log.try_iter().collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("level=warn") && l.contains("Retry-After")),
+        "{log:#?}"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.path().join("state.json")).unwrap()).unwrap();
+    let mut blocked = Vec::new();
+    blocked_until_values(&saved, &mut blocked);
+    assert!(!blocked.is_empty(), "no blocked_until in the state");
+    for until in blocked {
+        assert!(
+            until <= stopped_at + HOUR,
+            "the saved state blocks polling until {until}, more than an hour after {stopped_at}"
+        );
+    }
+}
+
+#[test]
+fn a_429_without_retry_after_waits_as_long_as_its_body_says() {
+    let rt = runtime();
+    for shape in [ThrottleShape::RetryInText, ThrottleShape::UntilText] {
+        let config = ApiConfig {
+            retry_after_secs: 2,
+            throttle_shape: shape,
+            throttle_first: 1,
+            ..ApiConfig::default()
+        };
+        let api = rt
+            .block_on(SimulatedApi::start(config, late_log(10, 1), 0))
+            .unwrap();
+        let (expected, _, n) = ground_truth(&api);
+        let args = live_args(&api, "200");
+        let e = Exporter::start_with_env(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[SECRET],
+        );
+        // Without reading the body the client waits 60 s: far past this deadline.
+        let deadline = Instant::now() + Duration::from_secs(25);
+        let mut s = e.scrape();
+        while family(&s, "powerbi_activity_events_total") != expected {
+            assert!(
+                Instant::now() < deadline,
+                "{shape:?}: {} of {n} events counted",
+                family(&s, "powerbi_activity_events_total")
+                    .values()
+                    .sum::<f64>()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            s = e.scrape();
+        }
+        let events: Vec<_> = api
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("activityevents"))
+            .collect();
+        assert_eq!(events[0].status, 429, "{shape:?}");
+        let waited = events[1].at.0 - events[0].at.0;
+        assert!(
+            (2_000..60_000).contains(&waited),
+            "{shape:?}: the next request came {waited} ms after the 429 that asked for 2 s"
+        );
+    }
+}
+
+#[test]
+fn an_absurd_token_lifetime_is_capped_at_a_day_without_overflow() {
+    let rt = runtime();
+    let config = ApiConfig {
+        token_lifetime_secs: 100_000_000_000_000_000, // × 1000 overflows i64 milliseconds
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, late_log(6, 1), 0))
+        .unwrap();
+    let (expected, _, n) = ground_truth(&api);
+    let args = live_args(&api, "200");
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    while family(&s, "powerbi_activity_events_total") != expected {
+        assert!(Instant::now() < deadline, "{n} events not counted: {s:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    let expiry = s[r#"powerbi_credential_expiry_timestamp_seconds{kind="token"}"#];
+    let now = UnixMillis::now().0 as f64 / 1000.0;
+    assert!(
+        expiry > now && expiry <= now + 86_400.0,
+        "token expiry {expiry} is not within a day of {now}"
+    );
+}
+
+#[test]
+fn events_shaped_like_microsofts_examples_are_counted_exactly() {
+    let rt = runtime();
+    let config = ApiConfig {
+        page_size: 25,
+        continuation: ContinuationStyle::Mixed,
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, odd_log(200), 0))
+        .unwrap();
+    let (expected, expected_failed, n) = ground_truth(&api);
+    // The shapes are there: counted from the raw JSON, not assumed.
+    let events = api.with_timeline(|t| t.events().to_vec());
+    let raw: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::from_slice(&e.json).unwrap())
+        .collect();
+    let shaped = |f: &dyn Fn(&serde_json::Value) -> bool| raw.iter().filter(|v| f(v)).count();
+    assert!(shaped(&|v| v["Id"].as_str().unwrap().starts_with('g')) > 0);
+    assert!(shaped(&|v| v["WorkspaceId"] == "My Workspace") > 0);
+    assert!(shaped(&|v| v.get("UserId").is_none()) > 0);
+    assert!(shaped(&|v| v["UserType"].is_string()) > 0);
+    let args = live_args(&api, "200");
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = e.scrape();
+    while family(&s, "powerbi_activity_events_total") != expected
+        || s.get("powerbi_up") != Some(&1.0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} events counted",
+            family(&s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    assert_eq!(
+        family(&s, "powerbi_activity_events_failed_total"),
+        expected_failed
+    );
+    assert_eq!(
+        family(&s, "powerbi_events_rejected_total")
+            .values()
+            .sum::<f64>(),
+        0.0
+    );
+}
+
 #[test]
 fn a_wrong_secret_is_reported_with_its_likely_cause() {
     let rt = runtime();
@@ -415,12 +726,16 @@ fn openssl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A self-signed RSA certificate and key in one PEM, and the public key as PKCS#1 DER.
-fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, Vec<u8>) {
-    let (key, cert, public) = (
+/// A self-signed RSA certificate and key in one PEM, and what the tenant knows of it: the
+/// public key as PKCS#1 DER and the base64url SHA-256 of the certificate's DER (`x5t#S256`),
+/// both computed by openssl.
+fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, TrustedCertificate) {
+    let (key, cert, public, cert_der, digest) = (
         dir.join(format!("{name}.key")),
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.der")),
+        dir.join(format!("{name}.crt.der")),
+        dir.join(format!("{name}.sha256")),
     );
     let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
     openssl(&[
@@ -448,22 +763,49 @@ fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, Vec<u8
         "-out",
         &p(&public),
     ]);
+    openssl(&[
+        "x509",
+        "-in",
+        &p(&cert),
+        "-outform",
+        "DER",
+        "-out",
+        &p(&cert_der),
+    ]);
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-binary",
+        "-out",
+        &p(&digest),
+        &p(&cert_der),
+    ]);
+    let base64 = openssl(&["base64", "-A", "-in", &p(&digest)]);
+    let thumbprint_sha256 = base64
+        .trim()
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_");
     let pem = dir.join(format!("{name}.pem"));
     std::fs::write(
         &pem,
         std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&key).unwrap(),
     )
     .unwrap();
-    (pem, std::fs::read(public).unwrap())
+    let trusted = TrustedCertificate {
+        public_key: std::fs::read(public).unwrap(),
+        thumbprint_sha256,
+    };
+    (pem, trusted)
 }
 
 #[test]
 fn a_client_certificate_signs_its_assertion_and_its_expiry_is_exported() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let (pem, public_key) = certificate(dir.path(), "good");
+    let (pem, trusted) = certificate(dir.path(), "good");
     let config = ApiConfig {
-        certificate_public_key: Some(public_key),
+        certificate: Some(trusted),
         ..ApiConfig::default()
     };
     let api = rt

@@ -10,10 +10,14 @@ mod azure_deploy;
 mod bad_input;
 /// Series caps: overflow series, exact sums, dropped counters.
 mod caps;
+/// Microsoft's published example responses through the real client and the decoders.
+mod contract;
 /// Dashboards: lint, and every expression evaluated by a real Prometheus.
 mod dashboards;
 /// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.
 mod deploy;
+/// Unreadable state files and a full filesystem under the spool: nothing written over, nothing lost.
+mod durability;
 /// Series expiry: a year of report churn at small caps, nothing lost to `__other__`.
 mod expiry;
 /// Scoping filters: what they leave out is counted by reason; the rest is exact.
@@ -22,6 +26,8 @@ mod filters;
 mod fuzz_regressions;
 /// `--once` over the fixtures against the reviewed golden file, and promtool's verdict.
 mod golden;
+/// History outside the lookback: initial lookback, the 28-day edge, replayed archives.
+mod history;
 /// Hostile servers and hostile events: trickling, huge bodies, nesting, bad UTF-8, long names.
 mod hostile;
 /// The inventory: names, types, unused reports; 429 and timeouts while polling goes on.

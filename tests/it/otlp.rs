@@ -48,13 +48,37 @@ fn comparable(samples: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn push_equals_scrape(transport: Transport, protocol: &str) {
+/// How a push body travels: the header that names its encoding, and the encoding the
+/// receiver must see there ("" for none: the header is absent).
+struct Encoding<'a> {
+    /// `(variable, value)` set for the exporter, e.g. `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`.
+    env: Option<(&'a str, &'a str)>,
+    seen: &'a str,
+}
+
+const UNCOMPRESSED: Encoding = Encoding {
+    env: None,
+    seen: "",
+};
+
+/// The header carrying a body's encoding: HTTP's `Content-Encoding`, gRPC's `grpc-encoding`.
+fn encoding_header(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Http => "content-encoding",
+        Transport::Grpc => "grpc-encoding",
+    }
+}
+
+fn push_equals_scrape(transport: Transport, protocol: &str, encoding: Encoding) {
     let receiver = Receiver::start(transport);
     let replay = fixtures();
     let endpoint = receiver.endpoint();
     let e = Exporter::start_with_env(
         &["--replay", replay.to_str().unwrap()],
         &[
+            encoding
+                .env
+                .unwrap_or(("OTEL_EXPORTER_OTLP_COMPRESSION", "none")),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
@@ -113,16 +137,128 @@ fn push_equals_scrape(transport: Transport, protocol: &str) {
     let last = headers.last().unwrap();
     assert_eq!(last["x-scope"], "tenant-a");
     assert_eq!(last["x-note"], "two words");
+    // Every push travelled as asked, and the receiver decoded the latest one above.
+    let header = encoding_header(transport);
+    for h in receiver.metrics_headers() {
+        let seen = h.get(header).map_or("", String::as_str);
+        assert_eq!(seen, encoding.seen, "{header} ({protocol}): {h:?}");
+    }
 }
 
 #[test]
 fn the_http_protobuf_push_equals_the_scrape() {
-    push_equals_scrape(Transport::Http, "http/protobuf");
+    push_equals_scrape(Transport::Http, "http/protobuf", UNCOMPRESSED);
 }
 
 #[test]
 fn the_grpc_push_equals_the_scrape() {
-    push_equals_scrape(Transport::Grpc, "grpc");
+    push_equals_scrape(Transport::Grpc, "grpc", UNCOMPRESSED);
+}
+
+// OTEL_EXPORTER_OTLP_COMPRESSION and its per-signal variants take `gzip` or `none` (the OTLP
+// exporter specification, opentelemetry.io/docs/specs/otel/protocol/exporter/, "Compression").
+#[test]
+fn the_http_protobuf_push_is_gzip_compressed_when_asked_and_still_equals_the_scrape() {
+    let gzip = Encoding {
+        env: Some(("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")),
+        seen: "gzip",
+    };
+    push_equals_scrape(Transport::Http, "http/protobuf", gzip);
+}
+
+#[test]
+fn the_grpc_push_is_gzip_compressed_when_asked_and_still_equals_the_scrape() {
+    let gzip = Encoding {
+        env: Some(("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip")),
+        seen: "gzip",
+    };
+    push_equals_scrape(Transport::Grpc, "grpc", gzip);
+}
+
+#[test]
+fn events_as_otlp_logs_are_gzip_compressed_by_their_own_variable() {
+    const N: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let events = write_events(dir.path(), N);
+    let state = dir.path().join("state");
+    let receiver = Receiver::start(Transport::Http);
+    let endpoint = receiver.endpoint();
+    let _e = Exporter::start_with_env(
+        &[
+            "--replay",
+            events.to_str().unwrap(),
+            "--state.dir",
+            state.to_str().unwrap(),
+            "--otlp.logs",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ],
+    );
+    let records = || -> usize {
+        receiver
+            .logs_requests()
+            .iter()
+            .flat_map(|r| r.resource_logs.iter())
+            .flat_map(|r| r.scope_logs.iter())
+            .map(|s| s.log_records.len())
+            .sum()
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "every event as a log record",
+        || records() == N && !receiver.metrics_requests().is_empty(),
+    );
+    let logs = receiver.logs_headers();
+    assert!(
+        logs.iter()
+            .all(|h| h.get("content-encoding").map(String::as_str) == Some("gzip")),
+        "{logs:?}"
+    );
+    // The logs variable is the logs' alone: metrics go uncompressed.
+    let metrics = receiver.metrics_headers();
+    assert!(
+        metrics.iter().all(|h| !h.contains_key("content-encoding")),
+        "{metrics:?}"
+    );
+}
+
+#[test]
+fn an_unknown_otlp_compression_exits_2_naming_the_variable() {
+    let out = crate::support::run_with_env(
+        &["check-config", "--demo", "--otlp.enabled"],
+        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")],
+    );
+    crate::support::assert_exit_2_naming(
+        &out,
+        &["OTEL_EXPORTER_OTLP_COMPRESSION=\"brotli\": expected gzip or none"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::run_with_env(
+        &[
+            "check-config",
+            "--demo",
+            "--state.dir",
+            dir.path().to_str().unwrap(),
+            "--otlp.logs",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd"),
+        ],
+    );
+    crate::support::assert_exit_2_naming(
+        &out,
+        &["OTEL_EXPORTER_OTLP_LOGS_COMPRESSION=\"zstd\": expected gzip or none"],
+    );
+    // Nothing pushed, nothing checked: the plain demo ignores the variables.
+    let out = crate::support::run_with_env(
+        &["check-config", "--demo"],
+        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")],
+    );
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
 }
 
 #[test]

@@ -86,6 +86,9 @@ struct Recorded {
     metrics: Vec<ExportMetricsServiceRequest>,
     logs: Vec<ExportLogsServiceRequest>,
     headers: Vec<BTreeMap<String, String>>,
+    /// The headers of each entry of `metrics` and of `logs`, in the same order.
+    metrics_headers: Vec<BTreeMap<String, String>>,
+    logs_headers: Vec<BTreeMap<String, String>>,
 }
 
 impl Receiver {
@@ -177,6 +180,17 @@ impl Receiver {
         self.state.lock().headers.clone()
     }
 
+    /// The headers of each accepted metrics export, in arrival order: `content-encoding` (HTTP)
+    /// or `grpc-encoding` (gRPC) says how the body travelled; it was decoded all the same.
+    pub fn metrics_headers(&self) -> Vec<BTreeMap<String, String>> {
+        self.state.lock().metrics_headers.clone()
+    }
+
+    /// The headers of each accepted logs export, in arrival order.
+    pub fn logs_headers(&self) -> Vec<BTreeMap<String, String>> {
+        self.state.lock().logs_headers.clone()
+    }
+
     /// Ends the server thread and waits for it, so the port is free when this returns.
     fn shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -218,19 +232,35 @@ impl State {
     }
 
     /// Records one accepted export with its headers.
-    fn record<T>(&self, headers: &HeaderMap, request: T, store: fn(&mut Recorded, T)) {
+    fn record<T>(
+        &self,
+        headers: &HeaderMap,
+        request: T,
+        store: fn(&mut Recorded, T, BTreeMap<String, String>),
+    ) {
         let mut recorded = self.lock();
-        recorded.headers.push(header_strings(headers));
-        store(&mut recorded, request);
+        let headers = header_strings(headers);
+        recorded.headers.push(headers.clone());
+        store(&mut recorded, request, headers);
     }
 }
 
-fn store_metrics(recorded: &mut Recorded, request: ExportMetricsServiceRequest) {
+fn store_metrics(
+    recorded: &mut Recorded,
+    request: ExportMetricsServiceRequest,
+    headers: BTreeMap<String, String>,
+) {
     recorded.metrics.push(request);
+    recorded.metrics_headers.push(headers);
 }
 
-fn store_logs(recorded: &mut Recorded, request: ExportLogsServiceRequest) {
+fn store_logs(
+    recorded: &mut Recorded,
+    request: ExportLogsServiceRequest,
+    headers: BTreeMap<String, String>,
+) {
     recorded.logs.push(request);
+    recorded.logs_headers.push(headers);
 }
 
 /// Header names are already lower case in `http`; values that are not UTF-8 are kept lossily.

@@ -113,3 +113,23 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
     }
     names
 }
+
+#[test]
+fn a_target_that_disappears_alerts_too() {
+    // `up == 0` needs a target: one that service discovery lost (a deleted Service, a
+    // ServiceMonitor that no longer matches) has no `up` at all, so PowerBIExporterDown stays
+    // quiet. absent() on the same selector covers it.
+    let alerts = alerts();
+    let down = &alerts
+        .iter()
+        .find(|(name, _)| name == "PowerBIExporterDown")
+        .unwrap()
+        .1;
+    let selector = down.strip_suffix(" == 0").expect("up{...} == 0");
+    assert!(selector.starts_with("up{job="), "{down}");
+    let absent = format!("absent({selector})");
+    assert!(
+        alerts.iter().any(|(_, expr)| *expr == absent),
+        "no alert is {absent}"
+    );
+}

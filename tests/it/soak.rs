@@ -1,6 +1,7 @@
 //! Soak: the whole exporter against the simulated tenant at a high event rate, with
 //! concurrent scrapes, for `SOAK_SECONDS` (default 150) after start-up. Run alone, after the
-//! other tests, by the test script (`cargo test --test it soak -- --ignored --nocapture`);
+//! other tests, by the test script (`cargo test --test it soak::soak_memory_stays_flat_and_scrapes_stay_fast --
+//! --ignored --exact --nocapture`, which fails unless exactly this test ran and passed);
 //! longer by hand with e.g. `SOAK_SECONDS=1800`.
 //!
 //! The tenant runs in a process of its own (`--demo --demo.api-only`) and the exporter reads
@@ -21,6 +22,8 @@
 //!   the allocator's per-thread arenas. Re-read events, pages, polls, checkpoints and scrapes
 //!   must cost nothing that stays: at the ~15,000 re-read events/s of these runs, a leak of
 //!   32 bytes per re-read event (or of one page buffer per poll) exceeds the bound in 150 s;
+//!   RSS is read from `/proc/<pid>/status`; a reading that fails (or reads 0) fails the soak,
+//!   which would otherwise compare zeros and pass without measuring;
 //! - every scrape answers 200, no log line of the exporter has level error;
 //! - scrape latency: the 99th percentile stays under 1 s (a debug build on 2 shared cores,
 //!   with four scrapers and the pipeline re-reading thousands of events a second).
@@ -31,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use powerbi_exporter::simulator::api::ApiConfig;
 
-use crate::support::{http, proc_status_kib, simulated_tenant_args, Exporter};
+use crate::support::{http, proc_status_kib, simulated_tenant_args, status_field_kib, Exporter};
 
 /// New (not duplicate) events counted so far.
 fn new_events(e: &Exporter) -> f64 {
@@ -143,6 +146,10 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         samples.push(proc_status_kib(pid, "VmRSS"));
     }
     let third = samples.len() / 3;
+    assert!(
+        third >= 3,
+        "too few RSS samples to compare thirds: {samples:?} (SOAK_SECONDS too small?)"
+    );
     let first_median = median(&samples[..third]);
     let last_median = median(&samples[samples.len() - third..]);
     stop.store(true, Ordering::Relaxed);
@@ -196,4 +203,35 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         .filter(|l| l.contains("level=error"))
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn the_memory_of_a_process_that_is_gone_is_not_read_as_0() {
+    // No process has this id (pid_max is at most 2^22): /proc/<pid>/status does not exist.
+    let read = std::panic::catch_unwind(|| proc_status_kib(u32::MAX, "VmRSS"));
+    assert!(
+        read.is_err(),
+        "an unreadable /proc must fail the measurement, not read {:?} KiB",
+        read.ok()
+    );
+}
+
+#[test]
+fn memory_fields_are_read_from_proc_status_and_missing_or_0_ones_are_errors() {
+    // The layout proc(5) documents for /proc/pid/status: "VmRSS:" then the size in kB.
+    let status = "Name:\tpowerbi-exporte\nState:\tS (sleeping)\nVmHWM:\t   91236 kB\nVmRSS:\t   60416 kB\nThreads:\t7\n";
+    assert_eq!(status_field_kib(status, "VmRSS"), Ok(60_416));
+    assert_eq!(status_field_kib(status, "VmHWM"), Ok(91_236));
+    // A zombie's status has no Vm lines; a kernel thread's RSS would read 0.
+    let zombie = "Name:\tpowerbi-exporte\nState:\tZ (zombie)\nThreads:\t1\n";
+    assert_eq!(
+        status_field_kib(zombie, "VmRSS"),
+        Err("no VmRSS line".to_string())
+    );
+    assert_eq!(
+        status_field_kib("VmRSS:\t       0 kB\n", "VmRSS"),
+        Err("VmRSS is 0".to_string())
+    );
+    // The measurement of a live process (this one) is read, not 0.
+    assert!(proc_status_kib(std::process::id(), "VmRSS") > 0);
 }

@@ -251,12 +251,27 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A `/proc/<pid>/status` memory field in KiB (`VmRSS`, `VmHWM`), 0 when unreadable.
+/// A `/proc/<pid>/status` memory field in KiB (`VmRSS`, `VmHWM`). Panics when it cannot be
+/// read: a memory bound checked against 0 would pass without measuring anything.
+#[track_caller]
 pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
+    let path = format!("/proc/{pid}/status");
+    std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {path}: {e}"))
+        .and_then(|text| status_field_kib(&text, field))
+        .unwrap_or_else(|e| panic!("no memory measurement: {e}"))
+}
+
+/// A memory field of a `/proc/<pid>/status` text in KiB; an error when the field is missing
+/// (a process that has exited has none), not a number, or 0 (a running process has pages).
+pub fn status_field_kib(status: &str, field: &str) -> Result<u64, String> {
+    let value = status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .ok_or_else(|| format!("no {field} line"))?;
+    match value.trim().trim_end_matches("kB").trim().parse() {
+        Ok(0) => Err(format!("{field} is 0")),
+        Ok(kib) => Ok(kib),
+        Err(_) => Err(format!("{field} is not a number of kB: {value:?}")),
+    }
 }

@@ -7,6 +7,8 @@
 //! - the writer makes lines durable (fsync) before the state file that counts their events is
 //!   saved, and only then publishes them to readers: a sink never forwards an event a crash
 //!   could take back, and a crash never loses an event the state counted;
+//! - an append is all or nothing: a write cut short (a full disk) is cut back to the last whole
+//!   line, and the caller keeps the events to append them again;
 //! - a cursor (`<sink>.cursor`) moves only over events the sink's destination accepted, so
 //!   delivery is at-least-once: after a crash the in-flight batch is sent again;
 //! - the newest segment is never deleted (it carries the next sequence number across
@@ -48,6 +50,8 @@ pub struct SpoolWriter {
     segment: File,
     segment_first: u64,
     segment_bytes: u64,
+    /// A failed write may have left part of a line after `segment_bytes`.
+    fragment: bool,
     next: u64,
     max_bytes: u64,
     progress: Arc<SpoolProgress>,
@@ -107,10 +111,16 @@ impl SpoolWriter {
             segment,
             segment_first: first,
             segment_bytes: end as u64,
+            fragment: false,
             next,
             max_bytes,
             progress,
         })
+    }
+
+    /// The spool's directory, for messages.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn progress(&self) -> Arc<SpoolProgress> {
@@ -123,16 +133,34 @@ impl SpoolWriter {
     }
 
     /// Appends the queued events (not yet durable nor visible to readers: see [`Self::sync`]).
+    /// All or nothing: when the write fails (a full disk), what it wrote of the events is cut
+    /// off again, so no partial line is left to merge with the next one, and the caller keeps
+    /// the events to append them again.
     pub fn append(&mut self, outbox: &Outbox) -> io::Result<()> {
         if outbox.is_empty() {
             return Ok(());
         }
+        self.cut_fragment()?;
         if self.segment_bytes >= SEGMENT_BYTES {
             self.rotate()?;
         }
-        self.segment.write_all(outbox.lines())?;
+        if let Err(e) = self.segment.write_all(outbox.lines()) {
+            self.fragment = true;
+            // Cutting frees space, so it normally works at once; else before the next append.
+            let _ = self.cut_fragment();
+            return Err(e);
+        }
         self.segment_bytes += outbox.lines().len() as u64;
         self.next += outbox.events();
+        Ok(())
+    }
+
+    /// Cuts the segment back to its last whole line after a failed write.
+    fn cut_fragment(&mut self) -> io::Result<()> {
+        if self.fragment {
+            self.segment.set_len(self.segment_bytes)?;
+            self.fragment = false;
+        }
         Ok(())
     }
 

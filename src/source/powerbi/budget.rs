@@ -12,6 +12,11 @@ use crate::decode::UnixMillis;
 const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
 
+/// The longest a 429 may block requests: the API's own waits are up to about an hour
+/// (reference §3, a captured `Retry-After: 3392`). A longer one is clamped to this, so a bad
+/// header can block polling for an hour at most, and a restart never inherits more.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBudget {
     max_per_hour: usize,
@@ -41,12 +46,17 @@ impl RequestBudget {
         }
     }
 
-    /// Restores a ledger (from the durable state); send times older than an hour are dropped.
+    /// Restores a ledger (from the durable state); send times older than an hour are dropped,
+    /// and a block is cut to [`MAX_RETRY_AFTER`] from `now` (a state saved before the clamp
+    /// existed may block until the year 5195).
     pub fn restore(
         max_per_hour: usize,
         sent: impl IntoIterator<Item = UnixMillis>,
         blocked_until: UnixMillis,
+        now: UnixMillis,
     ) -> Self {
+        let longest = UnixMillis(now.0.saturating_add(MAX_RETRY_AFTER.as_millis() as i64));
+        let blocked_until = blocked_until.min(longest);
         let mut sent: Vec<UnixMillis> = sent.into_iter().collect();
         sent.sort();
         RequestBudget {
@@ -105,6 +115,24 @@ impl RequestBudget {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_saved_block_longer_than_an_hour_is_cut_to_an_hour_on_restore() {
+        // Retry-After: 99999999999 s, saved by a version that did not clamp it.
+        let year_5195 = UnixMillis(99_999_999_999 * 1000);
+        let now = UnixMillis(1_795_000_000_000);
+        let mut b = RequestBudget::restore(10, Vec::new(), year_5195, now);
+        assert_eq!(b.acquire(now), Err(UnixMillis(now.0 + 3_600_000)));
+        assert_eq!(b.acquire(UnixMillis(now.0 + 3_600_000)), Ok(()));
+        // The furthest representable block does not overflow either.
+        let far = RequestBudget::restore(
+            10,
+            Vec::new(),
+            UnixMillis(i64::MAX),
+            UnixMillis(i64::MAX - 5),
+        );
+        assert_eq!(far.ledger().1, UnixMillis(i64::MAX));
+    }
+
     const MIN: i64 = 60_000;
 
     #[test]
@@ -150,7 +178,7 @@ mod tests {
         assert_eq!(b.acquire(UnixMillis(MIN)), Err(UnixMillis(5 * MIN)));
         assert_eq!(b.remaining(UnixMillis(MIN)), 0);
         let (sent, blocked) = b.ledger();
-        let mut restored = RequestBudget::restore(10, sent, blocked);
+        let mut restored = RequestBudget::restore(10, sent, blocked, UnixMillis(MIN));
         assert_eq!(restored, b);
         assert_eq!(restored.acquire(UnixMillis(5 * MIN)), Ok(()));
         assert_eq!(restored.remaining(UnixMillis(5 * MIN)), 8);

@@ -6,9 +6,14 @@
 //!   hosts; a `continuationUri` elsewhere is refused and counted; plain `http` only on loopback;
 //! - a page is handed on only once it parses to its end (a truncated body is retried, never
 //!   half-applied); the event dedup makes a re-read page harmless;
-//! - a 429 blocks the budget until `Retry-After`; a long one ends the read (the exporter keeps
-//!   serving), a short one is waited out;
-//! - a page cap and a repeated-token guard end a broken paging loop with an error, not a hang.
+//! - a 429 blocks the budget for its wait: the `Retry-After` header, else the body's "Retry in
+//!   N seconds" or "until: <time>", else 60 s, never more than [`MAX_RETRY_AFTER`] (a longer
+//!   one is clamped, logged and counted); a long wait ends the read (the exporter keeps serving),
+//!   a short one is waited out;
+//! - a page cap and a repeated-token guard end a broken paging loop with an error, not a hang;
+//! - the next page is the `continuationUri` (a relative one resolved against the page's own
+//!   URL, RFC 3986 §5.1.3), else the `continuationToken`; a page that has neither in a usable
+//!   form while naming one ends the read with an error, never as "last page".
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,10 +21,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::de::IgnoredAny;
 
-use super::budget::RequestBudget;
+use super::budget::{RequestBudget, MAX_RETRY_AFTER};
 use super::window::UtcHour;
 use crate::azure::auth::{AuthError, TokenCache};
-use crate::azure::http::{read_capped, retry_after_secs, without_url, BodyError};
+use crate::azure::http::{read_capped, without_url, BodyError};
+use crate::decode::time::parse_creation_time;
 use crate::decode::UnixMillis;
 
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
@@ -83,6 +89,12 @@ pub struct ApiStats {
     pub requests: BTreeMap<String, u64>,
     pub throttled: u64,
     pub foreign_continuations: u64,
+    /// Pages whose continuation could not be used (neither URI nor token).
+    #[serde(default)]
+    pub bad_continuations: u64,
+    /// 429s that asked for a wait longer than [`MAX_RETRY_AFTER`].
+    #[serde(default)]
+    pub retry_after_clamped: u64,
     pub auth_errors: BTreeMap<String, u64>,
 }
 
@@ -103,6 +115,10 @@ pub enum ReadError {
         "refused to follow a continuationUri to {0}: not the API host or a Power BI cluster host"
     )]
     ForeignContinuation(String),
+    #[error(
+        "the page's continuation could not be used ({0}); the hour is read again at the next poll"
+    )]
+    BadContinuation(String),
     #[error("a response body was larger than {limit} bytes (--powerbi.max-response-bytes); the hour is read again at the next poll")]
     TooLarge { limit: usize },
     #[error("paging did not end: {0}")]
@@ -123,7 +139,7 @@ struct PageMeta {
 
 /// One attempt's outcome.
 enum Attempt {
-    Page(Bytes, Option<reqwest::Url>),
+    Page(Bytes, PageMeta),
     Retry(String),
     WaitThenRetry(UnixMillis),
 }
@@ -182,10 +198,17 @@ impl ApiClient {
         let mut pages = 0;
         let mut previous: Option<String> = None;
         loop {
-            let (body, next) = self.fetch(&url, budget).await?;
+            let (body, meta) = self.fetch(&url, budget).await?;
             on_page(body).await;
             pages += 1;
-            let Some(next) = next else { return Ok(pages) };
+            let next = match next_url(&url, &self.hosts.api_url, meta) {
+                Ok(Some(next)) => next,
+                Ok(None) => return Ok(pages),
+                Err(why) => {
+                    self.stats.bad_continuations += 1;
+                    return Err(ReadError::BadContinuation(why));
+                }
+            };
             if pages >= self.max_pages_per_hour {
                 return Err(ReadError::Loop("page cap reached"));
             }
@@ -208,12 +231,12 @@ impl ApiClient {
         &mut self,
         url: &reqwest::Url,
         budget: &mut RequestBudget,
-    ) -> Result<(Bytes, Option<reqwest::Url>), ReadError> {
+    ) -> Result<(Bytes, PageMeta), ReadError> {
         let mut last = String::new();
         let mut retried_401 = false;
         for attempt in 0..self.retry.attempts {
             match self.attempt(url, budget, &mut retried_401).await? {
-                Attempt::Page(body, next) => return Ok((body, next)),
+                Attempt::Page(body, meta) => return Ok((body, meta)),
                 Attempt::WaitThenRetry(until) => {
                     let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -278,7 +301,11 @@ impl ApiClient {
             }
         };
         let status = resp.status().as_u16();
-        let retry_after = retry_after_secs(&resp);
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         // A response counts by its status only once its body arrived whole.
         let body = match read_capped(resp, self.max_response_bytes).await {
             Ok(b) => b,
@@ -293,19 +320,26 @@ impl ApiClient {
         *self.stats.requests.entry(status.to_string()).or_default() += 1;
         match status {
             200 => match serde_json::from_slice::<PageMeta>(&body) {
-                Ok(meta) => Ok(Attempt::Page(body, self.next_url(meta))),
+                Ok(meta) => Ok(Attempt::Page(body, meta)),
                 Err(e) => Ok(Attempt::Retry(format!(
                     "the page is not valid JSON to its end ({e})"
                 ))),
             },
             429 => {
                 self.stats.throttled += 1;
-                let until =
-                    UnixMillis(UnixMillis::now().0 + retry_after.unwrap_or(60) as i64 * 1000);
+                let now = UnixMillis::now();
+                let asked = throttle_wait(retry_after.as_deref(), &body, now);
+                if asked.clamped {
+                    self.stats.retry_after_clamped += 1;
+                    tracing::warn!(
+                        max_seconds = MAX_RETRY_AFTER.as_secs(),
+                        retry_after = retry_after.as_deref().unwrap_or("(from the body)"),
+                        "A 429 asked for a longer wait than the API ever needs; Retry-After is clamped to the maximum."
+                    );
+                }
+                let until = UnixMillis(now.0.saturating_add(asked.wait.as_millis() as i64));
                 budget.block_until(until);
-                if Duration::from_millis((until.0 - now.0).max(0) as u64)
-                    <= self.retry.max_inline_wait
-                {
+                if asked.wait <= self.retry.max_inline_wait {
                     Ok(Attempt::WaitThenRetry(until))
                 } else {
                     Err(ReadError::Throttled { until })
@@ -327,17 +361,110 @@ impl ApiClient {
             ))),
         }
     }
+}
 
-    /// The next page's URL: the `continuationUri` as given (it already quotes and encodes the
-    /// token), else one built from the token without encoding it again.
-    fn next_url(&self, meta: PageMeta) -> Option<reqwest::Url> {
-        if let Some(uri) = meta.continuation_uri.filter(|u| !u.is_empty()) {
-            return reqwest::Url::parse(&uri).ok();
+/// The next page's URL, `None` after the last page: the `continuationUri` (it already quotes and
+/// encodes the token), resolved against `page`, the URL that returned it, when relative; else one
+/// built from the `continuationToken` without encoding it again. `Err` says why a page that
+/// names a continuation gives no usable URL: that hour is not read to its end.
+fn next_url(
+    page: &reqwest::Url,
+    api_url: &str,
+    meta: PageMeta,
+) -> Result<Option<reqwest::Url>, String> {
+    let uri = meta.continuation_uri.filter(|u| !u.trim().is_empty());
+    let token = meta.continuation_token.filter(|t| !t.trim().is_empty());
+    let unusable_uri = match uri.as_deref().map(|u| page.join(u.trim())) {
+        Some(Ok(url)) if matches!(url.scheme(), "https" | "http") => return Ok(Some(url)),
+        Some(Ok(url)) => Some(format!("continuationUri has scheme {:?}", url.scheme())),
+        Some(Err(e)) => Some(format!("continuationUri is not a URL: {e}")),
+        None => None,
+    };
+    match (token, unusable_uri) {
+        (Some(token), unusable) => {
+            let base = api_url.trim_end_matches('/');
+            let built = format!("{base}{EVENTS_PATH}?continuationToken='{token}'");
+            reqwest::Url::parse(&built).map(Some).map_err(|e| {
+                let uri = unusable.map(|u| format!("{u}; ")).unwrap_or_default();
+                format!("{uri}no URL can be built from continuationToken: {e}")
+            })
         }
-        let token = meta.continuation_token.filter(|t| !t.is_empty())?;
-        let base = self.hosts.api_url.trim_end_matches('/');
-        reqwest::Url::parse(&format!("{base}{EVENTS_PATH}?continuationToken='{token}'")).ok()
+        (None, Some(unusable)) => Err(format!("{unusable}, and there is no continuationToken")),
+        (None, None) => Ok(None),
     }
+}
+
+/// The wait a 429 asks for when it says nothing usable.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a 429 asks to wait, at most [`MAX_RETRY_AFTER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ThrottleWait {
+    wait: Duration,
+    /// It asked for more than [`MAX_RETRY_AFTER`].
+    clamped: bool,
+}
+
+/// The wait of a 429: the `Retry-After` header (seconds), else the body's text, else
+/// [`DEFAULT_RETRY_AFTER`]; clamped to [`MAX_RETRY_AFTER`].
+fn throttle_wait(header: Option<&str>, body: &[u8], now: UnixMillis) -> ThrottleWait {
+    let asked = header
+        .and_then(header_seconds)
+        .or_else(|| body_wait(&String::from_utf8_lossy(body), now))
+        .unwrap_or(DEFAULT_RETRY_AFTER);
+    ThrottleWait {
+        wait: asked.min(MAX_RETRY_AFTER),
+        clamped: asked > MAX_RETRY_AFTER,
+    }
+}
+
+/// `Retry-After` as delta-seconds; digits too many for a `u64` are still a (very long) wait.
+fn header_seconds(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| Duration::from_secs(v.parse().unwrap_or(u64::MAX)))
+}
+
+/// The wait written in a 429's body: "Retry in N seconds." (Power BI, reference §3) or "…
+/// blocked by the upstream service until: 2/6/2024 12:58:37 PM" (Fabric, reference §16; UTC,
+/// .NET en-US format; ISO 8601 accepted too). A time in the past is no wait.
+fn body_wait(text: &str, now: UnixMillis) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    if let Some(at) = lower.find("retry in ") {
+        let digits: String = lower[at + 9..]
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if !digits.is_empty() {
+            return Some(Duration::from_secs(digits.parse().unwrap_or(u64::MAX)));
+        }
+    }
+    let at = lower.find("until:")?;
+    let rest = text.get(at + 6..)?;
+    let rest = rest.split(['"', '(']).next()?.trim();
+    let until = parse_creation_time(rest).or_else(|| parse_us_date_time(rest))?;
+    let ms = until.0.saturating_sub(now.0).max(0);
+    Some(Duration::from_millis(ms as u64))
+}
+
+/// `M/D/YYYY h:mm:ss AM|PM` (UTC), as .NET writes en-US times.
+fn parse_us_date_time(s: &str) -> Option<UnixMillis> {
+    let mut parts = s.split_whitespace();
+    let (date, time, half) = (parts.next()?, parts.next()?, parts.next());
+    let mut d = date.split('/').map(|n| n.parse::<u32>().ok());
+    let (month, day, year) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|n| n.parse::<u32>().ok());
+    let (hour, minute, second) = (t.next()??, t.next()??, t.next()??);
+    let hour = match half.map(str::to_ascii_uppercase).as_deref() {
+        Some("AM") if (1..=12).contains(&hour) => hour % 12,
+        Some("PM") if (1..=12).contains(&hour) => hour % 12 + 12,
+        None if hour < 24 => hour,
+        _ => return None,
+    };
+    parse_creation_time(&format!(
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"
+    ))
 }
 
 /// The error code (or message) of an API error body, for messages; never the whole body.
@@ -400,5 +527,145 @@ mod tests {
             "PowerBINotAuthorizedException"
         );
         assert_eq!(error_code(b"<html>"), "no error code");
+    }
+}
+
+#[cfg(test)]
+mod continuation_tests {
+    use super::*;
+
+    const API: &str = "https://api.powerbi.com";
+
+    fn meta(uri: Option<&str>, token: Option<&str>) -> PageMeta {
+        let v = serde_json::json!({
+            "activityEventEntities": [], "continuationUri": uri, "continuationToken": token
+        });
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn next(page: &str, uri: Option<&str>, token: Option<&str>) -> Result<Option<String>, String> {
+        let page = reqwest::Url::parse(page).unwrap();
+        next_url(&page, API, meta(uri, token)).map(|u| u.map(|u| u.to_string()))
+    }
+
+    const FIRST: &str = "https://api.powerbi.com/v1.0/myorg/admin/activityevents?startDateTime='2026-11-20T09:00:00.000Z'&endDateTime='2026-11-20T09:59:59.999Z'";
+
+    #[test]
+    fn a_relative_continuation_uri_is_resolved_against_the_page_that_sent_it() {
+        assert_eq!(
+            next(
+                FIRST,
+                Some("/v1.0/myorg/admin/activityevents?continuationToken='LDIw%3D'"),
+                None
+            ),
+            Ok(Some(
+                "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27LDIw%3D%27".into()
+            ))
+        );
+        // A query-only reference keeps the page's path (RFC 3986 §5.2.2).
+        assert_eq!(
+            next(FIRST, Some("?continuationToken='a'"), None),
+            Ok(Some(
+                "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27a%27"
+                    .into()
+            ))
+        );
+        // After a redirect to a cluster, "/…" stays on that cluster.
+        assert_eq!(
+            next(
+                "https://wabi-north-europe-d-primary-redirect.analysis.windows.net/v1.0/myorg/admin/activityevents?continuationToken='a'",
+                Some("/v1.0/myorg/admin/activityevents?continuationToken='b'"),
+                Some("b")
+            ),
+            Ok(Some("https://wabi-north-europe-d-primary-redirect.analysis.windows.net/v1.0/myorg/admin/activityevents?continuationToken=%27b%27".into()))
+        );
+    }
+
+    #[test]
+    fn an_unusable_uri_falls_back_to_the_token_and_both_unusable_is_an_error() {
+        let broken = "https://[wabi-north-europe::/v1.0/myorg/admin/activityevents";
+        assert_eq!(
+            next(FIRST, Some(broken), Some("LDIw%3D")),
+            Ok(Some(
+                "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27LDIw%3D%27".into()
+            ))
+        );
+        let err = next(FIRST, Some(broken), None).unwrap_err();
+        assert!(
+            err.contains("continuationUri is not a URL") && err.contains("no continuationToken"),
+            "{err}"
+        );
+        let err = next(FIRST, Some("mailto:x@example.com"), None).unwrap_err();
+        assert!(err.contains("scheme \"mailto\""), "{err}");
+        // Null, absent or empty both: the last page (reference §2, docs' final page).
+        assert_eq!(next(FIRST, None, None), Ok(None));
+        assert_eq!(next(FIRST, Some(""), Some("")), Ok(None));
+    }
+
+    #[test]
+    fn microsofts_example_with_a_bad_percent_escape_is_sent_as_given() {
+        // Microsoft's "Get the next set of audit activity events" example (PowerBI-CSharp
+        // sdk/swaggers/swagger.json @ 4ad33dd): its URI carries `%$4Z`, not a valid escape.
+        let uri = "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken='%2BRID%$4Z244SAKlHY7YQAAAAAAAAAA%3D%3D%23RT%3A1%23TRC%3A5%23FPC%3AARAAAAAAAAAAFwAAAAAAAAA%3D'";
+        assert_eq!(
+            next(FIRST, Some(uri), None),
+            Ok(Some(
+                "https://api.powerbi.com/v1.0/myorg/admin/activityevents?continuationToken=%27%2BRID%$4Z244SAKlHY7YQAAAAAAAAAA%3D%3D%23RT%3A1%23TRC%3A5%23FPC%3AARAAAAAAAAAAFwAAAAAAAAA%3D%27".into()
+            ))
+        );
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    const NOW: UnixMillis = UnixMillis(1_707_224_000_000); // 2024-02-06T12:53:20Z
+
+    fn wait(header: Option<&str>, body: &str) -> (u64, bool) {
+        let w = throttle_wait(header, body.as_bytes(), NOW);
+        (w.wait.as_secs(), w.clamped)
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_an_hour() {
+        assert_eq!(wait(Some("3392"), ""), (3392, false));
+        assert_eq!(wait(Some("3600"), ""), (3600, false));
+        assert_eq!(wait(Some("3601"), ""), (3600, true));
+        assert_eq!(wait(Some("99999999999"), ""), (3600, true));
+        // More digits than a u64 holds: still a wait, clamped, no overflow.
+        assert_eq!(wait(Some("184467440737095516160"), ""), (3600, true));
+        // Not a number (an HTTP date, garbage): the body, else 60 s.
+        assert_eq!(wait(Some("soon"), ""), (60, false));
+    }
+
+    #[test]
+    fn a_429_without_retry_after_reads_the_wait_from_its_body() {
+        // The captured admin 429 body (reference §3, pbimonitor issue 58).
+        let power_bi = r#"{"message":"You have exceeded the amount of requests allowed in the current time frame and further requests will fail. Retry in 3392 seconds."}"#;
+        assert_eq!(wait(None, power_bi), (3392, false));
+        // The header wins when both are there.
+        assert_eq!(wait(Some("10"), power_bi), (10, false));
+        // Fabric's RequestBlocked body (microsoft/fabric-migration issue 14): 12:58:37 is
+        // 317 s after NOW.
+        let fabric = r#"{"requestId":"3c79bd34-2c34-4b72-9aca-5e2375aad1da","errorCode":"RequestBlocked","message":"Request is blocked by the upstream service until: 2/6/2024 12:58:37 PM"}"#;
+        assert_eq!(wait(None, fabric), (317, false));
+        let utc = "Request is blocked by the upstream service until: 2/6/2024 12:58:37 PM (UTC)";
+        assert_eq!(wait(None, utc), (317, false));
+        let iso = "blocked until: 2024-02-06T13:53:20Z";
+        assert_eq!(wait(None, iso), (3600, false));
+        let midnight = "blocked until: 2/7/2024 12:00:00 AM";
+        // 11 h 06 min 40 s away: clamped.
+        assert_eq!(wait(None, midnight), (3600, true));
+        assert_eq!(
+            wait(None, "blocked until: 2/6/2024 11:00:00 AM"),
+            (0, false)
+        );
+        assert_eq!(
+            wait(None, "Retry in 99999999999999999999999 seconds."),
+            (3600, true)
+        );
+        assert_eq!(wait(None, "slow down"), (60, false));
+        assert_eq!(wait(None, "until: 13/45/2024 1:00:00 PM"), (60, false));
     }
 }

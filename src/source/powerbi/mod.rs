@@ -29,7 +29,7 @@ use crate::decode::UnixMillis;
 use budget::RequestBudget;
 use client::{ApiClient, HostPolicy, ReadError, RetryPolicy};
 use inventory::{InventoryConfig, InventoryReader};
-use window::{plan, PlanConfig, SweepLedger, UtcHour};
+use window::{at_retention_edge, oldest_servable, plan, PlanConfig, SweepLedger, UtcHour};
 
 /// Settings of the live source.
 #[derive(Debug, Clone)]
@@ -113,6 +113,7 @@ impl Source for PowerBiSource {
                         max,
                         checkpoint.requests_sent,
                         checkpoint.blocked_until,
+                        UnixMillis::now(),
                     );
                     tracing::info!(
                         hours_read = checkpoint.ledger.len(),
@@ -121,12 +122,12 @@ impl Source for PowerBiSource {
                     (budget, checkpoint.ledger, saved)
                 }
                 None => {
+                    let now = UnixMillis::now();
                     let lookback = config.initial_lookback.as_millis() as i64;
-                    let start =
-                        UtcHour::containing(UnixMillis::now().saturating_sub_millis(lookback));
+                    let start = UtcHour::containing(now.saturating_sub_millis(lookback));
                     (
                         RequestBudget::new(config.max_requests_per_hour),
-                        SweepLedger::starting_at(start),
+                        SweepLedger::loading_history(start, &config.plan, now),
                         SourceStatus::default(),
                     )
                 }
@@ -204,6 +205,7 @@ impl Poller {
             .ledger
             .oldest_sweep_age(&self.config.plan, now)
             .map(|ms| ms as f64 / 1000.0);
+        self.status.initial_lookback_hours_remaining = self.ledger.history_remaining();
         self.status.token_expiry = self.client.tokens.expires_at();
         self.status.certificate_expiry = self.client.tokens.credential_expires_at();
         let (requests_sent, blocked_until) = self.budget.ledger();
@@ -254,7 +256,8 @@ impl Poller {
     /// Every hour of the last `since`, once (for `top --since`).
     async fn read_history(&mut self, since: Duration, out: &DocumentSender) {
         let now = UnixMillis::now();
-        let first = UtcHour::containing(now.saturating_sub_millis(since.as_millis() as i64));
+        let first = UtcHour::containing(now.saturating_sub_millis(since.as_millis() as i64))
+            .max(oldest_servable(now));
         let mut pending: Vec<UtcHour> = (first.0..=UtcHour::containing(now).0)
             .map(UtcHour)
             .collect();
@@ -273,6 +276,12 @@ impl Poller {
                             tracing::error!(error = %e, "Reading the activity log failed.");
                             self.finish_status(now, false);
                             return;
+                        }
+                        Err(ReadError::BadRequest(reason))
+                            if at_retention_edge(hour, UnixMillis::now()) =>
+                        {
+                            tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days); it is left out.");
+                            break;
                         }
                         Err(e) => {
                             tracing::warn!(%hour, error = %e, "Reading an hour failed; it is tried again.");
@@ -312,6 +321,9 @@ impl Poller {
             return;
         }
         self.status.own_identities = ids;
+        // The rest of the status is the last poll's, but the history still to load is today's:
+        // a first status must not tell the aggregation the initial lookback is loaded.
+        self.status.initial_lookback_hours_remaining = self.ledger.history_remaining();
         let _ = out
             .send(SourceMessage::Status(Box::new(self.status.clone())))
             .await;
@@ -322,6 +334,8 @@ impl Poller {
         let current = UtcHour::containing(started);
         self.ledger
             .forget_before(UtcHour(current.0 - self.config.plan.lookback_hours));
+        self.ledger.expire_before(oldest_servable(started));
+        let history_before = self.ledger.history_remaining();
         self.learn_own_identities(out).await;
         let sweeps = self.sweep_allowance(started);
         let hours = plan(&self.config.plan, &self.ledger, started, sweeps);
@@ -333,6 +347,12 @@ impl Poller {
                 Ok(pages) => {
                     tracing::debug!(%hour, pages, "Hour read to its end.");
                     self.ledger.record(hour, read_started);
+                }
+                Err(ReadError::BadRequest(reason))
+                    if at_retention_edge(hour, UnixMillis::now()) =>
+                {
+                    tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days): it is expired, not read again.");
+                    self.ledger.expire_before(hour.next());
                 }
                 Err(e) => {
                     complete = false;
@@ -354,6 +374,23 @@ impl Poller {
                 }
             }
         }
+        self.log_history_progress(history_before);
         self.finish_status(started, complete);
+    }
+
+    /// Logs how much of the initial lookback is left, when a poll read some of it.
+    fn log_history_progress(&self, before: usize) {
+        let remaining = self.ledger.history_remaining();
+        if remaining == before {
+            return;
+        }
+        if remaining == 0 {
+            tracing::info!("Initial lookback loaded.");
+        } else {
+            tracing::info!(
+                hours_remaining = remaining,
+                "Loading the initial lookback (oldest hours first)."
+            );
+        }
     }
 }

@@ -7,14 +7,38 @@
 //! - every poll reads the `recent` hours (events mostly appear within 30–60 minutes);
 //! - older hours inside the lookback are re-swept stalest first, as the request budget allows,
 //!   so an event that appears late is found while it is still inside the lookback;
-//! - an hour is never read before it has begun.
+//! - an hour is never read before it has begun, nor once the API no longer serves it (it keeps
+//!   28 days): an hour at that edge is expired, not retried;
+//! - on a first start with an initial lookback, every hour of it is read once (oldest first,
+//!   before the re-sweeps, as the budget allows); the pending hours are part of the ledger, so
+//!   the load resumes across restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::decode::UnixMillis;
 
 const HOUR_MS: i64 = 3_600_000;
+/// How far back the API serves: a request for an hour starting earlier is refused (400).
+/// Reference §1 and §16: "within the last 28 days".
+pub const API_RETENTION_MS: i64 = 28 * 24 * HOUR_MS;
+/// An hour this close to leaving the API's window is not planned: the request could reach the
+/// API after it left.
+const EDGE_MARGIN_MS: i64 = 10 * 60_000;
+/// A refusal (400) of an hour in the oldest day of the API's window is taken as the edge: the
+/// API may count its 28 days by date rather than by the hour.
+const EDGE_DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The oldest hour worth asking the API for at `now`.
+pub fn oldest_servable(now: UnixMillis) -> UtcHour {
+    let earliest_start = now.0 - API_RETENTION_MS + EDGE_MARGIN_MS;
+    UtcHour((earliest_start + HOUR_MS - 1).div_euclid(HOUR_MS))
+}
+
+/// Whether a refusal (400) of `hour` at `now` means it left the API's window.
+pub fn at_retention_edge(hour: UtcHour, now: UnixMillis) -> bool {
+    hour.start().0 < now.0 - API_RETENTION_MS + EDGE_DAY_MS
+}
 
 /// One UTC hour, as hours since the Unix epoch.
 #[derive(
@@ -83,8 +107,12 @@ impl Default for PlanConfig {
 pub struct SweepLedger {
     #[serde(with = "pairs")]
     last_read: BTreeMap<UtcHour, UnixMillis>,
-    /// Hours before this one are never read (first start: history is not loaded unless asked).
+    /// Hours before this one are never read (first start: history is not loaded unless asked;
+    /// later: hours the API no longer serves).
     pub start: Option<UtcHour>,
+    /// Hours of the initial lookback not read yet.
+    #[serde(default)]
+    pending_history: BTreeSet<UtcHour>,
 }
 
 impl SweepLedger {
@@ -93,12 +121,39 @@ impl SweepLedger {
         SweepLedger {
             last_read: BTreeMap::new(),
             start: Some(start),
+            pending_history: BTreeSet::new(),
+        }
+    }
+
+    /// A first start at `now` that loads history from `start`: every hour before the recent
+    /// ones is pending until read once.
+    pub fn loading_history(start: UtcHour, config: &PlanConfig, now: UnixMillis) -> Self {
+        let first_recent = UtcHour::containing(now).0 - config.recent_hours.max(1) + 1;
+        SweepLedger {
+            pending_history: (start.0..first_recent).map(UtcHour).collect(),
+            ..SweepLedger::starting_at(start)
         }
     }
 
     /// Records that `hour` was read to its end at `at`.
     pub fn record(&mut self, hour: UtcHour, at: UnixMillis) {
         self.last_read.insert(hour, at);
+        self.pending_history.remove(&hour);
+    }
+
+    /// Hours of the initial lookback not read yet.
+    pub fn history_remaining(&self) -> usize {
+        self.pending_history.len()
+    }
+
+    /// Never reads an hour before `oldest` again (the API no longer serves them).
+    pub fn expire_before(&mut self, oldest: UtcHour) {
+        if self.start.is_some_and(|s| s >= oldest) {
+            return;
+        }
+        self.start = Some(oldest);
+        self.pending_history = self.pending_history.split_off(&oldest);
+        self.forget_before(oldest);
     }
 
     /// Hours with a recorded read.
@@ -130,8 +185,9 @@ impl SweepLedger {
 }
 
 /// The hours to read at `now`, in order: the recent hours (newest first), then up to
-/// `sweep_budget` older hours of the lookback, stalest first (never-read hours first, oldest
-/// first).
+/// `sweep_budget` older hours: pending hours of the initial lookback (oldest first), then
+/// hours of the lookback, stalest first (never-read hours first, oldest first). Nothing older
+/// than the API serves.
 pub fn plan(
     config: &PlanConfig,
     ledger: &SweepLedger,
@@ -139,17 +195,32 @@ pub fn plan(
     sweep_budget: usize,
 ) -> Vec<UtcHour> {
     let current = UtcHour::containing(now);
-    let floor = ledger.start.unwrap_or(UtcHour(i64::MIN));
+    let floor = floor(ledger.start, now);
     let mut hours: Vec<UtcHour> = (0..config.recent_hours.max(1))
         .map(|i| UtcHour(current.0 - i))
         .filter(|h| *h >= floor)
         .collect();
+    let history = ledger.pending_history.range(floor..).copied();
     let mut older: Vec<(Option<UnixMillis>, UtcHour)> = sweep_hours(config, ledger.start, now)
+        .filter(|h| !ledger.pending_history.contains(h))
         .map(|h| (ledger.last_read(h), h))
         .collect();
     older.sort();
-    hours.extend(older.into_iter().take(sweep_budget).map(|(_, h)| h));
+    let older = older.into_iter().map(|(_, h)| h);
+    hours.extend(
+        history
+            .chain(older)
+            .filter(|h| *h < UtcHour(current.0 - config.recent_hours.max(1) + 1))
+            .take(sweep_budget),
+    );
     hours
+}
+
+/// The oldest hour that may be read: the ledger's start, or the API's edge.
+fn floor(start: Option<UtcHour>, now: UnixMillis) -> UtcHour {
+    start
+        .map_or(UtcHour(i64::MIN), |s| s)
+        .max(oldest_servable(now))
 }
 
 /// The lookback's hours that are not recent, oldest first.
@@ -160,7 +231,7 @@ fn sweep_hours(
 ) -> impl Iterator<Item = UtcHour> {
     let current = UtcHour::containing(now);
     let first_recent = current.0 - config.recent_hours.max(1) + 1;
-    let oldest = (current.0 - config.lookback_hours).max(start.map_or(i64::MIN, |s| s.0));
+    let oldest = (current.0 - config.lookback_hours).max(floor(start, now).0);
     (oldest..first_recent).map(UtcHour)
 }
 
@@ -260,5 +331,71 @@ mod tests {
         ledger.record(UtcHour(100), at(103, 0));
         ledger.forget_before(UtcHour(101));
         assert_eq!(ledger.last_read(UtcHour(100)), None);
+    }
+
+    #[test]
+    fn a_first_start_with_history_reads_each_hour_once_oldest_first_before_re_sweeps() {
+        let config = PlanConfig {
+            recent_hours: 2,
+            lookback_hours: 1,
+        };
+        let now = at(100, 30);
+        let mut ledger = SweepLedger::loading_history(UtcHour(95), &config, now);
+        assert_eq!(ledger.history_remaining(), 4); // hours 95..=98; 99 and 100 are recent
+        assert_eq!(
+            plan(&config, &ledger, now, 2),
+            vec![UtcHour(100), UtcHour(99), UtcHour(95), UtcHour(96)]
+        );
+        ledger.record(UtcHour(95), now);
+        ledger.record(UtcHour(96), now);
+        // The lookback's hour 98 is pending too: planned once, with the history.
+        assert_eq!(
+            plan(&config, &ledger, now, 5),
+            vec![UtcHour(100), UtcHour(99), UtcHour(97), UtcHour(98)]
+        );
+        let restored: SweepLedger =
+            serde_json::from_str(&serde_json::to_string(&ledger).unwrap()).unwrap();
+        assert_eq!(restored.history_remaining(), 2);
+        ledger.record(UtcHour(97), now);
+        ledger.record(UtcHour(98), now);
+        assert_eq!(ledger.history_remaining(), 0);
+        // Then only the lookback is re-swept (with a 1h lookback, the recent hours are all).
+        assert_eq!(
+            plan(&config, &ledger, at(101, 5), 5),
+            vec![UtcHour(101), UtcHour(100)]
+        );
+    }
+
+    #[test]
+    fn hours_the_api_no_longer_serves_are_not_planned_and_a_refusal_at_the_edge_expires() {
+        // Reference §1/§16: the API serves the last 28 days; the simulator refuses a start
+        // older than now - 28 days.
+        let config = PlanConfig {
+            recent_hours: 2,
+            lookback_hours: 28 * 24,
+        };
+        let now = at(1000, 30);
+        let ledger = SweepLedger::loading_history(UtcHour(1000 - 28 * 24), &config, now);
+        let planned = plan(&config, &ledger, now, 2);
+        // Hour 328 began 28 days and 30 minutes before now: out of the API's window.
+        assert_eq!(
+            planned,
+            vec![UtcHour(1000), UtcHour(999), UtcHour(329), UtcHour(330)]
+        );
+        assert_eq!(oldest_servable(at(1000, 49)), UtcHour(329));
+        assert_eq!(
+            oldest_servable(at(1000, 51)),
+            UtcHour(330),
+            "10 minutes of margin"
+        );
+        assert!(at_retention_edge(UtcHour(329), now));
+        // The oldest day of the window (starts before 352:30) is the edge.
+        assert!(at_retention_edge(UtcHour(352), now));
+        assert!(!at_retention_edge(UtcHour(353), now));
+        let mut ledger = ledger;
+        ledger.expire_before(UtcHour(330));
+        assert_eq!(ledger.start, Some(UtcHour(330)));
+        assert_eq!(ledger.history_remaining(), 1000 - 2 - 330 + 1);
+        assert_eq!(plan(&config, &ledger, now, 1)[2], UtcHour(330));
     }
 }

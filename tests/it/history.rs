@@ -1,0 +1,639 @@
+//! History outside the lookback: the initial lookback loaded at first start, the API's 28-day
+//! edge, and replayed archives of any span and order.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
+use powerbi_exporter::simulator::timeline::{Lag, Timeline};
+use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+
+use crate::support::*;
+
+const HOUR: i64 = 3_600_000;
+const SECRET: (&str, &str) = ("AZURE_CLIENT_SECRET", "simulated-secret");
+
+/// `n` events spread over the `hours` before now, all visible already.
+fn history(n: usize, hours: i64) -> Timeline {
+    let now = UnixMillis::now();
+    let tenant = Tenant::new(TenantSpec {
+        seed: 5,
+        workspaces: 3,
+        users: 20,
+    });
+    let mut timeline = Timeline::new(tenant.clone(), 5, 0.0, Lag::default(), now);
+    let mut rng = Rng::new(55);
+    for _ in 0..n {
+        let time =
+            UnixMillis(now.0 - hours * HOUR + rng.below((hours * HOUR) as u64 - 60_000) as i64);
+        let mut json = Vec::new();
+        tenant.write_event(&mut rng, time, &mut json);
+        timeline.push(time, now, json);
+    }
+    timeline
+}
+
+/// Events per `{workspace_id=…,activity=…}`, from the raw JSON.
+fn truth(events: impl IntoIterator<Item = serde_json::Value>) -> BTreeMap<String, f64> {
+    let mut all = BTreeMap::new();
+    for v in events {
+        let key = format!(
+            r#"{{workspace_id="{}",activity="{}"}}"#,
+            v["WorkspaceId"].as_str().unwrap_or(""),
+            v["Activity"].as_str().unwrap()
+        );
+        *all.entry(key).or_default() += 1.0;
+    }
+    all
+}
+
+fn tenant_args(api: &SimulatedApi, extra: &[&str]) -> Vec<String> {
+    let mut args = simulated_tenant_args(&api.base_url());
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "1s",
+            "--powerbi.retry-delay",
+            "20ms",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string()),
+    );
+    args
+}
+
+#[test]
+fn an_initial_lookback_longer_than_the_lookback_loads_every_hour_once() {
+    let rt = runtime();
+    let config = ApiConfig {
+        page_size: 50,
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, history(400, 4), 0))
+        .unwrap();
+    let expected = truth(api.with_timeline(|t| {
+        t.events()
+            .iter()
+            .map(|e| serde_json::from_slice(&e.json).unwrap())
+            .collect::<Vec<_>>()
+    }));
+    let args = tenant_args(
+        &api,
+        &[
+            "--powerbi.lookback",
+            "1h",
+            "--powerbi.initial-lookback",
+            "5h",
+            "--powerbi.max-requests-per-hour",
+            "200",
+        ],
+    );
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut s = e.scrape();
+    while family(&s, "powerbi_activity_events_total") != expected
+        || s.get("powerbi_initial_lookback_hours_remaining") != Some(&0.0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not converged in 40s: {} of 400 events counted, {:?} hours remaining, rejected {:?}",
+            family(&s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>(),
+            s.get("powerbi_initial_lookback_hours_remaining"),
+            family(&s, "powerbi_events_rejected_total"),
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        s = e.scrape();
+    }
+    assert_eq!(
+        family(&s, "powerbi_events_rejected_total")
+            .values()
+            .sum::<f64>(),
+        0.0
+    );
+    let log: Vec<String> = e.log.try_iter().collect();
+    assert!(
+        log.iter().any(|l| l.contains("Initial lookback loaded")),
+        "progress is logged: {log:#?}"
+    );
+}
+
+#[test]
+fn a_28_day_lookback_never_asks_for_an_hour_the_api_no_longer_serves() {
+    let rt = runtime();
+    let api = rt
+        .block_on(SimulatedApi::start(ApiConfig::default(), history(20, 2), 0))
+        .unwrap();
+    let args = tenant_args(
+        &api,
+        &[
+            "--powerbi.lookback",
+            "28d",
+            "--powerbi.initial-lookback",
+            "28d",
+            "--powerbi.max-requests-per-hour",
+            "3000",
+        ],
+    );
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    // Polls that read the oldest hours first (never-read hours go oldest first).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("activityevents") && r.status == 200)
+        .count()
+        < 5
+    {
+        assert!(Instant::now() < deadline, "no reads within 30s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let refused: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 400)
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
+    let s = e.scrape();
+    assert_eq!(s.get(r#"powerbi_api_requests_total{code="400"}"#), None);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC, no zone, as the API writes it) of Unix milliseconds.
+fn iso(ms: i64) -> String {
+    // Days to civil date: Howard Hinnant's algorithm.
+    let (days, secs) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 1000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// One raw event of an archive, with what the test needs to know about it.
+struct Raw {
+    json: String,
+    time_ms: i64,
+}
+
+/// `n` distinct events spread over `days` days from `first_ms`: four workspaces, three
+/// activities, some failed, some with a report.
+fn archive(n: usize, first_ms: i64, days: i64, seed: u64) -> Vec<Raw> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let time_ms = first_ms + rng.below((days * 86_400_000) as u64) as i64;
+            let activity = ["ViewReport", "ExportReport", "ViewDashboard"][rng.below(3) as usize];
+            let ws = rng.below(4);
+            let report = if activity == "ViewDashboard" {
+                String::new()
+            } else {
+                format!(r#","ReportId":"r{}","ReportName":"Report {}""#, ws * 10 + rng.below(3), ws)
+            };
+            let failed = if rng.below(10) == 0 { r#","IsSuccess":false"# } else { "" };
+            let json = format!(
+                r#"{{"Id":"{seed:08x}-0000-4000-8000-{i:012x}","CreationTime":"{}","Activity":"{activity}","WorkspaceId":"w{ws}","WorkSpaceName":"Workspace {ws}","UserId":"u{}@contoso.com"{report}{failed}}}"#,
+                iso(time_ms),
+                rng.below(30),
+            );
+            Raw { json, time_ms }
+        })
+        .collect()
+}
+
+/// Every event family the archive determines, from the raw JSON: events, failed events and
+/// report events by their labels, each workspace's newest event time, and distinct users per
+/// window, overall and per workspace.
+fn archive_truth(events: &[Raw]) -> BTreeMap<String, f64> {
+    let mut t = BTreeMap::new();
+    let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+    for e in events {
+        let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+        let (ws, activity) = (
+            v["WorkspaceId"].as_str().unwrap(),
+            v["Activity"].as_str().unwrap(),
+        );
+        let key = format!(r#"{{workspace_id="{ws}",activity="{activity}"}}"#);
+        *t.entry(format!("powerbi_activity_events_total{key}"))
+            .or_default() += 1.0;
+        if v["IsSuccess"] == false {
+            *t.entry(format!("powerbi_activity_events_failed_total{key}"))
+                .or_default() += 1.0;
+        }
+        if let Some(r) = v["ReportId"].as_str() {
+            let key = format!(r#"{{workspace_id="{ws}",report_id="{r}",activity="{activity}"}}"#);
+            *t.entry(format!("powerbi_report_events_total{key}"))
+                .or_default() += 1.0;
+        }
+        let n = newest.entry(ws.to_string()).or_insert(i64::MIN);
+        *n = (*n).max(e.time_ms / 1000 * 1000);
+    }
+    for (ws, ms) in newest {
+        t.insert(
+            format!(r#"powerbi_workspace_last_activity_timestamp_seconds{{workspace_id="{ws}"}}"#),
+            ms as f64 / 1000.0,
+        );
+    }
+    // Distinct users with an event in the windows ending at the newest event (--once).
+    let reference = events
+        .iter()
+        .map(|e| e.time_ms / 1000 * 1000)
+        .max()
+        .unwrap();
+    for (window, days) in [("1d", 1), ("7d", 7), ("28d", 28)] {
+        let mut all = std::collections::BTreeSet::new();
+        let mut by_ws: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for e in events {
+            if e.time_ms / 1000 * 1000 > reference - days * 86_400_000 {
+                let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+                let user = v["UserId"].as_str().unwrap().to_lowercase();
+                all.insert(user.clone());
+                let ws = v["WorkspaceId"].as_str().unwrap().to_string();
+                by_ws.entry(ws).or_default().insert(user);
+            }
+        }
+        t.insert(
+            format!(r#"powerbi_active_users{{window="{window}"}}"#),
+            all.len() as f64,
+        );
+        for (ws, users) in by_ws {
+            t.insert(
+                format!(
+                    r#"powerbi_workspace_active_users{{workspace_id="{ws}",window="{window}"}}"#
+                ),
+                users.len() as f64,
+            );
+        }
+    }
+    t
+}
+
+/// The samples of the families [`archive_truth`] covers.
+fn archive_families(s: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    let names = [
+        "powerbi_activity_events_total{",
+        "powerbi_activity_events_failed_total{",
+        "powerbi_report_events_total{",
+        "powerbi_workspace_last_activity_timestamp_seconds{",
+        "powerbi_active_users{",
+        "powerbi_workspace_active_users{",
+    ];
+    // A workspace with no user in a window may show 0 or be absent: both mean none.
+    s.iter()
+        .filter(|(k, _)| names.iter().any(|n| k.starts_with(n)))
+        .filter(|(k, v)| !(k.starts_with("powerbi_workspace_active_users{") && **v == 0.0))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+#[test]
+fn a_replay_of_120_days_shuffled_across_overlapping_files_counts_every_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2026-07-01T00:00Z, 120 days on.
+    let events = archive(3_000, 1_782_864_000_000, 120, 7);
+    let mut rng = Rng::new(8);
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    // Five files in any order; one event in eight is also in another file.
+    let mut files: Vec<Vec<&str>> = vec![Vec::new(); 5];
+    let mut copies = 0;
+    for (k, &i) in order.iter().enumerate() {
+        files[k % 5].push(&events[i].json);
+        if rng.below(8) == 0 {
+            files[(k + 1 + rng.below(4) as usize) % 5].push(&events[i].json);
+            copies += 1;
+        }
+    }
+    for (f, lines) in files.iter().enumerate() {
+        let body = if f % 2 == 0 {
+            lines.join("\n")
+        } else {
+            format!("[{}]", lines.join(",\n"))
+        };
+        let ext = if f % 2 == 0 { "jsonl" } else { "json" };
+        std::fs::write(dir.path().join(format!("part-{f}.{ext}")), body).unwrap();
+    }
+    let out = run(&[
+        "--once",
+        "--replay",
+        dir.path().to_str().unwrap(),
+        "--replay.max-ids-per-pass",
+        "1000",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = samples(&stdout(&out));
+    assert_eq!(archive_families(&s), archive_truth(&events));
+    assert_eq!(s["powerbi_events_duplicate_total"], copies as f64);
+    assert_eq!(
+        s["powerbi_events_processed_total"],
+        (events.len() + copies) as f64
+    );
+    assert_eq!(s["powerbi_pages_processed_total"], 5.0);
+    assert_eq!(
+        family(&s, "powerbi_events_rejected_total")
+            .values()
+            .sum::<f64>(),
+        0.0
+    );
+    // Memory was bounded: the archive was read in passes of days, each within the budget, so
+    // at least as many as the events (copies included) need.
+    let log = stderr(&out);
+    let passes: usize = log
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("passes=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no passes= in the log: {log}"));
+    assert!(passes >= (events.len() + copies).div_ceil(1000), "{log}");
+}
+
+#[test]
+fn a_replay_of_events_from_2017_to_2023_refuses_none_as_outside_the_dedup_window() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2017-01-01T00:00Z to 2023-12-31: the span of Microsoft's published example events.
+    let events = archive(200, 1_483_228_800_000, 7 * 365, 3);
+    let mut body: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
+    body.push(&events[0].json); // one duplicate
+    let path = dir.path().join("examples.jsonl");
+    std::fs::write(&path, body.join("\n")).unwrap();
+    let out = run(&["--once", "--replay", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = samples(&stdout(&out));
+    assert_eq!(
+        s[r#"powerbi_events_rejected_total{reason="outside_dedup_window"}"#],
+        0.0
+    );
+    assert_eq!(archive_families(&s), archive_truth(&events));
+    assert_eq!(s["powerbi_events_duplicate_total"], 1.0);
+}
+
+#[test]
+fn a_replay_pass_budget_too_small_exits_2_naming_the_flag() {
+    let out = run(&[
+        "--once",
+        "--replay",
+        fixtures().to_str().unwrap(),
+        "--replay.max-ids-per-pass",
+        "10",
+    ]);
+    assert_exit_2_naming(&out, &["--replay.max-ids-per-pass 10", "at least 1000"]);
+    // The same from the configuration file, under its key.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "replay:\n  path: {}\n  max_ids_per_pass: 999\n",
+            fixtures().display()
+        ),
+    )
+    .unwrap();
+    let out = run(&["--once", "--config.file", config.to_str().unwrap()]);
+    assert_exit_2_naming(
+        &out,
+        &["config key `replay.max_ids_per_pass` 999", "at least 1000"],
+    );
+}
+
+#[test]
+fn a_restart_while_the_initial_lookback_loads_resumes_it_and_counts_each_event_once() {
+    let rt = runtime();
+    let api = rt
+        .block_on(SimulatedApi::start(
+            ApiConfig::default(),
+            history(300, 4),
+            0,
+        ))
+        .unwrap();
+    let expected = truth(api.with_timeline(|t| {
+        t.events()
+            .iter()
+            .map(|e| serde_json::from_slice(&e.json).unwrap())
+            .collect::<Vec<_>>()
+    }));
+    let state = tempfile::tempdir().unwrap();
+    let mut args = simulated_tenant_args(&api.base_url());
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "2s",
+            "--powerbi.retry-delay",
+            "20ms",
+            "--powerbi.lookback",
+            "1h",
+            "--powerbi.initial-lookback",
+            "5h",
+            "--state.dir",
+            state.path().to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let remaining =
+        |s: &BTreeMap<String, f64>| s.get("powerbi_initial_lookback_hours_remaining").copied();
+    {
+        let mut e = Exporter::start_with_env(&args, &[SECRET]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // Stopped hard once part of the history is read and saved, part not.
+        while !remaining(&e.scrape()).is_some_and(|r| r > 0.0 && r < 4.0) {
+            assert!(
+                Instant::now() < deadline,
+                "no progress: {:?}",
+                remaining(&e.scrape())
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        e.child.kill().unwrap();
+        e.child.wait().unwrap();
+    }
+    let e = Exporter::start_with_env(&args, &[SECRET]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut s = e.scrape();
+    while family(&s, "powerbi_activity_events_total") != expected || remaining(&s) != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "not converged after the restart: {} of 300 events, {:?} hours remaining",
+            family(&s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>(),
+            remaining(&s)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        s = e.scrape();
+    }
+    assert_eq!(
+        family(&s, "powerbi_events_rejected_total")
+            .values()
+            .sum::<f64>(),
+        0.0
+    );
+    let resumed: Vec<String> = e.startup_log.clone();
+    assert!(
+        resumed
+            .iter()
+            .any(|l| l.contains("Resuming from the saved state.")),
+        "{resumed:#?}"
+    );
+}
+
+/// Unix milliseconds of `YYYY-MM-DDTHH:MM:SS` (UTC): Howard Hinnant's days-from-civil.
+fn unix_ms(iso: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| iso.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (h, mi, s) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + s * 1000)
+}
+
+/// The start of every hour a fake API was asked for, with the status it answered.
+type AskedHours = std::sync::Arc<std::sync::Mutex<Vec<(i64, u16)>>>;
+
+/// A loopback API that keeps a little less than 28 days: it answers 400 for an hour starting
+/// more than 27.5 days ago (inside the oldest day of the 28, where the API's own count may
+/// differ from ours), an empty last page otherwise, and tokens to anyone. Returns its base URL
+/// and the start of every hour it was asked for, with the status it gave.
+fn short_retention_api() -> (String, AskedHours) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
+    listener.set_nonblocking(false).unwrap();
+    std::thread::spawn(move || {
+        // Ends with the test process; each connection is answered once and closed.
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut buf = vec![0u8; 16 * 1024];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let target = req.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (status, body) = if target.contains("/oauth2/v2.0/token") {
+                (
+                    200,
+                    r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t"}"#,
+                )
+            } else {
+                let start = target
+                    .split("startDateTime=")
+                    .nth(1)
+                    .map(|v| v.replace("%27", "").replace('\'', ""))
+                    .and_then(|v| unix_ms(&v));
+                let now = UnixMillis::now().0;
+                match start {
+                    Some(start) if start < now - 27 * 24 * HOUR - 12 * HOUR => {
+                        seen.lock().unwrap().push((start, 400));
+                        (
+                            400,
+                            r#"{"error":{"code":"InvalidRequest","message":"startDateTime is too old"}}"#,
+                        )
+                    }
+                    Some(start) => {
+                        seen.lock().unwrap().push((start, 200));
+                        (
+                            200,
+                            r#"{"activityEventEntities":[],"continuationUri":null,"continuationToken":null,"lastResultSet":true}"#,
+                        )
+                    }
+                    None => (
+                        400,
+                        r#"{"error":{"code":"InvalidRequest","message":"no dates"}}"#,
+                    ),
+                }
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (base, log)
+}
+
+#[test]
+fn an_hour_refused_at_the_28_day_edge_is_expired_not_asked_for_again() {
+    let (base, log) = short_retention_api();
+    let mut args = simulated_tenant_args(&base);
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "1s",
+            "--powerbi.retry-delay",
+            "20ms",
+            "--powerbi.lookback",
+            "28d",
+            "--powerbi.initial-lookback",
+            "28d",
+            "--powerbi.max-requests-per-hour",
+            "100000",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    // About 12 hours are refused; the polls read ~25 hours each, oldest first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| *s == 200)
+        .count()
+        < 60
+    {
+        assert!(
+            Instant::now() < deadline,
+            "too few reads: {:?}",
+            log.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let log = log.lock().unwrap().clone();
+    let mut refused: BTreeMap<i64, usize> = BTreeMap::new();
+    for (start, status) in &log {
+        if *status == 400 {
+            *refused.entry(*start).or_default() += 1;
+        }
+    }
+    assert!(refused.len() >= 10, "the edge was exercised: {refused:?}");
+    assert!(
+        refused.values().all(|&n| n == 1),
+        "a refused hour was asked for again: {refused:?}"
+    );
+    let s = e.scrape();
+    assert_eq!(
+        s.get("powerbi_up"),
+        Some(&1.0),
+        "an expired hour is no failure"
+    );
+}
