@@ -189,6 +189,7 @@ fn an_inventory_slower_than_its_timeout_is_cut_off_and_polling_goes_on() {
 
 /// A real client of the simulated API, as the live source builds it.
 fn client_of(api: &SimulatedApi) -> ApiClient {
+    powerbi_exporter::install_tls_provider();
     let sim = ApiConfig::default();
     let credential = Credential::ClientSecret {
         authority: Authority {
@@ -287,4 +288,55 @@ fn the_page_size_is_a_setting_within_the_apis_range() {
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(text.contains(shown), "{shown} in:\n{text}");
     }
+}
+
+/// A read that runs out of its hourly budget (or is throttled) part-way goes on from the page
+/// it stopped at once it may send again, rather than starting over: with more pages than the
+/// hourly budget, starting over would never finish. Here: two requests an hour, two
+/// workspaces a page, four pages; after the hour rolls over (a fresh budget stands in for it)
+/// the next reads ask only for the pages not read yet.
+#[test]
+fn a_read_stopped_by_the_budget_goes_on_from_the_page_it_stopped_at() {
+    use powerbi_exporter::source::powerbi::budget::RequestBudget;
+    let rt = runtime();
+    let (timeline, inventory) = tenant_with_views();
+    let api = rt
+        .block_on(SimulatedApi::start(ApiConfig::default(), timeline, 0))
+        .unwrap();
+    let mut client = client_of(&api);
+    let config = InventoryConfig {
+        page_size: 2,
+        max_requests_per_hour: 2,
+        ..InventoryConfig::default()
+    };
+    let mut reader = InventoryReader::new(config, None);
+    let mut got = None;
+    for _ in 0..3 {
+        got = rt.block_on(reader.read(&mut client));
+        if got.is_some() {
+            break;
+        }
+        assert_eq!(reader.status.errors.get("budget"), Some(&1));
+        reader.status.errors.clear();
+        reader.budget = RequestBudget::new(2);
+    }
+    let by_id = |ws: &[InventoryWorkspace]| -> BTreeMap<String, InventoryWorkspace> {
+        ws.iter().map(|w| (w.id.clone(), w.clone())).collect()
+    };
+    assert_eq!(
+        by_id(&got.expect("read within three hours")),
+        by_id(&inventory)
+    );
+    let listed = inventory.len() + 2;
+    let pages: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("admin/groups"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        pages.len(),
+        listed / 2 + 1,
+        "each page asked for once: {pages:?}"
+    );
 }

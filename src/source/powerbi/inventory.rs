@@ -11,8 +11,10 @@
 //!   also time out after 30 seconds", and a page of 5000 workspaces with their reports is
 //!   the one that risks it);
 //! - every request has its own timeout (the API gives up after 30 s anyway);
-//! - a failure (429, timeout, error) is counted by reason and retried later — after the
-//!   `Retry-After` of a 429, else after a backoff — and never stops activity polling;
+//! - a failure (429, timeout, error, the budget) is counted by reason and retried later — after
+//!   the `Retry-After` of a 429, else after a backoff — and never stops activity polling; the
+//!   retry goes on from the page that failed (within one refresh period), so a tenant with
+//!   more pages than the hourly budget is read over several hours instead of never;
 //! - an inventory is handed on only when every page was read.
 
 use std::time::Duration;
@@ -103,9 +105,18 @@ impl InventoryError {
     }
 }
 
+/// The pages of an unfinished read.
+struct PartialRead {
+    started: UnixMillis,
+    next_page: usize,
+    workspaces: Vec<InventoryWorkspace>,
+}
+
 /// When the inventory is due, and how its reads went.
 pub struct InventoryReader {
     pub config: InventoryConfig,
+    /// A read stopped part-way: the pages read so far, to go on from.
+    partial: Option<PartialRead>,
     pub budget: RequestBudget,
     /// The API's per-minute limit; the reader waits rather than fails on it.
     pub per_minute: RequestBudget,
@@ -123,6 +134,7 @@ impl InventoryReader {
         InventoryReader {
             budget: RequestBudget::new(config.max_requests_per_hour),
             per_minute: RequestBudget::per_minute(MAX_REQUESTS_PER_MINUTE),
+            partial: None,
             config,
             next_due,
             status,
@@ -135,8 +147,20 @@ impl InventoryReader {
 
     /// Reads every page; on success schedules the next refresh, on failure the retry.
     pub async fn read(&mut self, client: &mut ApiClient) -> Option<Vec<InventoryWorkspace>> {
-        let started = UnixMillis::now();
-        match self.read_all(client).await {
+        let now = UnixMillis::now();
+        let refresh_ms = self.config.refresh.as_millis() as i64;
+        // Pages older than a refresh period describe another inventory: start over.
+        let partial = self
+            .partial
+            .take()
+            .filter(|p| now.0 - p.started.0 < refresh_ms)
+            .unwrap_or(PartialRead {
+                started: now,
+                next_page: 0,
+                workspaces: Vec::new(),
+            });
+        let started = partial.started;
+        match self.read_all(client, partial).await {
             Ok(workspaces) => {
                 self.status.last_success = Some(started);
                 self.next_due = UnixMillis(started.0 + self.config.refresh.as_millis() as i64);
@@ -157,27 +181,38 @@ impl InventoryReader {
         }
     }
 
+    /// Reads the pages from `partial.next_page` on; on failure keeps what was read in
+    /// `self.partial` for the next try.
     async fn read_all(
         &mut self,
         client: &mut ApiClient,
+        mut partial: PartialRead,
     ) -> Result<Vec<InventoryWorkspace>, InventoryError> {
-        let mut all = Vec::new();
         let top = self.config.page_size;
         let base = client.hosts.api_url.trim_end_matches('/').to_string();
-        for page in 0.. {
+        loop {
             let url = format!(
                 "{base}{GROUPS_PATH}?$top={top}&$skip={}&$expand=reports",
-                page * top
+                partial.next_page * top
             );
-            let body = self.get(client, &url).await?;
-            let page = parse_groups_page(&body).map_err(InventoryError::Invalid)?;
-            all.extend(page.workspaces);
+            let page = match self
+                .get(client, &url)
+                .await
+                .and_then(|body| parse_groups_page(&body).map_err(InventoryError::Invalid))
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    self.partial = Some(partial);
+                    return Err(e);
+                }
+            };
+            partial.workspaces.extend(page.workspaces);
+            partial.next_page += 1;
             // The listed count, not the kept one: a page holding a deleted workspace is full.
             if page.listed < top {
-                break;
+                return Ok(partial.workspaces);
             }
         }
-        Ok(all)
     }
 
     async fn get(
