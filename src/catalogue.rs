@@ -141,6 +141,8 @@ family!(
 );
 family!(SERIES_DROPPED, "powerbi_series_dropped_total", Counter, ["family"], None,
     "Samples whose label set exceeded the family's series cap and went to its __other__ overflow series instead.");
+family!(SERIES_EXPIRED, "powerbi_series_expired_total", Counter, ["family"], None,
+    "Series removed after no event for longer than --limits.series-retention (default 35d), freeing their place under the family's cap; a counter that comes back starts again from 0.");
 family!(
     PAGES_PROCESSED,
     "powerbi_pages_processed_total",
@@ -303,6 +305,7 @@ pub const ALL: &[Family] = &[
     REPORT_VIEWERS,
     REPORTS,
     SERIES_DROPPED,
+    SERIES_EXPIRED,
     UP,
     USER_SENSITIVE_EVENTS,
     WEB_CONFIG_RELOAD_TIMESTAMP,

@@ -163,6 +163,11 @@ pub struct RunArgs {
     #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
     pub max_series: Vec<String>,
 
+    /// Series with no event for this long expire, freeing their place under the cap (at least
+    /// 29d: the 28-day windows) [default: 35d].
+    #[arg(long = "limits.series-retention", value_name = "DURATION")]
+    pub series_retention: Option<String>,
+
     /// How far behind the wall clock a re-delivered event is still recognised [default: the
     /// lookback + 2h for a live tenant, 29d for the demo; a replay has no window].
     #[arg(long = "dedup.window", value_name = "DURATION")]
@@ -278,6 +283,11 @@ pub struct LiveArgs {
     /// [default: 20].
     #[arg(long = "inventory.max-requests-per-hour", value_name = "N")]
     pub inventory_max_requests_per_hour: Option<usize>,
+
+    /// Workspaces asked for per inventory page (`$top`, 1 to 5000) [default: 2000: a page of
+    /// 5000 with its reports risks the API's 30 s limit].
+    #[arg(long = "inventory.page-size", value_name = "N")]
+    pub inventory_page_size: Option<usize>,
 
     /// Entra ID authority [default: the cloud's, https://login.microsoftonline.com].
     #[arg(

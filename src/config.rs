@@ -17,7 +17,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::aggregate::dedup::DedupAnchor;
 use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
-use crate::aggregate::{AggregateConfig, Limits};
+use crate::aggregate::{AggregateConfig, Limits, DEFAULT_SERIES_RETENTION, MIN_SERIES_RETENTION};
 use crate::azure::auth::{Authority, Credential, Secret};
 use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
@@ -28,7 +28,7 @@ use crate::exposition::otlp::OtlpConfig;
 use crate::source::demo::DemoConfig;
 use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
 use crate::source::powerbi::cloud::Cloud;
-use crate::source::powerbi::inventory::InventoryConfig;
+use crate::source::powerbi::inventory::{InventoryConfig, MAX_PAGE_SIZE};
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
 use crate::source::replay::{ReplayConfig, DEFAULT_MAX_IDS_PER_PASS};
@@ -149,6 +149,13 @@ impl Config {
             "dedup.window",
             duration::format(self.aggregate.dedup_window),
         );
+        line(
+            "limits.series_retention",
+            self.aggregate.series_retention.map_or(
+                "(none: a replay keeps every series)".into(),
+                duration::format,
+            ),
+        );
         let protocol = |p: Option<crate::exposition::otlp::Protocol>| {
             p.map_or("off".to_string(), |p| p.as_str().to_string())
         };
@@ -240,10 +247,11 @@ impl Config {
                     line(
                         "inventory",
                         format!(
-                            "every {}, timeout {}, {} requests/hour",
+                            "every {}, timeout {}, {} requests/hour, page size {}",
                             duration::format(inv.refresh),
                             duration::format(inv.timeout),
-                            inv.max_requests_per_hour
+                            inv.max_requests_per_hour,
+                            inv.page_size
                         ),
                     );
                 }
@@ -257,7 +265,7 @@ impl Config {
                 );
                 line(
                     "powerbi.count_own_exports",
-                    self.aggregate.own_user.is_none().to_string(),
+                    (!self.aggregate.exclude_own_exports).to_string(),
                 );
                 line("azure.credential", live.credential.kind().into());
                 match &live.credential {
@@ -337,6 +345,7 @@ struct Raw {
     demo_backfill: Option<(String, String)>,
     demo_api_only: bool,
     max_series: Vec<(String, usize, String)>,
+    series_retention: Option<(String, String)>,
     filters: crate::aggregate::filter::FilterSpec,
     users_label: Option<(String, String)>,
     pseudonym_key_file: Option<(PathBuf, String)>,
@@ -379,6 +388,7 @@ struct RawLive {
     inventory_refresh: Option<(String, String)>,
     inventory_timeout: Option<(String, String)>,
     inventory_max_requests_per_hour: Option<(usize, String)>,
+    inventory_page_size: Option<(usize, String)>,
     credential: RawCredential,
 }
 
@@ -573,7 +583,14 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.demo_api_only =
             field::<bool>(demo, "demo.api_only", "true or false", errors).unwrap_or(false);
     }
-    if let Some(limits) = sub(top, "limits", &["max_series"], errors) {
+    if let Some(limits) = sub(top, "limits", &["max_series", "series_retention"], errors) {
+        raw.series_retention = field::<String>(
+            limits,
+            "limits.series_retention",
+            "a duration like 35d",
+            errors,
+        )
+        .map(|v| (v, file("limits.series_retention")));
         if let Some(caps) = field::<BTreeMap<String, usize>>(
             limits,
             "limits.max_series",
@@ -620,7 +637,13 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(inv) = sub(
         top,
         "inventory",
-        &["enabled", "refresh", "timeout", "max_requests_per_hour"],
+        &[
+            "enabled",
+            "refresh",
+            "timeout",
+            "max_requests_per_hour",
+            "page_size",
+        ],
         errors,
     ) {
         let live = &mut raw.live;
@@ -639,6 +662,9 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             errors,
         )
         .map(|v| (v, file("inventory.max_requests_per_hour")));
+        live.inventory_page_size =
+            field::<usize>(inv, "inventory.page_size", "a whole number", errors)
+                .map(|v| (v, file("inventory.page_size")));
     }
     if let Some(users) = sub(top, "users", &["label", "pseudonym_key_file"], errors) {
         raw.users_label = field::<String>(users, "users.label", "pseudonym, plain or off", errors)
@@ -918,6 +944,9 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     if let Some(v) = &args.dedup_window {
         raw.dedup_window = Some((v.clone(), flag("dedup.window")));
     }
+    if let Some(v) = &args.series_retention {
+        raw.series_retention = Some((v.clone(), flag("limits.series-retention")));
+    }
     apply_live_flags(&args.live, &mut raw.live);
 }
 
@@ -978,6 +1007,9 @@ fn apply_live_flags(args: &LiveArgs, live: &mut RawLive) {
     );
     if let Some(n) = args.inventory_max_requests_per_hour {
         live.inventory_max_requests_per_hour = Some((n, flag("inventory.max-requests-per-hour")));
+    }
+    if let Some(n) = args.inventory_page_size {
+        live.inventory_page_size = Some((n, flag("inventory.page-size")));
     }
     if let Some(n) = args.powerbi_max_requests_per_hour {
         live.max_requests_per_hour = Some((n, flag("powerbi.max-requests-per-hour")));
@@ -1088,6 +1120,7 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         .as_ref()
         .map_or_else(|| "--dedup.window".to_string(), |(_, from)| from.clone());
     let mut own_user = None;
+    let mut exclude_own_exports = false;
     let mut dedup_window = duration_of(raw.dedup_window, AggregateConfig::default().dedup_window);
     let defaults = DemoConfig::default();
     let backfill = duration_of(raw.demo_backfill, defaults.backfill);
@@ -1156,9 +1189,10 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         }
         (None, false) if raw.live.credential.requested() => {
             // The exporter's own reads of the log appear as ExportActivityEvents by its client id.
-            own_user = (!raw.live.count_own_exports)
-                .then(|| raw.live.credential.client_id.clone())
-                .flatten();
+            // The exporter's own reads of the log appear as ExportActivityEvents by its
+            // application id or its object id: the client id, and the ids of its token.
+            exclude_own_exports = !raw.live.count_own_exports;
+            own_user = raw.live.credential.client_id.clone();
             let live = live_source(
                 raw.live,
                 explicit_dedup_window.then_some(dedup_window),
@@ -1180,6 +1214,8 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         errors.extend(bad.into_iter().map(|e| format!("filters: {e}")));
     }
     let filters = raw.filters;
+    let replay = matches!(source, Some(SourceConfig::Replay(_)));
+    let series_retention = series_retention(raw.series_retention, dedup_window, replay, errors);
     let users = user_labels(raw.users_label, raw.pseudonym_key_file, errors);
     let tenant_domains: Vec<String> = raw
         .tenant_domains
@@ -1247,11 +1283,44 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             dedup_hold_from,
             dedup_window,
             own_user,
+            exclude_own_exports,
             filters,
             users,
             tenant_domains,
+            series_retention,
         },
     })
+}
+
+/// `--limits.series-retention`: longer than the 28-day windows, and no shorter than the dedup
+/// window (an event old enough to be accepted must not land in a series that is expired).
+/// A replay keeps every series unless asked: an archive is replayed for its totals, in any
+/// order, while the live and demo sources move forward in time.
+fn series_retention(
+    value: Option<(String, String)>,
+    dedup_window: Duration,
+    replay: bool,
+    errors: &mut Vec<String>,
+) -> Option<Duration> {
+    let Some((v, from)) = value else {
+        return (!replay).then(|| DEFAULT_SERIES_RETENTION.max(dedup_window));
+    };
+    let retention = match duration::parse(&v) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.push(format!("{from}: {e}"));
+            return Some(DEFAULT_SERIES_RETENTION);
+        }
+    };
+    let min = MIN_SERIES_RETENTION.max(dedup_window);
+    if retention < min {
+        errors.push(format!(
+            "{from} {v}: must be at least {} (the 28-day windows span 29 UTC days, and the dedup window is {})",
+            duration::format(min),
+            duration::format(dedup_window)
+        ));
+    }
+    Some(retention)
 }
 
 /// `--replay.max-ids-per-pass`: at least 1,000 (fewer makes passes of single days).
@@ -1414,11 +1483,21 @@ fn live_source(
         Some((n, _)) => n,
         None => 20,
     };
-    let inventory = raw.inventory_enabled.then(|| InventoryConfig {
+    let page_size = match raw.inventory_page_size {
+        Some((n, from)) if !(1..=MAX_PAGE_SIZE).contains(&n) => {
+            errors.push(format!(
+                "{from} {n}: expected 1 to {MAX_PAGE_SIZE} (the API's range for $top)"
+            ));
+            InventoryConfig::default().page_size
+        }
+        Some((n, _)) => n,
+        None => InventoryConfig::default().page_size,
+    };
+    let inventory = raw.inventory_enabled.then_some(InventoryConfig {
         refresh: inventory_refresh,
         timeout: inventory_timeout,
         max_requests_per_hour: inventory_budget,
-        ..InventoryConfig::default()
+        page_size,
     });
     let max_response_bytes = match raw.max_response_bytes {
         Some((n, from)) if n < 4096 => {
@@ -1603,15 +1682,15 @@ pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig),
         errors.push("top needs --replay PATH, or a tenant: set AZURE_TENANT_ID, AZURE_CLIENT_ID and a credential (see README, Connecting a real tenant)".into());
         return Err(ConfigErrors(errors));
     }
-    let own_user = (!raw.count_own_exports)
-        .then(|| raw.credential.client_id.clone())
-        .flatten();
+    let own_user = raw.credential.client_id.clone();
+    let exclude_own_exports = !raw.count_own_exports;
     let live = live_source(raw, None, &mut errors);
     match live {
         Some(live) if errors.is_empty() => Ok((
             live,
             AggregateConfig {
                 own_user,
+                exclude_own_exports,
                 ..AggregateConfig::default()
             },
         )),
@@ -1876,8 +1955,11 @@ mod tests {
             matches!(&live.credential, Credential::ClientSecret { authority, .. } if authority.host == "https://login.microsoftonline.us")
         );
         assert_eq!(
-            c.aggregate.own_user.as_deref(),
-            Some("c"),
+            (
+                c.aggregate.own_user.as_deref(),
+                c.aggregate.exclude_own_exports
+            ),
+            (Some("c"), true),
             "own exports filtered by default"
         );
         assert_eq!(

@@ -7,6 +7,10 @@
 //!   [`filter`]s run after dedup, so a re-read filtered event is a duplicate, not filtered
 //!   twice;
 //! - counters only grow; every family is capped ([`series`]) and its sum stays exact;
+//! - a series idle (no event) for longer than the series retention expires, counted in
+//!   `powerbi_series_expired_total{family}`, and ids no series refers to any more are
+//!   released, so months of churn neither fill the caps nor grow the state (see
+//!   [`Aggregator::expire_series`]);
 //! - ids label the counters, names live only in the `_info` families (the newest event by
 //!   `CreationTime` names an id), so a rename never forks a counter;
 //! - memory is bounded by series, users and the dedup window, not by the number of events.
@@ -26,6 +30,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::catalogue::{self, Family, OVERFLOW_LABEL};
+use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
 use crate::source::SourceStatus;
@@ -63,15 +68,33 @@ pub struct AggregateConfig {
     /// First start of a live source with an initial lookback: ids from here on are kept until
     /// the source reports the history loaded.
     pub dedup_hold_from: Option<UnixMillis>,
-    /// The exporter's own `UserId` (client id): its `ExportActivityEvents` are filtered out.
+    /// The exporter's configured client id, one of the `UserId`s its own
+    /// `ExportActivityEvents` may carry (see `exclude_own_exports`).
     pub own_user: Option<String>,
+    /// Leave the exporter's own `ExportActivityEvents` out of the usage families: those whose
+    /// `UserId` is `own_user` or an id the live source reports from its access token (its
+    /// application id or its service principal's object id).
+    pub exclude_own_exports: bool,
     /// Scoping filters (validated by the configuration: they compile).
     pub filters: FilterSpec,
     /// How `powerbi_user_sensitive_events_total` labels users.
     pub users: UserLabelConfig,
     /// The tenant's e-mail domains (lower case); empty: learned from the users seen.
     pub tenant_domains: Vec<String>,
+    /// Series idle for longer than this expire (more than the longest window, 28 days);
+    /// `None`: series never expire (a replayed archive, by default: see the configuration).
+    pub series_retention: Option<Duration>,
 }
+
+/// Default of `--limits.series-retention`: the longest window (28 days) plus a week.
+pub const DEFAULT_SERIES_RETENTION: Duration = Duration::from_secs(35 * 86_400);
+
+/// Shortest series retention: the 28-day windows are whole UTC days ending today, so a view
+/// up to 29 days old still counts in them.
+pub const MIN_SERIES_RETENTION: Duration = Duration::from_secs(29 * 86_400);
+
+/// How often (in event time) idle series are looked for: expiry is at most this late.
+const EXPIRE_EVERY_MS: i64 = 3_600_000;
 
 impl Default for AggregateConfig {
     fn default() -> Self {
@@ -81,9 +104,11 @@ impl Default for AggregateConfig {
             dedup_anchor: DedupAnchor::default(),
             dedup_hold_from: None,
             own_user: None,
+            exclude_own_exports: false,
             filters: FilterSpec::default(),
             users: UserLabelConfig::default(),
             tenant_domains: Vec::new(),
+            series_retention: Some(DEFAULT_SERIES_RETENTION),
         }
     }
 }
@@ -135,7 +160,9 @@ pub struct Aggregator {
     watermark: Option<UnixMillis>,
     latest_allowed: i64,
     source: Option<SourceStatus>,
-    own_user: Option<UserKey>,
+    /// The `UserId`s of the exporter itself, while its own exports are left out.
+    own_users: Vec<UserKey>,
+    exclude_own_exports: bool,
     filtered_own_exports: u64,
     filters: Filters,
     labeller: UserLabeller,
@@ -157,6 +184,11 @@ pub struct Aggregator {
     truncated: [u64; TRUNCATED_LABELS.len()],
     /// New events to forward, when a forwarder is configured.
     outbox: Option<Outbox>,
+    /// Series expiry: the retention, the newest event time of the last sweep, and the series
+    /// expired so far by family name.
+    retention_ms: Option<i64>,
+    last_expiry: i64,
+    expired: BTreeMap<&'static str, u64>,
 }
 
 /// Labels whose values come from events, in the order of `Aggregator::truncated`.
@@ -226,7 +258,12 @@ impl Aggregator {
             watermark: None,
             latest_allowed: i64::MAX,
             source: None,
-            own_user: config.own_user.as_deref().map(UserKey::from_user_id),
+            own_users: config
+                .own_user
+                .iter()
+                .map(|u| UserKey::from_user_id(u))
+                .collect(),
+            exclude_own_exports: config.exclude_own_exports,
             filtered_own_exports: 0,
             // The configuration compiled these already; a failure here leaves events unfiltered.
             filters: Filters::new(&config.filters).unwrap_or_default(),
@@ -243,6 +280,11 @@ impl Aggregator {
             odd_fields: [0; TYPED_FIELDS.len()],
             truncated: [0; TRUNCATED_LABELS.len()],
             outbox: None,
+            retention_ms: config
+                .series_retention
+                .map(|r| i64::try_from(r.as_millis()).unwrap_or(i64::MAX)),
+            last_expiry: i64::MIN,
+            expired: BTreeMap::new(),
         }
     }
 
@@ -319,6 +361,16 @@ impl Aggregator {
             pages_failed: self.pages_failed,
             watermark: self.watermark,
             source: self.source.clone(),
+            expiry: ExpiryState {
+                expired: self
+                    .expired
+                    .iter()
+                    .map(|(f, n)| (f.to_string(), *n))
+                    .collect(),
+                released_workspaces: self.workspaces.released(),
+                released_reports: self.reports.released(),
+                released_user_labels: self.user_labels.released(),
+            },
         }
     }
 
@@ -328,6 +380,9 @@ impl Aggregator {
         use catalogue::*;
         let fresh = Aggregator::new(config);
         let cap = |f: &Family| config.limits.cap(f);
+        // Series saved before they had event times count as touched at the newest event.
+        let touched = state.watermark.map_or(i64::MIN, |w| w.0);
+        let expiry = state.expiry;
         let rejected = counts_by_name(Rejection::ALL.iter().map(|r| r.as_str()), &state.rejected);
         let truncated = counts_by_name(TRUNCATED_LABELS.iter().copied(), &state.truncated);
         let filtered = counts_by_name(
@@ -336,8 +391,12 @@ impl Aggregator {
         );
         let (user_labels, user_events) = if state.user_label == fresh.labeller.identity() {
             (
-                Interner::import(state.user_labels, fresh.user_labels.cap()),
-                CappedCounters::import(state.user_events, cap(&USER_SENSITIVE_EVENTS)),
+                Interner::import(
+                    state.user_labels,
+                    &expiry.released_user_labels,
+                    fresh.user_labels.cap(),
+                ),
+                CappedCounters::import(state.user_events, cap(&USER_SENSITIVE_EVENTS), touched),
             )
         } else {
             if !state.user_labels.is_empty() {
@@ -357,17 +416,34 @@ impl Aggregator {
             odd_fields,
             user_labels,
             user_events,
-            external_shares: CappedCounters::import(state.external_shares, cap(&EXTERNAL_SHARES)),
+            external_shares: CappedCounters::import(
+                state.external_shares,
+                cap(&EXTERNAL_SHARES),
+                touched,
+            ),
             learned_domains: state.learned_domains.into_iter().collect(),
-            workspaces: Interner::import(state.workspaces, fresh.workspaces.cap()),
-            reports: Interner::import(state.reports, fresh.reports.cap()),
-            activities: Interner::import(state.activities, fresh.activities.cap()),
-            activity_events: CappedCounters::import(state.activity_events, cap(&ACTIVITY_EVENTS)),
+            workspaces: Interner::import(
+                state.workspaces,
+                &expiry.released_workspaces,
+                fresh.workspaces.cap(),
+            ),
+            reports: Interner::import(state.reports, &expiry.released_reports, fresh.reports.cap()),
+            activities: Interner::import(state.activities, &[], fresh.activities.cap()),
+            activity_events: CappedCounters::import(
+                state.activity_events,
+                cap(&ACTIVITY_EVENTS),
+                touched,
+            ),
             activity_failed: CappedCounters::import(
                 state.activity_failed,
                 cap(&ACTIVITY_EVENTS_FAILED),
+                touched,
             ),
-            report_events: CappedCounters::import(state.report_events, cap(&REPORT_EVENTS)),
+            report_events: CappedCounters::import(
+                state.report_events,
+                cap(&REPORT_EVENTS),
+                touched,
+            ),
             workspace_info: CappedInfo::import(state.workspace_info, cap(&WORKSPACE_INFO)),
             report_info: CappedInfo::import(state.report_info, cap(&REPORT_INFO)),
             viewers: viewers::Viewers::import(state.viewers, report_viewers_cap(&config.limits)),
@@ -398,10 +474,18 @@ impl Aggregator {
             pages_failed: state.pages_failed,
             watermark: state.watermark,
             source: state.source,
+            expired: expiry
+                .expired
+                .iter()
+                .filter_map(|(name, n)| Some((catalogue::by_name(name)?.name, *n)))
+                .collect(),
             ..fresh
         };
         if let Some(inventory) = state.inventory {
             restored.apply_inventory(inventory);
+        }
+        if let Some(status) = restored.source.take() {
+            restored.set_source_status(status);
         }
         restored
     }
@@ -414,7 +498,9 @@ impl Aggregator {
         self.workspace_meta.clear();
         self.inventory_reports.clear();
         for w in &inventory.workspaces {
-            let ws_id = self.clip(3, &w.id);
+            // An inventory cached by an older version may hold upper-case GUIDs.
+            let ws_id = lower_guid(w.id.as_str().into());
+            let ws_id = self.clip(3, &ws_id);
             let ws = self.workspaces.intern(ws_id);
             if let Some(ws) = ws {
                 self.workspace_meta
@@ -426,7 +512,8 @@ impl Aggregator {
                 }
             }
             for (id, name) in &w.reports {
-                let id = self.clip(1, id);
+                let id = lower_guid(id.as_str().into());
+                let id = self.clip(1, &id);
                 let rep = self.reports.intern(id);
                 if let Some(rep) = rep {
                     self.inventory_reports.push((rep, ws));
@@ -447,6 +534,12 @@ impl Aggregator {
     /// Replaces the live source's health shown in the self metrics.
     /// Once the initial lookback is loaded, the dedup window trails the clock again.
     pub fn set_source_status(&mut self, status: SourceStatus) {
+        for id in &status.own_identities {
+            let user = UserKey::from_user_id(id);
+            if !self.own_users.contains(&user) {
+                self.own_users.push(user);
+            }
+        }
         if status.initial_lookback_hours_remaining == 0 && self.dedup.held_from().is_some() {
             self.dedup.hold_from(None);
         }
@@ -470,20 +563,20 @@ impl Aggregator {
         let activity = self.clip(0, ev.activity.as_str());
         let act = self.activities.intern(activity);
         let ws_act = ws.zip(act);
-        self.activity_events.inc(ws_act);
+        self.activity_events.inc(ws_act, ev.time.0);
         self.activity_first_seen.record(act, ev.time.0);
         self.people(ev, activity, act, ws_act);
         if ev.workspace_id.is_some() {
             self.workspace_last_activity.record(ws, ev.time.0);
         }
         if !ev.success {
-            self.activity_failed.inc(ws_act);
+            self.activity_failed.inc(ws_act, ev.time.0);
         }
         if let Some(report_id) = &ev.report_id {
             let report_id = self.clip(1, report_id.as_str());
             let rep = self.reports.intern(report_id);
             self.report_events
-                .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)));
+                .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)), ev.time.0);
             if activity == "ViewReport" {
                 self.report_last_view.record(rep, ev.time.0);
                 if let Some(user) = ev.user {
@@ -514,7 +607,89 @@ impl Aggregator {
         }
         if self.watermark.is_none_or(|w| ev.time > w) {
             self.watermark = Some(ev.time);
+            if let Some(retention) = self.retention_ms {
+                if ev.time.0.saturating_sub(self.last_expiry) >= EXPIRE_EVERY_MS {
+                    self.expire_series(ev.time.0, retention);
+                }
+            }
         }
+    }
+
+    /// Removes the series idle since before `newest` minus the retention, counts them by
+    /// family, and releases the ids no series (nor the inventory) refers to any more. Event
+    /// time, not the wall clock, so a replay expires exactly as the live source would have.
+    /// Activities are not expired: the API's activity names are a fixed vocabulary of ~740,
+    /// and `powerbi_activity_first_seen_timestamp_seconds` must not forget one.
+    fn expire_series(&mut self, newest: i64, retention_ms: i64) {
+        use catalogue::*;
+        self.last_expiry = newest;
+        let cutoff = newest.saturating_sub(retention_ms);
+        let removed = [
+            (&ACTIVITY_EVENTS, self.activity_events.expire(cutoff)),
+            (&ACTIVITY_EVENTS_FAILED, self.activity_failed.expire(cutoff)),
+            (&REPORT_EVENTS, self.report_events.expire(cutoff)),
+            (&EXTERNAL_SHARES, self.external_shares.expire(cutoff)),
+            (&USER_SENSITIVE_EVENTS, self.user_events.expire(cutoff)),
+            (&WORKSPACE_INFO, self.workspace_info.expire(cutoff)),
+            (&REPORT_INFO, self.report_info.expire(cutoff)),
+            (&REPORT_LAST_VIEW, self.report_last_view.expire(cutoff)),
+            (
+                &WORKSPACE_LAST_ACTIVITY,
+                self.workspace_last_activity.expire(cutoff),
+            ),
+            (
+                &REPORT_VIEWERS,
+                self.viewers.expire(cutoff) * viewers::WINDOWS.len() as u64,
+            ),
+            (
+                &WORKSPACE_ACTIVE_USERS,
+                self.users.release_idle_workspaces() * WINDOWS.len() as u64,
+            ),
+        ];
+        for (family, n) in removed {
+            if n > 0 {
+                *self.expired.entry(family.name).or_default() += n;
+            }
+        }
+        self.release_ids();
+    }
+
+    /// Releases the workspace, report and user-label ids no series refers to.
+    fn release_ids(&mut self) {
+        let mut ws = hashbrown::HashSet::new();
+        let mut rep = hashbrown::HashSet::new();
+        let mut users = hashbrown::HashSet::new();
+        for counters in [
+            &self.activity_events,
+            &self.activity_failed,
+            &self.external_shares,
+        ] {
+            ws.extend(counters.iter().map(|(&(w, _), _)| w));
+        }
+        for (&(w, r, _), _) in self.report_events.iter() {
+            ws.insert(w);
+            rep.insert(r);
+        }
+        users.extend(self.user_events.iter().map(|(&(u, _), _)| u));
+        for (&w, _) in self.workspace_info.iter() {
+            ws.insert(w);
+        }
+        for (&r, info) in self.report_info.iter() {
+            rep.insert(r);
+            ws.insert(info.workspace);
+        }
+        ws.extend(self.workspace_last_activity.iter().map(|(&w, _)| w));
+        ws.extend(self.users.workspaces());
+        ws.extend(self.workspace_meta.keys().copied());
+        rep.extend(self.report_last_view.iter().map(|(&r, _)| r));
+        rep.extend(self.viewers.reports());
+        for (r, w) in &self.inventory_reports {
+            rep.insert(*r);
+            ws.extend(*w);
+        }
+        self.workspaces.release_unused(&ws);
+        self.reports.release_unused(&rep);
+        self.user_labels.release_unused(&users);
     }
 
     /// The per-user and external-share families, and the domains the tenant's people use.
@@ -532,13 +707,13 @@ impl Aggregator {
             self.learn_domain(user_id);
         }
         if people::is_share(activity) && ev.recipients.iter().any(|r| self.is_external(r)) {
-            self.external_shares.inc(ws_act);
+            self.external_shares.inc(ws_act, ev.time.0);
         }
         if people::is_sensitive(activity) {
             if let Some(label) = self.labeller.label(user_id) {
                 let label = self.clip_owned(label);
                 let user = self.user_labels.intern(&label);
-                self.user_events.inc(user.zip(act));
+                self.user_events.inc(user.zip(act), ev.time.0);
             }
         }
     }
@@ -758,6 +933,13 @@ impl Aggregator {
             self.dropped_by_family()
                 .map(|(f, n)| (vec![f.to_string()], n as f64)),
         );
+        s.push(
+            &SERIES_EXPIRED,
+            self.dropped_by_family().map(|(f, _)| {
+                let n = self.expired.get(f).copied().unwrap_or(0);
+                (vec![f.to_string()], n as f64)
+            }),
+        );
         let per_ws = self.users.per_workspace(reference.0);
         let samples = per_ws.iter().flat_map(|(&ws, counts)| {
             let id = if ws == OVERFLOW_WORKSPACE {
@@ -902,9 +1084,9 @@ impl Aggregator {
 
     /// The exporter's own read of the activity log (left out of the usage families).
     fn is_own_export(&self, event: &ActivityEvent<'_>) -> bool {
-        self.own_user.is_some()
-            && event.user == self.own_user
+        self.exclude_own_exports
             && event.activity.as_str() == "ExportActivityEvents"
+            && event.user.is_some_and(|u| self.own_users.contains(&u))
     }
 
     fn reject_counted(&mut self, reason: Rejection) {
@@ -998,6 +1180,17 @@ pub struct AggregatorState {
     pages_failed: u64,
     watermark: Option<UnixMillis>,
     source: Option<SourceStatus>,
+    #[serde(default)]
+    expiry: ExpiryState,
+}
+
+/// What series expiry keeps in the state: counts, and the ids released for reuse.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+struct ExpiryState {
+    expired: Vec<(String, u64)>,
+    released_workspaces: Vec<Sym>,
+    released_reports: Vec<Sym>,
+    released_user_labels: Vec<Sym>,
 }
 
 impl AggregatorState {

@@ -3,8 +3,11 @@
 //! Invariants:
 //! - a family never holds more than its cap of label sets; samples past the cap go to one
 //!   overflow series and are counted as dropped, so the family's sum stays exact;
-//! - a label set, once admitted, stays (counters stay monotonic);
-//! - label values are interned once (`u32` keys), so per-event work hashes small integers.
+//! - a label set, once admitted, stays until it has been idle (no event) for longer than the
+//!   series retention: then `expire` removes it, and it frees its slot under the cap. A counter
+//!   that comes back later starts again from 0, a reset Prometheus' `rate`/`increase` handle;
+//! - label values are interned once (`u32` keys), so per-event work hashes small integers;
+//!   an id no series refers to any more is released and its key reused.
 
 use std::hash::Hash;
 
@@ -29,11 +32,14 @@ pub fn clip(s: &str) -> (&str, bool) {
 /// Index of an interned label value.
 pub type Sym = u32;
 
-/// Interns strings up to a cap; past it, `intern` answers `None` (the overflow).
+/// Interns strings up to a cap of live ones; past it, `intern` answers `None` (the overflow).
+/// Released ids are reused.
 #[derive(Debug)]
 pub struct Interner {
     ids: HashMap<Box<str>, Sym>,
-    names: Vec<Box<str>>,
+    /// By id; `None` for a released id (listed in `free`).
+    names: Vec<Option<Box<str>>>,
+    free: Vec<Sym>,
     cap: usize,
 }
 
@@ -42,6 +48,7 @@ impl Interner {
         Interner {
             ids: HashMap::new(),
             names: Vec::new(),
+            free: Vec::new(),
             cap,
         }
     }
@@ -50,35 +57,92 @@ impl Interner {
         if let Some(&id) = self.ids.get(s) {
             return Some(id);
         }
-        if self.names.len() >= self.cap {
+        if self.len() >= self.cap {
             return None;
         }
-        let id = self.names.len() as Sym;
-        self.names.push(s.into());
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.names[id as usize] = Some(s.into());
+                id
+            }
+            None => {
+                self.names.push(Some(s.into()));
+                (self.names.len() - 1) as Sym
+            }
+        };
         self.ids.insert(s.into(), id);
         Some(id)
     }
 
     pub fn name(&self, id: Sym) -> &str {
-        &self.names[id as usize]
+        self.names
+            .get(id as usize)
+            .and_then(|n| n.as_deref())
+            .unwrap_or("")
+    }
+
+    /// Interned strings still held.
+    pub fn len(&self) -> usize {
+        self.names.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn cap(&self) -> usize {
         self.cap
     }
 
-    /// The interned strings in id order, for the durable state.
-    pub fn export(&self) -> Vec<String> {
-        self.names.iter().map(|n| n.to_string()).collect()
+    /// Releases every id not in `used`; answers how many were released.
+    pub fn release_unused(&mut self, used: &hashbrown::HashSet<Sym>) -> usize {
+        let mut released = 0;
+        for (id, slot) in self.names.iter_mut().enumerate() {
+            let id = id as Sym;
+            if slot.is_some() && !used.contains(&id) {
+                if let Some(name) = slot.take() {
+                    self.ids.remove(&name);
+                }
+                self.free.push(id);
+                released += 1;
+            }
+        }
+        released
     }
 
-    /// Rebuilds an interner from [`Interner::export`]; ids keep their values.
-    pub fn import(names: Vec<String>, cap: usize) -> Self {
-        let mut interner = Interner::new(cap.max(names.len()));
-        for name in &names {
-            interner.intern(name);
+    /// The interned strings in id order (released ids as empty strings), for the state.
+    pub fn export(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .map(|n| n.as_deref().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// The released ids, for the state.
+    pub fn released(&self) -> Vec<Sym> {
+        self.free.clone()
+    }
+
+    /// Rebuilds an interner from [`Interner::export`] and [`Interner::released`]; ids keep
+    /// their values. Ids out of range in `released` are ignored.
+    pub fn import(names: Vec<String>, released: &[Sym], cap: usize) -> Self {
+        let free: hashbrown::HashSet<Sym> = released
+            .iter()
+            .copied()
+            .filter(|id| (*id as usize) < names.len())
+            .collect();
+        let mut interner = Interner::new(cap);
+        for (id, name) in names.into_iter().enumerate() {
+            let id = id as Sym;
+            if free.contains(&id) || interner.ids.contains_key(name.as_str()) {
+                // A duplicate name cannot come from `export`; keeping its slot free is safe.
+                interner.names.push(None);
+                interner.free.push(id);
+            } else {
+                interner.ids.insert(name.as_str().into(), id);
+                interner.names.push(Some(name.into()));
+            }
         }
-        interner.cap = cap;
         interner
     }
 }
@@ -89,6 +153,10 @@ pub struct CountersState<K> {
     pub values: Vec<(K, u64)>,
     pub overflow: u64,
     pub dropped: u64,
+    /// Newest event time (Unix ms) of each entry of `values`, in the same order; absent in
+    /// states written before series expired.
+    #[serde(default)]
+    pub touched: Vec<i64>,
 }
 
 /// The durable form of a [`CappedInfo`].
@@ -101,7 +169,8 @@ pub struct InfoState<K, V> {
 /// A counter family with a series cap.
 #[derive(Debug)]
 pub struct CappedCounters<K> {
-    values: HashMap<K, u64>,
+    /// Value and newest event time (Unix ms) of each series.
+    values: HashMap<K, (u64, i64)>,
     cap: usize,
     overflow: u64,
     dropped: u64,
@@ -117,17 +186,18 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
         }
     }
 
-    /// Adds one to `key`'s series; `None` (a label value past its interner's cap) and new
-    /// keys past the cap go to the overflow series.
-    pub fn inc(&mut self, key: Option<K>) {
+    /// Adds one to `key`'s series for an event at `time` (Unix ms); `None` (a label value
+    /// past its interner's cap) and new keys past the cap go to the overflow series.
+    pub fn inc(&mut self, key: Option<K>, time: i64) {
         if let Some(key) = key {
             let full = self.values.len() >= self.cap;
-            if let Some(v) = self.values.get_mut(&key) {
+            if let Some((v, t)) = self.values.get_mut(&key) {
                 *v += 1;
+                *t = (*t).max(time);
                 return;
             }
             if !full {
-                self.values.insert(key, 1);
+                self.values.insert(key, (1, time));
                 return;
             }
         }
@@ -136,7 +206,14 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, u64)> {
-        self.values.iter().map(|(k, v)| (k, *v))
+        self.values.iter().map(|(k, (v, _))| (k, *v))
+    }
+
+    /// Removes the series whose newest event is older than `cutoff`; answers how many.
+    pub fn expire(&mut self, cutoff: i64) -> u64 {
+        let before = self.values.len();
+        self.values.retain(|_, (_, t)| *t >= cutoff);
+        (before - self.values.len()) as u64
     }
 
     /// Value of the overflow series, `None` while nothing overflowed.
@@ -149,17 +226,33 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
     }
 
     pub fn export(&self) -> CountersState<K> {
+        let (values, touched) = self.values.iter().map(|(k, (v, t))| ((*k, *v), *t)).unzip();
         CountersState {
-            values: self.iter().map(|(k, v)| (*k, v)).collect(),
+            values,
             overflow: self.overflow,
             dropped: self.dropped,
+            touched,
         }
     }
 
-    /// Restores counters; label sets already admitted stay, even past a smaller cap.
-    pub fn import(state: CountersState<K>, cap: usize) -> Self {
+    /// Restores counters; label sets already admitted stay, even past a smaller cap. Series
+    /// of a state without event times count as touched at `touched_default`.
+    pub fn import(state: CountersState<K>, cap: usize, touched_default: i64) -> Self {
+        let times = state.touched.len() == state.values.len();
         CappedCounters {
-            values: state.values.into_iter().collect(),
+            values: state
+                .values
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, v))| {
+                    let t = if times {
+                        state.touched[i]
+                    } else {
+                        touched_default
+                    };
+                    (k, (v, t))
+                })
+                .collect(),
             cap,
             overflow: state.overflow,
             dropped: state.dropped,
@@ -217,6 +310,13 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.values.iter().map(|(k, (v, _))| (k, v))
+    }
+
+    /// Removes the entries last named before `cutoff`; answers how many.
+    pub fn expire(&mut self, cutoff: i64) -> u64 {
+        let before = self.values.len();
+        self.values.retain(|_, (_, t)| *t >= cutoff);
+        (before - self.values.len()) as u64
     }
 
     pub fn overflowed(&self) -> bool {
@@ -320,6 +420,14 @@ impl<K: Hash + Eq + Copy> CappedTimes<K> {
         self.values.iter().map(|(k, t)| (k, *t))
     }
 
+    /// Removes the keys whose kept time is before `cutoff` (meant for [`Keep::Latest`], where
+    /// the kept time is the newest event); answers how many.
+    pub fn expire(&mut self, cutoff: i64) -> u64 {
+        let before = self.values.len();
+        self.values.retain(|_, t| *t >= cutoff);
+        (before - self.values.len()) as u64
+    }
+
     /// The timestamp kept for `key`, if it has its own series.
     pub fn get(&self, key: &K) -> Option<i64> {
         self.values.get(key).copied()
@@ -395,9 +503,9 @@ mod tests {
     fn counters_overflow_past_the_cap_and_keep_the_sum() {
         let mut c = CappedCounters::new(2);
         for k in [1, 2, 1, 3, 4, 2, 3] {
-            c.inc(Some(k));
+            c.inc(Some(k), 0);
         }
-        c.inc(None);
+        c.inc(None, 0);
         let mut admitted: Vec<_> = c.iter().map(|(k, v)| (*k, v)).collect();
         admitted.sort();
         assert_eq!(admitted, vec![(1, 2), (2, 2)]);
@@ -417,5 +525,45 @@ mod tests {
             (names.intern("a"), names.intern("b"), names.intern("a")),
             (Some(0), None, Some(0))
         );
+    }
+
+    #[test]
+    fn released_ids_are_reused_and_survive_the_state() {
+        let mut names = Interner::new(2);
+        assert_eq!((names.intern("a"), names.intern("b")), (Some(0), Some(1)));
+        assert_eq!(names.intern("c"), None, "full");
+        let used: hashbrown::HashSet<Sym> = [1].into_iter().collect();
+        assert_eq!(names.release_unused(&used), 1);
+        assert_eq!(names.len(), 1);
+        assert_eq!(names.intern("c"), Some(0), "the released id is reused");
+        assert_eq!((names.name(0), names.name(1)), ("c", "b"));
+        let _ = names.release_unused(&[0].into_iter().collect());
+        let back = Interner::import(names.export(), &names.released(), 2);
+        assert_eq!(
+            (back.len(), back.name(0), back.released()),
+            (1, "c", vec![1])
+        );
+        let mut back = back;
+        assert_eq!((back.intern("b"), back.intern("c")), (Some(1), Some(0)));
+    }
+
+    #[test]
+    fn idle_counters_expire_and_free_their_place_under_the_cap() {
+        let mut c = CappedCounters::new(2);
+        c.inc(Some(1), 100);
+        c.inc(Some(2), 50);
+        c.inc(Some(2), 300);
+        assert_eq!(c.expire(200), 1, "key 1 last counted at 100");
+        c.inc(Some(3), 400);
+        let mut kept: Vec<_> = c.iter().map(|(k, v)| (*k, v)).collect();
+        kept.sort();
+        assert_eq!(kept, [(2, 2), (3, 1)]);
+        assert_eq!(c.overflow(), None, "key 3 took the freed place");
+        // A state written before event times were kept: every series counts as touched then.
+        let mut old = c.export();
+        old.touched.clear();
+        let mut back = CappedCounters::import(old, 2, 1_000);
+        assert_eq!(back.expire(1_000), 0);
+        assert_eq!(back.expire(1_001), 2);
     }
 }

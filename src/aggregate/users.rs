@@ -113,6 +113,28 @@ impl DistinctUsers {
         out
     }
 
+    /// Stops tracking workspaces without a user active in the longest window (their series
+    /// are gone from [`DistinctUsers::per_workspace`] already), so they free their slot
+    /// under the cap; answers how many.
+    pub fn release_idle_workspaces(&mut self) -> u64 {
+        let active: HashSet<Sym> = self
+            .last_seen_in_workspace
+            .keys()
+            .map(|(ws, _)| *ws)
+            .collect();
+        let before = self.admitted_workspaces.len();
+        self.admitted_workspaces.retain(|ws| active.contains(ws));
+        (before - self.admitted_workspaces.len()) as u64
+    }
+
+    /// Every workspace referred to (the overflow one included).
+    pub fn workspaces(&self) -> impl Iterator<Item = Sym> + '_ {
+        self.admitted_workspaces
+            .iter()
+            .copied()
+            .chain(self.last_seen_in_workspace.keys().map(|(ws, _)| *ws))
+    }
+
     /// Samples that went to the overflow workspace.
     pub fn dropped(&self) -> u64 {
         self.dropped

@@ -136,6 +136,23 @@ impl Viewers {
         }
     }
 
+    /// Removes the reports whose newest day with views ended before `cutoff` (Unix ms);
+    /// answers how many.
+    pub fn expire(&mut self, cutoff: i64) -> u64 {
+        const DAY_MS: i64 = 86_400_000;
+        let before = self.reports.len();
+        self.reports.retain(|_, days| {
+            days.last_key_value()
+                .is_some_and(|(&d, _)| (d + 1).saturating_mul(DAY_MS) > cutoff)
+        });
+        (before - self.reports.len()) as u64
+    }
+
+    /// The reports tracked.
+    pub fn reports(&self) -> impl Iterator<Item = Sym> + '_ {
+        self.reports.keys().copied()
+    }
+
     /// Views past the report cap.
     pub fn dropped(&self) -> u64 {
         self.dropped

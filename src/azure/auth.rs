@@ -478,10 +478,70 @@ impl TokenCache {
     pub fn credential_expires_at(&self) -> Option<UnixMillis> {
         self.credential.expires_at()
     }
+
+    /// Who the cached token says the exporter is: its application id (`appid`, or `azp` in v2
+    /// tokens) and its service principal's object id (`oid`), GUIDs in lower case. Read, not
+    /// verified: they only tell the exporter's own events apart. Empty without a token or
+    /// when it is not a JWT.
+    pub fn principal_ids(&self) -> Vec<String> {
+        self.current
+            .as_ref()
+            .map_or_else(Vec::new, |t| principal_ids(t.token.expose()))
+    }
+}
+
+/// The `appid`, `azp` and `oid` claims of a JWT's payload.
+fn principal_ids(jwt: &str) -> Vec<String> {
+    let Some(claims) = jwt
+        .split('.')
+        .nth(1)
+        .and_then(crate::encoding::unbase64)
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = ["appid", "azp", "oid"]
+        .iter()
+        .filter_map(|c| claims.get(*c)?.as_str())
+        .map(|id| crate::decode::event::lower_guid(id.into()).into_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 #[cfg(test)]
 mod tests {
+    /// The ids an Entra access token names its caller by: `appid` (v1) or `azp` (v2) and
+    /// `oid`, as the exporter's own `ExportActivityEvents` may carry them.
+    #[test]
+    fn principal_ids_come_from_the_tokens_claims() {
+        let jwt = |claims: &str| {
+            let b = crate::encoding::base64url;
+            format!(
+                "{}.{}.{}",
+                b(br#"{"alg":"RS256"}"#),
+                b(claims.as_bytes()),
+                b(b"sig")
+            )
+        };
+        let v1 = jwt(
+            r#"{"appid":"2F9237E0-79E9-47BE-A68C-BAA0AF943CF2","oid":"b7c5e1d2-3f4a-4b6c-8d9e-0a1b2c3d4e5f","tid":"t"}"#,
+        );
+        assert_eq!(
+            principal_ids(&v1),
+            [
+                "2f9237e0-79e9-47be-a68c-baa0af943cf2",
+                "b7c5e1d2-3f4a-4b6c-8d9e-0a1b2c3d4e5f"
+            ]
+        );
+        let v2 = jwt(r#"{"azp":"app","oid":"app","ver":"2.0"}"#);
+        assert_eq!(principal_ids(&v2), ["app"]);
+        for not_a_jwt in ["sim-0123", "a.!!!.c", "", "a..b"] {
+            assert!(principal_ids(not_a_jwt).is_empty(), "{not_a_jwt}");
+        }
+    }
+
     use super::*;
 
     /// A fresh RSA key and self-signed certificate in one PEM, made by openssl.

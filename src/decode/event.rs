@@ -37,13 +37,27 @@ macro_rules! string_id {
 }
 
 string_id!(
-    /// `WorkspaceId`: a GUID, kept as the API spells it.
+    /// `WorkspaceId`: a GUID in lower case (see [`lower_guid`]), or a non-GUID id as sent.
     WorkspaceId
 );
 string_id!(
-    /// `ReportId`: a GUID, kept as the API spells it.
+    /// `ReportId`: a GUID in lower case (see [`lower_guid`]), or a non-GUID id as sent.
     ReportId
 );
+
+/// `id` in lower case when it is GUID-shaped (8-4-4-4-12 hex digits), else as it came.
+///
+/// The API spells one GUID in several cases: admin/groups sends upper case, events lower or
+/// mixed case. Ids label series and join the inventory with events, so one spelling is kept.
+/// Non-GUID ids ("My Workspace" in old personal-workspace events) are names, kept as sent.
+/// Cheap on the hot path: a length test, then a scan for upper-case letters; only an id that
+/// needs it is copied.
+pub fn lower_guid(id: Cow<'_, str>) -> Cow<'_, str> {
+    if id.len() != 36 || !id.bytes().any(|b| b.is_ascii_uppercase()) || parse_guid(&id).is_none() {
+        return id;
+    }
+    Cow::Owned(id.to_ascii_lowercase())
+}
 string_id!(
     /// `Activity`, kept exactly as the API spells it (`ViewReport`, `ExportReport`, …).
     Activity
@@ -89,7 +103,7 @@ pub struct ActivityEvent<'a> {
     pub report_id: Option<ReportId<'a>>,
     pub report_name: Option<Cow<'a, str>>,
     pub user: Option<UserKey>,
-    /// `UserId` as sent (a UPN for people, a GUID for service principals); used only where
+    /// `UserId` as sent (a UPN for people), a GUID in lower case (service principals); used only where
     /// the operator asked for user labels or user filters, never kept otherwise.
     pub user_id: Option<Cow<'a, str>>,
     /// `UserType` (O365 enum: 0 regular, 2 admin, 5 application, 6 service principal, …).
@@ -199,7 +213,7 @@ impl<'a> RawEvent<'a> {
             _ => return Err(Rejection::InvalidTime),
         };
         let odd_fields = self.odd_fields();
-        let user_id = take(&mut self.user_id);
+        let user_id = take(&mut self.user_id).map(lower_guid);
         let user = user_id.as_deref().map(UserKey::from_user_id);
         let user_type = match self.user_type {
             Lenient::Int(n) => Some(n),
@@ -209,10 +223,12 @@ impl<'a> RawEvent<'a> {
             key,
             time,
             activity: Activity(activity),
-            workspace_id: take(&mut self.workspace_id).map(WorkspaceId),
+            workspace_id: take(&mut self.workspace_id)
+                .map(lower_guid)
+                .map(WorkspaceId),
             workspace_name: take(&mut self.workspace_name)
                 .or_else(|| take(&mut self.workspace_name_alias)),
-            report_id: take(&mut self.report_id).map(ReportId),
+            report_id: take(&mut self.report_id).map(lower_guid).map(ReportId),
             report_name: take(&mut self.report_name),
             user,
             user_id,
@@ -614,6 +630,11 @@ const GUID_DIGITS: [usize; 32] = {
     p
 };
 
+/// Whether `s` is GUID-shaped: `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits in any case.
+pub fn is_guid(s: &str) -> bool {
+    parse_guid(s).is_some()
+}
+
 /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (any case) into a number.
 fn parse_guid(s: &str) -> Option<u128> {
     let b = s.as_bytes();
@@ -759,6 +780,79 @@ mod tests {
         ];
         for (json, reason) in cases {
             assert_eq!(decode_event(json.as_bytes()).err(), Some(*reason), "{json}");
+        }
+    }
+
+    /// GUID-shaped ids become lower case on both decoding paths (serde, and the splitter's
+    /// fast parser), so an upper-case id from admin/groups and a mixed-case one from an event
+    /// join. The ids are Microsoft's: `94E57E92-CEE2-…` and `5DBA60B0-…` from the
+    /// GetGroupsAsAdmin examples (microsoft/PowerBI-CSharp `sdk/swaggers/swagger.json`,
+    /// "Get workspaces with their 'reports' expanded example"), `94e57e92-Cee2-…` from the
+    /// activity-log guidance samples (powerbi-docs `guidance/admin-activity-log.md`).
+    /// Ids that are not GUIDs ("My Workspace") are kept as sent.
+    #[test]
+    fn guid_shaped_ids_are_lower_cased_and_other_ids_kept() {
+        let cases = [
+            (
+                "94E57E92-CEE2-486D-8CC8-218C97200579",
+                "5DBA60B0-D9A7-42AE-B12C-6D9D51E7739A",
+                "0F084DF7-C13D-451B-AF5F-ED0C466403B2",
+            ),
+            (
+                "94e57e92-Cee2-486d-8cc8-218c97200579",
+                "197E5C3C-d2f3-42D8-A536-875FB6D7D48C",
+                "Ana@Contoso.com",
+            ),
+            (
+                "My Workspace",
+                "NOT-A-GUID-BUT-THIRTY-SIX-CHARACTER",
+                "ServicePrincipal App",
+            ),
+        ];
+        let expected = |s: &str| {
+            let b = s.as_bytes();
+            let guid = b.len() == 36
+                && b.iter().enumerate().all(|(i, c)| {
+                    if [8, 13, 18, 23].contains(&i) {
+                        *c == b'-'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
+                });
+            if guid {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_string()
+            }
+        };
+        for (ws, report, user) in cases {
+            let json = format!(
+                r#"{{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","WorkspaceId":"{ws}","ReportId":"{report}","UserId":"{user}"}}"#
+            );
+            let want = (expected(ws), expected(report), expected(user));
+            let e = decode_event(json.as_bytes()).unwrap();
+            let got = |e: &ActivityEvent<'_>| {
+                (
+                    e.workspace_id.as_ref().unwrap().to_string(),
+                    e.report_id.as_ref().unwrap().to_string(),
+                    e.user_id.as_deref().unwrap().to_string(),
+                )
+            };
+            assert_eq!(got(&e), want, "serde path: {json}");
+            struct Sink(Vec<(String, String, String)>);
+            impl crate::decode::EventSink for Sink {
+                fn accept(&mut self, e: &ActivityEvent<'_>) {
+                    self.0.push((
+                        e.workspace_id.as_ref().unwrap().to_string(),
+                        e.report_id.as_ref().unwrap().to_string(),
+                        e.user_id.as_deref().unwrap().to_string(),
+                    ));
+                }
+                fn reject(&mut self, _: Rejection) {}
+            }
+            let mut sink = Sink(Vec::new());
+            crate::decode::decode_slice(format!("[{json}]").as_bytes(), &mut sink).unwrap();
+            assert_eq!(sink.0, [want], "fast path: {json}");
         }
     }
 

@@ -1,11 +1,15 @@
 //! The tenant's inventory: workspaces and their reports from `GET admin/groups?$expand=reports`
 //! (GetGroupsAsAdmin), decoded into owned, typed values.
 //!
-//! Invariants: deleted workspaces are left out; a workspace's type says personal or shared;
-//! unknown fields are ignored and missing names are empty strings (the ids are what counts).
+//! Invariants: workspaces in state `Deleted` or `Removing` are left out, but counted as listed
+//! (paging compares the listed count with `$top`); GUID-shaped ids are lower-cased as the
+//! event decoder does ([`lower_guid`]), so the inventory joins with events; a workspace's type
+//! says personal or shared; unknown fields are ignored and missing names are empty strings
+//! (the ids are what counts).
 
 use serde::{Deserialize, Serialize};
 
+use super::event::lower_guid;
 use super::UnixMillis;
 
 /// A workspace and its reports.
@@ -62,32 +66,50 @@ struct GroupReport {
     name: Option<String>,
 }
 
+/// One page of `admin/groups`: the workspaces to keep, and how many the page listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupsPage {
+    /// Entries of `value`, kept or not: the page is the last one when this is below `$top`.
+    pub listed: usize,
+    pub workspaces: Vec<InventoryWorkspace>,
+}
+
+/// States of workspaces that are gone or going (GetGroupsAsAdmin examples show both).
+const LEAVING_STATES: [&str; 2] = ["Deleted", "Removing"];
+
 /// One page of `admin/groups`; the error says what was wrong with it.
-pub fn parse_groups_page(body: &[u8]) -> Result<Vec<InventoryWorkspace>, String> {
+pub fn parse_groups_page(body: &[u8]) -> Result<GroupsPage, String> {
     let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    Ok(page
+    let listed = page.value.len();
+    let workspaces = page
         .value
         .into_iter()
         .filter(|g| {
             !g.state
                 .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case("deleted"))
+                .is_some_and(|s| LEAVING_STATES.iter().any(|l| s.eq_ignore_ascii_case(l)))
         })
         .map(|g| InventoryWorkspace {
             personal: g
                 .kind
                 .as_deref()
                 .is_some_and(|k| k.to_ascii_lowercase().starts_with("personal")),
-            capacity_id: g.capacity_id.unwrap_or_default(),
+            capacity_id: normalised(g.capacity_id.unwrap_or_default()),
             name: g.name.unwrap_or_default(),
             reports: g
                 .reports
                 .into_iter()
-                .map(|r| (r.id, r.name.unwrap_or_default()))
+                .map(|r| (normalised(r.id), r.name.unwrap_or_default()))
                 .collect(),
-            id: g.id,
+            id: normalised(g.id),
         })
-        .collect())
+        .collect();
+    Ok(GroupsPage { listed, workspaces })
+}
+
+/// An id as the event decoder spells it (GUIDs in lower case).
+pub fn normalised(id: String) -> String {
+    lower_guid(id.as_str().into()).into_owned()
 }
 
 #[cfg(test)]
@@ -102,7 +124,9 @@ mod tests {
             {"id":"w3","name":"Old","type":"Workspace","state":"Deleted","reports":[{"id":"r9"}]},
             {"id":"w4"}
         ]}"#;
-        let ws = parse_groups_page(body).unwrap();
+        let page = parse_groups_page(body).unwrap();
+        assert_eq!(page.listed, 4, "the deleted workspace is listed, not kept");
+        let ws = page.workspaces;
         assert_eq!(ws.len(), 3);
         assert_eq!(
             ws[0],

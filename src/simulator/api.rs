@@ -93,6 +93,9 @@ pub struct ApiConfig {
     pub tenant_id: String,
     pub client_id: String,
     pub client_secret: String,
+    /// Object id of the client's service principal: the `oid` claim of the tokens issued
+    /// (the client id is their `appid`).
+    pub principal_object_id: String,
     /// Events per page at most (the real API sends 5,000–10,000).
     pub page_size: usize,
     /// Requests per rolling hour before 429 (the real limit is 200).
@@ -134,6 +137,7 @@ impl Default for ApiConfig {
             tenant_id: "19b154a1-57cb-482d-ad42-752df1c9d469".into(),
             client_id: "2f9237e0-79e9-47be-a68c-baa0af943cf2".into(),
             client_secret: "simulated-secret".into(),
+            principal_object_id: "b7c5e1d2-3f4a-4b6c-8d9e-0a1b2c3d4e5f".into(),
             page_size: 5000,
             budget_per_hour: 200,
             retry_after_secs: 3392,
@@ -391,8 +395,23 @@ impl State {
         (StatusCode::OK, json_response(StatusCode::OK, body))
     }
 
+    /// A new access token, shaped like Entra's (a JWT whose payload carries `appid`, `oid`
+    /// and `tid`; the signature is not a real one).
     fn issue(&mut self) -> String {
-        let token = format!("sim-{:016x}", self.rng.next_u64());
+        use crate::encoding::base64url;
+        let claims = serde_json::json!({
+            "aud": POWERBI_SCOPE.trim_end_matches("/.default"),
+            "iss": format!("https://sts.windows.net/{}/", self.config.tenant_id),
+            "appid": self.config.client_id, "oid": self.config.principal_object_id,
+            "tid": self.config.tenant_id, "idtyp": "app", "ver": "1.0",
+            "uti": format!("sim-{:016x}", self.rng.next_u64()),
+        });
+        let token = format!(
+            "{}.{}.{}",
+            base64url(br#"{"alg":"RS256","typ":"JWT"}"#),
+            base64url(claims.to_string().as_bytes()),
+            base64url(&self.rng.next_u64().to_be_bytes())
+        );
         self.tokens.push(token.clone());
         token
     }

@@ -195,26 +195,59 @@ impl Tenant {
         all
     }
 
-    /// One page of `GET admin/groups?$expand=reports` (`$skip` and `$top` applied).
+    /// One page of `GET admin/groups?$expand=reports` (`$skip` and `$top` applied), shaped like
+    /// Microsoft's GetGroupsAsAdmin examples (microsoft/PowerBI-CSharp
+    /// `sdk/swaggers/swagger.json`, "Get workspaces with their 'reports' expanded example"):
+    /// GUIDs in upper case, and the listing holds a `Deleted` and a `Removing` workspace (the
+    /// examples' own) among the live ones, which [`Tenant::inventory`] leaves out.
     pub fn inventory_page(&self, skip: usize, top: usize) -> String {
-        let value: Vec<serde_json::Value> = self
+        let upper = |id: &str| {
+            if crate::decode::event::is_guid(id) {
+                id.to_ascii_uppercase()
+            } else {
+                id.to_string()
+            }
+        };
+        let mut listing: Vec<serde_json::Value> = self
             .inventory()
             .into_iter()
-            .skip(skip)
-            .take(top)
             .map(|w| {
                 serde_json::json!({
-                    "id": w.id, "name": w.name, "isReadOnly": false,
+                    "id": upper(&w.id), "name": w.name, "isReadOnly": false,
                     "type": if w.personal { "PersonalGroup" } else { "Workspace" },
                     "state": "Active",
                     "isOnDedicatedCapacity": !w.capacity_id.is_empty(),
                     "capacityId": if w.capacity_id.is_empty() { serde_json::Value::Null } else { w.capacity_id.clone().into() },
                     "reports": w.reports.iter().map(|(id, name)| serde_json::json!({
-                        "id": id, "name": name, "reportType": "PowerBIReport"
+                        "id": upper(id), "name": name, "reportType": "PowerBIReport"
                     })).collect::<Vec<_>>(),
                 })
             })
             .collect();
+        let gone = [
+            serde_json::json!({
+                "id": "183dcf10-47b8-48c4-84aa-f0bf9d5f8fcf", "isReadOnly": false,
+                "isOnDedicatedCapacity": false, "name": "Sample Group 2",
+                "description": "Deleted sample group", "type": "Workspace", "state": "Deleted",
+                "reports": [{"id": "3C6E4E2C-2B8B-4D0F-9F6E-1E0B6C1D2A11", "name": "Gone", "reportType": "PowerBIReport"}],
+            }),
+            serde_json::json!({
+                "id": "94E57E92-CEE2-486D-8CC8-218C97200579", "isReadOnly": false,
+                "isOnDedicatedCapacity": false, "capacityMigrationStatus": "Migrated",
+                "description": "shorter description", "type": "Workspace", "state": "Removing",
+                "name": "a", "hasWorkspaceLevelSettings": false,
+                "reports": [
+                    {"id": "5DBA60B0-D9A7-42AE-B12C-6D9D51E7739A", "reportType": "PowerBIReport", "name": "SQlAzure-Refresh", "datasetId": "8ce96c50-85a0-4db3-85c6-7ccc3ed46523"},
+                    {"id": "197E5C3C-D2F3-42D8-A536-875FB6D7D48C", "reportType": "PowerBIReport", "name": "NESGames", "datasetId": "7d6a4f72-1906-4e08-a469-bd6bc1ab7b69"},
+                ],
+            }),
+        ];
+        // Early in the listing, so a client that filters before comparing a page with $top
+        // takes a full page for the last one.
+        for (i, g) in gone.into_iter().enumerate() {
+            listing.insert((1 + 2 * i).min(listing.len()), g);
+        }
+        let value: Vec<_> = listing.into_iter().skip(skip).take(top).collect();
         serde_json::json!({
             "@odata.context": "https://api.powerbi.com/v1.0/myorg/admin/$metadata#groups",
             "value": value

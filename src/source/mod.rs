@@ -86,6 +86,10 @@ pub struct SourceStatus {
     /// Reads of the inventory (`--inventory.enabled`).
     #[serde(default)]
     pub inventory: Option<InventoryStatus>,
+    /// The ids the exporter's access token names it by (application id, object id): its own
+    /// `ExportActivityEvents` carry one of them as `UserId`.
+    #[serde(default)]
+    pub own_identities: Vec<String>,
 }
 
 /// How the inventory reads went.

@@ -374,13 +374,19 @@ fn the_admin_groups_examples_decode() {
     let all = group_examples();
     assert_eq!(all.len(), 8);
     for (name, groups) in all {
-        let decoded =
+        let page =
             parse_groups_page(&groups_body(&groups)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        // Deleted workspaces are left out (reference §16); ids compared ignoring case here,
-        // their case is the next test's business.
+        assert_eq!(
+            page.listed,
+            groups.len(),
+            "{name}: every entry counts for paging"
+        );
+        let decoded = page.workspaces;
+        // Deleted and Removing workspaces are left out (reference §16); ids compared ignoring
+        // case here, their case is the next test's business.
         let kept: Vec<&serde_json::Value> = groups
             .iter()
-            .filter(|g| g["state"].as_str() != Some("Deleted"))
+            .filter(|g| !matches!(g["state"].as_str(), Some("Deleted" | "Removing")))
             .collect();
         let got: Vec<(String, String, bool, String, usize)> = decoded
             .iter()
@@ -429,17 +435,15 @@ fn the_admin_groups_examples_decode() {
     }
 }
 
-/// CASE-NORMALISATION AND `Removing` (the inventory engineer's items of issue 12, not this
-/// branch's): admin/groups sends upper-case GUIDs (`EC1EE11F-…`, `94E57E92-…`) while events
-/// carry lower- or mixed-case ones, so a join needs them normalised (lower case), and a
-/// workspace in state `Removing` is on its way out like a `Deleted` one (reference §16). On
-/// this branch the decoder keeps both as sent; un-ignore once those fixes are merged.
+/// Case normalisation and `Removing`: admin/groups sends upper-case GUIDs (`EC1EE11F-…`,
+/// `94E57E92-…`) while events carry lower- or mixed-case ones, so a join needs them normalised
+/// (lower case), and a workspace in state `Removing` is on its way out like a `Deleted` one
+/// (reference §16).
 #[test]
-#[ignore = "exposes the inventory's case-normalisation and Removing defects (issue 12, inventory engineer); un-ignore after merging that branch"]
 fn the_admin_groups_examples_decode_to_lower_case_ids_without_removing_workspaces() {
     use powerbi_exporter::decode::inventory::parse_groups_page;
     for (name, groups) in group_examples() {
-        let decoded = parse_groups_page(&groups_body(&groups)).unwrap();
+        let decoded = parse_groups_page(&groups_body(&groups)).unwrap().workspaces;
         let want: Vec<String> = groups
             .iter()
             .filter(|g| !matches!(g["state"].as_str(), Some("Deleted" | "Removing")))

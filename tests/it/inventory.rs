@@ -5,11 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use powerbi_exporter::azure::auth::{Authority, Credential, Secret, TokenCache, POWERBI_SCOPE};
 use powerbi_exporter::decode::inventory::InventoryWorkspace;
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
 use powerbi_exporter::simulator::{Tenant, TenantSpec};
+use powerbi_exporter::source::powerbi::client::{ApiClient, HostPolicy, RetryPolicy};
+use powerbi_exporter::source::powerbi::inventory::{InventoryConfig, InventoryReader};
 
 use crate::support::*;
 
@@ -68,6 +71,9 @@ fn wait_for(
     }
 }
 
+/// The simulated admin/groups spells GUIDs in upper case, as Microsoft's GetGroupsAsAdmin
+/// examples do, while the events carry them in lower case: the reports viewed must still show
+/// `used`, under one (lower-case) id, and the `Removing` workspace of the listing not at all.
 #[test]
 fn the_inventory_names_every_report_and_counts_the_unused_ones() {
     let rt = runtime();
@@ -179,4 +185,158 @@ fn an_inventory_slower_than_its_timeout_is_cut_off_and_polling_goes_on() {
     });
     assert_eq!(s["powerbi_up"], 1.0);
     assert!(!s.contains_key("powerbi_inventory_last_success_timestamp_seconds"));
+}
+
+/// A real client of the simulated API, as the live source builds it.
+fn client_of(api: &SimulatedApi) -> ApiClient {
+    powerbi_exporter::install_tls_provider();
+    let sim = ApiConfig::default();
+    let credential = Credential::ClientSecret {
+        authority: Authority {
+            host: api.base_url(),
+            tenant_id: sim.tenant_id,
+            client_id: sim.client_id,
+        },
+        secret: Secret::new(sim.client_secret),
+    };
+    ApiClient::new(
+        reqwest::Client::new(),
+        HostPolicy {
+            api_url: api.base_url(),
+            cluster_suffixes: Vec::new(),
+        },
+        TokenCache::new(credential, POWERBI_SCOPE.to_string()),
+        RetryPolicy::default(),
+    )
+}
+
+/// The simulated admin/groups lists, like Microsoft's GetGroupsAsAdmin example, a `Deleted`
+/// and a `Removing` workspace among the live ones, in upper case. With two workspaces a page,
+/// the first page holds one live workspace and the deleted one: a reader that compares the
+/// filtered length with `$top` stopped there. Every live workspace must come back (ids in
+/// lower case), the two leaving ones not, each page asked for once.
+#[test]
+fn paging_counts_listed_workspaces_so_deleted_and_removing_ones_end_no_read_early() {
+    let rt = runtime();
+    let (timeline, inventory) = tenant_with_views();
+    let api = rt
+        .block_on(SimulatedApi::start(ApiConfig::default(), timeline, 0))
+        .unwrap();
+    let mut client = client_of(&api);
+    let config = InventoryConfig {
+        page_size: 2,
+        ..InventoryConfig::default()
+    };
+    let mut reader = InventoryReader::new(config, None);
+    let got = rt
+        .block_on(reader.read(&mut client))
+        .expect("the inventory is read to its end");
+    let by_id = |ws: &[InventoryWorkspace]| -> BTreeMap<String, InventoryWorkspace> {
+        ws.iter().map(|w| (w.id.clone(), w.clone())).collect()
+    };
+    assert_eq!(by_id(&got), by_id(&inventory));
+    // Live workspaces plus the deleted and the removing one, two a page, and one more page
+    // that comes back short (or empty) to say the listing ended.
+    let listed = inventory.len() + 2;
+    let pages = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("admin/groups"))
+        .count();
+    assert_eq!(pages, listed / 2 + 1, "{listed} listed");
+}
+
+/// `--inventory.page-size` (file key `inventory.page_size`) is `$top`: 1 to 5000, the API's
+/// range; anything else exits 2 naming the flag or key; the default is 2000.
+#[test]
+fn the_page_size_is_a_setting_within_the_apis_range() {
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check-config",
+            "--powerbi.api-url",
+            "https://api.powerbi.com",
+            "--azure.tenant-id",
+            "t",
+            "--azure.client-id",
+            "c",
+            "--inventory.enabled",
+        ];
+        args.extend_from_slice(extra);
+        run_with_env(&args, &[("AZURE_CLIENT_SECRET", "s")])
+    };
+    for bad in ["0", "5001"] {
+        let out = check(&["--inventory.page-size", bad]);
+        assert_exit_2_naming(
+            &out,
+            &[&format!("flag --inventory.page-size {bad}"), "1 to 5000"],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, "inventory:\n  page_size: 9000\n").unwrap();
+    let out = check(&["--config.file", file.to_str().unwrap()]);
+    assert_exit_2_naming(
+        &out,
+        &["config key `inventory.page_size` 9000", "1 to 5000"],
+    );
+    for (extra, shown) in [
+        (&[][..], "page size 2000"),
+        (&["--inventory.page-size", "500"][..], "page size 500"),
+    ] {
+        let out = check(extra);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(text.contains(shown), "{shown} in:\n{text}");
+    }
+}
+
+/// A read that runs out of its hourly budget (or is throttled) part-way goes on from the page
+/// it stopped at once it may send again, rather than starting over: with more pages than the
+/// hourly budget, starting over would never finish. Here: two requests an hour, two
+/// workspaces a page, four pages; after the hour rolls over (a fresh budget stands in for it)
+/// the next reads ask only for the pages not read yet.
+#[test]
+fn a_read_stopped_by_the_budget_goes_on_from_the_page_it_stopped_at() {
+    use powerbi_exporter::source::powerbi::budget::RequestBudget;
+    let rt = runtime();
+    let (timeline, inventory) = tenant_with_views();
+    let api = rt
+        .block_on(SimulatedApi::start(ApiConfig::default(), timeline, 0))
+        .unwrap();
+    let mut client = client_of(&api);
+    let config = InventoryConfig {
+        page_size: 2,
+        max_requests_per_hour: 2,
+        ..InventoryConfig::default()
+    };
+    let mut reader = InventoryReader::new(config, None);
+    let mut got = None;
+    for _ in 0..3 {
+        got = rt.block_on(reader.read(&mut client));
+        if got.is_some() {
+            break;
+        }
+        assert_eq!(reader.status.errors.get("budget"), Some(&1));
+        reader.status.errors.clear();
+        reader.budget = RequestBudget::new(2);
+    }
+    let by_id = |ws: &[InventoryWorkspace]| -> BTreeMap<String, InventoryWorkspace> {
+        ws.iter().map(|w| (w.id.clone(), w.clone())).collect()
+    };
+    assert_eq!(
+        by_id(&got.expect("read within three hours")),
+        by_id(&inventory)
+    );
+    let listed = inventory.len() + 2;
+    let pages: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("admin/groups"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        pages.len(),
+        listed / 2 + 1,
+        "each page asked for once: {pages:?}"
+    );
 }

@@ -18,6 +18,8 @@ mod dashboards;
 mod deploy;
 /// Unreadable state files and a full filesystem under the spool: nothing written over, nothing lost.
 mod durability;
+/// Series expiry: a year of report churn at small caps, nothing lost to `__other__`.
+mod expiry;
 /// Scoping filters: what they leave out is counted by reason; the rest is exact.
 mod filters;
 /// Inputs the fuzzers found or that are worth pinning, through the fuzz targets' entry points.
@@ -42,6 +44,8 @@ mod network;
 mod otlp;
 /// An OTLP receiver (HTTP and gRPC) decoding with the official protobuf types.
 mod otlp_receiver;
+/// The exporter's own ExportActivityEvents: matched by application id and by object id.
+mod own_exports;
 /// User signals (pseudonym, plain, off; restart and key change), external shares, and a scan of
 /// every output for the fixture's addresses under each `--users.label` mode.
 mod people;

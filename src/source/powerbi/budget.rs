@@ -1,4 +1,5 @@
-//! The request budget: never more than N requests in any rolling hour, retries included.
+//! The request budget: never more than N requests in any rolling hour (or minute, for the
+//! inventory's per-minute limit), retries included.
 //!
 //! Pure: the caller passes the time. The API allows 200 requests per hour per tenant for all
 //! callers together, so the exporter keeps well under it and leaves room for other tools.
@@ -9,6 +10,7 @@ use std::collections::VecDeque;
 use crate::decode::UnixMillis;
 
 const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
 
 /// The longest a 429 may block requests: the API's own waits are up to about an hour
 /// (reference §3, a captured `Retry-After: 3392`). A longer one is clamped to this, so a bad
@@ -18,6 +20,8 @@ pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBudget {
     max_per_hour: usize,
+    /// Length of the rolling window `max_per_hour` applies to: an hour, or a minute.
+    window_ms: i64,
     /// Send times inside the last hour, oldest first.
     sent: VecDeque<UnixMillis>,
     /// No request before this (a 429's `Retry-After`).
@@ -28,8 +32,17 @@ impl RequestBudget {
     pub fn new(max_per_hour: usize) -> Self {
         RequestBudget {
             max_per_hour,
+            window_ms: HOUR_MS,
             sent: VecDeque::new(),
             blocked_until: UnixMillis(i64::MIN),
+        }
+    }
+
+    /// Never more than `max` requests in any rolling minute.
+    pub fn per_minute(max: usize) -> Self {
+        RequestBudget {
+            window_ms: MINUTE_MS,
+            ..RequestBudget::new(max)
         }
     }
 
@@ -48,13 +61,18 @@ impl RequestBudget {
         sent.sort();
         RequestBudget {
             max_per_hour,
+            window_ms: HOUR_MS,
             sent: sent.into(),
             blocked_until,
         }
     }
 
     fn expire(&mut self, now: UnixMillis) {
-        while self.sent.front().is_some_and(|t| t.0 <= now.0 - HOUR_MS) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| t.0 <= now.0 - self.window_ms)
+        {
             self.sent.pop_front();
         }
     }
@@ -67,7 +85,7 @@ impl RequestBudget {
         }
         if self.sent.len() >= self.max_per_hour {
             let oldest = self.sent.front().copied().unwrap_or(now);
-            return Err(UnixMillis(oldest.0 + HOUR_MS));
+            return Err(UnixMillis(oldest.0 + self.window_ms));
         }
         self.sent.push_back(now);
         Ok(())
@@ -132,6 +150,24 @@ mod tests {
         assert_eq!(b.remaining(UnixMillis(60 * MIN)), 1);
         assert_eq!(b.acquire(UnixMillis(60 * MIN)), Ok(()));
         assert_eq!(b.acquire(UnixMillis(61 * MIN)), Err(UnixMillis(70 * MIN)));
+    }
+
+    /// admin/groups allows "50 requests per hour or 15 requests per minute, per tenant"
+    /// (GetGroupsAsAdmin, Limitations; microsoft/PowerBI-CSharp `sdk/swaggers/swagger.json`).
+    #[test]
+    fn a_per_minute_budget_rolls_over_a_minute() {
+        const SEC: i64 = 1_000;
+        let mut b = RequestBudget::per_minute(15);
+        for s in 0..15 {
+            assert_eq!(b.acquire(UnixMillis(s * SEC)), Ok(()));
+        }
+        assert_eq!(
+            b.acquire(UnixMillis(20 * SEC)),
+            Err(UnixMillis(60 * SEC)),
+            "the 16th waits until the first leaves the minute"
+        );
+        assert_eq!(b.acquire(UnixMillis(60 * SEC)), Ok(()));
+        assert_eq!(b.acquire(UnixMillis(60 * SEC)), Err(UnixMillis(61 * SEC)));
     }
 
     #[test]

@@ -1,12 +1,20 @@
 //! The inventory reader (`--inventory.enabled`): every workspace and its reports from
-//! `GET admin/groups?$top=5000&$skip=…&$expand=reports`, refreshed rarely.
+//! `GET admin/groups?$top=N&$skip=…&$expand=reports`, refreshed rarely.
 //!
 //! Invariants:
-//! - it has its own request budget (the API allows 50 requests an hour for this call, shared
-//!   by every caller of the tenant), and never takes from the activity log's;
+//! - it has its own request budget (the API allows "50 requests per hour or 15 requests per
+//!   minute, per tenant" for this call — GetGroupsAsAdmin, Limitations), and never takes from
+//!   the activity log's; past 15 requests in a minute it waits for the minute to roll over;
+//! - a page is the last when it lists fewer than `$top` workspaces, counting deleted and
+//!   removing ones (they are dropped after the count);
+//! - `$top` is `--inventory.page-size` (default 2000, not the API's 5000: "this call will
+//!   also time out after 30 seconds", and a page of 5000 workspaces with their reports is
+//!   the one that risks it);
 //! - every request has its own timeout (the API gives up after 30 s anyway);
-//! - a failure (429, timeout, error) is counted by reason and retried later — after the
-//!   `Retry-After` of a 429, else after a backoff — and never stops activity polling;
+//! - a failure (429, timeout, error, the budget) is counted by reason and retried later — after
+//!   the `Retry-After` of a 429, else after a backoff — and never stops activity polling; the
+//!   retry goes on from the page that failed (within one refresh period), so a tenant with
+//!   more pages than the hourly budget is read over several hours instead of never;
 //! - an inventory is handed on only when every page was read.
 
 use std::time::Duration;
@@ -31,13 +39,19 @@ pub struct InventoryConfig {
     pub page_size: usize,
 }
 
+/// Largest `$top` the API takes.
+pub const MAX_PAGE_SIZE: usize = 5000;
+
+/// Requests to admin/groups allowed in any minute, for the whole tenant.
+pub const MAX_REQUESTS_PER_MINUTE: usize = 15;
+
 impl Default for InventoryConfig {
     fn default() -> Self {
         InventoryConfig {
             refresh: Duration::from_secs(24 * 3600),
             max_requests_per_hour: 20,
             timeout: Duration::from_secs(30),
-            page_size: 5000,
+            page_size: 2000,
         }
     }
 }
@@ -91,10 +105,21 @@ impl InventoryError {
     }
 }
 
+/// The pages of an unfinished read.
+struct PartialRead {
+    started: UnixMillis,
+    next_page: usize,
+    workspaces: Vec<InventoryWorkspace>,
+}
+
 /// When the inventory is due, and how its reads went.
 pub struct InventoryReader {
     pub config: InventoryConfig,
+    /// A read stopped part-way: the pages read so far, to go on from.
+    partial: Option<PartialRead>,
     pub budget: RequestBudget,
+    /// The API's per-minute limit; the reader waits rather than fails on it.
+    pub per_minute: RequestBudget,
     pub next_due: UnixMillis,
     pub status: InventoryStatus,
 }
@@ -108,6 +133,8 @@ impl InventoryReader {
         });
         InventoryReader {
             budget: RequestBudget::new(config.max_requests_per_hour),
+            per_minute: RequestBudget::per_minute(MAX_REQUESTS_PER_MINUTE),
+            partial: None,
             config,
             next_due,
             status,
@@ -120,8 +147,20 @@ impl InventoryReader {
 
     /// Reads every page; on success schedules the next refresh, on failure the retry.
     pub async fn read(&mut self, client: &mut ApiClient) -> Option<Vec<InventoryWorkspace>> {
-        let started = UnixMillis::now();
-        match self.read_all(client).await {
+        let now = UnixMillis::now();
+        let refresh_ms = self.config.refresh.as_millis() as i64;
+        // Pages older than a refresh period describe another inventory: start over.
+        let partial = self
+            .partial
+            .take()
+            .filter(|p| now.0 - p.started.0 < refresh_ms)
+            .unwrap_or(PartialRead {
+                started: now,
+                next_page: 0,
+                workspaces: Vec::new(),
+            });
+        let started = partial.started;
+        match self.read_all(client, partial).await {
             Ok(workspaces) => {
                 self.status.last_success = Some(started);
                 self.next_due = UnixMillis(started.0 + self.config.refresh.as_millis() as i64);
@@ -142,27 +181,38 @@ impl InventoryReader {
         }
     }
 
+    /// Reads the pages from `partial.next_page` on; on failure keeps what was read in
+    /// `self.partial` for the next try.
     async fn read_all(
         &mut self,
         client: &mut ApiClient,
+        mut partial: PartialRead,
     ) -> Result<Vec<InventoryWorkspace>, InventoryError> {
-        let mut all = Vec::new();
         let top = self.config.page_size;
         let base = client.hosts.api_url.trim_end_matches('/').to_string();
-        for page in 0.. {
+        loop {
             let url = format!(
                 "{base}{GROUPS_PATH}?$top={top}&$skip={}&$expand=reports",
-                page * top
+                partial.next_page * top
             );
-            let body = self.get(client, &url).await?;
-            let workspaces = parse_groups_page(&body).map_err(InventoryError::Invalid)?;
-            let n = workspaces.len();
-            all.extend(workspaces);
-            if n < top {
-                break;
+            let page = match self
+                .get(client, &url)
+                .await
+                .and_then(|body| parse_groups_page(&body).map_err(InventoryError::Invalid))
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    self.partial = Some(partial);
+                    return Err(e);
+                }
+            };
+            partial.workspaces.extend(page.workspaces);
+            partial.next_page += 1;
+            // The listed count, not the kept one: a page holding a deleted workspace is full.
+            if page.listed < top {
+                return Ok(partial.workspaces);
             }
         }
-        Ok(all)
     }
 
     async fn get(
@@ -170,8 +220,15 @@ impl InventoryReader {
         client: &mut ApiClient,
         url: &str,
     ) -> Result<bytes::Bytes, InventoryError> {
+        self.budget
+            .acquire(UnixMillis::now())
+            .map_err(InventoryError::Budget)?;
+        // A wait of under a minute: the read goes on rather than starting over later.
+        while let Err(until) = self.per_minute.acquire(UnixMillis::now()) {
+            let wait = (until.0 - UnixMillis::now().0).clamp(1, 60_000);
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
         let now = UnixMillis::now();
-        self.budget.acquire(now).map_err(InventoryError::Budget)?;
         let token = client
             .tokens
             .token(&client.http, now)

@@ -301,6 +301,33 @@ impl Poller {
         self.finish_status(now, pending.is_empty());
     }
 
+    /// Tells the aggregation who the exporter is (from its access token) before any page that
+    /// may hold its own `ExportActivityEvents`; a status is sent only when that changed. A
+    /// token that cannot be had now fails the reads below, which count it.
+    async fn learn_own_identities(&mut self, out: &DocumentSender) {
+        let now = UnixMillis::now();
+        if self
+            .client
+            .tokens
+            .token(&self.client.http, now)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let ids = self.client.tokens.principal_ids();
+        if ids.is_empty() || ids == self.status.own_identities {
+            return;
+        }
+        self.status.own_identities = ids;
+        // The rest of the status is the last poll's, but the history still to load is today's:
+        // a first status must not tell the aggregation the initial lookback is loaded.
+        self.status.initial_lookback_hours_remaining = self.ledger.history_remaining();
+        let _ = out
+            .send(SourceMessage::Status(Box::new(self.status.clone())))
+            .await;
+    }
+
     async fn poll(&mut self, out: &DocumentSender) {
         let started = UnixMillis::now();
         let current = UtcHour::containing(started);
@@ -308,6 +335,7 @@ impl Poller {
             .forget_before(UtcHour(current.0 - self.config.plan.lookback_hours));
         self.ledger.expire_before(oldest_servable(started));
         let history_before = self.ledger.history_remaining();
+        self.learn_own_identities(out).await;
         let sweeps = self.sweep_allowance(started);
         let hours = plan(&self.config.plan, &self.ledger, started, sweeps);
         let mut complete = true;
