@@ -30,6 +30,9 @@ mod inventory;
 mod live;
 /// Azure Monitor Logs Ingestion against a loopback fake: limits, 413, 429, 503, kill -9.
 mod logs_ingestion;
+/// The monitoring mixin: the checked-in dashboards and rules are what it renders; its config
+/// selects every series the alerts read.
+mod mixin;
 /// OTLP: the push equals the scrape (HTTP, gRPC, OTEL_* variables); events as log records
 /// through a collector outage and a restart.
 mod otlp;
