@@ -17,6 +17,10 @@
     // restart, so the Kubernetes rendering (kubernetes.libsonnet) uses `service` instead.
     instanceLabel: 'instance',
 
+    // The labels the alerts that aggregate (sum by, count by) keep: the exporter, and the tenant
+    // where the scrape configuration adds it (a label no series has is simply left out).
+    alertGroupLabels: ['instance', self.tenantLabel],
+
     // Where each alert's runbook entry is: %s is the entry's anchor (the alert name in lower
     // case, as GitHub and most Markdown renderers make heading anchors). Point it at the copy
     // of deploy/prometheus/README.md your responders can open.

@@ -1,7 +1,8 @@
 // The alert rules. Each has a runbook entry in deploy/prometheus/README.md (runbook_url points
 // at it) and promtool unit tests in deploy/prometheus/rules/alerts.test.yaml. Expressions say
 // %(s)s where the exporter's selector (config powerbiExporterSelector) goes: every series an
-// alert reads is selected by it.
+// alert reads is selected by it; aggregations keep %(by)s (config alertGroupLabels), so an
+// alert still names the exporter and, where the scrape adds one, the tenant.
 local rules(config) = {
   'powerbi-exporter-health': [
     {
@@ -76,7 +77,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBIAuthFailing',
-      expr: 'sum by (instance) (increase(powerbi_auth_errors_total{%(s)s}[15m])) > 0',
+      expr: 'sum by (%(by)s) (increase(powerbi_auth_errors_total{%(s)s}[15m])) > 0',
       'for': '15m',
       labels: { severity: 'critical' },
       annotations: {
@@ -96,7 +97,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBIEventsRejected',
-      expr: 'sum by (instance) (increase(powerbi_events_rejected_total{%(s)s}[1h])) > 0',
+      expr: 'sum by (%(by)s) (increase(powerbi_events_rejected_total{%(s)s}[1h])) > 0',
       labels: { severity: 'warning' },
       annotations: {
         summary: 'Power BI events were rejected.',
@@ -105,7 +106,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBISeriesDropped',
-      expr: 'sum by (instance, family) (increase(powerbi_series_dropped_total{%(s)s}[1h])) > 0',
+      expr: 'sum by (%(by)s, family) (increase(powerbi_series_dropped_total{%(s)s}[1h])) > 0',
       labels: { severity: 'warning' },
       annotations: {
         summary: 'A metric family hit its series cap.',
@@ -134,7 +135,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBIForwardedEventsDropped',
-      expr: 'sum by (instance, sink, reason) (increase(powerbi_forward_dropped_events_total{%(s)s}[1h])) > 0',
+      expr: 'sum by (%(by)s, sink, reason) (increase(powerbi_forward_dropped_events_total{%(s)s}[1h])) > 0',
       labels: { severity: 'warning' },
       annotations: {
         summary: 'A forwarding sink gave events up.',
@@ -155,7 +156,7 @@ local rules(config) = {
   'powerbi-security': [
     {
       alert: 'PowerBIPublishToWeb',
-      expr: 'sum by (instance, workspace_id) (increase(powerbi_activity_events_total{activity="PublishToWebReport",%(s)s}[10m])) > 0',
+      expr: 'sum by (%(by)s, workspace_id) (increase(powerbi_activity_events_total{activity="PublishToWebReport",%(s)s}[10m])) > 0',
       labels: { severity: 'critical' },
       annotations: {
         summary: 'A report was published to the web (public, anonymous link).',
@@ -164,7 +165,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBITenantSettingChanged',
-      expr: 'sum by (instance) (increase(powerbi_activity_events_total{activity="UpdatedAdminFeatureSwitch",%(s)s}[10m])) > 0',
+      expr: 'sum by (%(by)s) (increase(powerbi_activity_events_total{activity="UpdatedAdminFeatureSwitch",%(s)s}[10m])) > 0',
       labels: { severity: 'warning' },
       annotations: {
         summary: 'A Power BI tenant setting was changed.',
@@ -174,10 +175,10 @@ local rules(config) = {
     {
       alert: 'PowerBIExportSpike',
       expr: |||
-        sum by (instance) (increase(powerbi_activity_events_total{activity=~"ExportReport|ExportArtifact|ExportTile|DownloadReport|PrintReport|PrintDashboard|AnalyzeInExcel",%(s)s}[1h]))
+        sum by (%(by)s) (increase(powerbi_activity_events_total{activity=~"ExportReport|ExportArtifact|ExportTile|DownloadReport|PrintReport|PrintDashboard|AnalyzeInExcel",%(s)s}[1h]))
           > 3 * (
-            sum by (instance) (increase(powerbi_activity_events_total{activity=~"ExportReport|ExportArtifact|ExportTile|DownloadReport|PrintReport|PrintDashboard|AnalyzeInExcel",%(s)s}[1h] offset 1d))
-            + sum by (instance) (increase(powerbi_activity_events_total{activity=~"ExportReport|ExportArtifact|ExportTile|DownloadReport|PrintReport|PrintDashboard|AnalyzeInExcel",%(s)s}[1h] offset 7d))
+            sum by (%(by)s) (increase(powerbi_activity_events_total{activity=~"ExportReport|ExportArtifact|ExportTile|DownloadReport|PrintReport|PrintDashboard|AnalyzeInExcel",%(s)s}[1h] offset 1d))
+            + sum by (%(by)s) (increase(powerbi_activity_events_total{activity=~"ExportReport|ExportArtifact|ExportTile|DownloadReport|PrintReport|PrintDashboard|AnalyzeInExcel",%(s)s}[1h] offset 7d))
           ) / 2 + 20
       |||,
       'for': '15m',
@@ -189,7 +190,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBIMassDeletion',
-      expr: 'sum by (instance) (increase(powerbi_activity_events_total{activity=~"Delete.*",%(s)s}[15m])) > 20',
+      expr: 'sum by (%(by)s) (increase(powerbi_activity_events_total{activity=~"Delete.*",%(s)s}[15m])) > 20',
       labels: { severity: 'warning' },
       annotations: {
         summary: 'Many Power BI items were deleted within 15 minutes.',
@@ -198,7 +199,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBIPermissionChangeBurst',
-      expr: 'sum by (instance) (increase(powerbi_activity_events_total{activity=~"UpdateWorkspaceAccess|UpdateFolderAccess|AddGroupMembers|DeleteGroupMembers|AddWorkspaceRoleViaAdminApi|UpdateWorkspaceRoleViaAdminApi|DeleteWorkspaceRoleViaAdminApi|AddAdminPersonalWorkspaceAccess|TakeOverDataset|TakeOverDatasource",%(s)s}[15m])) > 20',
+      expr: 'sum by (%(by)s) (increase(powerbi_activity_events_total{activity=~"UpdateWorkspaceAccess|UpdateFolderAccess|AddGroupMembers|DeleteGroupMembers|AddWorkspaceRoleViaAdminApi|UpdateWorkspaceRoleViaAdminApi|DeleteWorkspaceRoleViaAdminApi|AddAdminPersonalWorkspaceAccess|TakeOverDataset|TakeOverDatasource",%(s)s}[15m])) > 20',
       labels: { severity: 'warning' },
       annotations: {
         summary: 'A burst of Power BI permission changes.',
@@ -208,8 +209,8 @@ local rules(config) = {
     {
       alert: 'PowerBIFailedActivityRatioHigh',
       expr: |||
-        sum by (instance) (rate(powerbi_activity_events_failed_total{%(s)s}[30m]))
-          / sum by (instance) (rate(powerbi_activity_events_total{%(s)s}[30m])) > 0.1
+        sum by (%(by)s) (rate(powerbi_activity_events_failed_total{%(s)s}[30m]))
+          / sum by (%(by)s) (rate(powerbi_activity_events_total{%(s)s}[30m])) > 0.1
       |||,
       'for': '30m',
       labels: { severity: 'warning' },
@@ -220,7 +221,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBIExternalShare',
-      expr: 'sum by (instance, workspace_id, activity) (increase(powerbi_external_shares_total{%(s)s}[15m])) > 0',
+      expr: 'sum by (%(by)s, workspace_id, activity) (increase(powerbi_external_shares_total{%(s)s}[15m])) > 0',
       labels: { severity: 'warning' },
       annotations: {
         summary: "Content was shared with someone outside the tenant's domains.",
@@ -229,7 +230,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBIUserExportBurst',
-      expr: 'sum by (instance, user) (increase(powerbi_user_sensitive_events_total{activity=~"Export.*|Download.*|Print.*|AnalyzeInExcel.*|AnalyzedByExternalApplication",%(s)s}[1h])) > 50',
+      expr: 'sum by (%(by)s, user) (increase(powerbi_user_sensitive_events_total{activity=~"Export.*|Download.*|Print.*|AnalyzeInExcel.*|AnalyzedByExternalApplication",%(s)s}[1h])) > 50',
       labels: { severity: 'warning' },
       annotations: {
         summary: 'One user exported, downloaded or printed more than 50 times in an hour.',
@@ -238,7 +239,7 @@ local rules(config) = {
     },
     {
       alert: 'PowerBINewActivity',
-      expr: 'count by (instance) (powerbi_activity_first_seen_timestamp_seconds{%(s)s}) > count by (instance) (powerbi_activity_first_seen_timestamp_seconds{%(s)s} offset 1h)',
+      expr: 'count by (%(by)s) (powerbi_activity_first_seen_timestamp_seconds{%(s)s}) > count by (%(by)s) (powerbi_activity_first_seen_timestamp_seconds{%(s)s} offset 1h)',
       labels: { severity: 'info' },
       annotations: {
         summary: 'The activity log carries an activity the exporter had not seen before.',
@@ -255,7 +256,10 @@ local rules(config) = {
         name: name,
         rules: [
           rule {
-            expr: super.expr % { s: $._config.powerbiExporterSelector },
+            expr: super.expr % {
+              s: $._config.powerbiExporterSelector,
+              by: std.join(', ', $._config.alertGroupLabels),
+            },
             annotations+: {
               runbook_url: $._config.runbookURLPattern % std.asciiLower(rule.alert),
             },

@@ -190,3 +190,27 @@ fn runbook_urls_follow_the_configs_pattern() {
         }
     }
 }
+
+#[test]
+fn the_mixin_source_is_formatted_by_jsonnetfmt() {
+    // As the kube-prometheus mixins lint: `jsonnetfmt --test` (Debian's jsonnet package).
+    let mut sources = BTreeSet::new();
+    files_under(&root().join("mixin"), &root(), &mut sources);
+    let sources: Vec<String> = sources
+        .into_iter()
+        .filter(|f| f.ends_with(".libsonnet") || f.ends_with(".jsonnet"))
+        .collect();
+    assert!(sources.len() >= 8, "{sources:?}");
+    for source in sources {
+        let out = Command::new("jsonnetfmt")
+            .args(["--test", &source])
+            .current_dir(root())
+            .output()
+            .expect("jsonnetfmt (Debian's jsonnet package)");
+        assert!(
+            out.status.success(),
+            "{source} is not formatted: run jsonnetfmt -i {source}{}",
+            stderr(&out)
+        );
+    }
+}
