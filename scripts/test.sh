@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: promtool (prometheus), amtool (prometheus-alertmanager),
-# kubectl (its kustomize renders deploy/kubernetes) and openssl (test certificates).
+# kubectl (its kustomize renders deploy/kubernetes), openssl (test certificates) and jsonnet (the
+# monitoring mixin in mixin/, rendered again by the drift test).
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v jsonnet >/dev/null 2>&1 || missing+=(jsonnet)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

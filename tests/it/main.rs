@@ -36,6 +36,9 @@ mod inventory;
 mod live;
 /// Azure Monitor Logs Ingestion against a loopback fake: limits, 413, 429, 503, kill -9.
 mod logs_ingestion;
+/// The monitoring mixin: the checked-in dashboards and rules are what it renders; its config
+/// selects every series the alerts read.
+mod mixin;
 /// Corporate networks: HTTPS_PROXY and NO_PROXY through a loopback CONNECT proxy; a test CA
 /// trusted through SSL_CERT_FILE, SSL_CERT_DIR and the Helm chart's CA mount.
 mod network;

@@ -133,3 +133,48 @@ fn a_target_that_disappears_alerts_too() {
         "no alert is {absent}"
     );
 }
+
+/// The anchor GitHub (and most Markdown renderers) give a heading: lower case, spaces to
+/// hyphens, other punctuation dropped.
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_has_a_runbook_url_pointing_at_its_runbook_entry() {
+    let runbook = std::fs::read_to_string(Path::new(DIR).join("README.md")).unwrap();
+    let anchors: BTreeSet<(String, String)> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(|h| (h.to_string(), heading_anchor(h)))
+        .collect();
+    let rules = yaml("rules/alerts.yaml");
+    let mut seen = 0;
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let alert = rule["alert"].as_str().unwrap();
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{alert}: no runbook_url"));
+            let (page, anchor) = url
+                .split_once('#')
+                .unwrap_or_else(|| panic!("{alert}: {url} has no anchor"));
+            assert_eq!(page, "deploy/prometheus/README.md", "{alert}");
+            assert!(
+                anchors.contains(&(alert.to_string(), anchor.to_string())),
+                "{alert}: {url} is not the anchor of its entry `### {alert}`"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, alerts().len());
+}

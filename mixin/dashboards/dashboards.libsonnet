@@ -1,0 +1,3 @@
+(import 'usage.libsonnet') +
+(import 'security.libsonnet') +
+(import 'health.libsonnet')
