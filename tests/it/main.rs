@@ -14,6 +14,9 @@ mod caps;
 mod contract;
 /// Dashboards: lint, and every expression evaluated by a real Prometheus.
 mod dashboards;
+/// The exporter's face: build_info and --version, healthcheck with --config.file, Go logfmt,
+/// the OTLP resource's service.instance.id.
+mod face;
 /// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.
 mod deploy;
 /// Unreadable state files and a full filesystem under the spool: nothing written over, nothing lost.
