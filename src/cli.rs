@@ -10,11 +10,15 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "powerbi-exporter",
-    version,
+    disable_version_flag = true,
     about = "Prometheus exporter for Power BI / Microsoft Fabric activity events.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// Print the version, revision, branch, build user and date, and toolchain (as Prometheus'
+    /// `--version` does), and exit.
+    #[arg(long, short = 'V')]
+    pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]

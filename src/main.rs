@@ -20,6 +20,10 @@ use powerbi_exporter::{aggregate, app, duration, pipeline, telemetry, top};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        print!("{}", powerbi_exporter::build::version_text());
+        return ExitCode::SUCCESS;
+    }
     powerbi_exporter::install_tls_provider();
     let result = match cli.command {
         Some(Command::Top(args)) => {
