@@ -359,13 +359,19 @@ pub struct TopArgs {
 
 #[derive(Debug, Args)]
 pub struct HealthcheckArgs {
-    /// Address the exporter listens on; an all-interfaces address is checked on loopback.
+    /// The exporter's YAML configuration: its `web:` section gives the address and the web
+    /// config, as it gives them to the exporter; the flags below override it.
     #[arg(
-        long = "web.listen-address",
-        value_name = "HOST:PORT",
-        default_value = ":10195"
+        long = "config.file",
+        value_name = "FILE",
+        env = "POWERBI_EXPORTER_CONFIG_FILE"
     )]
-    pub listen_address: String,
+    pub config_file: Option<PathBuf>,
+
+    /// Address the exporter listens on; an all-interfaces address is checked on loopback
+    /// [default: the config file's, else :10195].
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
+    pub listen_address: Option<String>,
 
     /// The exporter's web config: when it turns TLS on, the probe speaks TLS (without checking
     /// the certificate: it is the exporter's own address).

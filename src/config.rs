@@ -1655,6 +1655,51 @@ fn read_named_file(what: &str, path: &std::path::Path, errors: &mut Vec<String>)
         .ok()
 }
 
+/// What `healthcheck` needs of the exporter's settings: where it listens and its web config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    pub listen_address: SocketAddr,
+    pub web_config_file: Option<PathBuf>,
+}
+
+/// The probe's target, read like the exporter reads its own: `--config.file`'s `web:` section
+/// (the whole file is checked, as the exporter would check it), the healthcheck's own flags
+/// over it, then the default address.
+pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut raw = Raw::default();
+    if let Some(path) = &args.config_file {
+        match crate::files::read_small_to_string(path) {
+            Ok(text) => read_file(&text, &mut raw, &mut errors),
+            Err(e) => errors.push(format!(
+                "--config.file {}: cannot read it: {e}",
+                path.display()
+            )),
+        }
+    }
+    let flag = |name: &str| format!("flag --{name}");
+    if let Some(v) = &args.listen_address {
+        raw.listen_address = Some((v.clone(), flag("web.listen-address")));
+    }
+    if let Some(v) = &args.web_config_file {
+        raw.web_config_file = Some((v.clone(), flag("web.config.file")));
+    }
+    let listen_address = match &raw.listen_address {
+        None => SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT)),
+        Some((v, from)) => parse_listen_address(v).unwrap_or_else(|e| {
+            errors.push(format!("{from} {v:?}: {e}"));
+            SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT))
+        }),
+    };
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(ProbeTarget {
+        listen_address,
+        web_config_file: raw.web_config_file.map(|(path, _)| path),
+    })
+}
+
 /// `:PORT` (all interfaces, as the exporter-toolkit writes it), `HOST:PORT` or `[V6]:PORT`.
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     let expected = "expected HOST:PORT, e.g. :10195 or 127.0.0.1:10195";

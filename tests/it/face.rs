@@ -1,5 +1,6 @@
 //! The exporter's face to the ecosystem: `build_info` and `--version` as the Prometheus
-//! toolkit has them, and the OTLP resource's `service.instance.id`.
+//! toolkit has them, `healthcheck` following `--config.file`, logfmt as Go writes it, and the
+//! OTLP resource's `service.instance.id`.
 
 use std::time::Duration;
 
@@ -127,3 +128,49 @@ fn build_info_and_version_name_the_revision_branch_and_toolchain() {
     assert_eq!(lines[4], format!("  platform:         {}/{}", std::env::consts::OS, std::env::consts::ARCH));
 }
 
+/// `healthcheck --config.file` (or `POWERBI_EXPORTER_CONFIG_FILE`, as the container sets it)
+/// probes the address and speaks the TLS that the file's `web:` section gives the exporter;
+/// a flag still wins over the file.
+#[test]
+fn healthcheck_follows_the_config_file() {
+    let pki = crate::web::pki();
+    let web_yml = pki.dir.path().join("web.yml");
+    std::fs::write(
+        &web_yml,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    )
+    .unwrap();
+    let mut e = Exporter::start(&["--demo", "--web.config.file", web_yml.to_str().unwrap()]);
+    let config = pki.dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "web:\n  listen_address: \"{}\"\n  telemetry_path: /stats\n  config_file: {}\n",
+            e.addr,
+            web_yml.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let probe = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["healthcheck"];
+        all.extend_from_slice(args);
+        let out = crate::support::run_with_env(&all, env);
+        (out.status.code(), crate::support::stderr(&out))
+    };
+    assert_eq!(probe(&["--config.file", config], &[]).0, Some(0));
+    // Ready once the demo's first document is applied.
+    wait_until(Duration::from_secs(20), "ready, through the container's variable", || {
+        probe(&["--ready"], &[("POWERBI_EXPORTER_CONFIG_FILE", config)]).0 == Some(0)
+    });
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = free.local_addr().unwrap().to_string();
+    let (code, err) = probe(&["--config.file", config, "--web.listen-address", &free], &[]);
+    assert_eq!(code, Some(1), "the flag's address wins: {err}");
+    assert!(err.contains(&free), "{err}");
+    e.terminate();
+    assert_eq!(probe(&["--config.file", config], &[]).0, Some(1), "stopped");
+    let (code, err) = probe(&["--config.file", "/nonexistent/config.yml"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/nonexistent/config.yml"), "{err}");
+}
