@@ -252,7 +252,11 @@ pub struct LiveArgs {
 
     /// Sovereign cloud: public, usgov, usgovhigh, usdod or china; sets the API URL, the token
     /// audience, the authority and the cluster hosts together [default: public].
-    #[arg(long = "azure.cloud", value_name = "CLOUD")]
+    #[arg(
+        long = "azure.cloud",
+        value_name = "CLOUD",
+        env = "POWERBI_EXPORTER_AZURE_CLOUD"
+    )]
     pub azure_cloud: Option<String>,
 
     /// Also count the exporter's own reads of the activity log (ExportActivityEvents by its
@@ -303,7 +307,8 @@ pub struct LiveArgs {
     )]
     pub azure_client_secret_file: Option<PathBuf>,
 
-    /// PEM file with the client certificate and its unencrypted private key.
+    /// PEM file with the client certificate and its private key, or a PFX/PKCS#12 file
+    /// (AZURE_CLIENT_CERTIFICATE_PASSWORD opens an encrypted key or the PFX).
     #[arg(
         long = "azure.client-certificate-path",
         value_name = "FILE",
@@ -320,8 +325,9 @@ pub struct LiveArgs {
     pub azure_federated_token_file: Option<PathBuf>,
 
     /// Use the managed identity of the host (App Service / Container Apps through
-    /// IDENTITY_ENDPOINT, else the instance metadata service); AZURE_CLIENT_ID picks a
-    /// user-assigned identity.
+    /// IDENTITY_ENDPOINT, MSI_ENDPOINT hosts, else the instance metadata service);
+    /// AZURE_CLIENT_ID picks a user-assigned identity. Tried by itself when a tenant or client
+    /// id is set without a secret, certificate or federated token.
     #[arg(long = "azure.managed-identity")]
     pub azure_managed_identity: bool,
 

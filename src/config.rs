@@ -1515,8 +1515,14 @@ fn logs_ingestion(
 fn read_credential_env(credential: &mut RawCredential) {
     let env = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
     credential.client_secret = env("AZURE_CLIENT_SECRET").map(Secret::new);
+    credential.certificate_password = env("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(Secret::new);
+    // azure-identity reads "true" or "1" (case-insensitive) as yes.
+    credential.send_certificate_chain = env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     credential.identity_endpoint =
         env("IDENTITY_ENDPOINT").zip(env("IDENTITY_HEADER").map(Secret::new));
+    credential.msi_endpoint = env("MSI_ENDPOINT");
+    credential.msi_secret = env("MSI_SECRET").map(Secret::new);
 }
 
 /// The live source and the aggregation settings for `top` against a tenant: flags and the
@@ -1557,8 +1563,16 @@ struct RawCredential {
     certificate_path: Option<PathBuf>,
     federated_token_file: Option<PathBuf>,
     managed_identity: bool,
+    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD`.
+    certificate_password: Option<Secret>,
+    /// `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN`.
+    send_certificate_chain: bool,
     /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` (App Service, Container Apps).
     identity_endpoint: Option<(String, Secret)>,
+    /// `MSI_ENDPOINT` (Cloud Shell, or with `MSI_SECRET` the 2017-09-01 protocol).
+    msi_endpoint: Option<String>,
+    /// `MSI_SECRET`.
+    msi_secret: Option<Secret>,
     imds_endpoint: Option<String>,
 }
 
@@ -1569,14 +1583,16 @@ impl RawCredential {
     }
 }
 
-/// Picks the credential the way the Azure SDKs' environment credential does — a client secret,
-/// else a client certificate, else a federated token file — and else a managed identity.
+/// Picks the credential the way the Azure SDKs' DefaultAzureCredential does — a client secret,
+/// else a client certificate, else a federated token file (the environment and workload
+/// identity credentials) — and else a managed identity, whether or not
+/// `--azure.managed-identity` asks for it.
 fn credential(
     raw: RawCredential,
     authority_host: String,
     errors: &mut Vec<String>,
 ) -> Option<Credential> {
-    use crate::azure::auth::{CertificateKey, ManagedIdentity, IMDS_ENDPOINT};
+    use crate::azure::auth::CertificateKey;
     let authority = |errors: &mut Vec<String>| match (&raw.tenant_id, &raw.client_id) {
         (Some(tenant_id), Some(client_id)) => Some(Authority {
             host: authority_host.clone(),
@@ -1610,8 +1626,16 @@ fn credential(
         });
     }
     if let Some(path) = &raw.certificate_path {
-        let pem = read_named_file("AZURE_CLIENT_CERTIFICATE_PATH", path, errors)?;
-        let key = CertificateKey::from_pem(&pem)
+        let bytes = crate::files::read_small(path)
+            .map_err(|e| {
+                errors.push(format!(
+                    "AZURE_CLIENT_CERTIFICATE_PATH {}: cannot read it: {e}",
+                    path.display()
+                ))
+            })
+            .ok()?;
+        let password = raw.certificate_password.as_ref();
+        let key = CertificateKey::from_file(&bytes, password, raw.send_certificate_chain)
             .map_err(|e| {
                 errors.push(format!(
                     "AZURE_CLIENT_CERTIFICATE_PATH {}: {e}",
@@ -1630,22 +1654,34 @@ fn credential(
             token_file,
         });
     }
-    if raw.managed_identity {
-        let client_id = raw.client_id.clone();
-        return Some(Credential::ManagedIdentity(match raw.identity_endpoint {
-            Some((endpoint, header)) => ManagedIdentity::AppService {
-                endpoint,
-                header,
-                client_id,
-            },
-            None => ManagedIdentity::Imds {
-                endpoint: raw.imds_endpoint.unwrap_or_else(|| IMDS_ENDPOINT.into()),
-                client_id,
-            },
-        }));
+    Some(Credential::ManagedIdentity(managed_identity(raw)))
+}
+
+/// The host's managed identity, found as azure-sdk-for-go's azidentity finds it:
+/// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, Container Apps), else `MSI_ENDPOINT`
+/// (with `MSI_SECRET` the 2017-09-01 protocol, as azure-identity for Python reads it; alone,
+/// Cloud Shell), else the instance metadata service. `AZURE_CLIENT_ID` picks a user-assigned
+/// identity.
+fn managed_identity(raw: RawCredential) -> crate::azure::auth::ManagedIdentity {
+    use crate::azure::auth::{ManagedIdentity, IMDS_ENDPOINT};
+    let client_id = raw.client_id;
+    match (raw.identity_endpoint, raw.msi_endpoint, raw.msi_secret) {
+        (Some((endpoint, header)), _, _) => ManagedIdentity::AppService {
+            endpoint,
+            header,
+            client_id,
+        },
+        (None, Some(endpoint), Some(secret)) => ManagedIdentity::MsiSecret {
+            endpoint,
+            secret,
+            client_id,
+        },
+        (None, Some(endpoint), None) => ManagedIdentity::CloudShell { endpoint },
+        (None, None, _) => ManagedIdentity::Imds {
+            endpoint: raw.imds_endpoint.unwrap_or_else(|| IMDS_ENDPOINT.into()),
+            client_id,
+        },
     }
-    errors.push("reading a tenant needs a credential: AZURE_CLIENT_SECRET (or --azure.client-secret-file), AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, or --azure.managed-identity".into());
-    None
 }
 
 /// The contents of `path`, or an error naming the setting (`what`) and the path.

@@ -12,6 +12,8 @@ mod bad_input;
 mod caps;
 /// Microsoft's published example responses through the real client and the decoders.
 mod contract;
+/// Credentials as the Azure SDKs take them, each against the loopback token endpoint.
+mod credentials;
 /// Dashboards: lint, and every expression evaluated by a real Prometheus.
 mod dashboards;
 /// The exporter's face: build_info and --version, healthcheck with --config.file, Go logfmt,
