@@ -16,11 +16,11 @@ fn main() {
     }
     watch_git_head();
     let revision = env("POWERBI_EXPORTER_REVISION").or_else(|| git(&["rev-parse", "HEAD"]));
-    let branch = env("POWERBI_EXPORTER_BRANCH")
-        .or_else(|| git(&["rev-parse", "--abbrev-ref", "HEAD"]));
+    let branch =
+        env("POWERBI_EXPORTER_BRANCH").or_else(|| git(&["rev-parse", "--abbrev-ref", "HEAD"]));
     let rustc = env("RUSTC").unwrap_or_else(|| "rustc".into());
-    let rust_version = run(&rustc, &["--version"])
-        .and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
+    let rust_version =
+        run(&rustc, &["--version"]).and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
     let user = env("USER")
         .or_else(|| env("LOGNAME"))
         .or_else(|| run("id", &["-un"]));

@@ -98,7 +98,11 @@ where
 struct LogfmtFields;
 
 impl<'writer> FormatFields<'writer> for LogfmtFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         let mut v = Fields::default();
         fields.record(&mut v);
         if let Some(msg) = &v.message {

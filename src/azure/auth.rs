@@ -130,7 +130,9 @@ pub enum CertificateError {
     NoKey,
     #[error("the private key is encrypted: set AZURE_CLIENT_CERTIFICATE_PASSWORD to its password")]
     PasswordNeeded,
-    #[error("the private key could not be decrypted: check AZURE_CLIENT_CERTIFICATE_PASSWORD ({0})")]
+    #[error(
+        "the private key could not be decrypted: check AZURE_CLIENT_CERTIFICATE_PASSWORD ({0})"
+    )]
     Undecryptable(String),
     #[error("not a PEM file, and not a PFX/PKCS#12 file that AZURE_CLIENT_CERTIFICATE_PASSWORD opens ({0})")]
     Pkcs12(String),

@@ -55,11 +55,22 @@ fn an_encrypted_pkcs8_key_opens_with_azure_client_certificate_password() {
     let encrypted = dir.path().join("c.enc.key");
     // PBES2 with AES-256-CBC and PBKDF2 (openssl's default for -topk8 with a password).
     openssl(&[
-        "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", p(&dir.path().join("c.key")),
-        "-passout", &format!("pass:{PASSWORD}"), "-out", p(&encrypted),
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        p(&dir.path().join("c.key")),
+        "-passout",
+        &format!("pass:{PASSWORD}"),
+        "-out",
+        p(&encrypted),
     ]);
     let key_text = std::fs::read_to_string(&encrypted).unwrap();
-    assert!(key_text.contains("BEGIN ENCRYPTED PRIVATE KEY"), "{key_text}");
+    assert!(
+        key_text.contains("BEGIN ENCRYPTED PRIVATE KEY"),
+        "{key_text}"
+    );
     let pem = dir.path().join("c.enc.pem");
     std::fs::write(
         &pem,
@@ -115,11 +126,36 @@ fn a_pfx_file_opens_with_its_password_in_the_current_and_the_legacy_encryption()
     // OpenSSL 3's default (PBES2: PBKDF2-SHA256 + AES-256-CBC, SHA-256 MAC), and the legacy
     // 3DES + SHA-1 MAC that Windows' certificate export still writes.
     let modern = dir.path().join("modern.pfx");
-    openssl(&["pkcs12", "-export", "-in", p(&crt), "-inkey", p(&key), "-passout", &pass, "-out", p(&modern)]);
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-in",
+        p(&crt),
+        "-inkey",
+        p(&key),
+        "-passout",
+        &pass,
+        "-out",
+        p(&modern),
+    ]);
     let legacy = dir.path().join("legacy.p12");
     openssl(&[
-        "pkcs12", "-export", "-in", p(&crt), "-inkey", p(&key), "-passout", &pass,
-        "-certpbe", "PBE-SHA1-3DES", "-keypbe", "PBE-SHA1-3DES", "-macalg", "sha1", "-out", p(&legacy),
+        "pkcs12",
+        "-export",
+        "-in",
+        p(&crt),
+        "-inkey",
+        p(&key),
+        "-passout",
+        &pass,
+        "-certpbe",
+        "PBE-SHA1-3DES",
+        "-keypbe",
+        "PBE-SHA1-3DES",
+        "-macalg",
+        "sha1",
+        "-out",
+        p(&legacy),
     ]);
     for pfx in [&modern, &legacy] {
         counts_with_credential(
@@ -149,28 +185,81 @@ fn a_pfx_file_opens_with_its_password_in_the_current_and_the_legacy_encryption()
 fn chain(dir: &Path) -> (PathBuf, TrustedCertificate, Vec<String>) {
     let f = |n: &str| dir.join(n);
     openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p(&f("ca.key")), "-out",
-        p(&f("ca.crt")), "-days", "2", "-subj", "/CN=test issuing CA",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        p(&f("ca.key")),
+        "-out",
+        p(&f("ca.crt")),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test issuing CA",
     ]);
     openssl(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", p(&f("leaf.key")), "-out",
-        p(&f("leaf.csr")), "-subj", "/CN=powerbi-exporter.example",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        p(&f("leaf.key")),
+        "-out",
+        p(&f("leaf.csr")),
+        "-subj",
+        "/CN=powerbi-exporter.example",
     ]);
     openssl(&[
-        "x509", "-req", "-in", p(&f("leaf.csr")), "-CA", p(&f("ca.crt")), "-CAkey",
-        p(&f("ca.key")), "-CAcreateserial", "-days", "2", "-out", p(&f("leaf.crt")),
+        "x509",
+        "-req",
+        "-in",
+        p(&f("leaf.csr")),
+        "-CA",
+        p(&f("ca.crt")),
+        "-CAkey",
+        p(&f("ca.key")),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        p(&f("leaf.crt")),
     ]);
     let der_base64 = |name: &str| {
         let der = f(&format!("{name}.der"));
-        openssl(&["x509", "-in", p(&f(&format!("{name}.crt"))), "-outform", "DER", "-out", p(&der)]);
-        openssl(&["base64", "-A", "-in", p(&der)]).trim().to_string()
+        openssl(&[
+            "x509",
+            "-in",
+            p(&f(&format!("{name}.crt"))),
+            "-outform",
+            "DER",
+            "-out",
+            p(&der),
+        ]);
+        openssl(&["base64", "-A", "-in", p(&der)])
+            .trim()
+            .to_string()
     };
     let x5c = vec![der_base64("leaf"), der_base64("ca")];
     openssl(&[
-        "rsa", "-in", p(&f("leaf.key")), "-RSAPublicKey_out", "-outform", "DER", "-out",
+        "rsa",
+        "-in",
+        p(&f("leaf.key")),
+        "-RSAPublicKey_out",
+        "-outform",
+        "DER",
+        "-out",
         p(&f("leaf.pub")),
     ]);
-    openssl(&["dgst", "-sha256", "-binary", "-out", p(&f("leaf.sha256")), p(&f("leaf.der"))]);
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-binary",
+        "-out",
+        p(&f("leaf.sha256")),
+        p(&f("leaf.der")),
+    ]);
     let thumbprint_sha256 = openssl(&["base64", "-A", "-in", p(&f("leaf.sha256"))])
         .trim()
         .trim_end_matches('=')
@@ -234,7 +323,10 @@ fn msi_endpoint_identities_are_tried_by_themselves() {
     counts_with_credential(
         &api,
         &[],
-        &[("MSI_ENDPOINT", &endpoint), ("MSI_SECRET", "msi-secret-value")],
+        &[
+            ("MSI_ENDPOINT", &endpoint),
+            ("MSI_SECRET", "msi-secret-value"),
+        ],
     );
     let cloud_shell = format!("{}/cloudshell/token", api.base_url());
     counts_with_credential(&api, &[], &[("MSI_ENDPOINT", &cloud_shell)]);
@@ -252,7 +344,10 @@ fn msi_endpoint_identities_are_tried_by_themselves() {
     counts_with_credential(
         &api2,
         &[],
-        &[("IDENTITY_ENDPOINT", &app_service2), ("IDENTITY_HEADER", "h")],
+        &[
+            ("IDENTITY_ENDPOINT", &app_service2),
+            ("IDENTITY_HEADER", "h"),
+        ],
     );
     let tokens: Vec<(String, u16)> = api
         .requests()
@@ -279,7 +374,10 @@ fn msi_endpoint_identities_are_tried_by_themselves() {
         .sum::<f64>()
         < 1.0
     {
-        assert!(Instant::now() < deadline, "a wrong MSI_SECRET was not refused");
+        assert!(
+            Instant::now() < deadline,
+            "a wrong MSI_SECRET was not refused"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -288,7 +386,13 @@ fn msi_endpoint_identities_are_tried_by_themselves() {
 #[test]
 fn the_cloud_comes_from_the_environment_too() {
     let out = run_with_env(
-        &["check-config", "--azure.tenant-id", "t", "--azure.client-id", "c"],
+        &[
+            "check-config",
+            "--azure.tenant-id",
+            "t",
+            "--azure.client-id",
+            "c",
+        ],
         &[
             ("AZURE_CLIENT_SECRET", "s"),
             ("POWERBI_EXPORTER_AZURE_CLOUD", "usgovhigh"),
@@ -304,7 +408,13 @@ fn the_cloud_comes_from_the_environment_too() {
         assert!(text.contains(want), "{want} in {text}");
     }
     let out = run_with_env(
-        &["check-config", "--azure.tenant-id", "t", "--azure.client-id", "c"],
+        &[
+            "check-config",
+            "--azure.tenant-id",
+            "t",
+            "--azure.client-id",
+            "c",
+        ],
         &[
             ("AZURE_CLIENT_SECRET", "s"),
             ("POWERBI_EXPORTER_AZURE_CLOUD", "mars"),

@@ -33,7 +33,10 @@ fn the_otlp_resource_carries_service_instance_id_as_host_and_port() {
     });
     let port = e.addr.rsplit_once(':').unwrap().1;
     let resource = resource_attributes_of_metrics(&receiver.metrics_requests()[0]);
-    assert_eq!(resource["service.instance.id"], format!("pod-abc-123:{port}"));
+    assert_eq!(
+        resource["service.instance.id"],
+        format!("pod-abc-123:{port}")
+    );
     drop(e);
 
     // Without HOSTNAME, the kernel's host name; OTEL_RESOURCE_ATTRIBUTES still wins over both.
@@ -125,7 +128,14 @@ fn build_info_and_version_name_the_revision_branch_and_toolchain() {
     assert!(lines[1].starts_with("  build user:"), "{text}");
     assert!(lines[2].starts_with("  build date:"), "{text}");
     assert_eq!(lines[3], format!("  rust version:     {rust}"));
-    assert_eq!(lines[4], format!("  platform:         {}/{}", std::env::consts::OS, std::env::consts::ARCH));
+    assert_eq!(
+        lines[4],
+        format!(
+            "  platform:         {}/{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )
+    );
 }
 
 /// `healthcheck --config.file` (or `POWERBI_EXPORTER_CONFIG_FILE`, as the container sets it)
@@ -160,12 +170,17 @@ fn healthcheck_follows_the_config_file() {
     };
     assert_eq!(probe(&["--config.file", config], &[]).0, Some(0));
     // Ready once the demo's first document is applied.
-    wait_until(Duration::from_secs(20), "ready, through the container's variable", || {
-        probe(&["--ready"], &[("POWERBI_EXPORTER_CONFIG_FILE", config)]).0 == Some(0)
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "ready, through the container's variable",
+        || probe(&["--ready"], &[("POWERBI_EXPORTER_CONFIG_FILE", config)]).0 == Some(0),
+    );
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let free = free.local_addr().unwrap().to_string();
-    let (code, err) = probe(&["--config.file", config, "--web.listen-address", &free], &[]);
+    let (code, err) = probe(
+        &["--config.file", config, "--web.listen-address", &free],
+        &[],
+    );
     assert_eq!(code, Some(1), "the flag's address wins: {err}");
     assert!(err.contains(&free), "{err}");
     e.terminate();

@@ -30,7 +30,10 @@ fn once_on_fixtures() -> String {
 fn build_facts() -> [(&'static str, String); 3] {
     [
         ("@REVISION@", crate::face::git(&["rev-parse", "HEAD"])),
-        ("@BRANCH@", crate::face::git(&["rev-parse", "--abbrev-ref", "HEAD"])),
+        (
+            "@BRANCH@",
+            crate::face::git(&["rev-parse", "--abbrev-ref", "HEAD"]),
+        ),
         ("@RUSTVERSION@", crate::face::rust_version()),
     ]
 }
@@ -47,7 +50,8 @@ fn once_output_matches_the_reviewed_golden_file() {
         };
         let mut placeholders = line(&actual);
         for (placeholder, value) in build_facts() {
-            placeholders = placeholders.replace(&format!("\"{value}\""), &format!("\"{placeholder}\""));
+            placeholders =
+                placeholders.replace(&format!("\"{value}\""), &format!("\"{placeholder}\""));
         }
         std::fs::write(GOLDEN, actual.replace(&line(&actual), &placeholders)).unwrap();
     }

@@ -688,7 +688,11 @@ fn killed_twice_mid_run_it_resumes_exactly_and_counters_never_go_down() {
 
 /// Starts the exporter with `extra` args and `env`, and waits until the 6 events of the log are
 /// counted: the credential got a token the API accepted.
-pub fn counts_with_credential(api: &SimulatedApi, extra: &[&str], env: &[(&str, &str)]) -> Exporter {
+pub fn counts_with_credential(
+    api: &SimulatedApi,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Exporter {
     let mut args = live_args(api, "200");
     args.extend(extra.iter().map(|s| s.to_string()));
     let e = Exporter::start_with_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);

@@ -16,13 +16,13 @@ mod contract;
 mod credentials;
 /// Dashboards: lint, and every expression evaluated by a real Prometheus.
 mod dashboards;
-/// The exporter's face: build_info and --version, healthcheck with --config.file, Go logfmt,
-/// the OTLP resource's service.instance.id.
-mod face;
 /// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.
 mod deploy;
 /// Unreadable state files and a full filesystem under the spool: nothing written over, nothing lost.
 mod durability;
+/// The exporter's face: build_info and --version, healthcheck with --config.file, Go logfmt,
+/// the OTLP resource's service.instance.id.
+mod face;
 /// Scoping filters: what they leave out is counted by reason; the rest is exact.
 mod filters;
 /// Inputs the fuzzers found or that are worth pinning, through the fuzz targets' entry points.
