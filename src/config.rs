@@ -1522,6 +1522,9 @@ fn read_credential_env(credential: &mut RawCredential) {
     credential.identity_endpoint =
         env("IDENTITY_ENDPOINT").zip(env("IDENTITY_HEADER").map(Secret::new));
     credential.msi_endpoint = env("MSI_ENDPOINT");
+    // IDENTITY_ENDPOINT without IDENTITY_HEADER but with IMDS_ENDPOINT beside it: Azure Arc.
+    credential.arc_endpoint = env("IDENTITY_ENDPOINT")
+        .filter(|_| env("IDENTITY_HEADER").is_none() && env("IMDS_ENDPOINT").is_some());
     credential.msi_secret = env("MSI_SECRET").map(Secret::new);
 }
 
@@ -1573,6 +1576,8 @@ struct RawCredential {
     msi_endpoint: Option<String>,
     /// `MSI_SECRET`.
     msi_secret: Option<Secret>,
+    /// `IDENTITY_ENDPOINT` of an Azure Arc host (`IMDS_ENDPOINT` set, no `IDENTITY_HEADER`).
+    arc_endpoint: Option<String>,
     imds_endpoint: Option<String>,
 }
 
@@ -1658,13 +1663,17 @@ fn credential(
 }
 
 /// The host's managed identity, found as azure-sdk-for-go's azidentity finds it:
-/// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, Container Apps), else `MSI_ENDPOINT`
+/// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, Container Apps), else
+/// `IDENTITY_ENDPOINT` + `IMDS_ENDPOINT` (Azure Arc), else `MSI_ENDPOINT`
 /// (with `MSI_SECRET` the 2017-09-01 protocol, as azure-identity for Python reads it; alone,
 /// Cloud Shell), else the instance metadata service. `AZURE_CLIENT_ID` picks a user-assigned
 /// identity.
 fn managed_identity(raw: RawCredential) -> crate::azure::auth::ManagedIdentity {
     use crate::azure::auth::{ManagedIdentity, IMDS_ENDPOINT};
     let client_id = raw.client_id;
+    if let (None, Some(endpoint)) = (&raw.identity_endpoint, raw.arc_endpoint) {
+        return ManagedIdentity::Arc { endpoint };
+    }
     match (raw.identity_endpoint, raw.msi_endpoint, raw.msi_secret) {
         (Some((endpoint, header)), _, _) => ManagedIdentity::AppService {
             endpoint,

@@ -322,12 +322,24 @@ pub enum ManagedIdentity {
     /// `MSI_ENDPOINT` alone: Azure Cloud Shell (a POSTed form, `Metadata: true`), as
     /// azure-sdk-for-go's azidentity reads it; no user-assigned identity there.
     CloudShell { endpoint: String },
+    /// Azure Arc-enabled servers: `IDENTITY_ENDPOINT` with `IMDS_ENDPOINT` set beside it. The
+    /// endpoint answers 401 naming a key file the local agent wrote; the file's contents are
+    /// the `Basic` credential of the second request. Only a file under [`ARC_KEY_DIR`] ending
+    /// in `.key`, of at most 4096 bytes, is read (as the Azure SDKs check), so an endpoint
+    /// cannot make the exporter read and send any other file.
+    Arc { endpoint: String },
     /// VM / AKS node: the instance metadata service.
     Imds {
         endpoint: String,
         client_id: Option<String>,
     },
 }
+
+/// Where the Azure Connected Machine agent writes the key files of its challenges (Linux).
+pub const ARC_KEY_DIR: &str = "/var/opt/azcmagent/tokens";
+
+/// The largest Arc key file read (the Azure SDKs' limit).
+const ARC_KEY_LIMIT: u64 = 4096;
 
 /// The IMDS token endpoint.
 pub const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
@@ -395,6 +407,9 @@ impl Credential {
             }
             Credential::ManagedIdentity(ManagedIdentity::CloudShell { .. }) => {
                 "managed identity (Cloud Shell)"
+            }
+            Credential::ManagedIdentity(ManagedIdentity::Arc { .. }) => {
+                "managed identity (Azure Arc)"
             }
             Credential::ManagedIdentity(ManagedIdentity::Imds { .. }) => "managed identity (IMDS)",
         }
@@ -489,6 +504,14 @@ impl Credential {
                 .post(endpoint)
                 .header("Metadata", "true")
                 .form(&[("resource", resource)]),
+            Credential::ManagedIdentity(ManagedIdentity::Arc { endpoint }) => {
+                let query = [("api-version", ARC_API_VERSION), ("resource", resource)];
+                let key = arc_challenge(http.get(endpoint).query(&query)).await?;
+                http.get(endpoint)
+                    .query(&query)
+                    .header("Metadata", "true")
+                    .header("Authorization", format!("Basic {}", key.expose()))
+            }
             Credential::ManagedIdentity(ManagedIdentity::Imds {
                 endpoint,
                 client_id,
@@ -538,6 +561,64 @@ impl Credential {
             _ => Err(AuthError::BadResponse { status }),
         }
     }
+}
+
+/// The Arc identity endpoint's API version (MSAL's AzureArcManagedIdentity uses it too).
+const ARC_API_VERSION: &str = "2019-11-01";
+
+/// The first Arc request: a 401 whose `WWW-Authenticate: Basic realm=<file>` names the key
+/// file; its contents, when the file is where the agent writes them.
+async fn arc_challenge(request: reqwest::RequestBuilder) -> Result<Secret, AuthError> {
+    let refused = |description: String| AuthError::Rejected {
+        code: "arc_challenge".into(),
+        description,
+    };
+    let resp = request
+        .header("Metadata", "true")
+        .send()
+        .await
+        .map_err(|e| AuthError::Unreachable(without_url(&e)))?;
+    if resp.status().as_u16() != 401 {
+        return Err(refused(format!(
+            "the Azure Arc identity endpoint answered {} where a 401 challenge was expected",
+            resp.status().as_u16()
+        )));
+    }
+    let header = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let path = header
+        .rsplit_once('=')
+        .map(|(_, p)| std::path::PathBuf::from(p.trim()))
+        .ok_or_else(|| refused(format!("no key file in WWW-Authenticate {header:?}")))?;
+    arc_key(&path).map_err(refused)
+}
+
+/// The Arc key file's contents, if `path` is a `.key` file directly under [`ARC_KEY_DIR`] of
+/// at most [`ARC_KEY_LIMIT`] bytes.
+fn arc_key(path: &std::path::Path) -> Result<Secret, String> {
+    let allowed = path.parent() == Some(std::path::Path::new(ARC_KEY_DIR))
+        && path.extension().is_some_and(|e| e == "key");
+    if !allowed {
+        return Err(format!(
+            "the Azure Arc endpoint named {}, not a .key file in {ARC_KEY_DIR}: not read",
+            path.display()
+        ));
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("Azure Arc key file {}: {e}", path.display()))?
+        .len();
+    if size > ARC_KEY_LIMIT {
+        return Err(format!(
+            "Azure Arc key file {} has {size} bytes, more than {ARC_KEY_LIMIT}",
+            path.display()
+        ));
+    }
+    crate::files::read_small_to_string(path)
+        .map(|k| Secret::new(k.trim()))
+        .map_err(|e| format!("Azure Arc key file {}: {e}", path.display()))
 }
 
 /// When a token expires: `expires_on` (Unix seconds), else `now + expires_in`, else the

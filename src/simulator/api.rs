@@ -13,8 +13,9 @@
 //! - a certificate's client assertion must be PS256 with `x5t#S256` and a fresh GUID `jti`,
 //!   and, for subject name/issuer authentication, carry the chain in `x5c`;
 //! - managed identities answer at `/metadata/identity/oauth2/token` (IMDS), `/msi/token`
-//!   (`IDENTITY_ENDPOINT`), `/msi2017/token` (`MSI_ENDPOINT` + `MSI_SECRET`) and
-//!   `/cloudshell/token` (`MSI_ENDPOINT` alone);
+//!   (`IDENTITY_ENDPOINT`), `/msi2017/token` (`MSI_ENDPOINT` + `MSI_SECRET`),
+//!   `/cloudshell/token` (`MSI_ENDPOINT` alone) and `/arc/token` (Azure Arc's key-file
+//!   challenge);
 //! - events become visible late ([`Timeline`]); fault knobs add 429s, 5xx, truncated bodies and
 //!   duplicate deliveries.
 //!
@@ -133,6 +134,9 @@ pub struct ApiConfig {
     /// The `secret` header of the 2017-09-01 managed-identity endpoint (`/msi2017/token`), the
     /// one `MSI_ENDPOINT` + `MSI_SECRET` point to.
     pub msi_secret: Option<String>,
+    /// The Azure Arc identity endpoint (`/arc/token`): the key file its 401 challenge names
+    /// (`WWW-Authenticate: Basic realm=<file>`) and the key the second request must send.
+    pub arc_key: Option<(String, String)>,
     /// Subject name/issuer authentication: a certificate's assertion must carry exactly this
     /// `x5c` (standard base64 DER of each certificate, leaf first).
     pub required_x5c: Option<Vec<String>>,
@@ -161,6 +165,7 @@ impl Default for ApiConfig {
             certificate: None,
             identity_header: None,
             msi_secret: None,
+            arc_key: None,
             required_x5c: None,
         }
     }
@@ -337,6 +342,11 @@ impl SimulatedApi {
                 && msi_secret == state.config.msi_secret
                 && parse_form(&query).contains(&("api-version".into(), "2017-09-01".into()));
             state.managed_identity_token(&query, ok, now)
+        } else if method == Method::GET && path == "/arc/token" && state.config.arc_key.is_some() {
+            match state.arc_key_request(authorization.as_deref(), metadata.as_deref()) {
+                Some(challenge) => challenge,
+                None => state.managed_identity_token(&query, true, now),
+            }
         } else if *method == Method::POST && path == "/cloudshell/token" {
             // MSI_ENDPOINT alone (Cloud Shell): the resource in a POSTed form, `Metadata: true`.
             let ok = metadata.as_deref() == Some("true");
@@ -412,6 +422,24 @@ impl State {
             self.config.token_lifetime_secs
         );
         (StatusCode::OK, json_response(StatusCode::OK, body))
+    }
+
+    /// Azure Arc: without the key (or `Metadata: true`), the 401 challenge naming the key file;
+    /// `None` when the request carries `Basic <key>`.
+    fn arc_key_request(
+        &self,
+        authorization: Option<&str>,
+        metadata: Option<&str>,
+    ) -> Option<(StatusCode, Response<Full<Bytes>>)> {
+        let (file, key) = self.config.arc_key.as_ref()?;
+        if metadata == Some("true") && authorization == Some(format!("Basic {key}").as_str()) {
+            return None;
+        }
+        let mut response = json_response(StatusCode::UNAUTHORIZED, "{}".into());
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("Basic realm={file}")) {
+            response.headers_mut().insert("www-authenticate", v);
+        }
+        Some((StatusCode::UNAUTHORIZED, response))
     }
 
     fn issue(&mut self) -> String {

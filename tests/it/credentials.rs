@@ -422,3 +422,103 @@ fn the_cloud_comes_from_the_environment_too() {
     );
     assert_exit_2_naming(&out, &["azure.cloud", "mars"]);
 }
+
+/// A key file where the Azure Connected Machine agent writes them, removed on drop.
+struct ArcKeyFile(PathBuf);
+
+impl ArcKeyFile {
+    fn new(key: &str) -> ArcKeyFile {
+        let dir = Path::new(powerbi_exporter::azure::auth::ARC_KEY_DIR);
+        std::fs::create_dir_all(dir)
+            .unwrap_or_else(|e| panic!("{} (the tests run as root): {e}", dir.display()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = dir.join(format!(
+            "powerbi-exporter-test-{}-{nanos}.key",
+            std::process::id()
+        ));
+        std::fs::write(&path, key).unwrap();
+        ArcKeyFile(path)
+    }
+}
+
+impl Drop for ArcKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Azure Arc: `IDENTITY_ENDPOINT` with `IMDS_ENDPOINT` beside it (azure-sdk-for-go's
+/// azidentity, managed_identity_client.go). The endpoint's 401 names a key file in
+/// `WWW-Authenticate: Basic realm=<file>`; its contents go back as `Authorization: Basic`.
+/// A realm outside the agent's directory is not read, so its contents never leave.
+#[test]
+fn azure_arc_answers_its_key_file_challenge_and_nothing_else_is_read() {
+    let rt = runtime();
+    let key = ArcKeyFile::new("arc-key-0123456789abcdef");
+    let api = tenant_trusting(
+        &rt,
+        ApiConfig {
+            arc_key: Some((p(&key.0).to_string(), "arc-key-0123456789abcdef".into())),
+            ..ApiConfig::default()
+        },
+    );
+    let endpoint = format!("{}/arc/token", api.base_url());
+    let env = [
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IMDS_ENDPOINT", "http://127.0.0.1:9/unused"),
+    ];
+    counts_with_credential(&api, &[], &env);
+    let arc: Vec<u16> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/arc/token")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(&arc[..2], [401, 200], "challenge, then the token: {arc:?}");
+
+    // An endpoint that names some other file gets nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("not-a-key.key");
+    std::fs::write(&elsewhere, "private-contents").unwrap();
+    let api = tenant_trusting(
+        &rt,
+        ApiConfig {
+            arc_key: Some((p(&elsewhere).to_string(), "private-contents".into())),
+            ..ApiConfig::default()
+        },
+    );
+    let endpoint = format!("{}/arc/token", api.base_url());
+    let args = args(&api);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = Exporter::start_with_env(
+        &args,
+        &[
+            ("IDENTITY_ENDPOINT", endpoint.as_str()),
+            ("IMDS_ENDPOINT", "http://127.0.0.1:9/unused"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e
+        .scrape()
+        .get(r#"powerbi_auth_errors_total{reason="rejected"}"#)
+        .copied()
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the foreign realm was not refused"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        api.requests()
+            .iter()
+            .filter(|r| r.path == "/arc/token")
+            .all(|r| r.status == 401),
+        "the file outside the agent's directory was sent"
+    );
+}
