@@ -155,6 +155,7 @@ impl Config {
             line("logs_ingestion.endpoint", li.endpoint.clone());
             line("logs_ingestion.dcr_id", li.dcr_id.clone());
             line("logs_ingestion.stream", li.stream.clone());
+            line("logs_ingestion.credential", li.credential.kind().into());
         }
         if self.otlp.logs.is_some() || self.forward.logs_ingestion.is_some() {
             line(
@@ -1495,7 +1496,7 @@ fn logs_ingestion(
         Some((v, _)) => v.parse().unwrap_or(Cloud::Public),
     };
     let host = authority.map_or_else(|| cloud.authority_host().to_string(), |(v, _)| v);
-    if !credential_raw.requested() && credential_raw.identity_endpoint.is_none() {
+    if !credential_raw.requested() && !credential_raw.on_managed_host() {
         errors.push("Logs Ingestion needs a credential: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a certificate, a federated token, a managed identity)".into());
         return None;
     }
@@ -1585,6 +1586,14 @@ impl RawCredential {
     /// Whether anything asks for the live source.
     fn requested(&self) -> bool {
         self.tenant_id.is_some() || self.client_id.is_some() || self.managed_identity
+    }
+
+    /// Whether the host offers a managed identity through its variables (IMDS cannot be told
+    /// without asking it).
+    fn on_managed_host(&self) -> bool {
+        self.identity_endpoint.is_some()
+            || self.msi_endpoint.is_some()
+            || self.arc_endpoint.is_some()
     }
 }
 

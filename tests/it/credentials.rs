@@ -522,3 +522,57 @@ fn azure_arc_answers_its_key_file_challenge_and_nothing_else_is_read() {
         "the file outside the agent's directory was sent"
     );
 }
+
+/// The Logs Ingestion sink takes the host's managed identity by itself too, whichever
+/// variable names it (it needs no tenant or client id).
+#[test]
+fn logs_ingestion_finds_every_host_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let args = [
+        "check-config",
+        "--demo",
+        "--state.dir",
+        state,
+        "--logs-ingestion.endpoint",
+        "https://dce.example.ingest.monitor.azure.com",
+        "--logs-ingestion.dcr-id",
+        "dcr-0123",
+    ];
+    for (env, kind) in [
+        (
+            vec![
+                ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi"),
+                ("IDENTITY_HEADER", "h"),
+            ],
+            "managed identity (App Service)",
+        ),
+        (
+            vec![
+                ("MSI_ENDPOINT", "http://127.0.0.1:9/msi"),
+                ("MSI_SECRET", "s"),
+            ],
+            "managed identity (MSI_ENDPOINT, 2017-09-01)",
+        ),
+        (
+            vec![("MSI_ENDPOINT", "http://127.0.0.1:9/msi")],
+            "managed identity (Cloud Shell)",
+        ),
+        (
+            vec![
+                ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/arc"),
+                ("IMDS_ENDPOINT", "http://127.0.0.1:9"),
+            ],
+            "managed identity (Azure Arc)",
+        ),
+    ] {
+        let out = run_with_env(&args, &env);
+        let err = crate::support::stderr(&out);
+        assert!(out.status.success(), "{env:?}: {err}");
+        let text = crate::support::stdout(&out);
+        assert!(
+            text.contains(&format!("logs_ingestion.credential: {kind}")),
+            "{env:?}: {text}"
+        );
+    }
+}
