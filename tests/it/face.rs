@@ -1,6 +1,6 @@
 //! The exporter's face to the ecosystem: `build_info` and `--version` as the Prometheus
-//! toolkit has them, `healthcheck` following `--config.file`, logfmt as Go writes it, and the
-//! OTLP resource's `service.instance.id`.
+//! toolkit has them, `healthcheck` following `--config.file`, and the OTLP resource's
+//! `service.instance.id`. (Logfmt as Go writes it is tested in `src/telemetry.rs`.)
 
 use std::time::Duration;
 

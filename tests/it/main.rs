@@ -20,8 +20,8 @@ mod dashboards;
 mod deploy;
 /// Unreadable state files and a full filesystem under the spool: nothing written over, nothing lost.
 mod durability;
-/// The exporter's face: build_info and --version, healthcheck with --config.file, Go logfmt,
-/// the OTLP resource's service.instance.id.
+/// The exporter's face: build_info and --version, healthcheck with --config.file, the OTLP
+/// resource's service.instance.id.
 mod face;
 /// Scoping filters: what they leave out is counted by reason; the rest is exact.
 mod filters;
