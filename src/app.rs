@@ -142,7 +142,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
 
     let published: Published = Arc::new(Mutex::new(None));
     let forward_stats = ForwardStats::default();
-    let resource = otlp::resource(config.tenant_id().as_deref());
+    let resource = otlp::resource(config.tenant_id().as_deref(), local.port());
     let spool = start_forwarding(&config, &aggregator, &forward_stats, &resource)?;
     let checkpointer = match state_file {
         Some(file) => {

@@ -103,9 +103,9 @@ family!(
     BUILD_INFO,
     "powerbi_exporter_build_info",
     Gauge,
-    ["version", "revision"],
+    ["version", "revision", "branch", "rustversion"],
     None,
-    "Build of the running exporter; always 1."
+    "Build of the running exporter, as the Prometheus toolkit's <name>_build_info (rustversion for goversion); always 1."
 );
 family!(
     EVENTS_FILTERED,

@@ -10,11 +10,15 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "powerbi-exporter",
-    version,
+    disable_version_flag = true,
     about = "Prometheus exporter for Power BI / Microsoft Fabric activity events.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// Print the version, revision, branch, build user and date, and toolchain (as Prometheus'
+    /// `--version` does), and exit.
+    #[arg(long, short = 'V')]
+    pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
@@ -258,7 +262,11 @@ pub struct LiveArgs {
 
     /// Sovereign cloud: public, usgov, usgovhigh, usdod or china; sets the API URL, the token
     /// audience, the authority and the cluster hosts together [default: public].
-    #[arg(long = "azure.cloud", value_name = "CLOUD")]
+    #[arg(
+        long = "azure.cloud",
+        value_name = "CLOUD",
+        env = "POWERBI_EXPORTER_AZURE_CLOUD"
+    )]
     pub azure_cloud: Option<String>,
 
     /// Also count the exporter's own reads of the activity log (ExportActivityEvents by its
@@ -314,7 +322,8 @@ pub struct LiveArgs {
     )]
     pub azure_client_secret_file: Option<PathBuf>,
 
-    /// PEM file with the client certificate and its unencrypted private key.
+    /// PEM file with the client certificate and its private key, or a PFX/PKCS#12 file
+    /// (AZURE_CLIENT_CERTIFICATE_PASSWORD opens an encrypted key or the PFX).
     #[arg(
         long = "azure.client-certificate-path",
         value_name = "FILE",
@@ -331,8 +340,9 @@ pub struct LiveArgs {
     pub azure_federated_token_file: Option<PathBuf>,
 
     /// Use the managed identity of the host (App Service / Container Apps through
-    /// IDENTITY_ENDPOINT, else the instance metadata service); AZURE_CLIENT_ID picks a
-    /// user-assigned identity.
+    /// IDENTITY_ENDPOINT, MSI_ENDPOINT hosts, else the instance metadata service);
+    /// AZURE_CLIENT_ID picks a user-assigned identity. Tried by itself when a tenant or client
+    /// id is set without a secret, certificate or federated token.
     #[arg(long = "azure.managed-identity")]
     pub azure_managed_identity: bool,
 
@@ -370,13 +380,19 @@ pub struct TopArgs {
 
 #[derive(Debug, Args)]
 pub struct HealthcheckArgs {
-    /// Address the exporter listens on; an all-interfaces address is checked on loopback.
+    /// The exporter's YAML configuration: its `web:` section gives the address and the web
+    /// config, as it gives them to the exporter; the flags below override it.
     #[arg(
-        long = "web.listen-address",
-        value_name = "HOST:PORT",
-        default_value = ":10195"
+        long = "config.file",
+        value_name = "FILE",
+        env = "POWERBI_EXPORTER_CONFIG_FILE"
     )]
-    pub listen_address: String,
+    pub config_file: Option<PathBuf>,
+
+    /// Address the exporter listens on; an all-interfaces address is checked on loopback
+    /// [default: the config file's, else :10195].
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
+    pub listen_address: Option<String>,
 
     /// The exporter's web config: when it turns TLS on, the probe speaks TLS (without checking
     /// the certificate: it is the exporter's own address).

@@ -165,6 +165,7 @@ impl Config {
             line("logs_ingestion.endpoint", li.endpoint.clone());
             line("logs_ingestion.dcr_id", li.dcr_id.clone());
             line("logs_ingestion.stream", li.stream.clone());
+            line("logs_ingestion.credential", li.credential.kind().into());
         }
         if self.otlp.logs.is_some() || self.forward.logs_ingestion.is_some() {
             line(
@@ -1647,7 +1648,7 @@ fn logs_ingestion(
         Some((v, _)) => v.parse().unwrap_or(Cloud::Public),
     };
     let host = authority.map_or_else(|| cloud.authority_host().to_string(), |(v, _)| v);
-    if !credential_raw.requested() && credential_raw.identity_endpoint.is_none() {
+    if !credential_raw.requested() && !credential_raw.on_managed_host() {
         errors.push("Logs Ingestion needs a credential: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a certificate, a federated token, a managed identity)".into());
         return None;
     }
@@ -1667,8 +1668,17 @@ fn logs_ingestion(
 fn read_credential_env(credential: &mut RawCredential) {
     let env = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
     credential.client_secret = env("AZURE_CLIENT_SECRET").map(Secret::new);
+    credential.certificate_password = env("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(Secret::new);
+    // azure-identity reads "true" or "1" (case-insensitive) as yes.
+    credential.send_certificate_chain = env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     credential.identity_endpoint =
         env("IDENTITY_ENDPOINT").zip(env("IDENTITY_HEADER").map(Secret::new));
+    credential.msi_endpoint = env("MSI_ENDPOINT");
+    // IDENTITY_ENDPOINT without IDENTITY_HEADER but with IMDS_ENDPOINT beside it: Azure Arc.
+    credential.arc_endpoint = env("IDENTITY_ENDPOINT")
+        .filter(|_| env("IDENTITY_HEADER").is_none() && env("IMDS_ENDPOINT").is_some());
+    credential.msi_secret = env("MSI_SECRET").map(Secret::new);
 }
 
 /// The live source and the aggregation settings for `top` against a tenant: flags and the
@@ -1709,8 +1719,18 @@ struct RawCredential {
     certificate_path: Option<PathBuf>,
     federated_token_file: Option<PathBuf>,
     managed_identity: bool,
+    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD`.
+    certificate_password: Option<Secret>,
+    /// `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN`.
+    send_certificate_chain: bool,
     /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` (App Service, Container Apps).
     identity_endpoint: Option<(String, Secret)>,
+    /// `MSI_ENDPOINT` (Cloud Shell, or with `MSI_SECRET` the 2017-09-01 protocol).
+    msi_endpoint: Option<String>,
+    /// `MSI_SECRET`.
+    msi_secret: Option<Secret>,
+    /// `IDENTITY_ENDPOINT` of an Azure Arc host (`IMDS_ENDPOINT` set, no `IDENTITY_HEADER`).
+    arc_endpoint: Option<String>,
     imds_endpoint: Option<String>,
 }
 
@@ -1719,16 +1739,26 @@ impl RawCredential {
     fn requested(&self) -> bool {
         self.tenant_id.is_some() || self.client_id.is_some() || self.managed_identity
     }
+
+    /// Whether the host offers a managed identity through its variables (IMDS cannot be told
+    /// without asking it).
+    fn on_managed_host(&self) -> bool {
+        self.identity_endpoint.is_some()
+            || self.msi_endpoint.is_some()
+            || self.arc_endpoint.is_some()
+    }
 }
 
-/// Picks the credential the way the Azure SDKs' environment credential does — a client secret,
-/// else a client certificate, else a federated token file — and else a managed identity.
+/// Picks the credential the way the Azure SDKs' DefaultAzureCredential does — a client secret,
+/// else a client certificate, else a federated token file (the environment and workload
+/// identity credentials) — and else a managed identity, whether or not
+/// `--azure.managed-identity` asks for it.
 fn credential(
     raw: RawCredential,
     authority_host: String,
     errors: &mut Vec<String>,
 ) -> Option<Credential> {
-    use crate::azure::auth::{CertificateKey, ManagedIdentity, IMDS_ENDPOINT};
+    use crate::azure::auth::CertificateKey;
     let authority = |errors: &mut Vec<String>| match (&raw.tenant_id, &raw.client_id) {
         (Some(tenant_id), Some(client_id)) => Some(Authority {
             host: authority_host.clone(),
@@ -1762,8 +1792,16 @@ fn credential(
         });
     }
     if let Some(path) = &raw.certificate_path {
-        let pem = read_named_file("AZURE_CLIENT_CERTIFICATE_PATH", path, errors)?;
-        let key = CertificateKey::from_pem(&pem)
+        let bytes = crate::files::read_small(path)
+            .map_err(|e| {
+                errors.push(format!(
+                    "AZURE_CLIENT_CERTIFICATE_PATH {}: cannot read it: {e}",
+                    path.display()
+                ))
+            })
+            .ok()?;
+        let password = raw.certificate_password.as_ref();
+        let key = CertificateKey::from_file(&bytes, password, raw.send_certificate_chain)
             .map_err(|e| {
                 errors.push(format!(
                     "AZURE_CLIENT_CERTIFICATE_PATH {}: {e}",
@@ -1782,22 +1820,38 @@ fn credential(
             token_file,
         });
     }
-    if raw.managed_identity {
-        let client_id = raw.client_id.clone();
-        return Some(Credential::ManagedIdentity(match raw.identity_endpoint {
-            Some((endpoint, header)) => ManagedIdentity::AppService {
-                endpoint,
-                header,
-                client_id,
-            },
-            None => ManagedIdentity::Imds {
-                endpoint: raw.imds_endpoint.unwrap_or_else(|| IMDS_ENDPOINT.into()),
-                client_id,
-            },
-        }));
+    Some(Credential::ManagedIdentity(managed_identity(raw)))
+}
+
+/// The host's managed identity, found as azure-sdk-for-go's azidentity finds it:
+/// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service, Container Apps), else
+/// `IDENTITY_ENDPOINT` + `IMDS_ENDPOINT` (Azure Arc), else `MSI_ENDPOINT`
+/// (with `MSI_SECRET` the 2017-09-01 protocol, as azure-identity for Python reads it; alone,
+/// Cloud Shell), else the instance metadata service. `AZURE_CLIENT_ID` picks a user-assigned
+/// identity.
+fn managed_identity(raw: RawCredential) -> crate::azure::auth::ManagedIdentity {
+    use crate::azure::auth::{ManagedIdentity, IMDS_ENDPOINT};
+    let client_id = raw.client_id;
+    if let (None, Some(endpoint)) = (&raw.identity_endpoint, raw.arc_endpoint) {
+        return ManagedIdentity::Arc { endpoint };
     }
-    errors.push("reading a tenant needs a credential: AZURE_CLIENT_SECRET (or --azure.client-secret-file), AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, or --azure.managed-identity".into());
-    None
+    match (raw.identity_endpoint, raw.msi_endpoint, raw.msi_secret) {
+        (Some((endpoint, header)), _, _) => ManagedIdentity::AppService {
+            endpoint,
+            header,
+            client_id,
+        },
+        (None, Some(endpoint), Some(secret)) => ManagedIdentity::MsiSecret {
+            endpoint,
+            secret,
+            client_id,
+        },
+        (None, Some(endpoint), None) => ManagedIdentity::CloudShell { endpoint },
+        (None, None, _) => ManagedIdentity::Imds {
+            endpoint: raw.imds_endpoint.unwrap_or_else(|| IMDS_ENDPOINT.into()),
+            client_id,
+        },
+    }
 }
 
 /// The contents of `path`, or an error naming the setting (`what`) and the path.
@@ -1805,6 +1859,51 @@ fn read_named_file(what: &str, path: &std::path::Path, errors: &mut Vec<String>)
     crate::files::read_small_to_string(path)
         .map_err(|e| errors.push(format!("{what} {}: cannot read it: {e}", path.display())))
         .ok()
+}
+
+/// What `healthcheck` needs of the exporter's settings: where it listens and its web config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    pub listen_address: SocketAddr,
+    pub web_config_file: Option<PathBuf>,
+}
+
+/// The probe's target, read like the exporter reads its own: `--config.file`'s `web:` section
+/// (the whole file is checked, as the exporter would check it), the healthcheck's own flags
+/// over it, then the default address.
+pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut raw = Raw::default();
+    if let Some(path) = &args.config_file {
+        match crate::files::read_small_to_string(path) {
+            Ok(text) => read_file(&text, &mut raw, &mut errors),
+            Err(e) => errors.push(format!(
+                "--config.file {}: cannot read it: {e}",
+                path.display()
+            )),
+        }
+    }
+    let flag = |name: &str| format!("flag --{name}");
+    if let Some(v) = &args.listen_address {
+        raw.listen_address = Some((v.clone(), flag("web.listen-address")));
+    }
+    if let Some(v) = &args.web_config_file {
+        raw.web_config_file = Some((v.clone(), flag("web.config.file")));
+    }
+    let listen_address = match &raw.listen_address {
+        None => SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT)),
+        Some((v, from)) => parse_listen_address(v).unwrap_or_else(|e| {
+            errors.push(format!("{from} {v:?}: {e}"));
+            SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT))
+        }),
+    };
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(ProbeTarget {
+        listen_address,
+        web_config_file: raw.web_config_file.map(|(path, _)| path),
+    })
 }
 
 /// `:PORT` (all interfaces, as the exporter-toolkit writes it), `HOST:PORT` or `[V6]:PORT`.

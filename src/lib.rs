@@ -21,6 +21,7 @@
 pub mod aggregate;
 pub mod app;
 pub mod azure;
+pub mod build;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
@@ -37,7 +38,7 @@ pub mod telemetry;
 pub mod top;
 
 /// The exporter's version, as exported in `powerbi_exporter_build_info`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const VERSION: &str = build::VERSION;
 
 /// Default TCP port. Ports 9100–9999 of the Prometheus allocation table are taken; this one
 /// sits above them and is not registered yet (see README, "Port").

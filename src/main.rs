@@ -20,6 +20,10 @@ use powerbi_exporter::{aggregate, app, duration, pipeline, telemetry, top};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        print!("{}", powerbi_exporter::build::version_text());
+        return ExitCode::SUCCESS;
+    }
     powerbi_exporter::install_tls_provider();
     let result = match cli.command {
         Some(Command::Top(args)) => {
@@ -33,7 +37,13 @@ fn main() -> ExitCode {
             with_default_logging(|| runtime()?.block_on(run_top(*args, source)))
         }
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
-        Some(Command::Healthcheck(args)) => healthcheck(&args),
+        Some(Command::Healthcheck(args)) => match config::probe_target(&args) {
+            Ok(target) => healthcheck(&target, args.ready),
+            Err(errors) => {
+                eprint!("powerbi-exporter healthcheck: {errors}");
+                return ExitCode::from(2);
+            }
+        },
         Some(Command::CheckConfig(args)) => match Config::load(&args) {
             Ok(config) => {
                 print!("{}", config.describe());
@@ -127,20 +137,18 @@ async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
 }
 
 /// GET /-/healthy (or /-/ready) on the exporter's address; any 2xx is a yes.
-fn healthcheck(args: &powerbi_exporter::cli::HealthcheckArgs) -> anyhow::Result<()> {
-    let listen_address = &args.listen_address;
-    let mut addr = config::parse_listen_address(listen_address)
-        .map_err(|e| anyhow::anyhow!("--web.listen-address {listen_address:?}: {e}"))?;
+fn healthcheck(target: &config::ProbeTarget, ready: bool) -> anyhow::Result<()> {
+    let mut addr = target.listen_address;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let tls = match &args.web_config_file {
+    let tls = match &target.web_config_file {
         Some(path) => powerbi_exporter::exposition::webconfig::WebSettings::load(path)?
             .tls
             .is_some(),
         None => false,
     };
-    let probe = if args.ready {
+    let probe = if ready {
         healthcheck::Probe::Ready
     } else {
         healthcheck::Probe::Alive

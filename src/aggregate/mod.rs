@@ -891,11 +891,7 @@ impl Aggregator {
         if let Some(w) = self.watermark {
             s.push(&EVENTS_WATERMARK, [(vec![], w.as_secs_f64())]);
         }
-        let revision = option_env!("POWERBI_EXPORTER_REVISION").unwrap_or("unknown");
-        s.push(
-            &BUILD_INFO,
-            [(vec![crate::VERSION.to_string(), revision.to_string()], 1.0)],
-        );
+        s.push(&BUILD_INFO, [(crate::build::info_labels(), 1.0)]);
         s.push(&PAGES_FAILED, [(vec![], self.pages_failed as f64)]);
         s.push(&PAGES_PROCESSED, [(vec![], self.pages_processed as f64)]);
         let samples = self.report_events.iter().map(|(&(w, r, a), v)| {

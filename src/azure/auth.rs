@@ -115,6 +115,37 @@ pub struct CertificateKey {
     pub thumbprint: String,
     /// The certificate's `notAfter`, as Unix seconds.
     pub not_after: Option<i64>,
+    /// The `x5c` header: standard base64 of each certificate's DER in the file, in its order
+    /// (RFC 7515 §4.1.6), sent only when `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` asks, for
+    /// subject name/issuer authentication.
+    pub chain: Option<Vec<String>>,
+}
+
+/// Why a certificate file could not be used; each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("no CERTIFICATE block in the PEM file")]
+    NoCertificate,
+    #[error("no PRIVATE KEY block in the PEM file")]
+    NoKey,
+    #[error("the private key is encrypted: set AZURE_CLIENT_CERTIFICATE_PASSWORD to its password")]
+    PasswordNeeded,
+    #[error(
+        "the private key could not be decrypted: check AZURE_CLIENT_CERTIFICATE_PASSWORD ({0})"
+    )]
+    Undecryptable(String),
+    #[error("not a PEM file, and not a PFX/PKCS#12 file that AZURE_CLIENT_CERTIFICATE_PASSWORD opens ({0})")]
+    Pkcs12(String),
+    #[error("the PFX/PKCS#12 file holds no private key with its certificate")]
+    Pkcs12Empty,
+    #[error("the private key is not a usable RSA key: {0}")]
+    NotRsa(String),
+}
+
+/// A certificate file's parts: its certificates (DER, in file order) and the private key.
+struct CertificateParts {
+    certificates: Vec<Vec<u8>>,
+    key: ring::signature::RsaKeyPair,
 }
 
 impl fmt::Debug for CertificateKey {
@@ -128,29 +159,36 @@ impl fmt::Debug for CertificateKey {
 
 impl CertificateKey {
     /// Reads a PEM holding the certificate and its unencrypted private key (PKCS#8 or PKCS#1
-    /// RSA), as `AZURE_CLIENT_CERTIFICATE_PATH` points to.
-    pub fn from_pem(pem: &str) -> Result<Self, String> {
-        use crate::encoding::{base64url, certificate_not_after, pem_blocks};
-        let cert = pem_blocks(pem, "CERTIFICATE")
-            .into_iter()
-            .next()
-            .ok_or("no CERTIFICATE block in the PEM file")?;
-        if !pem_blocks(pem, "ENCRYPTED PRIVATE KEY").is_empty() {
-            return Err("the private key is encrypted, which is not supported: decrypt it with `openssl pkcs8 -nocrypt` and protect the file instead".into());
-        }
-        let key = if let Some(der) = pem_blocks(pem, "PRIVATE KEY").into_iter().next() {
-            ring::signature::RsaKeyPair::from_pkcs8(&der)
-        } else if let Some(der) = pem_blocks(pem, "RSA PRIVATE KEY").into_iter().next() {
-            ring::signature::RsaKeyPair::from_der(&der)
-        } else {
-            return Err("no PRIVATE KEY block in the PEM file".into());
+    /// RSA).
+    pub fn from_pem(pem: &str) -> Result<Self, CertificateError> {
+        Self::from_file(pem.as_bytes(), None, false)
+    }
+
+    /// Reads what `AZURE_CLIENT_CERTIFICATE_PATH` points to, as the Azure SDKs do: a PEM with
+    /// the certificate (first; any chain after it) and its private key — PKCS#8, encrypted
+    /// PKCS#8 or PKCS#1 RSA — or a PFX/PKCS#12 file; `password` is
+    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD`. With `send_chain`, the assertion carries every
+    /// certificate of the file in `x5c`.
+    pub fn from_file(
+        bytes: &[u8],
+        password: Option<&Secret>,
+        send_chain: bool,
+    ) -> Result<Self, CertificateError> {
+        use crate::encoding::{base64, base64url, certificate_not_after};
+        let parts = match std::str::from_utf8(bytes) {
+            Ok(text) if text.contains("-----BEGIN ") => pem_parts(text, password)?,
+            _ => pkcs12_parts(bytes, password)?,
         };
-        let key = key.map_err(|e| format!("the private key is not a usable RSA key: {e}"))?;
-        let thumbprint = base64url(ring::digest::digest(&ring::digest::SHA256, &cert).as_ref());
+        let leaf = parts
+            .certificates
+            .first()
+            .ok_or(CertificateError::NoCertificate)?;
+        let thumbprint = base64url(ring::digest::digest(&ring::digest::SHA256, leaf).as_ref());
         Ok(CertificateKey {
-            key: std::sync::Arc::new(key),
+            key: std::sync::Arc::new(parts.key),
             thumbprint,
-            not_after: certificate_not_after(&cert),
+            not_after: certificate_not_after(leaf),
+            chain: send_chain.then(|| parts.certificates.iter().map(|c| base64(c)).collect()),
         })
     }
 
@@ -158,7 +196,11 @@ impl CertificateKey {
     fn assertion(&self, authority: &Authority, now: UnixMillis) -> Result<String, AuthError> {
         use crate::encoding::base64url;
         let secs = now.0 / 1000;
-        let header = serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.thumbprint});
+        let mut header =
+            serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.thumbprint});
+        if let Some(chain) = &self.chain {
+            header["x5c"] = serde_json::json!(chain);
+        }
         let claims = serde_json::json!({
             "aud": authority.token_url(), "iss": authority.client_id, "sub": authority.client_id,
             "jti": random_guid()?, "nbf": secs, "iat": secs, "exp": secs + 600,
@@ -182,6 +224,58 @@ impl CertificateKey {
             })?;
         Ok(format!("{input}.{}", base64url(&signature)))
     }
+}
+
+/// The certificates and key of a PEM file; an encrypted PKCS#8 key (PBES2, as `openssl pkcs8
+/// -topk8` writes it) is opened with `password`.
+fn pem_parts(pem: &str, password: Option<&Secret>) -> Result<CertificateParts, CertificateError> {
+    use crate::encoding::pem_blocks;
+    let certificates = pem_blocks(pem, "CERTIFICATE");
+    if certificates.is_empty() {
+        return Err(CertificateError::NoCertificate);
+    }
+    let not_rsa = |e: ring::error::KeyRejected| CertificateError::NotRsa(e.to_string());
+    let key = if let Some(der) = pem_blocks(pem, "ENCRYPTED PRIVATE KEY").into_iter().next() {
+        let password = password.ok_or(CertificateError::PasswordNeeded)?;
+        let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+            .map_err(|e| CertificateError::Undecryptable(e.to_string()))?;
+        let plain = info
+            .decrypt(password.expose().as_bytes())
+            .map_err(|e| CertificateError::Undecryptable(e.to_string()))?;
+        ring::signature::RsaKeyPair::from_pkcs8(plain.as_bytes()).map_err(not_rsa)?
+    } else if let Some(der) = pem_blocks(pem, "PRIVATE KEY").into_iter().next() {
+        ring::signature::RsaKeyPair::from_pkcs8(&der).map_err(not_rsa)?
+    } else if let Some(der) = pem_blocks(pem, "RSA PRIVATE KEY").into_iter().next() {
+        ring::signature::RsaKeyPair::from_der(&der).map_err(not_rsa)?
+    } else {
+        return Err(CertificateError::NoKey);
+    };
+    Ok(CertificateParts { certificates, key })
+}
+
+/// The key and its certificates of a PFX/PKCS#12 file (PBES2/AES as OpenSSL 3 writes it, or
+/// the legacy 3DES/RC2 of Windows exports), opened with `password` (none: the empty one).
+fn pkcs12_parts(
+    bytes: &[u8],
+    password: Option<&Secret>,
+) -> Result<CertificateParts, CertificateError> {
+    let password = password.map_or("", Secret::expose);
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        bytes,
+        password,
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .map_err(|e| CertificateError::Pkcs12(e.to_string()))?;
+    let (_, chain) = store
+        .private_key_chain()
+        .ok_or(CertificateError::Pkcs12Empty)?;
+    let key = ring::signature::RsaKeyPair::from_pkcs8(chain.key().as_der())
+        .map_err(|e| CertificateError::NotRsa(e.to_string()))?;
+    let certificates: Vec<Vec<u8>> = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
+    if certificates.is_empty() {
+        return Err(CertificateError::Pkcs12Empty);
+    }
+    Ok(CertificateParts { certificates, key })
 }
 
 /// A random (version 4) GUID from the system's CSPRNG: unique across processes and restarts,
@@ -217,12 +311,35 @@ pub enum ManagedIdentity {
         header: Secret,
         client_id: Option<String>,
     },
+    /// `MSI_ENDPOINT` + `MSI_SECRET`: the 2017-09-01 protocol (the secret in a `secret`
+    /// header, the identity in `clientid`), as Azure ML compute and older App Service hosts
+    /// offer it (azure-identity for Python reads it so).
+    MsiSecret {
+        endpoint: String,
+        secret: Secret,
+        client_id: Option<String>,
+    },
+    /// `MSI_ENDPOINT` alone: Azure Cloud Shell (a POSTed form, `Metadata: true`), as
+    /// azure-sdk-for-go's azidentity reads it; no user-assigned identity there.
+    CloudShell { endpoint: String },
+    /// Azure Arc-enabled servers: `IDENTITY_ENDPOINT` with `IMDS_ENDPOINT` set beside it. The
+    /// endpoint answers 401 naming a key file the local agent wrote; the file's contents are
+    /// the `Basic` credential of the second request. Only a file under [`ARC_KEY_DIR`] ending
+    /// in `.key`, of at most 4096 bytes, is read (as the Azure SDKs check), so an endpoint
+    /// cannot make the exporter read and send any other file.
+    Arc { endpoint: String },
     /// VM / AKS node: the instance metadata service.
     Imds {
         endpoint: String,
         client_id: Option<String>,
     },
 }
+
+/// Where the Azure Connected Machine agent writes the key files of its challenges (Linux).
+pub const ARC_KEY_DIR: &str = "/var/opt/azcmagent/tokens";
+
+/// The largest Arc key file read (the Azure SDKs' limit).
+const ARC_KEY_LIMIT: u64 = 4096;
 
 /// The IMDS token endpoint.
 pub const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
@@ -284,6 +401,15 @@ impl Credential {
             Credential::WorkloadIdentity { .. } => "workload identity",
             Credential::ManagedIdentity(ManagedIdentity::AppService { .. }) => {
                 "managed identity (App Service)"
+            }
+            Credential::ManagedIdentity(ManagedIdentity::MsiSecret { .. }) => {
+                "managed identity (MSI_ENDPOINT, 2017-09-01)"
+            }
+            Credential::ManagedIdentity(ManagedIdentity::CloudShell { .. }) => {
+                "managed identity (Cloud Shell)"
+            }
+            Credential::ManagedIdentity(ManagedIdentity::Arc { .. }) => {
+                "managed identity (Azure Arc)"
             }
             Credential::ManagedIdentity(ManagedIdentity::Imds { .. }) => "managed identity (IMDS)",
         }
@@ -361,6 +487,31 @@ impl Credential {
                     .query(&query)
                     .header("X-IDENTITY-HEADER", header.expose())
             }
+            Credential::ManagedIdentity(ManagedIdentity::MsiSecret {
+                endpoint,
+                secret,
+                client_id,
+            }) => {
+                let mut query = vec![("api-version", "2017-09-01"), ("resource", resource)];
+                if let Some(id) = client_id {
+                    query.push(("clientid", id));
+                }
+                http.get(endpoint)
+                    .query(&query)
+                    .header("secret", secret.expose())
+            }
+            Credential::ManagedIdentity(ManagedIdentity::CloudShell { endpoint }) => http
+                .post(endpoint)
+                .header("Metadata", "true")
+                .form(&[("resource", resource)]),
+            Credential::ManagedIdentity(ManagedIdentity::Arc { endpoint }) => {
+                let query = [("api-version", ARC_API_VERSION), ("resource", resource)];
+                let key = arc_challenge(http.get(endpoint).query(&query)).await?;
+                http.get(endpoint)
+                    .query(&query)
+                    .header("Metadata", "true")
+                    .header("Authorization", format!("Basic {}", key.expose()))
+            }
             Credential::ManagedIdentity(ManagedIdentity::Imds {
                 endpoint,
                 client_id,
@@ -410,6 +561,64 @@ impl Credential {
             _ => Err(AuthError::BadResponse { status }),
         }
     }
+}
+
+/// The Arc identity endpoint's API version (MSAL's AzureArcManagedIdentity uses it too).
+const ARC_API_VERSION: &str = "2019-11-01";
+
+/// The first Arc request: a 401 whose `WWW-Authenticate: Basic realm=<file>` names the key
+/// file; its contents, when the file is where the agent writes them.
+async fn arc_challenge(request: reqwest::RequestBuilder) -> Result<Secret, AuthError> {
+    let refused = |description: String| AuthError::Rejected {
+        code: "arc_challenge".into(),
+        description,
+    };
+    let resp = request
+        .header("Metadata", "true")
+        .send()
+        .await
+        .map_err(|e| AuthError::Unreachable(without_url(&e)))?;
+    if resp.status().as_u16() != 401 {
+        return Err(refused(format!(
+            "the Azure Arc identity endpoint answered {} where a 401 challenge was expected",
+            resp.status().as_u16()
+        )));
+    }
+    let header = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let path = header
+        .rsplit_once('=')
+        .map(|(_, p)| std::path::PathBuf::from(p.trim()))
+        .ok_or_else(|| refused(format!("no key file in WWW-Authenticate {header:?}")))?;
+    arc_key(&path).map_err(refused)
+}
+
+/// The Arc key file's contents, if `path` is a `.key` file directly under [`ARC_KEY_DIR`] of
+/// at most [`ARC_KEY_LIMIT`] bytes.
+fn arc_key(path: &std::path::Path) -> Result<Secret, String> {
+    let allowed = path.parent() == Some(std::path::Path::new(ARC_KEY_DIR))
+        && path.extension().is_some_and(|e| e == "key");
+    if !allowed {
+        return Err(format!(
+            "the Azure Arc endpoint named {}, not a .key file in {ARC_KEY_DIR}: not read",
+            path.display()
+        ));
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("Azure Arc key file {}: {e}", path.display()))?
+        .len();
+    if size > ARC_KEY_LIMIT {
+        return Err(format!(
+            "Azure Arc key file {} has {size} bytes, more than {ARC_KEY_LIMIT}",
+            path.display()
+        ));
+    }
+    crate::files::read_small_to_string(path)
+        .map(|k| Secret::new(k.trim()))
+        .map_err(|e| format!("Azure Arc key file {}: {e}", path.display()))
 }
 
 /// When a token expires: `expires_on` (Unix seconds), else `now + expires_in`, else the

@@ -157,22 +157,42 @@ pub enum OtlpError {
 }
 
 /// The resource: the SDK's (which reads `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`),
-/// `service.name` = `powerbi-exporter` when neither names one, `service.version`, and the
-/// tenant id when known.
-pub fn resource(tenant_id: Option<&str>) -> Resource {
+/// `service.name` = `powerbi-exporter` when neither names one, `service.version`,
+/// `service.instance.id` = `host:port` when the variables name none, and the tenant id when
+/// known. The instance id is what the Collector's prometheus exporter and Prometheus' OTLP
+/// receiver turn into `instance`; `host:port` is what a scrape of the same process would give,
+/// and stays put across restarts (a random id would start new series at every one).
+pub fn resource(tenant_id: Option<&str>, listen_port: u16) -> Resource {
     let base = Resource::builder().build();
-    let named = base
-        .get(&opentelemetry::Key::from_static_str("service.name"))
-        .is_some_and(|v| !v.as_str().starts_with("unknown_service"));
+    let has = |key: &'static str| base.get(&opentelemetry::Key::from_static_str(key));
+    let named = has("service.name").is_some_and(|v| !v.as_str().starts_with("unknown_service"));
     let mut builder = Resource::builder();
     if !named {
         builder = builder.with_service_name("powerbi-exporter");
     }
     let mut extra = vec![KeyValue::new("service.version", crate::VERSION)];
+    if has("service.instance.id").is_none() {
+        extra.push(KeyValue::new(
+            "service.instance.id",
+            format!("{}:{listen_port}", host_name()),
+        ));
+    }
     if let Some(t) = tenant_id {
         extra.push(KeyValue::new("powerbi.tenant.id", t.to_string()));
     }
     builder.with_attributes(extra).build()
+}
+
+/// The host's name: `HOSTNAME` (set by Docker and Kubernetes to the container's / pod's name),
+/// else the kernel's, else `localhost`.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The HTTP client of the OTLP exporters: our reqwest (rustls) on the exporter's runtime, with

@@ -10,7 +10,12 @@
 //!   the body's text ([`ThrottleShape`]);
 //! - `continuationUri` absolute as documented, or relative, mixed, broken, or unusable with no
 //!   token ([`ContinuationStyle`]);
-//! - a certificate's client assertion must be PS256 with `x5t#S256` and a fresh GUID `jti`;
+//! - a certificate's client assertion must be PS256 with `x5t#S256` and a fresh GUID `jti`,
+//!   and, for subject name/issuer authentication, carry the chain in `x5c`;
+//! - managed identities answer at `/metadata/identity/oauth2/token` (IMDS), `/msi/token`
+//!   (`IDENTITY_ENDPOINT`), `/msi2017/token` (`MSI_ENDPOINT` + `MSI_SECRET`),
+//!   `/cloudshell/token` (`MSI_ENDPOINT` alone) and `/arc/token` (Azure Arc's key-file
+//!   challenge);
 //! - events become visible late ([`Timeline`]); fault knobs add 429s, 5xx, truncated bodies and
 //!   duplicate deliveries.
 //!
@@ -129,6 +134,15 @@ pub struct ApiConfig {
     pub certificate: Option<TrustedCertificate>,
     /// The `X-IDENTITY-HEADER` of the App Service managed-identity endpoint (`/msi/token`).
     pub identity_header: Option<String>,
+    /// The `secret` header of the 2017-09-01 managed-identity endpoint (`/msi2017/token`), the
+    /// one `MSI_ENDPOINT` + `MSI_SECRET` point to.
+    pub msi_secret: Option<String>,
+    /// The Azure Arc identity endpoint (`/arc/token`): the key file its 401 challenge names
+    /// (`WWW-Authenticate: Basic realm=<file>`) and the key the second request must send.
+    pub arc_key: Option<(String, String)>,
+    /// Subject name/issuer authentication: a certificate's assertion must carry exactly this
+    /// `x5c` (standard base64 DER of each certificate, leaf first).
+    pub required_x5c: Option<Vec<String>>,
 }
 
 impl Default for ApiConfig {
@@ -154,6 +168,9 @@ impl Default for ApiConfig {
             federated_token: None,
             certificate: None,
             identity_header: None,
+            msi_secret: None,
+            arc_key: None,
+            required_x5c: None,
         }
     }
 }
@@ -276,6 +293,7 @@ impl SimulatedApi {
                 .map(str::to_string)
         };
         let (metadata, identity_header) = (header("metadata"), header("x-identity-header"));
+        let msi_secret = header("secret");
         let body = req
             .into_body()
             .collect()
@@ -289,7 +307,7 @@ impl SimulatedApi {
             &body,
             authorization,
             metadata,
-            identity_header,
+            [identity_header, msi_secret],
             now,
         );
         if let Some(delay) = delay {
@@ -308,7 +326,7 @@ impl SimulatedApi {
         body: &Bytes,
         authorization: Option<String>,
         metadata: Option<String>,
-        identity_header: Option<String>,
+        [identity_header, msi_secret]: [Option<String>; 2],
         now: UnixMillis,
     ) -> (Response<Full<Bytes>>, Option<std::time::Duration>) {
         let query = query.to_string();
@@ -322,6 +340,21 @@ impl SimulatedApi {
         } else if method == Method::GET && path == "/msi/token" {
             let ok = identity_header.is_some() && identity_header == state.config.identity_header;
             state.managed_identity_token(&query, ok, now)
+        } else if method == Method::GET && path == "/msi2017/token" {
+            // MSI_ENDPOINT + MSI_SECRET: api-version 2017-09-01, the secret in a `secret` header.
+            let ok = msi_secret.is_some()
+                && msi_secret == state.config.msi_secret
+                && parse_form(&query).contains(&("api-version".into(), "2017-09-01".into()));
+            state.managed_identity_token(&query, ok, now)
+        } else if method == Method::GET && path == "/arc/token" && state.config.arc_key.is_some() {
+            match state.arc_key_request(authorization.as_deref(), metadata.as_deref()) {
+                Some(challenge) => challenge,
+                None => state.managed_identity_token(&query, true, now),
+            }
+        } else if *method == Method::POST && path == "/cloudshell/token" {
+            // MSI_ENDPOINT alone (Cloud Shell): the resource in a POSTed form, `Metadata: true`.
+            let ok = metadata.as_deref() == Some("true");
+            state.managed_identity_token(&String::from_utf8_lossy(body), ok, now)
         } else if method == Method::GET && path == EVENTS_PATH {
             state.activity_events(&query, authorization.as_deref(), now)
         } else if method == Method::GET && path == GROUPS_PATH {
@@ -395,6 +428,24 @@ impl State {
         (StatusCode::OK, json_response(StatusCode::OK, body))
     }
 
+    /// Azure Arc: without the key (or `Metadata: true`), the 401 challenge naming the key file;
+    /// `None` when the request carries `Basic <key>`.
+    fn arc_key_request(
+        &self,
+        authorization: Option<&str>,
+        metadata: Option<&str>,
+    ) -> Option<(StatusCode, Response<Full<Bytes>>)> {
+        let (file, key) = self.config.arc_key.as_ref()?;
+        if metadata == Some("true") && authorization == Some(format!("Basic {key}").as_str()) {
+            return None;
+        }
+        let mut response = json_response(StatusCode::UNAUTHORIZED, "{}".into());
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("Basic realm={file}")) {
+            response.headers_mut().insert("www-authenticate", v);
+        }
+        Some((StatusCode::UNAUTHORIZED, response))
+    }
+
     /// A new access token, shaped like Entra's (a JWT whose payload carries `appid`, `oid`
     /// and `tid`; the signature is not a real one).
     fn issue(&mut self) -> String {
@@ -438,9 +489,14 @@ impl State {
                 .unwrap_or_default()
         };
         let (header, claims) = (json(h), json(c));
+        let chain_ok = match &self.config.required_x5c {
+            None => true,
+            Some(chain) => header["x5c"] == serde_json::json!(chain),
+        };
         let header_ok = header["alg"] == "PS256"
             && header["typ"] == "JWT"
-            && header["x5t#S256"] == cert.thumbprint_sha256.as_str();
+            && header["x5t#S256"] == cert.thumbprint_sha256.as_str()
+            && chain_ok;
         let key = ring::signature::UnparsedPublicKey::new(
             &ring::signature::RSA_PSS_2048_8192_SHA256,
             &cert.public_key,

@@ -353,7 +353,19 @@ fn the_collector_sample_wires_every_pipeline_to_defined_components_on_the_otlp_p
     let protocols = &c["receivers"]["otlp"]["protocols"];
     assert_eq!(protocols["grpc"]["endpoint"], "0.0.0.0:4317");
     assert_eq!(protocols["http"]["endpoint"], "0.0.0.0:4318");
-    assert_eq!(c["exporters"]["prometheus"]["add_metric_suffixes"], true);
+    // The current keys of the Collector's prometheus exporter (exporter/prometheusexporter
+    // config.go: add_metric_suffixes and resource_to_telemetry_conversion are deprecated), and
+    // no otel_scope_* labels, so the series are /metrics' own.
+    let prometheus = &c["exporters"]["prometheus"];
+    assert_eq!(
+        prometheus["translation_strategy"],
+        "UnderscoreEscapingWithSuffixes"
+    );
+    assert!(prometheus["resource_constant_labels"].is_mapping());
+    assert_eq!(prometheus["without_scope_info"], true);
+    for deprecated in ["add_metric_suffixes", "resource_to_telemetry_conversion"] {
+        assert!(prometheus.get(deprecated).is_none(), "{deprecated}");
+    }
 }
 
 /// A deployment validator on PATH. `scripts/test.sh` installs every one of them (Debian's

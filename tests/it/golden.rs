@@ -25,14 +25,41 @@ fn once_on_fixtures() -> String {
     stdout(&out)
 }
 
+/// The build facts of `powerbi_exporter_build_info` change with every commit: the golden file
+/// has placeholders for them, filled from git and rustc here.
+fn build_facts() -> [(&'static str, String); 3] {
+    [
+        ("@REVISION@", crate::face::git(&["rev-parse", "HEAD"])),
+        (
+            "@BRANCH@",
+            crate::face::git(&["rev-parse", "--abbrev-ref", "HEAD"]),
+        ),
+        ("@RUSTVERSION@", crate::face::rust_version()),
+    ]
+}
+
 #[test]
 fn once_output_matches_the_reviewed_golden_file() {
     let actual = once_on_fixtures();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(GOLDEN, &actual).unwrap();
+        let line = |s: &str| {
+            s.lines()
+                .find(|l| l.starts_with("powerbi_exporter_build_info{"))
+                .unwrap()
+                .to_string()
+        };
+        let mut placeholders = line(&actual);
+        for (placeholder, value) in build_facts() {
+            placeholders =
+                placeholders.replace(&format!("\"{value}\""), &format!("\"{placeholder}\""));
+        }
+        std::fs::write(GOLDEN, actual.replace(&line(&actual), &placeholders)).unwrap();
     }
-    let expected =
+    let mut expected =
         std::fs::read_to_string(GOLDEN).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    for (placeholder, value) in build_facts() {
+        expected = expected.replace(placeholder, &value);
+    }
     assert_eq!(actual, expected, "exposition differs from {GOLDEN}");
 }
 

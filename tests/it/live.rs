@@ -18,7 +18,7 @@ const HOUR: i64 = 3_600_000;
 
 /// A log of `n` events that happened over the last 3 hours and become visible over the next
 /// `spread_ms` (a third of them at once).
-fn late_log(n: usize, spread_ms: u64) -> Timeline {
+pub fn late_log(n: usize, spread_ms: u64) -> Timeline {
     let now = UnixMillis::now();
     let tenant = Tenant::new(TenantSpec {
         seed: 9,
@@ -81,7 +81,7 @@ fn ground_truth(api: &SimulatedApi) -> (BTreeMap<String, f64>, BTreeMap<String, 
     (all, failed, events.len())
 }
 
-fn live_args(api: &SimulatedApi, max_per_hour: &str) -> Vec<String> {
+pub fn live_args(api: &SimulatedApi, max_per_hour: &str) -> Vec<String> {
     let mut args = simulated_tenant_args(&api.base_url());
     args.extend(
         [
@@ -688,7 +688,11 @@ fn killed_twice_mid_run_it_resumes_exactly_and_counters_never_go_down() {
 
 /// Starts the exporter with `extra` args and `env`, and waits until the 6 events of the log are
 /// counted: the credential got a token the API accepted.
-fn counts_with_credential(api: &SimulatedApi, extra: &[&str], env: &[(&str, &str)]) -> Exporter {
+pub fn counts_with_credential(
+    api: &SimulatedApi,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Exporter {
     let mut args = live_args(api, "200");
     args.extend(extra.iter().map(|s| s.to_string()));
     let e = Exporter::start_with_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);
@@ -713,7 +717,7 @@ fn counts_with_credential(api: &SimulatedApi, extra: &[&str], env: &[(&str, &str
     }
 }
 
-fn openssl(args: &[&str]) -> String {
+pub fn openssl(args: &[&str]) -> String {
     let out = std::process::Command::new("openssl")
         .args(args)
         .output()
@@ -729,7 +733,7 @@ fn openssl(args: &[&str]) -> String {
 /// A self-signed RSA certificate and key in one PEM, and what the tenant knows of it: the
 /// public key as PKCS#1 DER and the base64url SHA-256 of the certificate's DER (`x5t#S256`),
 /// both computed by openssl.
-fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, TrustedCertificate) {
+pub fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, TrustedCertificate) {
     let (key, cert, public, cert_der, digest) = (
         dir.join(format!("{name}.key")),
         dir.join(format!("{name}.crt")),

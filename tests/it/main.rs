@@ -12,6 +12,8 @@ mod bad_input;
 mod caps;
 /// Microsoft's published example responses through the real client and the decoders.
 mod contract;
+/// Credentials as the Azure SDKs take them, each against the loopback token endpoint.
+mod credentials;
 /// Dashboards: lint, and every expression evaluated by a real Prometheus.
 mod dashboards;
 /// Deployment files: drift, parsing, Helm values, kustomize and compose paths, health check.
@@ -20,6 +22,9 @@ mod deploy;
 mod durability;
 /// Series expiry: a year of report churn at small caps, nothing lost to `__other__`.
 mod expiry;
+/// The exporter's face: build_info and --version, healthcheck with --config.file, the OTLP
+/// resource's service.instance.id.
+mod face;
 /// Scoping filters: what they leave out is counted by reason; the rest is exact.
 mod filters;
 /// Inputs the fuzzers found or that are worth pinning, through the fuzz targets' entry points.
