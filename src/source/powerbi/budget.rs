@@ -12,10 +12,9 @@ use crate::decode::UnixMillis;
 const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
 
-/// The longest a 429 may block requests: the API's own waits are up to about an hour
-/// (reference §3, a captured `Retry-After: 3392`). A longer one is clamped to this, so a bad
-/// header can block polling for an hour at most, and a restart never inherits more.
-pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest a 429 may block requests (the shared `Retry-After` maximum), so a bad header can
+/// block polling for an hour at most, and a restart never inherits more.
+pub use crate::azure::http::MAX_RETRY_AFTER;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBudget {

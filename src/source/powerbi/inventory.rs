@@ -250,9 +250,11 @@ impl InventoryReader {
             })?;
         let status = resp.status().as_u16();
         if status == 429 {
+            // At most an hour (the helper's clamp), so the product fits.
             let secs = retry_after_secs(&resp).unwrap_or(3600);
+            let wait_ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
             self.budget
-                .block_until(UnixMillis(now.0 + secs as i64 * 1000));
+                .block_until(UnixMillis(now.0.saturating_add(wait_ms)));
             return Err(InventoryError::Throttled {
                 retry_after: Duration::from_secs(secs),
             });
