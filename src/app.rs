@@ -25,7 +25,7 @@ use crate::source::demo::{simulated_tenant, Demo, DemoConfig};
 use crate::source::powerbi::PowerBiSource;
 use crate::source::replay::{Replay, ReplayProgress};
 use crate::source::{Source, SourceError, SourceStatus, Timing};
-use crate::state::{Checkpointer, Published, StateError, StateFile};
+use crate::state::{Checkpointer, Published, SaveErrors, StateError, StateFile};
 
 /// Why the exporter stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -147,10 +147,12 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let forward_stats = ForwardStats::default();
     let resource = otlp::resource(config.tenant_id().as_deref());
     let spool = start_forwarding(&config, &aggregator, &forward_stats, &resource)?;
+    let save_errors = SaveErrors::default();
     let checkpointer = match state_file {
         Some(file) => {
             let mut c = Checkpointer::new(file, published.clone(), timing);
             c.spool = spool;
+            c.errors = save_errors.clone();
             c.checkpoint(&aggregator);
             Some(c)
         }
@@ -209,6 +211,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
                 return Vec::new();
             }
             snapshot.families.extend(stats.families());
+            if durable {
+                snapshot.families.push(save_errors.family());
+            }
             if pushing {
                 snapshot.families.push(FamilySamples {
                     family: &crate::catalogue::OTLP_EXPORT_ERRORS,
