@@ -74,7 +74,7 @@ pub fn build_source(
     Ok(match config {
         SourceConfig::Replay(replay) => Box::new(Replay::with_config(replay, progress)?),
         SourceConfig::Demo(demo) => Box::new(Demo::new(demo.clone())),
-        SourceConfig::PowerBi(live) => Box::new(PowerBiSource::new((**live).clone(), resume)),
+        SourceConfig::PowerBi(live) => Box::new(PowerBiSource::new((**live).clone(), resume)?),
     })
 }
 
