@@ -1288,7 +1288,13 @@ impl Snapshot {
             &API_RETRY_AFTER_CLAMPED,
             one(st.api.retry_after_clamped as f64),
         );
-        let reasons = ["bad_response", "invalid_client", "rejected", "unreachable"];
+        let reasons = [
+            "bad_response",
+            "invalid_client",
+            "rejected",
+            "unreachable",
+            "untrusted_certificate",
+        ];
         self.push(
             &AUTH_ERRORS,
             reasons.iter().map(|r| {

@@ -92,7 +92,7 @@ pub fn without_url(e: &reqwest::Error) -> String {
 /// The reason rustls refused the server's certificate, if that is why `e` happened. rustls'
 /// error travels inside `io::Error`s, whose `source()` skips what they wrap: an `io::Error`
 /// is stepped into, any other error followed to its source.
-fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
+pub fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
         if let Some(rustls::Error::InvalidCertificate(why)) = err.downcast_ref::<rustls::Error>() {
