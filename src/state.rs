@@ -487,7 +487,10 @@ mod tests {
         c.checkpoint(&agg);
         assert_eq!(c.errors.get(SaveFailure::StateWrite), 2);
         assert_eq!(c.errors.get(SaveFailure::SpoolAppend), 0);
-        assert!(published.lock().unwrap().is_none(), "nothing saved, nothing published");
+        assert!(
+            published.lock().unwrap().is_none(),
+            "nothing saved, nothing published"
+        );
         let family = c.errors.family();
         assert_eq!(family.family.name, "powerbi_state_save_errors_total");
         let samples: Vec<(String, f64)> = family

@@ -74,7 +74,11 @@ impl DaysCensus {
         };
         for (day, &n) in days.range(first_day..=last_day) {
             census.events = census.events.saturating_add(n as u64);
-            for byte in day.to_le_bytes().into_iter().chain((n as u64).to_le_bytes()) {
+            for byte in day
+                .to_le_bytes()
+                .into_iter()
+                .chain((n as u64).to_le_bytes())
+            {
                 census.digest = (census.digest ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
             }
         }
@@ -486,8 +490,9 @@ mod tests {
         let mut moved = days.clone();
         moved.remove(&11);
         moved.insert(10, 9); // same events in pass 1's days, on another day
-        let Err(SourceError::ReplayArchiveChanged { days: d, was, now, .. }) =
-            unchanged(&progress, &moved, path)
+        let Err(SourceError::ReplayArchiveChanged {
+            days: d, was, now, ..
+        }) = unchanged(&progress, &moved, path)
         else {
             panic!("a changed day is refused");
         };
@@ -498,7 +503,10 @@ mod tests {
             panic!("an event added to a pass done is refused");
         };
         let message = e.to_string();
-        assert!(message.contains("1970-01-13..1970-01-16 held 2 events then and hold 3 now"), "{message}");
+        assert!(
+            message.contains("1970-01-13..1970-01-16 held 2 events then and hold 3 now"),
+            "{message}"
+        );
         assert!(message.contains("--state.dir"), "{message}");
     }
 }

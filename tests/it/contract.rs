@@ -529,7 +529,12 @@ fn user_type_as_a_documented_name_is_read_like_its_number() {
         path.to_str().unwrap(),
         "--filter.exclude-service-principals",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", crate::support::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::support::stderr(&out)
+    );
     let s = crate::support::samples(&crate::support::stdout(&out));
     assert_eq!(
         s[r#"powerbi_events_filtered_total{reason="service_principal"}"#],

@@ -300,7 +300,10 @@ fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
     let s = e.scrape();
     let held_back = errors(&s, "spool_append");
     assert!(held_back >= 1.0, "{s:#?}");
-    assert_eq!((errors(&s, "spool_sync"), errors(&s, "state_write")), (0.0, 0.0));
+    assert_eq!(
+        (errors(&s, "spool_sync"), errors(&s, "state_write")),
+        (0.0, 0.0)
+    );
 
     std::fs::remove_file(&filler).unwrap();
     wait_until(Duration::from_secs(60), "every event delivered", || {

@@ -140,20 +140,38 @@ mod tests {
     fn send_times_at_the_ends_of_i64_neither_overflow_nor_hold_the_budget_for_ever() {
         let now = UnixMillis(1_795_000_000_000);
         let hour = 3_600_000;
-        let sent = [UnixMillis(i64::MAX), UnixMillis(i64::MAX - 1), UnixMillis(i64::MIN)];
+        let sent = [
+            UnixMillis(i64::MAX),
+            UnixMillis(i64::MAX - 1),
+            UnixMillis(i64::MIN),
+        ];
         let mut b = RequestBudget::restore(2, sent, UnixMillis(i64::MIN), now);
         assert_eq!(b.remaining(now), 0);
         assert_eq!(b.acquire(now), Err(UnixMillis(now.0 + hour)));
         assert_eq!(b.acquire(UnixMillis(now.0 + hour)), Ok(()));
         // The clock at either end of i64 too.
         let mut b = RequestBudget::restore(1, [UnixMillis(i64::MAX)], UnixMillis(i64::MAX), now);
-        assert_eq!(b.acquire(UnixMillis(i64::MIN)), Err(UnixMillis(now.0 + hour)));
-        let mut b = RequestBudget::restore(1, [UnixMillis(i64::MAX - 5)], UnixMillis(i64::MIN), UnixMillis(i64::MAX - 5));
-        assert_eq!(b.acquire(UnixMillis(i64::MAX - 1)), Err(UnixMillis(i64::MAX)));
+        assert_eq!(
+            b.acquire(UnixMillis(i64::MIN)),
+            Err(UnixMillis(now.0 + hour))
+        );
+        let mut b = RequestBudget::restore(
+            1,
+            [UnixMillis(i64::MAX - 5)],
+            UnixMillis(i64::MIN),
+            UnixMillis(i64::MAX - 5),
+        );
+        assert_eq!(
+            b.acquire(UnixMillis(i64::MAX - 1)),
+            Err(UnixMillis(i64::MAX))
+        );
         assert_eq!(b.remaining(UnixMillis(i64::MAX)), 0);
         let mut b = RequestBudget::per_minute(1);
         assert_eq!(b.acquire(UnixMillis(i64::MIN)), Ok(()));
-        assert_eq!(b.acquire(UnixMillis(i64::MIN)), Err(UnixMillis(i64::MIN + 60_000)));
+        assert_eq!(
+            b.acquire(UnixMillis(i64::MIN)),
+            Err(UnixMillis(i64::MIN + 60_000))
+        );
     }
 
     const MIN: i64 = 60_000;

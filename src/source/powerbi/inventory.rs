@@ -295,7 +295,10 @@ mod tests {
             let due = reader.next_due.0;
             if t == i64::MAX {
                 // Counted as a success now: due one refresh from now.
-                assert!((before + refresh_ms..=after + refresh_ms).contains(&due), "{due}");
+                assert!(
+                    (before + refresh_ms..=after + refresh_ms).contains(&due),
+                    "{due}"
+                );
             } else {
                 assert_eq!(due, i64::MIN + refresh_ms);
             }
