@@ -638,8 +638,8 @@ fn an_hour_refused_at_the_28_day_edge_is_expired_not_asked_for_again() {
     );
 }
 
-/// Feeds a FIFO in a replay's directory: each time the exporter (process `reader`) opens it,
-/// it reads `[]` (no events). The opens numbered in `hold` (1-based: the census is the first
+/// Feeds a FIFO in a replay's directory: each time the exporter opens it, it reads `[]` (no
+/// events). The opens numbered in `hold` (1-based: the census is the first
 /// when there is one) wait until `release` is set; dropping the gate ends its thread.
 struct Gate {
     path: std::path::PathBuf,
@@ -652,7 +652,6 @@ impl Gate {
         path: std::path::PathBuf,
         hold: impl Fn(usize) -> bool + Send + 'static,
         release: std::sync::Arc<std::sync::atomic::AtomicBool>,
-        reader: std::sync::Arc<std::sync::atomic::AtomicU32>,
     ) -> Gate {
         use std::sync::atomic::Ordering;
         let made = std::process::Command::new("mkfifo")
@@ -677,9 +676,8 @@ impl Gate {
                 let _ = std::io::Write::write_all(&mut w, b"[]");
                 drop(w);
                 // The next open must be the reader's next, not this one still draining.
-                let pid = reader.load(Ordering::Acquire);
                 let until = Instant::now() + Duration::from_secs(5);
-                while holds_open(pid, &p) && Instant::now() < until {
+                while held_open(&p) && Instant::now() < until {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
@@ -692,13 +690,17 @@ impl Gate {
     }
 }
 
-/// Whether process `pid` has `path` open.
-fn holds_open(pid: u32, path: &std::path::Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+/// Whether any process has `path` open (the exporter's pid may not be known yet: its census
+/// opens the FIFO before it listens).
+fn held_open(path: &std::path::Path) -> bool {
+    let processes = std::fs::read_dir("/proc").into_iter().flatten();
+    processes.filter_map(Result::ok).any(|p| {
+        std::fs::read_dir(p.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+    })
 }
 
 impl Drop for Gate {
@@ -737,7 +739,6 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     let release = Arc::new(AtomicBool::new(false));
     let started: Arc<std::sync::OnceLock<Instant>> = Arc::default();
     let listening = started.clone();
-    let reader = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let gate = Gate::new(
         archive_dir.join("m.jsonl"),
         move |n| {
@@ -747,7 +748,6 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
             n == 4 || (n == 3 && early)
         },
         release.clone(),
-        reader.clone(),
     );
     let state = dir.path().join("state");
     let args = [
@@ -765,7 +765,6 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     };
     {
         let mut e = Exporter::start(&args);
-        reader.store(e.child.id(), Ordering::Release);
         // The start's save follows its "Listening." line.
         started.set(Instant::now()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -785,7 +784,6 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     }
     release.store(true, Ordering::Release);
     let mut e = Exporter::start(&args);
-    reader.store(e.child.id(), Ordering::Release);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !e.log.try_iter().any(|l| l.contains("Source finished")) {
         assert!(Instant::now() < deadline, "the replay did not finish");
