@@ -7,7 +7,11 @@
 //! - a checkpoint is taken only between documents, and a live source's checkpoint only when its
 //!   status message arrives, after every page of its poll: counters and ledgers agree;
 //! - while the forwarding spool cannot take counted events (a full disk), no checkpoint is
-//!   saved: the events wait in memory and the save follows the write that works;
+//!   saved: the events wait in memory and the save follows the write that works; each
+//!   checkpoint not saved counts in `powerbi_state_save_errors_total{reason}` (kept in memory:
+//!   a failed save cannot record itself);
+//! - a replay in passes saves the passes done and the one under way with the counters, so a
+//!   restart skips the first and reads the second again with its saved ids;
 //! - with a state directory, `/metrics` serves the last *saved* snapshot, so no scrape shows a
 //!   value a crash could take back: counters never decrease across restarts;
 //! - a corrupt or foreign file is moved aside with a log line, never silently reused;
