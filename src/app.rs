@@ -23,9 +23,9 @@ use crate::pipeline::{self, RunReport};
 use crate::simulator::api::SimulatedApi;
 use crate::source::demo::{simulated_tenant, Demo, DemoConfig};
 use crate::source::powerbi::PowerBiSource;
-use crate::source::replay::Replay;
+use crate::source::replay::{Replay, ReplayProgress};
 use crate::source::{Source, SourceError, SourceStatus, Timing};
-use crate::state::{Checkpointer, Published, StateError, StateFile};
+use crate::state::{Checkpointer, Published, SaveErrors, StateError, StateFile};
 
 /// Why the exporter stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -64,15 +64,17 @@ fn list(errors: &[pipeline::DocumentError]) -> String {
         .join("\n")
 }
 
-/// Builds the configured source; a live source resumes from `resume` when given.
+/// Builds the configured source; a live source resumes from `resume` when given, a replay in
+/// passes from `progress`.
 pub fn build_source(
     config: &SourceConfig,
     resume: Option<SourceStatus>,
+    progress: Option<ReplayProgress>,
 ) -> Result<Box<dyn Source>, SourceError> {
     Ok(match config {
-        SourceConfig::Replay(replay) => Box::new(Replay::with_config(replay)?),
+        SourceConfig::Replay(replay) => Box::new(Replay::with_config(replay, progress)?),
         SourceConfig::Demo(demo) => Box::new(Demo::new(demo.clone())),
-        SourceConfig::PowerBi(live) => Box::new(PowerBiSource::new((**live).clone(), resume)),
+        SourceConfig::PowerBi(live) => Box::new(PowerBiSource::new((**live).clone(), resume)?),
     })
 }
 
@@ -84,7 +86,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
     }
     if config.once {
-        let source = build_source(&config.source, None)?;
+        let source = build_source(&config.source, None, None)?;
         return run_once(source, &config).await;
     }
     serve(config).await
@@ -125,7 +127,8 @@ async fn serve(config: Config) -> Result<(), AppError> {
         tracing::warn!("No --state.dir and no --users.pseudonym-key-file: user pseudonyms use a key for this run only and change at restart.");
     }
     let resume = restored.as_ref().and_then(|s| s.source_status().cloned());
-    let source = build_source(&config.source, resume)?;
+    let progress = restored.as_ref().and_then(|s| s.replay_progress().cloned());
+    let source = build_source(&config.source, resume, progress)?;
     let timing = source.timing();
     let aggregator = match restored {
         Some(state) => Aggregator::import(&config.aggregate, state),
@@ -144,10 +147,12 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let forward_stats = ForwardStats::default();
     let resource = otlp::resource(config.tenant_id().as_deref(), local.port());
     let spool = start_forwarding(&config, &aggregator, &forward_stats, &resource)?;
+    let save_errors = SaveErrors::default();
     let checkpointer = match state_file {
         Some(file) => {
             let mut c = Checkpointer::new(file, published.clone(), timing);
             c.spool = spool;
+            c.errors = save_errors.clone();
             c.checkpoint(&aggregator);
             Some(c)
         }
@@ -206,6 +211,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
                 return Vec::new();
             }
             snapshot.families.extend(stats.families());
+            if durable {
+                snapshot.families.push(save_errors.family());
+            }
             if pushing {
                 snapshot.families.push(FamilySamples {
                     family: &crate::catalogue::OTLP_EXPORT_ERRORS,

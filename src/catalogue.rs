@@ -260,6 +260,8 @@ family!(
     None,
     "Counted events the sink's destination has not accepted yet."
 );
+family!(STATE_SAVE_ERRORS, "powerbi_state_save_errors_total", Counter, ["reason"], None,
+    "Checkpoints not saved, by the step that failed: spool_append and spool_sync (the forwarding spool could not take the counted events, e.g. a full disk: the checkpoint is held back until it can), state_write (writing state.json failed). /metrics keeps the last saved values meanwhile. Since the process started; only with --state.dir.");
 family!(OTLP_EXPORT_ERRORS, "powerbi_otlp_export_errors_total", Counter, [], None,
     "OTLP metric pushes that failed after the exporter's retries (collector down, refused, timed out); the next push carries the cumulative values, so nothing is lost.");
 
@@ -306,6 +308,7 @@ pub const ALL: &[Family] = &[
     REPORTS,
     SERIES_DROPPED,
     SERIES_EXPIRED,
+    STATE_SAVE_ERRORS,
     UP,
     USER_SENSITIVE_EVENTS,
     WEB_CONFIG_RELOAD_TIMESTAMP,

@@ -105,7 +105,9 @@ fn top_source(args: &TopArgs) -> Result<Box<dyn Source>, ConfigErrors> {
         ));
     }
     let (live, _) = config::live_for_top(&args.live)?;
-    Ok(Box::new(PowerBiSource::history(live, since)))
+    Ok(Box::new(
+        PowerBiSource::history(live, since).map_err(|e| problem(e.to_string()))?,
+    ))
 }
 
 async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {

@@ -98,7 +98,7 @@ pub trait DocumentSink: EventSink {
     /// The tenant's inventory (names, types, the report list).
     fn inventory(&mut self, _inventory: Inventory) {}
     /// A replay pass begins: the days of earlier passes never come again.
-    fn replay_pass_started(&mut self) {}
+    fn replay_pass_started(&mut self, _pass: ReplayPass) {}
 }
 
 /// Hands on the events of the current replay pass's days only, and what has no day in the
@@ -156,8 +156,8 @@ impl DocumentSink for Aggregator {
     fn inventory(&mut self, inventory: Inventory) {
         self.apply_inventory(inventory);
     }
-    fn replay_pass_started(&mut self) {
-        self.start_replay_pass();
+    fn replay_pass_started(&mut self, pass: ReplayPass) {
+        self.start_replay_pass(pass);
     }
 }
 
@@ -173,7 +173,7 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
             SourceMessage::Document(doc) => apply_in_pass(&doc, &mut sink, pass),
             SourceMessage::ReplayPass(next) => {
                 pass = Some(next);
-                sink.replay_pass_started();
+                sink.replay_pass_started(next);
                 Ok(())
             }
             SourceMessage::Status(status) => {
@@ -213,7 +213,7 @@ pub fn spawn_shared_consumer(
                     SourceMessage::Document(doc) => doc,
                     SourceMessage::ReplayPass(next) => {
                         pass = Some(next);
-                        lock(&aggregator).start_replay_pass();
+                        lock(&aggregator).start_replay_pass(next);
                         return Ok(());
                     }
                     SourceMessage::Inventory(inventory) => {

@@ -7,7 +7,11 @@
 //! - a checkpoint is taken only between documents, and a live source's checkpoint only when its
 //!   status message arrives, after every page of its poll: counters and ledgers agree;
 //! - while the forwarding spool cannot take counted events (a full disk), no checkpoint is
-//!   saved: the events wait in memory and the save follows the write that works;
+//!   saved: the events wait in memory and the save follows the write that works; each
+//!   checkpoint not saved counts in `powerbi_state_save_errors_total{reason}` (kept in memory:
+//!   a failed save cannot record itself);
+//! - a replay in passes saves the passes done and the one under way with the counters, so a
+//!   restart skips the first and reads the second again with its saved ids;
 //! - with a state directory, `/metrics` serves the last *saved* snapshot, so no scrape shows a
 //!   value a crash could take back: counters never decrease across restarts;
 //! - a corrupt or foreign file is moved aside with a log line, never silently reused;
@@ -18,12 +22,13 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::aggregate::outbox::Outbox;
 use crate::aggregate::people::PseudonymKey;
-use crate::aggregate::{Aggregator, AggregatorState, Reference, Snapshot};
+use crate::aggregate::{Aggregator, AggregatorState, FamilySamples, Reference, Sample, Snapshot};
 use crate::decode::UnixMillis;
 use crate::source::Timing;
 
@@ -267,6 +272,62 @@ impl StateFile {
     }
 }
 
+/// The step of a checkpoint that failed, so that it was not saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveFailure {
+    /// The forwarding spool could not take the counted events (e.g. a full disk).
+    SpoolAppend,
+    /// The spool took them but could not make them durable.
+    SpoolSync,
+    /// Writing `state.json` failed.
+    StateWrite,
+}
+
+impl SaveFailure {
+    pub const ALL: [SaveFailure; 3] = [
+        SaveFailure::SpoolAppend,
+        SaveFailure::SpoolSync,
+        SaveFailure::StateWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaveFailure::SpoolAppend => "spool_append",
+            SaveFailure::SpoolSync => "spool_sync",
+            SaveFailure::StateWrite => "state_write",
+        }
+    }
+}
+
+/// Failed checkpoints by [`SaveFailure`], shared with the exposition: a failed save cannot
+/// count itself in the state it did not save.
+#[derive(Debug, Clone, Default)]
+pub struct SaveErrors(Arc<[AtomicU64; SaveFailure::ALL.len()]>);
+
+impl SaveErrors {
+    fn count(&self, failure: SaveFailure) {
+        self.0[failure as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, failure: SaveFailure) -> u64 {
+        self.0[failure as usize].load(Ordering::Relaxed)
+    }
+
+    /// `powerbi_state_save_errors_total`, every reason.
+    pub fn family(&self) -> FamilySamples {
+        FamilySamples {
+            family: &crate::catalogue::STATE_SAVE_ERRORS,
+            samples: SaveFailure::ALL
+                .iter()
+                .map(|&f| Sample {
+                    labels: vec![f.as_str().to_string()],
+                    value: self.get(f) as f64,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The snapshot `/metrics` serves when a state directory is used.
 pub type Published = Arc<Mutex<Option<Snapshot>>>;
 
@@ -286,6 +347,8 @@ pub struct Checkpointer {
     held_back: Outbox,
     /// Whether the last spool write failed (logged once per outage).
     spool_failing: bool,
+    /// Checkpoints that failed, for the self metrics.
+    pub errors: SaveErrors,
 }
 
 impl Checkpointer {
@@ -299,6 +362,7 @@ impl Checkpointer {
             spool: None,
             held_back: Outbox::default(),
             spool_failing: false,
+            errors: SaveErrors::default(),
         }
     }
 
@@ -331,6 +395,7 @@ impl Checkpointer {
             }
             // Not published: /metrics keeps serving the last saved values.
             Err(e) => {
+                self.errors.count(SaveFailure::StateWrite);
                 tracing::error!(error = %e, "Saving the state failed; /metrics keeps the last saved values.")
             }
         }
@@ -360,10 +425,19 @@ impl Checkpointer {
             return true;
         };
         self.held_back.extend(outbox);
-        let written = spool.append(&self.held_back).map(|()| {
-            self.held_back = Outbox::default();
+        let written = spool
+            .append(&self.held_back)
+            .map(|()| {
+                self.held_back = Outbox::default();
+            })
+            .map_err(|e| (SaveFailure::SpoolAppend, e));
+        let result = written.and_then(|()| {
+            if sync {
+                spool.sync().map_err(|e| (SaveFailure::SpoolSync, e))
+            } else {
+                Ok(())
+            }
         });
-        let result = written.and_then(|()| if sync { spool.sync() } else { Ok(()) });
         match result {
             Ok(()) if self.spool_failing => {
                 self.spool_failing = false;
@@ -371,7 +445,8 @@ impl Checkpointer {
                 true
             }
             Ok(()) => true,
-            Err(e) => {
+            Err((failure, e)) => {
+                self.errors.count(failure);
                 if !self.spool_failing {
                     // After a restart meanwhile, the events are read again from the last save.
                     tracing::error!(error = %e, path = %spool.dir().display(), "Writing the forwarding spool failed; the state is not saved (so /metrics stays at the last save) and the events are kept in memory until it works again (logged once until then).");
@@ -402,6 +477,40 @@ mod tests {
         {"Id":"a1","CreationTime":"2026-11-20T10:00:00","Activity":"ViewReport","WorkspaceId":"w1"},
         {"Id":"a3","Activity":"ViewReport"}
     ]"#;
+
+    #[test]
+    fn a_failed_state_write_is_counted_once_per_attempt_and_not_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        // The temporary file's name taken by a directory: creating it fails.
+        std::fs::create_dir(dir.path().join("state.json.tmp")).unwrap();
+        let published: Published = Arc::default();
+        let mut c = Checkpointer::new(file, published.clone(), Timing::Historical);
+        let agg = Mutex::new(Aggregator::new(&AggregateConfig::default()));
+        c.checkpoint(&agg);
+        c.checkpoint(&agg);
+        assert_eq!(c.errors.get(SaveFailure::StateWrite), 2);
+        assert_eq!(c.errors.get(SaveFailure::SpoolAppend), 0);
+        assert!(
+            published.lock().unwrap().is_none(),
+            "nothing saved, nothing published"
+        );
+        let family = c.errors.family();
+        assert_eq!(family.family.name, "powerbi_state_save_errors_total");
+        let samples: Vec<(String, f64)> = family
+            .samples
+            .iter()
+            .map(|s| (s.labels.join(","), s.value))
+            .collect();
+        assert_eq!(
+            samples,
+            [
+                ("spool_append".to_string(), 0.0),
+                ("spool_sync".to_string(), 0.0),
+                ("state_write".to_string(), 2.0)
+            ]
+        );
+    }
 
     #[test]
     fn a_saved_state_resumes_identically_and_keeps_deduplicating() {

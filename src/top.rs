@@ -153,7 +153,7 @@ impl DocumentSink for Ranking {
     fn source_status(&mut self, status: crate::source::SourceStatus) {
         self.complete = status.up;
     }
-    fn replay_pass_started(&mut self) {
+    fn replay_pass_started(&mut self, _pass: crate::source::replay::ReplayPass) {
         self.dedup.clear();
     }
 }

@@ -33,6 +33,7 @@ use crate::catalogue::{self, Family, OVERFLOW_LABEL};
 use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
+use crate::source::replay::{ReplayPass, ReplayProgress};
 use crate::source::SourceStatus;
 use dedup::{Dedup, DedupAnchor, Seen};
 use filter::{FilterReason, FilterSpec, Filters};
@@ -160,6 +161,8 @@ pub struct Aggregator {
     watermark: Option<UnixMillis>,
     latest_allowed: i64,
     source: Option<SourceStatus>,
+    /// A replay in passes: the passes done and the one under way.
+    replay: ReplayProgress,
     /// The `UserId`s of the exporter itself, while its own exports are left out.
     own_users: Vec<UserKey>,
     exclude_own_exports: bool,
@@ -258,6 +261,7 @@ impl Aggregator {
             watermark: None,
             latest_allowed: i64::MAX,
             source: None,
+            replay: ReplayProgress::default(),
             own_users: config
                 .own_user
                 .iter()
@@ -298,8 +302,12 @@ impl Aggregator {
     }
 
     /// A replay pass begins: the days of earlier ones never come again, so their ids go.
-    pub fn start_replay_pass(&mut self) {
-        self.dedup.clear();
+    pub fn start_replay_pass(&mut self, pass: ReplayPass) {
+        // Saved together: a restart skips the passes done only with their ids forgotten, and
+        // reads the one under way again with its ids.
+        if self.replay.start(pass) {
+            self.dedup.clear();
+        }
     }
 
     /// Counts one source document as finished, read to its end or not.
@@ -361,6 +369,7 @@ impl Aggregator {
             pages_failed: self.pages_failed,
             watermark: self.watermark,
             source: self.source.clone(),
+            replay: self.replay.clone(),
             expiry: ExpiryState {
                 expired: self
                     .expired
@@ -474,6 +483,7 @@ impl Aggregator {
             pages_failed: state.pages_failed,
             watermark: state.watermark,
             source: state.source,
+            replay: state.replay,
             expired: expiry
                 .expired
                 .iter()
@@ -1178,6 +1188,9 @@ pub struct AggregatorState {
     source: Option<SourceStatus>,
     #[serde(default)]
     expiry: ExpiryState,
+    /// A replay in passes: the passes done and the one under way.
+    #[serde(default)]
+    replay: ReplayProgress,
 }
 
 /// What series expiry keeps in the state: counts, and the ids released for reuse.
@@ -1190,6 +1203,11 @@ struct ExpiryState {
 }
 
 impl AggregatorState {
+    /// How far a replay in passes got, when it saved this state.
+    pub fn replay_progress(&self) -> Option<&ReplayProgress> {
+        Some(&self.replay).filter(|p| p.current.is_some())
+    }
+
     /// The live source's last status (with its checkpoint) saved with this state.
     pub fn source_status(&self) -> Option<&SourceStatus> {
         self.source.as_ref()
@@ -1266,7 +1284,13 @@ impl Snapshot {
             &API_RETRY_AFTER_CLAMPED,
             one(st.api.retry_after_clamped as f64),
         );
-        let reasons = ["bad_response", "invalid_client", "rejected", "unreachable"];
+        let reasons = [
+            "bad_response",
+            "invalid_client",
+            "rejected",
+            "unreachable",
+            "untrusted_certificate",
+        ];
         self.push(
             &AUTH_ERRORS,
             reasons.iter().map(|r| {

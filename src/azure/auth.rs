@@ -70,6 +70,10 @@ pub enum AuthError {
     Rejected { code: String, description: String },
     #[error("the token endpoint could not be reached: {0}")]
     Unreachable(String),
+    /// The TLS handshake failed because the server's certificate is not trusted (a
+    /// TLS-inspecting proxy or a private CA): the fix is the trusted roots, not the network.
+    #[error("the token endpoint could not be reached: {0}")]
+    UntrustedCertificate(String),
     #[error("the token endpoint answered {status} without a usable token")]
     BadResponse { status: u16 },
 }
@@ -80,6 +84,7 @@ impl AuthError {
             AuthError::InvalidClient { .. } => "invalid_client",
             AuthError::Rejected { .. } => "rejected",
             AuthError::Unreachable(_) => "unreachable",
+            AuthError::UntrustedCertificate(_) => "untrusted_certificate",
             AuthError::BadResponse { .. } => "bad_response",
         }
     }
@@ -523,10 +528,13 @@ impl Credential {
                 http.get(endpoint).query(&query).header("Metadata", "true")
             }
         };
-        let resp = request
-            .send()
-            .await
-            .map_err(|e| AuthError::Unreachable(without_url(&e)))?;
+        let resp = request.send().await.map_err(|e| {
+            if super::http::untrusted_certificate(&e).is_some() {
+                AuthError::UntrustedCertificate(without_url(&e))
+            } else {
+                AuthError::Unreachable(without_url(&e))
+            }
+        })?;
         let status = resp.status().as_u16();
         let body = super::http::read_capped(resp, TOKEN_BODY_LIMIT)
             .await

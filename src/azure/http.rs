@@ -5,12 +5,36 @@
 
 use bytes::Bytes;
 
-/// A `Retry-After` header in seconds (the API sends seconds, never an HTTP date).
+/// The longest wait a `Retry-After` is obeyed for: Azure's and the Power BI API's own waits
+/// are up to about an hour (reference §3, a captured `Retry-After: 3392`). A longer one is cut
+/// to this, so a bad header blocks a caller for an hour at most.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `Retry-After` in seconds (delta-seconds: these APIs send no HTTP date), at most [`MAX_RETRY_AFTER`]; a longer one (digits
+/// too many for a `u64` included) is cut to it and logged at warn.
 pub fn retry_after_secs(resp: &reqwest::Response) -> Option<u64> {
-    resp.headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+    let value = resp.headers().get("retry-after")?.to_str().ok()?.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let asked = value.parse::<u64>().unwrap_or(u64::MAX);
+    let max = MAX_RETRY_AFTER.as_secs();
+    if asked > max {
+        tracing::warn!(
+            asked_seconds = value,
+            max_seconds = max,
+            url = %without_query(resp.url()),
+            "A Retry-After longer than the one-hour maximum was cut to an hour."
+        );
+    }
+    Some(asked.min(max))
+}
+
+/// A URL without its query (which may carry a continuation token), for log lines.
+fn without_query(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.to_string()
 }
 
 /// Why a response body could not be read.
@@ -68,7 +92,7 @@ pub fn without_url(e: &reqwest::Error) -> String {
 /// The reason rustls refused the server's certificate, if that is why `e` happened. rustls'
 /// error travels inside `io::Error`s, whose `source()` skips what they wrap: an `io::Error`
 /// is stepped into, any other error followed to its source.
-fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
+pub fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
         if let Some(rustls::Error::InvalidCertificate(why)) = err.downcast_ref::<rustls::Error>() {

@@ -106,7 +106,8 @@ pub struct ActivityEvent<'a> {
     /// `UserId` as sent (a UPN for people), a GUID in lower case (service principals); used only where
     /// the operator asked for user labels or user filters, never kept otherwise.
     pub user_id: Option<Cow<'a, str>>,
-    /// `UserType` (O365 enum: 0 regular, 2 admin, 5 application, 6 service principal, …).
+    /// `UserType` (O365 enum: 0 regular, 2 admin, 5 application, 6 service principal, …), sent
+    /// as its number or its documented name.
     pub user_type: Option<i64>,
     /// E-mail (or UPN) of each recipient in `SharingInformation`; empty for most events.
     pub recipients: Vec<Cow<'a, str>>,
@@ -215,8 +216,9 @@ impl<'a> RawEvent<'a> {
         let odd_fields = self.odd_fields();
         let user_id = take(&mut self.user_id).map(lower_guid);
         let user = user_id.as_deref().map(UserKey::from_user_id);
-        let user_type = match self.user_type {
-            Lenient::Int(n) => Some(n),
+        let user_type = match &self.user_type {
+            Lenient::Int(n) => Some(*n),
+            Lenient::Str(name) => user_type_named(name),
             _ => None,
         };
         Ok(ActivityEvent {
@@ -251,10 +253,11 @@ impl<'a> RawEvent<'a> {
             text(&self.report_id),
             text(&self.report_name),
             text(&self.user_id),
-            matches!(
-                self.user_type,
-                Lenient::Str(_) | Lenient::Bool(_) | Lenient::Other
-            ),
+            match &self.user_type {
+                Lenient::Str(name) => user_type_named(name).is_none(),
+                Lenient::Bool(_) | Lenient::Other => true,
+                _ => false,
+            },
             text(&self.workspace_name) || text(&self.workspace_name_alias),
             text(&self.workspace_id),
         ];
@@ -263,6 +266,29 @@ impl<'a> RawEvent<'a> {
             .enumerate()
             .fold(0, |bits, (i, odd)| bits | (u8::from(*odd) << i))
     }
+}
+
+/// The names of the `UserType` enum of the Office 365 Management Activity API schema
+/// (MicrosoftDocs/office-365-management-api, office-365-management-activity-api-schema.md,
+/// "Enum: User Type"), by value: unified-audit-log flavoured records write them as strings.
+const USER_TYPE_NAMES: [&str; 9] = [
+    "Regular",
+    "Reserved",
+    "Admin",
+    "DcAdmin",
+    "System",
+    "Application",
+    "ServicePrincipal",
+    "CustomPolicy",
+    "SystemPolicy",
+];
+
+/// The number of a `UserType` written as its documented name, in any case.
+fn user_type_named(name: &str) -> Option<i64> {
+    let n = USER_TYPE_NAMES
+        .iter()
+        .position(|known| known.eq_ignore_ascii_case(name.trim()))?;
+    i64::try_from(n).ok()
 }
 
 /// A field value of any JSON type, keeping strings and booleans.

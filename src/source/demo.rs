@@ -144,7 +144,7 @@ impl Source for Demo {
                     ..Default::default()
                 }),
             };
-            Box::new(PowerBiSource::new(live, None)).run(out).await
+            Box::new(PowerBiSource::new(live, None)?).run(out).await
         })
     }
 }

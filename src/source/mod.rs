@@ -49,6 +49,15 @@ pub enum SourceError {
     },
     #[error("replay directory {0} contains no .json, .jsonl or .ndjson files")]
     ReplayEmpty(PathBuf),
+    #[error("cannot build the HTTP client for the Power BI API: {0}")]
+    HttpClient(String),
+    #[error("the archive {path} changed since the replay in passes saved in the state stopped part-way: its days {days} held {was} events then and hold {now} now (or moved between days); counting them again would count twice. Put the archive back as it was to finish the replay, or replay it from zero with an empty --state.dir (or move its state.json away)")]
+    ReplayArchiveChanged {
+        path: PathBuf,
+        days: String,
+        was: u64,
+        now: u64,
+    },
 }
 
 /// What a source sends: documents, and (live sources) its own health for the self metrics.

@@ -11,6 +11,14 @@
 //! UTC day (the only decoding a source does: it counts, it never aggregates), then each pass
 //! sends every file again for a range of days whose events fit the budget. A [`ReplayPass`]
 //! message goes ahead of each pass; the pipeline hands on only that pass's events.
+//!
+//! A replay in passes that stops part-way (a restart, `kill -9`) and runs again on the state it
+//! saved ([`ReplayProgress`]) resumes where it was: the saved counters hold the passes done, the
+//! saved dedup set only the pass that was under way, so the passes done are skipped and the one
+//! under way is read again with the same days. Each pass carries the census of its days; when
+//! the archive's census of a recorded pass's days is no longer the same, the start is refused
+//! ([`SourceError::ReplayArchiveChanged`]): counting it again would count twice, skipping it
+//! would leave changes out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,12 +47,73 @@ pub struct ReplayConfig {
 
 /// One pass over the archive: the events of UTC days `first_day..=last_day` (days since the
 /// Unix epoch). Events without a usable date (rejected) are counted in the first pass only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplayPass {
     pub number: usize,
     pub of: usize,
     pub first_day: i64,
     pub last_day: i64,
+    /// The census of its days when it was planned.
+    pub census: DaysCensus,
+}
+
+/// What the census found in a range of days: the events (duplicates included) and a digest of
+/// the events per day, so that events moved between days are noticed too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DaysCensus {
+    pub events: u64,
+    pub digest: u64,
+}
+
+impl DaysCensus {
+    /// The census of `first_day..=last_day` in `days` (FNV-1a over each day and its count).
+    fn of(days: &BTreeMap<i64, usize>, first_day: i64, last_day: i64) -> Self {
+        let mut census = DaysCensus {
+            events: 0,
+            digest: 0xcbf2_9ce4_8422_2325,
+        };
+        for (day, &n) in days.range(first_day..=last_day) {
+            census.events = census.events.saturating_add(n as u64);
+            for byte in day
+                .to_le_bytes()
+                .into_iter()
+                .chain((n as u64).to_le_bytes())
+            {
+                census.digest = (census.digest ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        census
+    }
+}
+
+/// How far a replay in passes got, saved with the state: the passes read to their end, and the
+/// one under way (whose ids the saved dedup set holds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplayProgress {
+    pub done: Vec<ReplayPass>,
+    pub current: Option<ReplayPass>,
+}
+
+impl ReplayProgress {
+    /// Records that `pass` begins: the one under way is done. False when `pass` is the one under
+    /// way, begun again after a restart: its ids are still remembered.
+    pub fn start(&mut self, pass: ReplayPass) -> bool {
+        if self.current == Some(pass) {
+            return false;
+        }
+        if let Some(previous) = self.current.replace(pass) {
+            self.done.push(previous);
+        }
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.done.is_empty() && self.current.is_none()
+    }
+
+    fn recorded(&self) -> impl Iterator<Item = &ReplayPass> {
+        self.done.iter().chain(&self.current)
+    }
 }
 
 impl ReplayPass {
@@ -62,6 +131,8 @@ impl ReplayPass {
 pub struct Replay {
     files: Vec<PathBuf>,
     max_ids_per_pass: usize,
+    /// A replay in passes that stopped part-way: its progress and the archive's census.
+    resume: Option<(ReplayProgress, BTreeMap<i64, usize>)>,
 }
 
 impl Replay {
@@ -78,6 +149,7 @@ impl Replay {
             return Ok(Replay {
                 files: vec![path.to_path_buf()],
                 max_ids_per_pass: DEFAULT_MAX_IDS_PER_PASS,
+                resume: None,
             });
         }
         let mut files = Vec::new();
@@ -89,15 +161,31 @@ impl Replay {
         Ok(Replay {
             files,
             max_ids_per_pass: DEFAULT_MAX_IDS_PER_PASS,
+            resume: None,
         })
     }
 
-    /// A replay of `config.path` whose passes keep at most `config.max_ids_per_pass` ids.
-    pub fn with_config(config: &ReplayConfig) -> Result<Self, SourceError> {
-        Ok(Replay {
+    /// A replay of `config.path` whose passes keep at most `config.max_ids_per_pass` ids; with
+    /// the `progress` of a replay in passes that stopped part-way, it skips the passes done
+    /// once the archive's census (read now, at start-up) shows their days unchanged.
+    pub fn with_config(
+        config: &ReplayConfig,
+        progress: Option<ReplayProgress>,
+    ) -> Result<Self, SourceError> {
+        let mut replay = Replay {
             max_ids_per_pass: config.max_ids_per_pass.max(1),
             ..Replay::new(&config.path)?
-        })
+        };
+        if let Some(progress) = progress.filter(|p| !p.is_empty()) {
+            let days = census(&replay.files);
+            unchanged(&progress, &days, &config.path)?;
+            tracing::info!(
+                passes_done = progress.done.len(),
+                "Resuming the replay in passes: the passes done are skipped, the one under way is read again."
+            );
+            replay.resume = Some((progress, days));
+        }
+        Ok(replay)
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -166,6 +254,9 @@ impl Source for Replay {
 impl Replay {
     /// The passes to make: one over everything (`None`) when the archive fits the budget.
     async fn passes(&self) -> Vec<Option<ReplayPass>> {
+        if let Some((progress, days)) = &self.resume {
+            return resumed_passes(progress, days, self.max_ids_per_pass);
+        }
         let bytes: u64 = self
             .files
             .iter()
@@ -260,8 +351,92 @@ fn plan_passes(days: &BTreeMap<i64, usize>, budget: usize) -> Vec<Option<ReplayP
                 of,
                 first_day: next_first,
                 last_day,
+                census: DaysCensus::of(days, next_first, last_day),
             };
             next_first = last_day.saturating_add(1);
+            Some(pass)
+        })
+        .collect()
+}
+
+/// Refuses when the census of a recorded pass's days is not the one it was planned with.
+fn unchanged(
+    progress: &ReplayProgress,
+    days: &BTreeMap<i64, usize>,
+    path: &Path,
+) -> Result<(), SourceError> {
+    for pass in progress.recorded() {
+        let now = DaysCensus::of(days, pass.first_day, pass.last_day);
+        if now != pass.census {
+            return Err(SourceError::ReplayArchiveChanged {
+                path: path.to_path_buf(),
+                days: day_range(pass.first_day, pass.last_day),
+                was: pass.census.events,
+                now: now.events,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD..YYYY-MM-DD` (UTC) of a pass's days, open ends written as `…`.
+fn day_range(first_day: i64, last_day: i64) -> String {
+    let day = |d: i64, open: i64| {
+        if d == open {
+            "…".to_string()
+        } else {
+            UnixMillis(d.saturating_mul(DAY_MS))
+                .to_api_string()
+                .chars()
+                .take(10)
+                .collect()
+        }
+    };
+    format!("{}..{}", day(first_day, i64::MIN), day(last_day, i64::MAX))
+}
+
+/// The passes left after `progress`: the one under way again (same days, so that the dedup set
+/// saved with it covers them), then the days after it planned as usual; none when the last pass
+/// was the one under way.
+fn resumed_passes(
+    progress: &ReplayProgress,
+    days: &BTreeMap<i64, usize>,
+    budget: usize,
+) -> Vec<Option<ReplayPass>> {
+    let done = progress.done.len();
+    let mut passes: Vec<ReplayPass> = progress.current.iter().copied().collect();
+    let next_day = passes
+        .last()
+        .or(progress.done.last())
+        .map_or(i64::MIN, |p| p.last_day.saturating_add(1));
+    let last_recorded = progress.recorded().map(|p| p.last_day).max();
+    if last_recorded != Some(i64::MAX) {
+        let rest: BTreeMap<i64, usize> = days.range(next_day..).map(|(&d, &n)| (d, n)).collect();
+        let mut planned: Vec<ReplayPass> =
+            plan_passes(&rest, budget).into_iter().flatten().collect();
+        if planned.is_empty() {
+            // The rest fits one pass: it runs to the end of time.
+            planned.push(ReplayPass {
+                number: 1,
+                of: 1,
+                first_day: next_day,
+                last_day: i64::MAX,
+                census: DaysCensus::of(days, next_day, i64::MAX),
+            });
+        }
+        if let Some(first) = planned.first_mut() {
+            first.first_day = next_day;
+            first.census = DaysCensus::of(days, next_day, first.last_day);
+        }
+        passes.extend(planned);
+    }
+    let of = done + passes.len();
+    passes
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut pass)| {
+            pass.number = done + i + 1;
+            pass.of = of;
             Some(pass)
         })
         .collect()
@@ -283,5 +458,55 @@ mod tests {
         assert!(passes[1].contains(UnixMillis(13 * DAY_MS)));
         assert!(!passes[1].contains(UnixMillis(16 * DAY_MS)));
         assert_eq!(plan_passes(&days, 21), vec![None]);
+    }
+
+    #[test]
+    fn a_resumed_replay_skips_the_passes_done_and_reads_the_one_under_way_again() {
+        let days: BTreeMap<i64, usize> = [(10, 4), (11, 5), (15, 2), (16, 9), (20, 1)].into();
+        let planned: Vec<ReplayPass> = plan_passes(&days, 10).into_iter().flatten().collect();
+        let mut progress = ReplayProgress::default();
+        assert!(progress.start(planned[0]));
+        assert!(progress.start(planned[1]));
+        // The pass under way begun again after a restart keeps its ids.
+        assert!(!progress.start(planned[1]));
+        assert_eq!(progress.done, vec![planned[0]]);
+        let resumed: Vec<ReplayPass> = resumed_passes(&progress, &days, 10)
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(resumed, planned[1..].to_vec());
+        // A budget changed meanwhile keeps the days of the pass under way.
+        let resumed: Vec<(i64, i64)> = resumed_passes(&progress, &days, 1000)
+            .into_iter()
+            .flatten()
+            .map(|p| (p.first_day, p.last_day))
+            .collect();
+        assert_eq!(resumed, vec![(12, 15), (16, i64::MAX)]);
+        // Days after the recorded passes may change; theirs may not.
+        let path = Path::new("archive");
+        let mut grown = days.clone();
+        grown.insert(30, 7);
+        assert!(unchanged(&progress, &grown, path).is_ok());
+        let mut moved = days.clone();
+        moved.remove(&11);
+        moved.insert(10, 9); // same events in pass 1's days, on another day
+        let Err(SourceError::ReplayArchiveChanged {
+            days: d, was, now, ..
+        }) = unchanged(&progress, &moved, path)
+        else {
+            panic!("a changed day is refused");
+        };
+        assert_eq!((d.as_str(), was, now), ("…..1970-01-12", 9, 9));
+        let mut more = days.clone();
+        more.insert(13, 1);
+        let Err(e) = unchanged(&progress, &more, path) else {
+            panic!("an event added to a pass done is refused");
+        };
+        let message = e.to_string();
+        assert!(
+            message.contains("1970-01-13..1970-01-16 held 2 events then and hold 3 now"),
+            "{message}"
+        );
+        assert!(message.contains("--state.dir"), "{message}");
     }
 }

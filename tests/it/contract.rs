@@ -458,3 +458,94 @@ fn the_admin_groups_examples_decode_to_lower_case_ids_without_removing_workspace
         }
     }
 }
+
+/// The names of the Office 365 Management Activity API's `UserType` enum, by value
+/// (MicrosoftDocs/office-365-management-api, office-365-management-activity-api-schema.md,
+/// "Enum: User Type - Type: Edm.Int32" @ 16aba3f): what unified-audit-log flavoured records
+/// write as strings.
+const USER_TYPE_NAMES: [(&str, i64); 9] = [
+    ("Regular", 0),
+    ("Reserved", 1),
+    ("Admin", 2),
+    ("DcAdmin", 3),
+    ("System", 4),
+    ("Application", 5),
+    ("ServicePrincipal", 6),
+    ("CustomPolicy", 7),
+    ("SystemPolicy", 8),
+];
+
+#[test]
+fn user_type_as_a_documented_name_is_read_like_its_number() {
+    // The example event with UserType 0 ("…for a specific activity type and user ID example"),
+    // once per shape of UserType: numbers, the documented names in any case, and strings
+    // that are neither (still counted as a field of an unexpected type).
+    let body = events_example("Get audit activity events within a time window and for a specific activity type and user ID");
+    let example = body["activityEventEntities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["UserType"].is_number())
+        .unwrap()
+        .clone();
+    let mut shapes: Vec<serde_json::Value> = Vec::new();
+    for (name, n) in USER_TYPE_NAMES {
+        shapes.push(name.into());
+        shapes.push(name.to_uppercase().into());
+        shapes.push(name.to_lowercase().into());
+        shapes.push(n.into());
+    }
+    for odd in ["Guest", "6", "", "Service Principal"] {
+        shapes.push(odd.into());
+    }
+    let number = |v: &serde_json::Value| {
+        v.as_i64().or_else(|| {
+            let s = v.as_str()?;
+            USER_TYPE_NAMES
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(s))
+                .map(|&(_, n)| n)
+        })
+    };
+    let mut lines = Vec::new();
+    for (i, shape) in shapes.iter().enumerate() {
+        let mut e = example.clone();
+        e["Id"] = format!("8fb974dc-739e-41e4-a219-{i:012x}").into();
+        e["UserType"] = shape.clone();
+        lines.push(e.to_string());
+    }
+    let service_principals = shapes
+        .iter()
+        .filter(|s| matches!(number(s), Some(5 | 6)))
+        .count();
+    let unknown = shapes.iter().filter(|s| number(s).is_none()).count();
+    assert_eq!((service_principals, unknown), (8, 4));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let out = crate::support::run(&[
+        "--once",
+        "--replay",
+        path.to_str().unwrap(),
+        "--filter.exclude-service-principals",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    let s = crate::support::samples(&crate::support::stdout(&out));
+    assert_eq!(
+        s[r#"powerbi_events_filtered_total{reason="service_principal"}"#],
+        service_principals as f64
+    );
+    assert_eq!(
+        s[r#"powerbi_event_field_type_mismatches_total{field="UserType"}"#],
+        unknown as f64
+    );
+    let counted: f64 = crate::support::family(&s, "powerbi_activity_events_total")
+        .values()
+        .sum();
+    assert_eq!(counted, (shapes.len() - service_principals) as f64);
+}

@@ -289,9 +289,23 @@ fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
     // The source has ended; whatever it was going to save meanwhile, it has had time to.
     std::thread::sleep(Duration::from_secs(2));
     assert!(fake.rows().is_empty(), "nothing could be spooled yet");
+    // Each held-back checkpoint is counted, under the step that failed.
+    let value = |s: &BTreeMap<String, f64>, k: &str| s.get(k).copied().unwrap_or(0.0);
+    let errors = |s: &BTreeMap<String, f64>, reason: &str| {
+        value(
+            s,
+            &format!(r#"powerbi_state_save_errors_total{{reason="{reason}"}}"#),
+        )
+    };
+    let s = e.scrape();
+    let held_back = errors(&s, "spool_append");
+    assert!(held_back >= 1.0, "{s:#?}");
+    assert_eq!(
+        (errors(&s, "spool_sync"), errors(&s, "state_write")),
+        (0.0, 0.0)
+    );
 
     std::fs::remove_file(&filler).unwrap();
-    let value = |s: &BTreeMap<String, f64>, k: &str| s.get(k).copied().unwrap_or(0.0);
     wait_until(Duration::from_secs(60), "every event delivered", || {
         fake.rows().len() >= SPOOLED
             && value(
@@ -331,6 +345,9 @@ fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
         ),
         SPOOLED as f64
     );
+    // The failures stay counted once the saves go through again.
+    assert!(errors(&s, "spool_append") >= held_back);
+    assert_eq!(errors(&s, "state_write"), 0.0);
     drop(e);
     drop(disk);
 }

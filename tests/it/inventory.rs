@@ -340,3 +340,35 @@ fn a_read_stopped_by_the_budget_goes_on_from_the_page_it_stopped_at() {
         "each page asked for once: {pages:?}"
     );
 }
+
+#[test]
+fn a_retry_after_of_centuries_is_cut_to_an_hour_without_overflow() {
+    let rt = runtime();
+    let (timeline, _) = tenant_with_views();
+    // i64::MAX seconds: in milliseconds past any i64.
+    let asked = i64::MAX as u64;
+    let config = ApiConfig {
+        inventory_budget_per_hour: 0,
+        retry_after_secs: asked,
+        ..ApiConfig::default()
+    };
+    let api = rt
+        .block_on(SimulatedApi::start(config, timeline, 0))
+        .unwrap();
+    let e = start(&api, &[]);
+    wait_for(&e, "a throttled inventory read and activity counted", |s| {
+        s.get(r#"powerbi_inventory_errors_total{reason="throttled"}"#) == Some(&1.0)
+            && family(s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>()
+                == 4.0
+    });
+    let log: Vec<String> = e.log.try_iter().collect();
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("Retry-After")
+            && l.contains(&format!("asked_seconds={asked}"))
+            && l.contains("max_seconds=3600")),
+        "the clamp is logged: {log:#?}"
+    );
+}

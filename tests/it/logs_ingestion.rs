@@ -203,3 +203,29 @@ fn too_large_arrays_are_split_and_a_kill_9_loses_nothing() {
     // The replay was read again after the restart: all duplicates, nothing spooled twice.
     assert_eq!(value(&s, "powerbi_events_duplicate_total"), N as f64);
 }
+
+#[test]
+fn a_retry_after_of_centuries_is_cut_to_an_hour_without_overflow() {
+    let asked = u64::MAX;
+    let config = FakeConfig {
+        throttle_next: 1,
+        retry_after_secs: asked,
+        ..FakeConfig::default()
+    };
+    let run = Run::new(config);
+    let e = run.start();
+    wait_until(Duration::from_secs(30), "the 429 counted", || {
+        value(
+            &e.scrape(),
+            r#"powerbi_forward_errors_total{sink="logs_ingestion",reason="throttled"}"#,
+        ) == 1.0
+    });
+    let log: Vec<String> = e.log.try_iter().collect();
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("Retry-After")
+            && l.contains(&format!("asked_seconds={asked}"))
+            && l.contains("max_seconds=3600")),
+        "the clamp is logged: {log:#?}"
+    );
+}

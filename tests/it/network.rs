@@ -322,6 +322,14 @@ fn a_corporate_ca_in_ssl_cert_file_or_ssl_cert_dir_is_trusted_and_nothing_else_i
     let env = environment(&other_dir.path().join("other.pem"), empty.path());
     let refused = expect_refused(&args, &env);
     eprintln!("without the CA: {refused:?}");
+    // Counted as what it is: the network works, the certificate is not trusted.
+    let reason = |r: &str| {
+        refused
+            .get(&format!(r#"powerbi_auth_errors_total{{reason="{r}"}}"#))
+            .copied()
+    };
+    assert!(reason("untrusted_certificate") >= Some(1.0), "{refused:?}");
+    assert_eq!(reason("unreachable"), Some(0.0), "{refused:?}");
 
     // SSL_CERT_FILE names the CA's PEM file.
     let ca_file = pki.dir.path().join("ca.crt");

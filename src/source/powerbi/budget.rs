@@ -12,10 +12,9 @@ use crate::decode::UnixMillis;
 const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
 
-/// The longest a 429 may block requests: the API's own waits are up to about an hour
-/// (reference §3, a captured `Retry-After: 3392`). A longer one is clamped to this, so a bad
-/// header can block polling for an hour at most, and a restart never inherits more.
-pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest a 429 may block requests (the shared `Retry-After` maximum), so a bad header can
+/// block polling for an hour at most, and a restart never inherits more.
+pub use crate::azure::http::MAX_RETRY_AFTER;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBudget {
@@ -46,8 +45,8 @@ impl RequestBudget {
         }
     }
 
-    /// Restores a ledger (from the durable state); send times older than an hour are dropped,
-    /// and a block is cut to [`MAX_RETRY_AFTER`] from `now` (a state saved before the clamp
+    /// Restores a ledger (from the durable state); send times older than an hour are dropped
+    /// (when the budget is next used), later than `now` count as `now`, and a block is cut to [`MAX_RETRY_AFTER`] from `now` (a state saved before the clamp
     /// existed may block until the year 5195).
     pub fn restore(
         max_per_hour: usize,
@@ -57,7 +56,9 @@ impl RequestBudget {
     ) -> Self {
         let longest = UnixMillis(now.0.saturating_add(MAX_RETRY_AFTER.as_millis() as i64));
         let blocked_until = blocked_until.min(longest);
-        let mut sent: Vec<UnixMillis> = sent.into_iter().collect();
+        // A send time after `now` (a clock set back, a hand-edited file) counts as sent now:
+        // kept as it is, it would hold its place in the budget for ever.
+        let mut sent: Vec<UnixMillis> = sent.into_iter().map(|t| t.min(now)).collect();
         sent.sort();
         RequestBudget {
             max_per_hour,
@@ -68,11 +69,11 @@ impl RequestBudget {
     }
 
     fn expire(&mut self, now: UnixMillis) {
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| t.0 <= now.0 - self.window_ms)
-        {
+        // Before the start of i64 plus a window, nothing has left the window yet.
+        let Some(edge) = now.0.checked_sub(self.window_ms) else {
+            return;
+        };
+        while self.sent.front().is_some_and(|t| t.0 <= edge) {
             self.sent.pop_front();
         }
     }
@@ -85,7 +86,7 @@ impl RequestBudget {
         }
         if self.sent.len() >= self.max_per_hour {
             let oldest = self.sent.front().copied().unwrap_or(now);
-            return Err(UnixMillis(oldest.0 + self.window_ms));
+            return Err(UnixMillis(oldest.0.saturating_add(self.window_ms)));
         }
         self.sent.push_back(now);
         Ok(())
@@ -131,6 +132,46 @@ mod tests {
             UnixMillis(i64::MAX - 5),
         );
         assert_eq!(far.ledger().1, UnixMillis(i64::MAX));
+    }
+
+    /// A hand-crafted state file may hold any i64 as a send time or a block: nothing
+    /// overflows, and send times after `now` count as sent at `now` (not for ever).
+    #[test]
+    fn send_times_at_the_ends_of_i64_neither_overflow_nor_hold_the_budget_for_ever() {
+        let now = UnixMillis(1_795_000_000_000);
+        let hour = 3_600_000;
+        let sent = [
+            UnixMillis(i64::MAX),
+            UnixMillis(i64::MAX - 1),
+            UnixMillis(i64::MIN),
+        ];
+        let mut b = RequestBudget::restore(2, sent, UnixMillis(i64::MIN), now);
+        assert_eq!(b.remaining(now), 0);
+        assert_eq!(b.acquire(now), Err(UnixMillis(now.0 + hour)));
+        assert_eq!(b.acquire(UnixMillis(now.0 + hour)), Ok(()));
+        // The clock at either end of i64 too.
+        let mut b = RequestBudget::restore(1, [UnixMillis(i64::MAX)], UnixMillis(i64::MAX), now);
+        assert_eq!(
+            b.acquire(UnixMillis(i64::MIN)),
+            Err(UnixMillis(now.0 + hour))
+        );
+        let mut b = RequestBudget::restore(
+            1,
+            [UnixMillis(i64::MAX - 5)],
+            UnixMillis(i64::MIN),
+            UnixMillis(i64::MAX - 5),
+        );
+        assert_eq!(
+            b.acquire(UnixMillis(i64::MAX - 1)),
+            Err(UnixMillis(i64::MAX))
+        );
+        assert_eq!(b.remaining(UnixMillis(i64::MAX)), 0);
+        let mut b = RequestBudget::per_minute(1);
+        assert_eq!(b.acquire(UnixMillis(i64::MIN)), Ok(()));
+        assert_eq!(
+            b.acquire(UnixMillis(i64::MIN)),
+            Err(UnixMillis(i64::MIN + 60_000))
+        );
     }
 
     const MIN: i64 = 60_000;

@@ -125,11 +125,14 @@ pub struct InventoryReader {
 }
 
 impl InventoryReader {
-    /// A reader that is due at once, or `refresh` after the last success of a saved status.
+    /// A reader that is due at once, or `refresh` after the last success of a saved status (a
+    /// saved time later than now counts as now: the state file may hold any number).
     pub fn new(config: InventoryConfig, saved: Option<InventoryStatus>) -> Self {
         let status = saved.unwrap_or_default();
+        let refresh_ms = i64::try_from(config.refresh.as_millis()).unwrap_or(i64::MAX);
+        let now = UnixMillis::now();
         let next_due = status.last_success.map_or(UnixMillis(0), |t| {
-            UnixMillis(t.0 + config.refresh.as_millis() as i64)
+            UnixMillis(t.min(now).0.saturating_add(refresh_ms))
         });
         InventoryReader {
             budget: RequestBudget::new(config.max_requests_per_hour),
@@ -250,9 +253,11 @@ impl InventoryReader {
             })?;
         let status = resp.status().as_u16();
         if status == 429 {
+            // At most an hour (the helper's clamp), so the product fits.
             let secs = retry_after_secs(&resp).unwrap_or(3600);
+            let wait_ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
             self.budget
-                .block_until(UnixMillis(now.0 + secs as i64 * 1000));
+                .block_until(UnixMillis(now.0.saturating_add(wait_ms)));
             return Err(InventoryError::Throttled {
                 retry_after: Duration::from_secs(secs),
             });
@@ -268,5 +273,35 @@ impl InventoryReader {
                 }
                 other => InventoryError::Unreachable(other.to_string()),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_last_success_at_the_ends_of_i64_neither_overflows_nor_delays_for_ever() {
+        let config = InventoryConfig::default();
+        let refresh_ms = config.refresh.as_millis() as i64;
+        for t in [i64::MAX, i64::MIN] {
+            let saved = InventoryStatus {
+                last_success: Some(UnixMillis(t)),
+                ..InventoryStatus::default()
+            };
+            let before = UnixMillis::now().0;
+            let reader = InventoryReader::new(config.clone(), Some(saved));
+            let after = UnixMillis::now().0;
+            let due = reader.next_due.0;
+            if t == i64::MAX {
+                // Counted as a success now: due one refresh from now.
+                assert!(
+                    (before + refresh_ms..=after + refresh_ms).contains(&due),
+                    "{due}"
+                );
+            } else {
+                assert_eq!(due, i64::MIN + refresh_ms);
+            }
+        }
     }
 }

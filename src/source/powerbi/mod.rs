@@ -20,8 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{
-    Body, Document, DocumentSender, Source, SourceCheckpoint, SourceFuture, SourceMessage,
-    SourceStatus, Timing,
+    Body, Document, DocumentSender, Source, SourceCheckpoint, SourceError, SourceFuture,
+    SourceMessage, SourceStatus, Timing,
 };
 use crate::azure::auth::{Credential, TokenCache};
 use crate::decode::inventory::Inventory;
@@ -54,6 +54,8 @@ pub struct PowerBiConfig {
 
 pub struct PowerBiSource {
     config: PowerBiConfig,
+    /// Built with the source, so that a client that cannot be built stops the start.
+    http: reqwest::Client,
     resume: Option<SourceStatus>,
     /// Read this much history once and stop (`top --since`), instead of polling forever.
     history: Option<Duration>,
@@ -62,24 +64,42 @@ pub struct PowerBiSource {
 impl PowerBiSource {
     /// A source that polls forever, resuming from `resume` (the status saved in the durable
     /// state) when given.
-    pub fn new(config: PowerBiConfig, resume: Option<SourceStatus>) -> Self {
-        PowerBiSource {
+    pub fn new(config: PowerBiConfig, resume: Option<SourceStatus>) -> Result<Self, SourceError> {
+        Ok(PowerBiSource {
+            http: http_client(
+                crate::azure::http::client_builder().timeout(config.request_timeout),
+            )?,
             config,
             resume,
             history: None,
-        }
+        })
     }
 
     /// A source that reads every hour of the last `since` once, then ends. When the budget is
     /// used up it waits for it; an hour that keeps failing is given up after three rounds, and
     /// the final status says `up = false`.
-    pub fn history(config: PowerBiConfig, since: Duration) -> Self {
-        PowerBiSource {
-            config,
-            resume: None,
+    pub fn history(config: PowerBiConfig, since: Duration) -> Result<Self, SourceError> {
+        Ok(PowerBiSource {
             history: Some(since),
-        }
+            ..PowerBiSource::new(config, None)?
+        })
     }
+}
+
+/// The API's HTTP client. reqwest refuses to build one only for TLS settings it cannot use (a
+/// crypto provider or platform verifier that fails to initialise); the exporter cannot run
+/// without it, so that is a start-up error, not a source that quietly never polls.
+fn http_client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, SourceError> {
+    builder.build().map_err(|e| {
+        // A builder error has no URL in it; its reason is in the chain of sources.
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(inner) = source {
+            why = format!("{why}: {inner}");
+            source = inner.source();
+        }
+        SourceError::HttpClient(why)
+    })
 }
 
 impl Source for PowerBiSource {
@@ -90,16 +110,7 @@ impl Source for PowerBiSource {
     fn run(self: Box<Self>, out: DocumentSender) -> SourceFuture {
         Box::pin(async move {
             let config = self.config;
-            let http = match crate::azure::http::client_builder()
-                .timeout(config.request_timeout)
-                .build()
-            {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(error = %e, "Building the HTTP client failed.");
-                    return Ok(());
-                }
-            };
+            let http = self.http;
             let tokens = TokenCache::new(config.credential.clone(), config.scope.clone());
             let mut client = ApiClient::new(http, config.hosts.clone(), tokens, config.retry);
             client.max_response_bytes = config.max_response_bytes;
@@ -391,5 +402,24 @@ impl Poller {
                 "Loading the initial lookback (oldest hours first)."
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_reqwest_cannot_build_is_a_start_up_error_naming_why() {
+        // TLS 1.3 at least and 1.2 at most: no version left, which reqwest refuses to build.
+        let builder = crate::azure::http::client_builder()
+            .tls_version_min(reqwest::tls::Version::TLS_1_3)
+            .tls_version_max(reqwest::tls::Version::TLS_1_2);
+        let Err(e) = http_client(builder) else {
+            panic!("built a client without a TLS version");
+        };
+        let message = e.to_string();
+        assert!(message.contains("HTTP client"), "{message}");
+        assert!(message.contains("tls versions"), "{message}");
     }
 }
