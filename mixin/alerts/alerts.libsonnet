@@ -152,6 +152,16 @@ local rules(config) = {
         description: '{{ $labels.instance }} could not push metrics to the OpenTelemetry Collector for 20 minutes; the next successful push carries the cumulative values.',
       },
     },
+    {
+      alert: 'PowerBIStateNotSaved',
+      expr: 'sum by (%(by)s, reason) (increase(powerbi_state_save_errors_total{%(s)s}[15m])) > 0',
+      'for': '10m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: 'The exporter cannot save its state.',
+        description: '{{ $labels.instance }} has failed to save its state ({{ $labels.reason }}) for 10 minutes: counting goes on in memory, but a restart now resumes from the last saved checkpoint.',
+      },
+    },
   ],
   'powerbi-security': [
     {
