@@ -62,11 +62,11 @@ pub fn render(data: &StatusData, telemetry_path: &str, now: UnixMillis) -> Strin
 }
 
 fn links(out: &mut String, telemetry_path: &str) {
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<nav id=\"links\"><ul><li><a href=\"{}\">Metrics</a></li>\
          <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li>\
-         </ul></nav>\n",
+         </ul></nav>",
         escape(telemetry_path)
     );
 }
@@ -91,11 +91,11 @@ fn lag(out: &mut String, data: &StatusData, now: UnixMillis) {
 }
 
 fn budget(out: &mut String, status: &SourceStatus) {
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<section id=\"budget\"><h2>Request budget</h2><p><span id=\"budget-remaining\">{}\
          </span> of <span id=\"budget-limit\">{}</span> requests left in the rolling hour \
-         (after the last poll).</p></section>\n",
+         (after the last poll).</p></section>",
         status.budget_remaining, status.budget_limit
     );
 }
