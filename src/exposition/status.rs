@@ -242,3 +242,117 @@ pub fn escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::powerbi::window::UtcHour;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    /// Every part at its largest: 20 failed polls with the longest reason, all of it escaped
+    /// 4- to 6-fold; 28 days of hours starting at 23h (29 rows); 10 reports whose names and ids
+    /// are long and all quotes.
+    fn worst_case() -> StatusData {
+        let first = UtcHour(20_000 * 24 + 23);
+        let status = SourceStatus {
+            budget_remaining: 200,
+            budget_limit: 200,
+            polls: (0..crate::source::POLLS_KEPT)
+                .map(|i| PollRecord {
+                    started: UnixMillis(i as i64 * 60_000),
+                    duration_seconds: 123_456.7,
+                    hours_read: u32::MAX,
+                    hours_failed: u32::MAX,
+                    events: u64::MAX,
+                    outcome: PollOutcome::Failed {
+                        reason: "\"".repeat(crate::source::REASON_CHARS),
+                    },
+                })
+                .collect(),
+            hours: Some(HourGrid {
+                first,
+                states: vec![HourState::NotYetRead; 28 * 24],
+            }),
+            ..SourceStatus::default()
+        };
+        let long = "\"".repeat(4096);
+        StatusData {
+            source: Some(status),
+            watermark: Some(UnixMillis(1)),
+            processed: u64::MAX,
+            top_reports: vec![
+                TopReport {
+                    report_id: long.clone(),
+                    report_name: long.clone(),
+                    workspace_id: long.clone(),
+                    workspace_name: long.clone(),
+                    views: u64::MAX,
+                };
+                TOP_REPORTS
+            ],
+            day_end: UnixMillis(first.0 * HOUR_MS),
+        }
+    }
+
+    #[test]
+    fn the_page_stays_under_its_bound_for_the_largest_input() {
+        let page = render(&worst_case(), &"/\"".repeat(100), UnixMillis(0));
+        assert!(
+            page.len() < MAX_BYTES,
+            "{} bytes, bound {MAX_BYTES}",
+            page.len()
+        );
+        // 29 rows of 24 cells, 672 of them hours.
+        assert_eq!(page.matches("class=\"not-yet-read\" title").count(), 672);
+        let grid = &page[page.find("class=\"grid\"").unwrap()..];
+        let body = &grid[grid.find("<tbody>").unwrap()..grid.find("</tbody>").unwrap()];
+        assert_eq!(body.matches("<tr>").count(), 29);
+        eprintln!("largest page: {} bytes", page.len());
+    }
+
+    #[test]
+    fn names_and_reasons_are_escaped_and_states_get_their_class() {
+        let mut data = worst_case();
+        data.top_reports = vec![TopReport {
+            report_id: "r1".into(),
+            report_name: "<script>alert('x')</script> & \"co\"".into(),
+            workspace_id: "w1".into(),
+            workspace_name: String::new(),
+            views: 7,
+        }];
+        let status = data.source.as_mut().unwrap();
+        status.polls = vec![PollRecord {
+            started: UnixMillis(0),
+            duration_seconds: 1.0,
+            hours_read: 2,
+            hours_failed: 1,
+            events: 30,
+            outcome: PollOutcome::Failed {
+                reason: "the API rejected the request (400): <b>".into(),
+            },
+        }];
+        status.hours = Some(HourGrid {
+            first: UtcHour(24),
+            states: vec![HourState::Read, HourState::Failed, HourState::NotYetRead],
+        });
+        let page = render(&data, "/metrics", UnixMillis(0));
+        assert!(!page.contains("<script"), "{page}");
+        assert!(page
+            .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;co&quot;</td>"));
+        // No workspace name: its id stands in.
+        assert!(page.contains("<td title=\"w1\">w1</td>"));
+        assert!(page.contains("failed: the API rejected the request (400): &lt;b&gt;"));
+        assert!(page.contains(
+            "<span id=\"hours-read\">1</span> read, <span id=\"hours-not-yet-read\">1</span> not yet read, <span id=\"hours-failed\">1</span> failed"
+        ));
+        assert_eq!(
+            page.matches("<td class=\"failed\" title=\"01h failed\">")
+                .count(),
+            1
+        );
+        // One day (1970-01-02): hours 00..02 drawn, 21 empty cells.
+        assert!(page.contains("<tr><th>1970-01-02</th>"));
+        assert_eq!(page.matches("<td></td>").count(), 21);
+    }
+}

@@ -135,3 +135,78 @@ fn top_since_on_a_terminal_draws_a_bar() {
         "no plain lines on a terminal: {screen}"
     );
 }
+
+/// The value of `key=` in a logfmt line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+#[test]
+fn the_exporters_initial_lookback_logs_hours_done_of_total_events_and_an_eta() {
+    let rt = runtime();
+    let api = rt
+        .block_on(SimulatedApi::start(
+            ApiConfig::default(),
+            history(120, 6),
+            0,
+        ))
+        .unwrap();
+    let mut args = simulated_tenant_args(&api.base_url());
+    // A poll a second at 200 requests an hour: one history hour per poll besides the 2 recent.
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "1s",
+            "--powerbi.lookback",
+            "1h",
+            "--powerbi.initial-lookback",
+            "6h",
+        ]
+        .map(String::from),
+    );
+    let mut e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("Initial lookback loaded"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match e.log.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => panic!("not loaded in 30s: {lines:#?}"),
+        }
+    }
+    e.terminate();
+    let progress: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("initial lookback") || l.contains("Initial lookback loaded"))
+        .collect();
+    // Hours 6h..3h ago are the history (the 2 recent hours are read every poll): 5 hours, one a
+    // poll, oldest first.
+    let done: Vec<(&str, &str)> = progress
+        .iter()
+        .map(|l| {
+            (
+                field(l, "hours_done").unwrap(),
+                field(l, "hours_total").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        done,
+        [("1", "5"), ("2", "5"), ("3", "5"), ("4", "5"), ("5", "5")],
+        "{progress:#?}"
+    );
+    for l in &progress[..4] {
+        assert!(field(l, "eta_seconds").is_some(), "an ETA: {l}");
+        assert_eq!(field(l, "budget_waits"), Some("0"), "{l}");
+    }
+    // Every event was on some page read during the load (recent hours are read each poll too).
+    let events: u64 = field(progress[4], "events").unwrap().parse().unwrap();
+    assert!(events >= 120, "{}", progress[4]);
+}

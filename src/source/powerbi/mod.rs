@@ -153,7 +153,17 @@ impl Source for PowerBiSource {
                 inventory,
                 failed: BTreeSet::new(),
                 progress: self.progress,
+                history_load: None,
             };
+            let pending = poller.ledger.history_remaining();
+            if pending > 0 {
+                poller.history_load = Some(HistoryLoad {
+                    started: std::time::Instant::now(),
+                    total: pending,
+                    events_before: 0,
+                    budget_waits: 0,
+                });
+            }
             if let Some(since) = history {
                 poller.read_history(since, &out).await;
                 let _ = out
@@ -187,6 +197,8 @@ struct Poller {
     /// Hours whose last read failed (not by the budget), until one succeeds.
     failed: BTreeSet<UtcHour>,
     progress: ProgressMode,
+    /// The initial lookback's load, while hours of it are pending.
+    history_load: Option<HistoryLoad>,
 }
 
 /// What one poll did, as it goes.
@@ -499,25 +511,103 @@ impl Poller {
                 }
             }
         }
-        self.log_history_progress(history_before);
+        let paused = tally.outcome == PollOutcome::Paused;
+        self.log_history_progress(history_before, paused);
         let oldest = oldest_servable(UnixMillis::now());
         self.failed = self.failed.split_off(&oldest);
         self.finish_status(tally);
     }
 
-    /// Logs how much of the initial lookback is left, when a poll read some of it.
-    fn log_history_progress(&self, before: usize) {
+    /// Logs the initial lookback's progress (hours done and total, events on the pages, polls
+    /// paused by the budget, ETA), when a poll read some of it.
+    fn log_history_progress(&mut self, before: usize, paused: bool) {
         let remaining = self.ledger.history_remaining();
+        let Some(load) = self.history_load.as_mut() else {
+            return;
+        };
+        load.budget_waits += u64::from(paused);
         if remaining == before {
             return;
         }
+        let counts = progress::Counts {
+            hours_done: (load.total - remaining) as u64,
+            hours_total: load.total as u64,
+            events: self.client.events_read - load.events_before,
+            budget_waits: load.budget_waits,
+        };
+        let eta = counts.eta(load.started.elapsed()).map(|d| d.as_secs());
         if remaining == 0 {
-            tracing::info!("Initial lookback loaded.");
+            tracing::info!(
+                hours_done = counts.hours_done,
+                hours_total = counts.hours_total,
+                events = counts.events,
+                budget_waits = counts.budget_waits,
+                elapsed_seconds = load.started.elapsed().as_secs(),
+                "Initial lookback loaded."
+            );
+            self.history_load = None;
         } else {
             tracing::info!(
+                hours_done = counts.hours_done,
+                hours_total = counts.hours_total,
                 hours_remaining = remaining,
+                events = counts.events,
+                budget_waits = counts.budget_waits,
+                eta_seconds = eta,
                 "Loading the initial lookback (oldest hours first)."
             );
         }
+    }
+}
+
+/// Where the initial lookback's load stands, for its progress lines.
+struct HistoryLoad {
+    started: std::time::Instant,
+    total: usize,
+    events_before: u64,
+    budget_waits: u64,
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::*;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    #[test]
+    fn the_grid_runs_from_the_initial_lookback_to_now_with_each_hours_state() {
+        let plan = window::PlanConfig {
+            recent_hours: 2,
+            lookback_hours: 3,
+        };
+        let now = UnixMillis(100 * HOUR_MS + 30 * 60_000);
+        // Initial lookback from hour 94: 94..=98 pending, 99 and 100 recent.
+        let mut ledger = SweepLedger::loading_history(UtcHour(94), &plan, now);
+        for h in [94, 95, 100] {
+            ledger.record(UtcHour(h), now);
+        }
+        let failed: BTreeSet<UtcHour> = [UtcHour(96)].into();
+        let grid = hour_grid(&ledger, &failed, &plan, now);
+        assert_eq!(grid.first, UtcHour(94));
+        use HourState::*;
+        assert_eq!(
+            grid.states,
+            // 94 95 read; 96 failed; 97 98 pending; 99 (in the lookback) never read; 100 read.
+            vec![Read, Read, Failed, NotYetRead, NotYetRead, NotYetRead, Read]
+        );
+        // Once the history is read and forgotten, hours older than the lookback stay read.
+        for h in [96, 97, 98, 99] {
+            ledger.record(UtcHour(h), now);
+        }
+        ledger.forget_before(UtcHour(97));
+        let grid = hour_grid(&ledger, &BTreeSet::new(), &plan, now);
+        assert_eq!(grid.states, vec![Read; 7]);
+        // A first start without history: nothing before its start.
+        let ledger = SweepLedger::starting_at(UtcHour(99));
+        let grid = hour_grid(&ledger, &BTreeSet::new(), &plan, now);
+        assert_eq!(
+            (grid.first, grid.states),
+            (UtcHour(99), vec![NotYetRead; 2])
+        );
     }
 }
