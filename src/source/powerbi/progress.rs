@@ -161,7 +161,7 @@ impl Progress {
         if let Some(until) = waiting_until {
             line.push_str(&format!(
                 "; waiting for the request budget until {}",
-                until.to_api_string()
+                until.to_api_string() + "Z"
             ));
         } else if let Some(eta) = self.counts.eta(self.started.elapsed()) {
             line.push_str(&format!("; ETA {}s", eta.as_secs()));
@@ -206,6 +206,27 @@ mod tests {
         assert_eq!(
             c.to_string(),
             "3 of 12 hours read, 10 events, 1 waits for the request budget"
+        );
+    }
+
+    #[test]
+    fn a_wait_for_the_budget_is_counted_and_says_until_when() {
+        let mut p = Progress::new(ProgressMode::Off, 4);
+        p.hour_done(25);
+        p.waiting(UnixMillis(3_600_000));
+        assert_eq!(
+            p.counts(),
+            Counts {
+                hours_done: 1,
+                hours_total: 4,
+                events: 25,
+                budget_waits: 1
+            }
+        );
+        assert_eq!(
+            p.line_text(Some(UnixMillis(3_600_000))),
+            "progress: 1 of 4 hours read, 25 events, 1 waits for the request budget; waiting for \
+             the request budget until 1970-01-01T01:00:00Z."
         );
     }
 }
