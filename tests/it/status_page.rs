@@ -258,3 +258,73 @@ fn the_status_page_carries_no_user_id_under_any_label_mode() {
         }
     }
 }
+
+#[test]
+fn a_page_at_the_caps_renders_in_chromium_and_stays_under_its_bound() {
+    use powerbi_exporter::aggregate::recent::{StatusData, TopReport};
+    use powerbi_exporter::exposition::status::{render, MAX_BYTES, TOP_REPORTS};
+    use powerbi_exporter::source::powerbi::window::UtcHour;
+    use powerbi_exporter::source::{
+        HourGrid, HourState, PollOutcome, PollRecord, SourceStatus, POLLS_KEPT, REASON_CHARS,
+    };
+    // The largest page: 20 polls failed with the longest reason, 28 days of hours (from 23h: 29
+    // rows), 10 reports whose ids and names are long and all characters that escape longest.
+    let now = UnixMillis::now();
+    let current = UtcHour::containing(now).0;
+    let first = UtcHour(current - current.rem_euclid(24) - 28 * 24 + 23);
+    let long = "\"<&>'".repeat(1000);
+    let data = StatusData {
+        source: Some(SourceStatus {
+            budget_remaining: 200,
+            budget_limit: 200,
+            polls: (0..POLLS_KEPT)
+                .map(|i| PollRecord {
+                    started: UnixMillis(now.0 - i as i64 * 60_000),
+                    duration_seconds: 1e6,
+                    hours_read: u32::MAX,
+                    hours_failed: u32::MAX,
+                    events: u64::MAX,
+                    outcome: PollOutcome::Failed {
+                        reason: "\"".repeat(REASON_CHARS),
+                    },
+                })
+                .collect(),
+            hours: Some(HourGrid {
+                first,
+                states: (0..28 * 24)
+                    .map(|i| [HourState::Read, HourState::Failed, HourState::NotYetRead][i % 3])
+                    .collect(),
+            }),
+            ..SourceStatus::default()
+        }),
+        watermark: Some(now),
+        processed: u64::MAX,
+        top_reports: vec![
+            TopReport {
+                report_id: long.clone(),
+                report_name: long.clone(),
+                workspace_id: long.clone(),
+                workspace_name: long.clone(),
+                views: u64::MAX,
+            };
+            TOP_REPORTS
+        ],
+        day_end: now,
+    };
+    let page = render(&data, "/metrics", now);
+    assert!(page.len() < MAX_BYTES, "{} bytes", page.len());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("status.html");
+    std::fs::write(&file, &page).unwrap();
+    let dom = chromium_dom(&format!("file://{}", file.display()));
+    for state in ["read", "failed", "not-yet-read"] {
+        assert_eq!(
+            dom.matches(&format!("<td class=\"{state}\" title")).count(),
+            224,
+            "{state}"
+        );
+    }
+    assert_eq!(dom.matches("data-report-id=").count(), TOP_REPORTS);
+    assert!(!dom.contains("<script"));
+    eprintln!("page at the caps: {} bytes", page.len());
+}

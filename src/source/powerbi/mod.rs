@@ -222,7 +222,10 @@ impl PollTally {
     }
 
     fn failed(&mut self, e: &ReadError) {
-        self.hours_failed += 1;
+        // A pause for the budget is not a failed hour: it is read by a later poll.
+        if !matches!(e, ReadError::Budget { .. }) {
+            self.hours_failed += 1;
+        }
         if self.outcome == PollOutcome::Complete {
             self.outcome = match e {
                 ReadError::Budget { .. } => PollOutcome::Paused,
