@@ -328,3 +328,77 @@ fn a_page_at_the_caps_renders_in_chromium_and_stays_under_its_bound() {
     assert!(!dom.contains("<script"));
     eprintln!("page at the caps: {} bytes", page.len());
 }
+
+#[test]
+fn hours_whose_reads_fail_show_as_failed_with_the_polls_reason() {
+    use powerbi_exporter::simulator::api::Faults;
+    let rt = runtime();
+    let api = rt
+        .block_on(SimulatedApi::start(
+            ApiConfig {
+                faults: Faults {
+                    server_error: 1.0,
+                    ..Faults::default()
+                },
+                ..ApiConfig::default()
+            },
+            history(50, 3),
+            0,
+        ))
+        .unwrap();
+    let mut args = simulated_tenant_args(&api.base_url());
+    args.extend(
+        [
+            "--powerbi.poll-interval",
+            "10m",
+            "--powerbi.retry-delay",
+            "10ms",
+            "--powerbi.lookback",
+            "2h",
+            "--powerbi.initial-lookback",
+            "3h",
+            "--powerbi.max-requests-per-hour",
+            "180",
+        ]
+        .map(String::from),
+    );
+    let e = Exporter::start_with_env(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[SECRET],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http()
+        .get(e.url("/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+        .contains("<td class=\"failed-poll\">")
+    {
+        assert!(Instant::now() < deadline, "no failed poll in 30s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dom = chromium_dom(&e.url("/"));
+    // The first poll plans the 2 recent hours and the 2 hours of the initial lookback before
+    // them (3h back, and the lookback's oldest hour): every read answers 503, so all 4 failed.
+    assert_eq!(text_of(&dom, "hours-failed"), "4");
+    assert_eq!(text_of(&dom, "hours-read"), "0");
+    assert_eq!(dom.matches("<td class=\"failed\" title").count(), 4);
+    let requests = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("activityevents"))
+        .count();
+    assert_eq!(
+        text_of(&dom, "budget-remaining"),
+        (180 - requests).to_string()
+    );
+    let polls = &dom[dom.find("id=\"polls\"").unwrap()..];
+    let body = &polls[polls.find("<tbody>").unwrap()..];
+    let row = &body[..body.find("</tr>").unwrap()];
+    assert!(
+        row.contains("<td class=\"num\">0</td><td class=\"num\">4</td><td class=\"num\">0</td><td class=\"failed-poll\">failed: gave up after"),
+        "{row}"
+    );
+    assert!(row.contains("503"), "the reason names the status: {row}");
+}
