@@ -86,7 +86,7 @@ impl Progress {
             ) {
                 bar.set_style(style);
             }
-            bar.set_message("0 events");
+            bar.set_message("0 events, 0 waits for the budget");
             bar
         });
         Progress {
@@ -143,11 +143,12 @@ impl Progress {
 
     fn redraw(&self) {
         if let Some(bar) = &self.bar {
-            bar.set_position(self.counts.hours_done);
+            // The message first: setting the position redraws.
             bar.set_message(format!(
                 "{} events, {} waits for the budget",
                 self.counts.events, self.counts.budget_waits
             ));
+            bar.set_position(self.counts.hours_done);
         }
     }
 
