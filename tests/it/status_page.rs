@@ -231,6 +231,25 @@ fn the_status_page_renders_in_chromium_with_the_values_of_the_tenant() {
             "{id} shown with {count} views"
         );
     }
+    // Each name is the ReportName of the newest event of the report, HTML-escaped.
+    for row in reports.split("data-report-id=\"").skip(1) {
+        let id = &row[..row.find('"').unwrap()];
+        let cell = &row[row.find("<td").unwrap()..];
+        let name = &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()];
+        let newest = r
+            .events
+            .iter()
+            .filter(|v| v["ReportId"].as_str().map(str::to_lowercase).as_deref() == Some(id))
+            .filter(|v| v["ReportName"].is_string())
+            .max_by_key(|v| v["CreationTime"].as_str().unwrap().to_string())
+            .unwrap();
+        let raw = newest["ReportName"].as_str().unwrap();
+        let escaped = raw
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        assert_eq!(name, escaped, "report {id}");
+    }
     assert!(
         r.raw_page_bytes < powerbi_exporter::exposition::status::MAX_BYTES,
         "{} bytes",
