@@ -6,13 +6,15 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: promtool (prometheus), amtool (prometheus-alertmanager),
 # kubectl (its kustomize renders deploy/kubernetes), openssl (test certificates) and jsonnet (the
-# monitoring mixin in mixin/, rendered again by the drift test).
+# monitoring mixin in mixin/, rendered again by the drift test), chromium (the status page
+# test renders `/` headless; a large package, so only when it is not on PATH).
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v jsonnet >/dev/null 2>&1 || missing+=(jsonnet)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -18,7 +18,7 @@ use crate::exposition::forward::spool::{SpoolReader, SpoolWriter};
 use crate::exposition::forward::{self, ForwardStats};
 use crate::exposition::otlp::{self, MetricsPush, OtlpError};
 use crate::exposition::webconfig::{WebConfigError, WebSettings};
-use crate::exposition::{http, text};
+use crate::exposition::{http, status as http_status, text};
 use crate::pipeline::{self, RunReport};
 use crate::simulator::api::SimulatedApi;
 use crate::source::demo::{simulated_tenant, Demo, DemoConfig};
@@ -164,6 +164,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         }
     };
     let durable = checkpointer.is_some();
+    let status_source = aggregator.clone();
     let ready = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(4);
     let stop = Arc::new(AtomicBool::new(false));
@@ -253,8 +254,16 @@ async fn serve(config: Config) -> Result<(), AppError> {
         None => None,
     };
     let render = move || render();
+    let status = move || {
+        let reference = match timing {
+            Timing::Historical => Reference::NewestEvent,
+            Timing::Live => Reference::WallClock(UnixMillis::now()),
+        };
+        pipeline::lock(&status_source).status_data(reference, http_status::TOP_REPORTS)
+    };
     let exposition = http::Exposition {
         render: Box::new(render),
+        status: Box::new(status),
         ready,
         telemetry_path: config.web.telemetry_path.clone(),
         process_metrics: !config.web.disable_exporter_metrics,

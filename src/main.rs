@@ -13,6 +13,7 @@ use powerbi_exporter::config::{self, Config, ConfigErrors, LogConfig, LogFormat}
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::exposition::healthcheck;
 use powerbi_exporter::simulator::{self, Layout, Rng, Tenant, TenantSpec};
+use powerbi_exporter::source::powerbi::progress::ProgressMode;
 use powerbi_exporter::source::powerbi::PowerBiSource;
 use powerbi_exporter::source::replay::Replay;
 use powerbi_exporter::source::Source;
@@ -106,7 +107,8 @@ fn top_source(args: &TopArgs) -> Result<Box<dyn Source>, ConfigErrors> {
     }
     let (live, _) = config::live_for_top(&args.live)?;
     Ok(Box::new(
-        PowerBiSource::history(live, since).map_err(|e| problem(e.to_string()))?,
+        PowerBiSource::history(live, since, ProgressMode::for_stderr())
+            .map_err(|e| problem(e.to_string()))?,
     ))
 }
 

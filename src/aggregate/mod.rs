@@ -22,6 +22,7 @@ pub mod dedup;
 pub mod filter;
 pub mod outbox;
 pub mod people;
+pub mod recent;
 pub mod series;
 pub mod users;
 pub mod viewers;
@@ -150,6 +151,8 @@ pub struct Aggregator {
     report_info: CappedInfo<Sym, ReportName>,
     report_last_view: CappedTimes<Sym>,
     viewers: viewers::Viewers,
+    /// ViewReport events per report over the last day, for the status page.
+    recent_views: recent::RecentViews,
     workspace_last_activity: CappedTimes<Sym>,
     activity_first_seen: CappedTimes<Sym>,
     users: DistinctUsers,
@@ -250,6 +253,7 @@ impl Aggregator {
             report_info: CappedInfo::new(cap(&REPORT_INFO)),
             report_last_view: CappedTimes::new(cap(&REPORT_LAST_VIEW), Keep::Latest),
             viewers: viewers::Viewers::new(report_viewers_cap(&config.limits)),
+            recent_views: recent::RecentViews::default(),
             workspace_last_activity: CappedTimes::new(cap(&WORKSPACE_LAST_ACTIVITY), Keep::Latest),
             activity_first_seen: CappedTimes::new(cap(&ACTIVITY_FIRST_SEEN), Keep::Earliest),
             users: DistinctUsers::new(ws_users_cap),
@@ -332,6 +336,7 @@ impl Aggregator {
             report_info: self.report_info.export(),
             report_last_view: self.report_last_view.export(),
             viewers: self.viewers.export(),
+            recent_views: self.recent_views.export(),
             workspace_last_activity: self.workspace_last_activity.export(),
             activity_first_seen: self.activity_first_seen.export(),
             users: self.users.export(),
@@ -456,6 +461,7 @@ impl Aggregator {
             workspace_info: CappedInfo::import(state.workspace_info, cap(&WORKSPACE_INFO)),
             report_info: CappedInfo::import(state.report_info, cap(&REPORT_INFO)),
             viewers: viewers::Viewers::import(state.viewers, report_viewers_cap(&config.limits)),
+            recent_views: recent::RecentViews::import(state.recent_views),
             report_last_view: CappedTimes::import(
                 state.report_last_view,
                 cap(&REPORT_LAST_VIEW),
@@ -556,6 +562,44 @@ impl Aggregator {
         self.source = Some(status);
     }
 
+    /// What the status page shows: the source's status, the watermark, and the `top` most
+    /// viewed reports of the day ending at `reference` (ids, and names from the `_info` state).
+    pub fn status_data(&self, reference: Reference, top: usize) -> recent::StatusData {
+        let day_end = match reference {
+            Reference::NewestEvent => self.watermark.unwrap_or(UnixMillis(0)),
+            Reference::WallClock(now) => now,
+        };
+        let top_reports = self
+            .recent_views
+            .top(day_end.0, top)
+            .into_iter()
+            .map(|(rep, views)| {
+                let info = self.report_info.get(&rep);
+                let workspace = info.map(|i| i.workspace);
+                let workspace_name = workspace
+                    .and_then(|w| self.workspace_info.get(&w))
+                    .cloned()
+                    .unwrap_or_default();
+                recent::TopReport {
+                    report_id: self.reports.name(rep).to_string(),
+                    report_name: info.map(|i| i.name.clone()).unwrap_or_default(),
+                    workspace_id: workspace
+                        .map(|w| self.workspaces.name(w).to_string())
+                        .unwrap_or_default(),
+                    workspace_name,
+                    views,
+                }
+            })
+            .collect();
+        recent::StatusData {
+            source: self.source.clone(),
+            watermark: self.watermark,
+            processed: self.processed,
+            top_reports,
+            day_end,
+        }
+    }
+
     /// Newest `CreationTime` counted.
     pub fn watermark(&self) -> Option<UnixMillis> {
         self.watermark
@@ -589,6 +633,9 @@ impl Aggregator {
                 .inc(ws_act.zip(rep).map(|((w, a), r)| (w, r, a)), ev.time.0);
             if activity == "ViewReport" {
                 self.report_last_view.record(rep, ev.time.0);
+                if let Some(r) = rep {
+                    self.recent_views.record(r, ev.time.0);
+                }
                 if let Some(user) = ev.user {
                     let newest = self.watermark.map_or(ev.time, |w| w.max(ev.time));
                     self.viewers
@@ -633,6 +680,7 @@ impl Aggregator {
     fn expire_series(&mut self, newest: i64, retention_ms: i64) {
         use catalogue::*;
         self.last_expiry = newest;
+        self.recent_views.prune(newest);
         let cutoff = newest.saturating_sub(retention_ms);
         let removed = [
             (&ACTIVITY_EVENTS, self.activity_events.expire(cutoff)),
@@ -693,6 +741,7 @@ impl Aggregator {
         ws.extend(self.workspace_meta.keys().copied());
         rep.extend(self.report_last_view.iter().map(|(&r, _)| r));
         rep.extend(self.viewers.reports());
+        rep.extend(self.recent_views.reports());
         for (r, w) in &self.inventory_reports {
             rep.insert(*r);
             ws.extend(*w);
@@ -1152,6 +1201,8 @@ pub struct AggregatorState {
     report_last_view: series::TimesState<Sym>,
     #[serde(default)]
     viewers: viewers::ViewersState,
+    #[serde(default)]
+    recent_views: recent::RecentViewsState,
     #[serde(default)]
     workspace_last_activity: series::TimesState<Sym>,
     #[serde(default)]

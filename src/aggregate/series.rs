@@ -308,6 +308,10 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
         self.values.insert(key, (make(value), time));
     }
 
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.values.get(key).map(|(v, _)| v)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.values.iter().map(|(k, (v, _))| (k, v))
     }

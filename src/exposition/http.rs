@@ -34,8 +34,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::text;
 use super::webconfig::{Fingerprint, WebSettings};
+use crate::aggregate::recent::StatusData;
 use crate::aggregate::{FamilySamples, Sample, Snapshot};
 use crate::catalogue;
+use crate::decode::UnixMillis;
 
 /// A client must send its request headers, and finish a TLS handshake, within this time.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +51,8 @@ const FRAME: usize = 64 * 1024;
 pub struct Exposition {
     /// Renders the current metric families.
     pub render: Box<dyn Fn() -> Vec<prometheus::proto::MetricFamily> + Send + Sync>,
+    /// What the status page at `/` shows, read per request.
+    pub status: Box<dyn Fn() -> StatusData + Send + Sync>,
     /// Set once the first source document has been applied.
     pub ready: Arc<AtomicBool>,
     pub telemetry_path: String,
@@ -326,7 +330,7 @@ fn route(server: &Server, req: &Request<Incoming>) -> Response<Body> {
         metrics(server, req)
     } else {
         match path {
-            "/" => landing(&exposition.telemetry_path),
+            "/" => landing(exposition),
             "/-/healthy" => plain(StatusCode::OK, "Healthy.\n"),
             "/-/ready" if exposition.ready.load(Ordering::Acquire) => {
                 plain(StatusCode::OK, "Ready.\n")
@@ -461,27 +465,15 @@ fn plain_owned(status: StatusCode, body: String) -> Response<Body> {
     resp
 }
 
-fn landing(telemetry_path: &str) -> Response<Body> {
-    let path = html_escape(telemetry_path);
-    let body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Power BI exporter</title></head>\n<body>\n\
-         <h1>Power BI exporter</h1>\n<p>Power BI / Microsoft Fabric activity events as Prometheus metrics. Version {}.</p>\n\
-         <ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n<li><a href=\"/-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
-        crate::VERSION
-    );
+fn landing(exposition: &Exposition) -> Response<Body> {
+    let data = (exposition.status)();
+    let body = super::status::render(&data, &exposition.telemetry_path, UnixMillis::now());
     let mut resp = Response::new(Body::new(Bytes::from(body), None));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     resp
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -497,10 +489,5 @@ mod tests {
         assert!(!accepts_gzip(Some(&h("gzip;q=0"))));
         assert!(!accepts_gzip(Some(&h("identity"))));
         assert!(!accepts_gzip(None));
-    }
-
-    #[test]
-    fn landing_page_escapes_the_path() {
-        assert_eq!(html_escape("/m\"<x>"), "/m&quot;&lt;x&gt;");
     }
 }

@@ -4,5 +4,6 @@ pub mod forward;
 pub mod healthcheck;
 pub mod http;
 pub mod otlp;
+pub mod status;
 pub mod text;
 pub mod webconfig;

@@ -99,6 +99,61 @@ pub struct SourceStatus {
     /// `ExportActivityEvents` carry one of them as `UserId`.
     #[serde(default)]
     pub own_identities: Vec<String>,
+    /// The last polls, oldest first, at most [`POLLS_KEPT`].
+    #[serde(default)]
+    pub polls: Vec<PollRecord>,
+    /// `--powerbi.max-requests-per-hour`, the whole of the budget `budget_remaining` is part of.
+    #[serde(default)]
+    pub budget_limit: usize,
+    /// Each hour the source reads, by state, for the status page. Rebuilt by every poll, so
+    /// not saved.
+    #[serde(skip)]
+    pub hours: Option<HourGrid>,
+}
+
+/// Polls kept in [`SourceStatus::polls`].
+pub const POLLS_KEPT: usize = 20;
+/// Longest reason kept in a [`PollOutcome`], in characters.
+pub const REASON_CHARS: usize = 200;
+
+/// One poll of the live source.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PollRecord {
+    pub started: crate::decode::UnixMillis,
+    pub duration_seconds: f64,
+    pub hours_read: u32,
+    pub hours_failed: u32,
+    /// Events on the pages read (before dedup).
+    pub events: u64,
+    pub outcome: PollOutcome,
+}
+
+/// How a poll ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PollOutcome {
+    /// Every planned hour was read to its end.
+    Complete,
+    /// The request budget ran out; the rest is read by later polls.
+    Paused,
+    /// An hour failed; `reason` is the first failure (at most [`REASON_CHARS`]).
+    Failed { reason: String },
+}
+
+/// The hours from `first` on, one state each, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourGrid {
+    pub first: powerbi::window::UtcHour,
+    pub states: Vec<HourState>,
+}
+
+/// Where an hour of the activity log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HourState {
+    Read,
+    NotYetRead,
+    /// Its last read failed; it is read again.
+    Failed,
 }
 
 /// How the inventory reads went.

@@ -57,6 +57,8 @@ mod own_exports;
 /// User signals (pseudonym, plain, off; restart and key change), external shares, and a scan of
 /// every output for the fixture's addresses under each `--users.label` mode.
 mod people;
+/// `top --since`: progress as plain lines off a terminal, a bar on one (under a pty).
+mod progress;
 /// The README's metrics table is the catalogue's.
 mod readme;
 /// Alert rules: promtool checks and unit tests, coverage, runbook, metric names.
@@ -65,6 +67,8 @@ mod rules;
 mod serve;
 /// Minutes on the simulated tenant at a high rate with concurrent scrapes: flat memory.
 mod soak;
+/// The status page at `/` in a real headless Chromium: values, no user ids, size.
+mod status_page;
 /// `top`: the ranking table and the CSV.
 mod top;
 /// Events generated with known counts: every family's exact values.

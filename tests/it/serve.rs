@@ -137,6 +137,7 @@ fn readiness_waits_for_the_first_document() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let exposition = Exposition {
         render: Box::new(Vec::new),
+        status: Box::new(Default::default),
         ready: ready.clone(),
         telemetry_path: "/metrics".into(),
         process_metrics: false,

@@ -131,10 +131,66 @@ pub enum ReadError {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PageMeta {
-    #[allow(dead_code)]
-    activity_event_entities: IgnoredAny,
+    activity_event_entities: EventCount,
     continuation_uri: Option<String>,
     continuation_token: Option<String>,
+}
+
+/// The number of entries of `activityEventEntities`, each skipped unread (for progress and
+/// the status page; the events are decoded later).
+struct EventCount(usize);
+
+impl<'de> serde::Deserialize<'de> for EventCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = EventCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of activity events")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<EventCount, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(EventCount(n))
+            }
+            // Anything else counts no event, as before the count existed (the decoder
+            // judges the page).
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventCount, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(EventCount(0))
+            }
+            fn visit_unit<E>(self) -> Result<EventCount, E> {
+                Ok(EventCount(0))
+            }
+            fn visit_none<E>(self) -> Result<EventCount, E> {
+                Ok(EventCount(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<EventCount, E> {
+                Ok(EventCount(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<EventCount, E> {
+                Ok(EventCount(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<EventCount, E> {
+                Ok(EventCount(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<EventCount, E> {
+                Ok(EventCount(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<EventCount, E> {
+                Ok(EventCount(0))
+            }
+        }
+        d.deserialize_any(Counter)
+    }
 }
 
 /// One attempt's outcome.
@@ -153,6 +209,8 @@ pub struct ApiClient {
     /// A response body larger than this fails the read (see [`read_capped`]).
     pub max_response_bytes: usize,
     pub stats: ApiStats,
+    /// Entries of `activityEventEntities` on the pages read so far (duplicates included).
+    pub events_read: u64,
     jitter: crate::simulator::Rng,
 }
 
@@ -172,6 +230,7 @@ impl ApiClient {
             max_pages_per_hour: 10_000,
             max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
             stats: ApiStats::default(),
+            events_read: 0,
             jitter: crate::simulator::Rng::new(seed),
         }
     }
@@ -199,6 +258,7 @@ impl ApiClient {
         let mut previous: Option<String> = None;
         loop {
             let (body, meta) = self.fetch(&url, budget).await?;
+            self.events_read += meta.activity_event_entities.0 as u64;
             on_page(body).await;
             pages += 1;
             let next = match next_url(&url, &self.hosts.api_url, meta) {

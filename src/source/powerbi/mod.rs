@@ -13,15 +13,19 @@ pub mod budget;
 pub mod client;
 pub mod cloud;
 pub mod inventory;
+pub mod progress;
 pub mod window;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use std::collections::BTreeSet;
+
 use super::{
-    Body, Document, DocumentSender, Source, SourceCheckpoint, SourceError, SourceFuture,
-    SourceMessage, SourceStatus, Timing,
+    Body, Document, DocumentSender, HourGrid, HourState, PollOutcome, PollRecord, Source,
+    SourceCheckpoint, SourceError, SourceFuture, SourceMessage, SourceStatus, Timing, POLLS_KEPT,
+    REASON_CHARS,
 };
 use crate::azure::auth::{Credential, TokenCache};
 use crate::decode::inventory::Inventory;
@@ -29,6 +33,7 @@ use crate::decode::UnixMillis;
 use budget::RequestBudget;
 use client::{ApiClient, HostPolicy, ReadError, RetryPolicy};
 use inventory::{InventoryConfig, InventoryReader};
+use progress::{Progress, ProgressMode};
 use window::{at_retention_edge, oldest_servable, plan, PlanConfig, SweepLedger, UtcHour};
 
 /// Settings of the live source.
@@ -59,6 +64,8 @@ pub struct PowerBiSource {
     resume: Option<SourceStatus>,
     /// Read this much history once and stop (`top --since`), instead of polling forever.
     history: Option<Duration>,
+    /// How a read of history shows its progress.
+    progress: ProgressMode,
 }
 
 impl PowerBiSource {
@@ -72,15 +79,21 @@ impl PowerBiSource {
             config,
             resume,
             history: None,
+            progress: ProgressMode::Off,
         })
     }
 
     /// A source that reads every hour of the last `since` once, then ends. When the budget is
     /// used up it waits for it; an hour that keeps failing is given up after three rounds, and
     /// the final status says `up = false`.
-    pub fn history(config: PowerBiConfig, since: Duration) -> Result<Self, SourceError> {
+    pub fn history(
+        config: PowerBiConfig,
+        since: Duration,
+        progress: ProgressMode,
+    ) -> Result<Self, SourceError> {
         Ok(PowerBiSource {
             history: Some(since),
+            progress,
             ..PowerBiSource::new(config, None)?
         })
     }
@@ -154,7 +167,19 @@ impl Source for PowerBiSource {
                 status,
                 config,
                 inventory,
+                failed: BTreeSet::new(),
+                progress: self.progress,
+                history_load: None,
             };
+            let pending = poller.ledger.history_remaining();
+            if pending > 0 {
+                poller.history_load = Some(HistoryLoad {
+                    started: std::time::Instant::now(),
+                    total: pending,
+                    events_before: 0,
+                    budget_waits: 0,
+                });
+            }
             if let Some(since) = history {
                 poller.read_history(since, &out).await;
                 let _ = out
@@ -185,6 +210,89 @@ struct Poller {
     budget: RequestBudget,
     ledger: SweepLedger,
     status: SourceStatus,
+    /// Hours whose last read failed (not by the budget), until one succeeds.
+    failed: BTreeSet<UtcHour>,
+    progress: ProgressMode,
+    /// The initial lookback's load, while hours of it are pending.
+    history_load: Option<HistoryLoad>,
+}
+
+/// What one poll did, as it goes.
+struct PollTally {
+    started: UnixMillis,
+    events_before: u64,
+    hours_read: u32,
+    hours_failed: u32,
+    outcome: PollOutcome,
+}
+
+impl PollTally {
+    fn new(started: UnixMillis, client: &ApiClient) -> Self {
+        PollTally {
+            started,
+            events_before: client.events_read,
+            hours_read: 0,
+            hours_failed: 0,
+            outcome: PollOutcome::Complete,
+        }
+    }
+
+    fn failed(&mut self, e: &ReadError) {
+        // A pause for the budget is not a failed hour: it is read by a later poll.
+        if !matches!(e, ReadError::Budget { .. }) {
+            self.hours_failed += 1;
+        }
+        if self.outcome == PollOutcome::Complete {
+            self.outcome = match e {
+                ReadError::Budget { .. } => PollOutcome::Paused,
+                e => PollOutcome::Failed {
+                    reason: e.to_string().chars().take(REASON_CHARS).collect(),
+                },
+            };
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.outcome == PollOutcome::Complete
+    }
+}
+
+/// Each hour from the oldest the source reads (the lookback, or the initial lookback's start
+/// when older; never before the ledger's start nor what the API serves) to the current one.
+fn hour_grid(
+    ledger: &SweepLedger,
+    failed: &BTreeSet<UtcHour>,
+    plan: &window::PlanConfig,
+    now: UnixMillis,
+) -> HourGrid {
+    let current = UtcHour::containing(now);
+    let lookback_start = current.0 - plan.lookback_hours.max(0);
+    let mut first = ledger
+        .start
+        .map_or(lookback_start, |s| s.0.min(lookback_start));
+    if let Some(start) = ledger.start {
+        first = first.max(start.0);
+    }
+    let first = first.max(oldest_servable(now).0).min(current.0);
+    let states = (first..=current.0)
+        .map(UtcHour)
+        .map(|h| {
+            if failed.contains(&h) {
+                HourState::Failed
+            } else if ledger.is_pending(h)
+                || (h.0 >= lookback_start && ledger.last_read(h).is_none())
+            {
+                HourState::NotYetRead
+            } else {
+                // Read, or older than the lookback and no longer pending: read, then forgotten.
+                HourState::Read
+            }
+        })
+        .collect();
+    HourGrid {
+        first: UtcHour(first),
+        states,
+    }
 }
 
 impl Poller {
@@ -201,9 +309,27 @@ impl Poller {
             .min(remaining.saturating_sub(recent))
     }
 
-    /// Fills in the status after a poll that started at `started`.
-    fn finish_status(&mut self, started: UnixMillis, complete: bool) {
+    /// Fills in the status after a poll.
+    fn finish_status(&mut self, tally: PollTally) {
         let now = UnixMillis::now();
+        let (started, complete) = (tally.started, tally.complete());
+        self.status.polls.push(PollRecord {
+            started,
+            duration_seconds: (now.0 - started.0) as f64 / 1000.0,
+            hours_read: tally.hours_read,
+            hours_failed: tally.hours_failed,
+            events: self.client.events_read - tally.events_before,
+            outcome: tally.outcome,
+        });
+        let excess = self.status.polls.len().saturating_sub(POLLS_KEPT);
+        self.status.polls.drain(..excess);
+        self.status.budget_limit = self.config.max_requests_per_hour;
+        self.status.hours = Some(hour_grid(
+            &self.ledger,
+            &self.failed,
+            &self.config.plan,
+            now,
+        ));
         self.status.up = complete;
         if complete {
             self.status.last_success = Some(started);
@@ -263,7 +389,7 @@ impl Poller {
             .await
     }
 
-    /// Every hour of the last `since`, once (for `top --since`).
+    /// Every hour of the last `since`, once (for `top --since`), oldest first, showing progress.
     async fn read_history(&mut self, since: Duration, out: &DocumentSender) {
         let now = UnixMillis::now();
         let first = UtcHour::containing(now.saturating_sub_millis(since.as_millis() as i64))
@@ -271,20 +397,27 @@ impl Poller {
         let mut pending: Vec<UtcHour> = (first.0..=UtcHour::containing(now).0)
             .map(UtcHour)
             .collect();
-        for _round in 0..3 {
+        let mut progress = Progress::new(self.progress, pending.len() as u64);
+        let mut tally = PollTally::new(now, &self.client);
+        for round in 0..3 {
             let mut failed = Vec::new();
             for hour in pending {
                 loop {
                     match self.read(hour, out).await {
-                        Ok(_) => break,
+                        Ok(_) => {
+                            tally.hours_read += 1;
+                            break;
+                        }
                         Err(ReadError::Budget { until } | ReadError::Throttled { until }) => {
                             tracing::warn!(%hour, until = %until.to_api_string(), "Waiting for the request budget.");
+                            progress.waiting(until);
                             let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
                             tokio::time::sleep(Duration::from_millis(wait)).await;
                         }
                         Err(e @ (ReadError::Auth(_) | ReadError::NotAuthorized(_))) => {
                             tracing::error!(error = %e, "Reading the activity log failed.");
-                            self.finish_status(now, false);
+                            tally.failed(&e);
+                            self.finish_status(tally);
                             return;
                         }
                         Err(ReadError::BadRequest(reason))
@@ -295,10 +428,17 @@ impl Poller {
                         }
                         Err(e) => {
                             tracing::warn!(%hour, error = %e, "Reading an hour failed; it is tried again.");
+                            if round == 2 {
+                                tally.failed(&e);
+                            }
                             failed.push(hour);
                             break;
                         }
                     }
+                }
+                // An hour that failed counts as done at its last round only.
+                if failed.last() != Some(&hour) || round == 2 {
+                    progress.hour_done(self.client.events_read - tally.events_before);
                 }
             }
             pending = failed;
@@ -306,10 +446,12 @@ impl Poller {
                 break;
             }
         }
+        progress.finish();
         for hour in &pending {
+            self.failed.insert(*hour);
             tracing::error!(%hour, "This hour could not be read; the ranking misses its events.");
         }
-        self.finish_status(now, pending.is_empty());
+        self.finish_status(tally);
     }
 
     /// Tells the aggregation who the exporter is (from its access token) before any page that
@@ -349,7 +491,7 @@ impl Poller {
         self.learn_own_identities(out).await;
         let sweeps = self.sweep_allowance(started);
         let hours = plan(&self.config.plan, &self.ledger, started, sweeps);
-        let mut complete = true;
+        let mut tally = PollTally::new(started, &self.client);
         for hour in hours {
             let read_started = UnixMillis::now();
             let result = self.read(hour, out).await;
@@ -357,15 +499,18 @@ impl Poller {
                 Ok(pages) => {
                     tracing::debug!(%hour, pages, "Hour read to its end.");
                     self.ledger.record(hour, read_started);
+                    self.failed.remove(&hour);
+                    tally.hours_read += 1;
                 }
                 Err(ReadError::BadRequest(reason))
                     if at_retention_edge(hour, UnixMillis::now()) =>
                 {
                     tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days): it is expired, not read again.");
                     self.ledger.expire_before(hour.next());
+                    self.failed = self.failed.split_off(&hour.next());
                 }
                 Err(e) => {
-                    complete = false;
+                    tally.failed(&e);
                     let stop = matches!(
                         e,
                         ReadError::Budget { .. }
@@ -376,6 +521,7 @@ impl Poller {
                     if matches!(e, ReadError::Budget { .. }) {
                         tracing::info!(%hour, error = %e, "Poll paused by the request budget.");
                     } else {
+                        self.failed.insert(hour);
                         tracing::warn!(%hour, error = %e, "Reading an hour of activity events failed; it is read again next poll.");
                     }
                     if stop {
@@ -384,21 +530,49 @@ impl Poller {
                 }
             }
         }
-        self.log_history_progress(history_before);
-        self.finish_status(started, complete);
+        let paused = tally.outcome == PollOutcome::Paused;
+        self.log_history_progress(history_before, paused);
+        let oldest = oldest_servable(UnixMillis::now());
+        self.failed = self.failed.split_off(&oldest);
+        self.finish_status(tally);
     }
 
-    /// Logs how much of the initial lookback is left, when a poll read some of it.
-    fn log_history_progress(&self, before: usize) {
+    /// Logs the initial lookback's progress (hours done and total, events on the pages, polls
+    /// paused by the budget, ETA), when a poll read some of it.
+    fn log_history_progress(&mut self, before: usize, paused: bool) {
         let remaining = self.ledger.history_remaining();
+        let Some(load) = self.history_load.as_mut() else {
+            return;
+        };
+        load.budget_waits += u64::from(paused);
         if remaining == before {
             return;
         }
+        let counts = progress::Counts {
+            hours_done: (load.total - remaining) as u64,
+            hours_total: load.total as u64,
+            events: self.client.events_read - load.events_before,
+            budget_waits: load.budget_waits,
+        };
+        let eta = counts.eta(load.started.elapsed()).map(|d| d.as_secs());
         if remaining == 0 {
-            tracing::info!("Initial lookback loaded.");
+            tracing::info!(
+                hours_done = counts.hours_done,
+                hours_total = counts.hours_total,
+                events = counts.events,
+                budget_waits = counts.budget_waits,
+                elapsed_seconds = load.started.elapsed().as_secs(),
+                "Initial lookback loaded."
+            );
+            self.history_load = None;
         } else {
             tracing::info!(
+                hours_done = counts.hours_done,
+                hours_total = counts.hours_total,
                 hours_remaining = remaining,
+                events = counts.events,
+                budget_waits = counts.budget_waits,
+                eta_seconds = eta,
                 "Loading the initial lookback (oldest hours first)."
             );
         }
@@ -421,5 +595,57 @@ mod tests {
         let message = e.to_string();
         assert!(message.contains("HTTP client"), "{message}");
         assert!(message.contains("tls versions"), "{message}");
+    }
+}
+
+/// Where the initial lookback's load stands, for its progress lines.
+struct HistoryLoad {
+    started: std::time::Instant,
+    total: usize,
+    events_before: u64,
+    budget_waits: u64,
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::*;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    #[test]
+    fn the_grid_runs_from_the_initial_lookback_to_now_with_each_hours_state() {
+        let plan = window::PlanConfig {
+            recent_hours: 2,
+            lookback_hours: 3,
+        };
+        let now = UnixMillis(100 * HOUR_MS + 30 * 60_000);
+        // Initial lookback from hour 94: 94..=98 pending, 99 and 100 recent.
+        let mut ledger = SweepLedger::loading_history(UtcHour(94), &plan, now);
+        for h in [94, 95, 100] {
+            ledger.record(UtcHour(h), now);
+        }
+        let failed: BTreeSet<UtcHour> = [UtcHour(96)].into();
+        let grid = hour_grid(&ledger, &failed, &plan, now);
+        assert_eq!(grid.first, UtcHour(94));
+        use HourState::*;
+        assert_eq!(
+            grid.states,
+            // 94 95 read; 96 failed; 97 98 pending; 99 (in the lookback) never read; 100 read.
+            vec![Read, Read, Failed, NotYetRead, NotYetRead, NotYetRead, Read]
+        );
+        // Once the history is read and forgotten, hours older than the lookback stay read.
+        for h in [96, 97, 98, 99] {
+            ledger.record(UtcHour(h), now);
+        }
+        ledger.forget_before(UtcHour(97));
+        let grid = hour_grid(&ledger, &BTreeSet::new(), &plan, now);
+        assert_eq!(grid.states, vec![Read; 7]);
+        // A first start without history: nothing before its start.
+        let ledger = SweepLedger::starting_at(UtcHour(99));
+        let grid = hour_grid(&ledger, &BTreeSet::new(), &plan, now);
+        assert_eq!(
+            (grid.first, grid.states),
+            (UtcHour(99), vec![NotYetRead; 2])
+        );
     }
 }

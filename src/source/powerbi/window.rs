@@ -156,6 +156,11 @@ impl SweepLedger {
         self.forget_before(oldest);
     }
 
+    /// Whether `hour` belongs to the initial lookback and was not read yet.
+    pub fn is_pending(&self, hour: UtcHour) -> bool {
+        self.pending_history.contains(&hour)
+    }
+
     /// Hours with a recorded read.
     pub fn len(&self) -> usize {
         self.last_read.len()
