@@ -379,7 +379,11 @@ fn requests_go_through_https_proxy_unless_no_proxy_names_the_host() {
     let mut log = Vec::new();
     run_until_logging(&args, &env, &mut log, counted_everything)
         .unwrap_or_else(|m| panic!("through the proxy: {:?}", self_metrics(m)));
-    assert!(log.len() > 5, "{log:?}");
+    // The scan means something only if debug lines were written (how many depends on timing).
+    assert!(
+        log.iter().any(|l| l.contains("level=debug")),
+        "no debug line: {log:?}"
+    );
     assert!(log.iter().all(|l| !l.contains(password)), "{log:?}");
     set(&mut env, "HTTPS_PROXY", &proxy.url());
     let lines = proxy.lines();
