@@ -24,7 +24,7 @@
     // Where each alert's runbook entry is: %s is the entry's anchor (the alert name in lower
     // case, as GitHub and most Markdown renderers make heading anchors). Point it at the copy
     // of deploy/prometheus/README.md your responders can open.
-    runbookURLPattern: 'deploy/prometheus/README.md#%s',
+    runbookURLPattern: 'https://github.com/powerbi-exporter/powerbi-exporter/blob/main/deploy/prometheus/README.md#%s',
 
     // Dashboards: tags (the links between the dashboards follow dashboardLinkTag), time zone,
     // refresh and default range.

@@ -168,7 +168,12 @@ fn every_alert_has_a_runbook_url_pointing_at_its_runbook_entry() {
             let (page, anchor) = url
                 .split_once('#')
                 .unwrap_or_else(|| panic!("{alert}: {url} has no anchor"));
-            assert_eq!(page, "deploy/prometheus/README.md", "{alert}");
+            // The runbook as the repository named in Cargo.toml serves it.
+            assert_eq!(
+                page,
+                format!("{}/blob/main/deploy/prometheus/README.md", repository()),
+                "{alert}"
+            );
             assert!(
                 anchors.contains(&(alert.to_string(), anchor.to_string())),
                 "{alert}: {url} is not the anchor of its entry `### {alert}`"
@@ -177,4 +182,16 @@ fn every_alert_has_a_runbook_url_pointing_at_its_runbook_entry() {
         }
     }
     assert_eq!(seen, alerts().len());
+}
+
+/// `repository` of Cargo.toml's `[package]`: where the runbook links point.
+fn repository() -> String {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("repository = "))
+        .expect("Cargo.toml names the repository")
+        .trim_matches('"')
+        .to_string()
 }
