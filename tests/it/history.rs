@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use powerbi_exporter::decode::time::days_from_civil;
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
@@ -169,27 +170,6 @@ fn a_28_day_lookback_never_asks_for_an_hour_the_api_no_longer_serves() {
     assert_eq!(s.get(r#"powerbi_api_requests_total{code="400"}"#), None);
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` (UTC, no zone, as the API writes it) of Unix milliseconds.
-fn iso(ms: i64) -> String {
-    // Days to civil date: Howard Hinnant's algorithm.
-    let (days, secs) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 1000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 /// One raw event of an archive, with what the test needs to know about it.
 struct Raw {
     json: String,
@@ -213,7 +193,7 @@ fn archive(n: usize, first_ms: i64, days: i64, seed: u64) -> Vec<Raw> {
             let failed = if rng.below(10) == 0 { r#","IsSuccess":false"# } else { "" };
             let json = format!(
                 r#"{{"Id":"{seed:08x}-0000-4000-8000-{i:012x}","CreationTime":"{}","Activity":"{activity}","WorkspaceId":"w{ws}","WorkSpaceName":"Workspace {ws}","UserId":"u{}@contoso.com"{report}{failed}}}"#,
-                iso(time_ms),
+                UnixMillis(time_ms).to_api_string(),
                 rng.below(30),
             );
             Raw { json, time_ms }
@@ -497,18 +477,12 @@ fn a_restart_while_the_initial_lookback_loads_resumes_it_and_counts_each_event_o
     );
 }
 
-/// Unix milliseconds of `YYYY-MM-DDTHH:MM:SS` (UTC): Howard Hinnant's days-from-civil.
+/// Unix milliseconds of `YYYY-MM-DDTHH:MM:SS` (UTC).
 fn unix_ms(iso: &str) -> Option<i64> {
     let n = |r: std::ops::Range<usize>| iso.get(r)?.parse::<i64>().ok();
     let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
     let (h, mi, s) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(d).ok()?);
     Some(((days * 24 + h) * 60 + mi) * 60_000 + s * 1000)
 }
 
