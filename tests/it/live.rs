@@ -102,8 +102,6 @@ pub fn live_args(api: &SimulatedApi, max_per_hour: &str) -> Vec<String> {
     args
 }
 
-const SECRET: (&str, &str) = ("AZURE_CLIENT_SECRET", "simulated-secret");
-
 #[test]
 fn every_event_is_counted_once_across_late_arrivals_and_faults() {
     let rt = runtime();

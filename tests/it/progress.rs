@@ -6,31 +6,20 @@ use std::process::Command;
 
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
-use powerbi_exporter::simulator::timeline::{Lag, Timeline};
-use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+use powerbi_exporter::simulator::timeline::Timeline;
+use powerbi_exporter::simulator::TenantSpec;
 
 use crate::support::*;
 
 const HOUR: i64 = 3_600_000;
-const SECRET: (&str, &str) = ("AZURE_CLIENT_SECRET", "simulated-secret");
 
 fn history(n: usize, hours: i64) -> Timeline {
-    let now = UnixMillis::now();
-    let tenant = Tenant::new(TenantSpec {
+    let spec = TenantSpec {
         seed: 9,
         workspaces: 3,
         users: 10,
-    });
-    let mut timeline = Timeline::new(tenant.clone(), 9, 0.0, Lag::default(), now);
-    let mut rng = Rng::new(99);
-    for _ in 0..n {
-        let time =
-            UnixMillis(now.0 - hours * HOUR + rng.below((hours * HOUR) as u64 - 60_000) as i64);
-        let mut json = Vec::new();
-        tenant.write_event(&mut rng, time, &mut json);
-        timeline.push(time, now, json);
-    }
-    timeline
+    };
+    visible_history(spec, 99, n, hours)
 }
 
 fn top_args(api: &SimulatedApi) -> Vec<String> {

@@ -9,32 +9,19 @@ use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
-use powerbi_exporter::simulator::timeline::{Lag, Timeline};
-use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+use powerbi_exporter::simulator::timeline::Timeline;
+use powerbi_exporter::simulator::TenantSpec;
 
 use crate::support::*;
 
-const HOUR: i64 = 3_600_000;
-const SECRET: (&str, &str) = ("AZURE_CLIENT_SECRET", "simulated-secret");
-
 /// `n` events over the `hours` before now, all visible already.
 fn history(n: usize, hours: i64) -> Timeline {
-    let now = UnixMillis::now();
-    let tenant = Tenant::new(TenantSpec {
+    let spec = TenantSpec {
         seed: 7,
         workspaces: 4,
         users: 30,
-    });
-    let mut timeline = Timeline::new(tenant.clone(), 7, 0.0, Lag::default(), now);
-    let mut rng = Rng::new(77);
-    for _ in 0..n {
-        let time =
-            UnixMillis(now.0 - hours * HOUR + rng.below((hours * HOUR) as u64 - 60_000) as i64);
-        let mut json = Vec::new();
-        tenant.write_event(&mut rng, time, &mut json);
-        timeline.push(time, now, json);
-    }
-    timeline
+    };
+    visible_history(spec, 77, n, hours)
 }
 
 /// The DOM after Chromium loaded `url`.

@@ -5,6 +5,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::simulator::timeline::{Lag, Timeline};
+use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_powerbi-exporter");
 
 pub fn fixtures() -> PathBuf {
@@ -212,6 +216,26 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The client secret the simulated tenant accepts, as the environment variable that carries it.
+pub const SECRET: (&str, &str) = ("AZURE_CLIENT_SECRET", "simulated-secret");
+
+/// `n` events of the tenant `spec` at random times over the `hours` before now, all visible already.
+pub fn visible_history(spec: TenantSpec, rng_seed: u64, n: usize, hours: i64) -> Timeline {
+    const HOUR: i64 = 3_600_000;
+    let now = UnixMillis::now();
+    let tenant = Tenant::new(spec);
+    let mut timeline = Timeline::new(tenant.clone(), spec.seed, 0.0, Lag::default(), now);
+    let mut rng = Rng::new(rng_seed);
+    for _ in 0..n {
+        let time =
+            UnixMillis(now.0 - hours * HOUR + rng.below((hours * HOUR) as u64 - 60_000) as i64);
+        let mut json = Vec::new();
+        tenant.write_event(&mut rng, time, &mut json);
+        timeline.push(time, now, json);
+    }
+    timeline
 }
 
 /// The flags that point the exporter at a simulated tenant served at `base_url` (its token
