@@ -8,12 +8,12 @@
 //! `x5c` chain) is computed by openssl, not by the exporter's code.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi, TrustedCertificate};
 
 use crate::live::{certificate, counts_with_credential, late_log, live_args, openssl};
-use crate::support::{assert_exit_2_naming, run_with_env, runtime, Exporter};
+use crate::support::{assert_exit_2_naming, run_with_env, runtime, sample_value, Exporter};
 
 const PASSWORD: &str = "pässword with spaces";
 
@@ -29,17 +29,11 @@ fn tenant_trusting(rt: &tokio::runtime::Runtime, config: ApiConfig) -> Simulated
 
 /// Waits until the exporter counts an `invalid_client` refusal.
 fn refused(e: &Exporter, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while e
-        .scrape()
-        .get(r#"powerbi_auth_errors_total{reason="invalid_client"}"#)
-        .copied()
-        .unwrap_or(0.0)
-        < 1.0
-    {
-        assert!(Instant::now() < deadline, "{what} was not refused");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    e.scrape_until(
+        Duration::from_secs(20),
+        |s| sample_value(s, r#"powerbi_auth_errors_total{reason="invalid_client"}"#) >= 1.0,
+        |_| format!("{what} was not refused"),
+    );
 }
 
 /// The args of a live run against `api`, as `&str`s.
@@ -368,18 +362,16 @@ fn msi_endpoint_identities_are_tried_by_themselves() {
         &args,
         &[("MSI_ENDPOINT", &endpoint), ("MSI_SECRET", "stale")],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while crate::support::family(&e.scrape(), "powerbi_auth_errors_total")
-        .values()
-        .sum::<f64>()
-        < 1.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "a wrong MSI_SECRET was not refused"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    e.scrape_until(
+        Duration::from_secs(20),
+        |s| {
+            crate::support::family(s, "powerbi_auth_errors_total")
+                .values()
+                .sum::<f64>()
+                >= 1.0
+        },
+        |_| "a wrong MSI_SECRET was not refused".into(),
+    );
 }
 
 /// `POWERBI_EXPORTER_AZURE_CLOUD` sets `--azure.cloud`: API, audience and authority together.
@@ -500,20 +492,11 @@ fn azure_arc_answers_its_key_file_challenge_and_nothing_else_is_read() {
             ("IMDS_ENDPOINT", "http://127.0.0.1:9/unused"),
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while e
-        .scrape()
-        .get(r#"powerbi_auth_errors_total{reason="rejected"}"#)
-        .copied()
-        .unwrap_or(0.0)
-        < 1.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the foreign realm was not refused"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    e.scrape_until(
+        Duration::from_secs(20),
+        |s| sample_value(s, r#"powerbi_auth_errors_total{reason="rejected"}"#) >= 1.0,
+        |_| "the foreign realm was not refused".into(),
+    );
     assert!(
         api.requests()
             .iter()

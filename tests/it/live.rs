@@ -241,18 +241,11 @@ fn a_foreign_continuation_is_refused_and_never_gets_the_token() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[SECRET],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = e.scrape();
-    while s
-        .get("powerbi_api_foreign_continuations_total")
-        .copied()
-        .unwrap_or(0.0)
-        < 1.0
-    {
-        assert!(Instant::now() < deadline, "no refused continuation seen");
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = e.scrape_until(
+        Duration::from_secs(20),
+        |s| sample_value(s, "powerbi_api_foreign_continuations_total") >= 1.0,
+        |_| "no refused continuation seen".into(),
+    );
     assert_eq!(s["powerbi_up"], 0.0);
     assert!(
         foreign.requests().is_empty(),
@@ -288,22 +281,22 @@ fn relative_and_broken_continuation_uris_still_read_every_page() {
             &args.iter().map(String::as_str).collect::<Vec<_>>(),
             &[SECRET],
         );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut s = e.scrape();
-        while family(&s, "powerbi_activity_events_total") != expected
-            || s.get("powerbi_up") != Some(&1.0)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "{style:?}: {} of {n} events counted, up {:?}",
-                family(&s, "powerbi_activity_events_total")
-                    .values()
-                    .sum::<f64>(),
-                s.get("powerbi_up")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-            s = e.scrape();
-        }
+        let s = e.scrape_until(
+            Duration::from_secs(20),
+            |s| {
+                family(s, "powerbi_activity_events_total") == expected
+                    && s.get("powerbi_up") == Some(&1.0)
+            },
+            |s| {
+                format!(
+                    "{style:?}: {} of {n} events counted, up {:?}",
+                    family(s, "powerbi_activity_events_total")
+                        .values()
+                        .sum::<f64>(),
+                    s.get("powerbi_up")
+                )
+            },
+        );
         assert_eq!(s["powerbi_api_bad_continuations_total"], 0.0, "{style:?}");
     }
 }
@@ -317,23 +310,17 @@ fn an_unusable_continuation_leaves_the_hour_incomplete_and_says_which() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[SECRET],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = e.scrape();
     // Two polls' worth: the hour is read again, not recorded as read to its end.
-    while s
-        .get("powerbi_api_bad_continuations_total")
-        .copied()
-        .unwrap_or(0.0)
-        < 2.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no unusable continuation counted twice: {:?}",
-            s.get("powerbi_api_bad_continuations_total")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = e.scrape_until(
+        Duration::from_secs(20),
+        |s| sample_value(s, "powerbi_api_bad_continuations_total") >= 2.0,
+        |s| {
+            format!(
+                "no unusable continuation counted twice: {:?}",
+                s.get("powerbi_api_bad_continuations_total")
+            )
+        },
+    );
     assert_eq!(s["powerbi_up"], 0.0);
     e.terminate();
     let log: Vec<String> = e.log.try_iter().collect();
@@ -378,22 +365,16 @@ fn an_absurd_retry_after_is_clamped_to_an_hour_counted_and_not_persisted() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[SECRET],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = e.scrape();
-    while s
-        .get("powerbi_api_retry_after_clamped_total")
-        .copied()
-        .unwrap_or(0.0)
-        < 1.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no clamped Retry-After counted: {s:?} {:?}",
-            e.log.try_iter().collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = e.scrape_until(
+        Duration::from_secs(20),
+        |s| sample_value(s, "powerbi_api_retry_after_clamped_total") >= 1.0,
+        |s| {
+            format!(
+                "no clamped Retry-After counted: {s:?} {:?}",
+                e.log.try_iter().collect::<Vec<_>>()
+            )
+        },
+    );
     assert_eq!(s["powerbi_up"], 0.0);
     assert_eq!(s["powerbi_api_throttled_total"], 1.0);
     let stopped_at = UnixMillis::now().0;
@@ -437,19 +418,18 @@ fn a_429_without_retry_after_waits_as_long_as_its_body_says() {
             &[SECRET],
         );
         // Without reading the body the client waits 60 s: far past this deadline.
-        let deadline = Instant::now() + Duration::from_secs(25);
-        let mut s = e.scrape();
-        while family(&s, "powerbi_activity_events_total") != expected {
-            assert!(
-                Instant::now() < deadline,
-                "{shape:?}: {} of {n} events counted",
-                family(&s, "powerbi_activity_events_total")
-                    .values()
-                    .sum::<f64>()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-            s = e.scrape();
-        }
+        e.scrape_until(
+            Duration::from_secs(25),
+            |s| family(s, "powerbi_activity_events_total") == expected,
+            |s| {
+                format!(
+                    "{shape:?}: {} of {n} events counted",
+                    family(s, "powerbi_activity_events_total")
+                        .values()
+                        .sum::<f64>()
+                )
+            },
+        );
         let events: Vec<_> = api
             .requests()
             .into_iter()
@@ -480,13 +460,11 @@ fn an_absurd_token_lifetime_is_capped_at_a_day_without_overflow() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[SECRET],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = e.scrape();
-    while family(&s, "powerbi_activity_events_total") != expected {
-        assert!(Instant::now() < deadline, "{n} events not counted: {s:?}");
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = e.scrape_until(
+        Duration::from_secs(20),
+        |s| family(s, "powerbi_activity_events_total") == expected,
+        |s| format!("{n} events not counted: {s:?}"),
+    );
     let expiry = s[r#"powerbi_credential_expiry_timestamp_seconds{kind="token"}"#];
     let now = UnixMillis::now().0 as f64 / 1000.0;
     assert!(
@@ -523,21 +501,21 @@ fn events_shaped_like_microsofts_examples_are_counted_exactly() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[SECRET],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = e.scrape();
-    while family(&s, "powerbi_activity_events_total") != expected
-        || s.get("powerbi_up") != Some(&1.0)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} events counted",
-            family(&s, "powerbi_activity_events_total")
-                .values()
-                .sum::<f64>()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = e.scrape_until(
+        Duration::from_secs(20),
+        |s| {
+            family(s, "powerbi_activity_events_total") == expected
+                && s.get("powerbi_up") == Some(&1.0)
+        },
+        |s| {
+            format!(
+                "{} of {n} events counted",
+                family(s, "powerbi_activity_events_total")
+                    .values()
+                    .sum::<f64>()
+            )
+        },
+    );
     assert_eq!(
         family(&s, "powerbi_activity_events_failed_total"),
         expected_failed
@@ -561,18 +539,11 @@ fn a_wrong_secret_is_reported_with_its_likely_cause() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[("AZURE_CLIENT_SECRET", "wrong")],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = e.scrape();
-    while s
-        .get(r#"powerbi_auth_errors_total{reason="invalid_client"}"#)
-        .copied()
-        .unwrap_or(0.0)
-        < 1.0
-    {
-        assert!(Instant::now() < deadline, "no auth error counted");
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = e.scrape_until(
+        Duration::from_secs(20),
+        |s| sample_value(s, r#"powerbi_auth_errors_total{reason="invalid_client"}"#) >= 1.0,
+        |_| "no auth error counted".into(),
+    );
     assert_eq!(s["powerbi_up"], 0.0);
     assert!(
         api.requests()
@@ -694,25 +665,24 @@ pub fn counts_with_credential(
     let mut args = live_args(api, "200");
     args.extend(extra.iter().map(|s| s.to_string()));
     let e = Exporter::start_with_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = e.scrape();
-        if family(&s, "powerbi_activity_events_total")
-            .values()
-            .sum::<f64>()
-            == 6.0
-            && s.get("powerbi_up") == Some(&1.0)
-        {
-            assert!(s.contains_key(r#"powerbi_credential_expiry_timestamp_seconds{kind="token"}"#));
-            return e;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no events counted with {extra:?}: {:?}",
-            family(&s, "powerbi_auth_errors_total")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let s = e.scrape_until(
+        Duration::from_secs(20),
+        |s| {
+            family(s, "powerbi_activity_events_total")
+                .values()
+                .sum::<f64>()
+                == 6.0
+                && s.get("powerbi_up") == Some(&1.0)
+        },
+        |s| {
+            format!(
+                "no events counted with {extra:?}: {:?}",
+                family(s, "powerbi_auth_errors_total")
+            )
+        },
+    );
+    assert!(s.contains_key(r#"powerbi_credential_expiry_timestamp_seconds{kind="token"}"#));
+    e
 }
 
 pub fn openssl(args: &[&str]) -> String {
@@ -856,20 +826,11 @@ fn a_client_certificate_signs_its_assertion_and_its_expiry_is_exported() {
             .collect::<Vec<_>>(),
         &[("AZURE_CLIENT_CERTIFICATE_PATH", other.to_str().unwrap())],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while e
-        .scrape()
-        .get(r#"powerbi_auth_errors_total{reason="invalid_client"}"#)
-        .copied()
-        .unwrap_or(0.0)
-        < 1.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "an unknown certificate was not refused"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    e.scrape_until(
+        Duration::from_secs(20),
+        |s| sample_value(s, r#"powerbi_auth_errors_total{reason="invalid_client"}"#) >= 1.0,
+        |_| "an unknown certificate was not refused".into(),
+    );
 }
 
 #[test]
@@ -961,16 +922,15 @@ fn the_exporters_own_reads_of_the_log_are_filtered_unless_asked_for() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[SECRET],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !e.scrape().contains_key(
-        r#"powerbi_activity_events_total{workspace_id="",activity="ExportActivityEvents"}"#,
-    ) {
-        assert!(
-            Instant::now() < deadline,
-            "own export not counted with --powerbi.count-own-exports"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    e.scrape_until(
+        Duration::from_secs(20),
+        |s| {
+            s.contains_key(
+                r#"powerbi_activity_events_total{workspace_id="",activity="ExportActivityEvents"}"#,
+            )
+        },
+        |_| "own export not counted with --powerbi.count-own-exports".into(),
+    );
 }
 
 #[test]
@@ -1092,11 +1052,11 @@ fn the_secret_and_tokens_never_appear_in_logs_metrics_or_pages() {
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[("AZURE_CLIENT_SECRET", secret)],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while e.scrape().get("powerbi_up") != Some(&1.0) {
-        assert!(Instant::now() < deadline, "no successful poll");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    e.scrape_until(
+        Duration::from_secs(20),
+        |s| s.get("powerbi_up") == Some(&1.0),
+        |_| "no successful poll".into(),
+    );
     let client = http();
     let served: String = ["/metrics", "/", "/-/healthy", "/-/ready", "/nope"]
         .iter()

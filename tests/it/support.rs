@@ -68,6 +68,11 @@ pub fn samples(exposition: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// The value of the sample `name` in a scrape, 0 when it has none.
+pub fn sample_value(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
+    samples.get(name).copied().unwrap_or(0.0)
+}
+
 /// Samples of one family (by metric name), keyed by their label text.
 pub fn family(samples: &BTreeMap<String, f64>, name: &str) -> BTreeMap<String, f64> {
     samples
@@ -184,6 +189,24 @@ impl Exporter {
                 .text()
                 .unwrap(),
         )
+    }
+
+    /// Scrapes every 100 ms until `done` holds, failing with `why` of the last scrape after
+    /// `limit`; returns the scrape that satisfied `done`.
+    pub fn scrape_until(
+        &self,
+        limit: Duration,
+        done: impl Fn(&BTreeMap<String, f64>) -> bool,
+        why: impl Fn(&BTreeMap<String, f64>) -> String,
+    ) -> BTreeMap<String, f64> {
+        let deadline = Instant::now() + limit;
+        let mut s = self.scrape();
+        while !done(&s) {
+            assert!(Instant::now() < deadline, "{}", why(&s));
+            std::thread::sleep(Duration::from_millis(100));
+            s = self.scrape();
+        }
+        s
     }
 
     /// Status code of a GET of `path`.
