@@ -81,10 +81,7 @@ fn an_initial_lookback_longer_than_the_lookback_loads_every_hour_once() {
             "200",
         ],
     );
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut s = e.scrape();
     while family(&s, "powerbi_activity_events_total") != expected
@@ -132,10 +129,7 @@ fn a_28_day_lookback_never_asks_for_an_hour_the_api_no_longer_serves() {
             "3000",
         ],
     );
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     // Polls that read the oldest hours first (never-read hours go oldest first).
     let deadline = Instant::now() + Duration::from_secs(30);
     while api
@@ -559,10 +553,7 @@ fn an_hour_refused_at_the_28_day_edge_is_expired_not_asked_for_again() {
         .iter()
         .map(|s| s.to_string()),
     );
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     // About 12 hours are refused; the polls read ~25 hours each, oldest first.
     let deadline = Instant::now() + Duration::from_secs(30);
     while log

@@ -121,10 +121,7 @@ fn every_event_is_counted_once_across_late_arrivals_and_faults() {
         .block_on(SimulatedApi::start(config, late_log(300, 5_000), 0))
         .unwrap();
     let args = live_args(&api, "200");
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     let (expected, expected_failed, n) = ground_truth(&api);
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -237,10 +234,7 @@ fn a_foreign_continuation_is_refused_and_never_gets_the_token() {
         .block_on(SimulatedApi::start(config, late_log(30, 1), 0))
         .unwrap();
     let args = live_args(&api, "200");
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     let s = e.scrape_until(
         Duration::from_secs(20),
         |s| sample_value(s, "powerbi_api_foreign_continuations_total") >= 1.0,
@@ -277,10 +271,7 @@ fn relative_and_broken_continuation_uris_still_read_every_page() {
         let api = tenant_continuing(&rt, style);
         let (expected, _, n) = ground_truth(&api);
         let args = live_args(&api, "200");
-        let e = Exporter::start_with_env(
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[SECRET],
-        );
+        let e = Exporter::start_with_secret(&args);
         let s = e.scrape_until(
             Duration::from_secs(20),
             |s| {
@@ -306,10 +297,7 @@ fn an_unusable_continuation_leaves_the_hour_incomplete_and_says_which() {
     let rt = runtime();
     let api = tenant_continuing(&rt, ContinuationStyle::Unusable);
     let args = live_args(&api, "200");
-    let mut e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let mut e = Exporter::start_with_secret(&args);
     // Two polls' worth: the hour is read again, not recorded as read to its end.
     let s = e.scrape_until(
         Duration::from_secs(20),
@@ -361,10 +349,7 @@ fn an_absurd_retry_after_is_clamped_to_an_hour_counted_and_not_persisted() {
     let state = tempfile::tempdir().unwrap();
     let mut args = live_args(&api, "200");
     args.extend(["--state.dir".into(), state.path().to_str().unwrap().into()]);
-    let mut e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let mut e = Exporter::start_with_secret(&args);
     let s = e.scrape_until(
         Duration::from_secs(20),
         |s| sample_value(s, "powerbi_api_retry_after_clamped_total") >= 1.0,
@@ -413,10 +398,7 @@ fn a_429_without_retry_after_waits_as_long_as_its_body_says() {
             .unwrap();
         let (expected, _, n) = ground_truth(&api);
         let args = live_args(&api, "200");
-        let e = Exporter::start_with_env(
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[SECRET],
-        );
+        let e = Exporter::start_with_secret(&args);
         // Without reading the body the client waits 60 s: far past this deadline.
         e.scrape_until(
             Duration::from_secs(25),
@@ -456,10 +438,7 @@ fn an_absurd_token_lifetime_is_capped_at_a_day_without_overflow() {
         .unwrap();
     let (expected, _, n) = ground_truth(&api);
     let args = live_args(&api, "200");
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     let s = e.scrape_until(
         Duration::from_secs(20),
         |s| family(s, "powerbi_activity_events_total") == expected,
@@ -497,10 +476,7 @@ fn events_shaped_like_microsofts_examples_are_counted_exactly() {
     assert!(shaped(&|v| v.get("UserId").is_none()) > 0);
     assert!(shaped(&|v| v["UserType"].is_string()) > 0);
     let args = live_args(&api, "200");
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     let s = e.scrape_until(
         Duration::from_secs(20),
         |s| {
@@ -918,10 +894,7 @@ fn the_exporters_own_reads_of_the_log_are_filtered_unless_asked_for() {
     // With --powerbi.count-own-exports the same event is usage like any other.
     let mut args = live_args(&api, "200");
     args.push("--powerbi.count-own-exports".into());
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     e.scrape_until(
         Duration::from_secs(20),
         |s| {

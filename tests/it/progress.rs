@@ -161,10 +161,7 @@ fn the_exporters_initial_lookback_logs_hours_done_of_total_events_and_an_eta() {
         ]
         .map(String::from),
     );
-    let mut e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let mut e = Exporter::start_with_secret(&args);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut lines = Vec::new();
     while !lines

@@ -99,10 +99,7 @@ fn run(label: &str) -> Run {
         ]
         .map(String::from),
     );
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     let deadline = Instant::now() + Duration::from_secs(30);
     while e.scrape().get("powerbi_initial_lookback_hours_remaining") != Some(&0.0) {
         assert!(
@@ -368,10 +365,7 @@ fn hours_whose_reads_fail_show_as_failed_with_the_polls_reason() {
         ]
         .map(String::from),
     );
-    let e = Exporter::start_with_env(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &[SECRET],
-    );
+    let e = Exporter::start_with_secret(&args);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !http()
         .get(e.url("/"))

@@ -158,6 +158,14 @@ impl Exporter {
         exporter
     }
 
+    /// Starts the exporter on `args` with the simulated tenant's client secret ([`SECRET`]).
+    pub fn start_with_secret(args: &[String]) -> Exporter {
+        Self::start_with_env(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[SECRET],
+        )
+    }
+
     /// Waits until `/-/ready` answers 200 (at most 10 s).
     pub fn wait_ready(&self) {
         self.wait_ready_within(Duration::from_secs(10))
