@@ -2,6 +2,7 @@
 //! toolkit has them, `healthcheck` following `--config.file`, and the OTLP resource's
 //! `service.instance.id`. (Logfmt as Go writes it is tested in `src/telemetry.rs`.)
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::otlp::wait_until;
@@ -16,30 +17,9 @@ fn kernel_hostname() -> String {
         .to_string()
 }
 
-/// Pushed series get an `instance` from `service.instance.id` (the Collector's prometheus
-/// exporter and Prometheus' OTLP receiver both map it so): `host:port` like a scrape's instance.
-#[test]
-fn the_otlp_resource_carries_service_instance_id_as_host_and_port() {
-    let receiver = Receiver::start(Transport::Http);
-    let endpoint = format!("{}/v1/metrics", receiver.endpoint());
-    let env = [
-        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint.as_str()),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
-        ("HOSTNAME", "pod-abc-123"),
-    ];
-    let e = Exporter::start_with_env(&["--demo", "--demo.backfill", "1h"], &env);
-    wait_until(Duration::from_secs(20), "a push", || {
-        !receiver.metrics_requests().is_empty()
-    });
-    let port = e.addr.rsplit_once(':').unwrap().1;
-    let resource = resource_attributes_of_metrics(&receiver.metrics_requests()[0]);
-    assert_eq!(
-        resource["service.instance.id"],
-        format!("pod-abc-123:{port}")
-    );
-    drop(e);
-
-    // Without HOSTNAME, the kernel's host name; OTEL_RESOURCE_ATTRIBUTES still wins over both.
+/// The resource attributes of the first push of a demo exporter started with `extra` in its
+/// environment (beside an OTLP endpoint and a 200 ms interval), and the port it listened on.
+fn first_pushed_resource(extra: (&str, &str)) -> (BTreeMap<String, String>, String) {
     let receiver = Receiver::start(Transport::Http);
     let endpoint = format!("{}/v1/metrics", receiver.endpoint());
     let e = Exporter::start_with_env(
@@ -47,34 +27,36 @@ fn the_otlp_resource_carries_service_instance_id_as_host_and_port() {
         &[
             ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint.as_str()),
             ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
-            ("HOSTNAME", ""),
+            extra,
         ],
     );
     wait_until(Duration::from_secs(20), "a push", || {
         !receiver.metrics_requests().is_empty()
     });
-    let port = e.addr.rsplit_once(':').unwrap().1;
+    let port = e.addr.rsplit_once(':').unwrap().1.to_string();
     let resource = resource_attributes_of_metrics(&receiver.metrics_requests()[0]);
+    (resource, port)
+}
+
+/// Pushed series get an `instance` from `service.instance.id` (the Collector's prometheus
+/// exporter and Prometheus' OTLP receiver both map it so): `host:port` like a scrape's instance.
+#[test]
+fn the_otlp_resource_carries_service_instance_id_as_host_and_port() {
+    let (resource, port) = first_pushed_resource(("HOSTNAME", "pod-abc-123"));
+    assert_eq!(
+        resource["service.instance.id"],
+        format!("pod-abc-123:{port}")
+    );
+
+    // Without HOSTNAME, the kernel's host name; OTEL_RESOURCE_ATTRIBUTES still wins over both.
+    let (resource, port) = first_pushed_resource(("HOSTNAME", ""));
     assert_eq!(
         resource["service.instance.id"],
         format!("{}:{port}", kernel_hostname())
     );
-    drop(e);
 
-    let receiver = Receiver::start(Transport::Http);
-    let endpoint = format!("{}/v1/metrics", receiver.endpoint());
-    let _e = Exporter::start_with_env(
-        &["--demo", "--demo.backfill", "1h"],
-        &[
-            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint.as_str()),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=chosen-1"),
-        ],
-    );
-    wait_until(Duration::from_secs(20), "a push", || {
-        !receiver.metrics_requests().is_empty()
-    });
-    let resource = resource_attributes_of_metrics(&receiver.metrics_requests()[0]);
+    let (resource, _) =
+        first_pushed_resource(("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=chosen-1"));
     assert_eq!(resource["service.instance.id"], "chosen-1");
 }
 
