@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use powerbi_exporter::simulator::logs_ingestion::{FakeConfig, FakeLogsIngestion, DEFAULT_DCR_ID};
+use powerbi_exporter::simulator::logs_ingestion::{FakeConfig, FakeLogsIngestion};
 
+use crate::logs_ingestion::start_forwarding;
 use crate::otlp::{event_id, wait_until, write_events};
-use crate::support::{fixtures, runtime, stderr, Exporter, BIN};
+use crate::support::{fixtures, runtime, stderr, BIN};
 
 /// Runs the exporter in serve mode on the fixtures with `state` as its state directory, as
 /// user `uid` when given; fails the test when it is still running after 20 s.
@@ -258,25 +259,7 @@ fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
     let filler = forward.join("filler");
     std::fs::write(&filler, vec![0u8; (4 << 20) - 40_000]).unwrap();
 
-    let base = fake.base_url();
-    let e = Exporter::start_with_env(
-        &[
-            "--replay",
-            events.to_str().unwrap(),
-            "--state.dir",
-            state.to_str().unwrap(),
-            "--logs-ingestion.endpoint",
-            &base,
-            "--logs-ingestion.dcr-id",
-            DEFAULT_DCR_ID,
-        ],
-        &[
-            ("AZURE_TENANT_ID", config.tenant_id.as_str()),
-            ("AZURE_CLIENT_ID", config.client_id.as_str()),
-            ("AZURE_CLIENT_SECRET", config.client_secret.as_str()),
-            ("AZURE_AUTHORITY_HOST", base.as_str()),
-        ],
-    );
+    let e = start_forwarding(&events, &state, &fake.base_url(), &config);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut log = e.startup_log.clone();
     while !log.iter().any(|l| l.contains("No space left on device")) {

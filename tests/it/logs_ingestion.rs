@@ -2,13 +2,14 @@
 //! its own Entra token endpoint): batch limits, 413, 429, 503, and exact delivery of every
 //! event across a `kill -9`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 
 use powerbi_exporter::simulator::logs_ingestion::{FakeConfig, FakeLogsIngestion, DEFAULT_DCR_ID};
 
 use crate::otlp::{event_id, wait_until, write_events};
-use crate::support::{runtime, Exporter};
+use crate::support::{assert_retry_after_clamp_logged, runtime, sample_value, Exporter};
 
 const N: usize = 10_000;
 
@@ -38,32 +39,36 @@ impl Run {
 
     /// Starts the exporter on the events, forwarding to the fake.
     fn start(&self) -> Exporter {
-        let base = self.fake.base_url();
-        let events = self.dir.path().join("events.json");
-        let state = self.dir.path().join("state");
-        Exporter::start_with_env(
-            &[
-                "--replay",
-                events.to_str().unwrap(),
-                "--state.dir",
-                state.to_str().unwrap(),
-                "--logs-ingestion.endpoint",
-                &base,
-                "--logs-ingestion.dcr-id",
-                DEFAULT_DCR_ID,
-            ],
-            &[
-                ("AZURE_TENANT_ID", self.config.tenant_id.as_str()),
-                ("AZURE_CLIENT_ID", self.config.client_id.as_str()),
-                ("AZURE_CLIENT_SECRET", self.config.client_secret.as_str()),
-                ("AZURE_AUTHORITY_HOST", base.as_str()),
-            ],
+        start_forwarding(
+            &self.dir.path().join("events.json"),
+            &self.dir.path().join("state"),
+            &self.fake.base_url(),
+            &self.config,
         )
     }
 }
 
-fn value(s: &BTreeMap<String, f64>, key: &str) -> f64 {
-    s.get(key).copied().unwrap_or(0.0)
+/// The exporter replaying `events` with its state in `state`, forwarding to the fake
+/// Logs Ingestion API at `base` (its token endpoint too) with the credentials of `config`.
+pub fn start_forwarding(events: &Path, state: &Path, base: &str, config: &FakeConfig) -> Exporter {
+    Exporter::start_with_env(
+        &[
+            "--replay",
+            events.to_str().unwrap(),
+            "--state.dir",
+            state.to_str().unwrap(),
+            "--logs-ingestion.endpoint",
+            base,
+            "--logs-ingestion.dcr-id",
+            DEFAULT_DCR_ID,
+        ],
+        &[
+            ("AZURE_TENANT_ID", config.tenant_id.as_str()),
+            ("AZURE_CLIENT_ID", config.client_id.as_str()),
+            ("AZURE_CLIENT_SECRET", config.client_secret.as_str()),
+            ("AZURE_AUTHORITY_HOST", base),
+        ],
+    )
 }
 
 /// Event ids of the rows received, in order.
@@ -94,11 +99,11 @@ fn a_burst_arrives_as_gzip_arrays_under_1_mb_and_throttling_is_waited_out() {
     let (fake, e) = (&run.fake, run.start());
     wait_until(Duration::from_secs(60), "every row delivered", || {
         let s = e.scrape();
-        value(
+        sample_value(
             &s,
             r#"powerbi_forwarded_events_total{sink="logs_ingestion"}"#,
         ) == N as f64
-            && value(
+            && sample_value(
                 &s,
                 r#"powerbi_forward_backlog_events{sink="logs_ingestion"}"#,
             ) == 0.0
@@ -123,7 +128,7 @@ fn a_burst_arrives_as_gzip_arrays_under_1_mb_and_throttling_is_waited_out() {
 
     let s = e.scrape();
     assert_eq!(
-        value(
+        sample_value(
             &s,
             r#"powerbi_forward_errors_total{sink="logs_ingestion",reason="throttled"}"#
         ),
@@ -167,7 +172,7 @@ fn too_large_arrays_are_split_and_a_kill_9_loses_nothing() {
     let e = run.start();
     wait_until(Duration::from_secs(60), "every event delivered", || {
         row_ids(fake).into_iter().collect::<BTreeSet<_>>().len() == N
-            && value(
+            && sample_value(
                 &e.scrape(),
                 r#"powerbi_forward_backlog_events{sink="logs_ingestion"}"#,
             ) == 0.0
@@ -179,7 +184,7 @@ fn too_large_arrays_are_split_and_a_kill_9_loses_nothing() {
     let twice = ids.len() - N;
     assert!(twice <= 4_000, "{twice} rows delivered twice");
     let s = e.scrape();
-    let forwarded = value(
+    let forwarded = sample_value(
         &s,
         r#"powerbi_forwarded_events_total{sink="logs_ingestion"}"#,
     );
@@ -195,13 +200,13 @@ fn too_large_arrays_are_split_and_a_kill_9_loses_nothing() {
         assert!(r.uncompressed_bytes.unwrap() <= 300_000);
     }
     assert!(
-        value(
+        sample_value(
             &s,
             r#"powerbi_forward_errors_total{sink="logs_ingestion",reason="too_large"}"#
         ) >= 1.0
     );
     // The replay was read again after the restart: all duplicates, nothing spooled twice.
-    assert_eq!(value(&s, "powerbi_events_duplicate_total"), N as f64);
+    assert_eq!(sample_value(&s, "powerbi_events_duplicate_total"), N as f64);
 }
 
 #[test]
@@ -215,17 +220,10 @@ fn a_retry_after_of_centuries_is_cut_to_an_hour_without_overflow() {
     let run = Run::new(config);
     let e = run.start();
     wait_until(Duration::from_secs(30), "the 429 counted", || {
-        value(
+        sample_value(
             &e.scrape(),
             r#"powerbi_forward_errors_total{sink="logs_ingestion",reason="throttled"}"#,
         ) == 1.0
     });
-    let log: Vec<String> = e.log.try_iter().collect();
-    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
-    assert!(
-        log.iter().any(|l| l.contains("Retry-After")
-            && l.contains(&format!("asked_seconds={asked}"))
-            && l.contains("max_seconds=3600")),
-        "the clamp is logged: {log:#?}"
-    );
+    assert_retry_after_clamp_logged(&e, asked);
 }

@@ -249,6 +249,19 @@ impl Drop for Exporter {
     }
 }
 
+/// Reads the exporter's log so far: no panic, and the Retry-After of `asked` seconds logged as
+/// clamped to an hour.
+pub fn assert_retry_after_clamp_logged(e: &Exporter, asked: u64) {
+    let log: Vec<String> = e.log.try_iter().collect();
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("Retry-After")
+            && l.contains(&format!("asked_seconds={asked}"))
+            && l.contains("max_seconds=3600")),
+        "the clamp is logged: {log:#?}"
+    );
+}
+
 /// The client secret the simulated tenant accepts, as the environment variable that carries it.
 pub const SECRET: (&str, &str) = ("AZURE_CLIENT_SECRET", "simulated-secret");
 
