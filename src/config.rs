@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::RangeBounds;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -1154,7 +1155,14 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         }
         (Some(path), false) => Some(SourceConfig::Replay(ReplayConfig {
             path,
-            max_ids_per_pass: max_ids_per_pass(raw.replay_max_ids_per_pass, errors),
+            // At least 1,000: fewer makes passes of single days.
+            max_ids_per_pass: count_within(
+                raw.replay_max_ids_per_pass,
+                1_000..,
+                "at least 1000 (ids a replay pass may remember)",
+                DEFAULT_MAX_IDS_PER_PASS,
+                errors,
+            ),
         })),
         (None, true) if raw.once => {
             errors.push("flag --once needs --replay PATH (the demo never ends)".into());
@@ -1324,17 +1332,22 @@ fn series_retention(
     Some(retention)
 }
 
-/// `--replay.max-ids-per-pass`: at least 1,000 (fewer makes passes of single days).
-fn max_ids_per_pass(value: Option<(usize, String)>, errors: &mut Vec<String>) -> usize {
+/// The count `value` when `ok` holds it; else the error `{from} {n}: expected {expected}`, and
+/// `default`.
+fn count_within(
+    value: Option<(usize, String)>,
+    ok: impl RangeBounds<usize>,
+    expected: &str,
+    default: usize,
+    errors: &mut Vec<String>,
+) -> usize {
     match value {
-        Some((n, from)) if n < 1_000 => {
-            errors.push(format!(
-                "{from} {n}: expected at least 1000 (ids a replay pass may remember)"
-            ));
-            DEFAULT_MAX_IDS_PER_PASS
+        Some((n, from)) if !ok.contains(&n) => {
+            errors.push(format!("{from} {n}: expected {expected}"));
+            default
         }
         Some((n, _)) => n,
-        None => DEFAULT_MAX_IDS_PER_PASS,
+        None => default,
     }
 }
 
@@ -1474,42 +1487,33 @@ fn live_source(
         Duration::from_secs(1),
         Duration::from_secs(120),
     );
-    let inventory_budget = match raw.inventory_max_requests_per_hour {
-        Some((n, from)) if n == 0 || n > 50 => {
-            errors.push(format!(
-                "{from} {n}: expected 1 to 50 (the API allows 50 per hour for the whole tenant)"
-            ));
-            20
-        }
-        Some((n, _)) => n,
-        None => 20,
-    };
-    let page_size = match raw.inventory_page_size {
-        Some((n, from)) if !(1..=MAX_PAGE_SIZE).contains(&n) => {
-            errors.push(format!(
-                "{from} {n}: expected 1 to {MAX_PAGE_SIZE} (the API's range for $top)"
-            ));
-            InventoryConfig::default().page_size
-        }
-        Some((n, _)) => n,
-        None => InventoryConfig::default().page_size,
-    };
+    let inventory_budget = count_within(
+        raw.inventory_max_requests_per_hour,
+        1..=50,
+        "1 to 50 (the API allows 50 per hour for the whole tenant)",
+        20,
+        errors,
+    );
+    let page_size = count_within(
+        raw.inventory_page_size,
+        1..=MAX_PAGE_SIZE,
+        &format!("1 to {MAX_PAGE_SIZE} (the API's range for $top)"),
+        InventoryConfig::default().page_size,
+        errors,
+    );
     let inventory = raw.inventory_enabled.then_some(InventoryConfig {
         refresh: inventory_refresh,
         timeout: inventory_timeout,
         max_requests_per_hour: inventory_budget,
         page_size,
     });
-    let max_response_bytes = match raw.max_response_bytes {
-        Some((n, from)) if n < 4096 => {
-            errors.push(format!(
-                "{from} {n}: expected at least 4096 (an API page with a few events)"
-            ));
-            DEFAULT_MAX_RESPONSE_BYTES
-        }
-        Some((n, _)) => n,
-        None => DEFAULT_MAX_RESPONSE_BYTES,
-    };
+    let max_response_bytes = count_within(
+        raw.max_response_bytes,
+        4096..,
+        "at least 4096 (an API page with a few events)",
+        DEFAULT_MAX_RESPONSE_BYTES,
+        errors,
+    );
     if let Some(dedup_window) = dedup_window.filter(|w| lookback + hour > *w) {
         errors.push(format!(
             "--dedup.window (dedup.window) {} must exceed --powerbi.lookback ({}) by at least 1h, or re-read events would count twice",
