@@ -471,6 +471,16 @@ mod tests {
     use crate::aggregate::AggregateConfig;
     use crate::decode::decode_slice;
 
+    /// The files of `dir` that `name` was set aside as (`<name>.bad-<unix seconds>`).
+    fn set_aside(dir: &Path, name: &str) -> Vec<std::fs::DirEntry> {
+        let prefix = format!("{name}.bad-");
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .collect()
+    }
+
     const PAGE: &str = r#"[
         {"Id":"a1","CreationTime":"2026-11-20T10:00:00","Activity":"ViewReport","WorkspaceId":"w1","WorkSpaceName":"One","ReportId":"r1","ReportName":"R","UserId":"u1@x"},
         {"Id":"a2","CreationTime":"2026-11-20T10:05:00","Activity":"ExportReport","WorkspaceId":"w1","ReportId":"r1","UserId":"u2@x","IsSuccess":false},
@@ -582,15 +592,7 @@ mod tests {
         std::fs::write(&key, "00112233").unwrap();
         let made = file.pseudonym_key().unwrap();
         assert_eq!(made.0.len(), 32);
-        let aside: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("pseudonym.key.bad-")
-            })
-            .collect();
+        let aside = set_aside(dir.path(), "pseudonym.key");
         assert_eq!(aside.len(), 1);
         assert_eq!(std::fs::read(aside[0].path()).unwrap(), b"00112233");
     }
@@ -606,15 +608,7 @@ mod tests {
             std::fs::write(file.path(), bad).unwrap();
             assert!(file.load().unwrap().is_none());
             assert!(!file.path().exists(), "moved away");
-            let aside: Vec<_> = std::fs::read_dir(dir.path())
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with("state.json.bad-")
-                })
-                .collect();
+            let aside = set_aside(dir.path(), "state.json");
             assert_eq!(aside.len(), 1);
             std::fs::remove_file(aside[0].path()).unwrap();
         }
