@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 
 use powerbi_exporter::simulator::logs_ingestion::{FakeConfig, FakeLogsIngestion};
 
-use crate::logs_ingestion::start_forwarding;
+use crate::logs_ingestion::{row_ids, start_forwarding};
 use crate::otlp::{event_id, wait_until, write_events};
-use crate::support::{fixtures, runtime, stderr, BIN};
+use crate::support::{fixtures, runtime, sample_value, stderr, BIN};
 
 /// Runs the exporter in serve mode on the fixtures with `state` as its state directory, as
 /// user `uid` when given; fails the test when it is still running after 20 s.
@@ -273,9 +273,8 @@ fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(fake.rows().is_empty(), "nothing could be spooled yet");
     // Each held-back checkpoint is counted, under the step that failed.
-    let value = |s: &BTreeMap<String, f64>, k: &str| s.get(k).copied().unwrap_or(0.0);
     let errors = |s: &BTreeMap<String, f64>, reason: &str| {
-        value(
+        sample_value(
             s,
             &format!(r#"powerbi_state_save_errors_total{{reason="{reason}"}}"#),
         )
@@ -291,22 +290,13 @@ fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
     std::fs::remove_file(&filler).unwrap();
     wait_until(Duration::from_secs(60), "every event delivered", || {
         fake.rows().len() >= SPOOLED
-            && value(
+            && sample_value(
                 &e.scrape(),
                 r#"powerbi_forward_backlog_events{sink="logs_ingestion"}"#,
             ) == 0.0
     });
     // Every event exactly once (no restart, so no batch is sent twice), each row whole.
-    let mut ids: Vec<String> = fake
-        .rows()
-        .iter()
-        .map(|r| {
-            r["EventId"]
-                .as_str()
-                .expect("EventId in every row")
-                .to_string()
-        })
-        .collect();
+    let mut ids = row_ids(&fake);
     ids.sort();
     let mut expected: Vec<String> = (0..SPOOLED).map(event_id).collect();
     expected.sort();
@@ -320,9 +310,12 @@ fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
     }
     // The checkpoint went through once the events were spooled: all counted and served.
     let s = e.scrape();
-    assert_eq!(value(&s, "powerbi_events_processed_total"), SPOOLED as f64);
     assert_eq!(
-        value(
+        sample_value(&s, "powerbi_events_processed_total"),
+        SPOOLED as f64
+    );
+    assert_eq!(
+        sample_value(
             &s,
             r#"powerbi_forwarded_events_total{sink="logs_ingestion"}"#
         ),

@@ -72,7 +72,7 @@ pub fn start_forwarding(events: &Path, state: &Path, base: &str, config: &FakeCo
 }
 
 /// Event ids of the rows received, in order.
-fn row_ids(fake: &FakeLogsIngestion) -> Vec<String> {
+pub fn row_ids(fake: &FakeLogsIngestion) -> Vec<String> {
     fake.rows()
         .iter()
         .map(|r| {
