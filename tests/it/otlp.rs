@@ -9,7 +9,7 @@ use crate::otlp_receiver::{
     as_prometheus, canonical, kinds, resource_attributes_of_logs, resource_attributes_of_metrics,
     Receiver, Transport,
 };
-use crate::support::{fixtures, Exporter};
+use crate::support::{fixtures, sample_value, Exporter};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
 /// Polls `check` every 100 ms until it holds, at most `limit`.
@@ -352,7 +352,6 @@ fn events_as_otlp_logs_survive_a_collector_outage_and_a_restart() {
         ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
     ];
     let mut e = Exporter::start_with_env(&args, &env);
-    let sample = |s: &BTreeMap<String, f64>, k: &str| s.get(k).copied().unwrap_or(0.0);
     let errors = |s: &BTreeMap<String, f64>| {
         s.iter()
             .filter(|(k, _)| k.starts_with(r#"powerbi_forward_errors_total{sink="otlp_logs""#))
@@ -365,16 +364,16 @@ fn events_as_otlp_logs_survive_a_collector_outage_and_a_restart() {
         "a backlog and counted failures",
         || {
             let s = e.scrape();
-            sample(&s, r#"powerbi_forward_backlog_events{sink="otlp_logs"}"#) == N as f64
+            sample_value(&s, r#"powerbi_forward_backlog_events{sink="otlp_logs"}"#) == N as f64
                 && errors(&s) >= 2.0
-                && sample(&s, "powerbi_otlp_export_errors_total") >= 2.0
+                && sample_value(&s, "powerbi_otlp_export_errors_total") >= 2.0
         },
     );
     let receiver = Receiver::start_on(Transport::Http, port);
     wait_until(Duration::from_secs(30), "every event forwarded", || {
         let s = e.scrape();
-        sample(&s, r#"powerbi_forwarded_events_total{sink="otlp_logs"}"#) == N as f64
-            && sample(&s, r#"powerbi_forward_backlog_events{sink="otlp_logs"}"#) == 0.0
+        sample_value(&s, r#"powerbi_forwarded_events_total{sink="otlp_logs"}"#) == N as f64
+            && sample_value(&s, r#"powerbi_forward_backlog_events{sink="otlp_logs"}"#) == 0.0
     });
     let log: Vec<String> = e.log.try_iter().collect();
     let count = |text: &str| log.iter().filter(|l| l.contains(text)).count();
@@ -454,9 +453,9 @@ fn events_as_otlp_logs_survive_a_collector_outage_and_a_restart() {
         receiver.metrics_requests().len() >= before_restart + 3
     });
     let s = e.scrape();
-    assert_eq!(sample(&s, "powerbi_events_duplicate_total"), N as f64);
+    assert_eq!(sample_value(&s, "powerbi_events_duplicate_total"), N as f64);
     assert_eq!(
-        sample(&s, r#"powerbi_forwarded_events_total{sink="otlp_logs"}"#),
+        sample_value(&s, r#"powerbi_forwarded_events_total{sink="otlp_logs"}"#),
         N as f64
     );
     let total: usize = receiver
