@@ -39,6 +39,19 @@ fn tenant_with_views() -> (Timeline, Vec<InventoryWorkspace>) {
     (timeline, inventory)
 }
 
+/// The tenant of [`tenant_with_views`] served by a simulated API with `config`, and its
+/// inventory.
+fn serve_views(
+    rt: &tokio::runtime::Runtime,
+    config: ApiConfig,
+) -> (SimulatedApi, Vec<InventoryWorkspace>) {
+    let (timeline, inventory) = tenant_with_views();
+    let api = rt
+        .block_on(SimulatedApi::start(config, timeline, 0))
+        .unwrap();
+    (api, inventory)
+}
+
 fn start(api: &SimulatedApi, extra: &[&str]) -> Exporter {
     let connect = simulated_tenant_args(&api.base_url());
     let mut args: Vec<&str> = connect.iter().map(String::as_str).collect();
@@ -77,10 +90,7 @@ fn wait_for(
 #[test]
 fn the_inventory_names_every_report_and_counts_the_unused_ones() {
     let rt = runtime();
-    let (timeline, inventory) = tenant_with_views();
-    let api = rt
-        .block_on(SimulatedApi::start(ApiConfig::default(), timeline, 0))
-        .unwrap();
+    let (api, inventory) = serve_views(&rt, ApiConfig::default());
     let e = start(&api, &[]);
     let s = wait_for(&e, "inventory read", |s| {
         s.contains_key("powerbi_inventory_last_success_timestamp_seconds")
@@ -139,15 +149,12 @@ fn the_inventory_names_every_report_and_counts_the_unused_ones() {
 #[test]
 fn a_throttled_inventory_is_retried_after_retry_after_and_polling_goes_on() {
     let rt = runtime();
-    let (timeline, _) = tenant_with_views();
     let config = ApiConfig {
         inventory_budget_per_hour: 0,
         retry_after_secs: 1,
         ..ApiConfig::default()
     };
-    let api = rt
-        .block_on(SimulatedApi::start(config, timeline, 0))
-        .unwrap();
+    let (api, _) = serve_views(&rt, config);
     let e = start(&api, &[]);
     let s = wait_for(&e, "two throttled inventory reads", |s| {
         s.get(r#"powerbi_inventory_errors_total{reason="throttled"}"#)
@@ -167,14 +174,11 @@ fn a_throttled_inventory_is_retried_after_retry_after_and_polling_goes_on() {
 #[test]
 fn an_inventory_slower_than_its_timeout_is_cut_off_and_polling_goes_on() {
     let rt = runtime();
-    let (timeline, _) = tenant_with_views();
     let config = ApiConfig {
         inventory_delay: Some(Duration::from_secs(3)),
         ..ApiConfig::default()
     };
-    let api = rt
-        .block_on(SimulatedApi::start(config, timeline, 0))
-        .unwrap();
+    let (api, _) = serve_views(&rt, config);
     let e = start(&api, &["--inventory.timeout", "1s"]);
     let s = wait_for(&e, "the timeout counted and activity read", |s| {
         s.get(r#"powerbi_inventory_errors_total{reason="timeout"}"#) == Some(&1.0)
@@ -218,10 +222,7 @@ fn client_of(api: &SimulatedApi) -> ApiClient {
 #[test]
 fn paging_counts_listed_workspaces_so_deleted_and_removing_ones_end_no_read_early() {
     let rt = runtime();
-    let (timeline, inventory) = tenant_with_views();
-    let api = rt
-        .block_on(SimulatedApi::start(ApiConfig::default(), timeline, 0))
-        .unwrap();
+    let (api, inventory) = serve_views(&rt, ApiConfig::default());
     let mut client = client_of(&api);
     let config = InventoryConfig {
         page_size: 2,
@@ -299,10 +300,7 @@ fn the_page_size_is_a_setting_within_the_apis_range() {
 fn a_read_stopped_by_the_budget_goes_on_from_the_page_it_stopped_at() {
     use powerbi_exporter::source::powerbi::budget::RequestBudget;
     let rt = runtime();
-    let (timeline, inventory) = tenant_with_views();
-    let api = rt
-        .block_on(SimulatedApi::start(ApiConfig::default(), timeline, 0))
-        .unwrap();
+    let (api, inventory) = serve_views(&rt, ApiConfig::default());
     let mut client = client_of(&api);
     let config = InventoryConfig {
         page_size: 2,
@@ -344,7 +342,6 @@ fn a_read_stopped_by_the_budget_goes_on_from_the_page_it_stopped_at() {
 #[test]
 fn a_retry_after_of_centuries_is_cut_to_an_hour_without_overflow() {
     let rt = runtime();
-    let (timeline, _) = tenant_with_views();
     // i64::MAX seconds: in milliseconds past any i64.
     let asked = i64::MAX as u64;
     let config = ApiConfig {
@@ -352,9 +349,7 @@ fn a_retry_after_of_centuries_is_cut_to_an_hour_without_overflow() {
         retry_after_secs: asked,
         ..ApiConfig::default()
     };
-    let api = rt
-        .block_on(SimulatedApi::start(config, timeline, 0))
-        .unwrap();
+    let (api, _) = serve_views(&rt, config);
     let e = start(&api, &[]);
     wait_for(&e, "a throttled inventory read and activity counted", |s| {
         s.get(r#"powerbi_inventory_errors_total{reason="throttled"}"#) == Some(&1.0)
