@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::RangeBounds;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -398,16 +398,7 @@ impl Config {
     /// Loads the file named by `--config.file` (if any) and applies the flags over it.
     pub fn load(args: &RunArgs) -> Result<Config, ConfigErrors> {
         let mut errors = Vec::new();
-        let mut raw = Raw::default();
-        if let Some(path) = &args.config_file {
-            match crate::files::read_small_to_string(path) {
-                Ok(text) => read_file(&text, &mut raw, &mut errors),
-                Err(e) => errors.push(format!(
-                    "--config.file {}: cannot read it: {e}",
-                    path.display()
-                )),
-            }
-        }
+        let mut raw = read_config_file(args.config_file.as_deref(), &mut errors);
         apply_flags(args, &mut raw, &mut errors);
         read_credential_env(&mut raw.live.credential);
         let config = validate(raw, &mut errors);
@@ -1872,21 +1863,28 @@ pub struct ProbeTarget {
     pub web_config_file: Option<PathBuf>,
 }
 
-/// The probe's target, read like the exporter reads its own: `--config.file`'s `web:` section
-/// (the whole file is checked, as the exporter would check it), the healthcheck's own flags
-/// over it, then the default address.
-pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, ConfigErrors> {
-    let mut errors = Vec::new();
+/// The `--config.file` at `path` read into a fresh [`Raw`] (an empty one without a file);
+/// what cannot be read or understood goes to `errors`.
+fn read_config_file(path: Option<&Path>, errors: &mut Vec<String>) -> Raw {
     let mut raw = Raw::default();
-    if let Some(path) = &args.config_file {
+    if let Some(path) = path {
         match crate::files::read_small_to_string(path) {
-            Ok(text) => read_file(&text, &mut raw, &mut errors),
+            Ok(text) => read_file(&text, &mut raw, errors),
             Err(e) => errors.push(format!(
                 "--config.file {}: cannot read it: {e}",
                 path.display()
             )),
         }
     }
+    raw
+}
+
+/// The probe's target, read like the exporter reads its own: `--config.file`'s `web:` section
+/// (the whole file is checked, as the exporter would check it), the healthcheck's own flags
+/// over it, then the default address.
+pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut raw = read_config_file(args.config_file.as_deref(), &mut errors);
     let flag = |name: &str| format!("flag --{name}");
     if let Some(v) = &args.listen_address {
         raw.listen_address = Some((v.clone(), flag("web.listen-address")));
