@@ -12,19 +12,19 @@ use crate::aggregate::people::UserLabelConfig;
 use crate::aggregate::{Aggregator, FamilySamples, Reference, Sample};
 use crate::config::{Config, SourceConfig};
 use crate::decode::UnixMillis;
-use crate::exposition::forward::logs_ingestion::LogsIngestion;
-use crate::exposition::forward::otlp_logs::OtlpLogs;
-use crate::exposition::forward::spool::{SpoolReader, SpoolWriter};
-use crate::exposition::forward::{self, ForwardStats};
 use crate::exposition::otlp::{self, MetricsPush, OtlpError};
 use crate::exposition::webconfig::{WebConfigError, WebSettings};
 use crate::exposition::{http, status as http_status, text};
+use crate::forward::logs_ingestion::LogsIngestion;
+use crate::forward::otlp_logs::OtlpLogs;
+use crate::forward::{self, ForwardStats};
 use crate::pipeline::{self, RunReport};
 use crate::simulator::api::SimulatedApi;
 use crate::source::demo::{simulated_tenant, Demo, DemoConfig};
 use crate::source::powerbi::PowerBiSource;
 use crate::source::replay::{Replay, ReplayProgress};
 use crate::source::{Source, SourceError, SourceStatus, Timing};
+use crate::state::spool::{SpoolReader, SpoolWriter};
 use crate::state::{Checkpointer, Published, SaveErrors, StateError, StateFile};
 
 /// Why the exporter stopped with an error.

@@ -1,6 +1,5 @@
 //! Exposition stage: snapshots → Prometheus text, served over HTTP or printed (`--once`).
 
-pub mod forward;
 pub mod healthcheck;
 pub mod http;
 pub mod otlp;

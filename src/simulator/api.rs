@@ -922,7 +922,7 @@ fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 }
 
 /// `k=v&k=v` with percent-decoding (`+` as space, as forms encode it).
-pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
+pub fn parse_form(s: &str) -> Vec<(String, String)> {
     s.split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {

@@ -7,14 +7,14 @@
 //! face of the simulated API (next issue) will serve its events.
 
 pub mod api;
-pub mod logs_ingestion;
+
 mod names;
-mod rng;
+
 pub mod timeline;
 
 use serde::Serialize;
 
-pub use rng::Rng;
+pub use crate::rng::Rng;
 
 use crate::decode::UnixMillis;
 

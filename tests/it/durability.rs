@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use powerbi_exporter::simulator::logs_ingestion::{FakeConfig, FakeLogsIngestion};
+use crate::fake_logs_ingestion::{FakeConfig, FakeLogsIngestion};
 
 use crate::logs_ingestion::{row_ids, start_forwarding};
 use crate::otlp::{event_id, wait_until, write_events};

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use powerbi_exporter::simulator::logs_ingestion::{FakeConfig, FakeLogsIngestion, DEFAULT_DCR_ID};
+use crate::fake_logs_ingestion::{FakeConfig, FakeLogsIngestion, DEFAULT_DCR_ID};
 
 use crate::otlp::{event_id, wait_until, write_events};
 use crate::support::{assert_retry_after_clamp_logged, runtime, sample_value, Exporter};

@@ -4,6 +4,9 @@
 /// Shared helpers: run the binary, scrape it, parse expositions, find promtool.
 mod support;
 
+/// A loopback fake of Azure Monitor's Logs Ingestion API, used by the forwarding tests.
+mod fake_logs_ingestion;
+
 /// The Azure template (table, rule, role) declares every field the exporter sends.
 mod azure_deploy;
 /// Bad paths, bad files, bad flags and bad configuration.

@@ -211,7 +211,7 @@ pub struct ApiClient {
     pub stats: ApiStats,
     /// Entries of `activityEventEntities` on the pages read so far (duplicates included).
     pub events_read: u64,
-    jitter: crate::simulator::Rng,
+    jitter: crate::rng::Rng,
 }
 
 impl ApiClient {
@@ -231,7 +231,7 @@ impl ApiClient {
             max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
             stats: ApiStats::default(),
             events_read: 0,
-            jitter: crate::simulator::Rng::new(seed),
+            jitter: crate::rng::Rng::new(seed),
         }
     }
 

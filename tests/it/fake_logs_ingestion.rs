@@ -6,8 +6,8 @@
 //! `Content-Encoding: gzip`, body a JSON array of row objects. Checked in this order:
 //! - while [`FakeLogsIngestion::set_down`] is on: 503 to everything;
 //! - missing or invalid bearer token: 401;
-//! - [`FakeLogsIngestion::throttle_next`]: 429 with `Retry-After`;
-//!   [`FakeLogsIngestion::fail_next`]: 503;
+//! - `FakeConfig::throttle_next`: 429 with `Retry-After`;
+//!   `FakeConfig::fail_next`: 503;
 //! - `api-version` missing or unknown: 400;
 //! - wrong DCR immutable id or stream: 404;
 //! - `Content-Type` not JSON: 415; `Content-Encoding` other than gzip/identity: 400;
@@ -42,7 +42,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 /// The only scope the fake token endpoint grants.
 pub const MONITOR_SCOPE: &str = "https://monitor.azure.com/.default";
@@ -152,12 +152,11 @@ impl Shared {
     }
 }
 
-/// A running fake; [`FakeLogsIngestion::stop`] (or dropping it) shuts it down.
+/// A running fake; dropping it shuts it down (the dropped sender ends the serving task).
 pub struct FakeLogsIngestion {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    _shutdown: oneshot::Sender<()>,
 }
 
 impl FakeLogsIngestion {
@@ -187,23 +186,18 @@ impl FakeLogsIngestion {
             state: Mutex::new(state),
         });
         let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, shared.clone(), stop));
+        tokio::spawn(serve(listener, shared.clone(), stop));
         tracing::debug!(%addr, "fake logs ingestion listening");
         Ok(FakeLogsIngestion {
             addr,
             shared,
-            shutdown,
-            task,
+            _shutdown: shutdown,
         })
     }
 
     /// `http://127.0.0.1:PORT`: the ingestion endpoint and the token authority host.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.port()
     }
 
     /// Every accepted row, in order of arrival.
@@ -221,27 +215,9 @@ impl FakeLogsIngestion {
         self.shared.lock().token_requests
     }
 
-    /// Answers 429 with `Retry-After: retry_after_secs` to the next `n` ingestion requests.
-    pub fn throttle_next(&self, n: usize, retry_after_secs: u64) {
-        let mut state = self.shared.lock();
-        state.throttle_next = n;
-        state.retry_after_secs = retry_after_secs;
-    }
-
-    /// Answers 503 to the next `n` ingestion requests.
-    pub fn fail_next(&self, n: usize) {
-        self.shared.lock().fail_next = n;
-    }
-
     /// While down, every request (token endpoint included) gets 503.
     pub fn set_down(&self, down: bool) {
         self.shared.lock().down = down;
-    }
-
-    /// Stops accepting, closes every connection and frees the port before returning.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(());
-        let _ = self.task.await;
     }
 }
 
@@ -856,7 +832,7 @@ fn fingerprint(config: &FakeConfig) -> u64 {
 
 /// The first value of `name` in an `application/x-www-form-urlencoded` string.
 fn query_param(query: &str, name: &str) -> Option<String> {
-    super::api::parse_form(query)
+    powerbi_exporter::simulator::api::parse_form(query)
         .into_iter()
         .find_map(|(k, v)| (k == name).then_some(v))
 }
@@ -867,7 +843,7 @@ fn utc_timestamp() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = crate::decode::time::civil_from_days(days as i64);
+    let (year, month, day) = powerbi_exporter::decode::time::civil_from_days(days as i64);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
         rem / 3600,

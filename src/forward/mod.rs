@@ -13,7 +13,6 @@
 
 pub mod logs_ingestion;
 pub mod otlp_logs;
-pub mod spool;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,7 +22,7 @@ use std::time::Duration;
 
 use crate::aggregate::{FamilySamples, Sample};
 use crate::catalogue;
-use spool::{CursorFile, SpoolReader};
+use crate::state::spool::{CursorFile, SpoolReader};
 
 /// How often a caught-up sink looks for new events.
 const IDLE_POLL: Duration = Duration::from_millis(250);

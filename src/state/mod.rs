@@ -19,6 +19,8 @@
 //!   symbolic link in its place) stops the start: it is never written over, since what it
 //!   holds may be fine once the fault is fixed, and starting from zero would take counters back.
 
+pub mod spool;
+
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -341,7 +343,7 @@ pub struct Checkpointer {
     last: Option<Instant>,
     /// The forwarding spool, when events are forwarded: made durable before each save, so the
     /// saved counters never include an event the spool could lose.
-    pub spool: Option<crate::exposition::forward::spool::SpoolWriter>,
+    pub spool: Option<spool::SpoolWriter>,
     /// Counted events the spool could not take yet (a full disk): no state is saved while
     /// there are any, since it would count events that are not spooled.
     held_back: Outbox,
