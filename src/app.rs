@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 
 use crate::aggregate::people::UserLabelConfig;
-use crate::aggregate::{Aggregator, FamilySamples, Reference, Sample};
+use crate::aggregate::{Aggregator, Reference};
+use crate::catalogue::{FamilySamples, Sample};
 use crate::config::{Config, SourceConfig};
 use crate::decode::UnixMillis;
 use crate::exposition::otlp::{self, MetricsPush, OtlpError};

@@ -30,7 +30,7 @@ pub mod viewers;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::catalogue::{self, Family, OVERFLOW_LABEL};
+use crate::catalogue::{self, Family, Snapshot, OVERFLOW_LABEL};
 use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
@@ -1265,26 +1265,6 @@ impl AggregatorState {
     }
 }
 
-/// One sample: label values in the catalogue's label order, and the value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub labels: Vec<String>,
-    pub value: f64,
-}
-
-/// The samples of one family, sorted by label values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FamilySamples {
-    pub family: &'static Family,
-    pub samples: Vec<Sample>,
-}
-
-/// Owned copy of every family's samples at one instant.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot {
-    pub families: Vec<FamilySamples>,
-}
-
 impl Snapshot {
     /// The live source's self metrics.
     fn push_source_status(&mut self, st: &SourceStatus) {
@@ -1368,49 +1348,5 @@ impl Snapshot {
             &INITIAL_LOOKBACK_REMAINING,
             one(st.initial_lookback_hours_remaining as f64),
         );
-    }
-
-    /// Puts the families in catalogue order.
-    fn sort_families(&mut self) {
-        self.families
-            .sort_by_key(|f| catalogue::ALL.iter().position(|c| c.name == f.family.name));
-    }
-
-    fn push(
-        &mut self,
-        family: &'static Family,
-        samples: impl IntoIterator<Item = (Vec<String>, f64)>,
-    ) {
-        let mut samples: Vec<Sample> = samples
-            .into_iter()
-            .map(|(labels, value)| Sample { labels, value })
-            .collect();
-        debug_assert!(
-            samples
-                .iter()
-                .all(|s| s.labels.len() == family.labels.len()),
-            "{}",
-            family.name
-        );
-        samples.sort_by(|a, b| a.labels.cmp(&b.labels));
-        self.families.push(FamilySamples { family, samples });
-    }
-
-    /// The value of the sample of `family` with exactly these label values.
-    pub fn value(&self, family: &str, labels: &[&str]) -> Option<f64> {
-        self.family(family)?
-            .samples
-            .iter()
-            .find(|s| {
-                s.labels
-                    .iter()
-                    .map(String::as_str)
-                    .eq(labels.iter().copied())
-            })
-            .map(|s| s.value)
-    }
-
-    pub fn family(&self, name: &str) -> Option<&FamilySamples> {
-        self.families.iter().find(|f| f.family.name == name)
     }
 }

@@ -35,8 +35,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::text;
 use super::webconfig::{Fingerprint, WebSettings};
 use crate::aggregate::recent::StatusData;
-use crate::aggregate::{FamilySamples, Sample, Snapshot};
 use crate::catalogue;
+use crate::catalogue::{FamilySamples, Sample, Snapshot};
 use crate::decode::UnixMillis;
 
 /// A client must send its request headers, and finish a TLS handshake, within this time.

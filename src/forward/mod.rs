@@ -20,8 +20,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::aggregate::{FamilySamples, Sample};
 use crate::catalogue;
+use crate::catalogue::{FamilySamples, Sample};
 use crate::state::spool::{CursorFile, SpoolReader};
 
 /// How often a caught-up sink looks for new events.

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use crate::aggregate::outbox::Outbox;
 use crate::aggregate::people::PseudonymKey;
-use crate::aggregate::{Aggregator, AggregatorState, FamilySamples, Reference, Sample, Snapshot};
+use crate::aggregate::{Aggregator, AggregatorState, Reference};
+use crate::catalogue::{FamilySamples, Sample, Snapshot};
 use crate::decode::UnixMillis;
 use crate::source::Timing;
 

@@ -9,6 +9,9 @@
 //!   by its name (`limits.max_series.<name>`), and label sets past it are counted in one
 //!   overflow series whose labels are all [`OVERFLOW_LABEL`].
 
+mod samples;
+pub use samples::{Collector, FamilySamples, Sample, Snapshot};
+
 /// Label value of the overflow series of a capped family.
 pub const OVERFLOW_LABEL: &str = "__other__";
 
