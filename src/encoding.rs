@@ -93,8 +93,10 @@ fn der_element(der: &[u8], at: usize) -> Option<(u8, usize, usize)> {
     (start + len <= der.len()).then_some((tag, start, start + len))
 }
 
-/// `notAfter` of an X.509 certificate, as Unix seconds.
-pub fn certificate_not_after(cert: &[u8]) -> Option<i64> {
+/// `notAfter` of an X.509 certificate, as RFC 3339 text in UTC (`2030-01-31T23:59:59Z`).
+/// Text rather than a number so that this leaf module needs no calendar: the caller parses
+/// it with the event decoder's time parser, one layer up.
+pub fn certificate_not_after(cert: &[u8]) -> Option<String> {
     let (_, cert_start, _) = der_element(cert, 0)?;
     let (_, tbs_start, tbs_end) = der_element(cert, cert_start)?;
     let mut at = tbs_start;
@@ -124,7 +126,11 @@ pub fn certificate_not_after(cert: &[u8]) -> Option<i64> {
         (0x18, 14) => text.to_string(),
         _ => return None,
     };
-    let iso = format!(
+    // Digits only, so the byte slices below fall on character boundaries.
+    if !full.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!(
         "{}-{}-{}T{}:{}:{}Z",
         &full[0..4],
         &full[4..6],
@@ -132,8 +138,7 @@ pub fn certificate_not_after(cert: &[u8]) -> Option<i64> {
         &full[8..10],
         &full[10..12],
         &full[12..14]
-    );
-    crate::decode::time::parse_creation_time(&iso).map(|t| t.0 / 1000)
+    ))
 }
 
 #[cfg(test)]

@@ -192,7 +192,9 @@ impl CertificateKey {
         Ok(CertificateKey {
             key: std::sync::Arc::new(parts.key),
             thumbprint,
-            not_after: certificate_not_after(leaf),
+            not_after: certificate_not_after(leaf)
+                .and_then(|text| crate::decode::time::parse_creation_time(&text))
+                .map(|t| t.0 / 1000),
             chain: send_chain.then(|| parts.certificates.iter().map(|c| base64(c)).collect()),
         })
     }
