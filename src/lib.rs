@@ -1,19 +1,51 @@
 //! powerbi-exporter: Power BI / Microsoft Fabric activity events as Prometheus metrics.
 //!
-//! Data flows in one direction, one module per stage; no stage reaches backwards:
+//! # How data flows
 //!
 //! ```text
-//! source (replay files | simulated tenant | live API later)
-//!    │  Document: one page, file or JSON Lines stream, as bytes
+//!  live API (source/powerbi, tokens from azure) | replay files | demo (simulated tenant)
+//!    │  Document: one API page, file or JSON Lines stream, as bytes; SourceStatus per poll
 //!    ▼
-//! decode   streaming splitter + lenient per-event decoder, borrowing from the buffer
+//! decode      streaming splitter + lenient per-event decoder, borrowing from the buffer
 //!    │  ActivityEvent<'buf> | Rejection
 //!    ▼
-//! aggregate  dedup by Id, capped series, info names, distinct users
-//!    │  Snapshot (families of samples, owned)
+//! aggregate   dedup by Id, capped series, info names, distinct users
+//!    │  AggregatorState, and the counted events to forward
 //!    ▼
-//! exposition  Prometheus text over HTTP (/metrics), `--once` to stdout
+//! state       a checkpoint: the events into the spool (state/spool.rs), then the state file
+//!    │  Snapshot of what was saved             │  spooled events, read back from disk
+//!    ▼                                         ▼
+//! exposition  /metrics, status page,     forward  Logs Ingestion and OTLP logs sinks
+//!             OTLP push, `--once`
 //! ```
+//!
+//! Without `--state.dir` the exposition takes its snapshot from the aggregator directly.
+//! `pipeline` runs source → decode → aggregate on a blocking thread; `app` wires the stages
+//! together and `cli` parses their flags; `top` ranks reports with the same decoder.
+//!
+//! # The stage order
+//!
+//! Imports run one way: a module may use (`crate::…`) a module of its own layer or of a
+//! lower one, never of a higher one, and the two egress stages `exposition` and `forward`
+//! do not use each other. The order is that of the imports, not of the flow: the source
+//! sits above `decode` because it speaks the decoder's vocabulary (`UnixMillis`, inventory
+//! pages), though its documents reach the decoder only through `pipeline`. [`LAYERS`] is the
+//! one statement of the order; `tests/it/architecture.rs` reads it and fails on an import
+//! against it (in `#[cfg(test)]` modules too).
+//!
+//! Bottom first:
+//! 1. foundations: `build`, `duration`, `files`, `rng`, `encoding`, `catalogue` (the metric
+//!    families, the sample model and the [`catalogue::Collector`] trait), `config` (loading
+//!    the file, the problem list) — and this crate root's items;
+//! 2. `decode` — the event vocabulary and the pure decoder, no I/O;
+//! 3. `azure` — Entra ID credentials, token caches, shared HTTP helpers;
+//! 4. `simulator` — the simulated tenant, upstream of the demo and the test API;
+//! 5. `source` — the live API, replay, demo;
+//! 6. `aggregate`;
+//! 7. `state` — the atomic state file and the forwarding spool it makes durable;
+//! 8. `exposition` and `forward` — the egress siblings;
+//! 9. `pipeline`, `telemetry`, `top`;
+//! 10. `app`, `cli` — the wiring: compose the components' settings and start them.
 //!
 //! [`catalogue`] is the single list of metric families (name, type, HELP, labels, cap);
 //! the exposition, the README table and the config validation all read it.
@@ -38,6 +70,80 @@ pub mod source;
 pub mod state;
 pub mod telemetry;
 pub mod top;
+
+/// One layer of the stage order: top-level modules that may use each other (unless
+/// `independent`) and any module of a lower layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layer {
+    /// What the layer is for, as the architecture test names it in a failure.
+    pub role: &'static str,
+    /// Top-level module names (`src/<name>.rs` or `src/<name>/`).
+    pub modules: &'static [&'static str],
+    /// The modules of this layer must not use each other (siblings fed by the same stages).
+    pub independent: bool,
+}
+
+/// The stage order, bottom first: every `pub mod` above is in exactly one layer.
+pub const LAYERS: &[Layer] = &[
+    Layer {
+        role: "foundations",
+        modules: &[
+            "build",
+            "duration",
+            "files",
+            "rng",
+            "encoding",
+            "catalogue",
+            "config",
+        ],
+        independent: false,
+    },
+    Layer {
+        role: "event vocabulary and decoder",
+        modules: &["decode"],
+        independent: false,
+    },
+    Layer {
+        role: "Azure credentials and HTTP",
+        modules: &["azure"],
+        independent: false,
+    },
+    Layer {
+        role: "simulated tenant",
+        modules: &["simulator"],
+        independent: false,
+    },
+    Layer {
+        role: "sources",
+        modules: &["source"],
+        independent: false,
+    },
+    Layer {
+        role: "aggregation",
+        modules: &["aggregate"],
+        independent: false,
+    },
+    Layer {
+        role: "durable state",
+        modules: &["state"],
+        independent: false,
+    },
+    Layer {
+        role: "egress",
+        modules: &["exposition", "forward"],
+        independent: true,
+    },
+    Layer {
+        role: "runs",
+        modules: &["pipeline", "telemetry", "top"],
+        independent: false,
+    },
+    Layer {
+        role: "wiring",
+        modules: &["app", "cli"],
+        independent: false,
+    },
+];
 
 /// The exporter's version, as exported in `powerbi_exporter_build_info`.
 pub const VERSION: &str = build::VERSION;

@@ -7,6 +7,9 @@ mod support;
 /// A loopback fake of Azure Monitor's Logs Ingestion API, used by the forwarding tests.
 mod fake_logs_ingestion;
 
+/// The shape of src/: imports follow the stage order, functions are short, README's Layout
+/// is the tree.
+mod architecture;
 /// The Azure template (table, rule, role) declares every field the exporter sends.
 mod azure_deploy;
 /// Bad paths, bad files, bad flags and bad configuration.

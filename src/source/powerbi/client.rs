@@ -200,6 +200,22 @@ enum Attempt {
     WaitThenRetry(UnixMillis),
 }
 
+/// What sending one request gave.
+enum Sent {
+    /// A response whose body arrived whole.
+    Answered(Answer),
+    /// No usable response (connection, timeout, a body cut short): worth a retry.
+    Failed(String),
+}
+
+/// A response read whole.
+struct Answer {
+    status: u16,
+    /// The `Retry-After` header, as sent.
+    retry_after: Option<String>,
+    body: Bytes,
+}
+
 pub struct ApiClient {
     pub http: reqwest::Client,
     pub hosts: HostPolicy,
@@ -326,6 +342,7 @@ impl ApiClient {
         Duration::from_millis(ms / 2 + self.jitter.below(ms / 2 + 1))
     }
 
+    /// One request for a page: what to do next, judged from the response.
     async fn attempt(
         &mut self,
         url: &reqwest::Url,
@@ -336,6 +353,14 @@ impl ApiClient {
         budget
             .acquire(now)
             .map_err(|until| ReadError::Budget { until })?;
+        match self.send(url, now).await? {
+            Sent::Failed(why) => Ok(Attempt::Retry(why)),
+            Sent::Answered(response) => self.judge(response, budget, retried_401),
+        }
+    }
+
+    /// Sends one authorised GET and reads its body whole (up to the response size limit).
+    async fn send(&mut self, url: &reqwest::Url, now: UnixMillis) -> Result<Sent, ReadError> {
         let token = match self.tokens.token(&self.http, now).await {
             Ok(t) => t,
             Err(e) => {
@@ -357,7 +382,7 @@ impl ApiClient {
             Ok(r) => r,
             Err(e) => {
                 *self.stats.requests.entry("error".into()).or_default() += 1;
-                return Ok(Attempt::Retry(without_url(&e)));
+                return Ok(Sent::Failed(without_url(&e)));
             }
         };
         let status = resp.status().as_u16();
@@ -373,11 +398,30 @@ impl ApiClient {
                 *self.stats.requests.entry("error".into()).or_default() += 1;
                 return match e {
                     BodyError::TooLarge { limit } => Err(ReadError::TooLarge { limit }),
-                    BodyError::Read(why) => Ok(Attempt::Retry(why)),
+                    BodyError::Read(why) => Ok(Sent::Failed(why)),
                 };
             }
         };
         *self.stats.requests.entry(status.to_string()).or_default() += 1;
+        Ok(Sent::Answered(Answer {
+            status,
+            retry_after,
+            body,
+        }))
+    }
+
+    /// What a whole response means: a page, a retry (now or after a wait), or a failure.
+    fn judge(
+        &mut self,
+        answer: Answer,
+        budget: &mut RequestBudget,
+        retried_401: &mut bool,
+    ) -> Result<Attempt, ReadError> {
+        let Answer {
+            status,
+            retry_after,
+            body,
+        } = answer;
         match status {
             200 => match serde_json::from_slice::<PageMeta>(&body) {
                 Ok(meta) => Ok(Attempt::Page(body, meta)),
@@ -385,26 +429,7 @@ impl ApiClient {
                     "the page is not valid JSON to its end ({e})"
                 ))),
             },
-            429 => {
-                self.stats.throttled += 1;
-                let now = UnixMillis::now();
-                let asked = throttle_wait(retry_after.as_deref(), &body, now);
-                if asked.clamped {
-                    self.stats.retry_after_clamped += 1;
-                    tracing::warn!(
-                        max_seconds = MAX_RETRY_AFTER.as_secs(),
-                        retry_after = retry_after.as_deref().unwrap_or("(from the body)"),
-                        "A 429 asked for a longer wait than the API ever needs; Retry-After is clamped to the maximum."
-                    );
-                }
-                let until = UnixMillis(now.0.saturating_add(asked.wait.as_millis() as i64));
-                budget.block_until(until);
-                if asked.wait <= self.retry.max_inline_wait {
-                    Ok(Attempt::WaitThenRetry(until))
-                } else {
-                    Err(ReadError::Throttled { until })
-                }
-            }
+            429 => self.throttled(retry_after.as_deref(), &body, budget),
             401 if !*retried_401 => {
                 *retried_401 = true;
                 self.tokens.invalidate();
@@ -419,6 +444,34 @@ impl ApiClient {
                 "HTTP {status}: {}",
                 error_code(&body)
             ))),
+        }
+    }
+
+    /// A 429: the whole client waits as long as it was asked (clamped), inline when that is
+    /// short, else the poll ends and resumes after the wait.
+    fn throttled(
+        &mut self,
+        retry_after: Option<&str>,
+        body: &[u8],
+        budget: &mut RequestBudget,
+    ) -> Result<Attempt, ReadError> {
+        self.stats.throttled += 1;
+        let now = UnixMillis::now();
+        let asked = throttle_wait(retry_after, body, now);
+        if asked.clamped {
+            self.stats.retry_after_clamped += 1;
+            tracing::warn!(
+                max_seconds = MAX_RETRY_AFTER.as_secs(),
+                retry_after = retry_after.unwrap_or("(from the body)"),
+                "A 429 asked for a longer wait than the API ever needs; Retry-After is clamped to the maximum."
+            );
+        }
+        let until = UnixMillis(now.0.saturating_add(asked.wait.as_millis() as i64));
+        budget.block_until(until);
+        if asked.wait <= self.retry.max_inline_wait {
+            Ok(Attempt::WaitThenRetry(until))
+        } else {
+            Err(ReadError::Throttled { until })
         }
     }
 }

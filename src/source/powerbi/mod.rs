@@ -122,64 +122,8 @@ impl Source for PowerBiSource {
 
     fn run(self: Box<Self>, out: DocumentSender) -> SourceFuture {
         Box::pin(async move {
-            let config = self.config;
-            let http = self.http;
-            let tokens = TokenCache::new(config.credential.clone(), config.scope.clone());
-            let mut client = ApiClient::new(http, config.hosts.clone(), tokens, config.retry);
-            client.max_response_bytes = config.max_response_bytes;
-            let (budget, ledger, status) = match self.resume {
-                Some(mut saved) => {
-                    let checkpoint = saved.checkpoint.take().unwrap_or_default();
-                    client.stats = saved.api.clone();
-                    let max = config.max_requests_per_hour;
-                    let budget = RequestBudget::restore(
-                        max,
-                        checkpoint.requests_sent,
-                        checkpoint.blocked_until,
-                        UnixMillis::now(),
-                    );
-                    tracing::info!(
-                        hours_read = checkpoint.ledger.len(),
-                        "Resuming the activity log where the saved state left it."
-                    );
-                    (budget, checkpoint.ledger, saved)
-                }
-                None => {
-                    let now = UnixMillis::now();
-                    let lookback = config.initial_lookback.as_millis() as i64;
-                    let start = UtcHour::containing(now.saturating_sub_millis(lookback));
-                    (
-                        RequestBudget::new(config.max_requests_per_hour),
-                        SweepLedger::loading_history(start, &config.plan, now),
-                        SourceStatus::default(),
-                    )
-                }
-            };
             let history = self.history;
-            let inventory = match (&config.inventory, history) {
-                (Some(c), None) => Some(InventoryReader::new(c.clone(), status.inventory.clone())),
-                _ => None,
-            };
-            let mut poller = Poller {
-                client,
-                budget,
-                ledger,
-                status,
-                config,
-                inventory,
-                failed: BTreeSet::new(),
-                progress: self.progress,
-                history_load: None,
-            };
-            let pending = poller.ledger.history_remaining();
-            if pending > 0 {
-                poller.history_load = Some(HistoryLoad {
-                    started: std::time::Instant::now(),
-                    total: pending,
-                    events_before: 0,
-                    budget_waits: 0,
-                });
-            }
+            let mut poller = Poller::start(*self);
             if let Some(since) = history {
                 poller.read_history(since, &out).await;
                 let _ = out
@@ -200,6 +144,46 @@ impl Source for PowerBiSource {
                 tokio::time::sleep(poller.config.poll_interval).await;
             }
         })
+    }
+}
+
+/// Where polling starts: the saved budget, ledger and status, or a fresh initial lookback.
+struct StartingPoint {
+    budget: RequestBudget,
+    ledger: SweepLedger,
+    status: SourceStatus,
+}
+
+impl StartingPoint {
+    /// From the saved status when there is one (the client's counters continue too).
+    fn new(config: &PowerBiConfig, resume: Option<SourceStatus>, client: &mut ApiClient) -> Self {
+        let Some(mut saved) = resume else {
+            let now = UnixMillis::now();
+            let lookback = config.initial_lookback.as_millis() as i64;
+            let start = UtcHour::containing(now.saturating_sub_millis(lookback));
+            return StartingPoint {
+                budget: RequestBudget::new(config.max_requests_per_hour),
+                ledger: SweepLedger::loading_history(start, &config.plan, now),
+                status: SourceStatus::default(),
+            };
+        };
+        let checkpoint = saved.checkpoint.take().unwrap_or_default();
+        client.stats = saved.api.clone();
+        let budget = RequestBudget::restore(
+            config.max_requests_per_hour,
+            checkpoint.requests_sent,
+            checkpoint.blocked_until,
+            UnixMillis::now(),
+        );
+        tracing::info!(
+            hours_read = checkpoint.ledger.len(),
+            "Resuming the activity log where the saved state left it."
+        );
+        StartingPoint {
+            budget,
+            ledger: checkpoint.ledger,
+            status: saved,
+        }
     }
 }
 
@@ -296,6 +280,49 @@ fn hour_grid(
 }
 
 impl Poller {
+    /// The poller of `source`: its client, and where it starts (see [`StartingPoint`]).
+    fn start(source: PowerBiSource) -> Self {
+        let PowerBiSource {
+            config,
+            http,
+            resume,
+            history,
+            progress,
+        } = source;
+        let tokens = TokenCache::new(config.credential.clone(), config.scope.clone());
+        let mut client = ApiClient::new(http, config.hosts.clone(), tokens, config.retry);
+        client.max_response_bytes = config.max_response_bytes;
+        let StartingPoint {
+            budget,
+            ledger,
+            status,
+        } = StartingPoint::new(&config, resume, &mut client);
+        let inventory = match (&config.inventory, history) {
+            (Some(c), None) => Some(InventoryReader::new(c.clone(), status.inventory.clone())),
+            _ => None,
+        };
+        let history_load = match ledger.history_remaining() {
+            0 => None,
+            pending => Some(HistoryLoad {
+                started: std::time::Instant::now(),
+                total: pending,
+                events_before: 0,
+                budget_waits: 0,
+            }),
+        };
+        Poller {
+            client,
+            budget,
+            ledger,
+            status,
+            config,
+            inventory,
+            failed: BTreeSet::new(),
+            progress,
+            history_load,
+        }
+    }
+
     /// Older hours swept per poll: the requests a poll may use at the hourly budget, after the
     /// recent hours, at least one while the budget lasts.
     fn sweep_allowance(&mut self, now: UnixMillis) -> usize {
