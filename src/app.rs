@@ -1,5 +1,8 @@
 //! Wiring of the exporter: source → pipeline → aggregator → HTTP, until SIGTERM/SIGINT;
 //! or, with `--once`, source to its end → exposition on stdout.
+//!
+//! The top of the stage order: it composes the stages' settings and starts them; no other
+//! module imports it.
 
 use std::io::Write;
 use std::net::SocketAddr;

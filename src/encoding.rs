@@ -1,5 +1,8 @@
 //! Small encodings shared by the client and the simulator: base64 (standard and URL-safe),
 //! PEM blocks, and the few DER fields of an X.509 certificate the exporter reads.
+//!
+//! Invariant: pure functions of their input, a leaf of the stage order; malformed input gives
+//! `None`, never a panic.
 
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -4,6 +4,13 @@
 //! leniently with serde, and `object` parses plain event objects faster inside the splitter.
 //! [`decode_reader`] and [`decode_slice`] join them and hands every outcome to an [`EventSink`],
 //! so the aggregation and the `top` ranking consume one decoder.
+//!
+//! Invariants:
+//! - no I/O beyond the reader handed to [`decode_reader`], no async runtime;
+//! - every element read from a document reaches the sink once, as an event or as a rejection with
+//!   its reason; a malformed document is an error, never a panic (the fuzz targets check it);
+//! - the fast object parser only handles what it reads plainly and defers the rest to serde,
+//!   the authority (`differential` checks they agree).
 
 #[doc(hidden)]
 pub mod differential;

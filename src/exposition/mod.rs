@@ -1,4 +1,14 @@
-//! Exposition stage: snapshots → Prometheus text, served over HTTP or printed (`--once`).
+//! Exposition stage: snapshots → Prometheus text, served over HTTP ([`http`], with the status
+//! page [`status`] and the web configuration [`webconfig`]) or printed (`--once`), and pushed
+//! over OTLP ([`otlp`]).
+//!
+//! Invariants:
+//! - a scrape renders fresh from a snapshot and never waits on the source or a checkpoint;
+//! - families appear in catalogue order, each sample with its family's labels in order, so
+//!   two renders of the same snapshot are byte-identical;
+//! - the OTLP push carries the same families and values as `/metrics`;
+//! - this stage reads metrics only: the events themselves leave through `forward`, its
+//!   independent sibling.
 
 pub mod healthcheck;
 pub mod http;

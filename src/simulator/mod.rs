@@ -3,8 +3,8 @@
 //! rhythm, producing events shaped exactly like the Activity Events API's.
 //!
 //! Pure and deterministic: the same seed gives the same tenant and, with the same random
-//! stream, the same events. The demo source, `simulate` and the benchmark use it; the HTTP
-//! face of the simulated API (next issue) will serve its events.
+//! stream, the same events. The demo source, `simulate` and the benchmark use it, and its
+//! HTTP face ([`api`]) serves them as the Activity Events API does, on loopback only.
 
 pub mod api;
 
