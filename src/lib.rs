@@ -29,23 +29,11 @@
 //! lower one, never of a higher one, and the two egress stages `exposition` and `forward`
 //! do not use each other. The order is that of the imports, not of the flow: the source
 //! sits above `decode` because it speaks the decoder's vocabulary (`UnixMillis`, inventory
-//! pages), though its documents reach the decoder only through `pipeline`. [`LAYERS`] is the
-//! one statement of the order; `tests/it/architecture.rs` reads it and fails on an import
-//! against it (in `#[cfg(test)]` modules too).
+//! pages), though its documents reach the decoder only through `pipeline`.
 //!
-//! Bottom first:
-//! 1. foundations: `build`, `duration`, `files`, `rng`, `encoding`, `catalogue` (the metric
-//!    families, the sample model and the [`catalogue::Collector`] trait), `config` (loading
-//!    the file, the problem list) — and this crate root's items;
-//! 2. `decode` — the event vocabulary and the pure decoder, no I/O;
-//! 3. `azure` — Entra ID credentials, token caches, shared HTTP helpers;
-//! 4. `simulator` — the simulated tenant, upstream of the demo and the test API;
-//! 5. `source` — the live API, replay, demo;
-//! 6. `aggregate`;
-//! 7. `state` — the atomic state file and the forwarding spool it makes durable;
-//! 8. `exposition` and `forward` — the egress siblings;
-//! 9. `pipeline`, `telemetry`, `top`;
-//! 10. `app`, `cli` — the wiring: compose the components' settings and start them.
+//! [`LAYERS`], bottom first, is the one statement of the order, from the foundations to the
+//! wiring. `tests/it/architecture.rs` reads it and fails on an import against it, in
+//! `#[cfg(test)]` modules too: a unit test that needs a higher stage belongs in `tests/it`.
 //!
 //! [`catalogue`] is the single list of metric families (name, type, HELP, labels, cap);
 //! the exposition, the README table and the config validation all read it.
@@ -86,7 +74,8 @@ pub struct Layer {
 /// The stage order, bottom first: every `pub mod` above is in exactly one layer.
 pub const LAYERS: &[Layer] = &[
     Layer {
-        role: "foundations",
+        role: "foundations (build facts, files, encodings, the metric catalogue and sample \
+               model, loading the configuration file; the crate root's items too)",
         modules: &[
             "build",
             "duration",
@@ -99,47 +88,47 @@ pub const LAYERS: &[Layer] = &[
         independent: false,
     },
     Layer {
-        role: "event vocabulary and decoder",
+        role: "the event vocabulary and the pure decoder",
         modules: &["decode"],
         independent: false,
     },
     Layer {
-        role: "Azure credentials and HTTP",
+        role: "Entra ID credentials, token caches and shared HTTP helpers",
         modules: &["azure"],
         independent: false,
     },
     Layer {
-        role: "simulated tenant",
+        role: "the simulated tenant (a source's upstream)",
         modules: &["simulator"],
         independent: false,
     },
     Layer {
-        role: "sources",
+        role: "the sources (live API, replay, demo)",
         modules: &["source"],
         independent: false,
     },
     Layer {
-        role: "aggregation",
+        role: "the aggregation",
         modules: &["aggregate"],
         independent: false,
     },
     Layer {
-        role: "durable state",
+        role: "the durable state (state file and forwarding spool)",
         modules: &["state"],
         independent: false,
     },
     Layer {
-        role: "egress",
+        role: "the egress siblings (metrics out, events out)",
         modules: &["exposition", "forward"],
         independent: true,
     },
     Layer {
-        role: "runs",
+        role: "the runs (pipeline, logging, top)",
         modules: &["pipeline", "telemetry", "top"],
         independent: false,
     },
     Layer {
-        role: "wiring",
+        role: "the wiring (compose the stages' settings and start them)",
         modules: &["app", "cli"],
         independent: false,
     },

@@ -177,7 +177,7 @@ fn imports_follow_the_stage_order() {
                         LAYERS[from_layer].role, LAYERS[to_layer].role
                     )
                 } else {
-                    format!("the {} stages are independent", LAYERS[to_layer].role)
+                    format!("{} do not use each other", LAYERS[to_layer].role)
                 };
                 failures.push(format!(
                     "{}:{}  {from} → {}  ({why})",
