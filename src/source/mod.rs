@@ -5,6 +5,7 @@
 //! next issue is one more implementation of [`Source`]; nothing after this stage changes.
 
 pub mod demo;
+pub mod metrics;
 pub mod powerbi;
 pub mod replay;
 

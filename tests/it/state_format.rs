@@ -242,6 +242,75 @@ fn a_state_written_by_an_earlier_release_loads_with_exact_counters_and_source_st
         filtered["activity"] > 0.0,
         "the fixture's live events were filtered"
     );
-    // The fixture itself is left as it was; the copy is the one saved over.
-    assert!(state_dir.join("state.json").exists());
+    // The copy is saved over in today's layout: the source's status beside the aggregate.
+    let resaved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state_dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(resaved["version"], 2);
+    assert_eq!(resaved["source"]["api"], source["api"]);
+    assert_eq!(resaved["source"]["checkpoint"], source["checkpoint"]);
+    assert!(resaved["aggregate"].get("source").is_none());
+    assert!(resaved["aggregate"].get("replay").is_none());
+}
+
+/// Runs the binary on `state_dir` (replaying a file of no events) and waits for it to stop;
+/// fails the test when it is still running after 20 s.
+fn start_and_wait(state_dir: &Path, dir: &Path) -> std::process::Output {
+    let empty = dir.join("nothing.json");
+    std::fs::write(&empty, "[]").unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["--replay", empty.to_str().unwrap()])
+        .args(["--state.dir", state_dir.to_str().unwrap()])
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after 20 s: the state was not refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_state_of_a_newer_or_unknown_version_stops_the_start_and_is_left_as_it_is() {
+    for (version, reason) in [
+        (3, "newer than the version 2"),
+        (0, "which no release wrote"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        copy_dir(&fixture().join("v1"), &state_dir);
+        let file = state_dir.join("state.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let other = text.replacen(r#""version":1,"#, &format!(r#""version":{version},"#), 1);
+        assert_ne!(text, other);
+        std::fs::write(&file, &other).unwrap();
+        let out = start_and_wait(&state_dir, dir.path());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.contains(&file.display().to_string()) && last.contains(reason),
+            "the error names the file and {reason:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            other,
+            "left as it was"
+        );
+        let names: Vec<_> = std::fs::read_dir(&state_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains(".bad-")),
+            "not moved aside: {names:?}"
+        );
+    }
 }
