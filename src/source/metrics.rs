@@ -96,3 +96,104 @@ impl SourceStatus {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::UnixMillis;
+    use crate::source::InventoryStatus;
+
+    /// Every sample of `snapshot` as `name{label,…} value`, in the snapshot's order.
+    fn lines(snapshot: &Snapshot) -> Vec<String> {
+        snapshot
+            .families
+            .iter()
+            .flat_map(|f| {
+                f.samples.iter().map(move |s| {
+                    format!("{}{{{}}} {}", f.family.name, s.labels.join(","), s.value)
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_status_shows_every_reason_and_leaves_out_what_it_does_not_know() {
+        let mut status = SourceStatus {
+            up: true,
+            poll_duration_seconds: 1.5,
+            budget_remaining: 7,
+            token_expiry: Some(UnixMillis(2_000)),
+            inventory: Some(InventoryStatus {
+                last_success: None,
+                errors: [("throttled".to_string(), 2)].into(),
+            }),
+            ..SourceStatus::default()
+        };
+        status.api.requests.insert("200".into(), 3);
+        status.api.auth_errors.insert("rejected".into(), 1);
+        let mut snapshot = Snapshot::default();
+        status.collect(&mut snapshot);
+        snapshot.sort_families();
+        let mut got = lines(&snapshot);
+        got.sort();
+        let mut want = vec![
+            "powerbi_up{} 1",
+            "powerbi_inventory_errors_total{auth} 0",
+            "powerbi_inventory_errors_total{budget} 0",
+            "powerbi_inventory_errors_total{http_error} 0",
+            "powerbi_inventory_errors_total{invalid_response} 0",
+            "powerbi_inventory_errors_total{throttled} 2",
+            "powerbi_inventory_errors_total{timeout} 0",
+            "powerbi_poll_duration_seconds{} 1.5",
+            "powerbi_api_requests_total{200} 3",
+            "powerbi_api_throttled_total{} 0",
+            "powerbi_api_budget_remaining{} 7",
+            "powerbi_api_foreign_continuations_total{} 0",
+            "powerbi_api_bad_continuations_total{} 0",
+            "powerbi_api_retry_after_clamped_total{} 0",
+            "powerbi_auth_errors_total{bad_response} 0",
+            "powerbi_auth_errors_total{invalid_client} 0",
+            "powerbi_auth_errors_total{rejected} 1",
+            "powerbi_auth_errors_total{unreachable} 0",
+            "powerbi_auth_errors_total{untrusted_certificate} 0",
+            "powerbi_credential_expiry_timestamp_seconds{token} 2",
+            "powerbi_initial_lookback_hours_remaining{} 0",
+        ];
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_reason_lists_are_the_kinds_the_errors_have() {
+        use crate::azure::auth::AuthError;
+        use crate::source::powerbi::inventory::InventoryError;
+        let auth = [
+            AuthError::InvalidClient { code: "x".into() },
+            AuthError::Rejected {
+                code: "x".into(),
+                description: "y".into(),
+            },
+            AuthError::Unreachable("x".into()),
+            AuthError::UntrustedCertificate("x".into()),
+            AuthError::BadResponse { status: 500 },
+        ];
+        let mut reasons: Vec<_> = auth.iter().map(AuthError::reason).collect();
+        reasons.sort();
+        let all: Vec<_> = AuthErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(reasons, all);
+        let inventory = [
+            InventoryError::Throttled {
+                retry_after: std::time::Duration::ZERO,
+            },
+            InventoryError::Budget(UnixMillis(0)),
+            InventoryError::Timeout("x".into()),
+            InventoryError::Http(500),
+            InventoryError::Invalid("x".into()),
+            InventoryError::Auth("x".into()),
+        ];
+        let mut reasons: Vec<_> = inventory.iter().map(InventoryError::reason).collect();
+        reasons.sort();
+        let all: Vec<_> = InventoryErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(reasons, all);
+    }
+}

@@ -603,6 +603,7 @@ impl Checkpointer {
 mod tests {
     use super::*;
     use crate::decode::decode_slice;
+    use crate::source::replay::ReplayProgress;
 
     /// The files of `dir` that `name` was set aside as (`<name>.bad-<unix seconds>`).
     fn set_aside(dir: &Path, name: &str) -> Vec<std::fs::DirEntry> {
@@ -707,6 +708,111 @@ mod tests {
         );
         assert_eq!(s.value("powerbi_reports", &["w2", "unused"]), Some(1.0));
         assert!(!dir.path().join("state.json.tmp").exists());
+    }
+
+    fn a_pass(number: usize) -> crate::source::replay::ReplayPass {
+        crate::source::replay::ReplayPass {
+            number,
+            of: 3,
+            first_day: 20_000 + number as i64,
+            last_day: 20_000 + number as i64,
+            census: crate::source::replay::DaysCensus {
+                events: 10,
+                digest: 42,
+            },
+        }
+    }
+
+    #[test]
+    fn the_source_status_and_replay_progress_are_saved_beside_the_aggregate() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        let config = AggregateConfig::default();
+        let mut agg = Aggregator::new(&config);
+        decode_slice(PAGE.as_bytes(), &mut agg).unwrap();
+        let source = SourceState {
+            status: Some(SourceStatus {
+                up: true,
+                budget_remaining: 9,
+                own_identities: vec!["u2@x".into()],
+                ..SourceStatus::default()
+            }),
+            replay: ReplayProgress {
+                done: vec![a_pass(1)],
+                current: Some(a_pass(2)),
+            },
+        };
+        file.save(SavedState {
+            aggregate: agg.export(),
+            source: source.clone(),
+        })
+        .unwrap();
+        let on_disk: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+        assert_eq!(on_disk["version"], migrate::CURRENT);
+        assert_eq!(on_disk["source"]["budget_remaining"], 9);
+        assert_eq!(on_disk["replay"]["current"]["number"], 2);
+        assert!(on_disk["aggregate"].get("source").is_none());
+        let saved = file.load().unwrap().expect("state loads");
+        assert_eq!(saved.source, source);
+        assert_eq!(saved.source.replay_progress(), Some(&source.replay));
+        let (resumed, _) = saved.resume(&config);
+        let reference = Reference::NewestEvent;
+        // The source's self metrics come from the source's state, beside the aggregator's.
+        let shown = snapshot(&resumed, &source, reference);
+        assert_eq!(shown.value("powerbi_api_budget_remaining", &[]), Some(9.0));
+        assert_eq!(resumed.snapshot(reference).value("powerbi_up", &[]), None);
+        assert_eq!(
+            snapshot(&resumed, &SourceState::default(), reference),
+            resumed.snapshot(reference)
+        );
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_with_its_source_status_and_replay_progress() {
+        let mut v1: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/state/v1/state.json")).unwrap();
+        assert_eq!(v1["version"], 1);
+        let progress = ReplayProgress {
+            done: vec![a_pass(1)],
+            current: Some(a_pass(2)),
+        };
+        v1["aggregate"]["replay"] = serde_json::to_value(&progress).unwrap();
+        let status = v1["aggregate"]["source"].clone();
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        std::fs::write(file.path(), serde_json::to_vec(&v1).unwrap()).unwrap();
+        let saved = file.load().unwrap().expect("a v1 state loads");
+        assert_eq!(saved.source.replay, progress);
+        let status_back = serde_json::to_value(saved.source.status.as_ref().unwrap()).unwrap();
+        assert_eq!(status_back, status);
+        let (agg, _) = saved.resume(&AggregateConfig::default());
+        let s = agg.snapshot(Reference::NewestEvent);
+        assert_eq!(
+            s.value("powerbi_activity_events_total", &["w1", "ViewDashboard"]),
+            Some(16.0)
+        );
+    }
+
+    #[test]
+    fn a_newer_or_unknown_version_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        for version in [migrate::CURRENT + 1, 0] {
+            let text = format!(
+                r#"{{"format":"powerbi-exporter-state","version":{version},"saved_at":0,"aggregate":{{}}}}"#
+            );
+            std::fs::write(file.path(), &text).unwrap();
+            assert!(matches!(
+                file.load(),
+                Err(StateError::Unreadable {
+                    problem: Unreadable::Version(_),
+                    ..
+                })
+            ));
+            assert_eq!(std::fs::read_to_string(file.path()).unwrap(), text);
+            assert!(set_aside(dir.path(), "state.json").is_empty());
+        }
     }
 
     #[test]
