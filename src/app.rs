@@ -29,7 +29,10 @@ use crate::source::powerbi::PowerBiSource;
 use crate::source::replay::{Replay, ReplayProgress};
 use crate::source::{Source, SourceError, SourceStatus, Timing};
 use crate::state::spool::{SpoolReader, SpoolWriter};
-use crate::state::{Checkpointer, Published, SaveErrors, StateError, StateFile};
+use crate::state::{
+    self, Checkpointer, Published, SaveErrors, SharedSourceState, SourceState, StateError,
+    StateFile,
+};
 
 /// Why the exporter stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -130,15 +133,16 @@ async fn serve(config: Config) -> Result<(), AppError> {
     } else if config.aggregate.users == UserLabelConfig::PseudonymUnkeyed {
         tracing::warn!("No --state.dir and no --users.pseudonym-key-file: user pseudonyms use a key for this run only and change at restart.");
     }
-    let resume = restored.as_ref().and_then(|s| s.source_status().cloned());
-    let progress = restored.as_ref().and_then(|s| s.replay_progress().cloned());
+    let (aggregator, source_state) = match restored {
+        Some(saved) => saved.resume(&config.aggregate),
+        None => (Aggregator::new(&config.aggregate), SourceState::default()),
+    };
+    let resume = source_state.status.clone();
+    let progress = source_state.replay_progress().cloned();
     let source = build_source(&config.source, resume, progress)?;
     let timing = source.timing();
-    let aggregator = match restored {
-        Some(state) => Aggregator::import(&config.aggregate, state),
-        None => Aggregator::new(&config.aggregate),
-    };
     let aggregator = Arc::new(Mutex::new(aggregator));
+    let source_state: SharedSourceState = Arc::new(Mutex::new(source_state));
 
     let addr = config.web.listen_address;
     let listener = http::bind(addr)
@@ -157,6 +161,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
             let mut c = Checkpointer::new(file, published.clone(), timing);
             c.spool = spool;
             c.errors = save_errors.clone();
+            c.source = source_state.clone();
             c.checkpoint(&aggregator);
             Some(c)
         }
@@ -168,13 +173,14 @@ async fn serve(config: Config) -> Result<(), AppError> {
         }
     };
     let durable = checkpointer.is_some();
-    let status_source = aggregator.clone();
+    let status_source = (aggregator.clone(), source_state.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(4);
     let stop = Arc::new(AtomicBool::new(false));
     let consumer = pipeline::spawn_shared_consumer(
         rx,
         aggregator.clone(),
+        source_state.clone(),
         ready.clone(),
         checkpointer,
         stop.clone(),
@@ -210,7 +216,12 @@ async fn serve(config: Config) -> Result<(), AppError> {
                     Timing::Historical => Reference::NewestEvent,
                     Timing::Live => Reference::WallClock(UnixMillis::now()),
                 };
-                pipeline::lock(&aggregator).snapshot(reference)
+                let aggregator = pipeline::lock(&aggregator);
+                state::snapshot(
+                    &aggregator,
+                    &pipeline::lock_source(&source_state),
+                    reference,
+                )
             };
             if snapshot.families.is_empty() {
                 return Vec::new();
@@ -263,7 +274,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
             Timing::Historical => Reference::NewestEvent,
             Timing::Live => Reference::WallClock(UnixMillis::now()),
         };
-        pipeline::lock(&status_source).status_data(reference, http_status::TOP_REPORTS)
+        let (aggregator, source) = &status_source;
+        let usage = pipeline::lock(aggregator).status_data(reference, http_status::TOP_REPORTS);
+        http_status::StatusData::new(pipeline::lock_source(source).status.clone(), usage)
     };
     let exposition = http::Exposition {
         render: Box::new(render),

@@ -21,7 +21,7 @@ use crate::decode::{
 };
 use crate::source::replay::ReplayPass;
 use crate::source::{Body, Document, Source, SourceError, SourceMessage, SourceStatus};
-use crate::state::Checkpointer;
+use crate::state::{Checkpointer, SharedSourceState, SourceState};
 
 /// Documents in flight between the source and the decoder.
 const CHANNEL_DEPTH: usize = 4;
@@ -151,13 +151,17 @@ impl DocumentSink for Aggregator {
         Aggregator::document_done(self, complete);
     }
     fn source_status(&mut self, status: SourceStatus) {
-        self.set_source_status(status);
+        self.source_reported(
+            &status.own_identities,
+            status.initial_lookback_hours_remaining == 0,
+        );
     }
     fn inventory(&mut self, inventory: Inventory) {
         self.apply_inventory(inventory);
     }
-    fn replay_pass_started(&mut self, pass: ReplayPass) {
-        self.start_replay_pass(pass);
+    fn replay_pass_started(&mut self, _pass: ReplayPass) {
+        // A run to the end starts from nothing: every pass is new.
+        self.forget_seen_ids();
     }
 }
 
@@ -192,14 +196,15 @@ pub async fn run_to_end<S: DocumentSink + Send + 'static>(
     produced.map(|()| (sink, report))
 }
 
-/// Feeds documents into the shared aggregator until the channel closes; sets `ready` after
-/// the first document. With a checkpointer, the state is saved (and published) after every
+/// Feeds documents into the shared aggregator until the channel closes, and keeps the source's
+/// status and replay progress in `source`; sets `ready` after the first document. With a checkpointer, the state is saved (and published) after every
 /// status message of a live source, at most every few seconds between documents, and once
 /// more when the channel closes; a last checkpoint held back by a failing spool is retried
 /// until it goes through or `stop` is set.
 pub fn spawn_shared_consumer(
     rx: mpsc::Receiver<SourceMessage>,
     aggregator: Arc<Mutex<Aggregator>>,
+    source: SharedSourceState,
     ready: Arc<AtomicBool>,
     mut checkpointer: Option<Checkpointer>,
     stop: Arc<AtomicBool>,
@@ -213,7 +218,7 @@ pub fn spawn_shared_consumer(
                     SourceMessage::Document(doc) => doc,
                     SourceMessage::ReplayPass(next) => {
                         pass = Some(next);
-                        lock(&aggregator).start_replay_pass(next);
+                        start_replay_pass(&aggregator, &source, next);
                         return Ok(());
                     }
                     SourceMessage::Inventory(inventory) => {
@@ -221,7 +226,11 @@ pub fn spawn_shared_consumer(
                         return Ok(());
                     }
                     SourceMessage::Status(status) => {
-                        lock(&aggregator).set_source_status(*status);
+                        lock(&aggregator).source_reported(
+                            &status.own_identities,
+                            status.initial_lookback_hours_remaining == 0,
+                        );
+                        lock_source(&source).status = Some(*status);
                         if let Some(c) = &mut checkpointer {
                             c.checkpoint(&aggregator);
                         }
@@ -248,6 +257,21 @@ pub fn spawn_shared_consumer(
             report
         })
         .expect("spawning the decode thread")
+}
+
+/// A replay pass begins: when it is a new one (not the one under way, read again after a
+/// restart), the ids of the earlier ones go, since their days never come again. The progress
+/// and the dedup set are saved together, so a restart skips the passes done only with their
+/// ids forgotten, and reads the one under way again with its ids.
+fn start_replay_pass(aggregator: &Mutex<Aggregator>, source: &SharedSourceState, pass: ReplayPass) {
+    if lock_source(source).replay.start(pass) {
+        lock(aggregator).forget_seen_ids();
+    }
+}
+
+/// The source's state; a panic elsewhere does not make it unusable.
+pub fn lock_source(source: &SharedSourceState) -> MutexGuard<'_, SourceState> {
+    source.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// First and longest wait between retries of a held-back checkpoint once no more documents come

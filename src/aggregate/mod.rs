@@ -34,8 +34,6 @@ use crate::catalogue::{self, Family, Snapshot, OVERFLOW_LABEL};
 use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
-use crate::source::replay::{ReplayPass, ReplayProgress};
-use crate::source::SourceStatus;
 use dedup::{Dedup, DedupAnchor, Seen};
 use filter::{FilterReason, FilterSpec, Filters};
 use outbox::Outbox;
@@ -163,9 +161,6 @@ pub struct Aggregator {
     pages_failed: u64,
     watermark: Option<UnixMillis>,
     latest_allowed: i64,
-    source: Option<SourceStatus>,
-    /// A replay in passes: the passes done and the one under way.
-    replay: ReplayProgress,
     /// The `UserId`s of the exporter itself, while its own exports are left out.
     own_users: Vec<UserKey>,
     exclude_own_exports: bool,
@@ -264,8 +259,6 @@ impl Aggregator {
             pages_failed: 0,
             watermark: None,
             latest_allowed: i64::MAX,
-            source: None,
-            replay: ReplayProgress::default(),
             own_users: config
                 .own_user
                 .iter()
@@ -305,13 +298,11 @@ impl Aggregator {
         }
     }
 
-    /// A replay pass begins: the days of earlier ones never come again, so their ids go.
-    pub fn start_replay_pass(&mut self, pass: ReplayPass) {
-        // Saved together: a restart skips the passes done only with their ids forgotten, and
-        // reads the one under way again with its ids.
-        if self.replay.start(pass) {
-            self.dedup.clear();
-        }
+    /// Forgets the event ids seen so far: a new replay pass begins, and the days of earlier
+    /// ones never come again. (The pipeline saves the replay's progress with this state, so a
+    /// restart skips the passes done only with their ids forgotten.)
+    pub fn forget_seen_ids(&mut self) {
+        self.dedup.clear();
     }
 
     /// Counts one source document as finished, read to its end or not.
@@ -373,8 +364,6 @@ impl Aggregator {
             pages_processed: self.pages_processed,
             pages_failed: self.pages_failed,
             watermark: self.watermark,
-            source: self.source.clone(),
-            replay: self.replay.clone(),
             expiry: ExpiryState {
                 expired: self
                     .expired
@@ -488,8 +477,6 @@ impl Aggregator {
             pages_processed: state.pages_processed,
             pages_failed: state.pages_failed,
             watermark: state.watermark,
-            source: state.source,
-            replay: state.replay,
             expired: expiry
                 .expired
                 .iter()
@@ -499,9 +486,6 @@ impl Aggregator {
         };
         if let Some(inventory) = state.inventory {
             restored.apply_inventory(inventory);
-        }
-        if let Some(status) = restored.source.take() {
-            restored.set_source_status(status);
         }
         restored
     }
@@ -547,24 +531,24 @@ impl Aggregator {
         self.inventory = Some(inventory);
     }
 
-    /// Replaces the live source's health shown in the self metrics.
-    /// Once the initial lookback is loaded, the dedup window trails the clock again.
-    pub fn set_source_status(&mut self, status: SourceStatus) {
-        for id in &status.own_identities {
+    /// What a live source reported about itself that counting depends on: the ids its access
+    /// token names the exporter by (its own exports are left out), and whether the initial
+    /// lookback is loaded (then the dedup window trails the clock again).
+    pub fn source_reported(&mut self, own_identities: &[String], initial_lookback_loaded: bool) {
+        for id in own_identities {
             let user = UserKey::from_user_id(id);
             if !self.own_users.contains(&user) {
                 self.own_users.push(user);
             }
         }
-        if status.initial_lookback_hours_remaining == 0 && self.dedup.held_from().is_some() {
+        if initial_lookback_loaded && self.dedup.held_from().is_some() {
             self.dedup.hold_from(None);
         }
-        self.source = Some(status);
     }
 
-    /// What the status page shows: the source's status, the watermark, and the `top` most
-    /// viewed reports of the day ending at `reference` (ids, and names from the `_info` state).
-    pub fn status_data(&self, reference: Reference, top: usize) -> recent::StatusData {
+    /// What the status page shows of the counting: the watermark, and the `top` most viewed
+    /// reports of the day ending at `reference` (ids, and names from the `_info` state).
+    pub fn status_data(&self, reference: Reference, top: usize) -> recent::UsageStatus {
         let day_end = match reference {
             Reference::NewestEvent => self.watermark.unwrap_or(UnixMillis(0)),
             Reference::WallClock(now) => now,
@@ -591,8 +575,7 @@ impl Aggregator {
                 }
             })
             .collect();
-        recent::StatusData {
-            source: self.source.clone(),
+        recent::UsageStatus {
             watermark: self.watermark,
             processed: self.processed,
             top_reports,
@@ -1025,9 +1008,6 @@ impl Aggregator {
                 self.workspace_info.overflowed().then_some(1),
             )),
         );
-        if let Some(status) = &self.source {
-            s.push_source_status(status);
-        }
         s.sort_families();
         s
     }
@@ -1236,12 +1216,8 @@ pub struct AggregatorState {
     pages_processed: u64,
     pages_failed: u64,
     watermark: Option<UnixMillis>,
-    source: Option<SourceStatus>,
     #[serde(default)]
     expiry: ExpiryState,
-    /// A replay in passes: the passes done and the one under way.
-    #[serde(default)]
-    replay: ReplayProgress,
 }
 
 /// What series expiry keeps in the state: counts, and the ids released for reuse.
@@ -1251,102 +1227,4 @@ struct ExpiryState {
     released_workspaces: Vec<Sym>,
     released_reports: Vec<Sym>,
     released_user_labels: Vec<Sym>,
-}
-
-impl AggregatorState {
-    /// How far a replay in passes got, when it saved this state.
-    pub fn replay_progress(&self) -> Option<&ReplayProgress> {
-        Some(&self.replay).filter(|p| p.current.is_some())
-    }
-
-    /// The live source's last status (with its checkpoint) saved with this state.
-    pub fn source_status(&self) -> Option<&SourceStatus> {
-        self.source.as_ref()
-    }
-}
-
-impl Snapshot {
-    /// The live source's self metrics.
-    fn push_source_status(&mut self, st: &SourceStatus) {
-        use catalogue::*;
-        let one = |v: f64| [(Vec::new(), v)];
-        self.push(&UP, one(if st.up { 1.0 } else { 0.0 }));
-        if let Some(inv) = &st.inventory {
-            if let Some(t) = inv.last_success {
-                self.push(&INVENTORY_LAST_SUCCESS, one(t.as_secs_f64()));
-            }
-            let reasons = [
-                "auth",
-                "budget",
-                "http_error",
-                "invalid_response",
-                "throttled",
-                "timeout",
-            ];
-            self.push(
-                &INVENTORY_ERRORS,
-                reasons.iter().map(|r| {
-                    (
-                        vec![r.to_string()],
-                        inv.errors.get(*r).copied().unwrap_or(0) as f64,
-                    )
-                }),
-            );
-        }
-        if let Some(t) = st.last_success {
-            self.push(&LAST_POLL_SUCCESS, one(t.as_secs_f64()));
-        }
-        self.push(&POLL_DURATION, one(st.poll_duration_seconds));
-        self.push(
-            &API_REQUESTS,
-            st.api
-                .requests
-                .iter()
-                .map(|(code, n)| (vec![code.clone()], *n as f64)),
-        );
-        self.push(&API_THROTTLED, one(st.api.throttled as f64));
-        self.push(&API_BUDGET_REMAINING, one(st.budget_remaining as f64));
-        self.push(
-            &API_FOREIGN_CONTINUATIONS,
-            one(st.api.foreign_continuations as f64),
-        );
-        self.push(&API_BAD_CONTINUATIONS, one(st.api.bad_continuations as f64));
-        self.push(
-            &API_RETRY_AFTER_CLAMPED,
-            one(st.api.retry_after_clamped as f64),
-        );
-        let reasons = [
-            "bad_response",
-            "invalid_client",
-            "rejected",
-            "unreachable",
-            "untrusted_certificate",
-        ];
-        self.push(
-            &AUTH_ERRORS,
-            reasons.iter().map(|r| {
-                (
-                    vec![r.to_string()],
-                    st.api.auth_errors.get(*r).copied().unwrap_or(0) as f64,
-                )
-            }),
-        );
-        let expiries = [
-            ("certificate", st.certificate_expiry),
-            ("token", st.token_expiry),
-        ];
-        self.push(
-            &CREDENTIAL_EXPIRY,
-            expiries
-                .iter()
-                .filter_map(|(kind, t)| Some((vec![kind.to_string()], t.as_ref()?.as_secs_f64()))),
-        );
-        if let Some(age) = st.sweep_age_seconds {
-            self.push(&SWEEP_AGE, one(age));
-        }
-        self.push(
-            &INITIAL_LOOKBACK_REMAINING,
-            one(st.initial_lookback_hours_remaining as f64),
-        );
-    }
 }

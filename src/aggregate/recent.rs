@@ -161,11 +161,10 @@ pub struct TopReport {
     pub views: u64,
 }
 
-/// What the status page shows, copied out of the aggregator.
+/// What the status page shows of the counting, copied out of the aggregator (the source's
+/// own status comes from the pipeline, beside it).
 #[derive(Debug, Clone, Default)]
-pub struct StatusData {
-    /// The live source's last status (`None` for replay and demo).
-    pub source: Option<crate::source::SourceStatus>,
+pub struct UsageStatus {
     /// Newest `CreationTime` counted.
     pub watermark: Option<crate::decode::UnixMillis>,
     /// Events read (accepted, duplicate and rejected).

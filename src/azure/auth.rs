@@ -80,12 +80,47 @@ pub enum AuthError {
 
 impl AuthError {
     pub fn reason(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    pub fn kind(&self) -> AuthErrorKind {
         match self {
-            AuthError::InvalidClient { .. } => "invalid_client",
-            AuthError::Rejected { .. } => "rejected",
-            AuthError::Unreachable(_) => "unreachable",
-            AuthError::UntrustedCertificate(_) => "untrusted_certificate",
-            AuthError::BadResponse { .. } => "bad_response",
+            AuthError::InvalidClient { .. } => AuthErrorKind::InvalidClient,
+            AuthError::Rejected { .. } => AuthErrorKind::Rejected,
+            AuthError::Unreachable(_) => AuthErrorKind::Unreachable,
+            AuthError::UntrustedCertificate(_) => AuthErrorKind::UntrustedCertificate,
+            AuthError::BadResponse { .. } => AuthErrorKind::BadResponse,
+        }
+    }
+}
+
+/// The kinds of [`AuthError`]: the `reason` label values of `powerbi_auth_errors_total`, all
+/// of which the self metrics show (0 until one happens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthErrorKind {
+    BadResponse,
+    InvalidClient,
+    Rejected,
+    Unreachable,
+    UntrustedCertificate,
+}
+
+impl AuthErrorKind {
+    pub const ALL: [AuthErrorKind; 5] = [
+        AuthErrorKind::BadResponse,
+        AuthErrorKind::InvalidClient,
+        AuthErrorKind::Rejected,
+        AuthErrorKind::Unreachable,
+        AuthErrorKind::UntrustedCertificate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthErrorKind::BadResponse => "bad_response",
+            AuthErrorKind::InvalidClient => "invalid_client",
+            AuthErrorKind::Rejected => "rejected",
+            AuthErrorKind::Unreachable => "unreachable",
+            AuthErrorKind::UntrustedCertificate => "untrusted_certificate",
         }
     }
 }

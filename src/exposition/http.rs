@@ -34,10 +34,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::text;
 use super::webconfig::{Fingerprint, WebSettings};
-use crate::aggregate::recent::StatusData;
 use crate::catalogue;
 use crate::catalogue::{FamilySamples, Sample, Snapshot};
 use crate::decode::UnixMillis;
+use crate::exposition::status::StatusData;
 
 /// A client must send its request headers, and finish a TLS handshake, within this time.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);

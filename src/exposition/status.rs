@@ -13,9 +13,36 @@
 
 use std::fmt::Write as _;
 
-use crate::aggregate::recent::{StatusData, TopReport};
+use crate::aggregate::recent::{TopReport, UsageStatus};
 use crate::decode::UnixMillis;
 use crate::source::{HourGrid, HourState, PollOutcome, PollRecord, SourceStatus};
+
+/// What the status page shows: the source's status (kept by the pipeline) and what the
+/// aggregator counted.
+#[derive(Debug, Clone, Default)]
+pub struct StatusData {
+    /// The live source's last status (`None` for replay and demo).
+    pub source: Option<SourceStatus>,
+    /// Newest `CreationTime` counted.
+    pub watermark: Option<UnixMillis>,
+    /// Events read (accepted, duplicate and rejected).
+    pub processed: u64,
+    /// Most viewed reports in the day ending at `day_end`.
+    pub top_reports: Vec<TopReport>,
+    pub day_end: UnixMillis,
+}
+
+impl StatusData {
+    pub fn new(source: Option<SourceStatus>, usage: UsageStatus) -> Self {
+        StatusData {
+            source,
+            watermark: usage.watermark,
+            processed: usage.processed,
+            top_reports: usage.top_reports,
+            day_end: usage.day_end,
+        }
+    }
+}
 
 /// Reports in the top list.
 pub const TOP_REPORTS: usize = 10;

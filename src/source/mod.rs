@@ -1,11 +1,13 @@
 //! Source stage: where documents of activity events come from.
 //!
 //! A source only fetches: it sends [`Document`]s (an API page, a replay file, a simulated
-//! page) down a bounded channel and never decodes or counts. The live API ([`powerbi`]),
-//! [`replay`] and the [`demo`] are its implementations of [`Source`]; nothing after this
-//! stage knows which one runs, except through [`Timing`] and the [`SourceStatus`] it reports.
+//! page) down a bounded channel and never decodes or counts. The live API client
+//! ([`powerbi`]), the replay and the demo each implement [`Source`]. A live source also
+//! reports its health ([`SourceStatus`], shown by [`metrics`]); the pipeline keeps it, and the
+//! state file saves it beside the aggregator's state, so the later stages need not know it.
 
 pub mod demo;
+pub mod metrics;
 pub mod powerbi;
 pub mod replay;
 

@@ -1,7 +1,13 @@
 //! Durable state (`--state.dir`): counters, distinct users, the dedup set and the live source's
 //! ledgers, so a restart — graceful or `kill -9` — continues where the last checkpoint was.
 //!
+//! The file is `{format, version, saved_at, aggregate, source, replay}`: the aggregator's state,
+//! and beside it the source's own (the live source's status with its ledgers, a replay's
+//! progress), in one file so that counters and ledgers are always from the same checkpoint.
+//!
 //! Invariants:
+//! - a file of an older version is migrated as it is read ([`migrate`]); one of a newer or an
+//!   unknown version stops the start and is left as it is (a downgrade must not lose it);
 //! - a checkpoint is written atomically (temporary file, fsync, rename, fsync of the directory):
 //!   the file on disk is always a whole checkpoint;
 //! - a checkpoint is taken only between documents, and a live source's checkpoint only when its
@@ -19,6 +25,7 @@
 //!   symbolic link in its place) stops the start: it is never written over, since what it
 //!   holds may be fine once the fault is fixed, and starting from zero would take counters back.
 
+pub mod migrate;
 pub mod spool;
 
 use std::fs::{self, File};
@@ -30,10 +37,11 @@ use std::time::{Duration, Instant};
 
 use crate::aggregate::outbox::Outbox;
 use crate::aggregate::people::PseudonymKey;
-use crate::aggregate::{Aggregator, AggregatorState, Reference};
-use crate::catalogue::{FamilySamples, Sample, Snapshot};
+use crate::aggregate::{AggregateConfig, Aggregator, AggregatorState, Reference};
+use crate::catalogue::{Collector, FamilySamples, Sample, Snapshot};
 use crate::decode::UnixMillis;
-use crate::source::Timing;
+use crate::source::replay::ReplayProgress;
+use crate::source::{SourceStatus, Timing};
 
 const FILE: &str = "state.json";
 const KEY_FILE: &str = "pseudonym.key";
@@ -48,7 +56,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 const FORMAT: &str = "powerbi-exporter-state";
-const VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -82,6 +89,8 @@ pub enum Unreadable {
     NotAFile(&'static str),
     #[error("it is a symbolic link to {0}, which does not exist")]
     Dangling(PathBuf),
+    #[error("{0}")]
+    Version(migrate::MigrationError),
 }
 
 /// The kind of a file that is not a regular file, for messages.
@@ -131,12 +140,123 @@ fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, Unreadable> {
     fs::read(path).map(Some).map_err(Unreadable::Io)
 }
 
+/// What the pipeline keeps beside the aggregator and saves with it: the source's own state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceState {
+    /// The live source's last status, with the checkpoint it resumes from (`None` for replay
+    /// and demo).
+    pub status: Option<SourceStatus>,
+    /// A replay in passes: the passes done and the one under way.
+    pub replay: ReplayProgress,
+}
+
+impl SourceState {
+    /// How far a replay in passes got, when one was under way.
+    pub fn replay_progress(&self) -> Option<&ReplayProgress> {
+        Some(&self.replay).filter(|p| p.current.is_some())
+    }
+}
+
+/// The source's state, shared by the pipeline (which updates it), the checkpoints (which save
+/// it), the status page and `/metrics` (which show it).
+pub type SharedSourceState = Arc<Mutex<SourceState>>;
+
+/// Everything one checkpoint holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedState {
+    pub aggregate: AggregatorState,
+    pub source: SourceState,
+}
+
+impl SavedState {
+    /// The aggregator and the source's state as they were saved, under the current
+    /// configuration; the aggregator hears the source's saved report again (its own ids, the
+    /// initial lookback loaded).
+    pub fn resume(self, config: &AggregateConfig) -> (Aggregator, SourceState) {
+        let mut aggregator = Aggregator::import(config, self.aggregate);
+        if let Some(status) = &self.source.status {
+            aggregator.source_reported(
+                &status.own_identities,
+                status.initial_lookback_hours_remaining == 0,
+            );
+        }
+        (aggregator, self.source)
+    }
+}
+
+/// The snapshot `/metrics` serves: the aggregator's families and the source's self metrics,
+/// in catalogue order.
+pub fn snapshot(aggregator: &Aggregator, source: &SourceState, reference: Reference) -> Snapshot {
+    let mut snapshot = aggregator.snapshot(reference);
+    if let Some(status) = &source.status {
+        status.collect(&mut snapshot);
+        snapshot.sort_families();
+    }
+    snapshot
+}
+
+/// The file as version [`migrate::CURRENT`] lays it out.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct OnDisk {
     format: String,
     version: u32,
     saved_at: UnixMillis,
     aggregate: AggregatorState,
+    source: Option<SourceStatus>,
+    #[serde(default)]
+    replay: ReplayProgress,
+}
+
+/// What every version has: enough to know whether and how to read the rest.
+#[derive(serde::Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+}
+
+/// How a state file's bytes were judged.
+enum Read {
+    Usable(Box<OnDisk>),
+    /// Corrupt or foreign: moved aside, counting starts from zero.
+    Bad(String),
+    /// A version this build does not read: left as it is, the start stops.
+    Refused(migrate::MigrationError),
+}
+
+/// Reads a state file of any version this build knows, migrating an older one.
+fn read_state(bytes: &[u8]) -> Read {
+    // Today's version in one pass (a state with a large dedup set takes a while to parse); an
+    // older file parses too (its moved fields are ignored), so only the version decides.
+    if let Ok(d) = serde_json::from_slice::<OnDisk>(bytes) {
+        if d.format == FORMAT && d.version == migrate::CURRENT {
+            return Read::Usable(Box::new(d));
+        }
+    }
+    let header = match serde_json::from_slice::<Header>(bytes) {
+        Ok(h) => h,
+        Err(e) => return Read::Bad(format!("not a valid state file: {e}")),
+    };
+    if header.format != FORMAT {
+        return Read::Bad(format!("format {:?} is not {FORMAT:?}", header.format));
+    }
+    if let Err(e) = migrate::check(header.version) {
+        return Read::Refused(e);
+    }
+    let parsed = if header.version == migrate::CURRENT {
+        serde_json::from_slice::<OnDisk>(bytes).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|v| migrate::to_current(header.version, v).map_err(|e| e.to_string()))
+            .and_then(|v| serde_json::from_value::<OnDisk>(v).map_err(|e| e.to_string()))
+    };
+    match parsed {
+        Ok(d) => Read::Usable(Box::new(d)),
+        Err(e) => Read::Bad(format!(
+            "not a valid state file of version {}: {e}",
+            header.version
+        )),
+    }
 }
 
 /// The state file in a directory.
@@ -203,26 +323,33 @@ impl StateFile {
         Ok(key)
     }
 
-    /// The saved state, if there is one. A corrupt or foreign file is renamed to
-    /// `state.json.bad-<unix seconds>` and `None` is returned; a file that cannot be read, or a
-    /// bad one that cannot be moved aside, is an error (nothing may be saved over it).
-    pub fn load(&self) -> Result<Option<AggregatorState>, StateError> {
+    /// The saved state, if there is one, migrated when an older release wrote it. A corrupt or
+    /// foreign file is renamed to `state.json.bad-<unix seconds>` and `None` is returned; a file
+    /// that cannot be read, one of a version this build does not read, or a bad one that cannot
+    /// be moved aside, is an error (nothing may be saved over it).
+    pub fn load(&self) -> Result<Option<SavedState>, StateError> {
         let path = self.path();
         let bytes = match read_regular(&path) {
             Ok(Some(b)) => b,
             Ok(None) => return Ok(None),
             Err(problem) => return Err(StateError::Unreadable { path, problem }),
         };
-        let problem = match serde_json::from_slice::<OnDisk>(&bytes) {
-            Ok(d) if d.format == FORMAT && d.version == VERSION => {
+        let problem = match read_state(&bytes) {
+            Read::Usable(d) => {
                 tracing::info!(path = %path.display(), saved_at = %d.saved_at.to_api_string(), "Resuming from the saved state.");
-                return Ok(Some(d.aggregate));
+                return Ok(Some(SavedState {
+                    aggregate: d.aggregate,
+                    source: SourceState {
+                        status: d.source,
+                        replay: d.replay,
+                    },
+                }));
             }
-            Ok(d) => format!(
-                "format {:?} version {} is not {FORMAT:?} version {VERSION}",
-                d.format, d.version
-            ),
-            Err(e) => format!("not a valid state file: {e}"),
+            Read::Refused(e) => {
+                let problem = Unreadable::Version(e);
+                return Err(StateError::Unreadable { path, problem });
+            }
+            Read::Bad(problem) => problem,
         };
         let aside = self.move_aside(&path, &problem)?;
         tracing::warn!(
@@ -249,7 +376,7 @@ impl StateFile {
     }
 
     /// Writes `state` atomically.
-    pub fn save(&self, state: AggregatorState) -> Result<(), StateError> {
+    pub fn save(&self, state: SavedState) -> Result<(), StateError> {
         let path = self.path();
         let tmp = self.dir.join(format!("{FILE}.tmp"));
         let err = |source| StateError::Write {
@@ -258,9 +385,11 @@ impl StateFile {
         };
         let disk = OnDisk {
             format: FORMAT.into(),
-            version: VERSION,
+            version: migrate::CURRENT,
             saved_at: UnixMillis::now(),
-            aggregate: state,
+            aggregate: state.aggregate,
+            source: state.source.status,
+            replay: state.source.replay,
         };
         let bytes = serde_json::to_vec(&disk).map_err(|e| err(e.into()))?;
         let mut file = File::create(&tmp).map_err(err)?;
@@ -352,6 +481,8 @@ pub struct Checkpointer {
     spool_failing: bool,
     /// Checkpoints that failed, for the self metrics.
     pub errors: SaveErrors,
+    /// The source's state, saved with the aggregator's.
+    pub source: SharedSourceState,
 }
 
 impl Checkpointer {
@@ -366,6 +497,7 @@ impl Checkpointer {
             held_back: Outbox::default(),
             spool_failing: false,
             errors: SaveErrors::default(),
+            source: SharedSourceState::default(),
         }
     }
 
@@ -379,11 +511,17 @@ impl Checkpointer {
     pub fn checkpoint(&mut self, aggregator: &Mutex<Aggregator>) {
         let (state, snapshot, outbox) = {
             let mut agg = aggregator.lock().unwrap_or_else(PoisonError::into_inner);
-            (
-                agg.export(),
-                agg.snapshot(self.reference()),
-                agg.take_outbox(),
-            )
+            let source = self
+                .source
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let snapshot = snapshot(&agg, &source, self.reference());
+            let state = SavedState {
+                aggregate: agg.export(),
+                source,
+            };
+            (state, snapshot, agg.take_outbox())
         };
         self.last = Some(Instant::now());
         if !self.spool_events(outbox, true) {
@@ -471,8 +609,8 @@ impl Checkpointer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::AggregateConfig;
     use crate::decode::decode_slice;
+    use crate::source::replay::ReplayProgress;
 
     /// The files of `dir` that `name` was set aside as (`<name>.bad-<unix seconds>`).
     fn set_aside(dir: &Path, name: &str) -> Vec<std::fs::DirEntry> {
@@ -548,8 +686,12 @@ mod tests {
                 reports: vec![("r2".into(), "Unused".into())],
             }],
         });
-        file.save(agg.export()).unwrap();
-        let mut resumed = Aggregator::import(&config, file.load().unwrap().expect("state loads"));
+        file.save(SavedState {
+            aggregate: agg.export(),
+            source: SourceState::default(),
+        })
+        .unwrap();
+        let (mut resumed, _) = file.load().unwrap().expect("state loads").resume(&config);
         assert_eq!(
             resumed.snapshot(Reference::NewestEvent),
             agg.snapshot(Reference::NewestEvent)
@@ -573,6 +715,111 @@ mod tests {
         );
         assert_eq!(s.value("powerbi_reports", &["w2", "unused"]), Some(1.0));
         assert!(!dir.path().join("state.json.tmp").exists());
+    }
+
+    fn a_pass(number: usize) -> crate::source::replay::ReplayPass {
+        crate::source::replay::ReplayPass {
+            number,
+            of: 3,
+            first_day: 20_000 + number as i64,
+            last_day: 20_000 + number as i64,
+            census: crate::source::replay::DaysCensus {
+                events: 10,
+                digest: 42,
+            },
+        }
+    }
+
+    #[test]
+    fn the_source_status_and_replay_progress_are_saved_beside_the_aggregate() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        let config = AggregateConfig::default();
+        let mut agg = Aggregator::new(&config);
+        decode_slice(PAGE.as_bytes(), &mut agg).unwrap();
+        let source = SourceState {
+            status: Some(SourceStatus {
+                up: true,
+                budget_remaining: 9,
+                own_identities: vec!["u2@x".into()],
+                ..SourceStatus::default()
+            }),
+            replay: ReplayProgress {
+                done: vec![a_pass(1)],
+                current: Some(a_pass(2)),
+            },
+        };
+        file.save(SavedState {
+            aggregate: agg.export(),
+            source: source.clone(),
+        })
+        .unwrap();
+        let on_disk: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+        assert_eq!(on_disk["version"], migrate::CURRENT);
+        assert_eq!(on_disk["source"]["budget_remaining"], 9);
+        assert_eq!(on_disk["replay"]["current"]["number"], 2);
+        assert!(on_disk["aggregate"].get("source").is_none());
+        let saved = file.load().unwrap().expect("state loads");
+        assert_eq!(saved.source, source);
+        assert_eq!(saved.source.replay_progress(), Some(&source.replay));
+        let (resumed, _) = saved.resume(&config);
+        let reference = Reference::NewestEvent;
+        // The source's self metrics come from the source's state, beside the aggregator's.
+        let shown = snapshot(&resumed, &source, reference);
+        assert_eq!(shown.value("powerbi_api_budget_remaining", &[]), Some(9.0));
+        assert_eq!(resumed.snapshot(reference).value("powerbi_up", &[]), None);
+        assert_eq!(
+            snapshot(&resumed, &SourceState::default(), reference),
+            resumed.snapshot(reference)
+        );
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_with_its_source_status_and_replay_progress() {
+        let mut v1: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/state/v1/state.json")).unwrap();
+        assert_eq!(v1["version"], 1);
+        let progress = ReplayProgress {
+            done: vec![a_pass(1)],
+            current: Some(a_pass(2)),
+        };
+        v1["aggregate"]["replay"] = serde_json::to_value(&progress).unwrap();
+        let status = v1["aggregate"]["source"].clone();
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        std::fs::write(file.path(), serde_json::to_vec(&v1).unwrap()).unwrap();
+        let saved = file.load().unwrap().expect("a v1 state loads");
+        assert_eq!(saved.source.replay, progress);
+        let status_back = serde_json::to_value(saved.source.status.as_ref().unwrap()).unwrap();
+        assert_eq!(status_back, status);
+        let (agg, _) = saved.resume(&AggregateConfig::default());
+        let s = agg.snapshot(Reference::NewestEvent);
+        assert_eq!(
+            s.value("powerbi_activity_events_total", &["w1", "ViewDashboard"]),
+            Some(16.0)
+        );
+    }
+
+    #[test]
+    fn a_newer_or_unknown_version_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::open(dir.path()).unwrap();
+        for version in [migrate::CURRENT + 1, 0] {
+            let text = format!(
+                r#"{{"format":"powerbi-exporter-state","version":{version},"saved_at":0,"aggregate":{{}}}}"#
+            );
+            std::fs::write(file.path(), &text).unwrap();
+            assert!(matches!(
+                file.load(),
+                Err(StateError::Unreadable {
+                    problem: Unreadable::Version(_),
+                    ..
+                })
+            ));
+            assert_eq!(std::fs::read_to_string(file.path()).unwrap(), text);
+            assert!(set_aside(dir.path(), "state.json").is_empty());
+        }
     }
 
     #[test]

@@ -73,6 +73,8 @@ mod rules;
 mod serve;
 /// Minutes on the simulated tenant at a high rate with concurrent scrapes: flat memory.
 mod soak;
+/// A state file written by an earlier release loads: counters exact, its source status kept.
+mod state_format;
 /// The status page at `/` in a real headless Chromium: values, no user ids, size.
 mod status_page;
 /// `top`: the ranking table and the CSV.

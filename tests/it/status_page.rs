@@ -264,7 +264,8 @@ fn the_status_page_carries_no_user_id_under_any_label_mode() {
 
 #[test]
 fn a_page_at_the_caps_renders_in_chromium_and_stays_under_its_bound() {
-    use powerbi_exporter::aggregate::recent::{StatusData, TopReport};
+    use powerbi_exporter::aggregate::recent::TopReport;
+    use powerbi_exporter::exposition::status::StatusData;
     use powerbi_exporter::exposition::status::{render, MAX_BYTES, TOP_REPORTS};
     use powerbi_exporter::source::powerbi::window::UtcHour;
     use powerbi_exporter::source::{

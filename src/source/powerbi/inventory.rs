@@ -81,15 +81,55 @@ pub enum InventoryError {
     Auth(String),
 }
 
+/// The kinds of [`InventoryError`]: the `reason` label values of
+/// `powerbi_inventory_errors_total`, all of which the self metrics show (0 until one happens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventoryErrorKind {
+    Auth,
+    Budget,
+    HttpError,
+    InvalidResponse,
+    Throttled,
+    Timeout,
+}
+
+impl InventoryErrorKind {
+    pub const ALL: [InventoryErrorKind; 6] = [
+        InventoryErrorKind::Auth,
+        InventoryErrorKind::Budget,
+        InventoryErrorKind::HttpError,
+        InventoryErrorKind::InvalidResponse,
+        InventoryErrorKind::Throttled,
+        InventoryErrorKind::Timeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InventoryErrorKind::Auth => "auth",
+            InventoryErrorKind::Budget => "budget",
+            InventoryErrorKind::HttpError => "http_error",
+            InventoryErrorKind::InvalidResponse => "invalid_response",
+            InventoryErrorKind::Throttled => "throttled",
+            InventoryErrorKind::Timeout => "timeout",
+        }
+    }
+}
+
 impl InventoryError {
     pub fn reason(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    pub fn kind(&self) -> InventoryErrorKind {
         match self {
-            InventoryError::Throttled { .. } => "throttled",
-            InventoryError::Budget(_) => "budget",
-            InventoryError::Timeout(_) => "timeout",
-            InventoryError::Http(_) | InventoryError::Unreachable(_) => "http_error",
-            InventoryError::Invalid(_) => "invalid_response",
-            InventoryError::Auth(_) => "auth",
+            InventoryError::Throttled { .. } => InventoryErrorKind::Throttled,
+            InventoryError::Budget(_) => InventoryErrorKind::Budget,
+            InventoryError::Timeout(_) => InventoryErrorKind::Timeout,
+            InventoryError::Http(_) | InventoryError::Unreachable(_) => {
+                InventoryErrorKind::HttpError
+            }
+            InventoryError::Invalid(_) => InventoryErrorKind::InvalidResponse,
+            InventoryError::Auth(_) => InventoryErrorKind::Auth,
         }
     }
 
