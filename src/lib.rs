@@ -103,14 +103,11 @@ pub const LAYERS: &[Layer] = &[
         independent: false,
     },
     Layer {
-        role: "the sources (live API, replay, demo)",
-        modules: &["source"],
-        independent: false,
-    },
-    Layer {
-        role: "the aggregation",
-        modules: &["aggregate"],
-        independent: false,
+        // Siblings: the aggregator counts events and never sees which source sent them or
+        // how that source is doing (the source's status is saved beside it by `state`).
+        role: "the sources (live API, replay, demo) and the aggregation",
+        modules: &["source", "aggregate"],
+        independent: true,
     },
     Layer {
         role: "the durable state (state file and forwarding spool)",
