@@ -124,11 +124,6 @@ const LONG_FUNCTIONS: &[LongFunction] = &[
         reason: BEING_SHORTENED,
     },
     LongFunction {
-        file: "src/aggregate/mod.rs",
-        name: "push_source_status",
-        reason: BEING_SHORTENED,
-    },
-    LongFunction {
         file: "src/app.rs",
         name: "serve",
         reason: BEING_SHORTENED,
