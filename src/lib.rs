@@ -3,7 +3,7 @@
 //! Data flows in one direction, one module per stage; no stage reaches backwards:
 //!
 //! ```text
-//! source (replay files | simulated tenant | live API later)
+//! source (replay files | simulated tenant | live API)
 //!    │  Document: one page, file or JSON Lines stream, as bytes
 //!    ▼
 //! decode   streaming splitter + lenient per-event decoder, borrowing from the buffer
@@ -27,7 +27,6 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod duration;
-pub mod encoding;
 pub mod exposition;
 pub mod files;
 pub mod forward;

@@ -8,6 +8,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
+
 use super::http::without_url;
 use crate::decode::UnixMillis;
 
@@ -139,6 +144,8 @@ pub enum CertificateError {
         "the private key could not be decrypted: check AZURE_CLIENT_CERTIFICATE_PASSWORD ({0})"
     )]
     Undecryptable(String),
+    #[error("the PEM file is malformed: {0}")]
+    Malformed(String),
     #[error("not a PEM file, and not a PFX/PKCS#12 file that AZURE_CLIENT_CERTIFICATE_PASSWORD opens ({0})")]
     Pkcs12(String),
     #[error("the PFX/PKCS#12 file holds no private key with its certificate")]
@@ -179,7 +186,6 @@ impl CertificateKey {
         password: Option<&Secret>,
         send_chain: bool,
     ) -> Result<Self, CertificateError> {
-        use crate::encoding::{base64, base64url, certificate_not_after};
         let parts = match std::str::from_utf8(bytes) {
             Ok(text) if text.contains("-----BEGIN ") => pem_parts(text, password)?,
             _ => pkcs12_parts(bytes, password)?,
@@ -188,18 +194,24 @@ impl CertificateKey {
             .certificates
             .first()
             .ok_or(CertificateError::NoCertificate)?;
-        let thumbprint = base64url(ring::digest::digest(&ring::digest::SHA256, leaf).as_ref());
+        let thumbprint =
+            URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, leaf).as_ref());
         Ok(CertificateKey {
             key: std::sync::Arc::new(parts.key),
             thumbprint,
-            not_after: certificate_not_after(leaf),
-            chain: send_chain.then(|| parts.certificates.iter().map(|c| base64(c)).collect()),
+            not_after: super::x509::certificate_not_after(leaf),
+            chain: send_chain.then(|| {
+                parts
+                    .certificates
+                    .iter()
+                    .map(|c| STANDARD.encode(c))
+                    .collect()
+            }),
         })
     }
 
     /// A client assertion for `authority`, valid for 10 minutes, with a fresh random `jti`.
     fn assertion(&self, authority: &Authority, now: UnixMillis) -> Result<String, AuthError> {
-        use crate::encoding::base64url;
         let secs = now.0 / 1000;
         let mut header =
             serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.thumbprint});
@@ -212,8 +224,8 @@ impl CertificateKey {
         });
         let input = format!(
             "{}.{}",
-            base64url(header.to_string().as_bytes()),
-            base64url(claims.to_string().as_bytes())
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let mut signature = vec![0; self.key.public().modulus_len()];
         self.key
@@ -227,35 +239,73 @@ impl CertificateKey {
                 code: "signing_failed".into(),
                 description: "the client assertion could not be signed".into(),
             })?;
-        Ok(format!("{input}.{}", base64url(&signature)))
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(&signature)))
     }
 }
 
 /// The certificates and key of a PEM file; an encrypted PKCS#8 key (PBES2, as `openssl pkcs8
-/// -topk8` writes it) is opened with `password`.
+/// -topk8` writes it) is opened with `password`. The first key wins in this order: encrypted
+/// PKCS#8, PKCS#8, PKCS#1 RSA.
 fn pem_parts(pem: &str, password: Option<&Secret>) -> Result<CertificateParts, CertificateError> {
-    use crate::encoding::pem_blocks;
-    let certificates = pem_blocks(pem, "CERTIFICATE");
+    let malformed =
+        |e: pem::Error| CertificateError::Malformed(super::http::pem_error(&e, "certificate"));
+    let certificates: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(malformed)?;
     if certificates.is_empty() {
         return Err(CertificateError::NoCertificate);
     }
     let not_rsa = |e: ring::error::KeyRejected| CertificateError::NotRsa(e.to_string());
-    let key = if let Some(der) = pem_blocks(pem, "ENCRYPTED PRIVATE KEY").into_iter().next() {
+    let key = if let Some(der) = encrypted_pkcs8(pem).map_err(malformed)? {
         let password = password.ok_or(CertificateError::PasswordNeeded)?;
-        let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+        let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.secret_pkcs8_der())
             .map_err(|e| CertificateError::Undecryptable(e.to_string()))?;
         let plain = info
             .decrypt(password.expose().as_bytes())
             .map_err(|e| CertificateError::Undecryptable(e.to_string()))?;
         ring::signature::RsaKeyPair::from_pkcs8(plain.as_bytes()).map_err(not_rsa)?
-    } else if let Some(der) = pem_blocks(pem, "PRIVATE KEY").into_iter().next() {
-        ring::signature::RsaKeyPair::from_pkcs8(&der).map_err(not_rsa)?
-    } else if let Some(der) = pem_blocks(pem, "RSA PRIVATE KEY").into_iter().next() {
-        ring::signature::RsaKeyPair::from_der(&der).map_err(not_rsa)?
+    } else if let Some(der) =
+        first_section::<PrivatePkcs8KeyDer>(pem.as_bytes()).map_err(malformed)?
+    {
+        ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(not_rsa)?
+    } else if let Some(der) =
+        first_section::<PrivatePkcs1KeyDer>(pem.as_bytes()).map_err(malformed)?
+    {
+        ring::signature::RsaKeyPair::from_der(der.secret_pkcs1_der()).map_err(not_rsa)?
     } else {
         return Err(CertificateError::NoKey);
     };
     Ok(CertificateParts { certificates, key })
+}
+
+/// The first PEM section of kind `T`, if any.
+fn first_section<T: PemObject>(pem: &[u8]) -> Result<Option<T>, pem::Error> {
+    T::pem_slice_iter(pem).next().transpose()
+}
+
+/// The first `ENCRYPTED PRIVATE KEY` section (an `EncryptedPrivateKeyInfo`, RFC 5958), if any.
+/// rustls-pki-types reads only the sections a TLS stack loads and skips the others, this one
+/// among them; its body is base64 DER like a `PRIVATE KEY`'s, so it is read from a copy where
+/// it alone carries that label.
+fn encrypted_pkcs8(pem: &str) -> Result<Option<PrivatePkcs8KeyDer<'static>>, pem::Error> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    if !pem.contains(BEGIN) {
+        return Ok(None);
+    }
+    let only_encrypted = pem
+        .replace(
+            "-----BEGIN PRIVATE KEY-----",
+            "-----BEGIN UNENCRYPTED PRIVATE KEY-----",
+        )
+        .replace(
+            "-----END PRIVATE KEY-----",
+            "-----END UNENCRYPTED PRIVATE KEY-----",
+        )
+        .replace(BEGIN, "-----BEGIN PRIVATE KEY-----")
+        .replace(END, "-----END PRIVATE KEY-----");
+    first_section(only_encrypted.as_bytes())
 }
 
 /// The key and its certificates of a PFX/PKCS#12 file (PBES2/AES as OpenSSL 3 writes it, or
@@ -712,7 +762,7 @@ fn principal_ids(jwt: &str) -> Vec<String> {
     let Some(claims) = jwt
         .split('.')
         .nth(1)
-        .and_then(crate::encoding::unbase64)
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
     else {
         return Vec::new();
@@ -734,7 +784,7 @@ mod tests {
     #[test]
     fn principal_ids_come_from_the_tokens_claims() {
         let jwt = |claims: &str| {
-            let b = crate::encoding::base64url;
+            let b = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
             format!(
                 "{}.{}.{}",
                 b(br#"{"alg":"RS256"}"#),
@@ -790,7 +840,7 @@ mod tests {
         let now = UnixMillis(1_795_000_000_000);
         let part = |jwt: &str, i: usize| -> serde_json::Value {
             let b64 = jwt.split('.').nth(i).unwrap();
-            serde_json::from_slice(&crate::encoding::unbase64(b64).unwrap()).unwrap()
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(b64).unwrap()).unwrap()
         };
         let (a, b) = (
             key.assertion(&authority, now).unwrap(),

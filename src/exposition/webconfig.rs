@@ -15,10 +15,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use hyper::header::{HeaderName, HeaderValue};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
+
+use crate::azure::http::pem_error;
 
 /// Why a web config file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -186,15 +190,26 @@ fn tls_config(t: &TlsModel, dir: &Path) -> Result<(rustls::ServerConfig, ClientA
     let cert_pem = read("cert_file", &cert_path)?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("cert_file {}: {e}", cert_path.display()))?;
+        .map_err(|e| {
+            format!(
+                "cert_file {}: {}",
+                cert_path.display(),
+                pem_error(&e, "certificate")
+            )
+        })?;
     if certs.is_empty() {
         return Err(format!(
             "cert_file {}: no PEM certificate in it",
             cert_path.display()
         ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&read("key_file", &key_path)?)
-        .map_err(|e| format!("key_file {}: {e}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&read("key_file", &key_path)?).map_err(|e| {
+        format!(
+            "key_file {}: {}",
+            key_path.display(),
+            pem_error(&e, "private key")
+        )
+    })?;
     let versions = versions(t.min_version.as_deref(), t.max_version.as_deref())?;
     let client_auth = client_auth(t.client_auth_type.as_deref())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -217,7 +232,7 @@ fn tls_config(t: &TlsModel, dir: &Path) -> Result<(rustls::ServerConfig, ClientA
             let ca_pem = read("client_ca_file", &ca_path)?;
             let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&ca_pem)
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?;
+                .map_err(|e| format!("client_ca_file {}: {}", ca_path.display(), pem_error(&e, "certificate")))?;
             for ca in cas {
                 roots
                     .add(ca)
@@ -416,7 +431,7 @@ fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = crate::encoding::unbase64(encoded.trim())?;
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_string(), password.to_string()))
@@ -503,7 +518,7 @@ mod tests {
         let header = |user: &str, pw: &str| {
             HeaderValue::from_str(&format!(
                 "Basic {}",
-                crate::encoding::base64(format!("{user}:{pw}").as_bytes())
+                STANDARD.encode(format!("{user}:{pw}"))
             ))
             .unwrap()
         };

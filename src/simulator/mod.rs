@@ -3,8 +3,8 @@
 //! rhythm, producing events shaped exactly like the Activity Events API's.
 //!
 //! Pure and deterministic: the same seed gives the same tenant and, with the same random
-//! stream, the same events. The demo source, `simulate` and the benchmark use it; the HTTP
-//! face of the simulated API (next issue) will serve its events.
+//! stream, the same events. The demo source, `simulate` and the benchmark use it, and the
+//! simulated API ([`api`]) serves its events over HTTP on loopback.
 
 pub mod api;
 
@@ -14,9 +14,8 @@ pub mod timeline;
 
 use serde::Serialize;
 
-pub use crate::rng::Rng;
-
 use crate::decode::UnixMillis;
+use crate::rng::Rng;
 
 /// How big the simulated tenant is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

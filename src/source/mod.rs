@@ -1,8 +1,8 @@
 //! Source stage: where documents of activity events come from.
 //!
 //! A source only fetches: it sends [`Document`]s (an API page, a replay file, a simulated
-//! page) down a bounded channel and never decodes or counts. The live API client of the
-//! next issue is one more implementation of [`Source`]; nothing after this stage changes.
+//! page) down a bounded channel and never decodes or counts. Replay, the demo and the live API
+//! ([`powerbi`]) are implementations of [`Source`]; nothing after this stage depends on which.
 
 pub mod demo;
 pub mod powerbi;
