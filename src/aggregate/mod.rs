@@ -10,7 +10,7 @@
 //! - a series idle (no event) for longer than the series retention expires, counted in
 //!   `powerbi_series_expired_total{family}`, and ids no series refers to any more are
 //!   released, so months of churn neither fill the caps nor grow the state (see
-//!   [`Aggregator::expire_series`]);
+//!   `Aggregator::expire_series`);
 //! - ids label the counters, names live only in the `_info` families (the newest event by
 //!   `CreationTime` names an id), so a rename never forks a counter;
 //! - memory is bounded by series, users and the dedup window, not by the number of events.
