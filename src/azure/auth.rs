@@ -485,97 +485,26 @@ impl Credential {
         scope: &str,
         now: UnixMillis,
     ) -> Result<AccessToken, AuthError> {
-        let resource = scope.trim_end_matches("/.default");
         let request = match self {
             Credential::ClientSecret { authority, secret } => {
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &authority.client_id),
-                    ("client_secret", secret.expose()),
-                    ("scope", scope),
-                ];
-                http.post(authority.token_url()).form(&form)
+                authority.client_credentials(http, scope, ClientProof::Secret(secret.expose()))
             }
             Credential::Certificate { authority, key } => {
                 let assertion = key.assertion(authority, now)?;
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &authority.client_id),
-                    ("client_assertion_type", JWT_BEARER),
-                    ("client_assertion", &assertion),
-                    ("scope", scope),
-                ];
-                http.post(authority.token_url()).form(&form)
+                authority.client_credentials(http, scope, ClientProof::Assertion(&assertion))
             }
             Credential::WorkloadIdentity {
                 authority,
                 token_file,
             } => {
-                let assertion = crate::files::read_small_to_string(token_file).map_err(|e| {
-                    AuthError::Rejected {
-                        code: "federated_token_unreadable".into(),
-                        description: format!(
-                            "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
-                            token_file.display()
-                        ),
-                    }
-                })?;
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &authority.client_id),
-                    ("client_assertion_type", JWT_BEARER),
-                    ("client_assertion", assertion.trim()),
-                    ("scope", scope),
-                ];
-                http.post(authority.token_url()).form(&form)
+                let assertion = federated_token(token_file)?;
+                let proof = ClientProof::Assertion(assertion.trim());
+                authority.client_credentials(http, scope, proof)
             }
-            Credential::ManagedIdentity(ManagedIdentity::AppService {
-                endpoint,
-                header,
-                client_id,
-            }) => {
-                let mut query = vec![("resource", resource), ("api-version", "2019-08-01")];
-                if let Some(id) = client_id {
-                    query.push(("client_id", id));
-                }
-                http.get(endpoint)
-                    .query(&query)
-                    .header("X-IDENTITY-HEADER", header.expose())
-            }
-            Credential::ManagedIdentity(ManagedIdentity::MsiSecret {
-                endpoint,
-                secret,
-                client_id,
-            }) => {
-                let mut query = vec![("api-version", "2017-09-01"), ("resource", resource)];
-                if let Some(id) = client_id {
-                    query.push(("clientid", id));
-                }
-                http.get(endpoint)
-                    .query(&query)
-                    .header("secret", secret.expose())
-            }
-            Credential::ManagedIdentity(ManagedIdentity::CloudShell { endpoint }) => http
-                .post(endpoint)
-                .header("Metadata", "true")
-                .form(&[("resource", resource)]),
-            Credential::ManagedIdentity(ManagedIdentity::Arc { endpoint }) => {
-                let query = [("api-version", ARC_API_VERSION), ("resource", resource)];
-                let key = arc_challenge(http.get(endpoint).query(&query)).await?;
-                http.get(endpoint)
-                    .query(&query)
-                    .header("Metadata", "true")
-                    .header("Authorization", format!("Basic {}", key.expose()))
-            }
-            Credential::ManagedIdentity(ManagedIdentity::Imds {
-                endpoint,
-                client_id,
-            }) => {
-                let mut query = vec![("api-version", "2018-02-01"), ("resource", resource)];
-                if let Some(id) = client_id {
-                    query.push(("client_id", id));
-                }
-                http.get(endpoint).query(&query).header("Metadata", "true")
+            Credential::ManagedIdentity(identity) => {
+                identity
+                    .token_request(http, scope.trim_end_matches("/.default"))
+                    .await?
             }
         };
         let resp = request.send().await.map_err(|e| {
@@ -589,35 +518,143 @@ impl Credential {
         let body = super::http::read_capped(resp, TOKEN_BODY_LIMIT)
             .await
             .map_err(|e| AuthError::Unreachable(e.to_string()))?;
-        let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
-        match parsed {
-            Some(
-                t @ TokenResponse {
-                    access_token: Some(_),
-                    ..
-                },
-            ) if status == 200 => {
-                let expires_at = token_expiry(number(&t.expires_on), number(&t.expires_in), now);
-                Ok(AccessToken {
-                    token: Secret(t.access_token.unwrap_or_default()),
-                    expires_at,
-                })
-            }
-            Some(TokenResponse {
-                error: Some(code), ..
-            }) if code == "invalid_client" || code == "unauthorized_client" => {
-                Err(AuthError::InvalidClient { code })
-            }
-            Some(TokenResponse {
-                error: Some(code),
-                error_description,
-                ..
-            }) => Err(AuthError::Rejected {
-                code,
-                description: first_line(error_description.as_deref().unwrap_or("")),
-            }),
-            _ => Err(AuthError::BadResponse { status }),
+        token_from_response(status, &body, now)
+    }
+}
+
+/// How an application proves itself in a client-credentials request.
+enum ClientProof<'a> {
+    Secret(&'a str),
+    /// A JWT: signed with the certificate's key, or the federated token as read.
+    Assertion(&'a str),
+}
+
+impl Authority {
+    /// The client-credentials request (RFC 6749 §4.4) for `scope`.
+    fn client_credentials(
+        &self,
+        http: &reqwest::Client,
+        scope: &str,
+        proof: ClientProof<'_>,
+    ) -> reqwest::RequestBuilder {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+        ];
+        match proof {
+            ClientProof::Secret(secret) => form.push(("client_secret", secret)),
+            ClientProof::Assertion(assertion) => form.extend([
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", assertion),
+            ]),
         }
+        form.push(("scope", scope));
+        http.post(self.token_url()).form(&form)
+    }
+}
+
+/// `AZURE_FEDERATED_TOKEN_FILE`'s current token (the file rotates: read for every request).
+fn federated_token(token_file: &std::path::Path) -> Result<String, AuthError> {
+    crate::files::read_small_to_string(token_file).map_err(|e| AuthError::Rejected {
+        code: "federated_token_unreadable".into(),
+        description: format!(
+            "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
+            token_file.display()
+        ),
+    })
+}
+
+impl ManagedIdentity {
+    /// The token request for `resource`, in the protocol of the host's identity endpoint.
+    async fn token_request(
+        &self,
+        http: &reqwest::Client,
+        resource: &str,
+    ) -> Result<reqwest::RequestBuilder, AuthError> {
+        Ok(match self {
+            ManagedIdentity::AppService {
+                endpoint,
+                header,
+                client_id,
+            } => {
+                let mut query = vec![("resource", resource), ("api-version", "2019-08-01")];
+                if let Some(id) = client_id {
+                    query.push(("client_id", id));
+                }
+                http.get(endpoint)
+                    .query(&query)
+                    .header("X-IDENTITY-HEADER", header.expose())
+            }
+            ManagedIdentity::MsiSecret {
+                endpoint,
+                secret,
+                client_id,
+            } => {
+                let mut query = vec![("api-version", "2017-09-01"), ("resource", resource)];
+                if let Some(id) = client_id {
+                    query.push(("clientid", id));
+                }
+                http.get(endpoint)
+                    .query(&query)
+                    .header("secret", secret.expose())
+            }
+            ManagedIdentity::CloudShell { endpoint } => http
+                .post(endpoint)
+                .header("Metadata", "true")
+                .form(&[("resource", resource)]),
+            ManagedIdentity::Arc { endpoint } => {
+                let query = [("api-version", ARC_API_VERSION), ("resource", resource)];
+                let key = arc_challenge(http.get(endpoint).query(&query)).await?;
+                http.get(endpoint)
+                    .query(&query)
+                    .header("Metadata", "true")
+                    .header("Authorization", format!("Basic {}", key.expose()))
+            }
+            ManagedIdentity::Imds {
+                endpoint,
+                client_id,
+            } => {
+                let mut query = vec![("api-version", "2018-02-01"), ("resource", resource)];
+                if let Some(id) = client_id {
+                    query.push(("client_id", id));
+                }
+                http.get(endpoint).query(&query).header("Metadata", "true")
+            }
+        })
+    }
+}
+
+/// The token in a token endpoint's answer, or why there is none.
+fn token_from_response(
+    status: u16,
+    body: &[u8],
+    now: UnixMillis,
+) -> Result<AccessToken, AuthError> {
+    let parsed: Option<TokenResponse> = serde_json::from_slice(body).ok();
+    match parsed {
+        Some(TokenResponse {
+            access_token: Some(token),
+            expires_on,
+            expires_in,
+            ..
+        }) if status == 200 => Ok(AccessToken {
+            token: Secret(token),
+            expires_at: token_expiry(number(&expires_on), number(&expires_in), now),
+        }),
+        Some(TokenResponse {
+            error: Some(code), ..
+        }) if code == "invalid_client" || code == "unauthorized_client" => {
+            Err(AuthError::InvalidClient { code })
+        }
+        Some(TokenResponse {
+            error: Some(code),
+            error_description,
+            ..
+        }) => Err(AuthError::Rejected {
+            code,
+            description: first_line(error_description.as_deref().unwrap_or("")),
+        }),
+        _ => Err(AuthError::BadResponse { status }),
     }
 }
 
