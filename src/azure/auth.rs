@@ -848,6 +848,26 @@ mod tests {
 
     use super::*;
 
+    /// The encrypted key is found beside a plain one (and wins over it, as before), and a
+    /// file without one gives none; the plain sections are still read as themselves.
+    #[test]
+    fn the_encrypted_key_section_is_read_whatever_sits_beside_it() {
+        let both = "-----BEGIN PRIVATE KEY-----\nAQID\n-----END PRIVATE KEY-----\n\
+                    -----BEGIN ENCRYPTED PRIVATE KEY-----\nBAU=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let der = |k: Option<PrivatePkcs8KeyDer<'_>>| k.map(|k| k.secret_pkcs8_der().to_vec());
+        assert_eq!(der(encrypted_pkcs8(both).unwrap()), Some(vec![4, 5]));
+        let plain = first_section::<PrivatePkcs8KeyDer>(both.as_bytes()).unwrap();
+        assert_eq!(der(plain), Some(vec![1, 2, 3]));
+        let only_plain = &both[..both.find("-----BEGIN ENCRYPTED").unwrap()];
+        assert_eq!(der(encrypted_pkcs8(only_plain).unwrap()), None);
+        let cut = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nBAU=\n";
+        assert!(encrypted_pkcs8(cut).is_err());
+        assert_eq!(
+            CertificateKey::from_pem(both).unwrap_err().to_string(),
+            "no CERTIFICATE block in the PEM file"
+        );
+    }
+
     /// A fresh RSA key and self-signed certificate in one PEM, made by openssl.
     fn openssl_certificate(dir: &std::path::Path) -> String {
         let (key, cert) = (dir.join("k.pem"), dir.join("c.pem"));
