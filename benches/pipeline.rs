@@ -18,7 +18,8 @@ use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Reference};
 use powerbi_exporter::decode::{
     decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, UnixMillis,
 };
-use powerbi_exporter::simulator::{write_archive, Layout, Rng, Tenant, TenantSpec};
+use powerbi_exporter::rng::Rng;
+use powerbi_exporter::simulator::{write_archive, Layout, Tenant, TenantSpec};
 use powerbi_exporter::state::spool::SpoolWriter;
 
 struct Discard(u64);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use powerbi_exporter::aggregate::people::{PseudonymKey, UserLabelConfig};
 use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits, Reference};
 use powerbi_exporter::decode::{decode_slice, UnixMillis};
-use powerbi_exporter::simulator::Rng;
+use powerbi_exporter::rng::Rng;
 
 const USERS: u64 = 200_000;
 const REPORTS: u64 = 20_000;

@@ -68,6 +68,16 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+# Broken intra-doc links (a module that moved, an item renamed) fail here, not on docs.rs.
+# --quiet also hides cargo's note that the binary's docs share the library's directory.
+echo "== cargo doc --no-deps (lib and bins, warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --bins --quiet
+# The fuzz crate is its own workspace, so the two commands above skip it. Clippy needs no
+# cargo-fuzz and no nightly (no sanitizer flags); it shares target/, so the exporter's
+# dependencies checked above are not checked again.
+echo "== fuzz crate: cargo fmt --check, cargo clippy -- -D warnings"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
 echo "== soak (alone, so nothing else competes for the 2 cores; SOAK_SECONDS=${SOAK_SECONDS:-150})"

@@ -225,7 +225,7 @@ pub struct RunArgs {
 /// Flags of the live source (also read by `top`).
 #[derive(Debug, Args, Default)]
 pub struct LiveArgs {
-    /// Base URL of the Power BI REST API [default: https://api.powerbi.com].
+    /// Base URL of the Power BI REST API [default: <https://api.powerbi.com>].
     #[arg(long = "powerbi.api-url", value_name = "URL")]
     pub powerbi_api_url: Option<String>,
 
@@ -297,7 +297,7 @@ pub struct LiveArgs {
     #[arg(long = "inventory.page-size", value_name = "N")]
     pub inventory_page_size: Option<usize>,
 
-    /// Entra ID authority [default: the cloud's, https://login.microsoftonline.com].
+    /// Entra ID authority [default: the cloud's, <https://login.microsoftonline.com>].
     #[arg(
         long = "azure.authority-host",
         value_name = "URL",

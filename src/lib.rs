@@ -47,7 +47,6 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod duration;
-pub mod encoding;
 pub mod exposition;
 pub mod files;
 pub mod forward;
@@ -74,14 +73,13 @@ pub struct Layer {
 /// The stage order, bottom first: every `pub mod` above is in exactly one layer.
 pub const LAYERS: &[Layer] = &[
     Layer {
-        role: "foundations (build facts, files, encodings, the metric catalogue and sample \
+        role: "foundations (build facts, files, the metric catalogue and sample \
                model, loading the configuration file; the crate root's items too)",
         modules: &[
             "build",
             "duration",
             "files",
             "rng",
-            "encoding",
             "catalogue",
             "config",
         ],

@@ -5,7 +5,7 @@
 //! writes through Go's `log/slog` TextHandler, and its go-kit style (the keys `ts`, `level` in
 //! lower case, `msg`) is the one exporters have always written. Keys and values are quoted
 //! exactly when slog's `needsQuoting` says so and then escaped as Go's `strconv.Quote` escapes
-//! them (see [`quote`]). The fields of the spans an event happens in follow `msg`, outermost
+//! them (see `quote`). The fields of the spans an event happens in follow `msg`, outermost
 //! first, then the event's own, as attributes added with slog's `Logger.With` do. The JSON
 //! format is tracing-subscriber's, unchanged.
 

@@ -10,7 +10,7 @@
 //! - a series idle (no event) for longer than the series retention expires, counted in
 //!   `powerbi_series_expired_total{family}`, and ids no series refers to any more are
 //!   released, so months of churn neither fill the caps nor grow the state (see
-//!   [`Aggregator::expire_series`]);
+//!   `Aggregator::expire_series`);
 //! - ids label the counters, names live only in the `_info` families (the newest event by
 //!   `CreationTime` names an id), so a rename never forks a counter;
 //! - memory is bounded by series, users and the dedup window, not by the number of events.
@@ -33,7 +33,9 @@ use std::time::Duration;
 use crate::catalogue::{self, Family, Snapshot, OVERFLOW_LABEL};
 use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
-use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPED_FIELDS};
+use crate::decode::{
+    ActivityEvent, EventSink, Rejection, UnixMillis, UserKey, TYPE_CHECKED_FIELDS,
+};
 use dedup::{Dedup, DedupAnchor, Seen};
 use filter::{FilterReason, FilterSpec, Filters};
 use outbox::Outbox;
@@ -177,8 +179,8 @@ pub struct Aggregator {
     /// Configured tenant domains; when empty, `learned_domains` stands in.
     tenant_domains: hashbrown::HashSet<String>,
     learned_domains: hashbrown::HashSet<String>,
-    /// New events with an optional field of an unexpected type, by [`TYPED_FIELDS`] position.
-    odd_fields: [u64; TYPED_FIELDS.len()],
+    /// New events with an optional field of an unexpected type, by [`TYPE_CHECKED_FIELDS`] position.
+    odd_fields: [u64; TYPE_CHECKED_FIELDS.len()],
     /// Events left out by the scoping filters, by [`FilterReason::ALL`] position.
     filtered: [u64; FilterReason::ALL.len()],
     /// Label values cut to [`series::MAX_LABEL_BYTES`], by label (see [`TRUNCATED_LABELS`]).
@@ -278,7 +280,7 @@ impl Aggregator {
             tenant_domains: config.tenant_domains.iter().cloned().collect(),
             learned_domains: hashbrown::HashSet::new(),
             filtered: [0; FilterReason::ALL.len()],
-            odd_fields: [0; TYPED_FIELDS.len()],
+            odd_fields: [0; TYPE_CHECKED_FIELDS.len()],
             truncated: [0; TRUNCATED_LABELS.len()],
             outbox: None,
             retention_ms: config
@@ -341,7 +343,7 @@ impl Aggregator {
                 .map(|(r, n)| (r.as_str().to_string(), n))
                 .collect(),
             inventory: self.inventory.clone(),
-            odd_fields: TYPED_FIELDS
+            odd_fields: TYPE_CHECKED_FIELDS
                 .iter()
                 .zip(self.odd_fields)
                 .map(|(f, n)| (f.to_string(), n))
@@ -414,7 +416,7 @@ impl Aggregator {
                 CappedCounters::new(cap(&USER_SENSITIVE_EVENTS)),
             )
         };
-        let odd_fields = counts_by_name(TYPED_FIELDS.iter().copied(), &state.odd_fields);
+        let odd_fields = counts_by_name(TYPE_CHECKED_FIELDS.iter().copied(), &state.odd_fields);
         let mut restored = Aggregator {
             odd_fields,
             user_labels,
@@ -853,7 +855,7 @@ impl Aggregator {
         s.push(&EVENTS_PROCESSED, [(vec![], self.processed as f64)]);
         s.push(
             &FIELD_TYPE_MISMATCHES,
-            TYPED_FIELDS
+            TYPE_CHECKED_FIELDS
                 .iter()
                 .zip(self.odd_fields)
                 .map(|(f, n)| (vec![f.to_string()], n as f64)),
@@ -1081,9 +1083,9 @@ impl Aggregator {
         }
         match self.dedup.check(event.key, event.time) {
             Seen::New if self.is_own_export(event) => self.filtered_own_exports += 1,
-            Seen::New if event.odd_fields != 0 => {
+            Seen::New if event.field_type_mismatches != 0 => {
                 for (i, n) in self.odd_fields.iter_mut().enumerate() {
-                    *n += u64::from(event.odd_fields >> i & 1);
+                    *n += u64::from(event.field_type_mismatches >> i & 1);
                 }
                 self.after_dedup(event, raw);
             }

@@ -226,16 +226,19 @@ fn union<'a>(days: impl Iterator<Item = &'a DaySketch>) -> f64 {
 
 mod registers_b64 {
     use super::M;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(regs: &[u8; M], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::encoding::base64(regs))
+        s.serialize_str(&STANDARD.encode(regs))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8; M]>, D::Error> {
         let text = String::deserialize(d)?;
-        let bytes = crate::encoding::unbase64(&text)
-            .ok_or_else(|| serde::de::Error::custom("registers: not base64"))?;
+        let bytes = STANDARD
+            .decode(&text)
+            .map_err(|_| serde::de::Error::custom("registers: not base64"))?;
         let regs: [u8; M] = bytes
             .try_into()
             .map_err(|_| serde::de::Error::custom("registers: wrong length"))?;

@@ -8,6 +8,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
+
 use super::http::without_url;
 use crate::decode::UnixMillis;
 
@@ -174,6 +179,8 @@ pub enum CertificateError {
         "the private key could not be decrypted: check AZURE_CLIENT_CERTIFICATE_PASSWORD ({0})"
     )]
     Undecryptable(String),
+    #[error("the PEM file is malformed: {0}")]
+    Malformed(String),
     #[error("not a PEM file, and not a PFX/PKCS#12 file that AZURE_CLIENT_CERTIFICATE_PASSWORD opens ({0})")]
     Pkcs12(String),
     #[error("the PFX/PKCS#12 file holds no private key with its certificate")]
@@ -214,7 +221,6 @@ impl CertificateKey {
         password: Option<&Secret>,
         send_chain: bool,
     ) -> Result<Self, CertificateError> {
-        use crate::encoding::{base64, base64url, certificate_not_after};
         let parts = match std::str::from_utf8(bytes) {
             Ok(text) if text.contains("-----BEGIN ") => pem_parts(text, password)?,
             _ => pkcs12_parts(bytes, password)?,
@@ -223,20 +229,24 @@ impl CertificateKey {
             .certificates
             .first()
             .ok_or(CertificateError::NoCertificate)?;
-        let thumbprint = base64url(ring::digest::digest(&ring::digest::SHA256, leaf).as_ref());
+        let thumbprint =
+            URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, leaf).as_ref());
         Ok(CertificateKey {
             key: std::sync::Arc::new(parts.key),
             thumbprint,
-            not_after: certificate_not_after(leaf)
-                .and_then(|text| crate::decode::time::parse_creation_time(&text))
-                .map(|t| t.0 / 1000),
-            chain: send_chain.then(|| parts.certificates.iter().map(|c| base64(c)).collect()),
+            not_after: super::x509::certificate_not_after(leaf),
+            chain: send_chain.then(|| {
+                parts
+                    .certificates
+                    .iter()
+                    .map(|c| STANDARD.encode(c))
+                    .collect()
+            }),
         })
     }
 
     /// A client assertion for `authority`, valid for 10 minutes, with a fresh random `jti`.
     fn assertion(&self, authority: &Authority, now: UnixMillis) -> Result<String, AuthError> {
-        use crate::encoding::base64url;
         let secs = now.0 / 1000;
         let mut header =
             serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.thumbprint});
@@ -249,8 +259,8 @@ impl CertificateKey {
         });
         let input = format!(
             "{}.{}",
-            base64url(header.to_string().as_bytes()),
-            base64url(claims.to_string().as_bytes())
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let mut signature = vec![0; self.key.public().modulus_len()];
         self.key
@@ -264,35 +274,73 @@ impl CertificateKey {
                 code: "signing_failed".into(),
                 description: "the client assertion could not be signed".into(),
             })?;
-        Ok(format!("{input}.{}", base64url(&signature)))
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(&signature)))
     }
 }
 
 /// The certificates and key of a PEM file; an encrypted PKCS#8 key (PBES2, as `openssl pkcs8
-/// -topk8` writes it) is opened with `password`.
+/// -topk8` writes it) is opened with `password`. The first key wins in this order: encrypted
+/// PKCS#8, PKCS#8, PKCS#1 RSA.
 fn pem_parts(pem: &str, password: Option<&Secret>) -> Result<CertificateParts, CertificateError> {
-    use crate::encoding::pem_blocks;
-    let certificates = pem_blocks(pem, "CERTIFICATE");
+    let malformed =
+        |e: pem::Error| CertificateError::Malformed(super::http::pem_error(&e, "certificate"));
+    let certificates: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(malformed)?;
     if certificates.is_empty() {
         return Err(CertificateError::NoCertificate);
     }
     let not_rsa = |e: ring::error::KeyRejected| CertificateError::NotRsa(e.to_string());
-    let key = if let Some(der) = pem_blocks(pem, "ENCRYPTED PRIVATE KEY").into_iter().next() {
+    let key = if let Some(der) = encrypted_pkcs8(pem).map_err(malformed)? {
         let password = password.ok_or(CertificateError::PasswordNeeded)?;
-        let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+        let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.secret_pkcs8_der())
             .map_err(|e| CertificateError::Undecryptable(e.to_string()))?;
         let plain = info
             .decrypt(password.expose().as_bytes())
             .map_err(|e| CertificateError::Undecryptable(e.to_string()))?;
         ring::signature::RsaKeyPair::from_pkcs8(plain.as_bytes()).map_err(not_rsa)?
-    } else if let Some(der) = pem_blocks(pem, "PRIVATE KEY").into_iter().next() {
-        ring::signature::RsaKeyPair::from_pkcs8(&der).map_err(not_rsa)?
-    } else if let Some(der) = pem_blocks(pem, "RSA PRIVATE KEY").into_iter().next() {
-        ring::signature::RsaKeyPair::from_der(&der).map_err(not_rsa)?
+    } else if let Some(der) =
+        first_section::<PrivatePkcs8KeyDer>(pem.as_bytes()).map_err(malformed)?
+    {
+        ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(not_rsa)?
+    } else if let Some(der) =
+        first_section::<PrivatePkcs1KeyDer>(pem.as_bytes()).map_err(malformed)?
+    {
+        ring::signature::RsaKeyPair::from_der(der.secret_pkcs1_der()).map_err(not_rsa)?
     } else {
         return Err(CertificateError::NoKey);
     };
     Ok(CertificateParts { certificates, key })
+}
+
+/// The first PEM section of kind `T`, if any.
+fn first_section<T: PemObject>(pem: &[u8]) -> Result<Option<T>, pem::Error> {
+    T::pem_slice_iter(pem).next().transpose()
+}
+
+/// The first `ENCRYPTED PRIVATE KEY` section (an `EncryptedPrivateKeyInfo`, RFC 5958), if any.
+/// rustls-pki-types reads only the sections a TLS stack loads and skips the others, this one
+/// among them; its body is base64 DER like a `PRIVATE KEY`'s, so it is read from a copy where
+/// it alone carries that label.
+fn encrypted_pkcs8(pem: &str) -> Result<Option<PrivatePkcs8KeyDer<'static>>, pem::Error> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    if !pem.contains(BEGIN) {
+        return Ok(None);
+    }
+    let only_encrypted = pem
+        .replace(
+            "-----BEGIN PRIVATE KEY-----",
+            "-----BEGIN UNENCRYPTED PRIVATE KEY-----",
+        )
+        .replace(
+            "-----END PRIVATE KEY-----",
+            "-----END UNENCRYPTED PRIVATE KEY-----",
+        )
+        .replace(BEGIN, "-----BEGIN PRIVATE KEY-----")
+        .replace(END, "-----END PRIVATE KEY-----");
+    first_section(only_encrypted.as_bytes())
 }
 
 /// The key and its certificates of a PFX/PKCS#12 file (PBES2/AES as OpenSSL 3 writes it, or
@@ -472,97 +520,26 @@ impl Credential {
         scope: &str,
         now: UnixMillis,
     ) -> Result<AccessToken, AuthError> {
-        let resource = scope.trim_end_matches("/.default");
         let request = match self {
             Credential::ClientSecret { authority, secret } => {
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &authority.client_id),
-                    ("client_secret", secret.expose()),
-                    ("scope", scope),
-                ];
-                http.post(authority.token_url()).form(&form)
+                authority.client_credentials(http, scope, ClientProof::Secret(secret.expose()))
             }
             Credential::Certificate { authority, key } => {
                 let assertion = key.assertion(authority, now)?;
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &authority.client_id),
-                    ("client_assertion_type", JWT_BEARER),
-                    ("client_assertion", &assertion),
-                    ("scope", scope),
-                ];
-                http.post(authority.token_url()).form(&form)
+                authority.client_credentials(http, scope, ClientProof::Assertion(&assertion))
             }
             Credential::WorkloadIdentity {
                 authority,
                 token_file,
             } => {
-                let assertion = crate::files::read_small_to_string(token_file).map_err(|e| {
-                    AuthError::Rejected {
-                        code: "federated_token_unreadable".into(),
-                        description: format!(
-                            "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
-                            token_file.display()
-                        ),
-                    }
-                })?;
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &authority.client_id),
-                    ("client_assertion_type", JWT_BEARER),
-                    ("client_assertion", assertion.trim()),
-                    ("scope", scope),
-                ];
-                http.post(authority.token_url()).form(&form)
+                let assertion = federated_token(token_file)?;
+                let proof = ClientProof::Assertion(assertion.trim());
+                authority.client_credentials(http, scope, proof)
             }
-            Credential::ManagedIdentity(ManagedIdentity::AppService {
-                endpoint,
-                header,
-                client_id,
-            }) => {
-                let mut query = vec![("resource", resource), ("api-version", "2019-08-01")];
-                if let Some(id) = client_id {
-                    query.push(("client_id", id));
-                }
-                http.get(endpoint)
-                    .query(&query)
-                    .header("X-IDENTITY-HEADER", header.expose())
-            }
-            Credential::ManagedIdentity(ManagedIdentity::MsiSecret {
-                endpoint,
-                secret,
-                client_id,
-            }) => {
-                let mut query = vec![("api-version", "2017-09-01"), ("resource", resource)];
-                if let Some(id) = client_id {
-                    query.push(("clientid", id));
-                }
-                http.get(endpoint)
-                    .query(&query)
-                    .header("secret", secret.expose())
-            }
-            Credential::ManagedIdentity(ManagedIdentity::CloudShell { endpoint }) => http
-                .post(endpoint)
-                .header("Metadata", "true")
-                .form(&[("resource", resource)]),
-            Credential::ManagedIdentity(ManagedIdentity::Arc { endpoint }) => {
-                let query = [("api-version", ARC_API_VERSION), ("resource", resource)];
-                let key = arc_challenge(http.get(endpoint).query(&query)).await?;
-                http.get(endpoint)
-                    .query(&query)
-                    .header("Metadata", "true")
-                    .header("Authorization", format!("Basic {}", key.expose()))
-            }
-            Credential::ManagedIdentity(ManagedIdentity::Imds {
-                endpoint,
-                client_id,
-            }) => {
-                let mut query = vec![("api-version", "2018-02-01"), ("resource", resource)];
-                if let Some(id) = client_id {
-                    query.push(("client_id", id));
-                }
-                http.get(endpoint).query(&query).header("Metadata", "true")
+            Credential::ManagedIdentity(identity) => {
+                identity
+                    .token_request(http, scope.trim_end_matches("/.default"))
+                    .await?
             }
         };
         let resp = request.send().await.map_err(|e| {
@@ -576,35 +553,143 @@ impl Credential {
         let body = super::http::read_capped(resp, TOKEN_BODY_LIMIT)
             .await
             .map_err(|e| AuthError::Unreachable(e.to_string()))?;
-        let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
-        match parsed {
-            Some(
-                t @ TokenResponse {
-                    access_token: Some(_),
-                    ..
-                },
-            ) if status == 200 => {
-                let expires_at = token_expiry(number(&t.expires_on), number(&t.expires_in), now);
-                Ok(AccessToken {
-                    token: Secret(t.access_token.unwrap_or_default()),
-                    expires_at,
-                })
-            }
-            Some(TokenResponse {
-                error: Some(code), ..
-            }) if code == "invalid_client" || code == "unauthorized_client" => {
-                Err(AuthError::InvalidClient { code })
-            }
-            Some(TokenResponse {
-                error: Some(code),
-                error_description,
-                ..
-            }) => Err(AuthError::Rejected {
-                code,
-                description: first_line(error_description.as_deref().unwrap_or("")),
-            }),
-            _ => Err(AuthError::BadResponse { status }),
+        token_from_response(status, &body, now)
+    }
+}
+
+/// How an application proves itself in a client-credentials request.
+enum ClientProof<'a> {
+    Secret(&'a str),
+    /// A JWT: signed with the certificate's key, or the federated token as read.
+    Assertion(&'a str),
+}
+
+impl Authority {
+    /// The client-credentials request (RFC 6749 §4.4) for `scope`.
+    fn client_credentials(
+        &self,
+        http: &reqwest::Client,
+        scope: &str,
+        proof: ClientProof<'_>,
+    ) -> reqwest::RequestBuilder {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+        ];
+        match proof {
+            ClientProof::Secret(secret) => form.push(("client_secret", secret)),
+            ClientProof::Assertion(assertion) => form.extend([
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", assertion),
+            ]),
         }
+        form.push(("scope", scope));
+        http.post(self.token_url()).form(&form)
+    }
+}
+
+/// `AZURE_FEDERATED_TOKEN_FILE`'s current token (the file rotates: read for every request).
+fn federated_token(token_file: &std::path::Path) -> Result<String, AuthError> {
+    crate::files::read_small_to_string(token_file).map_err(|e| AuthError::Rejected {
+        code: "federated_token_unreadable".into(),
+        description: format!(
+            "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
+            token_file.display()
+        ),
+    })
+}
+
+impl ManagedIdentity {
+    /// The token request for `resource`, in the protocol of the host's identity endpoint.
+    async fn token_request(
+        &self,
+        http: &reqwest::Client,
+        resource: &str,
+    ) -> Result<reqwest::RequestBuilder, AuthError> {
+        Ok(match self {
+            ManagedIdentity::AppService {
+                endpoint,
+                header,
+                client_id,
+            } => {
+                let mut query = vec![("resource", resource), ("api-version", "2019-08-01")];
+                if let Some(id) = client_id {
+                    query.push(("client_id", id));
+                }
+                http.get(endpoint)
+                    .query(&query)
+                    .header("X-IDENTITY-HEADER", header.expose())
+            }
+            ManagedIdentity::MsiSecret {
+                endpoint,
+                secret,
+                client_id,
+            } => {
+                let mut query = vec![("api-version", "2017-09-01"), ("resource", resource)];
+                if let Some(id) = client_id {
+                    query.push(("clientid", id));
+                }
+                http.get(endpoint)
+                    .query(&query)
+                    .header("secret", secret.expose())
+            }
+            ManagedIdentity::CloudShell { endpoint } => http
+                .post(endpoint)
+                .header("Metadata", "true")
+                .form(&[("resource", resource)]),
+            ManagedIdentity::Arc { endpoint } => {
+                let query = [("api-version", ARC_API_VERSION), ("resource", resource)];
+                let key = arc_challenge(http.get(endpoint).query(&query)).await?;
+                http.get(endpoint)
+                    .query(&query)
+                    .header("Metadata", "true")
+                    .header("Authorization", format!("Basic {}", key.expose()))
+            }
+            ManagedIdentity::Imds {
+                endpoint,
+                client_id,
+            } => {
+                let mut query = vec![("api-version", "2018-02-01"), ("resource", resource)];
+                if let Some(id) = client_id {
+                    query.push(("client_id", id));
+                }
+                http.get(endpoint).query(&query).header("Metadata", "true")
+            }
+        })
+    }
+}
+
+/// The token in a token endpoint's answer, or why there is none.
+fn token_from_response(
+    status: u16,
+    body: &[u8],
+    now: UnixMillis,
+) -> Result<AccessToken, AuthError> {
+    let parsed: Option<TokenResponse> = serde_json::from_slice(body).ok();
+    match parsed {
+        Some(TokenResponse {
+            access_token: Some(token),
+            expires_on,
+            expires_in,
+            ..
+        }) if status == 200 => Ok(AccessToken {
+            token: Secret(token),
+            expires_at: token_expiry(number(&expires_on), number(&expires_in), now),
+        }),
+        Some(TokenResponse {
+            error: Some(code), ..
+        }) if code == "invalid_client" || code == "unauthorized_client" => {
+            Err(AuthError::InvalidClient { code })
+        }
+        Some(TokenResponse {
+            error: Some(code),
+            error_description,
+            ..
+        }) => Err(AuthError::Rejected {
+            code,
+            description: first_line(error_description.as_deref().unwrap_or("")),
+        }),
+        _ => Err(AuthError::BadResponse { status }),
     }
 }
 
@@ -749,7 +834,7 @@ fn principal_ids(jwt: &str) -> Vec<String> {
     let Some(claims) = jwt
         .split('.')
         .nth(1)
-        .and_then(crate::encoding::unbase64)
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
     else {
         return Vec::new();
@@ -771,7 +856,7 @@ mod tests {
     #[test]
     fn principal_ids_come_from_the_tokens_claims() {
         let jwt = |claims: &str| {
-            let b = crate::encoding::base64url;
+            let b = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
             format!(
                 "{}.{}.{}",
                 b(br#"{"alg":"RS256"}"#),
@@ -797,6 +882,26 @@ mod tests {
     }
 
     use super::*;
+
+    /// The encrypted key is found beside a plain one (and wins over it, as before), and a
+    /// file without one gives none; the plain sections are still read as themselves.
+    #[test]
+    fn the_encrypted_key_section_is_read_whatever_sits_beside_it() {
+        let both = "-----BEGIN PRIVATE KEY-----\nAQID\n-----END PRIVATE KEY-----\n\
+                    -----BEGIN ENCRYPTED PRIVATE KEY-----\nBAU=\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let der = |k: Option<PrivatePkcs8KeyDer<'_>>| k.map(|k| k.secret_pkcs8_der().to_vec());
+        assert_eq!(der(encrypted_pkcs8(both).unwrap()), Some(vec![4, 5]));
+        let plain = first_section::<PrivatePkcs8KeyDer>(both.as_bytes()).unwrap();
+        assert_eq!(der(plain), Some(vec![1, 2, 3]));
+        let only_plain = &both[..both.find("-----BEGIN ENCRYPTED").unwrap()];
+        assert_eq!(der(encrypted_pkcs8(only_plain).unwrap()), None);
+        let cut = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nBAU=\n";
+        assert!(encrypted_pkcs8(cut).is_err());
+        assert_eq!(
+            CertificateKey::from_pem(both).unwrap_err().to_string(),
+            "no CERTIFICATE block in the PEM file"
+        );
+    }
 
     /// A fresh RSA key and self-signed certificate in one PEM, made by openssl.
     fn openssl_certificate(dir: &std::path::Path) -> String {
@@ -827,7 +932,7 @@ mod tests {
         let now = UnixMillis(1_795_000_000_000);
         let part = |jwt: &str, i: usize| -> serde_json::Value {
             let b64 = jwt.split('.').nth(i).unwrap();
-            serde_json::from_slice(&crate::encoding::unbase64(b64).unwrap()).unwrap()
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(b64).unwrap()).unwrap()
         };
         let (a, b) = (
             key.assertion(&authority, now).unwrap(),

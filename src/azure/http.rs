@@ -184,9 +184,28 @@ fn check_proxy_url(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A PEM reading error in words, `expected` naming what the file should hold (e.g. `private
+/// key`): rustls-pki-types prints a label as a list of bytes, and "no items found" for a file
+/// without the section.
+pub fn pem_error(e: &rustls_pki_types::pem::Error, expected: &str) -> String {
+    use rustls_pki_types::pem::Error;
+    match e {
+        Error::NoItemsFound => format!("no PEM {expected} in it"),
+        Error::MissingSectionEnd { end_marker } => format!(
+            "a PEM section does not end (no -----END {}-----)",
+            String::from_utf8_lossy(end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "a PEM section starts badly: {:?}",
+            String::from_utf8_lossy(line)
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// A PEM file with at least one certificate.
 fn check_cert_file(path: &std::path::Path) -> Result<(), String> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
     let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
     let certificates = CertificateDer::pem_slice_iter(&bytes)
         .filter(Result::is_ok)

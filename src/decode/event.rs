@@ -113,13 +113,14 @@ pub struct ActivityEvent<'a> {
     pub recipients: Vec<Cow<'a, str>>,
     /// `IsSuccess`; an event without the field counts as successful.
     pub success: bool,
-    /// Fields present with an unexpected JSON type (treated as absent), one bit per entry of
-    /// [`TYPED_FIELDS`]: schema drift shows here first.
-    pub odd_fields: u8,
+    /// Field type mismatches: fields present with a JSON type the API does not send there
+    /// (treated as absent), one bit per entry of [`TYPE_CHECKED_FIELDS`]; counted in
+    /// `powerbi_event_field_type_mismatches_total`, where schema drift shows first.
+    pub field_type_mismatches: u8,
 }
 
-/// The optional fields whose JSON type is checked, in the bit order of `odd_fields`.
-pub const TYPED_FIELDS: [&str; 7] = [
+/// The optional fields whose JSON type is checked, in the bit order of `field_type_mismatches`.
+pub const TYPE_CHECKED_FIELDS: [&str; 7] = [
     "IsSuccess",
     "ReportId",
     "ReportName",
@@ -213,7 +214,7 @@ impl<'a> RawEvent<'a> {
             Lenient::Absent | Lenient::Null => return Err(Rejection::MissingTime),
             _ => return Err(Rejection::InvalidTime),
         };
-        let odd_fields = self.odd_fields();
+        let field_type_mismatches = self.field_type_mismatches();
         let user_id = take(&mut self.user_id).map(lower_guid);
         let user = user_id.as_deref().map(UserKey::from_user_id);
         let user_type = match &self.user_type {
@@ -237,12 +238,12 @@ impl<'a> RawEvent<'a> {
             user_type,
             recipients: std::mem::take(&mut self.recipients),
             success: !matches!(self.is_success, Lenient::Bool(false)),
-            odd_fields,
+            field_type_mismatches,
         })
     }
 
-    /// Bits of [`TYPED_FIELDS`] whose value has a type the API does not send there.
-    fn odd_fields(&self) -> u8 {
+    /// Bits of [`TYPE_CHECKED_FIELDS`] whose value has a type the API does not send there.
+    fn field_type_mismatches(&self) -> u8 {
         let text =
             |v: &Lenient<'_>| matches!(v, Lenient::Bool(_) | Lenient::Int(_) | Lenient::Other);
         let checks = [
@@ -261,10 +262,9 @@ impl<'a> RawEvent<'a> {
             text(&self.workspace_name) || text(&self.workspace_name_alias),
             text(&self.workspace_id),
         ];
-        checks
-            .iter()
-            .enumerate()
-            .fold(0, |bits, (i, odd)| bits | (u8::from(*odd) << i))
+        checks.iter().enumerate().fold(0, |bits, (i, mismatched)| {
+            bits | (u8::from(*mismatched) << i)
+        })
     }
 }
 
@@ -690,17 +690,17 @@ mod tests {
     fn fields_of_an_unexpected_type_are_flagged_and_treated_as_absent() {
         let json = br#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","IsSuccess":"false","UserId":7,"ReportId":{"x":1},"UserType":"6","WorkSpaceName":null,"WorkspaceId":"w"}"#;
         let e = decode_event(json).unwrap();
-        let flagged: Vec<&str> = TYPED_FIELDS
+        let flagged: Vec<&str> = TYPE_CHECKED_FIELDS
             .iter()
             .enumerate()
-            .filter(|(i, _)| e.odd_fields >> i & 1 == 1)
+            .filter(|(i, _)| e.field_type_mismatches >> i & 1 == 1)
             .map(|(_, f)| *f)
             .collect();
         assert_eq!(flagged, ["IsSuccess", "ReportId", "UserId", "UserType"]);
         assert!(e.success && e.user_id.is_none() && e.report_id.is_none());
         assert_eq!(e.user_type, None);
         let plain = br#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","IsSuccess":true,"UserType":0}"#;
-        assert_eq!(decode_event(plain).unwrap().odd_fields, 0);
+        assert_eq!(decode_event(plain).unwrap().field_type_mismatches, 0);
     }
 
     #[test]

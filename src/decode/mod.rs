@@ -24,7 +24,7 @@ use std::io::Read;
 
 pub use event::{
     decode_event, Activity, ActivityEvent, EventKey, Rejection, ReportId, UserKey, WorkspaceId,
-    TYPED_FIELDS,
+    TYPE_CHECKED_FIELDS,
 };
 pub use split::{split_slice, Element, SplitError, Splitter};
 pub use time::UnixMillis;

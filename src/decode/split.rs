@@ -253,149 +253,188 @@ impl Scanner {
             });
         };
         match self.state {
-            State::TopLevel => match buf[p] {
-                b'[' => {
-                    self.start = p + 1;
-                    self.state = State::Array {
-                        first: true,
-                        in_page: false,
-                    };
-                    Ok(Step::Continue)
-                }
-                b'{' => match parse_event_object(buf, p, slot) {
-                    Parse::Event(end) => {
-                        self.start = end;
-                        Ok(Step::Element(&buf[p..end], true))
-                    }
-                    Parse::NeedMore => Ok(Step::NeedMore),
-                    // A page, or an object only serde can judge: walk its keys.
-                    Parse::Bail => {
-                        self.start = p + 1;
-                        self.state = State::Object {
-                            obj_start: p,
-                            first: true,
-                            page: false,
-                        };
-                        Ok(Step::Continue)
-                    }
-                },
-                _ => Err(self.syntax(
-                    p,
-                    "'[' or '{' (an API page, an array of events or JSON Lines)",
-                )),
-            },
-            State::Array { first, in_page } => {
-                if buf[p] == b']' {
-                    self.start = p + 1;
-                    self.state = if in_page {
-                        State::Object {
-                            obj_start: 0,
-                            first: false,
-                            page: true,
-                        }
-                    } else {
-                        State::TopLevel
-                    };
-                    return Ok(Step::Continue);
-                }
-                let mut v = p;
-                if !first {
-                    if buf[p] != b',' {
-                        return Err(self.syntax(p, "',' or ']'"));
-                    }
-                    let Some(q) = skip_ws(buf, p + 1) else {
-                        return Ok(Step::NeedMore);
-                    };
-                    v = q;
-                }
-                if buf[v] == b'{' {
-                    match parse_event_object(buf, v, slot) {
-                        Parse::Event(end) => {
-                            self.start = end;
-                            self.state = State::Array {
-                                first: false,
-                                in_page,
-                            };
-                            return Ok(Step::Element(&buf[v..end], true));
-                        }
-                        Parse::NeedMore => return Ok(Step::NeedMore),
-                        Parse::Bail => {}
-                    }
-                }
-                match skip_value(buf, v, self.eof).map_err(|e| self.syntax(v, e))? {
-                    None => Ok(Step::NeedMore),
-                    Some(to) => {
-                        self.start = to;
-                        self.state = State::Array {
-                            first: false,
-                            in_page,
-                        };
-                        Ok(Step::Element(&buf[v..to], false))
-                    }
-                }
-            }
+            State::TopLevel => self.top_level(buf, p, slot),
+            State::Array { first, in_page } => self.in_array(buf, p, first, in_page, slot),
             State::Object {
                 obj_start,
                 first,
                 page,
-            } => {
-                if buf[p] == b'}' {
+            } => self.in_object(buf, p, obj_start, first, page),
+        }
+    }
+
+    /// At `buf[p]`, outside any value: an array, or an object (an event, or a page).
+    #[inline]
+    fn top_level<'b>(
+        &mut self,
+        buf: &'b [u8],
+        p: usize,
+        slot: &mut RawEvent<'b>,
+    ) -> Result<Step<'b>, SplitError> {
+        match buf[p] {
+            b'[' => {
+                self.start = p + 1;
+                self.state = State::Array {
+                    first: true,
+                    in_page: false,
+                };
+                Ok(Step::Continue)
+            }
+            b'{' => match parse_event_object(buf, p, slot) {
+                Parse::Event(end) => {
+                    self.start = end;
+                    Ok(Step::Element(&buf[p..end], true))
+                }
+                Parse::NeedMore => Ok(Step::NeedMore),
+                // A page, or an object only serde can judge: walk its keys.
+                Parse::Bail => {
                     self.start = p + 1;
-                    self.state = State::TopLevel;
-                    return Ok(if page {
-                        Step::Continue
-                    } else {
-                        Step::Element(&buf[obj_start..p + 1], false)
-                    });
-                }
-                let mut k = p;
-                if !first {
-                    if buf[p] != b',' {
-                        return Err(self.syntax(p, "',' or '}'"));
-                    }
-                    let Some(q) = skip_ws(buf, p + 1) else {
-                        return Ok(Step::NeedMore);
-                    };
-                    k = q;
-                }
-                if buf[k] != b'"' {
-                    return Err(self.syntax(k, "a key string"));
-                }
-                let Some((key_end, _)) = skip_string(buf, k) else {
-                    return Ok(Step::NeedMore);
-                };
-                let Some(colon) = skip_ws(buf, key_end) else {
-                    return Ok(Step::NeedMore);
-                };
-                if buf[colon] != b':' {
-                    return Err(self.syntax(colon, "':'"));
-                }
-                let Some(v) = skip_ws(buf, colon + 1) else {
-                    return Ok(Step::NeedMore);
-                };
-                let is_entities = &buf[k + 1..key_end - 1] == ENTITIES_KEY;
-                if is_entities && buf[v] == b'[' {
-                    self.start = v + 1;
-                    self.state = State::Array {
+                    self.state = State::Object {
+                        obj_start: p,
                         first: true,
-                        in_page: true,
+                        page: false,
                     };
-                    return Ok(Step::Continue);
+                    Ok(Step::Continue)
                 }
-                match skip_value(buf, v, self.eof).map_err(|e| self.syntax(v, e))? {
-                    None => Ok(Step::NeedMore),
-                    Some(to) => {
-                        self.start = to;
-                        self.state = State::Object {
-                            obj_start,
-                            first: false,
-                            page: page || is_entities,
-                        };
-                        Ok(Step::Continue)
-                    }
+            },
+            _ => Err(self.syntax(
+                p,
+                "'[' or '{' (an API page, an array of events or JSON Lines)",
+            )),
+        }
+    }
+
+    /// At `buf[p]` inside an array (top-level, or a page's `activityEventEntities`): its end,
+    /// or the next element, parsed as an event when plain enough, else skipped whole.
+    #[inline]
+    fn in_array<'b>(
+        &mut self,
+        buf: &'b [u8],
+        p: usize,
+        first: bool,
+        in_page: bool,
+        slot: &mut RawEvent<'b>,
+    ) -> Result<Step<'b>, SplitError> {
+        if buf[p] == b']' {
+            self.start = p + 1;
+            self.state = if in_page {
+                State::Object {
+                    obj_start: 0,
+                    first: false,
+                    page: true,
                 }
+            } else {
+                State::TopLevel
+            };
+            return Ok(Step::Continue);
+        }
+        let Some(v) = self.next_item(buf, p, first, "',' or ']'")? else {
+            return Ok(Step::NeedMore);
+        };
+        let next = State::Array {
+            first: false,
+            in_page,
+        };
+        if buf[v] == b'{' {
+            match parse_event_object(buf, v, slot) {
+                Parse::Event(end) => {
+                    self.start = end;
+                    self.state = next;
+                    return Ok(Step::Element(&buf[v..end], true));
+                }
+                Parse::NeedMore => return Ok(Step::NeedMore),
+                Parse::Bail => {}
             }
         }
+        match skip_value(buf, v, self.eof).map_err(|e| self.syntax(v, e))? {
+            None => Ok(Step::NeedMore),
+            Some(to) => {
+                self.start = to;
+                self.state = next;
+                Ok(Step::Element(&buf[v..to], false))
+            }
+        }
+    }
+
+    /// At `buf[p]` inside an object walked key by key (a page, or an element serde judges):
+    /// its end, or the next key and value; `activityEventEntities` opens the page's array.
+    #[inline]
+    fn in_object<'b>(
+        &mut self,
+        buf: &'b [u8],
+        p: usize,
+        obj_start: usize,
+        first: bool,
+        page: bool,
+    ) -> Result<Step<'b>, SplitError> {
+        if buf[p] == b'}' {
+            self.start = p + 1;
+            self.state = State::TopLevel;
+            return Ok(if page {
+                Step::Continue
+            } else {
+                Step::Element(&buf[obj_start..p + 1], false)
+            });
+        }
+        let Some(k) = self.next_item(buf, p, first, "',' or '}'")? else {
+            return Ok(Step::NeedMore);
+        };
+        if buf[k] != b'"' {
+            return Err(self.syntax(k, "a key string"));
+        }
+        let Some((key_end, _)) = skip_string(buf, k) else {
+            return Ok(Step::NeedMore);
+        };
+        let Some(colon) = skip_ws(buf, key_end) else {
+            return Ok(Step::NeedMore);
+        };
+        if buf[colon] != b':' {
+            return Err(self.syntax(colon, "':'"));
+        }
+        let Some(v) = skip_ws(buf, colon + 1) else {
+            return Ok(Step::NeedMore);
+        };
+        let is_entities = &buf[k + 1..key_end - 1] == ENTITIES_KEY;
+        if is_entities && buf[v] == b'[' {
+            self.start = v + 1;
+            self.state = State::Array {
+                first: true,
+                in_page: true,
+            };
+            return Ok(Step::Continue);
+        }
+        match skip_value(buf, v, self.eof).map_err(|e| self.syntax(v, e))? {
+            None => Ok(Step::NeedMore),
+            Some(to) => {
+                self.start = to;
+                self.state = State::Object {
+                    obj_start,
+                    first: false,
+                    page: page || is_entities,
+                };
+                Ok(Step::Continue)
+            }
+        }
+    }
+
+    /// Where the next item of an array or object starts, at or after `buf[p]`: `p` for the
+    /// first, else past the `,` that must be at `p` (`expected` names what may be there).
+    /// `Ok(None)`: the buffer ends first.
+    #[inline]
+    fn next_item(
+        &self,
+        buf: &[u8],
+        p: usize,
+        first: bool,
+        expected: &'static str,
+    ) -> Result<Option<usize>, SplitError> {
+        if first {
+            return Ok(Some(p));
+        }
+        if buf[p] != b',' {
+            return Err(self.syntax(p, expected));
+        }
+        Ok(skip_ws(buf, p + 1))
     }
 }
 

@@ -391,7 +391,7 @@ fn metrics(server: &Server, req: &Request<Incoming>) -> Response<Body> {
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Encoding failed.\n"))
 }
 
-/// A response body sent in frames of at most [`FRAME`] bytes, holding a scrape slot (if any)
+/// A response body sent in frames of at most `FRAME` bytes, holding a scrape slot (if any)
 /// until the last frame has been taken or the body is dropped.
 pub struct Body {
     data: Bytes,

@@ -232,10 +232,35 @@ impl opentelemetry_http::HttpClient for TokioHttp {
 }
 
 /// TLS material named by `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE`, `…CLIENT_CERTIFICATE` and
-/// `…CLIENT_KEY` (PEM files).
+/// `…CLIENT_KEY` (PEM files), each checked to hold what its variable names, so a wrong file
+/// is reported at startup naming the variable and the file, not at the first push.
 struct TlsFiles {
     ca: Option<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What a TLS variable's PEM file must hold.
+#[derive(Clone, Copy)]
+enum PemContent {
+    Certificates,
+    PrivateKey,
+}
+
+impl PemContent {
+    /// `None` when `pem` holds it, else what is wrong, for the message.
+    fn missing_from(self, pem: &[u8]) -> Option<String> {
+        use crate::azure::http::pem_error;
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        match self {
+            PemContent::Certificates => CertificateDer::from_pem_slice(pem)
+                .err()
+                .map(|e| pem_error(&e, "certificate")),
+            PemContent::PrivateKey => PrivateKeyDer::from_pem_slice(pem)
+                .err()
+                .map(|e| pem_error(&e, "private key")),
+        }
+    }
 }
 
 fn tls_files(signal: &str) -> Result<TlsFiles, OtlpError> {
@@ -243,23 +268,29 @@ fn tls_files(signal: &str) -> Result<TlsFiles, OtlpError> {
         env(&format!("OTEL_EXPORTER_OTLP_{signal}_{suffix}"))
             .or_else(|| env(&format!("OTEL_EXPORTER_OTLP_{suffix}")))
     };
-    let read = |suffix: &str| -> Result<Option<Vec<u8>>, OtlpError> {
-        var(suffix)
-            .map(|path| {
-                crate::files::read_small(Path::new(&path))
-                    .map_err(|e| OtlpError::Tls(format!("OTEL_EXPORTER_OTLP_{suffix} {path}: {e}")))
-            })
-            .transpose()
+    let read = |suffix: &str, content: PemContent| -> Result<Option<Vec<u8>>, OtlpError> {
+        let Some(path) = var(suffix) else {
+            return Ok(None);
+        };
+        let problem = |e: &dyn std::fmt::Display| {
+            OtlpError::Tls(format!("OTEL_EXPORTER_OTLP_{suffix} {path}: {e}"))
+        };
+        let pem = crate::files::read_small(Path::new(&path)).map_err(|e| problem(&e))?;
+        match content.missing_from(&pem) {
+            Some(missing) => Err(problem(&missing)),
+            None => Ok(Some(pem)),
+        }
     };
-    let ca = read("CERTIFICATE")?;
-    let identity = match (read("CLIENT_CERTIFICATE")?, read("CLIENT_KEY")?) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => return Err(OtlpError::Tls(
+    // The pair is checked before either file is read: a lone variable is the mistake to name.
+    if var("CLIENT_CERTIFICATE").is_some() != var("CLIENT_KEY").is_some() {
+        return Err(OtlpError::Tls(
             "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together"
                 .into(),
-        )),
-    };
+        ));
+    }
+    let ca = read("CERTIFICATE", PemContent::Certificates)?;
+    let identity = read("CLIENT_CERTIFICATE", PemContent::Certificates)?
+        .zip(read("CLIENT_KEY", PemContent::PrivateKey)?);
     Ok(TlsFiles { ca, identity })
 }
 
@@ -633,6 +664,42 @@ impl MetricsPush {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each TLS variable's file is checked for what the variable names, and a file without it
+    /// says what was expected.
+    #[test]
+    fn tls_pem_files_must_hold_what_their_variable_names() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["t".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+        assert_eq!(
+            PemContent::Certificates.missing_from(cert_pem.as_bytes()),
+            None
+        );
+        assert_eq!(
+            PemContent::PrivateKey.missing_from(key_pem.as_bytes()),
+            None
+        );
+        assert_eq!(
+            PemContent::Certificates
+                .missing_from(key_pem.as_bytes())
+                .as_deref(),
+            Some("no PEM certificate in it")
+        );
+        assert_eq!(
+            PemContent::PrivateKey
+                .missing_from(cert_pem.as_bytes())
+                .as_deref(),
+            Some("no PEM private key in it")
+        );
+        let truncated = &cert_pem[..cert_pem.len() / 2];
+        assert!(PemContent::Certificates
+            .missing_from(truncated.as_bytes())
+            .is_some_and(|e| e == "a PEM section does not end (no -----END CERTIFICATE-----)"));
+    }
 
     #[test]
     fn names_map_back_to_the_prometheus_ones() {

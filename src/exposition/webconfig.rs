@@ -15,10 +15,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use hyper::header::{HeaderName, HeaderValue};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
+
+use crate::azure::http::pem_error;
 
 /// Why a web config file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -163,38 +167,12 @@ fn resolve(dir: &Path, file: &Path) -> PathBuf {
 }
 
 fn tls_config(t: &TlsModel, dir: &Path) -> Result<(rustls::ServerConfig, ClientAuth), String> {
-    for (set, key) in [
-        (t.cipher_suites.is_some(), "cipher_suites"),
-        (t.curve_preferences.is_some(), "curve_preferences"),
-        (t.client_allowed_sans.is_some(), "client_allowed_sans"),
-    ] {
-        if set {
-            return Err(format!(
-                "tls_server_config.{key} is not supported (rustls offers only modern AEAD suites and curves); remove it"
-            ));
-        }
-    }
-    let _ = t.prefer_server_cipher_suites; // rustls always prefers the server's order.
+    refuse_unsupported(t)?;
     let (Some(cert_file), Some(key_file)) = (&t.cert_file, &t.key_file) else {
         return Err("tls_server_config needs both cert_file and key_file".into());
     };
-    let cert_path = resolve(dir, cert_file);
-    let key_path = resolve(dir, key_file);
-    let read = |what: &str, path: &Path| {
-        crate::files::read_small(path).map_err(|e| format!("{what} {}: {e}", path.display()))
-    };
-    let cert_pem = read("cert_file", &cert_path)?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("cert_file {}: {e}", cert_path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "cert_file {}: no PEM certificate in it",
-            cert_path.display()
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_slice(&read("key_file", &key_path)?)
-        .map_err(|e| format!("key_file {}: {e}", key_path.display()))?;
+    let certs = read_certificates("cert_file", &resolve(dir, cert_file))?;
+    let key = read_private_key("key_file", &resolve(dir, key_file))?;
     let versions = versions(t.min_version.as_deref(), t.max_version.as_deref())?;
     let client_auth = client_auth(t.client_auth_type.as_deref())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -211,36 +189,83 @@ fn tls_config(t: &TlsModel, dir: &Path) -> Result<(rustls::ServerConfig, ClientA
                 "client_auth_type {client_auth:?} needs client_ca_file"
             ))
         }
-        (auth, Some(ca_file)) => {
-            let ca_path = resolve(dir, ca_file);
-            let mut roots = rustls::RootCertStore::empty();
-            let ca_pem = read("client_ca_file", &ca_path)?;
-            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&ca_pem)
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?;
-            for ca in cas {
-                roots
-                    .add(ca)
-                    .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?;
-            }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
-            let verifier = verifier
-                .build()
-                .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        (auth, Some(ca_file)) => builder.with_client_cert_verifier(client_verifier(
+            auth,
+            &resolve(dir, ca_file),
+            provider,
+        )?),
     };
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("cert_file/key_file do not make a usable pair: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((config, client_auth))
+}
+
+/// The exporter-toolkit keys rustls has no counterpart for are refused, not ignored.
+fn refuse_unsupported(t: &TlsModel) -> Result<(), String> {
+    for (set, key) in [
+        (t.cipher_suites.is_some(), "cipher_suites"),
+        (t.curve_preferences.is_some(), "curve_preferences"),
+        (t.client_allowed_sans.is_some(), "client_allowed_sans"),
+    ] {
+        if set {
+            return Err(format!(
+                "tls_server_config.{key} is not supported (rustls offers only modern AEAD suites and curves); remove it"
+            ));
+        }
+    }
+    let _ = t.prefer_server_cipher_suites; // rustls always prefers the server's order.
+    Ok(())
+}
+
+/// Every certificate of the PEM file at `path`, named `key` in messages; at least one.
+fn read_certificates(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem =
+        crate::files::read_small(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{key} {}: {}", path.display(), pem_error(&e, "certificate")))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{key} {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The first private key of the PEM file at `path`, named `key` in messages.
+fn read_private_key(key: &str, path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let pem =
+        crate::files::read_small(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| format!("{key} {}: {}", path.display(), pem_error(&e, "private key")))
+}
+
+/// The verifier of client certificates signed by a CA of `ca_path`; with
+/// `VerifyClientCertIfGiven`, a client without one is let through to basic auth.
+fn client_verifier(
+    auth: ClientAuth,
+    ca_path: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in read_certificates("client_ca_file", ca_path)? {
+        roots
+            .add(ca)
+            .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
+        verifier.allow_unauthenticated()
+    } else {
+        verifier
+    };
+    verifier
+        .build()
+        .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))
 }
 
 fn versions(
@@ -416,7 +441,7 @@ fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = crate::encoding::unbase64(encoded.trim())?;
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_string(), password.to_string()))
@@ -452,6 +477,43 @@ impl Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A PEM file without what its key names, or with a section cut short, is refused with
+    /// a message naming the key, the file and what was expected.
+    #[test]
+    fn pem_files_must_hold_what_their_key_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["t".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let cert_pem = write(dir.path(), "c.pem", &cert.pem());
+        let key_pem = write(dir.path(), "k.pem", &key.serialize_pem());
+        let cut = cert.pem();
+        let cut = write(dir.path(), "cut.pem", &cut[..cut.len() / 2]);
+        assert_eq!(read_certificates("cert_file", &cert_pem).unwrap().len(), 1);
+        assert!(read_private_key("key_file", &key_pem).is_ok());
+        let show = |p: &Path| p.display().to_string();
+        assert_eq!(
+            read_certificates("client_ca_file", &key_pem).unwrap_err(),
+            format!(
+                "client_ca_file {}: no PEM certificate in it",
+                show(&key_pem)
+            )
+        );
+        assert_eq!(
+            read_private_key("key_file", &cert_pem).unwrap_err(),
+            format!("key_file {}: no PEM private key in it", show(&cert_pem))
+        );
+        assert_eq!(
+            read_certificates("cert_file", &cut).unwrap_err(),
+            format!(
+                "cert_file {}: a PEM section does not end (no -----END CERTIFICATE-----)",
+                show(&cut)
+            )
+        );
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -503,7 +565,7 @@ mod tests {
         let header = |user: &str, pw: &str| {
             HeaderValue::from_str(&format!(
                 "Basic {}",
-                crate::encoding::base64(format!("{user}:{pw}").as_bytes())
+                STANDARD.encode(format!("{user}:{pw}"))
             ))
             .unwrap()
         };

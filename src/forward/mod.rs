@@ -1,5 +1,5 @@
 //! Forwarding of raw events: each new, counted event goes to a durable spool
-//! ([`spool`]) and from there to every configured sink — Azure Monitor Logs Ingestion
+//! ([`crate::state::spool`]) and from there to every configured sink — Azure Monitor Logs Ingestion
 //! ([`logs_ingestion`]) and OTLP logs ([`otlp_logs`]) — each at its own pace.
 //!
 //! Invariants:

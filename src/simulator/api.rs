@@ -25,6 +25,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -33,15 +35,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::timeline::Timeline;
-use super::Rng;
+use crate::azure::auth::POWERBI_SCOPE;
 use crate::decode::time::parse_creation_time;
 use crate::decode::UnixMillis;
-use crate::encoding::{base64, unbase64};
+use crate::rng::Rng;
 
 const HOUR_MS: i64 = 3_600_000;
 const GROUPS_PATH: &str = "/v1.0/myorg/admin/groups";
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
-use crate::azure::auth::POWERBI_SCOPE;
 
 /// Random faults, each a share of requests (or of pages, for duplicates).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -449,7 +450,6 @@ impl State {
     /// A new access token, shaped like Entra's (a JWT whose payload carries `appid`, `oid`
     /// and `tid`; the signature is not a real one).
     fn issue(&mut self) -> String {
-        use crate::encoding::base64url;
         let claims = serde_json::json!({
             "aud": POWERBI_SCOPE.trim_end_matches("/.default"),
             "iss": format!("https://sts.windows.net/{}/", self.config.tenant_id),
@@ -459,9 +459,9 @@ impl State {
         });
         let token = format!(
             "{}.{}.{}",
-            base64url(br#"{"alg":"RS256","typ":"JWT"}"#),
-            base64url(claims.to_string().as_bytes()),
-            base64url(&self.rng.next_u64().to_be_bytes())
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
+            URL_SAFE_NO_PAD.encode(self.rng.next_u64().to_be_bytes())
         );
         self.tokens.push(token.clone());
         token
@@ -484,7 +484,9 @@ impl State {
             return false;
         };
         let json = |part: &str| -> serde_json::Value {
-            unbase64(part)
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default()
         };
@@ -501,8 +503,9 @@ impl State {
             &ring::signature::RSA_PSS_2048_8192_SHA256,
             &cert.public_key,
         );
-        let signed =
-            unbase64(sig).is_some_and(|s| key.verify(format!("{h}.{c}").as_bytes(), &s).is_ok());
+        let signed = URL_SAFE_NO_PAD
+            .decode(sig)
+            .is_ok_and(|s| key.verify(format!("{h}.{c}").as_bytes(), &s).is_ok());
         let client = self.config.client_id.as_str();
         let jti = claims["jti"].as_str().unwrap_or("");
         let claims_ok = claims["aud"] == audience
@@ -849,7 +852,8 @@ impl Cursor {
             ",{},{},{},{},{},{},",
             self.start.0, self.end.0, self.hour, self.offset, self.as_of.0, self.page
         );
-        base64(raw.as_bytes())
+        STANDARD
+            .encode(raw)
             .replace('+', "%2B")
             .replace('/', "%2F")
             .replace('=', "%3D")
@@ -857,7 +861,7 @@ impl Cursor {
 
     fn from_token(token: &str) -> Result<Cursor, String> {
         let bad = || "continuationToken is not valid".to_string();
-        let raw = unbase64(token).ok_or_else(bad)?;
+        let raw = STANDARD.decode(token).map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let n: Vec<i64> = raw
             .trim_matches(',')
@@ -1018,7 +1022,7 @@ mod tests {
         let twice = percent_decode(&token.replace('%', "%25"));
         assert!(twice.contains("%3D") && Cursor::from_token(&twice).is_err());
         assert_eq!(
-            base64(b",2020-08-13T07:55:00Z,2020-08-13T09:00:00Z,1,,"),
+            STANDARD.encode(b",2020-08-13T07:55:00Z,2020-08-13T09:00:00Z,1,,"),
             "LDIwMjAtMDgtMTNUMDc6NTU6MDBaLDIwMjAtMDgtMTNUMDk6MDA6MDBaLDEsLA=="
         );
     }

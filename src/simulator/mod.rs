@@ -14,9 +14,8 @@ pub mod timeline;
 
 use serde::Serialize;
 
-pub use crate::rng::Rng;
-
 use crate::decode::UnixMillis;
+use crate::rng::Rng;
 
 /// How big the simulated tenant is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

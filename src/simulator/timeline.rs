@@ -5,8 +5,9 @@
 //! happened; the log only grows (an event, once generated, is the ground truth forever) unless
 //! its owner asks to forget old events ([`Timeline::forget_before`]).
 
-use super::{Rng, Tenant};
+use super::Tenant;
 use crate::decode::UnixMillis;
+use crate::rng::Rng;
 
 /// How late events become visible.
 #[derive(Debug, Clone, Copy, PartialEq)]

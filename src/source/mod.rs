@@ -63,7 +63,7 @@ pub enum SourceError {
     },
 }
 
-/// What a source sends: documents, and (live sources) its own health for the self metrics.
+/// What a source sends: documents, and (live sources) its own status for the self metrics.
 #[derive(Debug, Clone)]
 pub enum SourceMessage {
     Document(Document),
@@ -74,7 +74,7 @@ pub enum SourceMessage {
     ReplayPass(replay::ReplayPass),
 }
 
-/// A live source's health, cumulative since it started; replaces the previous one.
+/// A live source's status, cumulative since it started; replaces the previous one.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceStatus {
     /// The last poll read every planned hour to its end.

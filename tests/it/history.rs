@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::time::days_from_civil;
 use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::rng::Rng;
 use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
 use powerbi_exporter::simulator::timeline::Timeline;
-use powerbi_exporter::simulator::{Rng, TenantSpec};
+use powerbi_exporter::simulator::TenantSpec;
 
 use crate::support::*;
 

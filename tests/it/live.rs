@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::rng::Rng;
 use powerbi_exporter::simulator::api::{
     ApiConfig, ContinuationStyle, Faults, SimulatedApi, ThrottleShape, TrustedCertificate,
 };
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
-use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+use powerbi_exporter::simulator::{Tenant, TenantSpec};
 
 use crate::support::*;
 

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::rng::Rng;
 use powerbi_exporter::simulator::api::{ApiConfig, SimulatedApi};
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
-use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+use powerbi_exporter::simulator::{Tenant, TenantSpec};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_yaml_ng::Value;

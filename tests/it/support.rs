@@ -6,8 +6,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::rng::Rng;
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
-use powerbi_exporter::simulator::{Rng, Tenant, TenantSpec};
+use powerbi_exporter::simulator::{Tenant, TenantSpec};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_powerbi-exporter");
 

@@ -7,7 +7,7 @@
 //! - a page is handed on only once it parses to its end (a truncated body is retried, never
 //!   half-applied); the event dedup makes a re-read page harmless;
 //! - a 429 blocks the budget for its wait: the `Retry-After` header, else the body's "Retry in
-//!   N seconds" or "until: `<time>`", else 60 s, never more than [`MAX_RETRY_AFTER`] (a longer
+//!   N seconds" or `until: <time>`, else 60 s, never more than [`MAX_RETRY_AFTER`] (a longer
 //!   one is clamped, logged and counted); a long wait ends the read (the exporter keeps serving),
 //!   a short one is waited out;
 //! - a page cap and a repeated-token guard end a broken paging loop with an error, not a hang;

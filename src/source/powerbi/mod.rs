@@ -3,8 +3,8 @@
 //! [`window`] plans which UTC hours to read (recent hours every poll, older hours of the
 //! lookback re-swept for late events), [`budget`] keeps requests under the hourly limit,
 //! [`crate::azure::auth`] gets Entra ID tokens, [`client`] reads an hour page by page. Each
-//! page goes down the channel as a document; after each poll the source's health goes down as
-//! a status message.
+//! page goes down the channel as a document; after each poll the source's status goes down
+//! the channel too.
 //!
 //! Invariants: exactly-once counting does not depend on the source (the aggregator dedups by
 //! `Id` over its window, which must cover the lookback); the source only decides what to read
