@@ -79,3 +79,11 @@ pub trait Collector {
     /// Appends this collector's families to `out`; the exposition puts them in catalogue order.
     fn collect(&self, out: &mut Snapshot);
 }
+
+/// A snapshot taken earlier (e.g. the last saved checkpoint) contributes its families as they
+/// were.
+impl Collector for Snapshot {
+    fn collect(&self, out: &mut Snapshot) {
+        out.families.extend(self.families.iter().cloned());
+    }
+}

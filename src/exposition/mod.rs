@@ -3,6 +3,7 @@
 pub mod healthcheck;
 pub mod http;
 pub mod otlp;
+pub mod scrape;
 pub mod status;
 pub mod text;
 pub mod webconfig;
