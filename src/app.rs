@@ -24,7 +24,7 @@ use crate::simulator::api::SimulatedApi;
 use crate::source::demo::{simulated_tenant, Demo, DemoConfig};
 use crate::source::powerbi::PowerBiSource;
 use crate::source::replay::{Replay, ReplayProgress};
-use crate::source::{Source, SourceError, SourceStatus};
+use crate::source::{Source, SourceError, SourceStatus, Timing};
 use crate::state::spool::{SpoolReader, SpoolWriter};
 use crate::state::{Checkpointer, Published, SaveErrors, StateError, StateFile};
 
@@ -148,41 +148,9 @@ async fn serve(config: Config) -> Result<(), AppError> {
         c.checkpoint(&aggregator);
         c
     });
-    if checkpointer.is_none() {
-        tracing::info!(
-            "No --state.dir: counters live in memory only and start from zero after a restart."
-        );
-    }
-    // With durable state, /metrics serves what was saved, so a restart never takes a served
-    // value back; without, it renders the live state.
-    let counted = match checkpointer {
-        Some(_) => Counted::LastSaved(published),
-        None => Counted::Now(vec![
-            Arc::new(LiveAggregator {
-                aggregator: aggregator.clone(),
-                timing,
-            }),
-            // The source's status joins here as a collector of its own once it is no longer
-            // part of the aggregator's state.
-        ]),
-    };
+    let counted = counted(checkpointer.is_some(), published, &aggregator, timing);
     let served = stats.served(counted, &config);
-    let ready = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel(4);
-    let stop = Arc::new(AtomicBool::new(false));
-    let consumer = pipeline::spawn_shared_consumer(
-        rx,
-        aggregator.clone(),
-        ready.clone(),
-        checkpointer,
-        stop.clone(),
-    );
-    let producer = tokio::spawn(async move {
-        match source.run(tx).await {
-            Ok(()) => tracing::info!("Source finished; serving the final values."),
-            Err(e) => tracing::error!(error = %e, "Source stopped."),
-        }
-    });
+    let pipeline = Running::start(source, aggregator.clone(), checkpointer);
     let metrics_push = start_metrics_push(&config, resource, served.clone(), stats.otlp)?;
     let status = move || {
         let reference = Reference::now_for(timing);
@@ -191,7 +159,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let exposition = http::Exposition {
         collector: served,
         status: Box::new(status),
-        ready,
+        ready: pipeline.ready.clone(),
         telemetry_path: config.web.telemetry_path.clone(),
         process_metrics: !config.web.disable_exporter_metrics,
         max_requests: config.web.max_requests,
@@ -203,15 +171,87 @@ async fn serve(config: Config) -> Result<(), AppError> {
     };
     http::serve(listener, exposition, settings, shutdown_signal()).await;
     tracing::info!("Shutting down.");
-    stop.store(true, Ordering::Release);
-    if let Some(push) = metrics_push {
-        last_push(push).await;
-    }
-    producer.abort();
-    let _ = producer.await;
-    // The consumer ends once the producer's channel is dropped, saving a last checkpoint.
-    let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
+    pipeline.stop(metrics_push).await;
     Ok(())
+}
+
+/// The source feeding the decode thread, which applies its documents to the aggregator and
+/// saves checkpoints.
+struct Running {
+    producer: tokio::task::JoinHandle<()>,
+    consumer: std::thread::JoinHandle<RunReport>,
+    /// Set once the first source document has been applied.
+    ready: Arc<AtomicBool>,
+    /// Tells the consumer not to wait for a held-back checkpoint any longer.
+    stop: Arc<AtomicBool>,
+}
+
+impl Running {
+    fn start(
+        source: Box<dyn Source>,
+        aggregator: Arc<Mutex<Aggregator>>,
+        checkpointer: Option<Checkpointer>,
+    ) -> Running {
+        let ready = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel(4);
+        let consumer = pipeline::spawn_shared_consumer(
+            rx,
+            aggregator,
+            ready.clone(),
+            checkpointer,
+            stop.clone(),
+        );
+        let producer = tokio::spawn(async move {
+            match source.run(tx).await {
+                Ok(()) => tracing::info!("Source finished; serving the final values."),
+                Err(e) => tracing::error!(error = %e, "Source stopped."),
+            }
+        });
+        Running {
+            producer,
+            consumer,
+            ready,
+            stop,
+        }
+    }
+
+    /// Stops the source after a last OTLP push, and waits for the consumer's last checkpoint.
+    async fn stop(self, metrics_push: Option<MetricsPush>) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(push) = metrics_push {
+            last_push(push).await;
+        }
+        self.producer.abort();
+        let _ = self.producer.await;
+        // The consumer ends once the producer's channel is dropped, saving a last checkpoint.
+        let consumer = self.consumer;
+        let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
+    }
+}
+
+/// Where the counted families are read at scrape time. With durable state, /metrics serves
+/// what was saved, so a restart never takes a served value back; without, the live state.
+fn counted(
+    durable: bool,
+    published: Published,
+    aggregator: &Arc<Mutex<Aggregator>>,
+    timing: Timing,
+) -> Counted {
+    if durable {
+        return Counted::LastSaved(published);
+    }
+    tracing::info!(
+        "No --state.dir: counters live in memory only and start from zero after a restart."
+    );
+    Counted::Now(vec![
+        Arc::new(LiveAggregator {
+            aggregator: aggregator.clone(),
+            timing,
+        }),
+        // The source's status joins here as a collector of its own once it is no longer part
+        // of the aggregator's state.
+    ])
 }
 
 /// The users' pseudonym key: with a state directory and no key of the operator's, the one kept

@@ -5,6 +5,8 @@
 //!   exactly the labels listed here, in this order;
 //! - the README's metrics table is generated from [`markdown_table`] (a test fails if the
 //!   README drifts);
+//! - each family's [`Origin`] says where its values are read at scrape time (the last saved
+//!   checkpoint or the running process), and nowhere else says it;
 //! - families with a `default_cap` are cardinality-capped; the cap is configurable per family
 //!   by its name (`limits.max_series.<name>`), and label sets past it are counted in one
 //!   overflow series whose labels are all [`OVERFLOW_LABEL`].

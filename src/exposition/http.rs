@@ -2,7 +2,9 @@
 //! and `/-/ready`, on hyper 1.
 //!
 //! Invariants:
-//! - a scrape renders fresh from a snapshot and never waits on the source;
+//! - a scrape renders fresh from a snapshot and never waits on the source: it composes the
+//!   served collector and the web server's own stats with [`super::scrape::compose`], then
+//!   adds the `process_*` families;
 //! - `/-/healthy` answers 200 while the process runs; `/-/ready` answers 503 until the first
 //!   source document has been applied, 200 from then on (it never flips back);
 //! - on shutdown the listener closes first and in-flight requests finish;
@@ -395,7 +397,7 @@ fn metrics(server: &Server, req: &Request<Incoming>) -> Response<Body> {
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Encoding failed.\n"))
 }
 
-/// A response body sent in frames of at most [`FRAME`] bytes, holding a scrape slot (if any)
+/// A response body sent in frames of at most `FRAME` bytes, holding a scrape slot (if any)
 /// until the last frame has been taken or the body is dropped.
 pub struct Body {
     data: Bytes,

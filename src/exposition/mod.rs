@@ -1,4 +1,5 @@
-//! Exposition stage: snapshots → Prometheus text, served over HTTP or printed (`--once`).
+//! Exposition stage: the exporter's collectors composed into one snapshot ([`scrape`]) →
+//! Prometheus text, served over HTTP or printed (`--once`), or pushed over OTLP ([`otlp`]).
 
 pub mod healthcheck;
 pub mod http;

@@ -3,8 +3,10 @@
 //!
 //! Invariants:
 //! - one observable instrument per catalogue family (and per `process_*` family), observed
-//!   from the same families `/metrics` renders: the values are the served values (with a
-//!   state directory, the saved ones, so a restart never shows a collector a false reset);
+//!   from the same composition `/metrics` renders ([`super::scrape::compose`] of the served
+//!   collector; only the web server's own families are not pushed): the values are the served
+//!   values (with a state directory, the saved ones, so a restart never shows a collector a
+//!   false reset);
 //! - names map so that a Collector's Prometheus exporter, or Prometheus' OTLP receiver,
 //!   gives back the `/metrics` names: a counter loses `_total` (a monotonic cumulative sum
 //!   gets it back), a `_seconds` / `_bytes` suffix becomes the unit `s` / `By`;

@@ -1,6 +1,6 @@
 //! Forwarding of raw events: each new, counted event goes to a durable spool
-//! ([`spool`]) and from there to every configured sink — Azure Monitor Logs Ingestion
-//! ([`logs_ingestion`]) and OTLP logs ([`otlp_logs`]) — each at its own pace.
+//! ([`crate::state::spool`]) and from there to every configured sink — Azure Monitor Logs
+//! Ingestion ([`logs_ingestion`]) and OTLP logs ([`otlp_logs`]) — each at its own pace.
 //!
 //! Invariants:
 //! - a sink's cursor moves only past events its destination accepted (at-least-once);
