@@ -487,6 +487,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_web_server_reports_reload_families_only_with_a_web_config_file() {
+        let plain = WebStats::default();
+        plain.unauthorized.fetch_add(2, Ordering::Relaxed);
+        let mut out = Snapshot::default();
+        plain.collect(&mut out);
+        let names: Vec<_> = out.families.iter().map(|f| f.family.name).collect();
+        assert_eq!(names, ["powerbi_web_rejections_total"]);
+        assert_eq!(
+            out.value("powerbi_web_rejections_total", &["unauthorized"]),
+            Some(2.0)
+        );
+        assert_eq!(
+            out.value("powerbi_web_rejections_total", &["max_requests"]),
+            Some(0.0)
+        );
+
+        let configured = WebStats {
+            web_config: true,
+            ..WebStats::default()
+        };
+        configured.loaded();
+        let mut out = Snapshot::default();
+        configured.collect(&mut out);
+        assert_eq!(
+            out.value("powerbi_web_config_last_reload_successful", &[]),
+            Some(1.0)
+        );
+        let at = out
+            .value(
+                "powerbi_web_config_last_reload_success_timestamp_seconds",
+                &[],
+            )
+            .unwrap();
+        assert!(at > 1.7e9, "a Unix timestamp: {at}");
+    }
+
+    #[test]
     fn gzip_negotiation_honours_weights() {
         let h = |s: &'static str| HeaderValue::from_static(s);
         assert!(accepts_gzip(Some(&h("gzip"))));

@@ -675,6 +675,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failed_pushes_continue_from_the_count_saved_in_the_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ERRORS_FILE), "5\n").unwrap();
+        let stats = OtlpStats::restore(Some(dir.path()));
+        stats.failed();
+        let mut out = Snapshot::default();
+        stats.collect(&mut out);
+        assert_eq!(
+            out.value("powerbi_otlp_export_errors_total", &[]),
+            Some(6.0)
+        );
+        let saved = std::fs::read_to_string(dir.path().join(ERRORS_FILE)).unwrap();
+        assert_eq!(saved, "6");
+        let mut fresh = Snapshot::default();
+        OtlpStats::restore(None).collect(&mut fresh);
+        assert_eq!(
+            fresh.value("powerbi_otlp_export_errors_total", &[]),
+            Some(0.0)
+        );
+    }
+
+    #[test]
     fn names_map_back_to_the_prometheus_ones() {
         for f in catalogue::ALL {
             let (name, unit) = otel_name(f.name, f.kind);
