@@ -35,3 +35,28 @@ impl Collector for LiveAggregator {
         out.families.extend(snapshot.families);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::AggregateConfig;
+    use crate::catalogue::Origin;
+
+    #[test]
+    fn every_family_of_the_aggregator_is_saved_with_the_state() {
+        let collector = LiveAggregator {
+            aggregator: Arc::new(Mutex::new(Aggregator::new(&AggregateConfig::default()))),
+            timing: Timing::Historical,
+        };
+        let mut out = Snapshot::default();
+        collector.collect(&mut out);
+        assert!(out.families.len() > 20, "{out:?}");
+        let live: Vec<_> = out
+            .families
+            .iter()
+            .filter(|f| f.family.origin != Origin::Saved)
+            .map(|f| f.family.name)
+            .collect();
+        assert!(live.is_empty(), "counted families marked live: {live:?}");
+    }
+}
