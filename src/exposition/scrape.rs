@@ -73,6 +73,8 @@ impl Collector for Served {
         for collector in &self.live {
             collector.collect(&mut live);
         }
+        // A family offered by the other route is left out, never served twice or from the
+        // wrong instant: a mis-marked family disappears, which tests/it/origins.rs catches.
         let from_saved = counted
             .families
             .into_iter()
