@@ -6,17 +6,18 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::aggregate::collect::LiveAggregator;
 use crate::aggregate::people::UserLabelConfig;
 use crate::aggregate::{Aggregator, Reference};
-use crate::catalogue::{FamilySamples, Sample};
+use crate::catalogue::{Collector, Snapshot};
 use crate::config::{Config, SourceConfig};
-use crate::decode::UnixMillis;
-use crate::exposition::otlp::{self, MetricsPush, OtlpError};
+use crate::exposition::otlp::{self, MetricsPush, OtlpError, OtlpStats};
+use crate::exposition::scrape::{Counted, Served, SharedCollector};
 use crate::exposition::webconfig::{WebConfigError, WebSettings};
 use crate::exposition::{http, status as http_status, text};
 use crate::forward::logs_ingestion::LogsIngestion;
@@ -125,14 +126,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         Some(file) => file.load()?,
         None => None,
     };
-    let mut config = config;
-    if let (UserLabelConfig::PseudonymUnkeyed, Some(file)) =
-        (&config.aggregate.users, state_file.as_ref())
-    {
-        config.aggregate.users = UserLabelConfig::Pseudonym(file.pseudonym_key()?);
-    } else if config.aggregate.users == UserLabelConfig::PseudonymUnkeyed {
-        tracing::warn!("No --state.dir and no --users.pseudonym-key-file: user pseudonyms use a key for this run only and change at restart.");
-    }
+    let config = with_pseudonym_key(config, state_file.as_ref())?;
     let (aggregator, source_state) = match restored {
         Some(saved) => saved.resume(&config.aggregate),
         None => (Aggregator::new(&config.aggregate), SourceState::default()),
@@ -151,137 +145,42 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(address = %local, telemetry_path = %config.web.telemetry_path, version = crate::VERSION, "Listening.");
 
-    let published: Published = Arc::new(Mutex::new(None));
-    let forward_stats = ForwardStats::default();
+    let stats = SelfStats::new(&config);
     let resource = otlp::resource(config.tenant_id().as_deref(), local.port());
-    let spool = start_forwarding(&config, &aggregator, &forward_stats, &resource)?;
-    let save_errors = SaveErrors::default();
-    let checkpointer = match state_file {
-        Some(file) => {
-            let mut c = Checkpointer::new(file, published.clone(), timing);
-            c.spool = spool;
-            c.errors = save_errors.clone();
-            c.source = source_state.clone();
-            c.checkpoint(&aggregator);
-            Some(c)
-        }
-        None => {
-            tracing::info!(
-                "No --state.dir: counters live in memory only and start from zero after a restart."
-            );
-            None
-        }
-    };
-    let durable = checkpointer.is_some();
-    let status_source = (aggregator.clone(), source_state.clone());
-    let ready = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel(4);
-    let stop = Arc::new(AtomicBool::new(false));
-    let consumer = pipeline::spawn_shared_consumer(
-        rx,
+    let spool = start_forwarding(&config, &aggregator, &stats.forward, &resource)?;
+    let published: Published = Arc::new(Mutex::new(None));
+    let checkpointer = state_file.map(|file| {
+        let mut c = Checkpointer::new(file, published.clone(), timing);
+        c.spool = spool;
+        c.errors = stats.save_errors.clone();
+        c.source = source_state.clone();
+        c.checkpoint(&aggregator);
+        c
+    });
+    let counted = counted(
+        checkpointer.is_some(),
+        published,
+        &aggregator,
+        &source_state,
+        timing,
+    );
+    let served = stats.served(counted, &config);
+    let pipeline = Running::start(
+        source,
         aggregator.clone(),
         source_state.clone(),
-        ready.clone(),
         checkpointer,
-        stop.clone(),
     );
-    let producer = tokio::spawn(async move {
-        match source.run(tx).await {
-            Ok(()) => tracing::info!("Source finished; serving the final values."),
-            Err(e) => tracing::error!(error = %e, "Source stopped."),
-        }
-    });
-
-    // With durable state, /metrics serves what was saved, so a restart never takes a served
-    // value back; without, it renders the live state.
-    let otlp_errors = Arc::new(AtomicU64::new(
-        config
-            .state_dir
-            .as_deref()
-            .map_or(0, otlp::saved_export_errors),
-    ));
-    let pushing = config.otlp.metrics.is_some();
-    let render = {
-        let otlp_errors = otlp_errors.clone();
-        let stats = forward_stats.clone();
-        Arc::new(move || {
-            let mut snapshot = if durable {
-                published
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone()
-                    .unwrap_or_default()
-            } else {
-                let reference = match timing {
-                    Timing::Historical => Reference::NewestEvent,
-                    Timing::Live => Reference::WallClock(UnixMillis::now()),
-                };
-                let aggregator = pipeline::lock(&aggregator);
-                state::snapshot(
-                    &aggregator,
-                    &pipeline::lock_source(&source_state),
-                    reference,
-                )
-            };
-            if snapshot.families.is_empty() {
-                return Vec::new();
-            }
-            snapshot.families.extend(stats.families());
-            if durable {
-                snapshot.families.push(save_errors.family());
-            }
-            if pushing {
-                snapshot.families.push(FamilySamples {
-                    family: &crate::catalogue::OTLP_EXPORT_ERRORS,
-                    samples: vec![Sample {
-                        labels: Vec::new(),
-                        value: otlp_errors.load(Ordering::Relaxed) as f64,
-                    }],
-                });
-            }
-            snapshot.families.sort_by_key(|f| f.family.name);
-            text::to_families(&snapshot)
-        })
-    };
-    let metrics_push = match config.otlp.metrics {
-        Some(protocol) => {
-            let process = (!config.web.disable_exporter_metrics)
-                .then(prometheus::process_collector::ProcessCollector::for_self);
-            let render = render.clone();
-            let gather: otlp::Gather = Arc::new(move || {
-                let mut families = render();
-                if let Some(p) = &process {
-                    families.extend(prometheus::core::Collector::collect(p));
-                }
-                families
-            });
-            let limits = config.aggregate.limits.clone();
-            Some(MetricsPush::start(
-                protocol,
-                resource.clone(),
-                gather,
-                !config.web.disable_exporter_metrics,
-                move |f| f.default_cap.map(|_| limits.cap(f)),
-                otlp_errors,
-                config.state_dir.clone(),
-            )?)
-        }
-        None => None,
-    };
-    let render = move || render();
+    let metrics_push = start_metrics_push(&config, resource, served.clone(), stats.otlp)?;
     let status = move || {
-        let reference = match timing {
-            Timing::Historical => Reference::NewestEvent,
-            Timing::Live => Reference::WallClock(UnixMillis::now()),
-        };
-        let (aggregator, source) = &status_source;
-        let usage = pipeline::lock(aggregator).status_data(reference, http_status::TOP_REPORTS);
-        http_status::StatusData::new(pipeline::lock_source(source).status.clone(), usage)
+        let reference = Reference::now_for(timing);
+        let usage = pipeline::lock(&aggregator).status_data(reference, http_status::TOP_REPORTS);
+        http_status::StatusData::new(pipeline::lock_source(&source_state).status.clone(), usage)
     };
     let exposition = http::Exposition {
-        render: Box::new(render),
+        collector: served,
         status: Box::new(status),
-        ready,
+        ready: pipeline.ready.clone(),
         telemetry_path: config.web.telemetry_path.clone(),
         process_metrics: !config.web.disable_exporter_metrics,
         max_requests: config.web.max_requests,
@@ -293,22 +192,177 @@ async fn serve(config: Config) -> Result<(), AppError> {
     };
     http::serve(listener, exposition, settings, shutdown_signal()).await;
     tracing::info!("Shutting down.");
-    stop.store(true, Ordering::Release);
-    if let Some(push) = metrics_push {
-        // A last push, but a collector that is down must not hold up the shutdown.
-        let last = tokio::task::spawn_blocking(move || push.shutdown());
-        if tokio::time::timeout(SHUTDOWN_PUSH_TIMEOUT, last)
-            .await
-            .is_err()
-        {
-            tracing::warn!("The last OTLP push did not finish in time; stopping without it.");
+    pipeline.stop(metrics_push).await;
+    Ok(())
+}
+
+/// The source feeding the decode thread, which applies its documents to the aggregator and
+/// saves checkpoints.
+struct Running {
+    producer: tokio::task::JoinHandle<()>,
+    consumer: std::thread::JoinHandle<RunReport>,
+    /// Set once the first source document has been applied.
+    ready: Arc<AtomicBool>,
+    /// Tells the consumer not to wait for a held-back checkpoint any longer.
+    stop: Arc<AtomicBool>,
+}
+
+impl Running {
+    fn start(
+        source: Box<dyn Source>,
+        aggregator: Arc<Mutex<Aggregator>>,
+        source_state: SharedSourceState,
+        checkpointer: Option<Checkpointer>,
+    ) -> Running {
+        let ready = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel(4);
+        let consumer = pipeline::spawn_shared_consumer(
+            rx,
+            aggregator,
+            source_state,
+            ready.clone(),
+            checkpointer,
+            stop.clone(),
+        );
+        let producer = tokio::spawn(async move {
+            match source.run(tx).await {
+                Ok(()) => tracing::info!("Source finished; serving the final values."),
+                Err(e) => tracing::error!(error = %e, "Source stopped."),
+            }
+        });
+        Running {
+            producer,
+            consumer,
+            ready,
+            stop,
         }
     }
-    producer.abort();
-    let _ = producer.await;
-    // The consumer ends once the producer's channel is dropped, saving a last checkpoint.
-    let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
-    Ok(())
+
+    /// Stops the source after a last OTLP push, and waits for the consumer's last checkpoint.
+    async fn stop(self, metrics_push: Option<MetricsPush>) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(push) = metrics_push {
+            last_push(push).await;
+        }
+        self.producer.abort();
+        let _ = self.producer.await;
+        // The consumer ends once the producer's channel is dropped, saving a last checkpoint.
+        let consumer = self.consumer;
+        let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
+    }
+}
+
+/// Where the counted families are read at scrape time. With durable state, /metrics serves
+/// what was saved, so a restart never takes a served value back; without, the live state.
+fn counted(
+    durable: bool,
+    published: Published,
+    aggregator: &Arc<Mutex<Aggregator>>,
+    source_state: &SharedSourceState,
+    timing: Timing,
+) -> Counted {
+    if durable {
+        return Counted::LastSaved(published);
+    }
+    tracing::info!(
+        "No --state.dir: counters live in memory only and start from zero after a restart."
+    );
+    Counted::Now(vec![
+        Arc::new(LiveAggregator {
+            aggregator: aggregator.clone(),
+            timing,
+        }),
+        Arc::new(LiveSourceStatus(source_state.clone())),
+    ])
+}
+
+/// The source's self metrics, read from the status it last reported.
+struct LiveSourceStatus(SharedSourceState);
+
+impl Collector for LiveSourceStatus {
+    fn collect(&self, out: &mut Snapshot) {
+        if let Some(status) = &pipeline::lock_source(&self.0).status {
+            status.collect(out);
+        }
+    }
+}
+
+/// The users' pseudonym key: with a state directory and no key of the operator's, the one kept
+/// there, so pseudonyms survive restarts.
+fn with_pseudonym_key(
+    mut config: Config,
+    state_file: Option<&StateFile>,
+) -> Result<Config, AppError> {
+    if let (UserLabelConfig::PseudonymUnkeyed, Some(file)) = (&config.aggregate.users, state_file) {
+        config.aggregate.users = UserLabelConfig::Pseudonym(file.pseudonym_key()?);
+    } else if config.aggregate.users == UserLabelConfig::PseudonymUnkeyed {
+        tracing::warn!("No --state.dir and no --users.pseudonym-key-file: user pseudonyms use a key for this run only and change at restart.");
+    }
+    Ok(config)
+}
+
+/// The exporter's own stats, updated by the parts they describe and read at every scrape.
+struct SelfStats {
+    forward: ForwardStats,
+    save_errors: SaveErrors,
+    otlp: OtlpStats,
+}
+
+impl SelfStats {
+    fn new(config: &Config) -> SelfStats {
+        SelfStats {
+            forward: ForwardStats::default(),
+            save_errors: SaveErrors::default(),
+            otlp: OtlpStats::restore(config.state_dir.as_deref()),
+        }
+    }
+
+    /// Everything `/metrics` and the OTLP push serve apart from the web server's own families:
+    /// `counted`, then the collectors of the live families that `config` turns on.
+    fn served(&self, counted: Counted, config: &Config) -> SharedCollector {
+        let mut live: Vec<SharedCollector> = vec![Arc::new(self.forward.clone())];
+        if config.state_dir.is_some() {
+            live.push(Arc::new(self.save_errors.clone()));
+        }
+        if config.otlp.metrics.is_some() {
+            live.push(Arc::new(self.otlp.clone()));
+        }
+        Arc::new(Served { counted, live })
+    }
+}
+
+/// Starts the OTLP metrics push when configured; it pushes what `served` gives.
+fn start_metrics_push(
+    config: &Config,
+    resource: opentelemetry_sdk::Resource,
+    served: SharedCollector,
+    errors: OtlpStats,
+) -> Result<Option<MetricsPush>, AppError> {
+    let Some(protocol) = config.otlp.metrics else {
+        return Ok(None);
+    };
+    let limits = config.aggregate.limits.clone();
+    let push = MetricsPush::start(
+        protocol,
+        resource,
+        served,
+        !config.web.disable_exporter_metrics,
+        move |f| f.default_cap.map(|_| limits.cap(f)),
+        errors,
+    )?;
+    Ok(Some(push))
+}
+
+/// A last push, but a collector that is down must not hold up the shutdown.
+async fn last_push(push: MetricsPush) {
+    let last = tokio::task::spawn_blocking(move || push.shutdown());
+    if tokio::time::timeout(SHUTDOWN_PUSH_TIMEOUT, last)
+        .await
+        .is_err()
+    {
+        tracing::warn!("The last OTLP push did not finish in time; stopping without it.");
+    }
 }
 
 /// Opens the spool and starts a task per sink, when events are forwarded; the aggregator then

@@ -74,8 +74,18 @@ impl Snapshot {
 }
 
 /// A part of the exporter that contributes metric families when `/metrics` is scraped or
-/// metrics are pushed over OTLP.
+/// metrics are pushed over OTLP: the aggregator, forwarding, the checkpoints, the OTLP push and
+/// the web server each implement it for the families they own, and the exposition composes
+/// them (reading each family from the route its [`super::Origin`] names).
 pub trait Collector {
     /// Appends this collector's families to `out`; the exposition puts them in catalogue order.
     fn collect(&self, out: &mut Snapshot);
+}
+
+/// A snapshot taken earlier (e.g. the last saved checkpoint) contributes its families as they
+/// were.
+impl Collector for Snapshot {
+    fn collect(&self, out: &mut Snapshot) {
+        out.families.extend(self.families.iter().cloned());
+    }
 }

@@ -2,7 +2,9 @@
 //! and `/-/ready`, on hyper 1.
 //!
 //! Invariants:
-//! - a scrape renders fresh from a snapshot and never waits on the source;
+//! - a scrape renders fresh from a snapshot and never waits on the source: it composes the
+//!   served collector and the web server's own stats with [`super::scrape::compose`], then
+//!   adds the `process_*` families;
 //! - `/-/healthy` answers 200 while the process runs; `/-/ready` answers 503 until the first
 //!   source document has been applied, 200 from then on (it never flips back);
 //! - on shutdown the listener closes first and in-flight requests finish;
@@ -27,15 +29,14 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use prometheus::core::Collector;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::scrape::{self, SharedCollector};
 use super::text;
 use super::webconfig::{Fingerprint, WebSettings};
-use crate::catalogue;
-use crate::catalogue::{FamilySamples, Sample, Snapshot};
+use crate::catalogue::{self, Collector, Snapshot};
 use crate::decode::UnixMillis;
 use crate::exposition::status::StatusData;
 
@@ -49,8 +50,9 @@ const FRAME: usize = 64 * 1024;
 
 /// What the server needs from the rest of the exporter.
 pub struct Exposition {
-    /// Renders the current metric families.
-    pub render: Box<dyn Fn() -> Vec<prometheus::proto::MetricFamily> + Send + Sync>,
+    /// Everything `/metrics` serves apart from the web server's own families (see
+    /// [`super::scrape::Served`]).
+    pub collector: SharedCollector,
     /// What the status page at `/` shows, read per request.
     pub status: Box<dyn Fn() -> StatusData + Send + Sync>,
     /// Set once the first source document has been applied.
@@ -70,39 +72,36 @@ struct WebStats {
     tls_handshake: AtomicU64,
     unauthorized: AtomicU64,
     max_requests: AtomicU64,
+    /// Whether a `--web.config.file` is used: the reload families exist only then.
+    web_config: bool,
     reload_ok: AtomicBool,
     reload_success_secs: AtomicU64,
 }
 
-impl WebStats {
-    fn families(&self, web_config: bool) -> Vec<prometheus::proto::MetricFamily> {
-        let sample = |labels: &[&str], value: f64| Sample {
-            labels: labels.iter().map(|l| l.to_string()).collect(),
-            value,
-        };
+impl Collector for WebStats {
+    fn collect(&self, out: &mut Snapshot) {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let mut families = vec![FamilySamples {
-            family: &catalogue::WEB_REJECTIONS,
-            samples: vec![
-                sample(&["max_requests"], get(&self.max_requests)),
-                sample(&["tls_handshake"], get(&self.tls_handshake)),
-                sample(&["unauthorized"], get(&self.unauthorized)),
-            ],
-        }];
-        if web_config {
+        let rejections = [
+            ("max_requests", &self.max_requests),
+            ("tls_handshake", &self.tls_handshake),
+            ("unauthorized", &self.unauthorized),
+        ];
+        out.push(
+            &catalogue::WEB_REJECTIONS,
+            rejections.map(|(reason, n)| (vec![reason.to_string()], get(n))),
+        );
+        if self.web_config {
             let ok = f64::from(u8::from(self.reload_ok.load(Ordering::Relaxed)));
-            families.push(FamilySamples {
-                family: &catalogue::WEB_CONFIG_RELOAD_SUCCESS,
-                samples: vec![sample(&[], ok)],
-            });
-            families.push(FamilySamples {
-                family: &catalogue::WEB_CONFIG_RELOAD_TIMESTAMP,
-                samples: vec![sample(&[], get(&self.reload_success_secs))],
-            });
+            out.push(&catalogue::WEB_CONFIG_RELOAD_SUCCESS, [(vec![], ok)]);
+            out.push(
+                &catalogue::WEB_CONFIG_RELOAD_TIMESTAMP,
+                [(vec![], get(&self.reload_success_secs))],
+            );
         }
-        text::to_families(&Snapshot { families })
     }
+}
 
+impl WebStats {
     fn loaded(&self) {
         self.reload_ok.store(true, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
@@ -125,6 +124,26 @@ struct Server {
 }
 
 impl Server {
+    fn new(exposition: Exposition, settings: WebSettings) -> Server {
+        let stats = WebStats {
+            web_config: exposition.web_config.is_some(),
+            ..WebStats::default()
+        };
+        if stats.web_config {
+            stats.loaded();
+        }
+        Server {
+            process: exposition
+                .process_metrics
+                .then(prometheus::process_collector::ProcessCollector::for_self),
+            slots: (exposition.max_requests > 0)
+                .then(|| Arc::new(Semaphore::new(exposition.max_requests))),
+            settings: Arc::new(RwLock::new(Arc::new(settings))),
+            stats,
+            exposition,
+        }
+    }
+
     fn settings(&self) -> Arc<WebSettings> {
         self.settings
             .read()
@@ -147,20 +166,7 @@ pub async fn serve(
     settings: WebSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let stats = WebStats::default();
-    if exposition.web_config.is_some() {
-        stats.loaded();
-    }
-    let server = Arc::new(Server {
-        process: exposition
-            .process_metrics
-            .then(prometheus::process_collector::ProcessCollector::for_self),
-        slots: (exposition.max_requests > 0)
-            .then(|| Arc::new(Semaphore::new(exposition.max_requests))),
-        settings: Arc::new(RwLock::new(Arc::new(settings))),
-        stats,
-        exposition,
-    });
+    let server = Arc::new(Server::new(exposition, settings));
     let watcher = server
         .exposition
         .web_config
@@ -179,49 +185,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let server = server.clone();
-        let service = {
-            let server = server.clone();
-            // Settings are read per request: a reload applies to kept-alive connections too.
-            hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move {
-                    let settings = server.settings();
-                    Ok::<_, Infallible>(handle(&server, &settings, req).await)
-                }
-            })
-        };
-        let builder = {
-            let mut b = hyper::server::conn::http1::Builder::new();
-            b.timer(TokioTimer::new())
-                .header_read_timeout(CLIENT_TIMEOUT);
-            b
-        };
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let result = match server.settings().tls.clone() {
-                None => {
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), service))
-                        .await
-                }
-                Some(tls) => match handshake(stream, tls).await {
-                    Ok(tls_stream) => {
-                        watcher
-                            .watch(builder.serve_connection(TokioIo::new(tls_stream), service))
-                            .await
-                    }
-                    Err(e) => {
-                        server.stats.tls_handshake.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(error = %e, "TLS handshake failed.");
-                        return;
-                    }
-                },
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "Connection ended with an error.");
-            }
-        });
+        tokio::spawn(connection(server.clone(), stream, graceful.watcher()));
     }
     drop(listener);
     if let Some(w) = watcher {
@@ -230,6 +194,48 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {},
         () = tokio::time::sleep(std::time::Duration::from_secs(10)) => tracing::warn!("Connections still open after 10s; closing them."),
+    }
+}
+
+/// Serves one accepted connection (after its TLS handshake, when TLS is configured) until it
+/// closes or the shutdown's `watcher` ends it.
+async fn connection(server: Arc<Server>, stream: TcpStream, watcher: Watcher) {
+    let service = {
+        let server = server.clone();
+        // Settings are read per request: a reload applies to kept-alive connections too.
+        hyper::service::service_fn(move |req| {
+            let server = server.clone();
+            async move {
+                let settings = server.settings();
+                Ok::<_, Infallible>(handle(&server, &settings, req).await)
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(CLIENT_TIMEOUT);
+    let result = match server.settings().tls.clone() {
+        None => {
+            watcher
+                .watch(builder.serve_connection(TokioIo::new(stream), service))
+                .await
+        }
+        Some(tls) => match handshake(stream, tls).await {
+            Ok(tls_stream) => {
+                watcher
+                    .watch(builder.serve_connection(TokioIo::new(tls_stream), service))
+                    .await
+            }
+            Err(e) => {
+                server.stats.tls_handshake.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "TLS handshake failed.");
+                return;
+            }
+        },
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "Connection ended with an error.");
     }
 }
 
@@ -366,10 +372,10 @@ fn metrics(server: &Server, req: &Request<Incoming>) -> Response<Body> {
         },
     };
     let exposition = &server.exposition;
-    let mut families = (exposition.render)();
-    families.extend(server.stats.families(exposition.web_config.is_some()));
+    let snapshot = scrape::compose(&[&*exposition.collector, &server.stats]);
+    let mut families = text::to_families(&snapshot);
     if let Some(p) = &server.process {
-        families.extend(p.collect());
+        families.extend(prometheus::core::Collector::collect(p));
     }
     let body = text::encode(&families);
     let mut builder = Response::builder().header(header::CONTENT_TYPE, text::CONTENT_TYPE);
@@ -479,6 +485,43 @@ fn landing(exposition: &Exposition) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_web_server_reports_reload_families_only_with_a_web_config_file() {
+        let plain = WebStats::default();
+        plain.unauthorized.fetch_add(2, Ordering::Relaxed);
+        let mut out = Snapshot::default();
+        plain.collect(&mut out);
+        let names: Vec<_> = out.families.iter().map(|f| f.family.name).collect();
+        assert_eq!(names, ["powerbi_web_rejections_total"]);
+        assert_eq!(
+            out.value("powerbi_web_rejections_total", &["unauthorized"]),
+            Some(2.0)
+        );
+        assert_eq!(
+            out.value("powerbi_web_rejections_total", &["max_requests"]),
+            Some(0.0)
+        );
+
+        let configured = WebStats {
+            web_config: true,
+            ..WebStats::default()
+        };
+        configured.loaded();
+        let mut out = Snapshot::default();
+        configured.collect(&mut out);
+        assert_eq!(
+            out.value("powerbi_web_config_last_reload_successful", &[]),
+            Some(1.0)
+        );
+        let at = out
+            .value(
+                "powerbi_web_config_last_reload_success_timestamp_seconds",
+                &[],
+            )
+            .unwrap();
+        assert!(at > 1.7e9, "a Unix timestamp: {at}");
+    }
 
     #[test]
     fn gzip_negotiation_honours_weights() {

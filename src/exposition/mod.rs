@@ -1,4 +1,5 @@
-//! Exposition stage: snapshots → Prometheus text, served over HTTP ([`http`], with the status
+//! Exposition stage: the exporter's collectors composed into one snapshot ([`scrape`]) →
+//! Prometheus text, served over HTTP ([`http`], with the status
 //! page [`status`] and the web configuration [`webconfig`]) or printed (`--once`), and pushed
 //! over OTLP ([`otlp`]).
 //!
@@ -13,6 +14,7 @@
 pub mod healthcheck;
 pub mod http;
 pub mod otlp;
+pub mod scrape;
 pub mod status;
 pub mod text;
 pub mod webconfig;

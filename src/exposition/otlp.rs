@@ -3,8 +3,10 @@
 //!
 //! Invariants:
 //! - one observable instrument per catalogue family (and per `process_*` family), observed
-//!   from the same families `/metrics` renders: the values are the served values (with a
-//!   state directory, the saved ones, so a restart never shows a collector a false reset);
+//!   from the same composition `/metrics` renders ([`super::scrape::compose`] of the served
+//!   collector; only the web server's own families are not pushed): the values are the served
+//!   values (with a state directory, the saved ones, so a restart never shows a collector a
+//!   false reset);
 //! - names map so that a Collector's Prometheus exporter, or Prometheus' OTLP receiver,
 //!   gives back the `/metrics` names: a counter loses `_total` (a monotonic cumulative sum
 //!   gets it back), a `_seconds` / `_bytes` suffix becomes the unit `s` / `By`;
@@ -30,7 +32,9 @@ use opentelemetry_sdk::metrics::{
 use opentelemetry_sdk::Resource;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use crate::catalogue::{self, Kind};
+use super::scrape::{self, SharedCollector};
+use super::text;
+use crate::catalogue::{self, Collector, Kind, Snapshot};
 
 /// The transport of OTLP, from `OTEL_EXPORTER_OTLP_{METRICS,LOGS}_PROTOCOL` or
 /// `OTEL_EXPORTER_OTLP_PROTOCOL`.
@@ -404,17 +408,47 @@ fn metric_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::MetricExpor
 /// across restarts like every other) and logs an outage once.
 struct Counted<E> {
     inner: E,
-    errors: Arc<AtomicU64>,
-    saved_in: Option<PathBuf>,
+    errors: OtlpStats,
     down: AtomicBool,
 }
 
-/// The failed-push count saved in `dir`, 0 when there is none.
-pub fn saved_export_errors(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join(ERRORS_FILE))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// `powerbi_otlp_export_errors_total`: pushes that failed after the exporter's retries,
+/// continued from the count saved in the state directory.
+#[derive(Debug, Clone, Default)]
+pub struct OtlpStats {
+    errors: Arc<AtomicU64>,
+    saved_in: Option<PathBuf>,
+}
+
+impl OtlpStats {
+    /// The count saved in `state_dir` (0 when there is none, or no state directory), saved
+    /// there again at every failure.
+    pub fn restore(state_dir: Option<&Path>) -> OtlpStats {
+        let saved = state_dir.and_then(|dir| {
+            let text = std::fs::read_to_string(dir.join(ERRORS_FILE)).ok()?;
+            text.trim().parse().ok()
+        });
+        OtlpStats {
+            errors: Arc::new(AtomicU64::new(saved.unwrap_or(0))),
+            saved_in: state_dir.map(Path::to_path_buf),
+        }
+    }
+
+    fn failed(&self) {
+        let n = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(dir) = &self.saved_in {
+            if let Err(e) = save_export_errors(dir, n) {
+                tracing::debug!(error = %e, "Saving the OTLP error count failed.");
+            }
+        }
+    }
+}
+
+impl Collector for OtlpStats {
+    fn collect(&self, out: &mut Snapshot) {
+        let n = self.errors.load(Ordering::Relaxed);
+        out.push(&catalogue::OTLP_EXPORT_ERRORS, [(vec![], n as f64)]);
+    }
 }
 
 const ERRORS_FILE: &str = "otlp-export-errors";
@@ -430,12 +464,7 @@ impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
         let result = self.inner.export(metrics).await;
         match &result {
             Err(e) => {
-                let n = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                if let Some(dir) = &self.saved_in {
-                    if let Err(e) = save_export_errors(dir, n) {
-                        tracing::debug!(error = %e, "Saving the OTLP error count failed.");
-                    }
-                }
+                self.errors.failed();
                 if !self.down.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, "Pushing metrics over OTLP failed; retrying every interval (logged once per outage).");
                 }
@@ -463,7 +492,20 @@ impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
 }
 
 /// The families to push, rendered on demand.
-pub type Gather = Arc<dyn Fn() -> Vec<MetricFamily> + Send + Sync>;
+type Gather = Box<dyn Fn() -> Vec<MetricFamily> + Send + Sync>;
+
+/// What `/metrics` serves apart from the web server's own families: `collector` composed in
+/// catalogue order, then the `process_*` families when `process` is set.
+fn gather(collector: SharedCollector, process: bool) -> Gather {
+    let process = process.then(prometheus::process_collector::ProcessCollector::for_self);
+    Box::new(move || {
+        let mut families = text::to_families(&scrape::compose(&[&*collector]));
+        if let Some(p) = &process {
+            families.extend(prometheus::core::Collector::collect(p));
+        }
+        families
+    })
+}
 
 /// Attribute sets and values by Prometheus family name.
 type Rendered = HashMap<String, Vec<(Vec<KeyValue>, f64)>>;
@@ -574,23 +616,21 @@ pub struct MetricsPush {
 }
 
 impl MetricsPush {
-    /// Starts pushing every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s). `cap` gives a
-    /// family's series cap, so the SDK's own cardinality limit never folds series that
-    /// `/metrics` shows; `errors` starts from [`saved_export_errors`] of `state_dir`. Must run
-    /// inside the tokio runtime.
+    /// Starts pushing what `collector` gives (and the `process_*` families when `process` is
+    /// set) every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s), counting failed pushes in
+    /// `errors`. `cap` gives a family's series cap, so the SDK's own cardinality limit never
+    /// folds series that `/metrics` shows. Must run inside the tokio runtime.
     pub fn start(
         protocol: Protocol,
         resource: Resource,
-        gather: Gather,
+        collector: SharedCollector,
         process: bool,
         cap: impl Fn(&catalogue::Family) -> Option<usize>,
-        errors: Arc<AtomicU64>,
-        state_dir: Option<PathBuf>,
+        errors: OtlpStats,
     ) -> Result<MetricsPush, OtlpError> {
         let exporter = Counted {
             inner: metric_exporter(protocol)?,
             errors,
-            saved_in: state_dir,
             down: AtomicBool::new(false),
         };
         let mut families: Vec<(&str, Kind, &str, Option<usize>)> = catalogue::ALL
@@ -618,7 +658,7 @@ impl MetricsPush {
                 .build(),
         );
         let samples = Arc::new(Samples {
-            gather,
+            gather: gather(collector, process),
             current: Mutex::new(None),
         });
         for (name, kind, help, _) in families {
@@ -699,6 +739,28 @@ mod tests {
         assert!(PemContent::Certificates
             .missing_from(truncated.as_bytes())
             .is_some_and(|e| e == "a PEM section does not end (no -----END CERTIFICATE-----)"));
+    }
+
+    #[test]
+    fn failed_pushes_continue_from_the_count_saved_in_the_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ERRORS_FILE), "5\n").unwrap();
+        let stats = OtlpStats::restore(Some(dir.path()));
+        stats.failed();
+        let mut out = Snapshot::default();
+        stats.collect(&mut out);
+        assert_eq!(
+            out.value("powerbi_otlp_export_errors_total", &[]),
+            Some(6.0)
+        );
+        let saved = std::fs::read_to_string(dir.path().join(ERRORS_FILE)).unwrap();
+        assert_eq!(saved, "6");
+        let mut fresh = Snapshot::default();
+        OtlpStats::restore(None).collect(&mut fresh);
+        assert_eq!(
+            fresh.value("powerbi_otlp_export_errors_total", &[]),
+            Some(0.0)
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Forwarding of raw events: each new, counted event goes to a durable spool
-//! ([`crate::state::spool`]) and from there to every configured sink — Azure Monitor Logs Ingestion
-//! ([`logs_ingestion`]) and OTLP logs ([`otlp_logs`]) — each at its own pace.
+//! ([`crate::state::spool`]) and from there to every configured sink — Azure Monitor Logs
+//! Ingestion ([`logs_ingestion`]) and OTLP logs ([`otlp_logs`]) — each at its own pace.
 //!
 //! Invariants:
 //! - a sink's cursor moves only past events its destination accepted (at-least-once);
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::catalogue;
-use crate::catalogue::{FamilySamples, Sample};
+use crate::catalogue::{Collector, Snapshot};
 use crate::state::spool::{CursorFile, SpoolReader};
 
 /// How often a caught-up sink looks for new events.
@@ -96,52 +96,50 @@ impl ForwardStats {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(sink, view);
     }
+}
 
-    /// The forwarding families (empty without sinks).
-    pub fn families(&self) -> Vec<FamilySamples> {
+impl Collector for ForwardStats {
+    /// The forwarding families, each sink's series; none without sinks.
+    fn collect(&self, out: &mut Snapshot) {
         let sinks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if sinks.is_empty() {
-            return Vec::new();
+            return;
         }
-        let sample = |labels: Vec<&str>, value: u64| Sample {
-            labels: labels.into_iter().map(str::to_string).collect(),
-            value: value as f64,
-        };
-        let by_reason = |reasons: &[&str], counts: &BTreeMap<String, u64>, sink: &str| {
-            reasons
+        let per_sink = |value: fn(&SinkView) -> u64| {
+            sinks
                 .iter()
-                .map(|r| sample(vec![sink, r], counts.get(*r).copied().unwrap_or(0)))
-                .collect::<Vec<_>>()
+                .map(move |(sink, view)| (vec![sink.to_string()], value(view) as f64))
         };
-        let mut forwarded = Vec::new();
-        let mut errors = Vec::new();
-        let mut dropped = Vec::new();
-        let mut backlog = Vec::new();
-        for (sink, view) in sinks.iter() {
-            forwarded.push(sample(vec![sink], view.cursor.forwarded));
-            errors.extend(by_reason(&ERROR_REASONS, &view.cursor.errors, sink));
-            dropped.extend(by_reason(&DROP_REASONS, &view.cursor.dropped, sink));
-            backlog.push(sample(vec![sink], view.backlog));
-        }
-        vec![
-            FamilySamples {
-                family: &catalogue::FORWARD_BACKLOG,
-                samples: backlog,
-            },
-            FamilySamples {
-                family: &catalogue::FORWARD_DROPPED,
-                samples: dropped,
-            },
-            FamilySamples {
-                family: &catalogue::FORWARD_ERRORS,
-                samples: errors,
-            },
-            FamilySamples {
-                family: &catalogue::FORWARDED_EVENTS,
-                samples: forwarded,
-            },
-        ]
+        out.push(&catalogue::FORWARD_BACKLOG, per_sink(|v| v.backlog));
+        out.push(
+            &catalogue::FORWARD_DROPPED,
+            sinks
+                .iter()
+                .flat_map(|(sink, view)| by_reason(sink, &DROP_REASONS, &view.cursor.dropped)),
+        );
+        out.push(
+            &catalogue::FORWARD_ERRORS,
+            sinks
+                .iter()
+                .flat_map(|(sink, view)| by_reason(sink, &ERROR_REASONS, &view.cursor.errors)),
+        );
+        out.push(
+            &catalogue::FORWARDED_EVENTS,
+            per_sink(|v| v.cursor.forwarded),
+        );
     }
+}
+
+/// One sample per reason of `reasons` for `sink`, 0 for reasons not counted yet.
+fn by_reason<'a>(
+    sink: &'static str,
+    reasons: &'static [&'static str],
+    counts: &'a BTreeMap<String, u64>,
+) -> impl Iterator<Item = (Vec<String>, f64)> + 'a {
+    reasons.iter().map(move |r| {
+        let n = counts.get(*r).copied().unwrap_or(0);
+        (vec![sink.to_string(), r.to_string()], n as f64)
+    })
 }
 
 /// Feeds `sink` from `reader` until the task is dropped.

@@ -444,19 +444,17 @@ impl SaveErrors {
     pub fn get(&self, failure: SaveFailure) -> u64 {
         self.0[failure as usize].load(Ordering::Relaxed)
     }
+}
 
+impl Collector for SaveErrors {
     /// `powerbi_state_save_errors_total`, every reason.
-    pub fn family(&self) -> FamilySamples {
-        FamilySamples {
-            family: &crate::catalogue::STATE_SAVE_ERRORS,
-            samples: SaveFailure::ALL
+    fn collect(&self, out: &mut Snapshot) {
+        out.push(
+            &crate::catalogue::STATE_SAVE_ERRORS,
+            SaveFailure::ALL
                 .iter()
-                .map(|&f| Sample {
-                    labels: vec![f.as_str().to_string()],
-                    value: self.get(f) as f64,
-                })
-                .collect(),
-        }
+                .map(|&f| (vec![f.as_str().to_string()], self.get(f) as f64)),
+        );
     }
 }
 
@@ -646,7 +644,11 @@ mod tests {
             published.lock().unwrap().is_none(),
             "nothing saved, nothing published"
         );
-        let family = c.errors.family();
+        let mut collected = Snapshot::default();
+        c.errors.collect(&mut collected);
+        let [family] = &collected.families[..] else {
+            panic!("one family: {collected:?}")
+        };
         assert_eq!(family.family.name, "powerbi_state_save_errors_total");
         let samples: Vec<(String, f64)> = family
             .samples

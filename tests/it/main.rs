@@ -53,6 +53,8 @@ mod mixin;
 /// Corporate networks: HTTPS_PROXY and NO_PROXY through a loopback CONNECT proxy; a test CA
 /// trusted through SSL_CERT_FILE, SSL_CERT_DIR and the Helm chart's CA mount.
 mod network;
+/// The catalogue's origins: saved families unchanged across a restart, every live one served.
+mod origins;
 /// OTLP: the push equals the scrape (HTTP, gRPC, OTEL_* variables); events as log records
 /// through a collector outage and a restart.
 mod otlp;

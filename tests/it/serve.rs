@@ -136,7 +136,7 @@ fn readiness_waits_for_the_first_document() {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let exposition = Exposition {
-        render: Box::new(Vec::new),
+        collector: Arc::new(powerbi_exporter::catalogue::Snapshot::default()),
         status: Box::new(Default::default),
         ready: ready.clone(),
         telemetry_path: "/metrics".into(),
