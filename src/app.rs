@@ -11,10 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use crate::aggregate::collect::LiveAggregator;
 use crate::aggregate::people::UserLabelConfig;
 use crate::aggregate::{Aggregator, Reference};
-use crate::catalogue::{Collector, Snapshot};
 use crate::config::{Config, SourceConfig};
 use crate::exposition::otlp::{self, MetricsPush, OtlpError, OtlpStats};
 use crate::exposition::scrape::{Counted, Served, SharedCollector};
@@ -29,10 +27,10 @@ use crate::source::demo::{simulated_tenant, Demo, DemoConfig};
 use crate::source::powerbi::PowerBiSource;
 use crate::source::replay::{Replay, ReplayProgress};
 use crate::source::{Source, SourceError, SourceStatus, Timing};
+use crate::state::live::{reference_now, LiveAggregator, LiveSourceStatus};
 use crate::state::spool::{SpoolReader, SpoolWriter};
 use crate::state::{
-    self, Checkpointer, Published, SaveErrors, SharedSourceState, SourceState, StateError,
-    StateFile,
+    Checkpointer, Published, SaveErrors, SharedSourceState, SourceState, StateError, StateFile,
 };
 
 /// Why the exporter stopped with an error.
@@ -173,7 +171,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
     );
     let metrics_push = start_metrics_push(&config, resource, served.clone(), stats.otlp)?;
     let status = move || {
-        let reference = Reference::now_for(timing);
+        let reference = reference_now(timing);
         let usage = pipeline::lock(&aggregator).status_data(reference, http_status::TOP_REPORTS);
         http_status::StatusData::new(pipeline::lock_source(&source_state).status.clone(), usage)
     };
@@ -275,17 +273,6 @@ fn counted(
         }),
         Arc::new(LiveSourceStatus(source_state.clone())),
     ])
-}
-
-/// The source's self metrics, read from the status it last reported.
-struct LiveSourceStatus(SharedSourceState);
-
-impl Collector for LiveSourceStatus {
-    fn collect(&self, out: &mut Snapshot) {
-        if let Some(status) = &pipeline::lock_source(&self.0).status {
-            status.collect(out);
-        }
-    }
 }
 
 /// The users' pseudonym key: with a state directory and no key of the operator's, the one kept

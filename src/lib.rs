@@ -75,14 +75,7 @@ pub const LAYERS: &[Layer] = &[
     Layer {
         role: "foundations (build facts, files, the metric catalogue and sample \
                model, loading the configuration file; the crate root's items too)",
-        modules: &[
-            "build",
-            "duration",
-            "files",
-            "rng",
-            "catalogue",
-            "config",
-        ],
+        modules: &["build", "duration", "files", "rng", "catalogue", "config"],
         independent: false,
     },
     Layer {

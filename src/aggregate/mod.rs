@@ -18,7 +18,6 @@
 //! [`Aggregator::snapshot`] copies the state out as owned, sorted samples, so exposition never
 //! holds the aggregator while encoding.
 
-pub mod collect;
 pub mod dedup;
 pub mod filter;
 pub mod outbox;

@@ -25,6 +25,7 @@
 //!   symbolic link in its place) stops the start: it is never written over, since what it
 //!   holds may be fine once the fault is fixed, and starting from zero would take counters back.
 
+pub mod live;
 pub mod migrate;
 pub mod spool;
 
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant};
 use crate::aggregate::outbox::Outbox;
 use crate::aggregate::people::PseudonymKey;
 use crate::aggregate::{AggregateConfig, Aggregator, AggregatorState, Reference};
-use crate::catalogue::{Collector, FamilySamples, Sample, Snapshot};
+use crate::catalogue::{Collector, Snapshot};
 use crate::decode::UnixMillis;
 use crate::source::replay::ReplayProgress;
 use crate::source::{SourceStatus, Timing};
@@ -597,10 +598,7 @@ impl Checkpointer {
     }
 
     fn reference(&self) -> Reference {
-        match self.timing {
-            Timing::Historical => Reference::NewestEvent,
-            Timing::Live => Reference::WallClock(UnixMillis::now()),
-        }
+        live::reference_now(self.timing)
     }
 }
 

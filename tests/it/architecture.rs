@@ -77,13 +77,6 @@ const BEING_SHORTENED: &str = "being shortened by another helper of issue 13";
 
 const LONG_FUNCTIONS: &[LongFunction] = &[
     LongFunction {
-        file: "src/decode/split.rs",
-        name: "step",
-        reason: "the splitter's state machine, the hot loop of decoding: one match arm per \
-                 state (top level, array, object), each reading as the grammar it accepts; \
-                 splitting it must wait for a pipeline bench run showing the split costs nothing",
-    },
-    LongFunction {
         file: "src/config.rs",
         name: "read_file",
         reason: BEING_SHORTENED,
@@ -126,16 +119,6 @@ const LONG_FUNCTIONS: &[LongFunction] = &[
     LongFunction {
         file: "src/app.rs",
         name: "serve",
-        reason: BEING_SHORTENED,
-    },
-    LongFunction {
-        file: "src/exposition/http.rs",
-        name: "serve",
-        reason: BEING_SHORTENED,
-    },
-    LongFunction {
-        file: "src/azure/auth.rs",
-        name: "request",
         reason: BEING_SHORTENED,
     },
 ];

@@ -1,21 +1,25 @@
-//! The aggregator as a scrape-time [`Collector`]: a thin adapter over
-//! [`Aggregator::snapshot`], at the reference the source's timing calls for.
+//! The counted families read live, when there is no state directory to serve them from:
+//! the aggregator as a scrape-time [`Collector`] (a thin adapter over
+//! [`Aggregator::snapshot`], at the reference the source's timing calls for), and the source's
+//! last reported status.
+//!
+//! It sits in the state stage because that is the first stage that knows both the aggregator
+//! and the source, which do not know each other.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{Aggregator, Reference};
+use super::SharedSourceState;
+use crate::aggregate::{Aggregator, Reference};
 use crate::catalogue::{Collector, Snapshot};
 use crate::decode::UnixMillis;
 use crate::source::Timing;
 
-impl Reference {
-    /// The reference of a snapshot taken now: the newest event for replayed history (results
-    /// do not depend on when), the wall clock for live and simulated sources.
-    pub fn now_for(timing: Timing) -> Reference {
-        match timing {
-            Timing::Historical => Reference::NewestEvent,
-            Timing::Live => Reference::WallClock(UnixMillis::now()),
-        }
+/// The reference of a snapshot taken now: the newest event for replayed history (results do
+/// not depend on when), the wall clock for live and simulated sources.
+pub fn reference_now(timing: Timing) -> Reference {
+    match timing {
+        Timing::Historical => Reference::NewestEvent,
+        Timing::Live => Reference::WallClock(UnixMillis::now()),
     }
 }
 
@@ -31,8 +35,20 @@ impl Collector for LiveAggregator {
             .aggregator
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .snapshot(Reference::now_for(self.timing));
+            .snapshot(reference_now(self.timing));
         out.families.extend(snapshot.families);
+    }
+}
+
+/// The source's self metrics, read from the status it last reported.
+pub struct LiveSourceStatus(pub SharedSourceState);
+
+impl Collector for LiveSourceStatus {
+    fn collect(&self, out: &mut Snapshot) {
+        let source = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(status) = &source.status {
+            status.collect(out);
+        }
     }
 }
 
