@@ -1350,3 +1350,6 @@ impl Snapshot {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;
