@@ -4,8 +4,6 @@
 use super::*;
 use crate::decode::decode_slice;
 
-const DAY: i64 = 86_400_000;
-
 /// A tenant's worth of events touching every group: views, failures, names (one too long),
 /// shares outside the tenant, sensitive activities, a mistyped field, a duplicate, a
 /// rejection, a filtered and an own export, and an idle series that expires.
@@ -23,40 +21,33 @@ fn fixture_aggregator() -> Aggregator {
     };
     let mut agg = Aggregator::new(&config);
     agg.set_clock(UnixMillis(1_795_132_800_000));
-    let long = "n".repeat(1_100);
-    let ws = "f95b8b6f-ac8f-4d3c-baa0-f46d7e254acf";
-    let rep = "7ba2c5de-f72b-49f4-a146-8bc5de3e093d";
+    // WS, REP and LONG stand for a workspace id, a report id and an over-long name.
     let events = [
-        format!(
-            r#"{{"Id":"e0","Activity":"ViewReport","CreationTime":"2026-09-01T08:00:00","UserId":"old@contoso.com","WorkspaceId":"0a0a0a0a-0000-0000-0000-000000000000","WorkSpaceName":"Old","ReportId":"0b0b0b0b-0000-0000-0000-000000000000","ReportName":"Gone"}}"#
-        ),
-        format!(
-            r#"{{"Id":"e1","Activity":"ViewReport","CreationTime":"2026-11-19T08:00:00","UserId":"Ana@Contoso.com","UserType":0,"WorkspaceId":"{ws}","WorkSpaceName":"Sales","ReportId":"{rep}","ReportName":"Pipeline"}}"#
-        ),
-        format!(
-            r#"{{"Id":"e2","Activity":"ViewReport","CreationTime":"2026-11-19T09:00:00","UserId":"bob@contoso.com","WorkspaceId":"{ws}","WorkSpaceName":"Sales","ReportId":"{rep}","ReportName":"{long}"}}"#
-        ),
-        format!(
-            r#"{{"Id":"e3","Activity":"ExportReport","CreationTime":"2026-11-19T10:00:00","UserId":"ana@contoso.com","WorkspaceId":"{ws}","ReportId":"{rep}","IsSuccess":false}}"#
-        ),
-        format!(
-            r#"{{"Id":"e4","Activity":"ShareReport","CreationTime":"2026-11-18T10:00:00","UserId":"ana@contoso.com","WorkspaceId":"{ws}","SharingInformation":[{{"RecipientEmail":"x@fabrikam.com"}}]}}"#
-        ),
-        format!(
-            r#"{{"Id":"e5","Activity":"UpdatedAdminFeatureSwitch","CreationTime":"2026-11-17T10:00:00","UserId":"admin@contoso.com","IsSuccess":"yes"}}"#
-        ),
-        format!(
-            r#"{{"Id":"e5","Activity":"UpdatedAdminFeatureSwitch","CreationTime":"2026-11-17T10:00:00","UserId":"admin@contoso.com"}}"#
-        ),
-        format!(
-            r#"{{"Id":"e6","Activity":"GetSnapshots","CreationTime":"2026-11-17T11:00:00","UserId":"ana@contoso.com"}}"#
-        ),
-        format!(
-            r#"{{"Id":"e7","Activity":"ExportActivityEvents","CreationTime":"2026-11-17T12:00:00","UserId":"exporter-app"}}"#
-        ),
-        format!(r#"{{"Id":"e8","Activity":"{long}","CreationTime":"2026-11-16T12:00:00"}}"#),
-        r#"{"Activity":"ViewReport"}"#.to_string(),
+        r#"{"Id":"e0","Activity":"ViewReport","CreationTime":"2026-09-01T08:00:00","UserId":"old@contoso.com","WorkspaceId":"0a0a0a0a-0000-0000-0000-000000000000","WorkSpaceName":"Old","ReportId":"0b0b0b0b-0000-0000-0000-000000000000","ReportName":"Gone"}"#,
+        r#"{"Id":"e1","Activity":"ViewReport","CreationTime":"2026-11-19T08:00:00","UserId":"Ana@Contoso.com","UserType":0,"WorkspaceId":"WS","WorkSpaceName":"Sales","ReportId":"REP","ReportName":"Pipeline"}"#,
+        r#"{"Id":"e2","Activity":"ViewReport","CreationTime":"2026-11-19T09:00:00","UserId":"bob@contoso.com","WorkspaceId":"WS","WorkSpaceName":"Sales","ReportId":"REP","ReportName":"LONG"}"#,
+        r#"{"Id":"e3","Activity":"ExportReport","CreationTime":"2026-11-19T10:00:00","UserId":"ana@contoso.com","WorkspaceId":"WS","ReportId":"REP","IsSuccess":false}"#,
+        r#"{"Id":"e4","Activity":"ShareReport","CreationTime":"2026-11-18T10:00:00","UserId":"ana@contoso.com","WorkspaceId":"WS","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]}"#,
+        r#"{"Id":"e5","Activity":"UpdatedAdminFeatureSwitch","CreationTime":"2026-11-17T10:00:00","UserId":"admin@contoso.com","IsSuccess":"yes"}"#,
+        r#"{"Id":"e5","Activity":"UpdatedAdminFeatureSwitch","CreationTime":"2026-11-17T10:00:00","UserId":"admin@contoso.com"}"#,
+        r#"{"Id":"e6","Activity":"GetSnapshots","CreationTime":"2026-11-17T11:00:00","UserId":"ana@contoso.com"}"#,
+        r#"{"Id":"e7","Activity":"ExportActivityEvents","CreationTime":"2026-11-17T12:00:00","UserId":"exporter-app"}"#,
+        r#"{"Id":"e8","Activity":"LONG","CreationTime":"2026-11-16T12:00:00"}"#,
+        r#"{"Activity":"ViewReport"}"#,
     ];
+    let (ws, rep, long) = (
+        "f95b8b6f-ac8f-4d3c-baa0-f46d7e254acf",
+        "7ba2c5de-f72b-49f4-a146-8bc5de3e093d",
+        "n".repeat(1_100),
+    );
+    let events: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e.replace("WS", ws)
+                .replace("REP", rep)
+                .replace("LONG", &long)
+        })
+        .collect();
     let page = format!(r#"{{"activityEventEntities":[{}]}}"#, events.join(","));
     decode_slice(page.as_bytes(), &mut agg).unwrap();
     agg.document_done(true);
