@@ -65,16 +65,12 @@ pub struct Freshness {
     activity_first_seen: CappedTimes<Sym>,
 }
 
-/// The durable form of [`Freshness`] (flattened into the aggregator's state: these are its
-/// keys, each absent in states older than its family).
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+/// The durable form of [`Freshness`] (saved under the keys [`super::state_file`] names).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FreshnessState {
-    #[serde(default)]
-    report_last_view: TimesState<Sym>,
-    #[serde(default)]
-    workspace_last_activity: TimesState<Sym>,
-    #[serde(default)]
-    activity_first_seen: TimesState<Sym>,
+    pub(super) report_last_view: TimesState<Sym>,
+    pub(super) workspace_last_activity: TimesState<Sym>,
+    pub(super) activity_first_seen: TimesState<Sym>,
 }
 
 impl Freshness {

@@ -27,6 +27,7 @@ pub mod people;
 pub mod recent;
 pub mod series;
 pub mod shared;
+mod state_file;
 pub mod throughput;
 pub mod usage;
 pub mod users;
@@ -604,36 +605,26 @@ fn counts_by_name<'n, const N: usize>(
     counts
 }
 
-/// The durable form of an [`Aggregator`]: user hashes, never user ids. Each group's state is
-/// flattened in, so the keys are those of the single struct this was before the groups, and
-/// a state saved by an older release loads as it is.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// The durable form of an [`Aggregator`]: user hashes, never user ids. One state per group;
+/// the keys they are saved under are those of the release before the groups
+/// ([`state_file`]), so a state saved by an older release loads as it is.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AggregatorState {
     workspaces: Vec<String>,
     reports: Vec<String>,
     activities: Vec<String>,
-    #[serde(flatten)]
     usage: UsageState,
-    #[serde(flatten)]
     freshness: FreshnessState,
-    #[serde(flatten)]
     viewers: ReportViewersState,
-    #[serde(flatten)]
     users: ActiveUsersState,
     dedup: dedup::DedupState,
-    #[serde(flatten)]
     throughput: ThroughputState,
-    #[serde(default)]
     inventory: Option<Inventory>,
-    #[serde(flatten)]
     people: PeopleState,
-    #[serde(default)]
     truncated: Vec<(String, u64)>,
     source: Option<SourceStatus>,
-    #[serde(default)]
     expiry: ExpiryState,
     /// A replay in passes: the passes done and the one under way.
-    #[serde(default)]
     replay: ReplayProgress,
 }
 

@@ -43,21 +43,16 @@ pub struct People {
     learned_domains: HashSet<String>,
 }
 
-/// The durable form of [`People`] (flattened into the aggregator's state: these are its keys,
-/// absent in states older than the families). User labels, never user ids.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+/// The durable form of [`People`] (saved under the keys [`super::state_file`] names): user
+/// labels, never user ids.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PeopleState {
     /// `off`, `plain` or `pseudonym:<key fingerprint>`: the user family restarts on a change.
-    #[serde(default)]
-    user_label: String,
-    #[serde(default)]
-    user_labels: Vec<String>,
-    #[serde(default)]
-    user_events: CountersState<(Sym, Sym)>,
-    #[serde(default)]
-    external_shares: CountersState<(Sym, Sym)>,
-    #[serde(default)]
-    learned_domains: Vec<String>,
+    pub(super) user_label: String,
+    pub(super) user_labels: Vec<String>,
+    pub(super) user_events: CountersState<(Sym, Sym)>,
+    pub(super) external_shares: CountersState<(Sym, Sym)>,
+    pub(super) learned_domains: Vec<String>,
 }
 
 impl People {

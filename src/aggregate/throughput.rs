@@ -65,22 +65,19 @@ pub struct Throughput {
     watermark: Option<UnixMillis>,
 }
 
-/// The durable form of [`Throughput`] (flattened into the aggregator's state: these are its
-/// keys; reasons are saved by name, so a reason added later loads as 0).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// The durable form of [`Throughput`] (saved under the keys [`super::state_file`] names);
+/// reasons are saved by name, so a reason added later loads as 0.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThroughputState {
-    processed: u64,
-    duplicates: u64,
-    #[serde(default)]
-    filtered_own_exports: u64,
-    #[serde(default)]
-    filtered: Vec<(String, u64)>,
-    #[serde(default)]
-    odd_fields: Vec<(String, u64)>,
-    rejected: Vec<(String, u64)>,
-    pages_processed: u64,
-    pages_failed: u64,
-    watermark: Option<UnixMillis>,
+    pub(super) processed: u64,
+    pub(super) duplicates: u64,
+    pub(super) filtered_own_exports: u64,
+    pub(super) filtered: Vec<(String, u64)>,
+    pub(super) odd_fields: Vec<(String, u64)>,
+    pub(super) rejected: Vec<(String, u64)>,
+    pub(super) pages_processed: u64,
+    pub(super) pages_failed: u64,
+    pub(super) watermark: Option<UnixMillis>,
 }
 
 impl ThroughputState {

@@ -57,14 +57,14 @@ pub struct Usage {
     report_info: CappedInfo<Sym, ReportName>,
 }
 
-/// The durable form of [`Usage`] (flattened into the aggregator's state: these are its keys).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// The durable form of [`Usage`] (saved under the keys [`super::state_file`] names).
+#[derive(Debug, Clone, PartialEq)]
 pub struct UsageState {
-    activity_events: CountersState<(Sym, Sym)>,
-    activity_failed: CountersState<(Sym, Sym)>,
-    report_events: CountersState<(Sym, Sym, Sym)>,
-    workspace_info: InfoState<Sym, String>,
-    report_info: InfoState<Sym, ReportName>,
+    pub(super) activity_events: CountersState<(Sym, Sym)>,
+    pub(super) activity_failed: CountersState<(Sym, Sym)>,
+    pub(super) report_events: CountersState<(Sym, Sym, Sym)>,
+    pub(super) workspace_info: InfoState<Sym, String>,
+    pub(super) report_info: InfoState<Sym, ReportName>,
 }
 
 impl Usage {

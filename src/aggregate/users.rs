@@ -38,10 +38,10 @@ pub struct ActiveUsers {
     users: DistinctUsers,
 }
 
-/// The durable form of [`ActiveUsers`] (flattened into the aggregator's state: its key).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// The durable form of [`ActiveUsers`] (saved under the keys [`super::state_file`] names).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ActiveUsersState {
-    users: UsersState,
+    pub(super) users: UsersState,
 }
 
 impl ActiveUsers {

@@ -43,14 +43,11 @@ pub struct ReportViewers {
     recent: RecentViews,
 }
 
-/// The durable form of [`ReportViewers`] (flattened into the aggregator's state: these are
-/// its keys, absent in states older than the family).
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+/// The durable form of [`ReportViewers`] (saved under the keys [`super::state_file`] names).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReportViewersState {
-    #[serde(default)]
-    viewers: ViewersState,
-    #[serde(default)]
-    recent_views: RecentViewsState,
+    pub(super) viewers: ViewersState,
+    pub(super) recent_views: RecentViewsState,
 }
 
 impl ReportViewers {
