@@ -152,7 +152,7 @@ fn any(set: &[Regex], s: &str) -> bool {
 }
 
 /// Personal workspaces appear in the activity log as "My workspace" or, for other users'
-/// workspaces seen by admins, "PersonalWorkspace <name>". (With the inventory, their type.)
+/// workspaces seen by admins, `PersonalWorkspace <name>`. (With the inventory, their type.)
 pub fn is_personal(workspace_name: &str) -> bool {
     workspace_name.eq_ignore_ascii_case("my workspace")
         || workspace_name.starts_with("PersonalWorkspace ")

@@ -2,7 +2,7 @@
 //! catalogue's labels of every family it serves.
 //!
 //! Invariants:
-//! - [`label_set!`] checks, when the crate compiles, that the fields spell the labels of each
+//! - `label_set!` checks, when the crate compiles, that the fields spell the labels of each
 //!   family listed, in the catalogue's order; so a sample can only carry its family's labels,
 //!   in their order, and never a value in another label's place;
 //! - a family's overflow series (past its cap) has every label [`OVERFLOW_LABEL`].

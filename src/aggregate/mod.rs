@@ -1,5 +1,24 @@
 //! Aggregate stage: decoded events → the state of every metric family.
 //!
+//! The aggregator is a composition: [`dedup`] and the scoping [`filter`]s decide whether an
+//! event counts, [`shared`] interns its ids once, and then each family group observes it, in
+//! plain static calls ([`Aggregator`]'s `count`):
+//!
+//! | group | module | families |
+//! |---|---|---|
+//! | usage | [`usage`] | activity, failed and report events; workspace and report `_info` |
+//! | freshness | [`freshness`] | last view, last activity, first seen; inventory reports |
+//! | people | [`people`] | per-user sensitive events, external shares |
+//! | throughput | [`throughput`] | processed, duplicate, filtered, rejected, field types, pages, watermark |
+//! | viewers | [`viewers`] | distinct report viewers (and the status page's day of views) |
+//! | users | [`users`] | distinct active users, in the tenant and per workspace |
+//!
+//! Each group owns its state, how it observes an event, expiry, its saved form and its
+//! rendering, with typed label sets ([`labels`]). Adding a family: its entry in the
+//! catalogue, then, in one group module, a label set, the state it needs (and its key in
+//! [`state_file`] if it is saved), its lines in `observe`, `render`, `dropped` and `expire`,
+//! and a test in that module.
+//!
 //! Invariants:
 //! - every event `Id` is counted at most once ([`dedup`]); duplicates and rejected events
 //!   are counted in self metrics, so
@@ -9,8 +28,7 @@
 //! - counters only grow; every family is capped ([`series`]) and its sum stays exact;
 //! - a series idle (no event) for longer than the series retention expires, counted in
 //!   `powerbi_series_expired_total{family}`, and ids no series refers to any more are
-//!   released, so months of churn neither fill the caps nor grow the state (see
-//!   [`Aggregator::expire_series`]);
+//!   released, so months of churn neither fill the caps nor grow the state;
 //! - ids label the counters, names live only in the `_info` families (the newest event by
 //!   `CreationTime` names an id), so a rename never forks a counter;
 //! - memory is bounded by series, users and the dedup window, not by the number of events.
@@ -27,7 +45,7 @@ pub mod people;
 pub mod recent;
 pub mod series;
 pub mod shared;
-mod state_file;
+pub mod state_file;
 pub mod throughput;
 pub mod usage;
 pub mod users;
@@ -140,7 +158,7 @@ pub enum Reference {
 }
 
 /// The state of every family: the shared ids, then one group per set of families, composed
-/// here with static calls (see [`Aggregator::count`]).
+/// here with static calls (see `Aggregator::count`).
 #[derive(Debug)]
 pub struct Aggregator {
     dedup: Dedup,

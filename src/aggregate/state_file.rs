@@ -6,7 +6,7 @@
 //!   writes the same keys in the same order (the pinned `testdata/state-before-groups.json`
 //!   proves both);
 //! - a key added after the first release has `#[serde(default)]`, so older files still load;
-//! - reading and writing go straight through one struct each ([`state_layout!`] declares
+//! - reading and writing go straight through one struct each (`state_layout!` declares
 //!   both from one list): no buffering, so loading a large state costs no extra memory.
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! The viewers group: family `powerbi_report_viewers`, distinct viewers per report over the
 //! last 7 and 28 UTC days, in memory bounded by reports and days, whatever the number of
-//! users; and the views per report of the last day, for the status page ([`recent`]).
+//! users; and the views per report of the last day, for the status page ([`super::recent`]).
 //!
 //! Each report keeps one sketch per UTC day with views (at most [`DAYS_KEPT`] days). A day
 //! sketch holds the viewers' 32-bit hashes exactly up to [`SPARSE_MAX`] viewers, then turns
