@@ -15,7 +15,7 @@ use super::counts_by_name;
 use super::filter::FilterReason;
 use super::labels::{self, label_set, Reason};
 use crate::catalogue::{self, Snapshot};
-use crate::decode::{Rejection, UnixMillis, TYPED_FIELDS};
+use crate::decode::{Rejection, TypedField, UnixMillis};
 
 label_set!(
     /// An event field the API sends with a fixed JSON type.
@@ -58,8 +58,8 @@ pub struct Throughput {
     own_exports: u64,
     /// By [`FilterReason::index`].
     filtered: [u64; FilterReason::ALL.len()],
-    /// New events with an optional field of an unexpected type, by [`TYPED_FIELDS`] bit.
-    odd_fields: [u64; TYPED_FIELDS.len()],
+    /// New events with an optional field of an unexpected type, by [`TypedField`].
+    odd_fields: [u64; TypedField::ALL.len()],
     pages_processed: u64,
     pages_failed: u64,
     watermark: Option<UnixMillis>,
@@ -112,10 +112,10 @@ impl Throughput {
         }
     }
 
-    /// A new event with fields of an unexpected type (bits of [`TYPED_FIELDS`]).
+    /// A new event with fields of an unexpected type ([`TypedField::bit`]s).
     pub fn odd_fields(&mut self, bits: u8) {
-        for (i, n) in self.odd_fields.iter_mut().enumerate() {
-            *n += u64::from(bits >> i & 1);
+        for (n, field) in self.odd_fields.iter_mut().zip(TypedField::ALL) {
+            *n += u64::from(bits & field.bit() != 0);
         }
     }
 
@@ -162,8 +162,8 @@ impl Throughput {
         let rejected = Rejection::ALL.iter().zip(self.rejected);
         let rejected = rejected.map(|(r, n)| (reason(r.as_str()), n as f64));
         labels::push(out, &EVENTS_REJECTED, rejected);
-        let fields = TYPED_FIELDS.iter().zip(self.odd_fields).map(|(f, n)| {
-            let field = f.to_string();
+        let fields = TypedField::ALL.iter().zip(self.odd_fields).map(|(f, n)| {
+            let field = f.as_str().to_string();
             (FieldLabel { field }, n as f64)
         });
         labels::push(out, &FIELD_TYPE_MISMATCHES, fields);
@@ -183,13 +183,14 @@ impl Throughput {
                 .collect()
         };
         let filter_names = FilterReason::ALL.map(FilterReason::as_str);
+        let field_names = TypedField::ALL.map(TypedField::as_str);
         let rejection_names = Rejection::ALL.map(Rejection::as_str);
         ThroughputState {
             processed: self.processed,
             duplicates: self.duplicates,
             filtered_own_exports: self.own_exports,
             filtered: named(&filter_names, &self.filtered),
-            odd_fields: named(&TYPED_FIELDS, &self.odd_fields),
+            odd_fields: named(&field_names, &self.odd_fields),
             rejected: named(&rejection_names, &self.rejected),
             pages_processed: self.pages_processed,
             pages_failed: self.pages_failed,
@@ -206,7 +207,10 @@ impl Throughput {
             rejected: counts_by_name(rejection_names, &state.rejected),
             own_exports: state.filtered_own_exports,
             filtered: counts_by_name(filter_names, &state.filtered),
-            odd_fields: counts_by_name(TYPED_FIELDS.iter().copied(), &state.odd_fields),
+            odd_fields: counts_by_name(
+                TypedField::ALL.iter().map(|f| f.as_str()),
+                &state.odd_fields,
+            ),
             pages_processed: state.pages_processed,
             pages_failed: state.pages_failed,
             watermark: state.watermark,
