@@ -77,8 +77,8 @@ impl ActiveUsers {
     pub fn render(&self, view: &View<'_>, out: &mut Snapshot) {
         let reference = view.reference.0;
         let totals = self.users.totals(reference);
-        let samples = WINDOWS.iter().zip(totals).map(|((window, _), n)| {
-            let window = window.to_string();
+        let samples = WINDOWS.iter().zip(totals).map(|(w, n)| {
+            let window = w.label.to_string();
             (WindowLabel { window }, n as f64)
         });
         labels::push(out, &catalogue::ACTIVE_USERS, samples);
@@ -89,10 +89,10 @@ impl ActiveUsers {
             } else {
                 view.ids.workspace(ws)
             };
-            WINDOWS.iter().zip(*counts).map(move |((window, _), n)| {
+            WINDOWS.iter().zip(*counts).map(move |(w, n)| {
                 let labels = WorkspaceWindow {
                     workspace_id: workspace_id.clone(),
-                    window: window.to_string(),
+                    window: w.label.to_string(),
                 };
                 (labels, n as f64)
             })
@@ -114,12 +114,28 @@ impl ActiveUsers {
 }
 
 /// Window label and length in milliseconds, shortest first.
-pub const WINDOWS: [(&str, i64); 3] = [
-    ("1d", 86_400_000),
-    ("7d", 7 * 86_400_000),
-    ("28d", 28 * 86_400_000),
+pub const WINDOWS: [Window; 3] = [
+    Window {
+        label: "1d",
+        millis: 86_400_000,
+    },
+    Window {
+        label: "7d",
+        millis: 7 * 86_400_000,
+    },
+    Window {
+        label: "28d",
+        millis: 28 * 86_400_000,
+    },
 ];
-const LONGEST: i64 = WINDOWS[2].1;
+
+/// A trailing window of the active-user gauges: its `window` label and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub label: &'static str,
+    pub millis: i64,
+}
+const LONGEST: i64 = WINDOWS[2].millis;
 const PRUNE_EVERY_MS: i64 = 3_600_000;
 
 /// The workspace key of workspaces past the family's cap.
@@ -286,8 +302,8 @@ fn bump(slot: &mut i64, time: i64) {
 }
 
 fn add_to_windows(counts: &mut WindowCounts, reference: i64, t: i64) {
-    for (count, (_, len)) in counts.iter_mut().zip(WINDOWS) {
-        if t > reference - len {
+    for (count, window) in counts.iter_mut().zip(WINDOWS) {
+        if t > reference - window.millis {
             *count += 1;
         }
     }

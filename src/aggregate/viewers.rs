@@ -92,10 +92,10 @@ impl ReportViewers {
         let today = view.reference.utc_day();
         let samples = self.viewers.counts(today).flat_map(|(r, counts)| {
             let report_id = view.ids.report(r);
-            WINDOWS.iter().zip(counts).map(move |((window, _), n)| {
+            WINDOWS.iter().zip(counts).map(move |(w, n)| {
                 let labels = ReportWindow {
                     report_id: report_id.clone(),
-                    window: window.to_string(),
+                    window: w.label.to_string(),
                 };
                 (labels, n)
             })
@@ -119,7 +119,23 @@ impl ReportViewers {
 }
 
 /// Windows of `powerbi_report_viewers`, in days, with their label.
-pub const WINDOWS: [(&str, i64); 2] = [("28d", 28), ("7d", 7)];
+pub const WINDOWS: [Window; 2] = [
+    Window {
+        label: "28d",
+        days: 28,
+    },
+    Window {
+        label: "7d",
+        days: 7,
+    },
+];
+
+/// A window of `powerbi_report_viewers`: its `window` label and its whole UTC days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub label: &'static str,
+    pub days: i64,
+}
 /// Days kept per report: the longest window plus today.
 pub const DAYS_KEPT: i64 = 29;
 /// HyperLogLog precision: 2^P registers.
@@ -262,8 +278,8 @@ impl Viewers {
     pub fn counts(&self, today: i64) -> impl Iterator<Item = (Sym, [f64; 2])> + '_ {
         self.reports.iter().map(move |(&report, days)| {
             let mut out = [0.0; 2];
-            for (slot, (_, len)) in out.iter_mut().zip(WINDOWS) {
-                *slot = union(days.range(today - len + 1..=today).map(|(_, s)| s));
+            for (slot, window) in out.iter_mut().zip(WINDOWS) {
+                *slot = union(days.range(today - window.days + 1..=today).map(|(_, s)| s));
             }
             (report, out)
         })
