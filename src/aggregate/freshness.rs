@@ -78,6 +78,7 @@ impl Freshness {
         Self::import(FreshnessState::default(), limits)
     }
 
+    #[inline]
     pub fn observe(&mut self, ev: &Counted<'_, '_>) {
         let time = ev.time();
         self.activity_first_seen.record(ev.activity_id, time);

@@ -68,6 +68,7 @@ impl People {
         }
     }
 
+    #[inline]
     pub fn observe(&mut self, ev: &Counted<'_, '_>, clip: &mut Truncations) {
         let e = ev.event;
         let Some(user_id) = e.user_id.as_deref() else {

@@ -168,6 +168,7 @@ pub struct Shared {
 impl Shared {
     /// Interns the ids of a new, counted event (once, for every group). `newest` is the newest
     /// event time counted before it.
+    #[inline]
     pub fn intern<'e, 'a>(
         &mut self,
         event: &'e ActivityEvent<'a>,

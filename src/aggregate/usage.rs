@@ -79,6 +79,7 @@ impl Usage {
         }
     }
 
+    #[inline]
     pub fn observe(&mut self, ev: &Counted<'_, '_>, clip: &mut Truncations) {
         let (e, time) = (ev.event, ev.time());
         let ws_act = ev.workspace_activity();

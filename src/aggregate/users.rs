@@ -51,6 +51,7 @@ impl ActiveUsers {
         }
     }
 
+    #[inline]
     pub fn observe(&mut self, ev: &Counted<'_, '_>) {
         if let Some(user) = ev.event.user {
             self.users.record(user, ev.named_workspace(), ev.time());

@@ -55,6 +55,7 @@ impl ReportViewers {
         Self::import(ReportViewersState::default(), limits)
     }
 
+    #[inline]
     pub fn observe(&mut self, ev: &Counted<'_, '_>) {
         if !ev.is_report_view {
             return;
