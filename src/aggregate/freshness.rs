@@ -238,3 +238,61 @@ overflow_label!(
     WorkspaceLabel { workspace_id },
     ActivityLabel { activity }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::shared::testing::{observe_all, samples, shared};
+    use crate::aggregate::shared::InventoryIndex;
+    use crate::decode::inventory::Inventory;
+    use crate::decode::UnixMillis;
+
+    #[test]
+    fn inventory_reports_are_used_only_with_a_view_in_the_last_28_days() {
+        let limits = Limits::default();
+        let mut shared = shared(&limits);
+        let mut freshness = Freshness::new(&limits);
+        observe_all(
+            &mut shared,
+            &[
+                r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","WorkspaceId":"w1","ReportId":"r1"}"#,
+                r#"{"Id":"b","Activity":"ViewReport","CreationTime":"2026-10-01T10:00:00","WorkspaceId":"w1","ReportId":"r2"}"#,
+                r#"{"Id":"c","Activity":"EditReport","CreationTime":"2026-11-20T11:00:00","WorkspaceId":"w1","ReportId":"r3"}"#,
+            ],
+            |ev, _| freshness.observe(ev),
+        );
+        let ws = shared.ids.workspaces.intern("w1");
+        let mut report = |id: &str| shared.ids.reports.intern(id).unwrap();
+        let inventory = InventoryIndex {
+            inventory: Some(Inventory::default()),
+            reports: vec![(report("r1"), ws), (report("r2"), ws), (report("r3"), ws)],
+            ..InventoryIndex::default()
+        };
+        let view = View {
+            ids: &shared.ids,
+            inventory: &inventory,
+            reference: UnixMillis(1_795_737_600_000), // 2026-11-27
+        };
+        let mut out = Snapshot::default();
+        freshness.render(&view, &mut out);
+        assert_eq!(
+            samples(&out, &catalogue::REPORTS),
+            [
+                "workspace_id=w1,state=unused 2",
+                "workspace_id=w1,state=used 1"
+            ]
+        );
+        // An edit is no view; a first-seen time is the earliest event of the activity.
+        assert_eq!(
+            samples(&out, &catalogue::REPORT_LAST_VIEW),
+            ["report_id=r1 1795168800", "report_id=r2 1790848800"]
+        );
+        assert_eq!(
+            samples(&out, &catalogue::ACTIVITY_FIRST_SEEN),
+            [
+                "activity=EditReport 1795172400",
+                "activity=ViewReport 1790848800"
+            ]
+        );
+    }
+}

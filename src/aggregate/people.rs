@@ -415,6 +415,55 @@ pub fn is_member_upn(user_id: &str, user_type: Option<i64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::shared::testing::{observe_all, samples, shared};
+    use crate::aggregate::shared::InventoryIndex;
+    use crate::decode::UnixMillis;
+
+    fn render(people: &People, ids: &Ids) -> Snapshot {
+        let inventory = InventoryIndex::default();
+        let view = View {
+            ids,
+            inventory: &inventory,
+            reference: UnixMillis(0),
+        };
+        let mut out = Snapshot::default();
+        people.render(&view, &mut out);
+        out
+    }
+
+    #[test]
+    fn shares_outside_the_learned_domains_count_and_users_are_labelled_as_configured() {
+        let events = [
+            r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1"}"#,
+            r#"{"Id":"b","Activity":"ShareReport","CreationTime":"2026-11-20T11:00:00","UserId":"Ana@Contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"bob@contoso.com"}]}"#,
+            r#"{"Id":"c","Activity":"ShareReport","CreationTime":"2026-11-20T12:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]}"#,
+        ];
+        for (users, expected) in [
+            (
+                UserLabelConfig::Plain,
+                vec!["user=ana@contoso.com,activity=ShareReport 2"],
+            ),
+            (UserLabelConfig::Off, vec![]),
+        ] {
+            let config = AggregateConfig {
+                users,
+                ..AggregateConfig::default()
+            };
+            let mut shared = shared(&config.limits);
+            let mut people = People::new(&config);
+            observe_all(&mut shared, &events, |ev, clip| people.observe(ev, clip));
+            let out = render(&people, &shared.ids);
+            assert_eq!(
+                samples(&out, &catalogue::EXTERNAL_SHARES),
+                ["workspace_id=w1,activity=ShareReport 1"]
+            );
+            assert_eq!(samples(&out, &catalogue::USER_SENSITIVE_EVENTS), expected);
+            assert_eq!(
+                out.family(catalogue::USER_SENSITIVE_EVENTS.name).is_some(),
+                !expected.is_empty()
+            );
+        }
+    }
 
     #[test]
     fn the_sensitive_list_is_sorted_for_binary_search() {

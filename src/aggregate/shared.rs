@@ -282,3 +282,49 @@ pub struct Refs {
     pub workspaces: HashSet<Sym>,
     pub reports: HashSet<Sym>,
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::decode::decode_event;
+
+    /// Fresh shared ids under `limits`.
+    pub fn shared(limits: &Limits) -> Shared {
+        Shared {
+            ids: Ids::new(limits),
+            truncations: Truncations::default(),
+        }
+    }
+
+    /// Decodes each JSON event, interns it in `shared` and hands it to `observe`, as the
+    /// aggregator does for a new event that passed the filters.
+    pub fn observe_all(
+        shared: &mut Shared,
+        events: &[&str],
+        mut observe: impl FnMut(&Counted<'_, '_>, &mut Truncations),
+    ) {
+        let mut newest = None;
+        for json in events {
+            let event = decode_event(json.as_bytes()).unwrap();
+            let counted = shared.intern(&event, newest);
+            newest = Some(counted.newest);
+            observe(&counted, &mut shared.truncations);
+        }
+    }
+
+    /// `family`'s samples as `label=value,... value` lines, sorted.
+    pub fn samples(snapshot: &Snapshot, family: &Family) -> Vec<String> {
+        let Some(f) = snapshot.family(family.name) else {
+            return Vec::new();
+        };
+        f.samples
+            .iter()
+            .map(|s| {
+                let labels: Vec<String> = (family.labels.iter().zip(&s.labels))
+                    .map(|(l, v)| format!("{l}={v}"))
+                    .collect();
+                format!("{} {}", labels.join(","), s.value)
+            })
+            .collect()
+    }
+}

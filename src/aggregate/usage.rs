@@ -260,3 +260,53 @@ impl Usage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::shared::testing::{observe_all, samples, shared};
+    use crate::aggregate::shared::InventoryIndex;
+    use crate::decode::UnixMillis;
+
+    #[test]
+    fn past_the_cap_samples_go_to_the_overflow_series_and_names_follow_the_newest_event() {
+        let limits = Limits {
+            max_series: [(catalogue::ACTIVITY_EVENTS.name.to_string(), 1)].into(),
+        };
+        let mut shared = shared(&limits);
+        let mut usage = Usage::new(&limits);
+        observe_all(
+            &mut shared,
+            &[
+                r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","WorkspaceId":"w1","WorkSpaceName":"New"}"#,
+                r#"{"Id":"b","Activity":"ViewReport","CreationTime":"2026-11-20T09:00:00","WorkspaceId":"w1","WorkSpaceName":"Old"}"#,
+                r#"{"Id":"c","Activity":"ExportReport","CreationTime":"2026-11-20T11:00:00","WorkspaceId":"w1","IsSuccess":false}"#,
+            ],
+            |ev, clip| usage.observe(ev, clip),
+        );
+        let inventory = InventoryIndex::default();
+        let view = View {
+            ids: &shared.ids,
+            inventory: &inventory,
+            reference: UnixMillis(0),
+        };
+        let mut out = Snapshot::default();
+        usage.render(&view, &mut out);
+        assert_eq!(
+            samples(&out, &catalogue::ACTIVITY_EVENTS),
+            [
+                "workspace_id=__other__,activity=__other__ 1",
+                "workspace_id=w1,activity=ViewReport 2"
+            ]
+        );
+        assert_eq!(
+            samples(&out, &catalogue::ACTIVITY_EVENTS_FAILED),
+            ["workspace_id=w1,activity=ExportReport 1"]
+        );
+        assert_eq!(
+            samples(&out, &catalogue::WORKSPACE_INFO),
+            ["workspace_id=w1,workspace_name=New,type=,capacity_id= 1"]
+        );
+        assert_eq!(usage.dropped()[0], (&catalogue::ACTIVITY_EVENTS, 1));
+    }
+}
