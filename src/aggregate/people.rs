@@ -437,11 +437,16 @@ mod tests {
             r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1"}"#,
             r#"{"Id":"b","Activity":"ShareReport","CreationTime":"2026-11-20T11:00:00","UserId":"Ana@Contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"bob@contoso.com"}]}"#,
             r#"{"Id":"c","Activity":"ShareReport","CreationTime":"2026-11-20T12:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]}"#,
+            r#"{"Id":"d","Activity":"ShareDashboard","CreationTime":"2026-11-20T13:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"bob@contoso.com"},{"RecipientEmail":"y@fabrikam.com"}]}"#,
+            r#"{"Id":"e","Activity":"ShareReport","CreationTime":"2026-11-20T14:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"z@fabrikam.com"}]}"#,
         ];
         for (users, expected) in [
             (
                 UserLabelConfig::Plain,
-                vec!["user=ana@contoso.com,activity=ShareReport 2"],
+                vec![
+                    "user=ana@contoso.com,activity=ShareDashboard 1",
+                    "user=ana@contoso.com,activity=ShareReport 3",
+                ],
             ),
             (UserLabelConfig::Off, vec![]),
         ] {
@@ -455,7 +460,10 @@ mod tests {
             let out = render(&people, &shared.ids);
             assert_eq!(
                 samples(&out, &catalogue::EXTERNAL_SHARES),
-                ["workspace_id=w1,activity=ShareReport 1"]
+                [
+                    "workspace_id=w1,activity=ShareDashboard 1",
+                    "workspace_id=w1,activity=ShareReport 2"
+                ]
             );
             assert_eq!(samples(&out, &catalogue::USER_SENSITIVE_EVENTS), expected);
             assert_eq!(
