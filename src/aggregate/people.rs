@@ -1,6 +1,7 @@
-//! Signals about people, limited to what the operator asked for: which activities are
-//! security-relevant, how a user is labelled (`--users.label`), and which shares leave the
-//! tenant's domains.
+//! The people group: families `powerbi_user_sensitive_events_total` and
+//! `powerbi_external_shares_total`, signals about people limited to what the operator asked
+//! for: which activities are security-relevant, how a user is labelled (`--users.label`),
+//! and which shares leave the tenant's domains.
 //!
 //! Invariants:
 //! - a user label is `off` (no per-user family at all), a keyed pseudonym (HMAC-SHA256 of the
@@ -13,7 +14,216 @@
 
 use std::fmt;
 
+use hashbrown::HashSet;
 use ring::hmac;
+
+use super::labels::{self, label_set, WorkspaceActivity};
+use super::series::{CappedCounters, CountersState, Interner, Sym};
+use super::shared::{ClippedLabel, Counted, Expired, Ids, Refs, Sweep, Truncations, View};
+use super::AggregateConfig;
+use crate::catalogue::{self, Family, Snapshot};
+
+label_set!(
+    /// A user's activity.
+    UserActivity { user, activity } for USER_SENSITIVE_EVENTS
+);
+
+/// Domains learned from users' UPNs at most (a tenant has a handful).
+const LEARNED_DOMAINS_CAP: usize = 1_000;
+
+/// The group: per-user sensitive events, and shares outside the tenant.
+#[derive(Debug)]
+pub struct People {
+    labeller: UserLabeller,
+    user_labels: Interner,
+    user_events: CappedCounters<(Sym, Sym)>,
+    external_shares: CappedCounters<(Sym, Sym)>,
+    /// Configured tenant domains; when empty, `learned_domains` stands in.
+    tenant_domains: HashSet<String>,
+    learned_domains: HashSet<String>,
+}
+
+/// The durable form of [`People`] (saved under the keys [`super::state_file`] names): user
+/// labels, never user ids.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PeopleState {
+    /// `off`, `plain` or `pseudonym:<key fingerprint>`: the user family restarts on a change.
+    pub(super) user_label: String,
+    pub(super) user_labels: Vec<String>,
+    pub(super) user_events: CountersState<(Sym, Sym)>,
+    pub(super) external_shares: CountersState<(Sym, Sym)>,
+    pub(super) learned_domains: Vec<String>,
+}
+
+impl People {
+    pub fn new(config: &AggregateConfig) -> Self {
+        let cap = |f: &Family| config.limits.cap(f);
+        People {
+            labeller: UserLabeller::new(&config.users),
+            user_labels: Interner::new(cap(&catalogue::USER_SENSITIVE_EVENTS)),
+            user_events: CappedCounters::new(cap(&catalogue::USER_SENSITIVE_EVENTS)),
+            external_shares: CappedCounters::new(cap(&catalogue::EXTERNAL_SHARES)),
+            tenant_domains: config.tenant_domains.iter().cloned().collect(),
+            learned_domains: HashSet::new(),
+        }
+    }
+
+    #[inline]
+    pub fn observe(&mut self, ev: &Counted<'_, '_>, clip: &mut Truncations) {
+        let e = ev.event;
+        let Some(user_id) = e.user_id.as_deref() else {
+            return;
+        };
+        if self.tenant_domains.is_empty() && is_member_upn(user_id, e.user_type) {
+            self.learn_domain(user_id);
+        }
+        if is_share(ev.activity) && e.recipients.iter().any(|r| self.is_external(r)) {
+            self.external_shares.inc(ev.workspace_activity(), ev.time());
+        }
+        if is_sensitive(ev.activity) {
+            if let Some(label) = self.labeller.label(user_id) {
+                let label = clip.clip_owned(ClippedLabel::User, label);
+                let user = self.user_labels.intern(&label);
+                self.user_events.inc(user.zip(ev.activity_id), ev.time());
+            }
+        }
+    }
+
+    /// Remembers the domain of a member's UPN (at most [`LEARNED_DOMAINS_CAP`]).
+    fn learn_domain(&mut self, user_id: &str) {
+        let Some((_, domain)) = user_id.rsplit_once('@') else {
+            return;
+        };
+        let known = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.learned_domains.contains(&domain.to_ascii_lowercase())
+        } else {
+            self.learned_domains.contains(domain)
+        };
+        if !known && self.learned_domains.len() < LEARNED_DOMAINS_CAP && !domain.is_empty() {
+            self.learned_domains.insert(domain.to_ascii_lowercase());
+        }
+    }
+
+    fn is_external(&self, recipient: &str) -> bool {
+        let Some(domain) = domain(recipient) else {
+            return false; // groups and objects without an e-mail
+        };
+        let own = if self.tenant_domains.is_empty() {
+            &self.learned_domains
+        } else {
+            &self.tenant_domains
+        };
+        !own.contains(&domain)
+    }
+
+    /// Expires idle series, and releases the user labels no series refers to any more.
+    pub fn expire(&mut self, sweep: Sweep, expired: &mut Expired) {
+        let cutoff = sweep.cutoff;
+        expired.add(
+            &catalogue::EXTERNAL_SHARES,
+            self.external_shares.expire(cutoff),
+        );
+        expired.add(
+            &catalogue::USER_SENSITIVE_EVENTS,
+            self.user_events.expire(cutoff),
+        );
+        let users: HashSet<Sym> = self.user_events.iter().map(|(&(u, _), _)| u).collect();
+        self.user_labels.release_unused(&users);
+    }
+
+    pub fn refs(&self, refs: &mut Refs) {
+        refs.workspaces
+            .extend(self.external_shares.iter().map(|(&(w, _), _)| w));
+    }
+
+    pub fn dropped(&self) -> [(&'static Family, u64); 2] {
+        [
+            (&catalogue::EXTERNAL_SHARES, self.external_shares.dropped()),
+            (
+                &catalogue::USER_SENSITIVE_EVENTS,
+                self.user_events.dropped(),
+            ),
+        ]
+    }
+
+    pub fn render(&self, view: &View<'_>, out: &mut Snapshot) {
+        let ids: &Ids = view.ids;
+        let family = &catalogue::EXTERNAL_SHARES;
+        let samples = self.external_shares.iter().map(|(&(w, a), v)| {
+            let labels = WorkspaceActivity {
+                workspace_id: ids.workspace(w),
+                activity: ids.activity(a),
+            };
+            (labels, v as f64)
+        });
+        let overflow = self.external_shares.overflow().map(|v| v as f64);
+        labels::push_capped(out, family, samples, overflow);
+        if self.labeller.is_off() {
+            return;
+        }
+        let samples = self.user_events.iter().map(|(&(u, a), v)| {
+            let labels = UserActivity {
+                user: self.user_labels.name(u).to_string(),
+                activity: ids.activity(a),
+            };
+            (labels, v as f64)
+        });
+        let overflow = self.user_events.overflow().map(|v| v as f64);
+        labels::push_capped(out, &catalogue::USER_SENSITIVE_EVENTS, samples, overflow);
+    }
+
+    /// The user label ids free for reuse (saved with the state's expiry).
+    pub fn released_labels(&self) -> Vec<Sym> {
+        self.user_labels.released()
+    }
+
+    pub fn export(&self) -> PeopleState {
+        PeopleState {
+            user_label: self.labeller.identity(),
+            user_labels: self.user_labels.export(),
+            user_events: self.user_events.export(),
+            external_shares: self.external_shares.export(),
+            learned_domains: self.learned_domains.iter().cloned().collect(),
+        }
+    }
+
+    /// Resumes under today's configuration; the per-user family restarts (empty) when the
+    /// label mode or the pseudonym key changed, rather than mixing two kinds of labels.
+    pub fn import(
+        config: &AggregateConfig,
+        state: PeopleState,
+        released_labels: &[Sym],
+        touched: i64,
+    ) -> Self {
+        let fresh = People::new(config);
+        let cap = |f: &Family| config.limits.cap(f);
+        let mut people = People {
+            external_shares: CappedCounters::import(
+                state.external_shares,
+                cap(&catalogue::EXTERNAL_SHARES),
+                touched,
+            ),
+            learned_domains: state.learned_domains.into_iter().collect(),
+            ..fresh
+        };
+        if state.user_label == people.labeller.identity() {
+            people.user_labels =
+                Interner::import(state.user_labels, released_labels, people.user_labels.cap());
+            people.user_events = CappedCounters::import(
+                state.user_events,
+                cap(&catalogue::USER_SENSITIVE_EVENTS),
+                touched,
+            );
+        } else if !state.user_labels.is_empty() {
+            tracing::warn!(
+                before = %state.user_label.split(':').next().unwrap_or(""),
+                now = %people.labeller.identity().split(':').next().unwrap_or(""),
+                "The user label mode or pseudonym key changed: powerbi_user_sensitive_events_total restarts under the new labels (the old ones are dropped, not mixed)."
+            );
+        }
+        people
+    }
+}
 
 /// Activities whose per-user counts security teams ask for: exports, downloads, prints,
 /// analyze-in-Excel and external tools, publish to web, shares, permission changes,
@@ -205,6 +415,63 @@ pub fn is_member_upn(user_id: &str, user_type: Option<i64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::shared::testing::{observe_all, samples, shared};
+    use crate::aggregate::shared::InventoryIndex;
+    use crate::decode::UnixMillis;
+
+    fn render(people: &People, ids: &Ids) -> Snapshot {
+        let inventory = InventoryIndex::default();
+        let view = View {
+            ids,
+            inventory: &inventory,
+            reference: UnixMillis(0),
+        };
+        let mut out = Snapshot::default();
+        people.render(&view, &mut out);
+        out
+    }
+
+    #[test]
+    fn shares_outside_the_learned_domains_count_and_users_are_labelled_as_configured() {
+        let events = [
+            r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1"}"#,
+            r#"{"Id":"b","Activity":"ShareReport","CreationTime":"2026-11-20T11:00:00","UserId":"Ana@Contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"bob@contoso.com"}]}"#,
+            r#"{"Id":"c","Activity":"ShareReport","CreationTime":"2026-11-20T12:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]}"#,
+            r#"{"Id":"d","Activity":"ShareDashboard","CreationTime":"2026-11-20T13:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"bob@contoso.com"},{"RecipientEmail":"y@fabrikam.com"}]}"#,
+            r#"{"Id":"e","Activity":"ShareReport","CreationTime":"2026-11-20T14:00:00","UserId":"ana@contoso.com","WorkspaceId":"w1","SharingInformation":[{"RecipientEmail":"z@fabrikam.com"}]}"#,
+        ];
+        for (users, expected) in [
+            (
+                UserLabelConfig::Plain,
+                vec![
+                    "user=ana@contoso.com,activity=ShareDashboard 1",
+                    "user=ana@contoso.com,activity=ShareReport 3",
+                ],
+            ),
+            (UserLabelConfig::Off, vec![]),
+        ] {
+            let config = AggregateConfig {
+                users,
+                ..AggregateConfig::default()
+            };
+            let mut shared = shared(&config.limits);
+            let mut people = People::new(&config);
+            observe_all(&mut shared, &events, |ev, clip| people.observe(ev, clip));
+            let out = render(&people, &shared.ids);
+            assert_eq!(
+                samples(&out, &catalogue::EXTERNAL_SHARES),
+                [
+                    "workspace_id=w1,activity=ShareDashboard 1",
+                    "workspace_id=w1,activity=ShareReport 2"
+                ]
+            );
+            assert_eq!(samples(&out, &catalogue::USER_SENSITIVE_EVENTS), expected);
+            assert_eq!(
+                out.family(catalogue::USER_SENSITIVE_EVENTS.name).is_some(),
+                !expected.is_empty()
+            );
+        }
+    }
 
     #[test]
     fn the_sensitive_list_is_sorted_for_binary_search() {

@@ -1,4 +1,5 @@
-//! Distinct users over trailing windows (1d, 7d, 28d), exact and without keeping user ids.
+//! The users group: families `powerbi_active_users` and `powerbi_workspace_active_users`,
+//! distinct users over trailing windows (1d, 7d, 28d), exact and without keeping user ids.
 //!
 //! Invariants:
 //! - a user is a 64-bit hash of the lower-cased `UserId` ([`UserKey`]); the id is never stored;
@@ -10,16 +11,132 @@
 
 use hashbrown::{HashMap, HashSet};
 
+use super::labels::{self, label_set};
 use super::series::Sym;
+use super::shared::{Counted, Expired, Refs, View};
+use super::Limits;
+use crate::catalogue::{self, Family, Snapshot, OVERFLOW_LABEL};
 use crate::decode::UserKey;
 
+label_set!(
+    /// A window.
+    WindowLabel { window } for ACTIVE_USERS
+);
+label_set!(
+    /// A workspace's users in one window.
+    WorkspaceWindow { workspace_id, window } for WORKSPACE_ACTIVE_USERS
+);
+
+/// Workspaces with their own `powerbi_workspace_active_users` series (one per window each).
+pub fn workspace_users_cap(limits: &Limits) -> usize {
+    limits.cap(&catalogue::WORKSPACE_ACTIVE_USERS) / WINDOWS.len()
+}
+
+/// The group: distinct users, in the tenant and per workspace.
+#[derive(Debug)]
+pub struct ActiveUsers {
+    users: DistinctUsers,
+}
+
+/// The durable form of [`ActiveUsers`] (saved under the keys [`super::state_file`] names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveUsersState {
+    pub(super) users: UsersState,
+}
+
+impl ActiveUsers {
+    pub fn new(limits: &Limits) -> Self {
+        ActiveUsers {
+            users: DistinctUsers::new(workspace_users_cap(limits)),
+        }
+    }
+
+    #[inline]
+    pub fn observe(&mut self, ev: &Counted<'_, '_>) {
+        if let Some(user) = ev.event.user {
+            self.users.record(user, ev.named_workspace(), ev.time());
+        }
+    }
+
+    /// Workspaces without a user in the longest window free their place under the cap.
+    pub fn expire(&mut self, expired: &mut Expired) {
+        let workspaces = self.users.release_idle_workspaces();
+        expired.add(
+            &catalogue::WORKSPACE_ACTIVE_USERS,
+            workspaces * WINDOWS.len() as u64,
+        );
+    }
+
+    pub fn refs(&self, refs: &mut Refs) {
+        refs.workspaces.extend(self.users.workspaces());
+    }
+
+    pub fn dropped(&self) -> [(&'static Family, u64); 1] {
+        [(&catalogue::WORKSPACE_ACTIVE_USERS, self.users.dropped())]
+    }
+
+    pub fn render(&self, view: &View<'_>, out: &mut Snapshot) {
+        let reference = view.reference.0;
+        let totals = self.users.totals(reference);
+        let samples = WINDOWS.iter().zip(totals).map(|(w, n)| {
+            let window = w.label.to_string();
+            (WindowLabel { window }, n as f64)
+        });
+        labels::push(out, &catalogue::ACTIVE_USERS, samples);
+        let per_workspace = self.users.per_workspace(reference);
+        let samples = per_workspace.iter().flat_map(|(&ws, counts)| {
+            let workspace_id = if ws == OVERFLOW_WORKSPACE {
+                OVERFLOW_LABEL.to_string()
+            } else {
+                view.ids.workspace(ws)
+            };
+            WINDOWS.iter().zip(*counts).map(move |(w, n)| {
+                let labels = WorkspaceWindow {
+                    workspace_id: workspace_id.clone(),
+                    window: w.label.to_string(),
+                };
+                (labels, n as f64)
+            })
+        });
+        labels::push(out, &catalogue::WORKSPACE_ACTIVE_USERS, samples);
+    }
+
+    pub fn export(&self) -> ActiveUsersState {
+        ActiveUsersState {
+            users: self.users.export(),
+        }
+    }
+
+    pub fn import(state: ActiveUsersState, limits: &Limits) -> Self {
+        ActiveUsers {
+            users: DistinctUsers::import(state.users, workspace_users_cap(limits)),
+        }
+    }
+}
+
 /// Window label and length in milliseconds, shortest first.
-pub const WINDOWS: [(&str, i64); 3] = [
-    ("1d", 86_400_000),
-    ("7d", 7 * 86_400_000),
-    ("28d", 28 * 86_400_000),
+pub const WINDOWS: [Window; 3] = [
+    Window {
+        label: "1d",
+        millis: 86_400_000,
+    },
+    Window {
+        label: "7d",
+        millis: 7 * 86_400_000,
+    },
+    Window {
+        label: "28d",
+        millis: 28 * 86_400_000,
+    },
 ];
-const LONGEST: i64 = WINDOWS[2].1;
+
+/// A trailing window of the active-user gauges: its `window` label and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub label: &'static str,
+    pub millis: i64,
+}
+const LONGEST: i64 = WINDOWS[2].millis;
 const PRUNE_EVERY_MS: i64 = 3_600_000;
 
 /// The workspace key of workspaces past the family's cap.
@@ -186,8 +303,8 @@ fn bump(slot: &mut i64, time: i64) {
 }
 
 fn add_to_windows(counts: &mut WindowCounts, reference: i64, t: i64) {
-    for (count, (_, len)) in counts.iter_mut().zip(WINDOWS) {
-        if t > reference - len {
+    for (count, window) in counts.iter_mut().zip(WINDOWS) {
+        if t > reference - window.millis {
             *count += 1;
         }
     }

@@ -1,5 +1,6 @@
-//! Distinct viewers per report over the last 7 and 28 UTC days, in memory bounded by reports
-//! and days, whatever the number of users.
+//! The viewers group: family `powerbi_report_viewers`, distinct viewers per report over the
+//! last 7 and 28 UTC days, in memory bounded by reports and days, whatever the number of
+//! users; and the views per report of the last day, for the status page ([`super::recent`]).
 //!
 //! Each report keeps one sketch per UTC day with views (at most [`DAYS_KEPT`] days). A day
 //! sketch holds the viewers' 32-bit hashes exactly up to [`SPARSE_MAX`] viewers, then turns
@@ -16,11 +17,126 @@ use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
+use super::labels::{self, label_set};
+use super::recent::{RecentViews, RecentViewsState};
 use super::series::Sym;
+use super::shared::{Counted, Expired, Refs, Sweep, View};
+use super::Limits;
+use crate::catalogue::{self, Family, Snapshot};
 use crate::decode::UserKey;
 
+label_set!(
+    /// A report's viewers in one window.
+    ReportWindow { report_id, window } for REPORT_VIEWERS
+);
+
+/// Reports with their own `powerbi_report_viewers` series (one per window each).
+pub fn report_viewers_cap(limits: &Limits) -> usize {
+    limits.cap(&catalogue::REPORT_VIEWERS) / WINDOWS.len()
+}
+
+/// The group: distinct viewers per report, and the day's views per report.
+#[derive(Debug)]
+pub struct ReportViewers {
+    viewers: Viewers,
+    /// ViewReport events per report over the last day, for the status page.
+    recent: RecentViews,
+}
+
+/// The durable form of [`ReportViewers`] (saved under the keys [`super::state_file`] names).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReportViewersState {
+    pub(super) viewers: ViewersState,
+    pub(super) recent_views: RecentViewsState,
+}
+
+impl ReportViewers {
+    pub fn new(limits: &Limits) -> Self {
+        Self::import(ReportViewersState::default(), limits)
+    }
+
+    #[inline]
+    pub fn observe(&mut self, ev: &Counted<'_, '_>) {
+        if !ev.is_report_view {
+            return;
+        }
+        if let Some(report) = ev.report {
+            self.recent.record(report, ev.time());
+        }
+        if let Some(user) = ev.event.user {
+            let (day, newest_day) = (ev.event.time.utc_day(), ev.newest.utc_day());
+            self.viewers.record(ev.report, user, day, newest_day);
+        }
+    }
+
+    /// The day's views per report.
+    pub fn recent(&self) -> &RecentViews {
+        &self.recent
+    }
+
+    pub fn expire(&mut self, sweep: Sweep, expired: &mut Expired) {
+        self.recent.prune(sweep.newest);
+        let reports = self.viewers.expire(sweep.cutoff);
+        expired.add(&catalogue::REPORT_VIEWERS, reports * WINDOWS.len() as u64);
+    }
+
+    pub fn refs(&self, refs: &mut Refs) {
+        refs.reports.extend(self.viewers.reports());
+        refs.reports.extend(self.recent.reports());
+    }
+
+    pub fn dropped(&self) -> [(&'static Family, u64); 1] {
+        [(&catalogue::REPORT_VIEWERS, self.viewers.dropped())]
+    }
+
+    pub fn render(&self, view: &View<'_>, out: &mut Snapshot) {
+        let today = view.reference.utc_day();
+        let samples = self.viewers.counts(today).flat_map(|(r, counts)| {
+            let report_id = view.ids.report(r);
+            WINDOWS.iter().zip(counts).map(move |(w, n)| {
+                let labels = ReportWindow {
+                    report_id: report_id.clone(),
+                    window: w.label.to_string(),
+                };
+                (labels, n)
+            })
+        });
+        labels::push(out, &catalogue::REPORT_VIEWERS, samples);
+    }
+
+    pub fn export(&self) -> ReportViewersState {
+        ReportViewersState {
+            viewers: self.viewers.export(),
+            recent_views: self.recent.export(),
+        }
+    }
+
+    pub fn import(state: ReportViewersState, limits: &Limits) -> Self {
+        ReportViewers {
+            viewers: Viewers::import(state.viewers, report_viewers_cap(limits)),
+            recent: RecentViews::import(state.recent_views),
+        }
+    }
+}
+
 /// Windows of `powerbi_report_viewers`, in days, with their label.
-pub const WINDOWS: [(&str, i64); 2] = [("28d", 28), ("7d", 7)];
+pub const WINDOWS: [Window; 2] = [
+    Window {
+        label: "28d",
+        days: 28,
+    },
+    Window {
+        label: "7d",
+        days: 7,
+    },
+];
+
+/// A window of `powerbi_report_viewers`: its `window` label and its whole UTC days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub label: &'static str,
+    pub days: i64,
+}
 /// Days kept per report: the longest window plus today.
 pub const DAYS_KEPT: i64 = 29;
 /// HyperLogLog precision: 2^P registers.
@@ -163,8 +279,8 @@ impl Viewers {
     pub fn counts(&self, today: i64) -> impl Iterator<Item = (Sym, [f64; 2])> + '_ {
         self.reports.iter().map(move |(&report, days)| {
             let mut out = [0.0; 2];
-            for (slot, (_, len)) in out.iter_mut().zip(WINDOWS) {
-                *slot = union(days.range(today - len + 1..=today).map(|(_, s)| s));
+            for (slot, window) in out.iter_mut().zip(WINDOWS) {
+                *slot = union(days.range(today - window.days + 1..=today).map(|(_, s)| s));
             }
             (report, out)
         })

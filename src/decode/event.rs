@@ -113,22 +113,54 @@ pub struct ActivityEvent<'a> {
     pub recipients: Vec<Cow<'a, str>>,
     /// `IsSuccess`; an event without the field counts as successful.
     pub success: bool,
-    /// Field type mismatches: fields present with a JSON type the API does not send there
-    /// (treated as absent), one bit per entry of [`TYPE_CHECKED_FIELDS`]; counted in
-    /// `powerbi_event_field_type_mismatches_total`, where schema drift shows first.
+    /// Fields present with an unexpected JSON type (treated as absent), one bit per
+    /// [`TypedField`] ([`TypedField::bit`]): schema drift shows here first.
     pub field_type_mismatches: u8,
 }
 
-/// The optional fields whose JSON type is checked, in the bit order of `field_type_mismatches`.
-pub const TYPE_CHECKED_FIELDS: [&str; 7] = [
-    "IsSuccess",
-    "ReportId",
-    "ReportName",
-    "UserId",
-    "UserType",
-    "WorkSpaceName",
-    "WorkspaceId",
-];
+/// An optional field whose JSON type is checked; the label value of
+/// `powerbi_event_field_type_mismatches_total{field}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypedField {
+    IsSuccess,
+    ReportId,
+    ReportName,
+    UserId,
+    UserType,
+    WorkSpaceName,
+    WorkspaceId,
+}
+
+impl TypedField {
+    /// Every field, in the bit order of `field_type_mismatches` (the variants' order).
+    pub const ALL: [TypedField; 7] = [
+        TypedField::IsSuccess,
+        TypedField::ReportId,
+        TypedField::ReportName,
+        TypedField::UserId,
+        TypedField::UserType,
+        TypedField::WorkSpaceName,
+        TypedField::WorkspaceId,
+    ];
+
+    /// The field's name as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TypedField::IsSuccess => "IsSuccess",
+            TypedField::ReportId => "ReportId",
+            TypedField::ReportName => "ReportName",
+            TypedField::UserId => "UserId",
+            TypedField::UserType => "UserType",
+            TypedField::WorkSpaceName => "WorkSpaceName",
+            TypedField::WorkspaceId => "WorkspaceId",
+        }
+    }
+
+    /// Its bit in [`ActivityEvent::field_type_mismatches`].
+    pub fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
 
 /// Why an event was skipped; the label value of `powerbi_events_rejected_total{reason}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -242,29 +274,36 @@ impl<'a> RawEvent<'a> {
         })
     }
 
-    /// Bits of [`TYPE_CHECKED_FIELDS`] whose value has a type the API does not send there.
+    /// The [`TypedField::bit`]s of the fields whose value has a type the API does not send
+    /// there.
     fn field_type_mismatches(&self) -> u8 {
+        TypedField::ALL.iter().fold(0, |bits, &f| {
+            bits | if self.is_mismatched(f) { f.bit() } else { 0 }
+        })
+    }
+
+    /// Whether `field` holds a JSON type the API does not send there.
+    fn is_mismatched(&self, field: TypedField) -> bool {
         let text =
             |v: &Lenient<'_>| matches!(v, Lenient::Bool(_) | Lenient::Int(_) | Lenient::Other);
-        let checks = [
-            matches!(
+        match field {
+            TypedField::IsSuccess => matches!(
                 self.is_success,
                 Lenient::Str(_) | Lenient::Int(_) | Lenient::Other
             ),
-            text(&self.report_id),
-            text(&self.report_name),
-            text(&self.user_id),
-            match &self.user_type {
+            TypedField::ReportId => text(&self.report_id),
+            TypedField::ReportName => text(&self.report_name),
+            TypedField::UserId => text(&self.user_id),
+            TypedField::UserType => match &self.user_type {
                 Lenient::Str(name) => user_type_named(name).is_none(),
                 Lenient::Bool(_) | Lenient::Other => true,
                 _ => false,
             },
-            text(&self.workspace_name) || text(&self.workspace_name_alias),
-            text(&self.workspace_id),
-        ];
-        checks.iter().enumerate().fold(0, |bits, (i, mismatched)| {
-            bits | (u8::from(*mismatched) << i)
-        })
+            TypedField::WorkSpaceName => {
+                text(&self.workspace_name) || text(&self.workspace_name_alias)
+            }
+            TypedField::WorkspaceId => text(&self.workspace_id),
+        }
     }
 }
 
@@ -690,11 +729,10 @@ mod tests {
     fn fields_of_an_unexpected_type_are_flagged_and_treated_as_absent() {
         let json = br#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","IsSuccess":"false","UserId":7,"ReportId":{"x":1},"UserType":"6","WorkSpaceName":null,"WorkspaceId":"w"}"#;
         let e = decode_event(json).unwrap();
-        let flagged: Vec<&str> = TYPE_CHECKED_FIELDS
+        let flagged: Vec<&str> = TypedField::ALL
             .iter()
-            .enumerate()
-            .filter(|(i, _)| e.field_type_mismatches >> i & 1 == 1)
-            .map(|(_, f)| *f)
+            .filter(|f| e.field_type_mismatches & f.bit() != 0)
+            .map(|f| f.as_str())
             .collect();
         assert_eq!(flagged, ["IsSuccess", "ReportId", "UserId", "UserType"]);
         assert!(e.success && e.user_id.is_none() && e.report_id.is_none());

@@ -23,8 +23,8 @@ pub mod time;
 use std::io::Read;
 
 pub use event::{
-    decode_event, Activity, ActivityEvent, EventKey, Rejection, ReportId, UserKey, WorkspaceId,
-    TYPE_CHECKED_FIELDS,
+    decode_event, Activity, ActivityEvent, EventKey, Rejection, ReportId, TypedField, UserKey,
+    WorkspaceId,
 };
 pub use split::{split_slice, Element, SplitError, Splitter};
 pub use time::UnixMillis;

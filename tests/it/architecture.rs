@@ -107,16 +107,6 @@ const LONG_FUNCTIONS: &[LongFunction] = &[
         reason: BEING_SHORTENED,
     },
     LongFunction {
-        file: "src/aggregate/mod.rs",
-        name: "snapshot",
-        reason: BEING_SHORTENED,
-    },
-    LongFunction {
-        file: "src/aggregate/mod.rs",
-        name: "import",
-        reason: BEING_SHORTENED,
-    },
-    LongFunction {
         file: "src/app.rs",
         name: "serve",
         reason: BEING_SHORTENED,
