@@ -1,11 +1,15 @@
 //! Command-line flags, spelled like the Prometheus exporter-toolkit (`--web.*`, `--log.*`).
 //!
-//! Flags are parsed here and only here; [`crate::config`] layers them over the YAML file and
-//! validates the result. Flags left unset are `None`, so the file's values survive.
+//! Each component declares its own flags (`exposition::settings::WebFlags`, …), flattened
+//! here; [`crate::app::settings`] layers them over the YAML file and validates the result.
+//! Flags left unset are `None`, so the file's values survive.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::exposition::settings::WebFlags;
+use crate::telemetry::settings::LogFlags;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,38 +54,11 @@ pub struct RunArgs {
     )]
     pub config_file: Option<PathBuf>,
 
-    /// Address to listen on for the web interface and telemetry [default: :10195].
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
-    pub listen_address: Option<String>,
+    #[command(flatten)]
+    pub web: WebFlags,
 
-    /// Path under which to expose metrics [default: /metrics].
-    #[arg(long = "web.telemetry-path", value_name = "PATH")]
-    pub telemetry_path: Option<String>,
-
-    /// Leave out the process_* metrics about the exporter process.
-    #[arg(long = "web.disable-exporter-metrics")]
-    pub disable_exporter_metrics: bool,
-
-    /// Prometheus exporter-toolkit web config (TLS, client certificates, basic auth, headers);
-    /// reloaded when it or a file it names changes. The same variable tells `healthcheck`.
-    #[arg(
-        long = "web.config.file",
-        value_name = "FILE",
-        env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
-    )]
-    pub web_config_file: Option<PathBuf>,
-
-    /// Maximum number of concurrent scrapes; 0 = no limit [default: 40].
-    #[arg(long = "web.max-requests", value_name = "N")]
-    pub max_requests: Option<usize>,
-
-    /// Only log messages with the given severity or above [default: info].
-    #[arg(long = "log.level", value_name = "LEVEL", value_parser = ["debug", "info", "warn", "error"])]
-    pub log_level: Option<String>,
-
-    /// Output format of log messages [default: logfmt].
-    #[arg(long = "log.format", value_name = "FORMAT", value_parser = ["logfmt", "json"])]
-    pub log_format: Option<String>,
+    #[command(flatten)]
+    pub log: LogFlags,
 
     /// Replay saved activity events: a file or a directory of API pages, JSON arrays of
     /// events, or JSON Lines.
@@ -435,4 +412,52 @@ pub struct SimulateArgs {
     /// File to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_flags_of_every_component_fit_together() {
+        // Flattened components must not reuse an argument id; clap checks it here, not only
+        // at the first run.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_switch_is_on_with_its_name_or_true_and_off_with_false_or_its_no_form() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["powerbi-exporter"], args].concat()).unwrap();
+            let web = cli.run.web;
+            crate::config::switch(
+                web.disable_exporter_metrics,
+                web.no_disable_exporter_metrics,
+            )
+        };
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&["--web.disable-exporter-metrics"]), Some(true));
+        assert_eq!(parse(&["--web.disable-exporter-metrics=true"]), Some(true));
+        assert_eq!(
+            parse(&["--web.disable-exporter-metrics=false"]),
+            Some(false)
+        );
+        assert_eq!(parse(&["--no-web.disable-exporter-metrics"]), Some(false));
+        // The last of the pair wins, as in kingpin.
+        assert_eq!(
+            parse(&[
+                "--web.disable-exporter-metrics",
+                "--no-web.disable-exporter-metrics"
+            ]),
+            Some(false)
+        );
+        assert_eq!(
+            parse(&[
+                "--no-web.disable-exporter-metrics",
+                "--web.disable-exporter-metrics"
+            ]),
+            Some(true)
+        );
+    }
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use powerbi_exporter::config::Config;
+use powerbi_exporter::app::Config;
 use serde_yaml_ng::Value;
 
 /// Largest file the config may read during fuzzing (every real one is far smaller).

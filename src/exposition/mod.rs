@@ -3,6 +3,7 @@
 pub mod healthcheck;
 pub mod http;
 pub mod otlp;
+pub mod settings;
 pub mod status;
 pub mod text;
 pub mod webconfig;

@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
+pub mod settings;
+
+pub use settings::{Config, SourceConfig};
+
 use crate::aggregate::people::UserLabelConfig;
 use crate::aggregate::{Aggregator, Reference};
 use crate::catalogue::{FamilySamples, Sample};
-use crate::config::{Config, SourceConfig};
 use crate::decode::UnixMillis;
 use crate::exposition::otlp::{self, MetricsPush, OtlpError};
 use crate::exposition::webconfig::{WebConfigError, WebSettings};

@@ -1,20 +1,23 @@
-//! Configuration: defaults, then the YAML file (`--config.file`), then flags.
+//! The exporter's settings, composed: the config file's sections and the flags of every
+//! component, resolved in one pass so that every problem is reported at once.
 //!
 //! Invariants:
 //! - every problem is reported at once, each naming the key or flag and what is expected;
 //!   the binary exits 2 on any of them;
 //! - unknown keys are errors (a typo must not silently fall back to a default);
 //! - after [`Config::load`] succeeds the values are valid: later stages do not re-check them.
+//!
+//! Components that own their settings (`exposition::settings`, `telemetry::settings`) declare
+//! their section, flags and `resolve`; the rest is still resolved here until it moves.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::ops::RangeBounds;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde_yaml_ng::{Mapping, Value};
+use serde_yaml_ng::Mapping;
 
 use crate::aggregate::dedup::DedupAnchor;
 use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
@@ -22,46 +25,20 @@ use crate::aggregate::{AggregateConfig, Limits, DEFAULT_SERIES_RETENTION, MIN_SE
 use crate::azure::auth::{Authority, Credential, Secret};
 use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
+use crate::config::{Description, Document, Problems, Section, Sourced};
 use crate::decode::UnixMillis;
 use crate::duration;
 use crate::exposition::otlp::OtlpConfig;
+use crate::exposition::settings::{WebConfig, WebFile};
 use crate::forward::logs_ingestion::{LogsIngestionConfig, MAX_BODY_BYTES};
 use crate::source::demo::DemoConfig;
-use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
+use crate::source::powerbi::client::{HostPolicy, RetryPolicy, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::source::powerbi::cloud::Cloud;
 use crate::source::powerbi::inventory::{InventoryConfig, MAX_PAGE_SIZE};
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
 use crate::source::replay::{ReplayConfig, DEFAULT_MAX_IDS_PER_PASS};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogConfig {
-    pub level: tracing::Level,
-    pub format: LogFormat,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebConfig {
-    pub listen_address: SocketAddr,
-    pub telemetry_path: String,
-    pub disable_exporter_metrics: bool,
-    /// `--web.config.file`; validated at load, re-read by the server when it changes.
-    pub config_file: Option<PathBuf>,
-    /// `--web.max-requests`: concurrent scrapes allowed, 0 = no limit.
-    pub max_requests: usize,
-}
-
-/// Largest API response accepted by default: pages of 10,000 events are ~20 MB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
-
-/// Concurrent scrapes allowed by default, as in node_exporter.
-pub const DEFAULT_MAX_REQUESTS: usize = 40;
+use crate::telemetry::settings::{LogConfig, LogFile};
 
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
@@ -114,32 +91,14 @@ impl Config {
 
     /// The effective settings as YAML-like lines, for `check-config`; secrets never appear.
     pub fn describe(&self) -> String {
-        use std::fmt::Write as _;
+        let mut description = Description::default();
+        self.web.describe(&mut description);
+        self.log.describe(&mut description);
         let mut out = String::new();
         let mut line = |key: &str, value: String| {
+            use std::fmt::Write as _;
             let _ = writeln!(out, "{key}: {value}");
         };
-        line("web.listen_address", self.web.listen_address.to_string());
-        line("web.telemetry_path", self.web.telemetry_path.clone());
-        line(
-            "web.disable_exporter_metrics",
-            self.web.disable_exporter_metrics.to_string(),
-        );
-        line(
-            "web.config_file",
-            self.web
-                .config_file
-                .as_ref()
-                .map_or("(none: plain HTTP, no authentication)".into(), |p| {
-                    p.display().to_string()
-                }),
-        );
-        line("web.max_requests", self.web.max_requests.to_string());
-        line("log.level", self.log.level.as_str().to_ascii_lowercase());
-        line(
-            "log.format",
-            format!("{:?}", self.log.format).to_ascii_lowercase(),
-        );
         line(
             "state.dir",
             self.state_dir
@@ -302,41 +261,13 @@ impl Config {
         if self.once {
             line("once", "true".into());
         }
-        out
+        description.finish() + &out
     }
 }
-
-/// Every problem found in the file and the flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<String>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration ({} problem{}):",
-            self.0.len(),
-            if self.0.len() == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            writeln!(f, "  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 /// Raw values before validation: strings as written, with where each came from.
 #[derive(Debug, Default)]
 struct Raw {
-    listen_address: Option<(String, String)>,
-    telemetry_path: Option<(String, String)>,
-    disable_exporter_metrics: bool,
-    web_config_file: Option<(PathBuf, String)>,
-    max_requests: Option<usize>,
-    log_level: Option<(String, String)>,
-    log_format: Option<(String, String)>,
     replay: Option<PathBuf>,
     replay_max_ids_per_pass: Option<(usize, String)>,
     demo: bool,
@@ -396,38 +327,58 @@ struct RawLive {
 
 impl Config {
     /// Loads the file named by `--config.file` (if any) and applies the flags over it.
-    pub fn load(args: &RunArgs) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut raw = read_config_file(args.config_file.as_deref(), &mut errors);
-        apply_flags(args, &mut raw, &mut errors);
-        read_credential_env(&mut raw.live.credential);
-        let config = validate(raw, &mut errors);
-        match config {
-            Some(c) if errors.is_empty() => Ok(c),
-            _ => Err(ConfigErrors(errors)),
-        }
+    pub fn load(args: &RunArgs) -> Result<Config, Problems> {
+        let mut problems = Problems::default();
+        let doc = Document::load(args.config_file.as_deref(), TOP_KEYS, &mut problems);
+        let mut file = FileSections::read(&doc, &mut problems);
+        apply_flags(args, &mut file.raw, &mut problems.0);
+        read_credential_env(&mut file.raw.live.credential);
+        let config = resolve(file, args, &mut problems);
+        problems.into_result(config)
     }
 
     /// Parses a YAML document alone (no flags), for tests and `check-config`.
-    pub fn from_yaml(text: &str) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut raw = Raw::default();
-        read_file(text, &mut raw, &mut errors);
-        let config = validate(raw, &mut errors);
-        match config {
-            Some(c) if errors.is_empty() => Ok(c),
-            _ => Err(ConfigErrors(errors)),
-        }
+    pub fn from_yaml(text: &str) -> Result<Config, Problems> {
+        let mut problems = Problems::default();
+        let doc = Document::parse(text, TOP_KEYS, &mut problems);
+        let file = FileSections::read(&doc, &mut problems);
+        let config = resolve(file, &RunArgs::default(), &mut problems);
+        problems.into_result(config)
     }
+}
+
+/// The config file, read section by section.
+struct FileSections {
+    web: WebFile,
+    log: LogFile,
+    /// The sections not yet owned by their component.
+    raw: Raw,
+}
+
+impl FileSections {
+    fn read(doc: &Document, problems: &mut Problems) -> FileSections {
+        let web = doc.section(problems);
+        let log = doc.section(problems);
+        let mut raw = Raw::default();
+        read_file(doc, &mut raw, &mut problems.0);
+        FileSections { web, log, raw }
+    }
+}
+
+/// Each component's settings: flags over the file, checked.
+fn resolve(file: FileSections, args: &RunArgs, problems: &mut Problems) -> Option<Config> {
+    let web = WebConfig::resolve(file.web, &args.web, problems);
+    let log = LogConfig::resolve(file.log, &args.log, problems);
+    validate(file.raw, web, log, &mut problems.0)
 }
 
 // === The YAML file ===
 
 /// `otlp:`, `logs_ingestion:` and `forward:`.
-fn read_forwarding(top: &Mapping, raw: &mut Raw, errors: &mut Vec<String>) {
+fn read_forwarding(doc: &Document, raw: &mut Raw, errors: &mut Vec<String>) {
     let file = |key: &str| format!("config key `{key}`");
     if let Some(otlp) = sub(
-        top,
+        doc,
         "otlp",
         &["enabled", "logs", "logs_user_attribute"],
         errors,
@@ -440,7 +391,7 @@ fn read_forwarding(top: &Mapping, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.otlp_logs_user_attribute = flag("logs_user_attribute", errors);
     }
     if let Some(li) = sub(
-        top,
+        doc,
         "logs_ingestion",
         &["endpoint", "dcr_id", "stream", "timeout"],
         errors,
@@ -454,7 +405,7 @@ fn read_forwarding(top: &Mapping, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.logs_ingestion.stream = string("stream", "a stream name", errors);
         raw.logs_ingestion.timeout = string("timeout", "a duration like 30s", errors);
     }
-    if let Some(fw) = sub(top, "forward", &["max_backlog_bytes"], errors) {
+    if let Some(fw) = sub(doc, "forward", &["max_backlog_bytes"], errors) {
         raw.forward_max_backlog_bytes = field(
             fw,
             "forward.max_backlog_bytes",
@@ -465,8 +416,8 @@ fn read_forwarding(top: &Mapping, raw: &mut Raw, errors: &mut Vec<String>) {
 }
 
 const TOP_KEYS: &[&str] = &[
-    "web",
-    "log",
+    WebFile::KEY,
+    LogFile::KEY,
     "replay",
     "demo",
     "limits",
@@ -493,55 +444,9 @@ const FILTER_KEYS: &[&str] = &[
     "exclude_activities",
 ];
 
-fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
-    let doc: Value = match serde_yaml_ng::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return errors.push(format!("config file is not valid YAML: {e}")),
-    };
-    if doc.is_null() {
-        return;
-    }
-    let Some(top) = section(&doc, "", TOP_KEYS, errors) else {
-        return;
-    };
+fn read_file(doc: &Document, raw: &mut Raw, errors: &mut Vec<String>) {
     let file = |key: &str| format!("config key `{key}`");
-    if let Some(web) = sub(
-        top,
-        "web",
-        &[
-            "listen_address",
-            "telemetry_path",
-            "disable_exporter_metrics",
-            "config_file",
-            "max_requests",
-        ],
-        errors,
-    ) {
-        raw.web_config_file = field::<PathBuf>(web, "web.config_file", "a file path", errors)
-            .map(|v| (v, file("web.config_file")));
-        raw.max_requests = field(web, "web.max_requests", "a whole number", errors);
-        raw.listen_address = field::<String>(
-            web,
-            "web.listen_address",
-            "a string like \":10195\"",
-            errors,
-        )
-        .map(|v| (v, file("web.listen_address")));
-        raw.telemetry_path =
-            field::<String>(web, "web.telemetry_path", "a path like /metrics", errors)
-                .map(|v| (v, file("web.telemetry_path")));
-        raw.disable_exporter_metrics =
-            field::<bool>(web, "web.disable_exporter_metrics", "true or false", errors)
-                .unwrap_or(false);
-    }
-    if let Some(log) = sub(top, "log", &["level", "format"], errors) {
-        raw.log_level =
-            field::<String>(log, "log.level", "one of debug, info, warn, error", errors)
-                .map(|v| (v, file("log.level")));
-        raw.log_format = field::<String>(log, "log.format", "logfmt or json", errors)
-            .map(|v| (v, file("log.format")));
-    }
-    if let Some(replay) = sub(top, "replay", &["path", "max_ids_per_pass"], errors) {
+    if let Some(replay) = sub(doc, "replay", &["path", "max_ids_per_pass"], errors) {
         raw.replay = field::<PathBuf>(replay, "replay.path", "a file or directory path", errors);
         raw.replay_max_ids_per_pass = field::<usize>(
             replay,
@@ -552,7 +457,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         .map(|v| (v, file("replay.max_ids_per_pass")));
     }
     if let Some(demo) = sub(
-        top,
+        doc,
         "demo",
         &[
             "enabled",
@@ -576,7 +481,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.demo_api_only =
             field::<bool>(demo, "demo.api_only", "true or false", errors).unwrap_or(false);
     }
-    if let Some(limits) = sub(top, "limits", &["max_series", "series_retention"], errors) {
+    if let Some(limits) = sub(doc, "limits", &["max_series", "series_retention"], errors) {
         raw.series_retention = field::<String>(
             limits,
             "limits.series_retention",
@@ -596,7 +501,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
                 .collect();
         }
     }
-    if let Some(f) = sub(top, "filters", FILTER_KEYS, errors) {
+    if let Some(f) = sub(doc, "filters", FILTER_KEYS, errors) {
         let list = |key: &str, errors: &mut Vec<String>| -> Vec<String> {
             field(
                 f,
@@ -628,7 +533,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         .unwrap_or(false);
     }
     if let Some(inv) = sub(
-        top,
+        doc,
         "inventory",
         &[
             "enabled",
@@ -659,25 +564,25 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             field::<usize>(inv, "inventory.page_size", "a whole number", errors)
                 .map(|v| (v, file("inventory.page_size")));
     }
-    if let Some(users) = sub(top, "users", &["label", "pseudonym_key_file"], errors) {
+    if let Some(users) = sub(doc, "users", &["label", "pseudonym_key_file"], errors) {
         raw.users_label = field::<String>(users, "users.label", "pseudonym, plain or off", errors)
             .map(|v| (v, file("users.label")));
         raw.pseudonym_key_file =
             field::<PathBuf>(users, "users.pseudonym_key_file", "a file path", errors)
                 .map(|v| (v, file("users.pseudonym_key_file")));
     }
-    if let Some(tenant) = sub(top, "tenant", &["domains"], errors) {
+    if let Some(tenant) = sub(doc, "tenant", &["domains"], errors) {
         raw.tenant_domains =
             field(tenant, "tenant.domains", "a list of domains", errors).unwrap_or_default();
     }
-    if let Some(dedup) = sub(top, "dedup", &["window"], errors) {
+    if let Some(dedup) = sub(doc, "dedup", &["window"], errors) {
         raw.dedup_window = field::<String>(dedup, "dedup.window", "a duration like 29d", errors)
             .map(|v| (v, file("dedup.window")));
     }
-    if let Some(state) = sub(top, "state", &["dir"], errors) {
+    if let Some(state) = sub(doc, "state", &["dir"], errors) {
         raw.state_dir = field(state, "state.dir", "a directory path", errors);
     }
-    read_forwarding(top, raw, errors);
+    read_forwarding(doc, raw, errors);
     let keys = [
         "api_url",
         "poll_interval",
@@ -688,7 +593,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         "request_timeout",
         "max_response_bytes",
     ];
-    if let Some(pb) = sub(top, "powerbi", &keys, errors) {
+    if let Some(pb) = sub(doc, "powerbi", &keys, errors) {
         let string = |key: &str, expected: &str, errors: &mut Vec<String>| {
             let path = format!("powerbi.{key}");
             field::<String>(pb, &path, expected, errors).map(|v| (v, file(&path)))
@@ -715,7 +620,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         .map(|v| (v, file("powerbi.max_requests_per_hour")));
     }
     if let Some(az) = sub(
-        top,
+        doc,
         "azure",
         &[
             "authority_host",
@@ -747,53 +652,17 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
     }
 }
 
-/// The mapping at `path`, with unknown keys reported.
-fn section<'a>(
-    value: &'a Value,
-    path: &str,
-    known: &[&str],
-    errors: &mut Vec<String>,
-) -> Option<&'a Mapping> {
-    let Some(map) = value.as_mapping() else {
-        let what = if path.is_empty() {
-            "the config file".to_string()
-        } else {
-            format!("config key `{path}`")
-        };
-        errors.push(format!("{what}: expected a mapping of keys to values"));
-        return None;
-    };
-    for key in map.keys() {
-        let name = key.as_str().unwrap_or("<not a string>");
-        if !known.contains(&name) {
-            let full = if path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{path}.{name}")
-            };
-            errors.push(format!(
-                "config key `{full}` is unknown (known keys{}: {})",
-                if path.is_empty() { "" } else { " here" },
-                known.join(", ")
-            ));
-        }
-    }
-    Some(map)
-}
-
+/// The mapping of a section not yet declared with `section!`, its unknown keys reported.
 fn sub<'a>(
-    top: &'a Mapping,
+    doc: &'a Document,
     key: &str,
     known: &[&str],
     errors: &mut Vec<String>,
 ) -> Option<&'a Mapping> {
-    top.get(key).and_then(|v| {
-        if v.is_null() {
-            None
-        } else {
-            section(v, key, known, errors)
-        }
-    })
+    let mut problems = Problems::default();
+    let map = doc.mapping(key, known, &mut problems);
+    errors.extend(problems.0);
+    map
 }
 
 fn field<T: DeserializeOwned>(
@@ -821,13 +690,6 @@ fn field<T: DeserializeOwned>(
 
 fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     let flag = |name: &str| format!("flag --{name}");
-    if let Some(v) = &args.listen_address {
-        raw.listen_address = Some((v.clone(), flag("web.listen-address")));
-    }
-    if let Some(v) = &args.telemetry_path {
-        raw.telemetry_path = Some((v.clone(), flag("web.telemetry-path")));
-    }
-    raw.disable_exporter_metrics |= args.disable_exporter_metrics;
     let spec = &mut raw.filters;
     for (slot, flags) in [
         (&mut spec.include_workspaces, &args.filter_include_workspace),
@@ -851,12 +713,6 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.tenant_domains.clone_from(&args.tenant_domains);
     }
     spec.exclude_service_principals |= args.filter_exclude_service_principals;
-    if let Some(v) = &args.web_config_file {
-        raw.web_config_file = Some((v.clone(), flag("web.config.file")));
-    }
-    if args.max_requests.is_some() {
-        raw.max_requests = args.max_requests;
-    }
     raw.once = args.once;
     raw.otlp_enabled |= args.otlp_enabled;
     raw.otlp_logs |= args.otlp_logs;
@@ -893,12 +749,6 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     }
     if args.state_dir.is_some() {
         raw.state_dir.clone_from(&args.state_dir);
-    }
-    if let Some(v) = &args.log_level {
-        raw.log_level = Some((v.clone(), flag("log.level")));
-    }
-    if let Some(v) = &args.log_format {
-        raw.log_format = Some((v.clone(), flag("log.format")));
     }
     if let Some(n) = args.replay_max_ids_per_pass {
         raw.replay_max_ids_per_pass = Some((n, flag("replay.max-ids-per-pass")));
@@ -1041,44 +891,12 @@ fn apply_live_flags(args: &LiveArgs, live: &mut RawLive) {
 
 // === Validation ===
 
-fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
-    let listen_address = match &raw.listen_address {
-        None => Some(SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT))),
-        Some((v, from)) => parse_listen_address(v)
-            .map_err(|e| errors.push(format!("{from} {v:?}: {e}")))
-            .ok(),
-    };
-    let telemetry_path = match raw.telemetry_path {
-        None => "/metrics".to_string(),
-        Some((v, from)) => {
-            if !v.starts_with('/') || v == "/" || v.starts_with("/-/") {
-                errors.push(format!(
-                    "{from} {v:?}: expected a path starting with '/', other than / and /-/…"
-                ));
-            }
-            v
-        }
-    };
-    let level = match raw.log_level.as_ref().map(|(v, f)| (v.as_str(), f)) {
-        None | Some(("info", _)) => tracing::Level::INFO,
-        Some(("debug", _)) => tracing::Level::DEBUG,
-        Some(("warn", _)) => tracing::Level::WARN,
-        Some(("error", _)) => tracing::Level::ERROR,
-        Some((v, from)) => {
-            errors.push(format!(
-                "{from} {v:?}: expected one of debug, info, warn, error"
-            ));
-            tracing::Level::INFO
-        }
-    };
-    let format = match raw.log_format.as_ref().map(|(v, f)| (v.as_str(), f)) {
-        None | Some(("logfmt", _)) => LogFormat::Logfmt,
-        Some(("json", _)) => LogFormat::Json,
-        Some((v, from)) => {
-            errors.push(format!("{from} {v:?}: expected logfmt or json"));
-            LogFormat::Logfmt
-        }
-    };
+fn validate(
+    raw: Raw,
+    web: Option<WebConfig>,
+    log: LogConfig,
+    errors: &mut Vec<String>,
+) -> Option<Config> {
     let mut limits = Limits::default();
     for (family, n, from) in raw.max_series {
         match catalogue::by_name(&family) {
@@ -1223,15 +1041,6 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
         .filter(|d| !d.is_empty())
         .collect();
-    let web_config_file = raw.web_config_file.and_then(|(path, origin)| {
-        match crate::exposition::webconfig::WebSettings::load(&path) {
-            Ok(_) => Some(path),
-            Err(e) => {
-                errors.push(format!("{origin}: {e}"));
-                None
-            }
-        }
-    });
     let otlp = OtlpConfig::resolve(
         raw.otlp_enabled,
         raw.otlp_logs,
@@ -1266,14 +1075,8 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
     Some(Config {
         otlp,
         forward,
-        web: WebConfig {
-            listen_address: listen_address?,
-            telemetry_path,
-            disable_exporter_metrics: raw.disable_exporter_metrics,
-            config_file: web_config_file,
-            max_requests: raw.max_requests.unwrap_or(DEFAULT_MAX_REQUESTS),
-        },
-        log: LogConfig { level, format },
+        web: web?,
+        log,
         once: raw.once,
         state_dir: raw.state_dir,
         source: source?,
@@ -1678,14 +1481,14 @@ fn read_credential_env(credential: &mut RawCredential) {
 
 /// The live source and the aggregation settings for `top` against a tenant: flags and the
 /// environment only (no config file), checked like the exporter's.
-pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig), ConfigErrors> {
+pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig), Problems> {
     let mut errors = Vec::new();
     let mut raw = RawLive::default();
     apply_live_flags(args, &mut raw);
     read_credential_env(&mut raw.credential);
     if !raw.credential.requested() {
         errors.push("top needs --replay PATH, or a tenant: set AZURE_TENANT_ID, AZURE_CLIENT_ID and a credential (see README, Connecting a real tenant)".into());
-        return Err(ConfigErrors(errors));
+        return Err(Problems(errors));
     }
     let own_user = raw.credential.client_id.clone();
     let exclude_own_exports = !raw.count_own_exports;
@@ -1699,7 +1502,7 @@ pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig),
                 ..AggregateConfig::default()
             },
         )),
-        _ => Err(ConfigErrors(errors)),
+        _ => Err(Problems(errors)),
     }
 }
 
@@ -1863,76 +1666,36 @@ pub struct ProbeTarget {
     pub web_config_file: Option<PathBuf>,
 }
 
-/// The `--config.file` at `path` read into a fresh [`Raw`] (an empty one without a file);
-/// what cannot be read or understood goes to `errors`.
-fn read_config_file(path: Option<&Path>, errors: &mut Vec<String>) -> Raw {
-    let mut raw = Raw::default();
-    if let Some(path) = path {
-        match crate::files::read_small_to_string(path) {
-            Ok(text) => read_file(&text, &mut raw, errors),
-            Err(e) => errors.push(format!(
-                "--config.file {}: cannot read it: {e}",
-                path.display()
-            )),
-        }
-    }
-    raw
-}
-
 /// The probe's target, read like the exporter reads its own: `--config.file`'s `web:` section
 /// (the whole file is checked, as the exporter would check it), the healthcheck's own flags
 /// over it, then the default address.
-pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, ConfigErrors> {
-    let mut errors = Vec::new();
-    let mut raw = read_config_file(args.config_file.as_deref(), &mut errors);
-    let flag = |name: &str| format!("flag --{name}");
-    if let Some(v) = &args.listen_address {
-        raw.listen_address = Some((v.clone(), flag("web.listen-address")));
-    }
-    if let Some(v) = &args.web_config_file {
-        raw.web_config_file = Some((v.clone(), flag("web.config.file")));
-    }
-    let listen_address = match &raw.listen_address {
-        None => SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT)),
-        Some((v, from)) => parse_listen_address(v).unwrap_or_else(|e| {
-            errors.push(format!("{from} {v:?}: {e}"));
-            SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT))
-        }),
-    };
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
-    Ok(ProbeTarget {
+pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, Problems> {
+    let mut problems = Problems::default();
+    let doc = Document::load(args.config_file.as_deref(), TOP_KEYS, &mut problems);
+    let file = FileSections::read(&doc, &mut problems);
+    let listen_address = crate::exposition::settings::listen_address(
+        Sourced::layer(
+            file.web.listen_address,
+            args.listen_address.clone(),
+            "web.listen-address",
+        ),
+        &mut problems,
+    );
+    let web_config_file = Sourced::layer(
+        file.web.config_file,
+        args.web_config_file.clone(),
+        "web.config.file",
+    );
+    problems.into_result(listen_address.map(|listen_address| ProbeTarget {
         listen_address,
-        web_config_file: raw.web_config_file.map(|(path, _)| path),
-    })
-}
-
-/// `:PORT` (all interfaces, as the exporter-toolkit writes it), `HOST:PORT` or `[V6]:PORT`.
-pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
-    let expected = "expected HOST:PORT, e.g. :10195 or 127.0.0.1:10195";
-    if let Some(port) = s.strip_prefix(':') {
-        return port
-            .parse::<u16>()
-            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
-            .map_err(|_| expected.to_string());
-    }
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => s
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host} resolves to no address")),
-        _ => Err(expected.to_string()),
-    }
+        web_config_file: web_config_file.map(|file| file.value),
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::settings::LogFormat;
 
     #[test]
     fn a_full_file_is_read() {
@@ -2072,23 +1835,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("expected one of public, usgov"));
-    }
-
-    #[test]
-    fn listen_addresses() {
-        assert_eq!(
-            parse_listen_address(":10195"),
-            Ok(SocketAddr::from(([0, 0, 0, 0], 10195)))
-        );
-        assert_eq!(
-            parse_listen_address("[::1]:80"),
-            Ok("[::1]:80".parse().unwrap())
-        );
-        assert!(parse_listen_address("localhost:0")
-            .unwrap()
-            .ip()
-            .is_loopback());
-        assert!(parse_listen_address("10195").is_err());
-        assert!(parse_listen_address(":99999").is_err());
     }
 }

@@ -1,0 +1,286 @@
+//! The web server's settings (`web.*` in the file, `--web.*` flags): where it listens, the
+//! metrics path, the exporter-toolkit web config, the scrape limit.
+//!
+//! Invariant: a resolved [`WebConfig`] is valid (the address parsed, the path usable, the web
+//! config file readable); the server does not check it again.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::{section, switch, with_default, Description, Problems, Sourced};
+use crate::DEFAULT_PORT;
+
+/// Path of the metrics by default.
+pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
+
+/// Concurrent scrapes allowed by default, as in node_exporter.
+pub const DEFAULT_MAX_REQUESTS: usize = 40;
+
+/// All interfaces at the default port.
+pub fn default_listen_address() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub listen_address: SocketAddr,
+    pub telemetry_path: String,
+    pub disable_exporter_metrics: bool,
+    /// `--web.config.file`; validated at load, re-read by the server when it changes.
+    pub config_file: Option<PathBuf>,
+    /// `--web.max-requests`: concurrent scrapes allowed, 0 = no limit.
+    pub max_requests: usize,
+}
+
+section! {
+    /// `web:` of the config file.
+    pub struct WebFile("web") {
+        listen_address: String => "a string like \":10195\"",
+        telemetry_path: String => "a path like /metrics",
+        disable_exporter_metrics: bool => "true or false",
+        config_file: PathBuf => "a file path",
+        max_requests: usize => "a whole number",
+    }
+}
+
+/// The `--web.*` flags; unset ones leave the file's values.
+#[derive(Debug, Args, Default)]
+pub struct WebFlags {
+    #[arg(
+        long = "web.listen-address",
+        value_name = "HOST:PORT",
+        help = with_default("Address to listen on for the web interface and telemetry", format!(":{DEFAULT_PORT}"))
+    )]
+    pub listen_address: Option<String>,
+
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        help = with_default("Path under which to expose metrics", DEFAULT_TELEMETRY_PATH)
+    )]
+    pub telemetry_path: Option<String>,
+
+    /// Leave out the process_* metrics about the exporter process (`=false` or
+    /// `--no-web.disable-exporter-metrics` keeps them though the file leaves them out).
+    #[arg(
+        long = "web.disable-exporter-metrics",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        overrides_with = "no_disable_exporter_metrics"
+    )]
+    pub disable_exporter_metrics: Option<bool>,
+
+    #[arg(
+        long = "no-web.disable-exporter-metrics",
+        hide = true,
+        overrides_with = "disable_exporter_metrics"
+    )]
+    pub no_disable_exporter_metrics: bool,
+
+    /// Prometheus exporter-toolkit web config (TLS, client certificates, basic auth, headers);
+    /// reloaded when it or a file it names changes. The same variable tells `healthcheck`.
+    #[arg(
+        long = "web.config.file",
+        value_name = "FILE",
+        env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
+    )]
+    pub web_config_file: Option<PathBuf>,
+
+    #[arg(
+        long = "web.max-requests",
+        value_name = "N",
+        help = with_default("Maximum number of concurrent scrapes; 0 = no limit", DEFAULT_MAX_REQUESTS)
+    )]
+    pub max_requests: Option<usize>,
+}
+
+impl WebConfig {
+    /// The flags over the file, checked; `None` when a problem leaves no usable value.
+    pub fn resolve(file: WebFile, flags: &WebFlags, problems: &mut Problems) -> Option<Self> {
+        let listen_address = listen_address(
+            Sourced::layer(
+                file.listen_address,
+                flags.listen_address.clone(),
+                "web.listen-address",
+            ),
+            problems,
+        );
+        let telemetry_path = telemetry_path(
+            Sourced::layer(
+                file.telemetry_path,
+                flags.telemetry_path.clone(),
+                "web.telemetry-path",
+            ),
+            problems,
+        );
+        let disable_exporter_metrics = switch(
+            flags.disable_exporter_metrics,
+            flags.no_disable_exporter_metrics,
+        )
+        .or(file.disable_exporter_metrics.map(|s| s.value))
+        .unwrap_or(false);
+        let config_file = Sourced::layer(
+            file.config_file,
+            flags.web_config_file.clone(),
+            "web.config.file",
+        )
+        .and_then(|file| checked_web_config(file, problems));
+        let max_requests = flags
+            .max_requests
+            .or(file.max_requests.map(|s| s.value))
+            .unwrap_or(DEFAULT_MAX_REQUESTS);
+        Some(WebConfig {
+            listen_address: listen_address?,
+            telemetry_path,
+            disable_exporter_metrics,
+            config_file,
+            max_requests,
+        })
+    }
+
+    /// The `web.*` lines of `check-config`.
+    pub fn describe(&self, out: &mut Description) {
+        out.line("web.listen_address", self.listen_address);
+        out.line("web.telemetry_path", &self.telemetry_path);
+        out.line(
+            "web.disable_exporter_metrics",
+            self.disable_exporter_metrics,
+        );
+        match &self.config_file {
+            Some(path) => out.line("web.config_file", path.display()),
+            None => out.line("web.config_file", "(none: plain HTTP, no authentication)"),
+        }
+        out.line("web.max_requests", self.max_requests);
+    }
+}
+
+/// The address to listen on (the default without one); a bad one is reported.
+pub fn listen_address(
+    value: Option<Sourced<String>>,
+    problems: &mut Problems,
+) -> Option<SocketAddr> {
+    match value {
+        None => Some(default_listen_address()),
+        Some(Sourced { value, origin }) => parse_listen_address(&value)
+            .map_err(|e| problems.push(format!("{origin} {value:?}: {e}")))
+            .ok(),
+    }
+}
+
+fn telemetry_path(value: Option<Sourced<String>>, problems: &mut Problems) -> String {
+    let Some(Sourced { value, origin }) = value else {
+        return DEFAULT_TELEMETRY_PATH.to_string();
+    };
+    if !value.starts_with('/') || value == "/" || value.starts_with("/-/") {
+        problems.push(format!(
+            "{origin} {value:?}: expected a path starting with '/', other than / and /-/…"
+        ));
+    }
+    value
+}
+
+/// The web config file when it loads; else its problem, naming where it was set.
+fn checked_web_config(file: Sourced<PathBuf>, problems: &mut Problems) -> Option<PathBuf> {
+    match super::webconfig::WebSettings::load(&file.value) {
+        Ok(_) => Some(file.value),
+        Err(e) => {
+            problems.push(format!("{}: {e}", file.origin));
+            None
+        }
+    }
+}
+
+/// `:PORT` (all interfaces, as the exporter-toolkit writes it), `HOST:PORT` or `[V6]:PORT`.
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let expected = "expected HOST:PORT, e.g. :10195 or 127.0.0.1:10195";
+    if let Some(port) = s.strip_prefix(':') {
+        return port
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
+            .map_err(|_| expected.to_string());
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => s
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to no address")),
+        _ => Err(expected.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Document;
+
+    fn resolve(yaml: &str, flags: &WebFlags) -> Result<WebConfig, Problems> {
+        let mut problems = Problems::default();
+        let doc = Document::parse(yaml, &["web"], &mut problems);
+        let config = WebConfig::resolve(doc.section(&mut problems), flags, &mut problems);
+        problems.into_result(config)
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_address(":10195"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 10195)))
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:80"),
+            Ok("[::1]:80".parse().unwrap())
+        );
+        assert!(parse_listen_address("localhost:0")
+            .unwrap()
+            .ip()
+            .is_loopback());
+        assert!(parse_listen_address("10195").is_err());
+        assert!(parse_listen_address(":99999").is_err());
+    }
+
+    #[test]
+    fn defaults_then_the_file_then_the_flags() {
+        let c = resolve("", &WebFlags::default()).unwrap();
+        assert_eq!(
+            (c.listen_address, c.telemetry_path.as_str(), c.max_requests),
+            (
+                default_listen_address(),
+                DEFAULT_TELEMETRY_PATH,
+                DEFAULT_MAX_REQUESTS
+            )
+        );
+        let yaml = "web: {telemetry_path: /file, max_requests: 3}\n";
+        let c = resolve(yaml, &WebFlags::default()).unwrap();
+        assert_eq!((c.telemetry_path.as_str(), c.max_requests), ("/file", 3));
+        let flags = WebFlags {
+            telemetry_path: Some("/flag".into()),
+            ..WebFlags::default()
+        };
+        let c = resolve(yaml, &flags).unwrap();
+        assert_eq!((c.telemetry_path.as_str(), c.max_requests), ("/flag", 3));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_origin() {
+        let flags = WebFlags {
+            listen_address: Some("nowhere".into()),
+            ..WebFlags::default()
+        };
+        let err = resolve("web: {telemetry_path: metrics}\n", &flags).unwrap_err();
+        assert_eq!(
+            err.0,
+            [
+                "flag --web.listen-address \"nowhere\": expected HOST:PORT, e.g. :10195 or 127.0.0.1:10195",
+                "config key `web.telemetry_path` \"metrics\": expected a path starting with '/', other than / and /-/…",
+            ]
+        );
+    }
+}
