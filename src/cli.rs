@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::exposition::settings::WebFlags;
+use crate::aggregate::settings::AggregateFlags;
+use crate::exposition::settings::{OtlpFlags, WebFlags};
+use crate::forward::settings::ForwardFlags;
+use crate::state::settings::StateFlags;
 use crate::telemetry::settings::LogFlags;
 
 #[derive(Debug, Parser)]
@@ -96,104 +99,17 @@ pub struct RunArgs {
     #[arg(long = "demo.api-only", requires = "demo")]
     pub demo_api_only: bool,
 
-    /// Count only workspaces whose id or name matches this anchored regex (repeatable).
-    #[arg(long = "filter.include-workspace", value_name = "REGEX")]
-    pub filter_include_workspace: Vec<String>,
+    #[command(flatten)]
+    pub aggregate: AggregateFlags,
 
-    /// Leave out workspaces whose id or name matches this anchored regex (repeatable).
-    #[arg(long = "filter.exclude-workspace", value_name = "REGEX")]
-    pub filter_exclude_workspace: Vec<String>,
+    #[command(flatten)]
+    pub state: StateFlags,
 
-    /// Leave out events in personal workspaces ("My workspace").
-    #[arg(long = "filter.exclude-personal-workspaces")]
-    pub filter_exclude_personal_workspaces: bool,
+    #[command(flatten)]
+    pub otlp: OtlpFlags,
 
-    /// Leave out events of users whose UserId matches this anchored, case-insensitive regex
-    /// (repeatable).
-    #[arg(long = "filter.exclude-user", value_name = "REGEX")]
-    pub filter_exclude_user: Vec<String>,
-
-    /// Leave out events of service principals (UserType 5 or 6, or a GUID UserId).
-    #[arg(long = "filter.exclude-service-principals")]
-    pub filter_exclude_service_principals: bool,
-
-    /// Count only activities matching this anchored regex (repeatable).
-    #[arg(long = "filter.include-activity", value_name = "REGEX")]
-    pub filter_include_activity: Vec<String>,
-
-    /// Leave out activities matching this anchored regex (repeatable).
-    #[arg(long = "filter.exclude-activity", value_name = "REGEX")]
-    pub filter_exclude_activity: Vec<String>,
-
-    /// How users are labelled in powerbi_user_sensitive_events_total: pseudonym (a keyed
-    /// hash), plain (the UserId, opt-in) or off (no per-user family) [default: pseudonym].
-    #[arg(long = "users.label", value_name = "MODE", value_parser = ["pseudonym", "plain", "off"])]
-    pub users_label: Option<String>,
-
-    /// File holding the pseudonym key (any bytes, at least 16; env POWERBI_EXPORTER_PSEUDONYM_KEY
-    /// holds it inline, and the file wins). Without either, a random key is kept in --state.dir.
-    #[arg(long = "users.pseudonym-key-file", value_name = "FILE")]
-    pub users_pseudonym_key_file: Option<PathBuf>,
-
-    /// The tenant's e-mail domains, for external shares (repeatable or comma-separated);
-    /// without it, the domains of the tenant's own users seen so far.
-    #[arg(long = "tenant.domains", value_name = "DOMAIN", value_delimiter = ',')]
-    pub tenant_domains: Vec<String>,
-
-    /// Series cap of one family, e.g. powerbi_report_events_total=5000 (repeatable).
-    #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
-    pub max_series: Vec<String>,
-
-    /// Series with no event for this long expire, freeing their place under the cap (at least
-    /// 29d: the 28-day windows) [default: 35d].
-    #[arg(long = "limits.series-retention", value_name = "DURATION")]
-    pub series_retention: Option<String>,
-
-    /// How far behind the wall clock a re-delivered event is still recognised [default: the
-    /// lookback + 2h for a live tenant, 29d for the demo; a replay has no window].
-    #[arg(long = "dedup.window", value_name = "DURATION")]
-    pub dedup_window: Option<String>,
-    /// Directory for the durable state: counters, distinct users, dedup set and request ledgers
-    /// continue across restarts. Without it, state lives in memory only.
-    #[arg(long = "state.dir", value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-
-    /// Push the metric families over OTLP (also on when OTEL_EXPORTER_OTLP_ENDPOINT or
-    /// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set); endpoint, protocol, headers, TLS, timeout
-    /// and interval come from the standard OTEL_* variables.
-    #[arg(long = "otlp.enabled")]
-    pub otlp_enabled: bool,
-
-    /// Forward every counted event as an OTLP log record (needs --state.dir: delivery is
-    /// at-least-once from a durable spool).
-    #[arg(long = "otlp.logs")]
-    pub otlp_logs: bool,
-
-    /// Add the event's UserId as the `user.id` attribute of OTLP log records.
-    #[arg(long = "otlp.logs.user-attribute")]
-    pub otlp_logs_user_attribute: bool,
-
-    /// Azure Monitor Logs Ingestion: the data collection endpoint (or the rule's
-    /// logsIngestion endpoint) that receives every counted event as a row.
-    #[arg(long = "logs-ingestion.endpoint", value_name = "URL")]
-    pub logs_ingestion_endpoint: Option<String>,
-
-    /// Immutable id of the data collection rule (dcr-…).
-    #[arg(long = "logs-ingestion.dcr-id", value_name = "ID")]
-    pub logs_ingestion_dcr_id: Option<String>,
-
-    /// Stream of the data collection rule [default: Custom-PowerBIActivity_CL].
-    #[arg(long = "logs-ingestion.stream", value_name = "NAME")]
-    pub logs_ingestion_stream: Option<String>,
-
-    /// Time allowed for one Logs Ingestion request [default: 30s].
-    #[arg(long = "logs-ingestion.timeout", value_name = "DURATION")]
-    pub logs_ingestion_timeout: Option<String>,
-
-    /// Disk the forwarding spool may use for events a destination has not accepted yet;
-    /// past it the oldest are dropped and counted [default: 1073741824, 1 GiB].
-    #[arg(long = "forward.max-backlog-bytes", value_name = "BYTES")]
-    pub forward_max_backlog_bytes: Option<u64>,
+    #[command(flatten)]
+    pub forward: ForwardFlags,
 
     #[command(flatten)]
     pub live: LiveArgs,
@@ -428,36 +344,54 @@ mod tests {
 
     #[test]
     fn a_switch_is_on_with_its_name_or_true_and_off_with_false_or_its_no_form() {
+        use crate::config::{switch, Origin, Sourced};
+        // The file switched it on; the flags decide last.
+        let file = || {
+            Some(Sourced::new(
+                true,
+                Origin::File("web.disable_exporter_metrics".into()),
+            ))
+        };
         let parse = |args: &[&str]| {
             let cli = Cli::try_parse_from([&["powerbi-exporter"], args].concat()).unwrap();
             let web = cli.run.web;
-            crate::config::switch(
+            let flags = (
                 web.disable_exporter_metrics,
                 web.no_disable_exporter_metrics,
+            );
+            (
+                switch(None, flags.0, flags.1),
+                switch(file(), flags.0, flags.1),
             )
         };
-        assert_eq!(parse(&[]), None);
-        assert_eq!(parse(&["--web.disable-exporter-metrics"]), Some(true));
-        assert_eq!(parse(&["--web.disable-exporter-metrics=true"]), Some(true));
+        assert_eq!(parse(&[]), (false, true));
+        assert_eq!(parse(&["--web.disable-exporter-metrics"]), (true, true));
+        assert_eq!(
+            parse(&["--web.disable-exporter-metrics=true"]),
+            (true, true)
+        );
         assert_eq!(
             parse(&["--web.disable-exporter-metrics=false"]),
-            Some(false)
+            (false, false)
         );
-        assert_eq!(parse(&["--no-web.disable-exporter-metrics"]), Some(false));
+        assert_eq!(
+            parse(&["--no-web.disable-exporter-metrics"]),
+            (false, false)
+        );
         // The last of the pair wins, as in kingpin.
         assert_eq!(
             parse(&[
                 "--web.disable-exporter-metrics",
                 "--no-web.disable-exporter-metrics"
             ]),
-            Some(false)
+            (false, false)
         );
         assert_eq!(
             parse(&[
                 "--no-web.disable-exporter-metrics",
                 "--web.disable-exporter-metrics"
             ]),
-            Some(true)
+            (true, true)
         );
     }
 }

@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod people;
 pub mod recent;
 pub mod series;
+pub mod settings;
 pub mod users;
 pub mod viewers;
 

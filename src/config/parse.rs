@@ -12,15 +12,12 @@ pub fn with_default(text: &str, default: impl Display) -> String {
     format!("{text} [default: {default}]")
 }
 
-/// A tri-state switch from its flag pair: `--x` or `--x=true` is on, `--x=false` or `--no-x`
-/// is off, neither leaves the file's value. The pair is declared with `overrides_with`, so
-/// only the last one given reaches here.
-pub fn switch(on: Option<bool>, off: bool) -> Option<bool> {
-    if off {
-        Some(false)
-    } else {
-        on
-    }
+/// A switch: the file's value, under its tri-state flag pair. `--x` or `--x=true` is on,
+/// `--x=false` or `--no-x` is off, neither leaves the file's value (off without one). The pair
+/// is declared with `overrides_with`, so only the last one given reaches here.
+pub fn switch(file: Option<Sourced<bool>>, on: Option<bool>, off: bool) -> bool {
+    let flag = if off { Some(false) } else { on };
+    flag.or(file.map(|f| f.value)).unwrap_or(false)
 }
 
 /// The duration `value` spells, or `default` when unset; a bad one is reported.
@@ -62,10 +59,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_of_a_switch_pair_wins_and_neither_keeps_the_file() {
-        assert_eq!(switch(None, false), None);
-        assert_eq!(switch(Some(true), false), Some(true));
-        assert_eq!(switch(Some(false), false), Some(false));
-        assert_eq!(switch(None, true), Some(false));
+    fn a_flag_switches_off_what_the_file_switched_on() {
+        let file = || {
+            Some(Sourced::new(
+                true,
+                crate::config::Origin::File("a.b".into()),
+            ))
+        };
+        assert!(!switch(None, None, false));
+        assert!(switch(file(), None, false));
+        assert!(!switch(file(), Some(false), false));
+        assert!(!switch(file(), None, true));
+        assert!(switch(None, Some(true), false));
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::otlp::{OtlpConfig, Protocol};
 use crate::config::{section, switch, with_default, Description, Problems, Sourced};
 use crate::DEFAULT_PORT;
 
@@ -118,11 +119,10 @@ impl WebConfig {
             problems,
         );
         let disable_exporter_metrics = switch(
+            file.disable_exporter_metrics,
             flags.disable_exporter_metrics,
             flags.no_disable_exporter_metrics,
-        )
-        .or(file.disable_exporter_metrics.map(|s| s.value))
-        .unwrap_or(false);
+        );
         let config_file = Sourced::layer(
             file.config_file,
             flags.web_config_file.clone(),
@@ -156,6 +156,91 @@ impl WebConfig {
         }
         out.line("web.max_requests", self.max_requests);
     }
+}
+
+section! {
+    /// `otlp:` of the config file.
+    pub struct OtlpFile("otlp") {
+        enabled: bool => "true or false",
+        logs: bool => "true or false",
+        logs_user_attribute: bool => "true or false",
+    }
+}
+
+/// The `--otlp.*` switches; each takes `=false` or a `--no-` form to switch off what the file
+/// switched on. Endpoint, protocol, headers, TLS, timeout and interval come from the standard
+/// OTEL_* variables.
+#[derive(Debug, Args, Default)]
+pub struct OtlpFlags {
+    /// Push the metric families over OTLP (also on when OTEL_EXPORTER_OTLP_ENDPOINT or
+    /// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set).
+    #[arg(
+        long = "otlp.enabled",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        overrides_with = "no_otlp_enabled"
+    )]
+    pub otlp_enabled: Option<bool>,
+
+    #[arg(long = "no-otlp.enabled", hide = true, overrides_with = "otlp_enabled")]
+    pub no_otlp_enabled: bool,
+
+    /// Forward every counted event as an OTLP log record (needs --state.dir: delivery is
+    /// at-least-once from a durable spool).
+    #[arg(
+        long = "otlp.logs",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        overrides_with = "no_otlp_logs"
+    )]
+    pub otlp_logs: Option<bool>,
+
+    #[arg(long = "no-otlp.logs", hide = true, overrides_with = "otlp_logs")]
+    pub no_otlp_logs: bool,
+
+    /// Add the event's UserId as the `user.id` attribute of OTLP log records.
+    #[arg(
+        long = "otlp.logs.user-attribute",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        overrides_with = "no_otlp_logs_user_attribute"
+    )]
+    pub otlp_logs_user_attribute: Option<bool>,
+
+    #[arg(
+        long = "no-otlp.logs.user-attribute",
+        hide = true,
+        overrides_with = "otlp_logs_user_attribute"
+    )]
+    pub no_otlp_logs_user_attribute: bool,
+}
+
+/// The OTLP switches, flags over the file, with the standard variables read by
+/// [`OtlpConfig::resolve`].
+pub fn resolve_otlp(file: OtlpFile, flags: &OtlpFlags, problems: &mut Problems) -> OtlpConfig {
+    OtlpConfig::resolve(
+        switch(file.enabled, flags.otlp_enabled, flags.no_otlp_enabled),
+        switch(file.logs, flags.otlp_logs, flags.no_otlp_logs),
+        switch(
+            file.logs_user_attribute,
+            flags.otlp_logs_user_attribute,
+            flags.no_otlp_logs_user_attribute,
+        ),
+        &mut problems.0,
+    )
+}
+
+/// The `otlp.*` lines of `check-config`.
+pub fn describe_otlp(otlp: &OtlpConfig, out: &mut Description) {
+    let protocol = |p: Option<Protocol>| p.map_or("off", |p| p.as_str());
+    out.line("otlp.metrics", protocol(otlp.metrics));
+    out.line("otlp.logs", protocol(otlp.logs));
 }
 
 /// The address to listen on (the default without one); a bad one is reported.

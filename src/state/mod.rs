@@ -19,6 +19,7 @@
 //!   symbolic link in its place) stops the start: it is never written over, since what it
 //!   holds may be fine once the fault is fixed, and starting from zero would take counters back.
 
+pub mod settings;
 pub mod spool;
 
 use std::fs::{self, File};
