@@ -1231,6 +1231,35 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_switches_off_what_the_file_switched_on() {
+        use clap::Parser as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yml");
+        std::fs::write(
+            &path,
+            "demo: {enabled: true}\nweb: {disable_exporter_metrics: true}\nfilters: {exclude_service_principals: true}\n",
+        )
+        .unwrap();
+        let load = |flags: &[&str]| {
+            let file = ["powerbi-exporter", "--config.file", path.to_str().unwrap()];
+            let cli = crate::cli::Cli::try_parse_from([&file[..], flags].concat()).unwrap();
+            let c = Config::load(&cli.run).unwrap();
+            (
+                c.web.disable_exporter_metrics,
+                c.aggregate.filters.exclude_service_principals,
+            )
+        };
+        assert_eq!(load(&[]), (true, true));
+        assert_eq!(
+            load(&[
+                "--web.disable-exporter-metrics=false",
+                "--no-filter.exclude-service-principals"
+            ]),
+            (false, false)
+        );
+    }
+
+    #[test]
     fn forwarding_is_read_from_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
