@@ -184,9 +184,11 @@ pub struct AggregateFlags {
     )]
     pub users_label: Option<String>,
 
-    /// File holding the pseudonym key (any bytes, at least 16; env POWERBI_EXPORTER_PSEUDONYM_KEY
-    /// holds it inline, and the file wins). Without either, a random key is kept in --state.dir.
-    #[arg(long = "users.pseudonym-key-file", value_name = "FILE")]
+    #[arg(
+        long = "users.pseudonym-key-file",
+        value_name = "FILE",
+        help = format!("File holding the pseudonym key (any bytes, at least {MIN_KEY_BYTES}; env {PSEUDONYM_KEY_VAR} holds it inline, and the file wins). Without either, a random key is kept in --state.dir")
+    )]
     pub users_pseudonym_key_file: Option<PathBuf>,
 
     /// The tenant's e-mail domains, for external shares (repeatable or comma-separated);
@@ -549,7 +551,7 @@ fn key_from_file(
         }
         Ok(_) => {
             problems.push(format!(
-                "{origin} {}: the key must hold at least 16 bytes",
+                "{origin} {}: the key must hold at least {MIN_KEY_BYTES} bytes",
                 path.display()
             ));
             UserLabelConfig::PseudonymUnkeyed
@@ -568,7 +570,7 @@ fn key_from_env(problems: &mut Problems) -> UserLabelConfig {
         }
         Ok(k) if !k.is_empty() => {
             problems.push(format!(
-                "environment {PSEUDONYM_KEY_VAR}: the key must hold at least 16 bytes"
+                "environment {PSEUDONYM_KEY_VAR}: the key must hold at least {MIN_KEY_BYTES} bytes"
             ));
             UserLabelConfig::PseudonymUnkeyed
         }

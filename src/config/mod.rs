@@ -1,6 +1,6 @@
 //! Loading settings: the YAML file read into sections, the problem list, and values that
 //! carry their origin. A foundation: it imports no component. Each component declares its
-//! own section ([`section!`]), flags and `resolve` in its `settings` module; the application
+//! own section (`section!`), flags and `resolve` in its `settings` module; the application
 //! composes them.
 //!
 //! Invariants:

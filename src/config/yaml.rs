@@ -1,6 +1,6 @@
 //! The config file: parsed once into a [`Document`], then read one section per component.
 //!
-//! A section is a `#[serde(deny_unknown_fields)]` struct declared with [`section!`]: the
+//! A section is a `#[serde(deny_unknown_fields)]` struct declared with `section!`: the
 //! struct is the schema. Each key is still checked on its own, so that every unknown key and
 //! every value of the wrong type is reported at once, in today's words ("config key `web.x`
 //! is unknown (known keys here: …)", "config key `web.max_requests`: expected a whole
@@ -11,7 +11,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::Problems;
 
-/// One section of the config file (`web:`, `log:`, …), declared with [`section!`].
+/// One section of the config file (`web:`, `log:`, …), declared with `section!`.
 pub trait Section: DeserializeOwned + Default {
     /// The section's key at the top of the file.
     const KEY: &'static str;
@@ -143,7 +143,7 @@ impl Document {
     }
 
     /// The mapping under `key`, its unknown keys reported; `None` when absent or null. For a
-    /// section read by hand rather than declared with [`section!`].
+    /// section read by hand rather than declared with `section!`.
     pub fn mapping(&self, key: &str, known: &[&str], problems: &mut Problems) -> Option<&Mapping> {
         let value = self.top.get(key).filter(|v| !v.is_null())?;
         checked_mapping(value, key, known, problems)
