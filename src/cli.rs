@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::aggregate::settings::AggregateFlags;
-use crate::exposition::settings::{OtlpFlags, WebFlags};
+use crate::exposition::settings::{OtlpFlags, ProbeFlags, WebFlags};
 use crate::forward::settings::ForwardFlags;
 use crate::state::settings::StateFlags;
 use crate::telemetry::settings::LogFlags;
@@ -282,19 +282,8 @@ pub struct HealthcheckArgs {
     )]
     pub config_file: Option<PathBuf>,
 
-    /// Address the exporter listens on; an all-interfaces address is checked on loopback
-    /// [default: the config file's, else :10195].
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
-    pub listen_address: Option<String>,
-
-    /// The exporter's web config: when it turns TLS on, the probe speaks TLS (without checking
-    /// the certificate: it is the exporter's own address).
-    #[arg(
-        long = "web.config.file",
-        value_name = "FILE",
-        env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
-    )]
-    pub web_config_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub web: ProbeFlags,
 
     /// Ask /-/ready instead of /-/healthy (a readiness probe): fails with 503 until the first
     /// source document is applied. Behind basic auth or client certificates the probe cannot

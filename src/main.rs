@@ -143,7 +143,10 @@ async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
 }
 
 /// GET /-/healthy (or /-/ready) on the exporter's address; any 2xx is a yes.
-fn healthcheck(target: &settings::ProbeTarget, ready: bool) -> anyhow::Result<()> {
+fn healthcheck(
+    target: &powerbi_exporter::exposition::settings::ProbeTarget,
+    ready: bool,
+) -> anyhow::Result<()> {
     let mut addr = target.listen_address;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

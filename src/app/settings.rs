@@ -10,7 +10,6 @@
 //! Components that own their settings (`exposition::settings`, `telemetry::settings`) declare
 //! their section, flags and `resolve`; the rest is still resolved here until it moves.
 
-use std::net::SocketAddr;
 use std::ops::RangeBounds;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,10 +24,12 @@ use crate::aggregate::settings::{
 use crate::aggregate::AggregateConfig;
 use crate::azure::auth::{Authority, Credential, Secret};
 use crate::cli::{LiveArgs, RunArgs};
-use crate::config::{Description, Document, Problems, Section, Sourced};
+use crate::config::{Description, Document, Problems, Section};
 use crate::duration;
 use crate::exposition::otlp::OtlpConfig;
-use crate::exposition::settings::{describe_otlp, resolve_otlp, OtlpFile, WebConfig, WebFile};
+use crate::exposition::settings::{
+    describe_otlp, resolve_otlp, OtlpFile, ProbeTarget, WebConfig, WebFile,
+};
 use crate::forward::settings::{
     check_spool, ForwardConfig, ForwardFile, ForwardFiles, LogsIngestionFile, SinkIdentity,
 };
@@ -1165,13 +1166,6 @@ fn read_named_file(what: &str, path: &std::path::Path, errors: &mut Vec<String>)
         .ok()
 }
 
-/// What `healthcheck` needs of the exporter's settings: where it listens and its web config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeTarget {
-    pub listen_address: SocketAddr,
-    pub web_config_file: Option<PathBuf>,
-}
-
 /// The probe's target, read like the exporter reads its own: `--config.file`'s `web:` section
 /// (the whole file is checked, as the exporter would check it), the healthcheck's own flags
 /// over it, then the default address.
@@ -1179,23 +1173,8 @@ pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, P
     let mut problems = Problems::default();
     let doc = Document::load(args.config_file.as_deref(), TOP_KEYS, &mut problems);
     let file = FileSections::read(&doc, &mut problems);
-    let listen_address = crate::exposition::settings::listen_address(
-        Sourced::layer(
-            file.web.listen_address,
-            args.listen_address.clone(),
-            "web.listen-address",
-        ),
-        &mut problems,
-    );
-    let web_config_file = Sourced::layer(
-        file.web.config_file,
-        args.web_config_file.clone(),
-        "web.config.file",
-    );
-    problems.into_result(listen_address.map(|listen_address| ProbeTarget {
-        listen_address,
-        web_config_file: web_config_file.map(|file| file.value),
-    }))
+    let target = ProbeTarget::resolve(file.web, &args.web, &mut problems);
+    problems.into_result(target)
 }
 
 #[cfg(test)]

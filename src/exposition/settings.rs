@@ -19,6 +19,11 @@ pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
 /// Concurrent scrapes allowed by default, as in node_exporter.
 pub const DEFAULT_MAX_REQUESTS: usize = 40;
 
+/// The flags the exporter and its `healthcheck` share, spelled once.
+const LISTEN_ADDRESS_FLAG: &str = "web.listen-address";
+const WEB_CONFIG_FILE_FLAG: &str = "web.config.file";
+const WEB_CONFIG_FILE_VAR: &str = "POWERBI_EXPORTER_WEB_CONFIG_FILE";
+
 /// All interfaces at the default port.
 pub fn default_listen_address() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))
@@ -50,7 +55,7 @@ section! {
 #[derive(Debug, Args, Default)]
 pub struct WebFlags {
     #[arg(
-        long = "web.listen-address",
+        long = LISTEN_ADDRESS_FLAG,
         value_name = "HOST:PORT",
         help = with_default("Address to listen on for the web interface and telemetry", format!(":{DEFAULT_PORT}"))
     )]
@@ -84,11 +89,7 @@ pub struct WebFlags {
 
     /// Prometheus exporter-toolkit web config (TLS, client certificates, basic auth, headers);
     /// reloaded when it or a file it names changes. The same variable tells `healthcheck`.
-    #[arg(
-        long = "web.config.file",
-        value_name = "FILE",
-        env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
-    )]
+    #[arg(long = WEB_CONFIG_FILE_FLAG, value_name = "FILE", env = WEB_CONFIG_FILE_VAR)]
     pub web_config_file: Option<PathBuf>,
 
     #[arg(
@@ -106,7 +107,7 @@ impl WebConfig {
             Sourced::layer(
                 file.listen_address,
                 flags.listen_address.clone(),
-                "web.listen-address",
+                LISTEN_ADDRESS_FLAG,
             ),
             problems,
         );
@@ -126,7 +127,7 @@ impl WebConfig {
         let config_file = Sourced::layer(
             file.config_file,
             flags.web_config_file.clone(),
-            "web.config.file",
+            WEB_CONFIG_FILE_FLAG,
         )
         .and_then(|file| checked_web_config(file, problems));
         let max_requests = flags
@@ -155,6 +156,56 @@ impl WebConfig {
             None => out.line("web.config_file", "(none: plain HTTP, no authentication)"),
         }
         out.line("web.max_requests", self.max_requests);
+    }
+}
+
+/// The `healthcheck`'s view of the web flags: where the exporter listens and its web config,
+/// over the config file's `web:` section.
+#[derive(Debug, Args, Default)]
+pub struct ProbeFlags {
+    #[arg(
+        long = LISTEN_ADDRESS_FLAG,
+        value_name = "HOST:PORT",
+        help = with_default(
+            "Address the exporter listens on; an all-interfaces address is checked on loopback",
+            format!("the config file's, else :{DEFAULT_PORT}"),
+        )
+    )]
+    pub listen_address: Option<String>,
+
+    /// The exporter's web config: when it turns TLS on, the probe speaks TLS (without checking
+    /// the certificate: it is the exporter's own address).
+    #[arg(long = WEB_CONFIG_FILE_FLAG, value_name = "FILE", env = WEB_CONFIG_FILE_VAR)]
+    pub web_config_file: Option<PathBuf>,
+}
+
+/// What `healthcheck` needs of the exporter's settings: where it listens and its web config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    pub listen_address: SocketAddr,
+    pub web_config_file: Option<PathBuf>,
+}
+
+impl ProbeTarget {
+    /// The probe's flags over the file's `web:` section, then the default address.
+    pub fn resolve(file: WebFile, flags: &ProbeFlags, problems: &mut Problems) -> Option<Self> {
+        let listen_address = listen_address(
+            Sourced::layer(
+                file.listen_address,
+                flags.listen_address.clone(),
+                LISTEN_ADDRESS_FLAG,
+            ),
+            problems,
+        )?;
+        let web_config_file = Sourced::layer(
+            file.config_file,
+            flags.web_config_file.clone(),
+            WEB_CONFIG_FILE_FLAG,
+        );
+        Some(ProbeTarget {
+            listen_address,
+            web_config_file: web_config_file.map(|file| file.value),
+        })
     }
 }
 
@@ -244,10 +295,7 @@ pub fn describe_otlp(otlp: &OtlpConfig, out: &mut Description) {
 }
 
 /// The address to listen on (the default without one); a bad one is reported.
-pub fn listen_address(
-    value: Option<Sourced<String>>,
-    problems: &mut Problems,
-) -> Option<SocketAddr> {
+fn listen_address(value: Option<Sourced<String>>, problems: &mut Problems) -> Option<SocketAddr> {
     match value {
         None => Some(default_listen_address()),
         Some(Sourced { value, origin }) => parse_listen_address(&value)
