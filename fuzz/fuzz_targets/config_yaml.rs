@@ -78,7 +78,7 @@ fn side_effect_free(text: &str) -> bool {
     ok
 }
 
-/// Mirrors `config::parse_listen_address`: only a `HOST:PORT` that is not an IP address goes
+/// Mirrors `exposition::settings::parse_listen_address`: only a `HOST:PORT` that is not an IP address goes
 /// to the resolver.
 fn would_resolve(s: &str) -> bool {
     if s.starts_with(':') || s.parse::<SocketAddr>().is_ok() {
