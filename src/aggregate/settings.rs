@@ -577,3 +577,85 @@ fn key_from_env(problems: &mut Problems) -> UserLabelConfig {
         _ => UserLabelConfig::PseudonymUnkeyed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(yaml: &str, flags: &AggregateFlags) -> (AggregateDraft, Problems) {
+        let mut problems = Problems::default();
+        let doc = Document::parse(yaml, &AggregateFiles::KEYS, &mut problems);
+        let files = AggregateFiles::read(&doc, &mut problems);
+        (
+            AggregateDraft::resolve(files, flags, &mut problems),
+            problems,
+        )
+    }
+
+    #[test]
+    fn the_source_completes_what_the_settings_leave_open() {
+        let (d, problems) = draft("", &AggregateFlags::default());
+        assert!(problems.is_empty());
+        let live = SourceTraits {
+            dedup_window: Some(Duration::from_secs(26 * 3600)),
+            own_user: Some("c".into()),
+            exclude_own_exports: true,
+            ..SourceTraits::default()
+        };
+        let c = d.finish(&live, &mut Problems::default());
+        assert_eq!(c.dedup_window, Duration::from_secs(26 * 3600));
+        assert_eq!(c.dedup_anchor, DedupAnchor::WallClock);
+        assert_eq!(c.series_retention, Some(DEFAULT_SERIES_RETENTION));
+        assert_eq!(
+            (c.own_user.as_deref(), c.exclude_own_exports),
+            (Some("c"), true)
+        );
+        // A replay: no window to anchor, every series kept.
+        let (d, _) = draft("dedup: {window: 2d}\n", &AggregateFlags::default());
+        assert_eq!(d.dedup_window(), Some(Duration::from_secs(2 * 86_400)));
+        let replay = SourceTraits {
+            replay: true,
+            ..SourceTraits::default()
+        };
+        let c = d.finish(&replay, &mut Problems::default());
+        assert_eq!(c.dedup_window, Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            (c.dedup_anchor, c.series_retention),
+            (DedupAnchor::Unanchored, None)
+        );
+    }
+
+    #[test]
+    fn a_cap_flag_replaces_the_files_cap_of_that_family() {
+        let flags = AggregateFlags {
+            max_series: vec!["powerbi_report_events_total=9".into(), "nonsense".into()],
+            ..AggregateFlags::default()
+        };
+        let yaml = "limits: {max_series: {powerbi_report_events_total: 7, powerbi_nope: 1}}\n";
+        let (d, problems) = draft(yaml, &flags);
+        assert_eq!(d.limits.max_series["powerbi_report_events_total"], 9);
+        assert_eq!(problems.0.len(), 2, "{problems}");
+        assert!(
+            problems.0[0].starts_with("flag --limits.max-series \"nonsense\": expected FAMILY=N")
+        );
+        assert!(problems.0[1].starts_with(
+            "config key `limits.max_series.powerbi_nope`: unknown family \"powerbi_nope\""
+        ));
+    }
+
+    #[test]
+    fn check_config_never_shows_the_pseudonym_key() {
+        let c = AggregateConfig {
+            users: UserLabelConfig::Pseudonym(PseudonymKey(b"0123456789abcdef-secret".to_vec())),
+            ..AggregateConfig::default()
+        };
+        let mut out = Description::default();
+        c.describe(&mut out);
+        let text = out.finish();
+        assert!(
+            text.contains("users.label: pseudonym (key: <redacted>)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+    }
+}

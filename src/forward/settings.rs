@@ -261,3 +261,57 @@ fn checked_timeout(timeout: Option<Sourced<String>>, problems: &mut Problems) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(yaml: &str, flags: &ForwardFlags) -> (ForwardConfig, Problems, bool) {
+        let mut problems = Problems::default();
+        let doc = Document::parse(yaml, &ForwardFiles::KEYS, &mut problems);
+        let files = ForwardFiles::read(&doc, &mut problems);
+        let mut asked = false;
+        let config = ForwardConfig::resolve(
+            files,
+            flags,
+            |_| {
+                asked = true;
+                None
+            },
+            &mut problems,
+        );
+        (config, problems, asked)
+    }
+
+    #[test]
+    fn without_a_sink_no_credential_is_asked_for() {
+        let (c, problems, asked) = resolve(
+            "forward: {max_backlog_bytes: 5}\n",
+            &ForwardFlags::default(),
+        );
+        assert!(problems.is_empty() && !asked && c.logs_ingestion.is_none());
+        assert_eq!(c.max_backlog_bytes, 5);
+        let (c, _, _) = resolve("", &ForwardFlags::default());
+        assert_eq!(c.max_backlog_bytes, DEFAULT_MAX_BACKLOG_BYTES);
+    }
+
+    #[test]
+    fn a_sink_is_checked_before_its_credential_is_asked_for() {
+        let flags = ForwardFlags {
+            logs_ingestion_endpoint: Some("http://example.com".into()),
+            ..ForwardFlags::default()
+        };
+        let (_, problems, asked) = resolve("logs_ingestion: {dcr_id: dcr-1}\n", &flags);
+        assert_eq!(
+            problems.0,
+            ["flag --logs-ingestion.endpoint \"http://example.com\": expected an https:// URL (plain http only for loopback)"]
+        );
+        assert!(!asked);
+        let yaml = "logs_ingestion: {endpoint: 'https://x.example', dcr_id: dcr-1, stream: Bad, timeout: 0s}\n";
+        let (_, problems, asked) = resolve(yaml, &ForwardFlags::default());
+        assert_eq!(problems.0.len(), 2, "{problems}");
+        assert!(problems.0[0].starts_with("config key `logs_ingestion.stream` \"Bad\""));
+        assert!(problems.0[1].starts_with("config key `logs_ingestion.timeout` \"0s\""));
+        assert!(asked);
+    }
+}
