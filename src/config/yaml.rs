@@ -124,12 +124,14 @@ impl Document {
         let mut kept = Mapping::new();
         for key in S::KEYS {
             let Some(value) = map.get(*key) else { continue };
+            // A key written without a value is a mistake, not "unset" (serde would read an
+            // `Option` as `None`).
             let one = Mapping::from_iter([(Value::from(*key), value.clone())]);
             match serde_yaml_ng::from_value::<S>(Value::Mapping(one)) {
-                Ok(_) => {
+                Ok(_) if !value.is_null() => {
                     kept.insert(Value::from(*key), value.clone());
                 }
-                Err(_) => problems.push(format!(
+                _ => problems.push(format!(
                     "config key `{}.{key}`: expected {}, got {}",
                     S::KEY,
                     S::expected(key),
@@ -227,6 +229,22 @@ mod tests {
             section.on,
             Some(Sourced::new(true, Origin::File("test.on".into())))
         );
+    }
+
+    #[test]
+    fn a_key_without_a_value_is_a_problem_but_a_section_without_one_is_empty() {
+        let mut problems = Problems::default();
+        let doc = Document::parse("test: {on: ~}\n", &["test"], &mut problems);
+        let section: TestFile = doc.section(&mut problems);
+        assert_eq!(
+            problems.0,
+            ["config key `test.on`: expected true or false, got null"]
+        );
+        assert_eq!(section.on, None);
+        let mut problems = Problems::default();
+        let doc = Document::parse("test: ~\n", &["test"], &mut problems);
+        let _: TestFile = doc.section(&mut problems);
+        assert!(problems.is_empty());
     }
 
     #[test]
