@@ -111,6 +111,13 @@ impl AggregateFiles {
     }
 }
 
+/// Flag names, each spelled once: in its `#[arg]` and in the origin of its value.
+const DEDUP_WINDOW_FLAG: &str = "dedup.window";
+const SERIES_RETENTION_FLAG: &str = "limits.series-retention";
+const MAX_SERIES_FLAG: &str = "limits.max-series";
+const USERS_LABEL_FLAG: &str = "users.label";
+const PSEUDONYM_KEY_FILE_FLAG: &str = "users.pseudonym-key-file";
+
 /// The aggregation's flags.
 #[derive(Debug, Args, Default)]
 pub struct AggregateFlags {
@@ -174,7 +181,7 @@ pub struct AggregateFlags {
     pub filter_exclude_activity: Vec<String>,
 
     #[arg(
-        long = "users.label",
+        long = USERS_LABEL_FLAG,
         value_name = "MODE",
         value_parser = ["pseudonym", "plain", "off"],
         help = with_default(
@@ -185,7 +192,7 @@ pub struct AggregateFlags {
     pub users_label: Option<String>,
 
     #[arg(
-        long = "users.pseudonym-key-file",
+        long = PSEUDONYM_KEY_FILE_FLAG,
         value_name = "FILE",
         help = format!("File holding the pseudonym key (any bytes, at least {MIN_KEY_BYTES}; env {PSEUDONYM_KEY_VAR} holds it inline, and the file wins). Without either, a random key is kept in --state.dir")
     )]
@@ -197,11 +204,11 @@ pub struct AggregateFlags {
     pub tenant_domains: Vec<String>,
 
     /// Series cap of one family, e.g. powerbi_report_events_total=5000 (repeatable).
-    #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
+    #[arg(long = MAX_SERIES_FLAG, value_name = "FAMILY=N")]
     pub max_series: Vec<String>,
 
     #[arg(
-        long = "limits.series-retention",
+        long = SERIES_RETENTION_FLAG,
         value_name = "DURATION",
         help = with_default(
             "Series with no event for this long expire, freeing their place under the cap (at least 29d: the 28-day windows)",
@@ -211,7 +218,7 @@ pub struct AggregateFlags {
     pub series_retention: Option<String>,
 
     #[arg(
-        long = "dedup.window",
+        long = DEDUP_WINDOW_FLAG,
         value_name = "DURATION",
         help = with_default(
             "How far behind the wall clock a re-delivered event is still recognised",
@@ -257,7 +264,7 @@ impl AggregateDraft {
         let window = Sourced::layer(
             files.dedup.window,
             flags.dedup_window.clone(),
-            "dedup.window",
+            DEDUP_WINDOW_FLAG,
         );
         let dedup_window = window.map(|w| checked_dedup_window(w, problems));
         AggregateDraft {
@@ -266,18 +273,18 @@ impl AggregateDraft {
             series_retention: Sourced::layer(
                 files.limits.series_retention,
                 flags.series_retention.clone(),
-                "limits.series-retention",
+                SERIES_RETENTION_FLAG,
             ),
             filters: filters(files.filters, flags),
             users_label: Sourced::layer(
                 files.users.label,
                 flags.users_label.clone(),
-                "users.label",
+                USERS_LABEL_FLAG,
             ),
             pseudonym_key_file: Sourced::layer(
                 files.users.pseudonym_key_file,
                 flags.users_pseudonym_key_file.clone(),
-                "users.pseudonym-key-file",
+                PSEUDONYM_KEY_FILE_FLAG,
             ),
             tenant_domains: layer_list(files.tenant.domains, &flags.tenant_domains),
         }
@@ -418,9 +425,9 @@ fn limits(
         match spec.split_once('=').map(|(k, v)| (k.trim(), v.trim().parse::<usize>())) {
             Some((family, Ok(n))) => {
                 caps.retain(|(f, _)| f != family);
-                caps.push((family.to_string(), Sourced::new(n, Origin::Flag("limits.max-series"))));
+                caps.push((family.to_string(), Sourced::new(n, Origin::Flag(MAX_SERIES_FLAG))));
             }
-            _ => problems.push(format!("flag --limits.max-series {spec:?}: expected FAMILY=N, e.g. powerbi_report_events_total=5000")),
+            _ => problems.push(format!("flag --{MAX_SERIES_FLAG} {spec:?}: expected FAMILY=N, e.g. powerbi_report_events_total=5000")),
         }
     }
     let mut limits = Limits::default();

@@ -60,27 +60,33 @@ impl ForwardFiles {
     }
 }
 
+/// Flag names, each spelled once: in its `#[arg]` and in the origin of its value.
+const ENDPOINT_FLAG: &str = "logs-ingestion.endpoint";
+const DCR_ID_FLAG: &str = "logs-ingestion.dcr-id";
+const STREAM_FLAG: &str = "logs-ingestion.stream";
+const TIMEOUT_FLAG: &str = "logs-ingestion.timeout";
+
 /// Forwarding's flags.
 #[derive(Debug, Args, Default)]
 pub struct ForwardFlags {
     /// Azure Monitor Logs Ingestion: the data collection endpoint (or the rule's
     /// logsIngestion endpoint) that receives every counted event as a row.
-    #[arg(long = "logs-ingestion.endpoint", value_name = "URL")]
+    #[arg(long = ENDPOINT_FLAG, value_name = "URL")]
     pub logs_ingestion_endpoint: Option<String>,
 
     /// Immutable id of the data collection rule (dcr-…).
-    #[arg(long = "logs-ingestion.dcr-id", value_name = "ID")]
+    #[arg(long = DCR_ID_FLAG, value_name = "ID")]
     pub logs_ingestion_dcr_id: Option<String>,
 
     #[arg(
-        long = "logs-ingestion.stream",
+        long = STREAM_FLAG,
         value_name = "NAME",
         help = with_default("Stream of the data collection rule", DEFAULT_STREAM)
     )]
     pub logs_ingestion_stream: Option<String>,
 
     #[arg(
-        long = "logs-ingestion.timeout",
+        long = TIMEOUT_FLAG,
         value_name = "DURATION",
         help = with_default("Time allowed for one Logs Ingestion request", duration::format(DEFAULT_TIMEOUT))
     )]
@@ -125,22 +131,22 @@ impl ForwardConfig {
             endpoint: Sourced::layer(
                 file.endpoint,
                 flags.logs_ingestion_endpoint.clone(),
-                "logs-ingestion.endpoint",
+                ENDPOINT_FLAG,
             ),
             dcr_id: Sourced::layer(
                 file.dcr_id,
                 flags.logs_ingestion_dcr_id.clone(),
-                "logs-ingestion.dcr-id",
+                DCR_ID_FLAG,
             ),
             stream: Sourced::layer(
                 file.stream,
                 flags.logs_ingestion_stream.clone(),
-                "logs-ingestion.stream",
+                STREAM_FLAG,
             ),
             timeout: Sourced::layer(
                 file.timeout,
                 flags.logs_ingestion_timeout.clone(),
-                "logs-ingestion.timeout",
+                TIMEOUT_FLAG,
             ),
         };
         let logs_ingestion = (sink.endpoint.is_some() || sink.dcr_id.is_some())

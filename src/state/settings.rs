@@ -13,18 +13,21 @@ section! {
     }
 }
 
+/// Flag names, each spelled once: in its `#[arg]` and in the origin of its value.
+const DIR_FLAG: &str = "state.dir";
+
 /// The `--state.*` flags.
 #[derive(Debug, Args, Default)]
 pub struct StateFlags {
     /// Directory for the durable state: counters, distinct users, dedup set and request ledgers
     /// continue across restarts. Without it, state lives in memory only.
-    #[arg(long = "state.dir", value_name = "DIR")]
+    #[arg(long = DIR_FLAG, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
 
 /// The state directory, the flag over the file; `None`: state lives in memory.
 pub fn resolve(file: StateFile, flags: &StateFlags) -> Option<PathBuf> {
-    Sourced::layer(file.dir, flags.state_dir.clone(), "state.dir").map(|dir| dir.value)
+    Sourced::layer(file.dir, flags.state_dir.clone(), DIR_FLAG).map(|dir| dir.value)
 }
 
 /// The `state.*` lines of `check-config`.

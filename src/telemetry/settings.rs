@@ -38,11 +38,15 @@ section! {
     }
 }
 
+/// Flag names, each spelled once: in its `#[arg]` and in the origin of its value.
+const LEVEL_FLAG: &str = "log.level";
+const FORMAT_FLAG: &str = "log.format";
+
 /// The `--log.*` flags.
 #[derive(Debug, Args, Default)]
 pub struct LogFlags {
     #[arg(
-        long = "log.level",
+        long = LEVEL_FLAG,
         value_name = "LEVEL",
         value_parser = ["debug", "info", "warn", "error"],
         help = with_default("Only log messages with the given severity or above", DEFAULT_LEVEL)
@@ -50,7 +54,7 @@ pub struct LogFlags {
     pub log_level: Option<String>,
 
     #[arg(
-        long = "log.format",
+        long = FORMAT_FLAG,
         value_name = "FORMAT",
         value_parser = ["logfmt", "json"],
         help = with_default("Output format of log messages", DEFAULT_FORMAT)
@@ -61,8 +65,8 @@ pub struct LogFlags {
 impl LogConfig {
     /// The flags over the file, checked.
     pub fn resolve(file: LogFile, flags: &LogFlags, problems: &mut Problems) -> Self {
-        let level = Sourced::layer(file.level, flags.log_level.clone(), "log.level");
-        let format = Sourced::layer(file.format, flags.log_format.clone(), "log.format");
+        let level = Sourced::layer(file.level, flags.log_level.clone(), LEVEL_FLAG);
+        let format = Sourced::layer(file.format, flags.log_format.clone(), FORMAT_FLAG);
         LogConfig {
             level: level.map_or(tracing::Level::INFO, |l| parse_level(l, problems)),
             format: format.map_or(LogFormat::Logfmt, |f| parse_format(f, problems)),
