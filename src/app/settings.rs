@@ -7,8 +7,11 @@
 //! - unknown keys are errors (a typo must not silently fall back to a default);
 //! - after [`Config::load`] succeeds the values are valid: later stages do not re-check them.
 //!
-//! Components that own their settings (`exposition::settings`, `telemetry::settings`) declare
-//! their section, flags and `resolve`; the rest is still resolved here until it moves.
+//! Each component declares its section, flags, defaults, `resolve` and `describe` in its own
+//! `settings` module (`exposition`, `telemetry`, `state`, `aggregate`, `forward`); this module
+//! only reads the sections and resolves them in the order they depend on each other. The
+//! sources' settings (replay, demo, the live API and its credential) are still resolved here
+//! until they move to `source::settings` and `azure::settings`.
 
 use std::ops::RangeBounds;
 use std::path::PathBuf;
