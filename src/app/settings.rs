@@ -320,7 +320,10 @@ fn resolve(file: FileSections, args: &RunArgs, problems: &mut Problems) -> Optio
         authority: file.raw.live.authority_host.clone(),
         cloud: file.raw.live.cloud.clone(),
     };
-    let (source, traits) = resolve_source(file.raw, draft.dedup_window(), &mut problems.0);
+    let client_id = file.raw.live.credential.client_id.clone();
+    let count_own_exports = file.raw.live.count_own_exports;
+    let source = resolve_source(file.raw, draft.dedup_window(), &mut problems.0);
+    let traits = source_traits(source.as_ref(), client_id, count_own_exports);
     let aggregate = draft.finish(&traits, problems);
     let otlp = resolve_otlp(file.otlp, &args.otlp, problems);
     let forward = ForwardConfig::resolve(
@@ -651,14 +654,12 @@ fn apply_live_flags(args: &LiveArgs, live: &mut RawLive) {
 
 // === Validation ===
 
-/// The source the flags and the file choose (legacy: moves to `source::settings`), and what
-/// the aggregation needs to know of it.
+/// The source the flags and the file choose (legacy: moves to `source::settings`).
 fn resolve_source(
     raw: Raw,
     dedup_window: Option<Duration>,
     errors: &mut Vec<String>,
-) -> (Option<SourceConfig>, SourceTraits) {
-    let mut traits = SourceTraits::default();
+) -> Option<SourceConfig> {
     let defaults = DemoConfig::default();
     let mut duration_of = |value: Option<(String, String)>, default: Duration| match value {
         None => default,
@@ -681,20 +682,17 @@ fn resolve_source(
             errors.push("choose one source: --replay PATH or --demo, not both".into());
             None
         }
-        (Some(path), false) => {
-            traits.replay = true;
-            Some(SourceConfig::Replay(ReplayConfig {
-                path,
-                // At least 1,000: fewer makes passes of single days.
-                max_ids_per_pass: count_within(
-                    raw.replay_max_ids_per_pass,
-                    1_000..,
-                    "at least 1000 (ids a replay pass may remember)",
-                    DEFAULT_MAX_IDS_PER_PASS,
-                    errors,
-                ),
-            }))
-        }
+        (Some(path), false) => Some(SourceConfig::Replay(ReplayConfig {
+            path,
+            // At least 1,000: fewer makes passes of single days.
+            max_ids_per_pass: count_within(
+                raw.replay_max_ids_per_pass,
+                1_000..,
+                "at least 1000 (ids a replay pass may remember)",
+                DEFAULT_MAX_IDS_PER_PASS,
+                errors,
+            ),
+        })),
         (None, true) if raw.once => {
             errors.push("flag --once needs --replay PATH (the demo never ends)".into());
             None
@@ -715,7 +713,6 @@ fn resolve_source(
                     ));
                 }
             }
-            traits.history = Some(backfill);
             Some(SourceConfig::Demo(DemoConfig {
                 tenant,
                 peak_events_per_minute: peak,
@@ -729,27 +726,47 @@ fn resolve_source(
             None
         }
         (None, false) if raw.live.credential.requested() => {
-            // The exporter's own reads of the log appear as ExportActivityEvents by its
-            // application id or its object id: the client id, and the ids of its token.
-            traits.exclude_own_exports = !raw.live.count_own_exports;
-            traits.own_user = raw.live.credential.client_id.clone();
-            let live = live_source(raw.live, dedup_window, errors);
-            if let Some(live) = &live {
-                traits.history = Some(live.initial_lookback);
-                // Ids older than the lookback are never re-read, so the live source need not
-                // remember them (the state file holds every id in the window).
-                traits.dedup_window = Some(Duration::from_secs(
-                    (live.plan.lookback_hours as u64 + 2) * 3600,
-                ));
-            }
-            live.map(|c| SourceConfig::PowerBi(Box::new(c)))
+            live_source(raw.live, dedup_window, errors).map(|c| SourceConfig::PowerBi(Box::new(c)))
         }
         (None, false) => {
             errors.push("no source configured: pass --demo to run on the simulated tenant, --replay PATH to replay saved events, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to read a tenant".into());
             None
         }
     };
-    (source, traits)
+    source
+}
+
+/// What the aggregation needs to know of the chosen source. `client_id` and
+/// `count_own_exports` are the live source's: its own reads of the log appear as
+/// ExportActivityEvents by its application id or its object id (the client id, and the ids
+/// of its token).
+fn source_traits(
+    source: Option<&SourceConfig>,
+    client_id: Option<String>,
+    count_own_exports: bool,
+) -> SourceTraits {
+    match source {
+        Some(SourceConfig::Replay(_)) => SourceTraits {
+            replay: true,
+            ..SourceTraits::default()
+        },
+        Some(SourceConfig::Demo(demo)) => SourceTraits {
+            history: Some(demo.backfill),
+            ..SourceTraits::default()
+        },
+        Some(SourceConfig::PowerBi(live)) => SourceTraits {
+            replay: false,
+            history: Some(live.initial_lookback),
+            // Ids older than the lookback are never re-read, so the live source need not
+            // remember them (the state file holds every id in the window).
+            dedup_window: Some(Duration::from_secs(
+                (live.plan.lookback_hours as u64 + 2) * 3600,
+            )),
+            own_user: client_id,
+            exclude_own_exports: !count_own_exports,
+        },
+        None => SourceTraits::default(),
+    }
 }
 
 /// The count `value` when `ok` holds it; else the error `{from} {n}: expected {expected}`, and
