@@ -19,10 +19,12 @@ pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
 /// Concurrent scrapes allowed by default, as in node_exporter.
 pub const DEFAULT_MAX_REQUESTS: usize = 40;
 
-/// The flags the exporter and its `healthcheck` share, spelled once.
+/// Flag names, each spelled once: in its `#[arg]` and in the origin of its value (the first
+/// two and the variable are shared with `healthcheck`).
 const LISTEN_ADDRESS_FLAG: &str = "web.listen-address";
 const WEB_CONFIG_FILE_FLAG: &str = "web.config.file";
 const WEB_CONFIG_FILE_VAR: &str = "POWERBI_EXPORTER_WEB_CONFIG_FILE";
+const TELEMETRY_PATH_FLAG: &str = "web.telemetry-path";
 
 /// All interfaces at the default port.
 pub fn default_listen_address() -> SocketAddr {
@@ -62,7 +64,7 @@ pub struct WebFlags {
     pub listen_address: Option<String>,
 
     #[arg(
-        long = "web.telemetry-path",
+        long = TELEMETRY_PATH_FLAG,
         value_name = "PATH",
         help = with_default("Path under which to expose metrics", DEFAULT_TELEMETRY_PATH)
     )]
@@ -115,7 +117,7 @@ impl WebConfig {
             Sourced::layer(
                 file.telemetry_path,
                 flags.telemetry_path.clone(),
-                "web.telemetry-path",
+                TELEMETRY_PATH_FLAG,
             ),
             problems,
         );
