@@ -1,11 +1,18 @@
 //! Command-line flags, spelled like the Prometheus exporter-toolkit (`--web.*`, `--log.*`).
 //!
-//! Flags are parsed here and only here; [`crate::config`] layers them over the YAML file and
-//! validates the result. Flags left unset are `None`, so the file's values survive.
+//! Each component declares its own flags (`exposition::settings::WebFlags`, …), flattened
+//! here; [`crate::app::settings`] layers them over the YAML file and validates the result.
+//! Flags left unset are `None`, so the file's values survive.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::aggregate::settings::AggregateFlags;
+use crate::exposition::settings::{OtlpFlags, ProbeFlags, WebFlags};
+use crate::forward::settings::ForwardFlags;
+use crate::state::settings::StateFlags;
+use crate::telemetry::settings::LogFlags;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,38 +57,11 @@ pub struct RunArgs {
     )]
     pub config_file: Option<PathBuf>,
 
-    /// Address to listen on for the web interface and telemetry [default: :10195].
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
-    pub listen_address: Option<String>,
+    #[command(flatten)]
+    pub web: WebFlags,
 
-    /// Path under which to expose metrics [default: /metrics].
-    #[arg(long = "web.telemetry-path", value_name = "PATH")]
-    pub telemetry_path: Option<String>,
-
-    /// Leave out the process_* metrics about the exporter process.
-    #[arg(long = "web.disable-exporter-metrics")]
-    pub disable_exporter_metrics: bool,
-
-    /// Prometheus exporter-toolkit web config (TLS, client certificates, basic auth, headers);
-    /// reloaded when it or a file it names changes. The same variable tells `healthcheck`.
-    #[arg(
-        long = "web.config.file",
-        value_name = "FILE",
-        env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
-    )]
-    pub web_config_file: Option<PathBuf>,
-
-    /// Maximum number of concurrent scrapes; 0 = no limit [default: 40].
-    #[arg(long = "web.max-requests", value_name = "N")]
-    pub max_requests: Option<usize>,
-
-    /// Only log messages with the given severity or above [default: info].
-    #[arg(long = "log.level", value_name = "LEVEL", value_parser = ["debug", "info", "warn", "error"])]
-    pub log_level: Option<String>,
-
-    /// Output format of log messages [default: logfmt].
-    #[arg(long = "log.format", value_name = "FORMAT", value_parser = ["logfmt", "json"])]
-    pub log_format: Option<String>,
+    #[command(flatten)]
+    pub log: LogFlags,
 
     /// Replay saved activity events: a file or a directory of API pages, JSON arrays of
     /// events, or JSON Lines.
@@ -119,104 +99,17 @@ pub struct RunArgs {
     #[arg(long = "demo.api-only", requires = "demo")]
     pub demo_api_only: bool,
 
-    /// Count only workspaces whose id or name matches this anchored regex (repeatable).
-    #[arg(long = "filter.include-workspace", value_name = "REGEX")]
-    pub filter_include_workspace: Vec<String>,
+    #[command(flatten)]
+    pub aggregate: AggregateFlags,
 
-    /// Leave out workspaces whose id or name matches this anchored regex (repeatable).
-    #[arg(long = "filter.exclude-workspace", value_name = "REGEX")]
-    pub filter_exclude_workspace: Vec<String>,
+    #[command(flatten)]
+    pub state: StateFlags,
 
-    /// Leave out events in personal workspaces ("My workspace").
-    #[arg(long = "filter.exclude-personal-workspaces")]
-    pub filter_exclude_personal_workspaces: bool,
+    #[command(flatten)]
+    pub otlp: OtlpFlags,
 
-    /// Leave out events of users whose UserId matches this anchored, case-insensitive regex
-    /// (repeatable).
-    #[arg(long = "filter.exclude-user", value_name = "REGEX")]
-    pub filter_exclude_user: Vec<String>,
-
-    /// Leave out events of service principals (UserType 5 or 6, or a GUID UserId).
-    #[arg(long = "filter.exclude-service-principals")]
-    pub filter_exclude_service_principals: bool,
-
-    /// Count only activities matching this anchored regex (repeatable).
-    #[arg(long = "filter.include-activity", value_name = "REGEX")]
-    pub filter_include_activity: Vec<String>,
-
-    /// Leave out activities matching this anchored regex (repeatable).
-    #[arg(long = "filter.exclude-activity", value_name = "REGEX")]
-    pub filter_exclude_activity: Vec<String>,
-
-    /// How users are labelled in powerbi_user_sensitive_events_total: pseudonym (a keyed
-    /// hash), plain (the UserId, opt-in) or off (no per-user family) [default: pseudonym].
-    #[arg(long = "users.label", value_name = "MODE", value_parser = ["pseudonym", "plain", "off"])]
-    pub users_label: Option<String>,
-
-    /// File holding the pseudonym key (any bytes, at least 16; env POWERBI_EXPORTER_PSEUDONYM_KEY
-    /// holds it inline, and the file wins). Without either, a random key is kept in --state.dir.
-    #[arg(long = "users.pseudonym-key-file", value_name = "FILE")]
-    pub users_pseudonym_key_file: Option<PathBuf>,
-
-    /// The tenant's e-mail domains, for external shares (repeatable or comma-separated);
-    /// without it, the domains of the tenant's own users seen so far.
-    #[arg(long = "tenant.domains", value_name = "DOMAIN", value_delimiter = ',')]
-    pub tenant_domains: Vec<String>,
-
-    /// Series cap of one family, e.g. powerbi_report_events_total=5000 (repeatable).
-    #[arg(long = "limits.max-series", value_name = "FAMILY=N")]
-    pub max_series: Vec<String>,
-
-    /// Series with no event for this long expire, freeing their place under the cap (at least
-    /// 29d: the 28-day windows) [default: 35d].
-    #[arg(long = "limits.series-retention", value_name = "DURATION")]
-    pub series_retention: Option<String>,
-
-    /// How far behind the wall clock a re-delivered event is still recognised [default: the
-    /// lookback + 2h for a live tenant, 29d for the demo; a replay has no window].
-    #[arg(long = "dedup.window", value_name = "DURATION")]
-    pub dedup_window: Option<String>,
-    /// Directory for the durable state: counters, distinct users, dedup set and request ledgers
-    /// continue across restarts. Without it, state lives in memory only.
-    #[arg(long = "state.dir", value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-
-    /// Push the metric families over OTLP (also on when OTEL_EXPORTER_OTLP_ENDPOINT or
-    /// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set); endpoint, protocol, headers, TLS, timeout
-    /// and interval come from the standard OTEL_* variables.
-    #[arg(long = "otlp.enabled")]
-    pub otlp_enabled: bool,
-
-    /// Forward every counted event as an OTLP log record (needs --state.dir: delivery is
-    /// at-least-once from a durable spool).
-    #[arg(long = "otlp.logs")]
-    pub otlp_logs: bool,
-
-    /// Add the event's UserId as the `user.id` attribute of OTLP log records.
-    #[arg(long = "otlp.logs.user-attribute")]
-    pub otlp_logs_user_attribute: bool,
-
-    /// Azure Monitor Logs Ingestion: the data collection endpoint (or the rule's
-    /// logsIngestion endpoint) that receives every counted event as a row.
-    #[arg(long = "logs-ingestion.endpoint", value_name = "URL")]
-    pub logs_ingestion_endpoint: Option<String>,
-
-    /// Immutable id of the data collection rule (dcr-…).
-    #[arg(long = "logs-ingestion.dcr-id", value_name = "ID")]
-    pub logs_ingestion_dcr_id: Option<String>,
-
-    /// Stream of the data collection rule [default: Custom-PowerBIActivity_CL].
-    #[arg(long = "logs-ingestion.stream", value_name = "NAME")]
-    pub logs_ingestion_stream: Option<String>,
-
-    /// Time allowed for one Logs Ingestion request [default: 30s].
-    #[arg(long = "logs-ingestion.timeout", value_name = "DURATION")]
-    pub logs_ingestion_timeout: Option<String>,
-
-    /// Disk the forwarding spool may use for events a destination has not accepted yet;
-    /// past it the oldest are dropped and counted [default: 1073741824, 1 GiB].
-    #[arg(long = "forward.max-backlog-bytes", value_name = "BYTES")]
-    pub forward_max_backlog_bytes: Option<u64>,
+    #[command(flatten)]
+    pub forward: ForwardFlags,
 
     #[command(flatten)]
     pub live: LiveArgs,
@@ -389,19 +282,8 @@ pub struct HealthcheckArgs {
     )]
     pub config_file: Option<PathBuf>,
 
-    /// Address the exporter listens on; an all-interfaces address is checked on loopback
-    /// [default: the config file's, else :10195].
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
-    pub listen_address: Option<String>,
-
-    /// The exporter's web config: when it turns TLS on, the probe speaks TLS (without checking
-    /// the certificate: it is the exporter's own address).
-    #[arg(
-        long = "web.config.file",
-        value_name = "FILE",
-        env = "POWERBI_EXPORTER_WEB_CONFIG_FILE"
-    )]
-    pub web_config_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub web: ProbeFlags,
 
     /// Ask /-/ready instead of /-/healthy (a readiness probe): fails with 503 until the first
     /// source document is applied. Behind basic auth or client certificates the probe cannot
@@ -435,4 +317,70 @@ pub struct SimulateArgs {
     /// File to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_flags_of_every_component_fit_together() {
+        // Flattened components must not reuse an argument id; clap checks it here, not only
+        // at the first run.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_switch_is_on_with_its_name_or_true_and_off_with_false_or_its_no_form() {
+        use crate::config::{switch, Origin, Sourced};
+        // The file switched it on; the flags decide last.
+        let file = || {
+            Some(Sourced::new(
+                true,
+                Origin::File("web.disable_exporter_metrics".into()),
+            ))
+        };
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["powerbi-exporter"], args].concat()).unwrap();
+            let web = cli.run.web;
+            let flags = (
+                web.disable_exporter_metrics,
+                web.no_disable_exporter_metrics,
+            );
+            (
+                switch(None, flags.0, flags.1),
+                switch(file(), flags.0, flags.1),
+            )
+        };
+        assert_eq!(parse(&[]), (false, true));
+        assert_eq!(parse(&["--web.disable-exporter-metrics"]), (true, true));
+        assert_eq!(
+            parse(&["--web.disable-exporter-metrics=true"]),
+            (true, true)
+        );
+        assert_eq!(
+            parse(&["--web.disable-exporter-metrics=false"]),
+            (false, false)
+        );
+        assert_eq!(
+            parse(&["--no-web.disable-exporter-metrics"]),
+            (false, false)
+        );
+        // The last of the pair wins, as in kingpin.
+        assert_eq!(
+            parse(&[
+                "--web.disable-exporter-metrics",
+                "--no-web.disable-exporter-metrics"
+            ]),
+            (false, false)
+        );
+        assert_eq!(
+            parse(&[
+                "--no-web.disable-exporter-metrics",
+                "--web.disable-exporter-metrics"
+            ]),
+            (true, true)
+        );
+    }
 }

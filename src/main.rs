@@ -9,7 +9,8 @@ use clap::Parser;
 use powerbi_exporter::cli::{Cli, Command, SimulateArgs, TopArgs};
 use std::time::Duration;
 
-use powerbi_exporter::config::{self, Config, ConfigErrors, LogConfig, LogFormat};
+use powerbi_exporter::app::settings::{self, Config};
+use powerbi_exporter::config::Problems;
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::exposition::healthcheck;
 use powerbi_exporter::rng::Rng;
@@ -18,6 +19,7 @@ use powerbi_exporter::source::powerbi::progress::ProgressMode;
 use powerbi_exporter::source::powerbi::PowerBiSource;
 use powerbi_exporter::source::replay::Replay;
 use powerbi_exporter::source::Source;
+use powerbi_exporter::telemetry::{LogConfig, LogFormat};
 use powerbi_exporter::{aggregate, app, duration, pipeline, telemetry, top};
 
 fn main() -> ExitCode {
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
             with_default_logging(|| runtime()?.block_on(run_top(*args, source)))
         }
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
-        Some(Command::Healthcheck(args)) => match config::probe_target(&args) {
+        Some(Command::Healthcheck(args)) => match settings::probe_target(&args) {
             Ok(target) => healthcheck(&target, args.ready),
             Err(errors) => {
                 eprint!("powerbi-exporter healthcheck: {errors}");
@@ -93,8 +95,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The saved events of `--replay`, or the tenant's last `--since`.
-fn top_source(args: &TopArgs) -> Result<Box<dyn Source>, ConfigErrors> {
-    let problem = |p: String| ConfigErrors(vec![p]);
+fn top_source(args: &TopArgs) -> Result<Box<dyn Source>, Problems> {
+    let problem = |p: String| Problems(vec![p]);
     if let Some(path) = &args.replay {
         return Ok(Box::new(
             Replay::new(path).map_err(|e| problem(e.to_string()))?,
@@ -106,7 +108,7 @@ fn top_source(args: &TopArgs) -> Result<Box<dyn Source>, ConfigErrors> {
             "flag --since: the API keeps 28 days of activity; at most 28d".into(),
         ));
     }
-    let (live, _) = config::live_for_top(&args.live)?;
+    let (live, _) = settings::live_for_top(&args.live)?;
     Ok(Box::new(
         PowerBiSource::history(live, since, ProgressMode::for_stderr())
             .map_err(|e| problem(e.to_string()))?,
@@ -142,7 +144,10 @@ async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
 }
 
 /// GET /-/healthy (or /-/ready) on the exporter's address; any 2xx is a yes.
-fn healthcheck(target: &config::ProbeTarget, ready: bool) -> anyhow::Result<()> {
+fn healthcheck(
+    target: &powerbi_exporter::exposition::settings::ProbeTarget,
+    ready: bool,
+) -> anyhow::Result<()> {
     let mut addr = target.listen_address;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

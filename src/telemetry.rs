@@ -9,6 +9,8 @@
 //! first, then the event's own, as attributes added with slog's `Logger.With` do. The JSON
 //! format is tracing-subscriber's, unchanged.
 
+pub mod settings;
+
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -19,8 +21,8 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogConfig, LogFormat};
 use crate::decode::UnixMillis;
+pub use settings::{LogConfig, LogFormat};
 
 /// Installs the global subscriber. Our crate logs at the configured level; dependencies only
 /// warnings and above unless `RUST_LOG` says otherwise.

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use powerbi_exporter::config::Config;
+use powerbi_exporter::app::Config;
 use serde_yaml_ng::Value;
 
 /// Largest file the config may read during fuzzing (every real one is far smaller).
@@ -78,7 +78,7 @@ fn side_effect_free(text: &str) -> bool {
     ok
 }
 
-/// Mirrors `config::parse_listen_address`: only a `HOST:PORT` that is not an IP address goes
+/// Mirrors `exposition::settings::parse_listen_address`: only a `HOST:PORT` that is not an IP address goes
 /// to the resolver.
 fn would_resolve(s: &str) -> bool {
     if s.starts_with(':') || s.parse::<SocketAddr>().is_ok() {

@@ -48,6 +48,7 @@ pub mod shared;
 pub mod state_file;
 pub mod throughput;
 pub mod usage;
+pub mod settings;
 pub mod users;
 pub mod viewers;
 

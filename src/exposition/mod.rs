@@ -15,6 +15,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod otlp;
 pub mod scrape;
+pub mod settings;
 pub mod status;
 pub mod text;
 pub mod webconfig;

@@ -13,6 +13,7 @@
 
 pub mod logs_ingestion;
 pub mod otlp_logs;
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -136,7 +136,7 @@ impl Source for Demo {
                     ..RetryPolicy::default()
                 },
                 request_timeout: Duration::from_secs(30),
-                max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
+                max_response_bytes: crate::source::powerbi::client::DEFAULT_MAX_RESPONSE_BYTES,
                 // The simulated tenant serves an inventory too, so the unused-report panels
                 // have something to show.
                 inventory: Some(super::powerbi::inventory::InventoryConfig {

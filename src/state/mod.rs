@@ -27,6 +27,7 @@
 
 pub mod live;
 pub mod migrate;
+pub mod settings;
 pub mod spool;
 
 use std::fs::{self, File};

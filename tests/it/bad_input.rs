@@ -141,6 +141,28 @@ fn a_bad_config_file_lists_every_problem_and_exits_2() {
 }
 
 #[test]
+fn problems_of_different_components_are_reported_together() {
+    // Each component reads its own section; one's problem must not hide another's.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(
+        &path,
+        "web:\n  listen_addres: ':1'\nforward:\n  max_backlog: 10\nlimits:\n  series_retention: 1d\n",
+    )
+    .unwrap();
+    let out = run(&["--config.file", path.to_str().unwrap(), "--demo"]);
+    assert_exit_2_naming(
+        &out,
+        &[
+            "config key `web.listen_addres` is unknown (known keys here: listen_address,",
+            "config key `forward.max_backlog` is unknown (known keys here: max_backlog_bytes)",
+            "config key `limits.series_retention` 1d: must be at least 29d",
+            "invalid configuration (3 problems)",
+        ],
+    );
+}
+
+#[test]
 fn flags_override_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yml");

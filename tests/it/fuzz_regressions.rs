@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use powerbi_exporter::config::Config;
+use powerbi_exporter::app::Config;
 use powerbi_exporter::decode::{
     decode_event, decode_reader, decode_slice, differential, ActivityEvent, EventSink, Rejection,
 };

@@ -30,6 +30,9 @@ use crate::decode::UnixMillis;
 
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
 
+/// Largest API response accepted by default: pages of 10,000 events are ~20 MB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
+
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -244,7 +247,7 @@ impl ApiClient {
             tokens,
             retry,
             max_pages_per_hour: 10_000,
-            max_response_bytes: crate::config::DEFAULT_MAX_RESPONSE_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             stats: ApiStats::default(),
             events_read: 0,
             jitter: crate::rng::Rng::new(seed),

@@ -11,9 +11,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+pub mod settings;
+
+pub use settings::{Config, SourceConfig};
+
 use crate::aggregate::people::UserLabelConfig;
 use crate::aggregate::{Aggregator, Reference};
-use crate::config::{Config, SourceConfig};
+
 use crate::exposition::otlp::{self, MetricsPush, OtlpError, OtlpStats};
 use crate::exposition::scrape::{Counted, Served, SharedCollector};
 use crate::exposition::webconfig::{WebConfigError, WebSettings};

@@ -1,67 +1,50 @@
-//! Configuration: defaults, then the YAML file (`--config.file`), then flags.
+//! The exporter's settings, composed: the config file's sections and the flags of every
+//! component, resolved in one pass so that every problem is reported at once.
 //!
 //! Invariants:
 //! - every problem is reported at once, each naming the key or flag and what is expected;
 //!   the binary exits 2 on any of them;
 //! - unknown keys are errors (a typo must not silently fall back to a default);
 //! - after [`Config::load`] succeeds the values are valid: later stages do not re-check them.
+//!
+//! Each component declares its section, flags, defaults, `resolve` and `describe` in its own
+//! `settings` module (`exposition`, `telemetry`, `state`, `aggregate`, `forward`); this module
+//! only reads the sections and resolves them in the order they depend on each other. The
+//! sources' settings (replay, demo, the live API and its credential) are still resolved here
+//! until they move to `source::settings` and `azure::settings`.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::RangeBounds;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde_yaml_ng::{Mapping, Value};
+use serde_yaml_ng::Mapping;
 
-use crate::aggregate::dedup::DedupAnchor;
-use crate::aggregate::people::{PseudonymKey, UserLabelConfig};
-use crate::aggregate::{AggregateConfig, Limits, DEFAULT_SERIES_RETENTION, MIN_SERIES_RETENTION};
+use crate::aggregate::settings::{
+    AggregateDraft, AggregateFiles, DedupFile, FiltersFile, LimitsFile, SourceTraits, TenantFile,
+    UsersFile,
+};
+use crate::aggregate::AggregateConfig;
 use crate::azure::auth::{Authority, Credential, Secret};
-use crate::catalogue;
 use crate::cli::{LiveArgs, RunArgs};
-use crate::decode::UnixMillis;
+use crate::config::{Description, Document, Problems, Section};
 use crate::duration;
 use crate::exposition::otlp::OtlpConfig;
-use crate::forward::logs_ingestion::{LogsIngestionConfig, MAX_BODY_BYTES};
+use crate::exposition::settings::{
+    describe_otlp, resolve_otlp, OtlpFile, ProbeTarget, WebConfig, WebFile,
+};
+use crate::forward::settings::{
+    check_spool, ForwardConfig, ForwardFile, ForwardFiles, LogsIngestionFile, SinkIdentity,
+};
 use crate::source::demo::DemoConfig;
-use crate::source::powerbi::client::{HostPolicy, RetryPolicy};
+use crate::source::powerbi::client::{HostPolicy, RetryPolicy, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::source::powerbi::cloud::Cloud;
 use crate::source::powerbi::inventory::{InventoryConfig, MAX_PAGE_SIZE};
 use crate::source::powerbi::window::PlanConfig;
 use crate::source::powerbi::PowerBiConfig;
 use crate::source::replay::{ReplayConfig, DEFAULT_MAX_IDS_PER_PASS};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogConfig {
-    pub level: tracing::Level,
-    pub format: LogFormat,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebConfig {
-    pub listen_address: SocketAddr,
-    pub telemetry_path: String,
-    pub disable_exporter_metrics: bool,
-    /// `--web.config.file`; validated at load, re-read by the server when it changes.
-    pub config_file: Option<PathBuf>,
-    /// `--web.max-requests`: concurrent scrapes allowed, 0 = no limit.
-    pub max_requests: usize,
-}
-
-/// Largest API response accepted by default: pages of 10,000 events are ~20 MB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
-
-/// Concurrent scrapes allowed by default, as in node_exporter.
-pub const DEFAULT_MAX_REQUESTS: usize = 40;
+use crate::state::settings::StateFile;
+use crate::telemetry::settings::{LogConfig, LogFile};
 
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
@@ -83,14 +66,6 @@ pub struct Config {
     pub forward: ForwardConfig,
 }
 
-/// Where raw events are forwarded, besides OTLP logs.
-#[derive(Debug, Clone, Default)]
-pub struct ForwardConfig {
-    pub logs_ingestion: Option<LogsIngestionConfig>,
-    /// Disk the spool may use for events not yet accepted everywhere.
-    pub max_backlog_bytes: u64,
-}
-
 /// Request budget allowed against a plain-http loopback API (a simulated tenant); the real
 /// API's is 200.
 const SIMULATED_MAX_REQUESTS_PER_HOUR: usize = 100_000;
@@ -98,9 +73,6 @@ const SIMULATED_MAX_REQUESTS_PER_HOUR: usize = 100_000;
 /// Largest simulated tenant `demo.workspaces` / `demo.users` may ask for.
 const DEMO_MAX_WORKSPACES: usize = 10_000;
 const DEMO_MAX_USERS: usize = 1_000_000;
-
-/// Default of `--forward.max-backlog-bytes`.
-pub const DEFAULT_MAX_BACKLOG_BYTES: u64 = 1 << 30;
 
 impl Config {
     /// The tenant whose activity is read, when known (a resource attribute of OTLP data).
@@ -114,104 +86,19 @@ impl Config {
 
     /// The effective settings as YAML-like lines, for `check-config`; secrets never appear.
     pub fn describe(&self) -> String {
-        use std::fmt::Write as _;
+        let mut description = Description::default();
+        self.web.describe(&mut description);
+        self.log.describe(&mut description);
+        crate::state::settings::describe(self.state_dir.as_ref(), &mut description);
+        self.aggregate.describe(&mut description);
+        describe_otlp(&self.otlp, &mut description);
+        self.forward
+            .describe(self.otlp.logs.is_some(), &mut description);
         let mut out = String::new();
         let mut line = |key: &str, value: String| {
+            use std::fmt::Write as _;
             let _ = writeln!(out, "{key}: {value}");
         };
-        line("web.listen_address", self.web.listen_address.to_string());
-        line("web.telemetry_path", self.web.telemetry_path.clone());
-        line(
-            "web.disable_exporter_metrics",
-            self.web.disable_exporter_metrics.to_string(),
-        );
-        line(
-            "web.config_file",
-            self.web
-                .config_file
-                .as_ref()
-                .map_or("(none: plain HTTP, no authentication)".into(), |p| {
-                    p.display().to_string()
-                }),
-        );
-        line("web.max_requests", self.web.max_requests.to_string());
-        line("log.level", self.log.level.as_str().to_ascii_lowercase());
-        line(
-            "log.format",
-            format!("{:?}", self.log.format).to_ascii_lowercase(),
-        );
-        line(
-            "state.dir",
-            self.state_dir
-                .as_ref()
-                .map_or("(none: in memory)".into(), |d| d.display().to_string()),
-        );
-        line(
-            "dedup.window",
-            duration::format(self.aggregate.dedup_window),
-        );
-        line(
-            "limits.series_retention",
-            self.aggregate.series_retention.map_or(
-                "(none: a replay keeps every series)".into(),
-                duration::format,
-            ),
-        );
-        let protocol = |p: Option<crate::exposition::otlp::Protocol>| {
-            p.map_or("off".to_string(), |p| p.as_str().to_string())
-        };
-        line("otlp.metrics", protocol(self.otlp.metrics));
-        line("otlp.logs", protocol(self.otlp.logs));
-        if let Some(li) = &self.forward.logs_ingestion {
-            line("logs_ingestion.endpoint", li.endpoint.clone());
-            line("logs_ingestion.dcr_id", li.dcr_id.clone());
-            line("logs_ingestion.stream", li.stream.clone());
-            line("logs_ingestion.credential", li.credential.kind().into());
-        }
-        if self.otlp.logs.is_some() || self.forward.logs_ingestion.is_some() {
-            line(
-                "forward.max_backlog_bytes",
-                self.forward.max_backlog_bytes.to_string(),
-            );
-        }
-        let f = &self.aggregate.filters;
-        for (key, list) in [
-            ("filters.include_workspaces", &f.include_workspaces),
-            ("filters.exclude_workspaces", &f.exclude_workspaces),
-            ("filters.exclude_users", &f.exclude_users),
-            ("filters.include_activities", &f.include_activities),
-            ("filters.exclude_activities", &f.exclude_activities),
-        ] {
-            if !list.is_empty() {
-                line(key, format!("{list:?}"));
-            }
-        }
-        line(
-            "users.label",
-            match &self.aggregate.users {
-                UserLabelConfig::Off => "off".into(),
-                UserLabelConfig::Plain => "plain".into(),
-                UserLabelConfig::Pseudonym(_) => "pseudonym (key: <redacted>)".into(),
-                UserLabelConfig::PseudonymUnkeyed => {
-                    "pseudonym (key: kept in the state directory)".into()
-                }
-            },
-        );
-        if !self.aggregate.tenant_domains.is_empty() {
-            line(
-                "tenant.domains",
-                format!("{:?}", self.aggregate.tenant_domains),
-            );
-        }
-        if f.exclude_personal_workspaces {
-            line("filters.exclude_personal_workspaces", "true".into());
-        }
-        if f.exclude_service_principals {
-            line("filters.exclude_service_principals", "true".into());
-        }
-        for (family, cap) in &self.aggregate.limits.max_series {
-            line(&format!("limits.max_series.{family}"), cap.to_string());
-        }
         match &self.source {
             SourceConfig::Replay(r) => line(
                 "source",
@@ -302,41 +189,13 @@ impl Config {
         if self.once {
             line("once", "true".into());
         }
-        out
+        description.finish() + &out
     }
 }
-
-/// Every problem found in the file and the flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<String>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration ({} problem{}):",
-            self.0.len(),
-            if self.0.len() == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            writeln!(f, "  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 /// Raw values before validation: strings as written, with where each came from.
 #[derive(Debug, Default)]
 struct Raw {
-    listen_address: Option<(String, String)>,
-    telemetry_path: Option<(String, String)>,
-    disable_exporter_metrics: bool,
-    web_config_file: Option<(PathBuf, String)>,
-    max_requests: Option<usize>,
-    log_level: Option<(String, String)>,
-    log_format: Option<(String, String)>,
     replay: Option<PathBuf>,
     replay_max_ids_per_pass: Option<(usize, String)>,
     demo: bool,
@@ -346,30 +205,8 @@ struct Raw {
     demo_peak: Option<(f64, String)>,
     demo_backfill: Option<(String, String)>,
     demo_api_only: bool,
-    max_series: Vec<(String, usize, String)>,
-    series_retention: Option<(String, String)>,
-    filters: crate::aggregate::filter::FilterSpec,
-    users_label: Option<(String, String)>,
-    pseudonym_key_file: Option<(PathBuf, String)>,
-    tenant_domains: Vec<String>,
-    dedup_window: Option<(String, String)>,
     once: bool,
     live: RawLive,
-    state_dir: Option<PathBuf>,
-    otlp_enabled: bool,
-    otlp_logs: bool,
-    otlp_logs_user_attribute: bool,
-    logs_ingestion: RawLogsIngestion,
-    forward_max_backlog_bytes: Option<u64>,
-}
-
-/// Raw settings of the Logs Ingestion sink.
-#[derive(Debug, Default)]
-struct RawLogsIngestion {
-    endpoint: Option<(String, String)>,
-    dcr_id: Option<(String, String)>,
-    stream: Option<(String, String)>,
-    timeout: Option<(String, String)>,
 }
 
 /// Raw settings of the live source.
@@ -396,152 +233,127 @@ struct RawLive {
 
 impl Config {
     /// Loads the file named by `--config.file` (if any) and applies the flags over it.
-    pub fn load(args: &RunArgs) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut raw = read_config_file(args.config_file.as_deref(), &mut errors);
-        apply_flags(args, &mut raw, &mut errors);
-        read_credential_env(&mut raw.live.credential);
-        let config = validate(raw, &mut errors);
-        match config {
-            Some(c) if errors.is_empty() => Ok(c),
-            _ => Err(ConfigErrors(errors)),
-        }
+    pub fn load(args: &RunArgs) -> Result<Config, Problems> {
+        let mut problems = Problems::default();
+        let doc = Document::load(args.config_file.as_deref(), TOP_KEYS, &mut problems);
+        let mut file = FileSections::read(&doc, &mut problems);
+        apply_flags(args, &mut file.raw);
+        read_credential_env(&mut file.raw.live.credential);
+        let config = resolve(file, args, &mut problems);
+        problems.into_result(config)
     }
 
     /// Parses a YAML document alone (no flags), for tests and `check-config`.
-    pub fn from_yaml(text: &str) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
+    pub fn from_yaml(text: &str) -> Result<Config, Problems> {
+        let mut problems = Problems::default();
+        let doc = Document::parse(text, TOP_KEYS, &mut problems);
+        let file = FileSections::read(&doc, &mut problems);
+        let config = resolve(file, &RunArgs::default(), &mut problems);
+        problems.into_result(config)
+    }
+}
+
+/// The config file, read section by section.
+struct FileSections {
+    web: WebFile,
+    log: LogFile,
+    otlp: OtlpFile,
+    state: StateFile,
+    aggregate: AggregateFiles,
+    forward: ForwardFiles,
+    /// The source's sections (legacy: they move to `source::settings`).
+    raw: Raw,
+}
+
+/// Every section the file may have.
+const TOP_KEYS: &[&str] = &[
+    WebFile::KEY,
+    LogFile::KEY,
+    "replay",
+    "demo",
+    LimitsFile::KEY,
+    DedupFile::KEY,
+    "powerbi",
+    "azure",
+    StateFile::KEY,
+    FiltersFile::KEY,
+    UsersFile::KEY,
+    TenantFile::KEY,
+    "inventory",
+    OtlpFile::KEY,
+    LogsIngestionFile::KEY,
+    ForwardFile::KEY,
+];
+
+impl FileSections {
+    fn read(doc: &Document, problems: &mut Problems) -> FileSections {
+        let web = doc.section(problems);
+        let log = doc.section(problems);
         let mut raw = Raw::default();
-        read_file(text, &mut raw, &mut errors);
-        let config = validate(raw, &mut errors);
-        match config {
-            Some(c) if errors.is_empty() => Ok(c),
-            _ => Err(ConfigErrors(errors)),
+        read_file(doc, &mut raw, &mut problems.0);
+        let aggregate = AggregateFiles::read(doc, problems);
+        let state = doc.section(problems);
+        let otlp = doc.section(problems);
+        let forward = ForwardFiles::read(doc, problems);
+        FileSections {
+            web,
+            log,
+            otlp,
+            state,
+            aggregate,
+            forward,
+            raw,
         }
     }
 }
 
-// === The YAML file ===
-
-/// `otlp:`, `logs_ingestion:` and `forward:`.
-fn read_forwarding(top: &Mapping, raw: &mut Raw, errors: &mut Vec<String>) {
-    let file = |key: &str| format!("config key `{key}`");
-    if let Some(otlp) = sub(
-        top,
-        "otlp",
-        &["enabled", "logs", "logs_user_attribute"],
-        errors,
-    ) {
-        let flag = |key: &str, errors: &mut Vec<String>| {
-            field::<bool>(otlp, &format!("otlp.{key}"), "true or false", errors).unwrap_or(false)
-        };
-        raw.otlp_enabled = flag("enabled", errors);
-        raw.otlp_logs = flag("logs", errors);
-        raw.otlp_logs_user_attribute = flag("logs_user_attribute", errors);
+/// Each component's settings: flags over the file, checked, in the order they depend on
+/// each other (the aggregation completes once the source is known).
+fn resolve(file: FileSections, args: &RunArgs, problems: &mut Problems) -> Option<Config> {
+    let web = WebConfig::resolve(file.web, &args.web, problems);
+    let log = LogConfig::resolve(file.log, &args.log, problems);
+    let state_dir = crate::state::settings::resolve(file.state, &args.state);
+    let draft = AggregateDraft::resolve(file.aggregate, &args.aggregate, problems);
+    // The Logs Ingestion sink uses the live source's credential chain (another scope).
+    let sink = SinkCredential {
+        raw: file.raw.live.credential.clone(),
+        authority: file.raw.live.authority_host.clone(),
+        cloud: file.raw.live.cloud.clone(),
+    };
+    let client_id = file.raw.live.credential.client_id.clone();
+    let count_own_exports = file.raw.live.count_own_exports;
+    let source = resolve_source(file.raw, draft.dedup_window(), &mut problems.0);
+    let traits = source_traits(source.as_ref(), client_id, count_own_exports);
+    let aggregate = draft.finish(&traits, problems);
+    let otlp = resolve_otlp(file.otlp, &args.otlp, problems);
+    let forward = ForwardConfig::resolve(
+        file.forward,
+        &args.forward,
+        |problems| sink_identity(sink, &mut problems.0),
+        problems,
+    );
+    let forwarding = forward.logs_ingestion.is_some() || otlp.logs.is_some();
+    check_spool(forwarding, args.once, state_dir.is_some(), problems);
+    // Outbound HTTPS reads the proxy and CA variables: a wrong one would fail every request.
+    let live = matches!(source, Some(SourceConfig::PowerBi(_)));
+    if live || forwarding || otlp.metrics.is_some() {
+        problems.extend(crate::azure::http::environment_problems());
     }
-    if let Some(li) = sub(
-        top,
-        "logs_ingestion",
-        &["endpoint", "dcr_id", "stream", "timeout"],
-        errors,
-    ) {
-        let string = |key: &str, expected: &str, errors: &mut Vec<String>| {
-            let path = format!("logs_ingestion.{key}");
-            field::<String>(li, &path, expected, errors).map(|v| (v, file(&path)))
-        };
-        raw.logs_ingestion.endpoint = string("endpoint", "a URL", errors);
-        raw.logs_ingestion.dcr_id = string("dcr_id", "a rule id like dcr-…", errors);
-        raw.logs_ingestion.stream = string("stream", "a stream name", errors);
-        raw.logs_ingestion.timeout = string("timeout", "a duration like 30s", errors);
-    }
-    if let Some(fw) = sub(top, "forward", &["max_backlog_bytes"], errors) {
-        raw.forward_max_backlog_bytes = field(
-            fw,
-            "forward.max_backlog_bytes",
-            "a whole number of bytes",
-            errors,
-        );
-    }
+    Some(Config {
+        web: web?,
+        log,
+        source: source?,
+        once: args.once,
+        aggregate,
+        state_dir,
+        otlp,
+        forward,
+    })
 }
 
-const TOP_KEYS: &[&str] = &[
-    "web",
-    "log",
-    "replay",
-    "demo",
-    "limits",
-    "dedup",
-    "powerbi",
-    "azure",
-    "state",
-    "filters",
-    "users",
-    "tenant",
-    "inventory",
-    "otlp",
-    "logs_ingestion",
-    "forward",
-];
-
-const FILTER_KEYS: &[&str] = &[
-    "include_workspaces",
-    "exclude_workspaces",
-    "exclude_personal_workspaces",
-    "exclude_users",
-    "exclude_service_principals",
-    "include_activities",
-    "exclude_activities",
-];
-
-fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
-    let doc: Value = match serde_yaml_ng::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return errors.push(format!("config file is not valid YAML: {e}")),
-    };
-    if doc.is_null() {
-        return;
-    }
-    let Some(top) = section(&doc, "", TOP_KEYS, errors) else {
-        return;
-    };
+fn read_file(doc: &Document, raw: &mut Raw, errors: &mut Vec<String>) {
     let file = |key: &str| format!("config key `{key}`");
-    if let Some(web) = sub(
-        top,
-        "web",
-        &[
-            "listen_address",
-            "telemetry_path",
-            "disable_exporter_metrics",
-            "config_file",
-            "max_requests",
-        ],
-        errors,
-    ) {
-        raw.web_config_file = field::<PathBuf>(web, "web.config_file", "a file path", errors)
-            .map(|v| (v, file("web.config_file")));
-        raw.max_requests = field(web, "web.max_requests", "a whole number", errors);
-        raw.listen_address = field::<String>(
-            web,
-            "web.listen_address",
-            "a string like \":10195\"",
-            errors,
-        )
-        .map(|v| (v, file("web.listen_address")));
-        raw.telemetry_path =
-            field::<String>(web, "web.telemetry_path", "a path like /metrics", errors)
-                .map(|v| (v, file("web.telemetry_path")));
-        raw.disable_exporter_metrics =
-            field::<bool>(web, "web.disable_exporter_metrics", "true or false", errors)
-                .unwrap_or(false);
-    }
-    if let Some(log) = sub(top, "log", &["level", "format"], errors) {
-        raw.log_level =
-            field::<String>(log, "log.level", "one of debug, info, warn, error", errors)
-                .map(|v| (v, file("log.level")));
-        raw.log_format = field::<String>(log, "log.format", "logfmt or json", errors)
-            .map(|v| (v, file("log.format")));
-    }
-    if let Some(replay) = sub(top, "replay", &["path", "max_ids_per_pass"], errors) {
+    if let Some(replay) = sub(doc, "replay", &["path", "max_ids_per_pass"], errors) {
         raw.replay = field::<PathBuf>(replay, "replay.path", "a file or directory path", errors);
         raw.replay_max_ids_per_pass = field::<usize>(
             replay,
@@ -552,7 +364,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         .map(|v| (v, file("replay.max_ids_per_pass")));
     }
     if let Some(demo) = sub(
-        top,
+        doc,
         "demo",
         &[
             "enabled",
@@ -576,59 +388,8 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         raw.demo_api_only =
             field::<bool>(demo, "demo.api_only", "true or false", errors).unwrap_or(false);
     }
-    if let Some(limits) = sub(top, "limits", &["max_series", "series_retention"], errors) {
-        raw.series_retention = field::<String>(
-            limits,
-            "limits.series_retention",
-            "a duration like 35d",
-            errors,
-        )
-        .map(|v| (v, file("limits.series_retention")));
-        if let Some(caps) = field::<BTreeMap<String, usize>>(
-            limits,
-            "limits.max_series",
-            "a map of family name to a whole number",
-            errors,
-        ) {
-            raw.max_series = caps
-                .into_iter()
-                .map(|(k, v)| (k.clone(), v, file(&format!("limits.max_series.{k}"))))
-                .collect();
-        }
-    }
-    if let Some(f) = sub(top, "filters", FILTER_KEYS, errors) {
-        let list = |key: &str, errors: &mut Vec<String>| -> Vec<String> {
-            field(
-                f,
-                &format!("filters.{key}"),
-                "a list of regular expressions",
-                errors,
-            )
-            .unwrap_or_default()
-        };
-        let spec = &mut raw.filters;
-        spec.include_workspaces = list("include_workspaces", errors);
-        spec.exclude_workspaces = list("exclude_workspaces", errors);
-        spec.exclude_users = list("exclude_users", errors);
-        spec.include_activities = list("include_activities", errors);
-        spec.exclude_activities = list("exclude_activities", errors);
-        spec.exclude_personal_workspaces = field(
-            f,
-            "filters.exclude_personal_workspaces",
-            "true or false",
-            errors,
-        )
-        .unwrap_or(false);
-        spec.exclude_service_principals = field(
-            f,
-            "filters.exclude_service_principals",
-            "true or false",
-            errors,
-        )
-        .unwrap_or(false);
-    }
     if let Some(inv) = sub(
-        top,
+        doc,
         "inventory",
         &[
             "enabled",
@@ -659,25 +420,6 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
             field::<usize>(inv, "inventory.page_size", "a whole number", errors)
                 .map(|v| (v, file("inventory.page_size")));
     }
-    if let Some(users) = sub(top, "users", &["label", "pseudonym_key_file"], errors) {
-        raw.users_label = field::<String>(users, "users.label", "pseudonym, plain or off", errors)
-            .map(|v| (v, file("users.label")));
-        raw.pseudonym_key_file =
-            field::<PathBuf>(users, "users.pseudonym_key_file", "a file path", errors)
-                .map(|v| (v, file("users.pseudonym_key_file")));
-    }
-    if let Some(tenant) = sub(top, "tenant", &["domains"], errors) {
-        raw.tenant_domains =
-            field(tenant, "tenant.domains", "a list of domains", errors).unwrap_or_default();
-    }
-    if let Some(dedup) = sub(top, "dedup", &["window"], errors) {
-        raw.dedup_window = field::<String>(dedup, "dedup.window", "a duration like 29d", errors)
-            .map(|v| (v, file("dedup.window")));
-    }
-    if let Some(state) = sub(top, "state", &["dir"], errors) {
-        raw.state_dir = field(state, "state.dir", "a directory path", errors);
-    }
-    read_forwarding(top, raw, errors);
     let keys = [
         "api_url",
         "poll_interval",
@@ -688,7 +430,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         "request_timeout",
         "max_response_bytes",
     ];
-    if let Some(pb) = sub(top, "powerbi", &keys, errors) {
+    if let Some(pb) = sub(doc, "powerbi", &keys, errors) {
         let string = |key: &str, expected: &str, errors: &mut Vec<String>| {
             let path = format!("powerbi.{key}");
             field::<String>(pb, &path, expected, errors).map(|v| (v, file(&path)))
@@ -715,7 +457,7 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
         .map(|v| (v, file("powerbi.max_requests_per_hour")));
     }
     if let Some(az) = sub(
-        top,
+        doc,
         "azure",
         &[
             "authority_host",
@@ -747,53 +489,17 @@ fn read_file(text: &str, raw: &mut Raw, errors: &mut Vec<String>) {
     }
 }
 
-/// The mapping at `path`, with unknown keys reported.
-fn section<'a>(
-    value: &'a Value,
-    path: &str,
-    known: &[&str],
-    errors: &mut Vec<String>,
-) -> Option<&'a Mapping> {
-    let Some(map) = value.as_mapping() else {
-        let what = if path.is_empty() {
-            "the config file".to_string()
-        } else {
-            format!("config key `{path}`")
-        };
-        errors.push(format!("{what}: expected a mapping of keys to values"));
-        return None;
-    };
-    for key in map.keys() {
-        let name = key.as_str().unwrap_or("<not a string>");
-        if !known.contains(&name) {
-            let full = if path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{path}.{name}")
-            };
-            errors.push(format!(
-                "config key `{full}` is unknown (known keys{}: {})",
-                if path.is_empty() { "" } else { " here" },
-                known.join(", ")
-            ));
-        }
-    }
-    Some(map)
-}
-
+/// The mapping of a section not yet declared with `section!`, its unknown keys reported.
 fn sub<'a>(
-    top: &'a Mapping,
+    doc: &'a Document,
     key: &str,
     known: &[&str],
     errors: &mut Vec<String>,
 ) -> Option<&'a Mapping> {
-    top.get(key).and_then(|v| {
-        if v.is_null() {
-            None
-        } else {
-            section(v, key, known, errors)
-        }
-    })
+    let mut problems = Problems::default();
+    let map = doc.mapping(key, known, &mut problems);
+    errors.extend(problems.0);
+    map
 }
 
 fn field<T: DeserializeOwned>(
@@ -819,87 +525,9 @@ fn field<T: DeserializeOwned>(
 
 // === Flags ===
 
-fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
+fn apply_flags(args: &RunArgs, raw: &mut Raw) {
     let flag = |name: &str| format!("flag --{name}");
-    if let Some(v) = &args.listen_address {
-        raw.listen_address = Some((v.clone(), flag("web.listen-address")));
-    }
-    if let Some(v) = &args.telemetry_path {
-        raw.telemetry_path = Some((v.clone(), flag("web.telemetry-path")));
-    }
-    raw.disable_exporter_metrics |= args.disable_exporter_metrics;
-    let spec = &mut raw.filters;
-    for (slot, flags) in [
-        (&mut spec.include_workspaces, &args.filter_include_workspace),
-        (&mut spec.exclude_workspaces, &args.filter_exclude_workspace),
-        (&mut spec.exclude_users, &args.filter_exclude_user),
-        (&mut spec.include_activities, &args.filter_include_activity),
-        (&mut spec.exclude_activities, &args.filter_exclude_activity),
-    ] {
-        if !flags.is_empty() {
-            slot.clone_from(flags);
-        }
-    }
-    spec.exclude_personal_workspaces |= args.filter_exclude_personal_workspaces;
-    if let Some(v) = &args.users_label {
-        raw.users_label = Some((v.clone(), flag("users.label")));
-    }
-    if let Some(v) = &args.users_pseudonym_key_file {
-        raw.pseudonym_key_file = Some((v.clone(), flag("users.pseudonym-key-file")));
-    }
-    if !args.tenant_domains.is_empty() {
-        raw.tenant_domains.clone_from(&args.tenant_domains);
-    }
-    spec.exclude_service_principals |= args.filter_exclude_service_principals;
-    if let Some(v) = &args.web_config_file {
-        raw.web_config_file = Some((v.clone(), flag("web.config.file")));
-    }
-    if args.max_requests.is_some() {
-        raw.max_requests = args.max_requests;
-    }
     raw.once = args.once;
-    raw.otlp_enabled |= args.otlp_enabled;
-    raw.otlp_logs |= args.otlp_logs;
-    raw.otlp_logs_user_attribute |= args.otlp_logs_user_attribute;
-    let li = &mut raw.logs_ingestion;
-    for (slot, value, name) in [
-        (
-            &mut li.endpoint,
-            &args.logs_ingestion_endpoint,
-            "logs-ingestion.endpoint",
-        ),
-        (
-            &mut li.dcr_id,
-            &args.logs_ingestion_dcr_id,
-            "logs-ingestion.dcr-id",
-        ),
-        (
-            &mut li.stream,
-            &args.logs_ingestion_stream,
-            "logs-ingestion.stream",
-        ),
-        (
-            &mut li.timeout,
-            &args.logs_ingestion_timeout,
-            "logs-ingestion.timeout",
-        ),
-    ] {
-        if let Some(v) = value {
-            *slot = Some((v.clone(), flag(name)));
-        }
-    }
-    if args.forward_max_backlog_bytes.is_some() {
-        raw.forward_max_backlog_bytes = args.forward_max_backlog_bytes;
-    }
-    if args.state_dir.is_some() {
-        raw.state_dir.clone_from(&args.state_dir);
-    }
-    if let Some(v) = &args.log_level {
-        raw.log_level = Some((v.clone(), flag("log.level")));
-    }
-    if let Some(v) = &args.log_format {
-        raw.log_format = Some((v.clone(), flag("log.format")));
-    }
     if let Some(n) = args.replay_max_ids_per_pass {
         raw.replay_max_ids_per_pass = Some((n, flag("replay.max-ids-per-pass")));
     }
@@ -924,21 +552,6 @@ fn apply_flags(args: &RunArgs, raw: &mut Raw, errors: &mut Vec<String>) {
     }
     if args.demo_api_only {
         raw.demo_api_only = true;
-    }
-    for spec in &args.max_series {
-        match spec.split_once('=').map(|(k, v)| (k.trim(), v.trim().parse::<usize>())) {
-            Some((family, Ok(n))) => {
-                raw.max_series.retain(|(f, _, _)| f != family);
-                raw.max_series.push((family.to_string(), n, flag("limits.max-series")));
-            }
-            _ => errors.push(format!("flag --limits.max-series {spec:?}: expected FAMILY=N, e.g. powerbi_report_events_total=5000")),
-        }
-    }
-    if let Some(v) = &args.dedup_window {
-        raw.dedup_window = Some((v.clone(), flag("dedup.window")));
-    }
-    if let Some(v) = &args.series_retention {
-        raw.series_retention = Some((v.clone(), flag("limits.series-retention")));
     }
     apply_live_flags(&args.live, &mut raw.live);
 }
@@ -1041,65 +654,13 @@ fn apply_live_flags(args: &LiveArgs, live: &mut RawLive) {
 
 // === Validation ===
 
-fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
-    let listen_address = match &raw.listen_address {
-        None => Some(SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT))),
-        Some((v, from)) => parse_listen_address(v)
-            .map_err(|e| errors.push(format!("{from} {v:?}: {e}")))
-            .ok(),
-    };
-    let telemetry_path = match raw.telemetry_path {
-        None => "/metrics".to_string(),
-        Some((v, from)) => {
-            if !v.starts_with('/') || v == "/" || v.starts_with("/-/") {
-                errors.push(format!(
-                    "{from} {v:?}: expected a path starting with '/', other than / and /-/…"
-                ));
-            }
-            v
-        }
-    };
-    let level = match raw.log_level.as_ref().map(|(v, f)| (v.as_str(), f)) {
-        None | Some(("info", _)) => tracing::Level::INFO,
-        Some(("debug", _)) => tracing::Level::DEBUG,
-        Some(("warn", _)) => tracing::Level::WARN,
-        Some(("error", _)) => tracing::Level::ERROR,
-        Some((v, from)) => {
-            errors.push(format!(
-                "{from} {v:?}: expected one of debug, info, warn, error"
-            ));
-            tracing::Level::INFO
-        }
-    };
-    let format = match raw.log_format.as_ref().map(|(v, f)| (v.as_str(), f)) {
-        None | Some(("logfmt", _)) => LogFormat::Logfmt,
-        Some(("json", _)) => LogFormat::Json,
-        Some((v, from)) => {
-            errors.push(format!("{from} {v:?}: expected logfmt or json"));
-            LogFormat::Logfmt
-        }
-    };
-    let mut limits = Limits::default();
-    for (family, n, from) in raw.max_series {
-        match catalogue::by_name(&family) {
-            Some(f) if f.default_cap.is_some() && n >= 1 => {
-                limits.max_series.insert(family, n);
-            }
-            Some(f) if f.default_cap.is_some() => {
-                errors.push(format!("{from}: the cap of {family} must be at least 1"))
-            }
-            Some(_) => errors.push(format!(
-                "{from}: {family} has a fixed set of series and takes no cap"
-            )),
-            None => {
-                let capped: Vec<_> = catalogue::capped().map(|f| f.name).collect();
-                errors.push(format!(
-                    "{from}: unknown family {family:?} (capped families: {})",
-                    capped.join(", ")
-                ));
-            }
-        }
-    }
+/// The source the flags and the file choose (legacy: moves to `source::settings`).
+fn resolve_source(
+    raw: Raw,
+    dedup_window: Option<Duration>,
+    errors: &mut Vec<String>,
+) -> Option<SourceConfig> {
+    let defaults = DemoConfig::default();
     let mut duration_of = |value: Option<(String, String)>, default: Duration| match value {
         None => default,
         Some((v, from)) => duration::parse(&v).unwrap_or_else(|e| {
@@ -1107,15 +668,6 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             default
         }),
     };
-    let explicit_dedup_window = raw.dedup_window.is_some();
-    let dedup_origin = raw
-        .dedup_window
-        .as_ref()
-        .map_or_else(|| "--dedup.window".to_string(), |(_, from)| from.clone());
-    let mut own_user = None;
-    let mut exclude_own_exports = false;
-    let mut dedup_window = duration_of(raw.dedup_window, AggregateConfig::default().dedup_window);
-    let defaults = DemoConfig::default();
     let backfill = duration_of(raw.demo_backfill, defaults.backfill);
     let peak = match raw.demo_peak {
         Some((v, from)) if !(v.is_finite() && v > 0.0) => {
@@ -1125,20 +677,6 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
         Some((v, _)) => v,
         None => defaults.peak_events_per_minute,
     };
-    if dedup_window < Duration::from_secs(3600) {
-        errors.push(format!(
-            "{dedup_origin} {}: must be at least 1h (events arrive up to an hour late)",
-            duration::format(dedup_window)
-        ));
-    }
-    // The Logs Ingestion sink uses the same credential chain (another scope).
-    let sink_credential = (raw.logs_ingestion.endpoint.is_some()
-        || raw.logs_ingestion.dcr_id.is_some())
-    .then(|| SinkCredential {
-        raw: raw.live.credential.clone(),
-        authority: raw.live.authority_host.clone(),
-        cloud: raw.live.cloud.clone(),
-    });
     let source = match (raw.replay, raw.demo) {
         (Some(_), true) => {
             errors.push("choose one source: --replay PATH or --demo, not both".into());
@@ -1188,139 +726,47 @@ fn validate(raw: Raw, errors: &mut Vec<String>) -> Option<Config> {
             None
         }
         (None, false) if raw.live.credential.requested() => {
-            // The exporter's own reads of the log appear as ExportActivityEvents by its client id.
-            // The exporter's own reads of the log appear as ExportActivityEvents by its
-            // application id or its object id: the client id, and the ids of its token.
-            exclude_own_exports = !raw.live.count_own_exports;
-            own_user = raw.live.credential.client_id.clone();
-            let live = live_source(
-                raw.live,
-                explicit_dedup_window.then_some(dedup_window),
-                errors,
-            );
-            if let (Some(live), false) = (&live, explicit_dedup_window) {
-                // Ids older than the lookback are never re-read, so the live source need not
-                // remember them (the state file holds every id in the window).
-                dedup_window = Duration::from_secs((live.plan.lookback_hours as u64 + 2) * 3600);
-            }
-            live.map(|c| SourceConfig::PowerBi(Box::new(c)))
+            live_source(raw.live, dedup_window, errors).map(|c| SourceConfig::PowerBi(Box::new(c)))
         }
         (None, false) => {
             errors.push("no source configured: pass --demo to run on the simulated tenant, --replay PATH to replay saved events, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET to read a tenant".into());
             None
         }
     };
-    if let Err(bad) = crate::aggregate::filter::Filters::new(&raw.filters) {
-        errors.extend(bad.into_iter().map(|e| format!("filters: {e}")));
-    }
-    let filters = raw.filters;
-    let replay = matches!(source, Some(SourceConfig::Replay(_)));
-    let series_retention = series_retention(raw.series_retention, dedup_window, replay, errors);
-    let users = user_labels(raw.users_label, raw.pseudonym_key_file, errors);
-    let tenant_domains: Vec<String> = raw
-        .tenant_domains
-        .iter()
-        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-        .filter(|d| !d.is_empty())
-        .collect();
-    let web_config_file = raw.web_config_file.and_then(|(path, origin)| {
-        match crate::exposition::webconfig::WebSettings::load(&path) {
-            Ok(_) => Some(path),
-            Err(e) => {
-                errors.push(format!("{origin}: {e}"));
-                None
-            }
-        }
-    });
-    let otlp = OtlpConfig::resolve(
-        raw.otlp_enabled,
-        raw.otlp_logs,
-        raw.otlp_logs_user_attribute,
-        errors,
-    );
-    let forward = ForwardConfig {
-        logs_ingestion: sink_credential.and_then(|c| logs_ingestion(raw.logs_ingestion, c, errors)),
-        max_backlog_bytes: raw
-            .forward_max_backlog_bytes
-            .unwrap_or(DEFAULT_MAX_BACKLOG_BYTES),
-    };
-    if forward.logs_ingestion.is_some() || otlp.logs.is_some() {
-        if raw.once {
-            errors.push("--otlp.logs and --logs-ingestion.* forward events from a running exporter; they do not go with --once".into());
-        } else if raw.state_dir.is_none() {
-            errors.push("--otlp.logs and --logs-ingestion.* need --state.dir: events are delivered at-least-once from a durable spool there".into());
-        }
-    }
-    let (dedup_anchor, dedup_hold_from) = (
-        dedup_anchor(source.as_ref()),
-        dedup_hold_from(source.as_ref(), dedup_window),
-    );
-    // Outbound HTTPS reads the proxy and CA variables: a wrong one would fail every request.
-    let outbound = matches!(source, Some(SourceConfig::PowerBi(_)))
-        || forward.logs_ingestion.is_some()
-        || otlp.metrics.is_some()
-        || otlp.logs.is_some();
-    if outbound {
-        errors.extend(crate::azure::http::environment_problems());
-    }
-    Some(Config {
-        otlp,
-        forward,
-        web: WebConfig {
-            listen_address: listen_address?,
-            telemetry_path,
-            disable_exporter_metrics: raw.disable_exporter_metrics,
-            config_file: web_config_file,
-            max_requests: raw.max_requests.unwrap_or(DEFAULT_MAX_REQUESTS),
-        },
-        log: LogConfig { level, format },
-        once: raw.once,
-        state_dir: raw.state_dir,
-        source: source?,
-        aggregate: AggregateConfig {
-            limits,
-            dedup_anchor,
-            dedup_hold_from,
-            dedup_window,
-            own_user,
-            exclude_own_exports,
-            filters,
-            users,
-            tenant_domains,
-            series_retention,
-        },
-    })
+    source
 }
 
-/// `--limits.series-retention`: longer than the 28-day windows, and no shorter than the dedup
-/// window (an event old enough to be accepted must not land in a series that is expired).
-/// A replay keeps every series unless asked: an archive is replayed for its totals, in any
-/// order, while the live and demo sources move forward in time.
-fn series_retention(
-    value: Option<(String, String)>,
-    dedup_window: Duration,
-    replay: bool,
-    errors: &mut Vec<String>,
-) -> Option<Duration> {
-    let Some((v, from)) = value else {
-        return (!replay).then(|| DEFAULT_SERIES_RETENTION.max(dedup_window));
-    };
-    let retention = match duration::parse(&v) {
-        Ok(d) => d,
-        Err(e) => {
-            errors.push(format!("{from}: {e}"));
-            return Some(DEFAULT_SERIES_RETENTION);
-        }
-    };
-    let min = MIN_SERIES_RETENTION.max(dedup_window);
-    if retention < min {
-        errors.push(format!(
-            "{from} {v}: must be at least {} (the 28-day windows span 29 UTC days, and the dedup window is {})",
-            duration::format(min),
-            duration::format(dedup_window)
-        ));
+/// What the aggregation needs to know of the chosen source. `client_id` and
+/// `count_own_exports` are the live source's: its own reads of the log appear as
+/// ExportActivityEvents by its application id or its object id (the client id, and the ids
+/// of its token).
+fn source_traits(
+    source: Option<&SourceConfig>,
+    client_id: Option<String>,
+    count_own_exports: bool,
+) -> SourceTraits {
+    match source {
+        Some(SourceConfig::Replay(_)) => SourceTraits {
+            replay: true,
+            ..SourceTraits::default()
+        },
+        Some(SourceConfig::Demo(demo)) => SourceTraits {
+            history: Some(demo.backfill),
+            ..SourceTraits::default()
+        },
+        Some(SourceConfig::PowerBi(live)) => SourceTraits {
+            replay: false,
+            history: Some(live.initial_lookback),
+            // Ids older than the lookback are never re-read, so the live source need not
+            // remember them (the state file holds every id in the window).
+            dedup_window: Some(Duration::from_secs(
+                (live.plan.lookback_hours as u64 + 2) * 3600,
+            )),
+            own_user: client_id,
+            exclude_own_exports: !count_own_exports,
+        },
+        None => SourceTraits::default(),
     }
-    Some(retention)
 }
 
 /// The count `value` when `ok` holds it; else the error `{from} {n}: expected {expected}`, and
@@ -1339,80 +785,6 @@ fn count_within(
         }
         Some((n, _)) => n,
         None => default,
-    }
-}
-
-/// A replayed archive has no dedup window (its passes bound memory); the others end theirs at
-/// the wall clock.
-fn dedup_anchor(source: Option<&SourceConfig>) -> DedupAnchor {
-    match source {
-        Some(SourceConfig::Replay(_)) => DedupAnchor::Unanchored,
-        _ => DedupAnchor::WallClock,
-    }
-}
-
-/// Where the dedup window is held open while a first start loads history older than the window
-/// (an hour early: the source takes its own start a moment later).
-fn dedup_hold_from(source: Option<&SourceConfig>, window: Duration) -> Option<UnixMillis> {
-    let history = match source {
-        Some(SourceConfig::PowerBi(c)) => c.initial_lookback,
-        Some(SourceConfig::Demo(d)) => d.backfill,
-        _ => return None,
-    };
-    let held = history + Duration::from_secs(3600);
-    (held > window).then(|| UnixMillis::now().saturating_sub_millis(held.as_millis() as i64))
-}
-
-/// `--users.label` and the pseudonym key (file, else `POWERBI_EXPORTER_PSEUDONYM_KEY`, else
-/// none yet: the application keeps a random one in the state directory).
-fn user_labels(
-    mode: Option<(String, String)>,
-    key_file: Option<(PathBuf, String)>,
-    errors: &mut Vec<String>,
-) -> UserLabelConfig {
-    let mode = match mode {
-        None => "pseudonym".to_string(),
-        Some((m, _)) if ["pseudonym", "plain", "off"].contains(&m.as_str()) => m,
-        Some((m, from)) => {
-            errors.push(format!("{from} {m:?}: expected pseudonym, plain or off"));
-            "pseudonym".to_string()
-        }
-    };
-    match mode.as_str() {
-        "off" => return UserLabelConfig::Off,
-        "plain" => return UserLabelConfig::Plain,
-        _ => {}
-    }
-    if let Some((path, from)) = key_file {
-        return match crate::files::read_small(&path) {
-            Ok(bytes) if bytes.trim_ascii().len() >= 16 => {
-                UserLabelConfig::Pseudonym(PseudonymKey(bytes.trim_ascii().to_vec()))
-            }
-            Ok(_) => {
-                errors.push(format!(
-                    "{from} {}: the key must hold at least 16 bytes",
-                    path.display()
-                ));
-                UserLabelConfig::PseudonymUnkeyed
-            }
-            Err(e) => {
-                errors.push(format!("{from} {}: cannot read it: {e}", path.display()));
-                UserLabelConfig::PseudonymUnkeyed
-            }
-        };
-    }
-    match std::env::var("POWERBI_EXPORTER_PSEUDONYM_KEY") {
-        Ok(k) if k.trim().len() >= 16 => {
-            UserLabelConfig::Pseudonym(PseudonymKey(k.trim().as_bytes().to_vec()))
-        }
-        Ok(k) if !k.is_empty() => {
-            errors.push(
-                "environment POWERBI_EXPORTER_PSEUDONYM_KEY: the key must hold at least 16 bytes"
-                    .into(),
-            );
-            UserLabelConfig::PseudonymUnkeyed
-        }
-        _ => UserLabelConfig::PseudonymUnkeyed,
     }
 }
 
@@ -1593,51 +965,14 @@ struct SinkCredential {
     cloud: Option<(String, String)>,
 }
 
-/// The Logs Ingestion sink: endpoint and rule id together, a credential, a sane stream name.
-fn logs_ingestion(
-    raw: RawLogsIngestion,
-    sink: SinkCredential,
-    errors: &mut Vec<String>,
-) -> Option<LogsIngestionConfig> {
-    let (Some((endpoint, from)), Some((dcr_id, _))) = (raw.endpoint, raw.dcr_id) else {
-        errors.push("Logs Ingestion needs both --logs-ingestion.endpoint and --logs-ingestion.dcr-id (logs_ingestion.endpoint, logs_ingestion.dcr_id)".into());
-        return None;
-    };
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| endpoint.starts_with(p));
-    if !endpoint.starts_with("https://") && !loopback {
-        errors.push(format!(
-            "{from} {endpoint:?}: expected an https:// URL (plain http only for loopback)"
-        ));
-        return None;
-    }
+/// How the Logs Ingestion sink signs in: the live source's credential chain, with the Azure
+/// Monitor scope of the cloud.
+fn sink_identity(sink: SinkCredential, errors: &mut Vec<String>) -> Option<SinkIdentity> {
     let SinkCredential {
         raw: credential_raw,
         authority,
         cloud,
     } = sink;
-    let (stream, stream_origin) = raw.stream.unwrap_or_else(|| {
-        (
-            "Custom-PowerBIActivity_CL".to_string(),
-            "--logs-ingestion.stream".to_string(),
-        )
-    });
-    if !stream.starts_with("Custom-") || stream.contains(['/', '?', '#', ' ']) {
-        errors.push(format!(
-            "{stream_origin} {stream:?}: expected the rule's custom stream name, like Custom-PowerBIActivity_CL"
-        ));
-    }
-    let timeout = match raw.timeout {
-        None => Duration::from_secs(30),
-        Some((v, from)) => match crate::duration::parse(&v) {
-            Ok(d) if d >= Duration::from_secs(1) => d,
-            _ => {
-                errors.push(format!("{from} {v:?}: expected a duration of 1s or more"));
-                Duration::from_secs(30)
-            }
-        },
-    };
     let cloud: Cloud = match cloud {
         None => Cloud::Public,
         Some((v, _)) => v.parse().unwrap_or(Cloud::Public),
@@ -1648,14 +983,9 @@ fn logs_ingestion(
         return None;
     }
     let credential = credential(credential_raw, host, errors)?;
-    Some(LogsIngestionConfig {
-        endpoint,
-        dcr_id,
-        stream,
+    Some(SinkIdentity {
         credential,
         scope: cloud.monitor_scope().into(),
-        timeout,
-        max_body_bytes: MAX_BODY_BYTES,
     })
 }
 
@@ -1678,14 +1008,14 @@ fn read_credential_env(credential: &mut RawCredential) {
 
 /// The live source and the aggregation settings for `top` against a tenant: flags and the
 /// environment only (no config file), checked like the exporter's.
-pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig), ConfigErrors> {
+pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig), Problems> {
     let mut errors = Vec::new();
     let mut raw = RawLive::default();
     apply_live_flags(args, &mut raw);
     read_credential_env(&mut raw.credential);
     if !raw.credential.requested() {
         errors.push("top needs --replay PATH, or a tenant: set AZURE_TENANT_ID, AZURE_CLIENT_ID and a credential (see README, Connecting a real tenant)".into());
-        return Err(ConfigErrors(errors));
+        return Err(Problems(errors));
     }
     let own_user = raw.credential.client_id.clone();
     let exclude_own_exports = !raw.count_own_exports;
@@ -1699,7 +1029,7 @@ pub fn live_for_top(args: &LiveArgs) -> Result<(PowerBiConfig, AggregateConfig),
                 ..AggregateConfig::default()
             },
         )),
-        _ => Err(ConfigErrors(errors)),
+        _ => Err(Problems(errors)),
     }
 }
 
@@ -1856,83 +1186,21 @@ fn read_named_file(what: &str, path: &std::path::Path, errors: &mut Vec<String>)
         .ok()
 }
 
-/// What `healthcheck` needs of the exporter's settings: where it listens and its web config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeTarget {
-    pub listen_address: SocketAddr,
-    pub web_config_file: Option<PathBuf>,
-}
-
-/// The `--config.file` at `path` read into a fresh [`Raw`] (an empty one without a file);
-/// what cannot be read or understood goes to `errors`.
-fn read_config_file(path: Option<&Path>, errors: &mut Vec<String>) -> Raw {
-    let mut raw = Raw::default();
-    if let Some(path) = path {
-        match crate::files::read_small_to_string(path) {
-            Ok(text) => read_file(&text, &mut raw, errors),
-            Err(e) => errors.push(format!(
-                "--config.file {}: cannot read it: {e}",
-                path.display()
-            )),
-        }
-    }
-    raw
-}
-
 /// The probe's target, read like the exporter reads its own: `--config.file`'s `web:` section
 /// (the whole file is checked, as the exporter would check it), the healthcheck's own flags
 /// over it, then the default address.
-pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, ConfigErrors> {
-    let mut errors = Vec::new();
-    let mut raw = read_config_file(args.config_file.as_deref(), &mut errors);
-    let flag = |name: &str| format!("flag --{name}");
-    if let Some(v) = &args.listen_address {
-        raw.listen_address = Some((v.clone(), flag("web.listen-address")));
-    }
-    if let Some(v) = &args.web_config_file {
-        raw.web_config_file = Some((v.clone(), flag("web.config.file")));
-    }
-    let listen_address = match &raw.listen_address {
-        None => SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT)),
-        Some((v, from)) => parse_listen_address(v).unwrap_or_else(|e| {
-            errors.push(format!("{from} {v:?}: {e}"));
-            SocketAddr::from(([0, 0, 0, 0], crate::DEFAULT_PORT))
-        }),
-    };
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
-    Ok(ProbeTarget {
-        listen_address,
-        web_config_file: raw.web_config_file.map(|(path, _)| path),
-    })
-}
-
-/// `:PORT` (all interfaces, as the exporter-toolkit writes it), `HOST:PORT` or `[V6]:PORT`.
-pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
-    let expected = "expected HOST:PORT, e.g. :10195 or 127.0.0.1:10195";
-    if let Some(port) = s.strip_prefix(':') {
-        return port
-            .parse::<u16>()
-            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
-            .map_err(|_| expected.to_string());
-    }
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => s
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host} resolves to no address")),
-        _ => Err(expected.to_string()),
-    }
+pub fn probe_target(args: &crate::cli::HealthcheckArgs) -> Result<ProbeTarget, Problems> {
+    let mut problems = Problems::default();
+    let doc = Document::load(args.config_file.as_deref(), TOP_KEYS, &mut problems);
+    let file = FileSections::read(&doc, &mut problems);
+    let target = ProbeTarget::resolve(file.web, &args.web, &mut problems);
+    problems.into_result(target)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::settings::LogFormat;
 
     #[test]
     fn a_full_file_is_read() {
@@ -1959,6 +1227,35 @@ mod tests {
             panic!("demo expected")
         };
         assert_eq!((d.tenant.seed, d.backfill), (3, Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_flag_switches_off_what_the_file_switched_on() {
+        use clap::Parser as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yml");
+        std::fs::write(
+            &path,
+            "demo: {enabled: true}\nweb: {disable_exporter_metrics: true}\nfilters: {exclude_service_principals: true}\n",
+        )
+        .unwrap();
+        let load = |flags: &[&str]| {
+            let file = ["powerbi-exporter", "--config.file", path.to_str().unwrap()];
+            let cli = crate::cli::Cli::try_parse_from([&file[..], flags].concat()).unwrap();
+            let c = Config::load(&cli.run).unwrap();
+            (
+                c.web.disable_exporter_metrics,
+                c.aggregate.filters.exclude_service_principals,
+            )
+        };
+        assert_eq!(load(&[]), (true, true));
+        assert_eq!(
+            load(&[
+                "--web.disable-exporter-metrics=false",
+                "--no-filter.exclude-service-principals"
+            ]),
+            (false, false)
+        );
     }
 
     #[test]
@@ -2072,23 +1369,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("expected one of public, usgov"));
-    }
-
-    #[test]
-    fn listen_addresses() {
-        assert_eq!(
-            parse_listen_address(":10195"),
-            Ok(SocketAddr::from(([0, 0, 0, 0], 10195)))
-        );
-        assert_eq!(
-            parse_listen_address("[::1]:80"),
-            Ok("[::1]:80".parse().unwrap())
-        );
-        assert!(parse_listen_address("localhost:0")
-            .unwrap()
-            .ip()
-            .is_loopback());
-        assert!(parse_listen_address("10195").is_err());
-        assert!(parse_listen_address(":99999").is_err());
     }
 }
