@@ -7,6 +7,7 @@
 pub mod demo;
 pub mod powerbi;
 pub mod replay;
+pub mod settings;
 
 use std::future::Future;
 use std::path::PathBuf;
