@@ -235,7 +235,7 @@ impl LiveSettings {
     pub fn layer(files: LiveFiles, flags: &LiveFlags, azure: AzureSettings) -> LiveSettings {
         let LiveFiles {
             mut powerbi,
-            mut inventory,
+            inventory,
         } = files;
         powerbi.api_url = Sourced::layer(
             powerbi.api_url,
@@ -277,34 +277,11 @@ impl LiveSettings {
             flags.powerbi_max_response_bytes,
             "powerbi.max-response-bytes",
         );
-        let inv = &flags.inventory;
-        let inventory_enabled = switch(inv.inventory_enabled, inv.inventory_no_enabled)
-            .or(inventory.enabled.take().map(|s| s.value))
-            .unwrap_or(false);
-        inventory.refresh = Sourced::layer(
-            inventory.refresh,
-            inv.inventory_refresh.clone(),
-            "inventory.refresh",
-        );
-        inventory.timeout = Sourced::layer(
-            inventory.timeout,
-            inv.inventory_timeout.clone(),
-            "inventory.timeout",
-        );
-        inventory.max_requests_per_hour = Sourced::layer(
-            inventory.max_requests_per_hour,
-            inv.inventory_max_requests_per_hour,
-            "inventory.max-requests-per-hour",
-        );
-        inventory.page_size = Sourced::layer(
-            inventory.page_size,
-            inv.inventory_page_size,
-            "inventory.page-size",
-        );
+        let inventory = layer_inventory(inventory, &flags.inventory);
         LiveSettings {
             powerbi,
+            inventory_enabled: inventory.enabled.as_ref().is_some_and(|s| s.value),
             inventory,
-            inventory_enabled,
             // Not in the file: a flag only, off by default.
             count_own_exports: switch(
                 flags.powerbi_count_own_exports,
@@ -358,13 +335,7 @@ impl LiveSettings {
             DEFAULT_MAX_RESPONSE_BYTES,
             problems,
         );
-        if let Some(dedup_window) = dedup_window.filter(|w| lookback + HOUR > *w) {
-            problems.push(format!(
-                "--dedup.window (dedup.window) {} must exceed --powerbi.lookback ({}) by at least 1h, or re-read events would count twice",
-                duration::format(dedup_window),
-                duration::format(lookback)
-            ));
-        }
+        check_dedup_window(dedup_window, lookback, problems);
         let cloud = self.azure.cloud(problems);
         let api_url = https_url(file.api_url, cloud.api_url(), problems);
         let max_requests_per_hour =
@@ -393,6 +364,48 @@ impl LiveSettings {
             max_response_bytes,
             inventory,
         })
+    }
+}
+
+/// The `--inventory.*` flags over the file's `inventory:`.
+fn layer_inventory(mut inventory: InventoryFile, inv: &InventoryFlags) -> InventoryFile {
+    inventory.enabled = Sourced::layer(
+        inventory.enabled,
+        switch(inv.inventory_enabled, inv.inventory_no_enabled),
+        "inventory.enabled",
+    );
+    inventory.refresh = Sourced::layer(
+        inventory.refresh,
+        inv.inventory_refresh.clone(),
+        "inventory.refresh",
+    );
+    inventory.timeout = Sourced::layer(
+        inventory.timeout,
+        inv.inventory_timeout.clone(),
+        "inventory.timeout",
+    );
+    inventory.max_requests_per_hour = Sourced::layer(
+        inventory.max_requests_per_hour,
+        inv.inventory_max_requests_per_hour,
+        "inventory.max-requests-per-hour",
+    );
+    inventory.page_size = Sourced::layer(
+        inventory.page_size,
+        inv.inventory_page_size,
+        "inventory.page-size",
+    );
+    inventory
+}
+
+/// An explicit dedup window must cover the lookback by an hour, or re-read events would count
+/// twice.
+fn check_dedup_window(dedup_window: Option<Duration>, lookback: Duration, problems: &mut Problems) {
+    if let Some(dedup_window) = dedup_window.filter(|w| lookback + HOUR > *w) {
+        problems.push(format!(
+            "--dedup.window (dedup.window) {} must exceed --powerbi.lookback ({}) by at least 1h, or re-read events would count twice",
+            duration::format(dedup_window),
+            duration::format(lookback)
+        ));
     }
 }
 
