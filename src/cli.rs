@@ -297,4 +297,22 @@ mod tests {
             Some(true)
         );
     }
+
+    #[test]
+    fn the_sources_switches_take_their_no_form_and_the_api_only_demo_needs_the_demo() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["powerbi-exporter"], args].concat());
+        let source = |args: &[&str]| parse(args).unwrap().run.source;
+        assert_eq!(source(&["--demo"]).demo.enabled(), Some(true));
+        assert_eq!(source(&["--no-demo"]).demo.enabled(), Some(false));
+        assert_eq!(source(&["--demo=false"]).demo.enabled(), Some(false));
+        assert_eq!(source(&[]).demo.enabled(), None);
+        let live = source(&[
+            "--no-powerbi.count-own-exports",
+            "--no-azure.managed-identity",
+        ])
+        .live;
+        assert!(live.powerbi_no_count_own_exports && live.azure.azure_no_managed_identity);
+        assert!(parse(&["--demo.api-only"]).is_err());
+        assert!(parse(&["--demo", "--demo.api-only"]).is_ok());
+    }
 }

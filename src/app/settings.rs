@@ -587,10 +587,8 @@ fn validate(
     .then(|| sources.live.azure.clone());
     // The exporter's own reads of the log appear as ExportActivityEvents by its application
     // id or its object id: the client id, and the ids of its token.
-    let own_exports = (
-        sources.live.azure.client_id.clone(),
-        !sources.live.count_own_exports,
-    );
+    let client_id = sources.live.azure.client_id.clone();
+    let count_own_exports = sources.live.count_own_exports;
     let mut problems = Problems::default();
     let source = SourceConfig::resolve(
         sources.files,
@@ -601,7 +599,8 @@ fn validate(
     );
     errors.extend(problems.0);
     if let Some(SourceConfig::PowerBi(live)) = &source {
-        (own_user, exclude_own_exports) = own_exports;
+        own_user = client_id;
+        exclude_own_exports = !count_own_exports;
         if !explicit_dedup_window {
             // Ids older than the lookback are never re-read, so the live source need not
             // remember them (the state file holds every id in the window).

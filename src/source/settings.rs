@@ -152,3 +152,64 @@ impl SourceConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::settings::AzureSettings;
+    use crate::source::powerbi::settings::LiveFiles;
+
+    fn resolve(yaml: &str, flags: &SourceFlags) -> Result<SourceConfig, Problems> {
+        let mut problems = Problems::default();
+        let doc = Document::parse(yaml, &["replay", "demo"], &mut problems);
+        let files = SourceFiles::read(&doc, &mut problems);
+        let live = LiveSettings::layer(LiveFiles::default(), &flags.live, AzureSettings::default());
+        let source = SourceConfig::resolve(files, flags, live, None, &mut problems);
+        problems.into_result(source)
+    }
+
+    #[test]
+    fn the_demo_carries_the_simulated_tenants_id() {
+        let source = resolve("demo: {enabled: true}\n", &SourceFlags::default()).unwrap();
+        assert_eq!(
+            source.tenant_id(),
+            Some(crate::simulator::api::ApiConfig::default().tenant_id)
+        );
+    }
+
+    #[test]
+    fn a_flag_picks_its_source_over_the_files_and_both_flags_are_refused() {
+        let yaml = "replay: {path: /archive}\ndemo: {enabled: true}\n";
+        let err = resolve(yaml, &SourceFlags::default()).unwrap_err();
+        assert_eq!(
+            err.0,
+            ["choose one source: --replay PATH or --demo, not both"]
+        );
+        let mut flags = SourceFlags::default();
+        flags.demo.demo = Some(true);
+        assert!(matches!(resolve(yaml, &flags), Ok(SourceConfig::Demo(_))));
+        let mut flags = SourceFlags::default();
+        flags.replay.replay = Some("/other".into());
+        let Ok(SourceConfig::Replay(r)) = resolve(yaml, &flags) else {
+            panic!("the flag's replay expected")
+        };
+        assert_eq!(r.path, std::path::Path::new("/other"));
+        flags.demo.demo = Some(true);
+        assert!(resolve(yaml, &flags).is_err());
+        let mut flags = SourceFlags::default();
+        flags.demo.no_demo = true;
+        assert!(matches!(resolve(yaml, &flags), Ok(SourceConfig::Replay(_))));
+    }
+
+    #[test]
+    fn once_needs_a_replay_and_no_source_is_a_problem() {
+        let flags = SourceFlags {
+            once: true,
+            ..SourceFlags::default()
+        };
+        let err = resolve("demo: {enabled: true}\n", &flags).unwrap_err();
+        assert_eq!(err.0, [ONCE_NEEDS_REPLAY]);
+        let err = resolve("", &SourceFlags::default()).unwrap_err();
+        assert_eq!(err.0, [NO_SOURCE]);
+    }
+}
