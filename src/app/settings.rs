@@ -7,8 +7,9 @@
 //! - unknown keys are errors (a typo must not silently fall back to a default);
 //! - after [`Config::load`] succeeds the values are valid: later stages do not re-check them.
 //!
-//! Components that own their settings (`exposition::settings`, `telemetry::settings`) declare
-//! their section, flags and `resolve`; the rest is still resolved here until it moves.
+//! Components that own their settings (`exposition::settings`, `telemetry::settings`,
+//! `source::settings` with each source's, `azure::settings`) declare their section, flags and
+//! `resolve`; the rest is still resolved here until it moves.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
