@@ -16,7 +16,7 @@ use powerbi_exporter::exposition::healthcheck;
 use powerbi_exporter::rng::Rng;
 use powerbi_exporter::simulator::{self, Layout, Tenant, TenantSpec};
 use powerbi_exporter::source::powerbi::progress::ProgressMode;
-use powerbi_exporter::source::powerbi::PowerBiSource;
+use powerbi_exporter::source::powerbi::{self, PowerBiSource};
 use powerbi_exporter::source::replay::Replay;
 use powerbi_exporter::source::Source;
 use powerbi_exporter::telemetry::{LogConfig, LogFormat};
@@ -108,7 +108,7 @@ fn top_source(args: &TopArgs) -> Result<Box<dyn Source>, Problems> {
             "flag --since: the API keeps 28 days of activity; at most 28d".into(),
         ));
     }
-    let (live, _) = settings::live_for_top(&args.live)?;
+    let live = powerbi::settings::for_top(&args.live)?;
     Ok(Box::new(
         PowerBiSource::history(live, since, ProgressMode::for_stderr())
             .map_err(|e| problem(e.to_string()))?,

@@ -44,11 +44,11 @@ pub mod outbox;
 pub mod people;
 pub mod recent;
 pub mod series;
+pub mod settings;
 pub mod shared;
 pub mod state_file;
 pub mod throughput;
 pub mod usage;
-pub mod settings;
 pub mod users;
 pub mod viewers;
 

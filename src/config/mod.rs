@@ -15,7 +15,7 @@ mod problems;
 mod yaml;
 
 pub use origin::{Origin, Sourced};
-pub use parse::{count_within, duration_or, switch, with_default};
+pub use parse::{count_within, duration_or, flag_pair, switch, with_default};
 pub use problems::{Description, Problems};
 pub(crate) use yaml::section;
 pub use yaml::{Document, Section};

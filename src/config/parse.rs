@@ -16,8 +16,20 @@ pub fn with_default(text: &str, default: impl Display) -> String {
 /// `--x=false` or `--no-x` is off, neither leaves the file's value (off without one). The pair
 /// is declared with `overrides_with`, so only the last one given reaches here.
 pub fn switch(file: Option<Sourced<bool>>, on: Option<bool>, off: bool) -> bool {
-    let flag = if off { Some(false) } else { on };
-    flag.or(file.map(|f| f.value)).unwrap_or(false)
+    flag_pair(on, off)
+        .or(file.map(|f| f.value))
+        .unwrap_or(false)
+}
+
+/// A tri-state flag pair alone: `Some(true)` for `--x`, `Some(false)` for `--x=false` or
+/// `--no-x`, `None` when neither was given (for a setting whose file value is layered
+/// elsewhere).
+pub fn flag_pair(on: Option<bool>, off: bool) -> Option<bool> {
+    if off {
+        Some(false)
+    } else {
+        on
+    }
 }
 
 /// The duration `value` spells, or `default` when unset; a bad one is reported.

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod metrics;
 pub mod powerbi;
 pub mod replay;
+pub mod settings;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -360,3 +360,35 @@ fn a_retry_after_of_centuries_is_cut_to_an_hour_without_overflow() {
     });
     assert_retry_after_clamp_logged(&e, asked);
 }
+
+/// A file that switches the inventory on is switched off by `--no-inventory.enabled` or
+/// `--inventory.enabled=false` (kingpin's spellings), and left on without either.
+#[test]
+fn a_flag_switches_off_the_inventory_the_file_switched_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, "inventory:\n  enabled: true\n").unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check-config",
+            "--config.file",
+            file.to_str().unwrap(),
+            "--azure.tenant-id",
+            "t",
+            "--azure.client-id",
+            "c",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_with_env(&args, &[("AZURE_CLIENT_SECRET", "s")]);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().any(|l| l.starts_with("inventory: every "))
+    };
+    assert!(check(&[]), "the file's inventory.enabled");
+    assert!(!check(&["--no-inventory.enabled"]));
+    assert!(!check(&["--inventory.enabled=false"]));
+    assert!(
+        check(&["--no-inventory.enabled", "--inventory.enabled"]),
+        "the last one wins"
+    );
+}

@@ -12,9 +12,9 @@
 
 pub mod budget;
 pub mod client;
-pub mod cloud;
 pub mod inventory;
 pub mod progress;
+pub mod settings;
 pub mod window;
 
 use std::time::Duration;

@@ -7,6 +7,8 @@
 //! throttles, fails or re-delivers, so the self metrics move too. Its request budget is set
 //! high (it is simulated), so the demo can poll every few seconds and look alive.
 
+pub mod settings;
+
 use std::time::Duration;
 
 use super::powerbi::client::{HostPolicy, RetryPolicy};
@@ -31,6 +33,8 @@ pub struct DemoConfig {
     pub tick: Duration,
     /// Serve the simulated tenant only, without the exporter (`--demo.api-only`).
     pub api_only: bool,
+    /// The simulated tenant's Entra ID tenant id (the tokens' `tid`, a resource attribute).
+    pub tenant_id: String,
 }
 
 impl Default for DemoConfig {
@@ -41,6 +45,7 @@ impl Default for DemoConfig {
             backfill: Duration::from_secs(6 * 3600),
             tick: Duration::from_secs(2),
             api_only: false,
+            tenant_id: ApiConfig::default().tenant_id,
         }
     }
 }
@@ -79,6 +84,7 @@ pub fn simulated_tenant(config: &DemoConfig) -> (ApiConfig, Timeline) {
         budget_per_hour: DEMO_BUDGET,
         retention: Some(Duration::from_secs((lookback_hours(config) + 1) * 3600)),
         retry_after_secs: 3,
+        tenant_id: config.tenant_id.clone(),
         faults: Faults {
             throttle: 0.01,
             server_error: 0.01,

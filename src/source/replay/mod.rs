@@ -20,6 +20,8 @@
 //! ([`SourceError::ReplayArchiveChanged`]): counting it again would count twice, skipping it
 //! would leave changes out.
 
+pub mod settings;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
