@@ -122,17 +122,7 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .as_deref()
         .map(StateFile::open)
         .transpose()?;
-    // Read before anything is written to the directory: a state that cannot be read stops the
-    // start with the directory as it was.
-    let restored = match &state_file {
-        Some(file) => file.load()?,
-        None => None,
-    };
-    let config = with_pseudonym_key(config, state_file.as_ref())?;
-    let (aggregator, source_state) = match restored {
-        Some(saved) => saved.resume(&config.aggregate),
-        None => (Aggregator::new(&config.aggregate), SourceState::default()),
-    };
+    let (config, aggregator, source_state) = restore(config, state_file.as_ref())?;
     let resume = source_state.status.clone();
     let progress = source_state.replay_progress().cloned();
     let source = build_source(&config.source, resume, progress)?;
@@ -196,6 +186,26 @@ async fn serve(config: Config) -> Result<(), AppError> {
     tracing::info!("Shutting down.");
     pipeline.stop(metrics_push).await;
     Ok(())
+}
+
+/// What the run continues from: the saved aggregator and source state, or a fresh start; and
+/// the configuration with the pseudonym key kept in the state directory.
+fn restore(
+    config: Config,
+    state_file: Option<&StateFile>,
+) -> Result<(Config, Aggregator, SourceState), AppError> {
+    // Read before anything is written to the directory: a state that cannot be read stops the
+    // start with the directory as it was.
+    let restored = match state_file {
+        Some(file) => file.load()?,
+        None => None,
+    };
+    let config = with_pseudonym_key(config, state_file)?;
+    let (aggregator, source_state) = match restored {
+        Some(saved) => saved.resume(&config.aggregate),
+        None => (Aggregator::new(&config.aggregate), SourceState::default()),
+    };
+    Ok((config, aggregator, source_state))
 }
 
 /// The source feeding the decode thread, which applies its documents to the aggregator and
