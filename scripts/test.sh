@@ -64,12 +64,13 @@ if ! command -v helm >/dev/null 2>&1 || ! command -v kubectl >/dev/null 2>&1; th
 fi
 promtool --version | head -1
 
+# --workspace: the exporter and the decoder's crate (crates/decode) alike.
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
-echo "== cargo test"
-cargo test --all-targets
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test --workspace"
+cargo test --workspace --all-targets
 echo "== soak (alone, so nothing else competes for the 2 cores; SOAK_SECONDS=${SOAK_SECONDS:-150})"
 # Passes only when exactly the soak ran and passed: a filter that matches no test makes cargo
 # print "running 0 tests" and succeed, which must not count as a soak.
@@ -94,4 +95,4 @@ run_soak soak::soak_memory_stays_flat_and_scrapes_stay_fast
 echo "== fuzz smoke (FUZZ_SECONDS=${FUZZ_SECONDS:-30} per target; longer by hand: scripts/fuzz.sh 3600)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 echo "== benchmarks build"
-cargo bench --no-run --quiet
+cargo bench --workspace --no-run --quiet

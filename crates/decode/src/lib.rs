@@ -1,9 +1,16 @@
-//! Decode stage: bytes of a source document → [`ActivityEvent`]s borrowed from those bytes.
+//! Decode stage of powerbi-exporter: bytes of a source document → [`ActivityEvent`]s borrowed
+//! from those bytes.
 //!
 //! [`split`] finds each event's bytes in a streamed document; [`event`] decodes one event
 //! leniently with serde, and `object` parses plain event objects faster inside the splitter.
 //! [`decode_reader`] and [`decode_slice`] join them and hands every outcome to an [`EventSink`],
 //! so the aggregation and the `top` ranking consume one decoder.
+//!
+//! Invariants: pure and synchronous (no I/O beyond the `Read` it is handed, no tokio, no
+//! global state), so the fuzz targets and benchmarks build it alone; decoding panics on no
+//! input, and every element of a document ends as exactly one accepted event or one
+//! [`Rejection`]. A crate of its own at the bottom of the stage order: it depends on no other
+//! part of the exporter, which re-exports it as `powerbi_exporter::decode`.
 
 #[doc(hidden)]
 pub mod differential;
