@@ -64,22 +64,23 @@ if ! command -v helm >/dev/null 2>&1 || ! command -v kubectl >/dev/null 2>&1; th
 fi
 promtool --version | head -1
 
+# --workspace: the exporter and the decoder's crate (crates/decode) alike.
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 # Broken intra-doc links (a module that moved, an item renamed) fail here, not on docs.rs.
 # --quiet also hides cargo's note that the binary's docs share the library's directory.
-echo "== cargo doc --no-deps (lib and bins, warnings denied)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --bins --quiet
+echo "== cargo doc --no-deps (lib and bins of the workspace, warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --lib --bins --quiet
 # The fuzz crate is its own workspace, so the two commands above skip it. Clippy needs no
 # cargo-fuzz and no nightly (no sanitizer flags); it shares target/, so the exporter's
 # dependencies checked above are not checked again.
 echo "== fuzz crate: cargo fmt --check, cargo clippy -- -D warnings"
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --manifest-path fuzz/Cargo.toml --target-dir target --all-targets --quiet -- -D warnings
-echo "== cargo test"
-cargo test --all-targets
+echo "== cargo test --workspace"
+cargo test --workspace --all-targets
 echo "== soak (alone, so nothing else competes for the 2 cores; SOAK_SECONDS=${SOAK_SECONDS:-150})"
 # Passes only when exactly the soak ran and passed: a filter that matches no test makes cargo
 # print "running 0 tests" and succeed, which must not count as a soak.
@@ -104,4 +105,4 @@ run_soak soak::soak_memory_stays_flat_and_scrapes_stay_fast
 echo "== fuzz smoke (FUZZ_SECONDS=${FUZZ_SECONDS:-30} per target; longer by hand: scripts/fuzz.sh 3600)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 echo "== benchmarks build"
-cargo bench --no-run --quiet
+cargo bench --workspace --no-run --quiet

@@ -45,7 +45,8 @@ pub mod build;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
-pub mod decode;
+/// The decode stage, a crate of its own (`crates/decode`): see its documentation.
+pub use powerbi_exporter_decode as decode;
 pub mod duration;
 pub mod exposition;
 pub mod files;

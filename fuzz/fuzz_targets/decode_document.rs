@@ -2,7 +2,7 @@
 //! `decode_reader` (streamed in chunks whose sizes the input chooses) deliver the same
 //! events and rejections and end the same way; every element the splitter's own parser read
 //! agrees with serde's reading of the same bytes whenever serde can read them. The check lives
-//! in `powerbi_exporter::decode::differential`, shared with `tests/it/fuzz_regressions.rs`.
+//! in `powerbi_exporter_decode::differential`, shared with `tests/it/fuzz_regressions.rs`.
 //!
 //! Input: byte 0 picks the chunking (see `differential::Chunks`), the rest is the document.
 #![no_main]
@@ -11,6 +11,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Some((&mode, doc)) = data.split_first() {
-        powerbi_exporter::decode::differential::check_document(mode, doc);
+        powerbi_exporter_decode::differential::check_document(mode, doc);
     }
 });

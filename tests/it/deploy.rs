@@ -517,6 +517,22 @@ fn manifest_target_paths() -> Vec<String> {
     paths
 }
 
+/// The directories of the workspace's member crates other than the exporter (`members` in
+/// `[workspace]` of `Cargo.toml`, e.g. `crates/decode`).
+fn workspace_member_dirs() -> Vec<String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let members = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("members = ["))
+        .expect("Cargo.toml declares its workspace members on one line");
+    members
+        .trim_end_matches(']')
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .filter(|m| !m.is_empty() && m != ".")
+        .collect()
+}
+
 #[test]
 fn the_image_builds_dependencies_in_a_layer_of_their_own() {
     let stages = dockerfile_stages(&dockerfile());
@@ -561,6 +577,30 @@ fn the_image_builds_dependencies_in_a_layer_of_their_own() {
         real.contains("touch src/main.rs src/lib.rs"),
         "the real build touches the crate's roots: {real}"
     );
+    // cargo reads every workspace member's manifest too: each is copied into the dependency
+    // layer with a stub library, and its real root is touched like the exporter's.
+    let members = workspace_member_dirs();
+    assert!(
+        members.contains(&"crates/decode".to_string()),
+        "the workspace members were read: {members:?}"
+    );
+    for dir in members {
+        assert!(
+            build[manifest..everything]
+                .iter()
+                .any(|(k, args)| k == "COPY" && *args == format!("{dir}/Cargo.toml {dir}/")),
+            "the dependency layer does not copy {dir}/Cargo.toml"
+        );
+        let lib = format!("{dir}/src/lib.rs");
+        assert!(
+            deps.contains(&lib),
+            "the dependency layer has no stub {lib}"
+        );
+        assert!(
+            real.contains(&lib),
+            "the real build does not touch {lib}: {real}"
+        );
+    }
 }
 
 #[test]
@@ -597,6 +637,10 @@ fn the_docker_build_context_leaves_out_build_output_git_and_fuzz_corpora() {
     // What the build needs stays: the manifest, the sources, and the targets it declares.
     let mut needed = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
     needed.extend(manifest_target_paths());
+    for dir in workspace_member_dirs() {
+        needed.push(format!("{dir}/Cargo.toml"));
+        needed.push(format!("{dir}/src/lib.rs"));
+    }
     needed.push("src/exposition/otlp.rs".to_string());
     for path in needed {
         assert!(!ignored(&path), "{path} is needed by the build but ignored");

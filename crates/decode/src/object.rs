@@ -168,7 +168,7 @@ fn literal<'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::event::decode_event;
+    use crate::event::decode_event;
 
     /// The parser's event equals serde's for the same bytes.
     fn agrees(json: &str) {

@@ -755,14 +755,14 @@ mod tests {
         );
         let mut seen = Vec::new();
         struct Sink<'v>(&'v mut Vec<Vec<String>>);
-        impl crate::decode::EventSink for Sink<'_> {
+        impl crate::EventSink for Sink<'_> {
             fn accept(&mut self, e: &ActivityEvent<'_>) {
                 self.0
                     .push(e.recipients.iter().map(|r| r.to_string()).collect());
             }
             fn reject(&mut self, _: Rejection) {}
         }
-        crate::decode::decode_slice(page.as_bytes(), &mut Sink(&mut seen)).unwrap();
+        crate::decode_slice(page.as_bytes(), &mut Sink(&mut seen)).unwrap();
         assert_eq!(seen, [["x@fabrikam.com", "y@contoso.com"]]);
         for odd in [r#""x""#, "null", "{}", "[[1]]"] {
             let json = format!(
@@ -904,7 +904,7 @@ mod tests {
             };
             assert_eq!(got(&e), want, "serde path: {json}");
             struct Sink(Vec<(String, String, String)>);
-            impl crate::decode::EventSink for Sink {
+            impl crate::EventSink for Sink {
                 fn accept(&mut self, e: &ActivityEvent<'_>) {
                     self.0.push((
                         e.workspace_id.as_ref().unwrap().to_string(),
@@ -915,7 +915,7 @@ mod tests {
                 fn reject(&mut self, _: Rejection) {}
             }
             let mut sink = Sink(Vec::new());
-            crate::decode::decode_slice(format!("[{json}]").as_bytes(), &mut sink).unwrap();
+            crate::decode_slice(format!("[{json}]").as_bytes(), &mut sink).unwrap();
             assert_eq!(sink.0, [want], "fast path: {json}");
         }
     }

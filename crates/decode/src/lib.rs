@@ -1,4 +1,5 @@
-//! Decode stage: bytes of a source document → [`ActivityEvent`]s borrowed from those bytes.
+//! Decode stage of powerbi-exporter: bytes of a source document → [`ActivityEvent`]s borrowed
+//! from those bytes.
 //!
 //! [`split`] finds each event's bytes in a streamed document; [`event`] decodes one event
 //! leniently with serde, and `object` parses plain event objects faster inside the splitter.
@@ -6,11 +7,15 @@
 //! so the aggregation and the `top` ranking consume one decoder.
 //!
 //! Invariants:
-//! - no I/O beyond the reader handed to [`decode_reader`], no async runtime;
+//! - pure and synchronous: no I/O beyond the reader handed to [`decode_reader`], no async
+//!   runtime, no global state, so the fuzz targets and benchmarks build it alone;
 //! - every element read from a document reaches the sink once, as an event or as a rejection with
 //!   its reason; a malformed document is an error, never a panic (the fuzz targets check it);
 //! - the fast object parser only handles what it reads plainly and defers the rest to serde,
 //!   the authority (`differential` checks they agree).
+//!
+//! A crate of its own at the bottom of the stage order: it depends on no other part of the
+//! exporter, which re-exports it as `powerbi_exporter::decode`.
 
 #[doc(hidden)]
 pub mod differential;
