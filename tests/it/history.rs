@@ -252,8 +252,9 @@ fn archive_truth(events: &[Raw]) -> BTreeMap<String, f64> {
     t
 }
 
-/// The samples of the families [`archive_truth`] covers.
-fn archive_families(s: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+/// The samples of the families [`archive_truth`] covers (the state format test reads the same
+/// families of its pinned archive).
+pub(crate) fn archive_families(s: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     let names = [
         "powerbi_activity_events_total{",
         "powerbi_activity_events_failed_total{",

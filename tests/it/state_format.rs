@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::history::archive_families;
 use crate::support::*;
 
 const DAY_MS: i64 = 86_400_000;
@@ -103,25 +104,6 @@ fn truth(events: &[serde_json::Value]) -> BTreeMap<String, f64> {
         }
     }
     t
-}
-
-/// The samples of the families [`truth`] covers, for the archive's workspaces (`w0`…`w3`; the
-/// inventory the live source read has others).
-fn archive_families(s: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    let names = [
-        "powerbi_activity_events_total{",
-        "powerbi_activity_events_failed_total{",
-        "powerbi_report_events_total{",
-        "powerbi_workspace_last_activity_timestamp_seconds{",
-        "powerbi_active_users{",
-        "powerbi_workspace_active_users{",
-    ];
-    s.iter()
-        .filter(|(k, _)| names.iter().any(|n| k.starts_with(n)))
-        // A workspace with no user in a window may show 0 or be absent: both mean none.
-        .filter(|(k, v)| !(k.starts_with("powerbi_workspace_active_users{") && **v == 0.0))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
