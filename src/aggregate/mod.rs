@@ -550,7 +550,8 @@ impl Aggregator {
             Seen::New if self.is_own_export(event) => self.throughput.left_out(LeftOut::OwnExport),
             Seen::New => {
                 if event.field_type_mismatches != 0 {
-                    self.throughput.odd_fields(event.field_type_mismatches);
+                    self.throughput
+                        .count_field_type_mismatches(event.field_type_mismatches);
                 }
                 self.after_dedup(event, raw);
             }

@@ -71,6 +71,7 @@ state_layout! {
     #[serde(default)]
     inventory: Option<Inventory>,
     #[serde(default)]
+    /// The field type mismatches, under the name the first release saved them with.
     odd_fields: Vec<(String, u64)>,
     #[serde(default)]
     user_label: String,
@@ -117,7 +118,7 @@ impl Serialize for AggregatorState {
             filtered_own_exports: &throughput.filtered_own_exports,
             filtered: &throughput.filtered,
             inventory: &self.inventory,
-            odd_fields: &throughput.odd_fields,
+            odd_fields: &throughput.field_type_mismatches,
             user_label: &people.user_label,
             user_labels: &people.user_labels,
             user_events: &people.user_events,
@@ -169,7 +170,7 @@ impl From<StateIn> for AggregatorState {
                 duplicates: s.duplicates,
                 filtered_own_exports: s.filtered_own_exports,
                 filtered: s.filtered,
-                odd_fields: s.odd_fields,
+                field_type_mismatches: s.odd_fields,
                 rejected: s.rejected,
                 pages_processed: s.pages_processed,
                 pages_failed: s.pages_failed,

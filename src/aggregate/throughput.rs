@@ -59,7 +59,7 @@ pub struct Throughput {
     /// By [`FilterReason::index`].
     filtered: [u64; FilterReason::ALL.len()],
     /// New events with an optional field of an unexpected type, by [`TypedField`].
-    odd_fields: [u64; TypedField::ALL.len()],
+    field_type_mismatches: [u64; TypedField::ALL.len()],
     pages_processed: u64,
     pages_failed: u64,
     watermark: Option<UnixMillis>,
@@ -73,7 +73,7 @@ pub struct ThroughputState {
     pub(super) duplicates: u64,
     pub(super) filtered_own_exports: u64,
     pub(super) filtered: Vec<(String, u64)>,
-    pub(super) odd_fields: Vec<(String, u64)>,
+    pub(super) field_type_mismatches: Vec<(String, u64)>,
     pub(super) rejected: Vec<(String, u64)>,
     pub(super) pages_processed: u64,
     pub(super) pages_failed: u64,
@@ -113,8 +113,8 @@ impl Throughput {
     }
 
     /// A new event with fields of an unexpected type ([`TypedField::bit`]s).
-    pub fn odd_fields(&mut self, bits: u8) {
-        for (n, field) in self.odd_fields.iter_mut().zip(TypedField::ALL) {
+    pub fn count_field_type_mismatches(&mut self, bits: u8) {
+        for (n, field) in self.field_type_mismatches.iter_mut().zip(TypedField::ALL) {
             *n += u64::from(bits & field.bit() != 0);
         }
     }
@@ -162,10 +162,13 @@ impl Throughput {
         let rejected = Rejection::ALL.iter().zip(self.rejected);
         let rejected = rejected.map(|(r, n)| (reason(r.as_str()), n as f64));
         labels::push(out, &EVENTS_REJECTED, rejected);
-        let fields = TypedField::ALL.iter().zip(self.odd_fields).map(|(f, n)| {
-            let field = f.as_str().to_string();
-            (FieldLabel { field }, n as f64)
-        });
+        let fields = TypedField::ALL
+            .iter()
+            .zip(self.field_type_mismatches)
+            .map(|(f, n)| {
+                let field = f.as_str().to_string();
+                (FieldLabel { field }, n as f64)
+            });
         labels::push(out, &FIELD_TYPE_MISMATCHES, fields);
         labels::push_value(out, &PAGES_FAILED, self.pages_failed as f64);
         labels::push_value(out, &PAGES_PROCESSED, self.pages_processed as f64);
@@ -190,7 +193,7 @@ impl Throughput {
             duplicates: self.duplicates,
             filtered_own_exports: self.own_exports,
             filtered: named(&filter_names, &self.filtered),
-            odd_fields: named(&field_names, &self.odd_fields),
+            field_type_mismatches: named(&field_names, &self.field_type_mismatches),
             rejected: named(&rejection_names, &self.rejected),
             pages_processed: self.pages_processed,
             pages_failed: self.pages_failed,
@@ -207,9 +210,9 @@ impl Throughput {
             rejected: counts_by_name(rejection_names, &state.rejected),
             own_exports: state.filtered_own_exports,
             filtered: counts_by_name(filter_names, &state.filtered),
-            odd_fields: counts_by_name(
+            field_type_mismatches: counts_by_name(
                 TypedField::ALL.iter().map(|f| f.as_str()),
-                &state.odd_fields,
+                &state.field_type_mismatches,
             ),
             pages_processed: state.pages_processed,
             pages_failed: state.pages_failed,

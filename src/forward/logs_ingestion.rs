@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use flate2::write::GzEncoder;
 
-use super::{SendError, SendFuture, Sink};
+use super::{ErrorReason, SendError, SendFuture, Sink};
 use crate::aggregate::outbox::split_line;
 use crate::azure::auth::{Credential, TokenCache};
 use crate::azure::http::{retry_after_secs, without_url};
 use crate::decode::time::parse_creation_time;
 use crate::decode::UnixMillis;
+use crate::state::spool::DropReason;
 
 /// Scope of tokens for the Logs Ingestion API (public cloud).
 pub const MONITOR_SCOPE: &str = "https://monitor.azure.com/.default";
@@ -50,7 +51,7 @@ pub struct LogsIngestion {
     http: reqwest::Client,
     tokens: TokenCache,
     /// 413s and refused rows handled by splitting, since the last take.
-    handled: Vec<&'static str>,
+    handled: Vec<ErrorReason>,
 }
 
 impl LogsIngestion {
@@ -121,7 +122,7 @@ impl LogsIngestion {
             .tokens
             .token(&self.http, UnixMillis::now())
             .await
-            .map_err(|e| fail("auth", e.to_string()))?;
+            .map_err(|e| fail(ErrorReason::Auth, e.to_string()))?;
         let body = gzip_array(rows);
         let response = self
             .http
@@ -132,29 +133,29 @@ impl LogsIngestion {
             .body(body)
             .send()
             .await
-            .map_err(|e| fail("network", without_url(&e)))?;
+            .map_err(|e| fail(ErrorReason::Network, without_url(&e)))?;
         let status = response.status().as_u16();
         let retry_after = retry_after_secs(&response);
         let detail = format!("HTTP {status} for {} rows", rows.len());
         match status {
             200..=299 => Ok(()),
             413 => Err(SendError {
-                give_up: Some("too_large"),
-                ..fail("too_large", detail)
+                give_up: Some(DropReason::TooLarge),
+                ..fail(ErrorReason::TooLarge, detail)
             }),
             429 => Err(SendError {
                 retry_after: Some(Duration::from_secs(retry_after.unwrap_or(30))),
-                ..fail("throttled", detail)
+                ..fail(ErrorReason::Throttled, detail)
             }),
             401 | 403 => {
                 self.tokens.invalidate();
-                Err(fail("auth", detail))
+                Err(fail(ErrorReason::Auth, detail))
             }
             400..=499 => Err(SendError {
-                give_up: Some("rejected"),
-                ..fail("client_error", detail)
+                give_up: Some(DropReason::Rejected),
+                ..fail(ErrorReason::ClientError, detail)
             }),
-            _ => Err(fail("server_error", detail)),
+            _ => Err(fail(ErrorReason::ServerError, detail)),
         }
     }
 }
@@ -168,7 +169,7 @@ impl Sink for LogsIngestion {
         (10_000, 4 * self.config.max_body_bytes)
     }
 
-    fn take_handled_errors(&mut self) -> Vec<&'static str> {
+    fn take_handled_errors(&mut self) -> Vec<ErrorReason> {
         std::mem::take(&mut self.handled)
     }
 
@@ -182,20 +183,16 @@ impl Sink for LogsIngestion {
                 let Some(row) = to_row(event).filter(|r| r.len() + 2 <= self.config.max_body_bytes)
                 else {
                     self.send_rows(&rows).await?;
-                    let reason = if to_row(event).is_some() {
-                        "too_large"
+                    let (reason, give_up) = if to_row(event).is_some() {
+                        (ErrorReason::TooLarge, DropReason::TooLarge)
                     } else {
-                        "rejected"
+                        (ErrorReason::ClientError, DropReason::Rejected)
                     };
                     return Err(SendError {
                         delivered: rows.len(),
-                        reason: if reason == "too_large" {
-                            "too_large"
-                        } else {
-                            "client_error"
-                        },
+                        reason,
                         retry_after: None,
-                        give_up: Some(reason),
+                        give_up: Some(give_up),
                         detail: format!("event {} cannot be sent as a row", rows.len()),
                     });
                 };

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::catalogue;
 use crate::catalogue::{Collector, Snapshot};
-use crate::state::spool::{CursorFile, SpoolReader};
+use crate::state::spool::{CursorFile, DropReason, SpoolReader};
 
 /// How often a caught-up sink looks for new events.
 const IDLE_POLL: Duration = Duration::from_millis(250);
@@ -31,29 +31,49 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Why a delivery failed; the `reason` label of `powerbi_forward_errors_total`.
-pub const ERROR_REASONS: [&str; 6] = [
-    "auth",
-    "client_error",
-    "network",
-    "server_error",
-    "throttled",
-    "too_large",
-];
-/// Why events were given up; the `reason` label of `powerbi_forward_dropped_events_total`.
-pub const DROP_REASONS: [&str; 3] = ["backlog_full", "rejected", "too_large"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorReason {
+    Auth,
+    ClientError,
+    Network,
+    ServerError,
+    Throttled,
+    TooLarge,
+}
+
+impl ErrorReason {
+    pub const ALL: [ErrorReason; 6] = [
+        ErrorReason::Auth,
+        ErrorReason::ClientError,
+        ErrorReason::Network,
+        ErrorReason::ServerError,
+        ErrorReason::Throttled,
+        ErrorReason::TooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Auth => "auth",
+            ErrorReason::ClientError => "client_error",
+            ErrorReason::Network => "network",
+            ErrorReason::ServerError => "server_error",
+            ErrorReason::Throttled => "throttled",
+            ErrorReason::TooLarge => "too_large",
+        }
+    }
+}
 
 /// A failed delivery of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendError {
     /// Events at the front of the batch the destination accepted before the failure.
     pub delivered: usize,
-    /// One of [`ERROR_REASONS`].
-    pub reason: &'static str,
+    pub reason: ErrorReason,
     /// When the destination said when to come back.
     pub retry_after: Option<Duration>,
     /// The event right after the delivered ones is refused for good: give it up (counted as
-    /// dropped for this reason, one of [`DROP_REASONS`]).
-    pub give_up: Option<&'static str>,
+    /// dropped for this reason).
+    pub give_up: Option<DropReason>,
     /// For the log line.
     pub detail: String,
 }
@@ -70,7 +90,7 @@ pub trait Sink: Send + 'static {
     fn send<'a>(&'a mut self, events: &'a [Vec<u8>]) -> SendFuture<'a>;
     /// Refusals the sink worked around within the last [`Sink::send`] (e.g. a 413 answered by
     /// splitting the array), to be counted like failures.
-    fn take_handled_errors(&mut self) -> Vec<&'static str> {
+    fn take_handled_errors(&mut self) -> Vec<ErrorReason> {
         Vec::new()
     }
 }
@@ -114,15 +134,17 @@ impl Collector for ForwardStats {
         out.push(&catalogue::FORWARD_BACKLOG, per_sink(|v| v.backlog));
         out.push(
             &catalogue::FORWARD_DROPPED,
-            sinks
-                .iter()
-                .flat_map(|(sink, view)| by_reason(sink, &DROP_REASONS, &view.cursor.dropped)),
+            sinks.iter().flat_map(|(sink, view)| {
+                let reasons = DropReason::ALL.map(DropReason::as_str);
+                by_reason(sink, reasons, &view.cursor.dropped)
+            }),
         );
         out.push(
             &catalogue::FORWARD_ERRORS,
-            sinks
-                .iter()
-                .flat_map(|(sink, view)| by_reason(sink, &ERROR_REASONS, &view.cursor.errors)),
+            sinks.iter().flat_map(|(sink, view)| {
+                let reasons = ErrorReason::ALL.map(ErrorReason::as_str);
+                by_reason(sink, reasons, &view.cursor.errors)
+            }),
         );
         out.push(
             &catalogue::FORWARDED_EVENTS,
@@ -132,13 +154,13 @@ impl Collector for ForwardStats {
 }
 
 /// One sample per reason of `reasons` for `sink`, 0 for reasons not counted yet.
-fn by_reason<'a>(
+fn by_reason<'a, const N: usize>(
     sink: &'static str,
-    reasons: &'static [&'static str],
+    reasons: [&'static str; N],
     counts: &'a BTreeMap<String, u64>,
 ) -> impl Iterator<Item = (Vec<String>, f64)> + 'a {
-    reasons.iter().map(move |r| {
-        let n = counts.get(*r).copied().unwrap_or(0);
+    reasons.into_iter().map(move |r| {
+        let n = counts.get(r).copied().unwrap_or(0);
         (vec![sink.to_string(), r.to_string()], n as f64)
     })
 }
@@ -164,12 +186,12 @@ pub async fn run_sink(mut sink: impl Sink, mut reader: SpoolReader, stats: Forwa
         }
         let result = sink.send(&batch.lines).await;
         for reason in sink.take_handled_errors() {
-            reader.count_error(reason);
+            reader.count_error(reason.as_str());
         }
         let saved = match &result {
             Ok(()) => reader.commit(batch.lines.len()),
             Err(e) => {
-                reader.count_error(e.reason);
+                reader.count_error(e.reason.as_str());
                 reader.commit(e.delivered).and_then(|()| match e.give_up {
                     Some(why) => reader.drop_first(why),
                     None => Ok(()),
@@ -204,9 +226,9 @@ impl Outage {
     /// Logs the first failure of an outage; returns how long to wait.
     fn failed(&mut self, e: &SendError) -> Duration {
         if self.failures == 0 && e.give_up.is_none() {
-            tracing::warn!(sink = self.sink, reason = e.reason, error = %e.detail, "Forwarding failed; retrying with backoff until the destination accepts (logged once per outage).");
+            tracing::warn!(sink = self.sink, reason = e.reason.as_str(), error = %e.detail, "Forwarding failed; retrying with backoff until the destination accepts (logged once per outage).");
         } else if let Some(why) = e.give_up {
-            tracing::warn!(sink = self.sink, reason = why, error = %e.detail, "An event was refused for good and is dropped.");
+            tracing::warn!(sink = self.sink, reason = why.as_str(), error = %e.detail, "An event was refused for good and is dropped.");
         }
         if e.give_up.is_some() {
             return Duration::ZERO;

@@ -15,7 +15,7 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogger};
 use opentelemetry_sdk::Resource;
 
-use super::{SendError, SendFuture, Sink};
+use super::{ErrorReason, SendError, SendFuture, Sink};
 use crate::aggregate::outbox::split_line;
 use crate::decode::{decode_event, UnixMillis};
 
@@ -102,9 +102,9 @@ impl Sink for OtlpLogs {
                 .map_err(|e| {
                     let detail = e.to_string();
                     let reason = if detail.contains("connect") || detail.contains("timed out") {
-                        "network"
+                        ErrorReason::Network
                     } else {
-                        "server_error"
+                        ErrorReason::ServerError
                     };
                     SendError {
                         delivered: 0,

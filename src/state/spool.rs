@@ -23,6 +23,31 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::aggregate::outbox::Outbox;
 
+/// Why events were given up; the `reason` label of `powerbi_forward_dropped_events_total`.
+/// The spool drops over its size limit; a sink gives up an event its destination refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    BacklogFull,
+    Rejected,
+    TooLarge,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 3] = [
+        DropReason::BacklogFull,
+        DropReason::Rejected,
+        DropReason::TooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::BacklogFull => "backlog_full",
+            DropReason::Rejected => "rejected",
+            DropReason::TooLarge => "too_large",
+        }
+    }
+}
+
 /// A segment is closed and a new one started past this size.
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -304,7 +329,7 @@ impl SpoolReader {
                     *self
                         .cursor
                         .dropped
-                        .entry("backlog_full".into())
+                        .entry(DropReason::BacklogFull.as_str().into())
                         .or_default() += lost;
                     self.set_next(self.cursor.next + lost);
                     out.lost += lost;
@@ -397,7 +422,7 @@ impl SpoolReader {
     }
 
     /// Gives up the first peeked event (its destination refuses it for good) and saves.
-    pub fn drop_first(&mut self, reason: &str) -> io::Result<()> {
+    pub fn drop_first(&mut self, reason: DropReason) -> io::Result<()> {
         let bytes = self.peeked.first().copied().unwrap_or(0);
         if let Some((_, reader)) = &mut self.open {
             reader.seek_relative(bytes as i64)?;
@@ -405,7 +430,11 @@ impl SpoolReader {
         if !self.peeked.is_empty() {
             self.peeked.remove(0);
         }
-        *self.cursor.dropped.entry(reason.into()).or_default() += 1;
+        *self
+            .cursor
+            .dropped
+            .entry(reason.as_str().into())
+            .or_default() += 1;
         self.set_next(self.cursor.next + 1);
         self.save()
     }
@@ -476,7 +505,7 @@ mod tests {
         assert_eq!(ids(&r.peek(10, 1 << 20).unwrap()), ["e2", "e3", "e4"]);
         // A byte limit stops a batch after the line that reaches it.
         assert_eq!(ids(&r.peek(10, 5).unwrap()), ["e2"]);
-        r.drop_first("rejected").unwrap();
+        r.drop_first(DropReason::Rejected).unwrap();
         assert_eq!(ids(&r.peek(10, 1 << 20).unwrap()), ["e3", "e4"]);
         assert_eq!(r.cursor.dropped["rejected"], 1);
     }
