@@ -740,19 +740,8 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     }
     release.store(true, Ordering::Release);
     let mut e = Exporter::start(&args);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !e.log.try_iter().any(|l| l.contains("Source finished")) {
-        assert!(Instant::now() < deadline, "the replay did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The last save follows the end of the source.
     let expected = archive_truth(&events);
-    let mut s = e.scrape();
-    let settle = Instant::now() + Duration::from_secs(3);
-    while archive_families(&s) != expected && Instant::now() < settle {
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = scrape_when_replayed(&mut e, &expected);
     assert_eq!(counted(&s), 3_000.0, "every event once");
     assert_eq!(archive_families(&s), expected);
     // (The events of the pass under way that were saved are read again and recognised as
@@ -761,6 +750,26 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     assert_eq!(s["powerbi_pages_processed_total"], 3.0);
     e.terminate();
     drop(gate);
+}
+
+/// A scrape once the replay finished and its last save is served (it follows the end of the
+/// source): the first that shows `expected`, or the last of 3 s.
+fn scrape_when_replayed(
+    e: &mut Exporter,
+    expected: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !e.log.try_iter().any(|l| l.contains("Source finished")) {
+        assert!(Instant::now() < deadline, "the replay did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut s = e.scrape();
+    let settle = Instant::now() + Duration::from_secs(3);
+    while archive_families(&s) != *expected && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    s
 }
 
 /// The last sample of each series of `family` in an OpenMetrics file, by its label text.
@@ -819,18 +828,8 @@ fn a_replay_in_passes_on_a_backfills_state_counts_only_what_the_state_did_not() 
         "--state.dir",
         state.to_str().unwrap(),
     ]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !e.log.try_iter().any(|l| l.contains("Source finished")) {
-        assert!(Instant::now() < deadline, "the replay did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let expected = archive_truth(&events);
-    let mut s = e.scrape();
-    let settle = Instant::now() + Duration::from_secs(3);
-    while archive_families(&s) != expected && Instant::now() < settle {
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = scrape_when_replayed(&mut e, &expected);
     assert_eq!(archive_families(&s), expected);
     assert_eq!(s["powerbi_events_duplicate_total"], 1_000.0);
     e.terminate();
