@@ -121,14 +121,16 @@ pub async fn run(config: BackfillConfig) -> Result<Summary, BackfillError> {
     let aggregate = keyed(config.aggregate.clone(), state.as_ref())?;
     let settings = config.settings.clone();
     let work_for_render = work.clone();
+    let progress = config.progress;
     let rendered = tokio::task::spawn_blocking(move || {
+        let read = (status.as_ref(), read_end);
         render(
             &archive,
             &work_for_render,
             &settings,
             &aggregate,
-            status.as_ref(),
-            read_end,
+            read,
+            progress,
         )
     })
     .await
@@ -227,8 +229,8 @@ fn render(
     work: &Path,
     settings: &BackfillSettings,
     aggregate: &AggregateConfig,
-    status: Option<&SourceStatus>,
-    read_end: Option<UnixMillis>,
+    (status, read_end): (Option<&SourceStatus>, Option<UnixMillis>),
+    progress: ProgressMode,
 ) -> Result<Rendered, BackfillError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -242,6 +244,13 @@ fn render(
     let end = spill.newest().max(read_end);
     let rejections = spill.rejections().clone();
     let sorted = spill.finish().map_err(io(work))?;
+    if progress != ProgressMode::Off {
+        eprintln!(
+            "Counting {events} events of {} hours in time order, a sample of every series every {}.",
+            sorted.hours().len(),
+            crate::duration::format(settings.step)
+        );
+    }
 
     let mut aggregator = Aggregator::new(aggregate);
     aggregator.set_clock(now);
