@@ -21,6 +21,7 @@
 pub mod differential;
 pub mod event;
 pub mod inventory;
+pub mod item;
 mod object;
 pub mod split;
 pub mod time;
@@ -28,9 +29,10 @@ pub mod time;
 use std::io::Read;
 
 pub use event::{
-    decode_event, Activity, ActivityEvent, EventKey, Rejection, ReportId, TypedField, UserKey,
-    WorkspaceId,
+    decode_event, Activity, ActivityEvent, EventKey, ItemId, ItemRef, ItemRefs, Rejection,
+    ReportId, TypedField, UserKey, WorkspaceId,
 };
+pub use item::{item_of, Item, ItemType};
 pub use split::{split_slice, Element, SplitError, Splitter};
 pub use time::UnixMillis;
 
