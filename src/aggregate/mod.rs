@@ -12,6 +12,7 @@
 //! | throughput | [`throughput`] | processed, duplicate, filtered, rejected, field types, pages, watermark |
 //! | viewers | [`viewers`] | distinct report viewers (and the status page's day of views) |
 //! | users | [`users`] | distinct active users, in the tenant and per workspace |
+//! | items | [`items`] | events, failures, names and last activity per item (reports, semantic models, dashboards, dataflows, apps, Fabric items); model refreshes and report views; inventory items |
 //!
 //! Each group owns its state, how it observes an event, expiry, its saved form and its
 //! rendering, with typed label sets ([`labels`]). Adding a family: its entry in the
@@ -39,6 +40,7 @@
 pub mod dedup;
 pub mod filter;
 pub mod freshness;
+pub mod items;
 pub mod labels;
 pub mod outbox;
 pub mod people;
@@ -62,6 +64,7 @@ use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
 use dedup::{Dedup, DedupAnchor, Seen};
 use filter::{FilterSpec, Filters};
 use freshness::{Freshness, FreshnessState};
+use items::{Items, ItemsState};
 use labels::FamilyName;
 use outbox::Outbox;
 use people::{People, PeopleState, UserLabelConfig};
@@ -171,6 +174,7 @@ pub struct Aggregator {
     throughput: Throughput,
     viewers: ReportViewers,
     users: ActiveUsers,
+    items: Items,
     latest_allowed: i64,
     /// The `UserId`s of the exporter itself, while its own exports are left out.
     own_users: Vec<UserKey>,
@@ -210,6 +214,7 @@ impl Aggregator {
             throughput: Throughput::default(),
             viewers: ReportViewers::new(limits),
             users: ActiveUsers::new(limits),
+            items: Items::new(limits),
             latest_allowed: i64::MAX,
             own_users: config
                 .own_user
@@ -260,6 +265,7 @@ impl Aggregator {
             freshness: self.freshness.export(),
             viewers: self.viewers.export(),
             users: self.users.export(),
+            items: self.items.export(),
             dedup: self.dedup.export(),
             throughput: self.throughput.export(),
             inventory: self.inventory.inventory.clone(),
@@ -305,6 +311,7 @@ impl Aggregator {
             throughput: Throughput::import(state.throughput),
             viewers: ReportViewers::import(state.viewers, limits),
             users: ActiveUsers::import(state.users, limits),
+            items: Items::import(state.items, limits, touched),
             dedup: Dedup::import(state.dedup, config.dedup_window),
             expired: Expired(
                 (expiry.expired.iter())
@@ -435,6 +442,7 @@ impl Aggregator {
         self.people.observe(&counted, truncations);
         self.viewers.observe(&counted);
         self.users.observe(&counted);
+        self.items.observe(&counted, truncations);
         if self.throughput.advance(event.time) {
             if let Some(retention) = self.retention_ms {
                 if event.time.0.saturating_sub(self.last_expiry) >= EXPIRE_EVERY_MS {
@@ -459,6 +467,7 @@ impl Aggregator {
         self.people.expire(sweep, expired);
         self.viewers.expire(sweep, expired);
         self.users.expire(expired);
+        self.items.expire(sweep, expired);
         self.release_ids();
     }
 
@@ -470,6 +479,7 @@ impl Aggregator {
         self.people.refs(&mut refs);
         self.viewers.refs(&mut refs);
         self.users.refs(&mut refs);
+        self.items.refs(&mut refs);
         refs.workspaces
             .extend(self.inventory.workspaces.keys().copied());
         for (r, w) in &self.inventory.reports {
@@ -499,6 +509,7 @@ impl Aggregator {
         self.throughput.render(&mut s);
         self.viewers.render(&view, &mut s);
         self.users.render(&view, &mut s);
+        self.items.render(&view, &mut s);
         self.shared.truncations.render(&mut s);
         self.render_series_health(&mut s);
         s.push(&catalogue::BUILD_INFO, [(crate::build::info_labels(), 1.0)]);
@@ -514,6 +525,7 @@ impl Aggregator {
             .chain(self.people.dropped())
             .chain(self.viewers.dropped())
             .chain(self.users.dropped())
+            .chain(self.items.dropped())
             .collect();
         let family_name = |f: &Family| FamilyName {
             family: f.name.to_string(),
@@ -617,6 +629,7 @@ pub struct AggregatorState {
     freshness: FreshnessState,
     viewers: ReportViewersState,
     users: ActiveUsersState,
+    items: ItemsState,
     dedup: dedup::DedupState,
     throughput: ThroughputState,
     inventory: Option<Inventory>,

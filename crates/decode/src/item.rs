@@ -227,10 +227,8 @@ fn has_word(activity: &str, word: &str) -> bool {
 /// The semantic model a `ViewReport` event's report is built on (its `DatasetId`): a use of
 /// the model, counted in `powerbi_semantic_model_report_views_total`.
 pub fn viewed_model<'e>(event: &'e ActivityEvent<'_>) -> Option<&'e str> {
-    (event.activity.as_str() == "ViewReport")
-        .then(|| event.items.dataset.as_ref())
-        .flatten()
-        .map(|d| d.id.as_str())
+    let dataset = event.items.dataset.as_ref()?;
+    (event.activity.as_str() == "ViewReport").then_some(dataset.id.as_str())
 }
 
 /// Whether the event is a semantic model refresh (`RefreshDataset`) whose outcome
@@ -244,8 +242,11 @@ mod tests {
     use super::*;
     use crate::decode_event;
 
-    /// `(event JSON, expected (item_type, id, name))`.
-    fn expect(json: &str, want: Option<(&str, &str, Option<&str>)>) {
+    /// An expected item: `(item_type, id, name)`.
+    type Want<'a> = Option<(&'a str, &'a str, Option<&'a str>)>;
+
+    /// The item of an event's JSON is `want`.
+    fn expect(json: &str, want: Want<'_>) {
         let event = decode_event(json.as_bytes()).unwrap();
         let got = item_of(&event);
         let got = got.as_ref().map(|i| (i.item_type.as_str(), i.id, i.name));
@@ -287,7 +288,7 @@ mod tests {
         let dashboard = r#","DashboardId":"B1","DashboardName":"Board""#;
         let dataflow = r#","DataflowId":"F1","DataflowName":"Flow""#;
         let app = r#","AppId":"A1","AppName":"App""#;
-        let cases: &[(&str, String, Option<(&str, &str, Option<&str>)>)] = &[
+        let cases: &[(&str, String, Want<'_>)] = &[
             // 1: the artifact first, even on a dataset operation with a report.
             (
                 "ReadArtifact",
