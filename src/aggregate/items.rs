@@ -592,6 +592,63 @@ mod tests {
         assert_eq!(items.dropped()[3], (&catalogue::ITEM_LAST_ACTIVITY, 1));
     }
 
+    /// `powerbi_items`: the inventory's items by workspace and type, used with an event in
+    /// the 28 days before the reference; zeros for the other state; names for items without
+    /// events, unless an event named them later.
+    #[test]
+    fn inventory_items_are_used_or_unused_and_named() {
+        let limits = Limits::default();
+        let mut shared = shared(&limits);
+        let mut items = Items::new(&limits);
+        observe_all(
+            &mut shared,
+            &[
+                r#"{"Id":"a","Activity":"RefreshDataset","CreationTime":"2026-11-20T10:00:00","WorkspaceId":"w1","DatasetId":"m1","DatasetName":"Renamed"}"#,
+                r#"{"Id":"b","Activity":"ViewDashboard","CreationTime":"2026-10-01T10:00:00","WorkspaceId":"w1","DashboardId":"b1"}"#,
+            ],
+            |ev, clip| items.observe(ev, clip),
+        );
+        let w1 = shared.ids.workspaces.intern("w1");
+        let at = 1_795_000_000_000; // 2026-11-18, before the refresh: its name stays
+        let inventory = [
+            (w1, ItemType::SemanticModel, "m1", "Sales model"),
+            (w1, ItemType::SemanticModel, "m2", "Unused model"),
+            (w1, ItemType::Dashboard, "b1", "Old board"),
+            (w1, ItemType::Dataflow, "f1", ""),
+        ];
+        items.apply_inventory(inventory, at, &mut shared.truncations);
+        let index = InventoryIndex {
+            inventory: Some(crate::decode::inventory::Inventory::default()),
+            ..InventoryIndex::default()
+        };
+        let view = View {
+            ids: &shared.ids,
+            inventory: &index,
+            reference: UnixMillis(1_795_737_600_000), // 2026-11-27
+        };
+        let mut out = Snapshot::default();
+        items.render(&view, &mut out);
+        assert_eq!(
+            samples(&out, &catalogue::ITEMS),
+            [
+                "workspace_id=w1,item_type=dashboard,state=unused 1",
+                "workspace_id=w1,item_type=dashboard,state=used 0",
+                "workspace_id=w1,item_type=dataflow,state=unused 1",
+                "workspace_id=w1,item_type=dataflow,state=used 0",
+                "workspace_id=w1,item_type=semantic_model,state=unused 1",
+                "workspace_id=w1,item_type=semantic_model,state=used 1",
+            ]
+        );
+        assert_eq!(
+            samples(&out, &catalogue::ITEM_INFO),
+            [
+                "item_id=b1,item_type=dashboard,item_name=Old board,workspace_id=w1 1",
+                "item_id=m1,item_type=semantic_model,item_name=Renamed,workspace_id=w1 1",
+                "item_id=m2,item_type=semantic_model,item_name=Unused model,workspace_id=w1 1",
+            ]
+        );
+    }
+
     #[test]
     fn the_state_round_trips_and_idle_items_are_released() {
         let limits = Limits::default();

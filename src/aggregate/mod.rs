@@ -60,6 +60,7 @@ use std::time::Duration;
 use crate::catalogue::{self, Family, Snapshot};
 use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
+use crate::decode::item::ItemType;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
 use dedup::{Dedup, DedupAnchor, Seen};
 use filter::{FilterSpec, Filters};
@@ -327,12 +328,14 @@ impl Aggregator {
     }
 
     /// Takes in the tenant's inventory: names for workspaces and reports that had no event
-    /// yet, workspace type and capacity, and the report list behind `powerbi_reports`. The
-    /// inventory's names count as of its fetch time, so a later event's name still wins.
+    /// yet, workspace type and capacity, the report list behind `powerbi_reports`, and every
+    /// item (reports too) behind `powerbi_items`. The inventory's names count as of its fetch
+    /// time, so a later event's name still wins.
     pub fn apply_inventory(&mut self, inventory: Inventory) {
         let at = inventory.fetched_at.0;
         self.inventory.workspaces.clear();
         self.inventory.reports.clear();
+        let mut items = Vec::with_capacity(inventory.reports() + inventory.items());
         let Shared { ids, truncations } = &mut self.shared;
         for w in &inventory.workspaces {
             // An inventory cached by an older version may hold upper-case GUIDs.
@@ -351,6 +354,9 @@ impl Aggregator {
                     self.usage.name_workspace(ws, name, at);
                 }
             }
+            let reports = (w.reports.iter()).map(|(id, name)| (ItemType::Report, id, name));
+            let others = (w.items.iter()).map(|i| (i.kind.item_type(), &i.id, &i.name));
+            items.extend(reports.chain(others).map(|(t, id, name)| (ws, t, id, name)));
             for (id, name) in &w.reports {
                 let id = lower_guid(id.as_str().into());
                 let id = truncations.clip(ClippedLabel::ReportId, &id);
@@ -364,6 +370,13 @@ impl Aggregator {
                 }
             }
         }
+        // An inventory cached by an older version may hold upper-case GUIDs.
+        let items = (items.into_iter())
+            .map(|(ws, t, id, name)| (ws, t, lower_guid(id.as_str().into()), name.as_str()));
+        let items: Vec<_> = items.collect();
+        let items = (items.iter()).map(|(ws, t, id, name)| (*ws, t.clone(), id.as_ref(), *name));
+        self.items
+            .apply_inventory(items, at, &mut self.shared.truncations);
         self.inventory.inventory = Some(inventory);
     }
 

@@ -66,6 +66,7 @@ fn fixture_aggregator() -> Aggregator {
                     "Unused".into(),
                 ),
             ],
+            items: Vec::new(),
         }],
     });
     agg
