@@ -21,7 +21,8 @@
 //!
 //! Without `--state.dir` the exposition takes its snapshot from the aggregator directly.
 //! `pipeline` runs source → decode → aggregate on a blocking thread; `app` wires the stages
-//! together and `cli` parses their flags; `top` ranks reports with the same decoder.
+//! together and `cli` parses their flags; `top` ranks reports (or other items) with the same
+//! decoder.
 //!
 //! # The stage order
 //!
