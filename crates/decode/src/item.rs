@@ -184,16 +184,15 @@ pub fn item_of<'e>(event: &'e ActivityEvent<'_>) -> Option<Item<'e>> {
     }
     let activity = event.activity.as_str();
     for (operand, words) in OPERAND_WORDS {
-        if !words.iter().any(|w| has_word(activity, w)) {
-            continue;
-        }
-        let found = match operand {
+        let (item_type, id) = match operand {
             Operand::Dataset | Operand::Refresh => (ItemType::SemanticModel, &refs.dataset),
             Operand::Dashboard => (ItemType::Dashboard, &refs.dashboard),
             Operand::Dataflow => (ItemType::Dataflow, &refs.dataflow),
             Operand::App => (ItemType::App, &refs.app),
         };
-        if let (item_type, Some(r)) = found {
+        // The id first: most events carry none of them, and then the words need no scan.
+        let Some(r) = id else { continue };
+        if words.iter().any(|w| has_word(activity, w)) {
             return Some(Item::of(item_type, r));
         }
     }
