@@ -319,6 +319,18 @@ impl<'a> RawEvent<'a> {
 
     /// The item ids and names (an id without a name is kept, a name without an id is not).
     fn take_items(&mut self) -> ItemRefs<'a> {
+        // Most events name no such item: then there is nothing to move (every field is reset
+        // before the next event anyway).
+        let ids = [
+            &self.dataset_id,
+            &self.dashboard_id,
+            &self.dataflow_id,
+            &self.app_id,
+            &self.artifact_id,
+        ];
+        if ids.iter().all(|id| matches!(id, Lenient::Absent)) {
+            return ItemRefs::default();
+        }
         let item = |id: &mut Lenient<'a>, name: &mut Lenient<'a>| {
             let id = take(id)?;
             Some(ItemRef {
