@@ -101,11 +101,17 @@ pub struct TopArgs {
     #[command(flatten)]
     pub live: LiveFlags,
 
-    /// Activity to count (case-insensitive).
-    #[arg(long, default_value = "ViewReport")]
-    pub activity: String,
+    /// Activity to count (case-insensitive) [default: ViewReport for reports and semantic
+    /// models (views of reports built on the model), every activity for other item types].
+    #[arg(long)]
+    pub activity: Option<String>,
 
-    /// Number of reports to show.
+    /// Which items to rank: report, semantic_model, dashboard, dataflow, app, or a Fabric item
+    /// kind (lakehouse, notebook, warehouse, data_pipeline, …; ArtifactKind spellings too).
+    #[arg(long = "item-type", value_name = "TYPE", default_value = "report")]
+    pub item_type: String,
+
+    /// Number of items to show.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: u32,
 

@@ -21,9 +21,9 @@
 //!
 //! Without `--state.dir` the exposition takes its snapshot from the aggregator directly.
 //! `pipeline` runs source → decode → aggregate on a blocking thread; `app` wires the stages
-//! together and `cli` parses their flags; `top` ranks reports with the same decoder, and
-//! `backfill` writes past activity with timestamps (OpenMetrics) and leaves the state the
-//! exporter continues from.
+//! together and `cli` parses their flags; `top` ranks reports (or other items) with the same
+//! decoder, and `backfill` writes past activity with timestamps (OpenMetrics) and leaves the
+//! state the exporter continues from.
 //!
 //! # The stage order
 //!

@@ -126,22 +126,25 @@ fn top_source(args: &TopArgs) -> Result<Box<dyn Source>, Problems> {
 }
 
 async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
+    let item_type = powerbi_exporter::decode::ItemType::from_kind(&args.item_type);
+    let subject = top::Subject::new(item_type, args.activity.as_deref());
     let ranking = top::Ranking::new(
-        &args.activity,
+        subject.clone(),
         aggregate::AggregateConfig::default().dedup_window,
     );
     let (ranking, report) = pipeline::run_to_end(source, ranking).await?;
     let rows = ranking.rows(args.limit as usize);
-    print!("{}", top::table(&rows, &args.activity));
+    print!("{}", top::table(&rows, &subject));
     eprintln!(
-        "{} events read: {} duplicates and {} rejected skipped; {} reports shown.",
+        "{} events read: {} duplicates and {} rejected skipped; {} {}s shown.",
         ranking.events_read,
         ranking.duplicates,
         ranking.rejected,
-        rows.len()
+        rows.len(),
+        subject.noun()
     );
     if let Some(path) = &args.csv {
-        std::fs::write(path, top::csv(&rows, &args.activity))
+        std::fs::write(path, top::csv(&rows, &subject))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if report.failed_documents > 0 {

@@ -1,14 +1,22 @@
-//! `powerbi-exporter top`: the most used reports of a source, as an aligned table and CSV.
+//! `powerbi-exporter top`: the most used reports (or semantic models, dashboards, Fabric
+//! items: `--item-type`) of a source, as an aligned table and CSV.
 //!
 //! This is the job the original usage script did (pandas `groupby().size()` over
 //! `ViewReport`), done with the exporter's decoder and dedup: each event `Id` counted once,
 //! names from the newest event, distinct viewers without keeping user ids.
+//!
+//! What is counted per item type ([`Subject`]): reports by their `ReportId` (as before
+//! `--item-type`); semantic models by the views of reports built on them (`ViewReport` with
+//! the model's `DatasetId`), as `powerbi_semantic_model_report_views_total` counts them; any
+//! other type by the events about it under the item rule ([`crate::decode::item`]), of every
+//! activity unless `--activity` names one.
 
 use std::fmt::Write as _;
 
 use hashbrown::{HashMap, HashSet};
 
 use crate::aggregate::dedup::{Dedup, Seen};
+use crate::decode::item::{self, ItemType};
 use crate::decode::{ActivityEvent, EventSink, Rejection};
 use crate::pipeline::DocumentSink;
 
@@ -38,10 +46,71 @@ struct ReportTally {
     name: Named,
 }
 
-/// Counts one activity per report.
+/// What a ranking counts: events of one activity (or all) about items of one type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub item_type: ItemType,
+    /// Compared case-insensitively; `None`: every activity.
+    pub activity: Option<String>,
+}
+
+impl Subject {
+    /// `activity` or the type's default: `ViewReport` for reports and semantic models (views
+    /// of reports built on the model), every activity for the other types.
+    pub fn new(item_type: ItemType, activity: Option<&str>) -> Self {
+        let default = match item_type {
+            ItemType::Report | ItemType::SemanticModel => Some("ViewReport"),
+            _ => None,
+        };
+        Subject {
+            activity: activity.or(default).map(str::to_string),
+            item_type,
+        }
+    }
+
+    fn counts_views(&self) -> bool {
+        self.activity
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case("ViewReport"))
+    }
+
+    fn activity_matches(&self, ev: &ActivityEvent<'_>) -> bool {
+        (self.activity.as_deref()).is_none_or(|a| ev.activity.as_str().eq_ignore_ascii_case(a))
+    }
+
+    /// The id and name of the item `ev` counts for, if it counts.
+    fn item_of<'e>(&self, ev: &'e ActivityEvent<'_>) -> Option<(&'e str, Option<&'e str>)> {
+        if !self.activity_matches(ev) {
+            return None;
+        }
+        match self.item_type {
+            ItemType::Report => {
+                let report = ev.report_id.as_ref()?;
+                Some((report.as_str(), ev.report_name.as_deref()))
+            }
+            ItemType::SemanticModel if self.counts_views() => {
+                let model = item::viewed_model(ev)?;
+                let name = ev.items.dataset.as_ref().and_then(|d| d.name.as_deref());
+                Some((model, name))
+            }
+            _ => {
+                let found = item::item_of(ev).filter(|i| i.item_type == self.item_type)?;
+                Some((found.id, found.name))
+            }
+        }
+    }
+
+    /// The item type as a column header and in the summary: `SEMANTIC MODEL`, `semantic
+    /// models`.
+    pub fn noun(&self) -> String {
+        self.item_type.as_str().replace('_', " ")
+    }
+}
+
+/// Counts one activity per item.
 #[derive(Debug)]
 pub struct Ranking {
-    activity: String,
+    subject: Subject,
     dedup: Dedup,
     reports: HashMap<String, ReportTally>,
     workspaces: HashMap<String, Named>,
@@ -58,16 +127,16 @@ pub struct Row {
     pub rank: usize,
     pub workspace_id: String,
     pub workspace_name: String,
-    pub report_id: String,
-    pub report_name: String,
+    pub item_id: String,
+    pub item_name: String,
     pub events: u64,
     pub distinct_users: u64,
 }
 
 impl Ranking {
-    pub fn new(activity: &str, dedup_window: std::time::Duration) -> Self {
+    pub fn new(subject: Subject, dedup_window: std::time::Duration) -> Self {
         Ranking {
-            activity: activity.to_string(),
+            subject,
             dedup: Dedup::new(dedup_window),
             reports: HashMap::new(),
             workspaces: HashMap::new(),
@@ -78,7 +147,7 @@ impl Ranking {
         }
     }
 
-    /// The `limit` reports with the most events, ties broken by users, then names and ids.
+    /// The `limit` items with the most events, ties broken by users, then names and ids.
     pub fn rows(&self, limit: usize) -> Vec<Row> {
         let mut rows: Vec<Row> = self
             .reports
@@ -91,8 +160,8 @@ impl Ranking {
                     .map(|n| n.name.clone())
                     .unwrap_or_default(),
                 workspace_id: t.workspace_id.clone(),
-                report_id: id.clone(),
-                report_name: t.name.name.clone(),
+                item_id: id.clone(),
+                item_name: t.name.name.clone(),
                 events: t.events,
                 distinct_users: t.users.len() as u64,
             })
@@ -100,7 +169,7 @@ impl Ranking {
         rows.sort_by(|a, b| {
             (b.events, b.distinct_users)
                 .cmp(&(a.events, a.distinct_users))
-                .then_with(|| (&a.report_name, &a.report_id).cmp(&(&b.report_name, &b.report_id)))
+                .then_with(|| (&a.item_name, &a.item_id).cmp(&(&b.item_name, &b.item_id)))
         });
         rows.truncate(limit);
         for (i, r) in rows.iter_mut().enumerate() {
@@ -124,11 +193,10 @@ impl EventSink for Ranking {
                 .or_default()
                 .update(name, ev.time.0);
         }
-        let Some(report) = &ev.report_id else { return };
-        if !ev.activity.as_str().eq_ignore_ascii_case(&self.activity) {
+        let Some((id, name)) = self.subject.item_of(ev) else {
             return;
-        }
-        let tally = self.reports.entry_ref(report.as_str()).or_default();
+        };
+        let tally = self.reports.entry_ref(id).or_default();
         tally.events += 1;
         if let Some(user) = ev.user {
             tally.users.insert(user.0);
@@ -138,7 +206,7 @@ impl EventSink for Ranking {
                 tally.workspace_id = ws.to_string();
             }
         }
-        if let Some(name) = &ev.report_name {
+        if let Some(name) = name {
             tally.name.update(name, ev.time.0);
         }
     }
@@ -159,8 +227,8 @@ impl DocumentSink for Ranking {
 }
 
 /// Column headers of the two counts: views and viewers for `ViewReport`.
-fn count_headers(activity: &str) -> (&'static str, &'static str) {
-    if activity.eq_ignore_ascii_case("ViewReport") {
+fn count_headers(subject: &Subject) -> (&'static str, &'static str) {
+    if subject.counts_views() {
         ("VIEWS", "VIEWERS")
     } else {
         ("EVENTS", "USERS")
@@ -168,8 +236,8 @@ fn count_headers(activity: &str) -> (&'static str, &'static str) {
 }
 
 /// The ranking as an aligned table; names fall back to ids when no event carried one.
-pub fn table(rows: &[Row], activity: &str) -> String {
-    let (events, users) = count_headers(activity);
+pub fn table(rows: &[Row], subject: &Subject) -> String {
+    let (events, users) = count_headers(subject);
     let cells: Vec<[String; 5]> = rows
         .iter()
         .map(|r| {
@@ -178,10 +246,10 @@ pub fn table(rows: &[Row], activity: &str) -> String {
             } else {
                 r.workspace_name.clone()
             };
-            let rep = if r.report_name.is_empty() {
-                r.report_id.clone()
+            let rep = if r.item_name.is_empty() {
+                r.item_id.clone()
             } else {
-                r.report_name.clone()
+                r.item_name.clone()
             };
             [
                 r.rank.to_string(),
@@ -192,7 +260,8 @@ pub fn table(rows: &[Row], activity: &str) -> String {
             ]
         })
         .collect();
-    let header = ["RANK", "WORKSPACE", "REPORT", events, users].map(String::from);
+    let item = subject.noun().to_uppercase();
+    let header = ["RANK", "WORKSPACE", &item, events, users].map(String::from);
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -221,10 +290,11 @@ pub fn table(rows: &[Row], activity: &str) -> String {
 }
 
 /// The ranking as CSV (RFC 4180 quoting).
-pub fn csv(rows: &[Row], activity: &str) -> String {
-    let (events, users) = count_headers(activity);
+pub fn csv(rows: &[Row], subject: &Subject) -> String {
+    let (events, users) = count_headers(subject);
+    let item = subject.item_type.as_str();
     let mut out = format!(
-        "rank,workspace_id,workspace_name,report_id,report_name,{},{}\n",
+        "rank,workspace_id,workspace_name,{item}_id,{item}_name,{},{}\n",
         events.to_lowercase(),
         if users == "VIEWERS" {
             "distinct_viewers"
@@ -239,8 +309,8 @@ pub fn csv(rows: &[Row], activity: &str) -> String {
             r.rank,
             csv_field(&r.workspace_id),
             csv_field(&r.workspace_name),
-            csv_field(&r.report_id),
-            csv_field(&r.report_name),
+            csv_field(&r.item_id),
+            csv_field(&r.item_name),
             r.events,
             r.distinct_users
         );

@@ -12,6 +12,7 @@
 //! | throughput | [`throughput`] | processed, duplicate, filtered, rejected, field types, pages, watermark |
 //! | viewers | [`viewers`] | distinct report viewers (and the status page's day of views) |
 //! | users | [`users`] | distinct active users, in the tenant and per workspace |
+//! | items | [`items`] | events, failures, names and last activity per item (reports, semantic models, dashboards, dataflows, apps, Fabric items); model refreshes and report views; inventory items |
 //!
 //! Each group owns its state, how it observes an event, expiry, its saved form and its
 //! rendering, with typed label sets ([`labels`]). Adding a family: its entry in the
@@ -39,6 +40,7 @@
 pub mod dedup;
 pub mod filter;
 pub mod freshness;
+pub mod items;
 pub mod labels;
 pub mod outbox;
 pub mod people;
@@ -58,10 +60,12 @@ use std::time::Duration;
 use crate::catalogue::{self, Family, Snapshot};
 use crate::decode::event::lower_guid;
 use crate::decode::inventory::Inventory;
+use crate::decode::item::ItemType;
 use crate::decode::{ActivityEvent, EventSink, Rejection, UnixMillis, UserKey};
 use dedup::{Dedup, DedupAnchor, Seen};
 use filter::{FilterSpec, Filters};
 use freshness::{Freshness, FreshnessState};
+use items::{Items, ItemsState};
 use labels::FamilyName;
 use outbox::Outbox;
 use people::{People, PeopleState, UserLabelConfig};
@@ -171,6 +175,7 @@ pub struct Aggregator {
     throughput: Throughput,
     viewers: ReportViewers,
     users: ActiveUsers,
+    items: Items,
     latest_allowed: i64,
     /// The `UserId`s of the exporter itself, while its own exports are left out.
     own_users: Vec<UserKey>,
@@ -210,6 +215,7 @@ impl Aggregator {
             throughput: Throughput::default(),
             viewers: ReportViewers::new(limits),
             users: ActiveUsers::new(limits),
+            items: Items::new(limits),
             latest_allowed: i64::MAX,
             own_users: config
                 .own_user
@@ -267,6 +273,7 @@ impl Aggregator {
             freshness: self.freshness.export(),
             viewers: self.viewers.export(),
             users: self.users.export(),
+            items: self.items.export(),
             dedup: self.dedup.export(),
             throughput: self.throughput.export(),
             inventory: self.inventory.inventory.clone(),
@@ -312,6 +319,7 @@ impl Aggregator {
             throughput: Throughput::import(state.throughput),
             viewers: ReportViewers::import(state.viewers, limits),
             users: ActiveUsers::import(state.users, limits),
+            items: Items::import(state.items, limits, touched),
             dedup: Dedup::import(state.dedup, config.dedup_window),
             expired: Expired(
                 (expiry.expired.iter())
@@ -327,12 +335,14 @@ impl Aggregator {
     }
 
     /// Takes in the tenant's inventory: names for workspaces and reports that had no event
-    /// yet, workspace type and capacity, and the report list behind `powerbi_reports`. The
-    /// inventory's names count as of its fetch time, so a later event's name still wins.
+    /// yet, workspace type and capacity, the report list behind `powerbi_reports`, and every
+    /// item (reports too) behind `powerbi_items`. The inventory's names count as of its fetch
+    /// time, so a later event's name still wins.
     pub fn apply_inventory(&mut self, inventory: Inventory) {
         let at = inventory.fetched_at.0;
         self.inventory.workspaces.clear();
         self.inventory.reports.clear();
+        let mut items = Vec::with_capacity(inventory.reports() + inventory.items());
         let Shared { ids, truncations } = &mut self.shared;
         for w in &inventory.workspaces {
             // An inventory cached by an older version may hold upper-case GUIDs.
@@ -351,6 +361,9 @@ impl Aggregator {
                     self.usage.name_workspace(ws, name, at);
                 }
             }
+            let reports = (w.reports.iter()).map(|(id, name)| (ItemType::Report, id, name));
+            let others = (w.items.iter()).map(|i| (i.kind.item_type(), &i.id, &i.name));
+            items.extend(reports.chain(others).map(|(t, id, name)| (ws, t, id, name)));
             for (id, name) in &w.reports {
                 let id = lower_guid(id.as_str().into());
                 let id = truncations.clip(ClippedLabel::ReportId, &id);
@@ -364,6 +377,13 @@ impl Aggregator {
                 }
             }
         }
+        // An inventory cached by an older version may hold upper-case GUIDs.
+        let items = (items.into_iter())
+            .map(|(ws, t, id, name)| (ws, t, lower_guid(id.as_str().into()), name.as_str()));
+        let items: Vec<_> = items.collect();
+        let items = (items.iter()).map(|(ws, t, id, name)| (*ws, t.clone(), id.as_ref(), *name));
+        self.items
+            .apply_inventory(items, at, &mut self.shared.truncations);
         self.inventory.inventory = Some(inventory);
     }
 
@@ -442,6 +462,7 @@ impl Aggregator {
         self.people.observe(&counted, truncations);
         self.viewers.observe(&counted);
         self.users.observe(&counted);
+        self.items.observe(&counted, truncations);
         if self.throughput.advance(event.time) {
             if let Some(retention) = self.retention_ms {
                 if event.time.0.saturating_sub(self.last_expiry) >= EXPIRE_EVERY_MS {
@@ -466,6 +487,7 @@ impl Aggregator {
         self.people.expire(sweep, expired);
         self.viewers.expire(sweep, expired);
         self.users.expire(expired);
+        self.items.expire(sweep, expired);
         self.release_ids();
     }
 
@@ -477,6 +499,7 @@ impl Aggregator {
         self.people.refs(&mut refs);
         self.viewers.refs(&mut refs);
         self.users.refs(&mut refs);
+        self.items.refs(&mut refs);
         refs.workspaces
             .extend(self.inventory.workspaces.keys().copied());
         for (r, w) in &self.inventory.reports {
@@ -506,6 +529,7 @@ impl Aggregator {
         self.throughput.render(&mut s);
         self.viewers.render(&view, &mut s);
         self.users.render(&view, &mut s);
+        self.items.render(&view, &mut s);
         self.shared.truncations.render(&mut s);
         self.render_series_health(&mut s);
         s.push(&catalogue::BUILD_INFO, [(crate::build::info_labels(), 1.0)]);
@@ -521,6 +545,7 @@ impl Aggregator {
             .chain(self.people.dropped())
             .chain(self.viewers.dropped())
             .chain(self.users.dropped())
+            .chain(self.items.dropped())
             .collect();
         let family_name = |f: &Family| FamilyName {
             family: f.name.to_string(),
@@ -624,6 +649,7 @@ pub struct AggregatorState {
     freshness: FreshnessState,
     viewers: ReportViewersState,
     users: ActiveUsersState,
+    items: ItemsState,
     dedup: dedup::DedupState,
     throughput: ThroughputState,
     inventory: Option<Inventory>,

@@ -29,17 +29,21 @@ pub enum ClippedLabel {
     WorkspaceId,
     WorkspaceName,
     User,
+    ItemId,
+    ItemName,
 }
 
 impl ClippedLabel {
     /// Every label, in the order of the saved counts.
-    pub const ALL: [ClippedLabel; 6] = [
+    pub const ALL: [ClippedLabel; 8] = [
         ClippedLabel::Activity,
         ClippedLabel::ReportId,
         ClippedLabel::ReportName,
         ClippedLabel::WorkspaceId,
         ClippedLabel::WorkspaceName,
         ClippedLabel::User,
+        ClippedLabel::ItemId,
+        ClippedLabel::ItemName,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +54,8 @@ impl ClippedLabel {
             ClippedLabel::WorkspaceId => "workspace_id",
             ClippedLabel::WorkspaceName => "workspace_name",
             ClippedLabel::User => "user",
+            ClippedLabel::ItemId => "item_id",
+            ClippedLabel::ItemName => "item_name",
         }
     }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dedup::DedupState;
 use super::freshness::FreshnessState;
+use super::items::ItemsState;
 use super::people::PeopleState;
 use super::recent::RecentViewsState;
 use super::series::{CountersState, InfoState, Sym, TimesState};
@@ -27,8 +28,9 @@ use crate::decode::inventory::Inventory;
 use crate::decode::UnixMillis;
 
 /// Declares the layout once: `StateIn` (owned, read) and `StateOut` (borrowed, written).
+/// An attribute after `@out` applies to the written field only.
 macro_rules! state_layout {
-    ($($(#[$attr:meta])* $field:ident: $ty:ty,)*) => {
+    ($($(#[$attr:meta])* $(@out #[$out:meta])? $field:ident: $ty:ty,)*) => {
         #[derive(Deserialize)]
         struct StateIn {
             $($(#[$attr])* $field: $ty,)*
@@ -36,9 +38,14 @@ macro_rules! state_layout {
 
         #[derive(Serialize)]
         struct StateOut<'a> {
-            $($field: &'a $ty,)*
+            $($(#[$out])? $field: &'a $ty,)*
         }
     };
+}
+
+/// Whether the items group has nothing to save (see [`ItemsState::is_empty`]).
+fn no_items(items: &&ItemsState) -> bool {
+    items.is_empty()
 }
 
 state_layout! {
@@ -91,6 +98,11 @@ state_layout! {
     watermark: Option<UnixMillis>,
     #[serde(default)]
     expiry: ExpiryState,
+    /// The items group (issue 18): left out while empty, so an older state saves back as it
+    /// was.
+    #[serde(default)]
+    @out #[serde(skip_serializing_if = "no_items")]
+    items: ItemsState,
 }
 
 impl Serialize for AggregatorState {
@@ -130,6 +142,7 @@ impl Serialize for AggregatorState {
             pages_failed: &throughput.pages_failed,
             watermark: &throughput.watermark,
             expiry: &self.expiry,
+            items: &self.items,
         }
         .serialize(serializer)
     }
@@ -164,6 +177,7 @@ impl From<StateIn> for AggregatorState {
                 recent_views: s.recent_views,
             },
             users: ActiveUsersState { users: s.users },
+            items: s.items,
             dedup: s.dedup,
             throughput: ThroughputState {
                 processed: s.processed,

@@ -173,6 +173,44 @@ family! {
     help: "CreationTime of the earliest event of each Activity (spelled as the API sends it), as a Unix timestamp: a new series is an activity the exporter had never seen (schema drift).",
 }
 
+// === Item families (issue 18): one item per event, by the rule of `decode::item` ===
+
+family! {
+    ITEM_EVENTS: "powerbi_item_events_total", Counter, Saved,
+    labels: ["workspace_id", "item_type", "item_id", "activity"], cap: 50_000,
+    help: "Activity events by the one item each is about (report, semantic_model, dashboard, dataflow, app, or a Fabric ArtifactKind in lower snake case such as lakehouse, notebook, warehouse, data_pipeline; see the README's item rule), by workspace and Activity.",
+}
+family! {
+    ITEM_EVENTS_FAILED: "powerbi_item_events_failed_total", Counter, Saved,
+    labels: ["workspace_id", "item_type", "item_id", "activity"], cap: 10_000,
+    help: "Item events with IsSuccess=false (a failed RefreshDataset: item_type=\"semantic_model\", activity=\"RefreshDataset\"), by workspace, item and Activity.",
+}
+family! {
+    ITEM_INFO: "powerbi_item_info", Gauge, Saved,
+    labels: ["item_id", "item_type", "item_name", "workspace_id"], cap: 40_000,
+    help: "Item names (the item's name field of the newest event by CreationTime, or the inventory's name when newer); always 1, join on item_type and item_id.",
+}
+family! {
+    ITEM_LAST_ACTIVITY: "powerbi_item_last_activity_timestamp_seconds", Gauge, Saved,
+    labels: ["item_type", "item_id"], cap: 40_000,
+    help: "CreationTime of the newest event about the item, as a Unix timestamp (kept in the state).",
+}
+family! {
+    ITEMS: "powerbi_items", Gauge, Saved,
+    labels: ["workspace_id", "item_type", "state"], cap: 30_000,
+    help: "Items of the inventory (--inventory.enabled: reports, semantic models, dashboards and dataflows of admin/groups) by workspace and type: state=\"used\" with an event about the item in the last 28 days, state=\"unused\" without.",
+}
+family! {
+    SEMANTIC_MODEL_REPORT_VIEWS: "powerbi_semantic_model_report_views_total", Counter, Saved,
+    labels: ["workspace_id", "item_id"], cap: 20_000,
+    help: "ViewReport events whose DatasetId names the semantic model (views of reports built on it), by the report's workspace and the model's id: the use of a model.",
+}
+family! {
+    SEMANTIC_MODEL_LAST_REFRESH: "powerbi_semantic_model_last_refresh_timestamp_seconds", Gauge, Saved,
+    labels: ["item_id", "outcome"], cap: 20_000,
+    help: "CreationTime of the newest RefreshDataset event of the semantic model by outcome (success, or failure with IsSuccess=false), as a Unix timestamp (kept in the state).",
+}
+
 // === Self metrics ===
 
 family! {
@@ -385,6 +423,11 @@ pub const ALL: &[Family] = &[
     INITIAL_LOOKBACK_REMAINING,
     INVENTORY_ERRORS,
     INVENTORY_LAST_SUCCESS,
+    ITEM_EVENTS_FAILED,
+    ITEM_EVENTS,
+    ITEM_INFO,
+    ITEM_LAST_ACTIVITY,
+    ITEMS,
     LABEL_VALUES_TRUNCATED,
     LAST_POLL_SUCCESS,
     SWEEP_AGE,
@@ -397,6 +440,8 @@ pub const ALL: &[Family] = &[
     REPORT_LAST_VIEW,
     REPORT_VIEWERS,
     REPORTS,
+    SEMANTIC_MODEL_LAST_REFRESH,
+    SEMANTIC_MODEL_REPORT_VIEWS,
     SERIES_DROPPED,
     SERIES_EXPIRED,
     STATE_SAVE_ERRORS,
@@ -430,6 +475,12 @@ pub const BACKFILLED: &[&Family] = &[
     &REPORT_LAST_VIEW,
     &WORKSPACE_LAST_ACTIVITY,
     &ACTIVITY_FIRST_SEEN,
+    &ITEM_EVENTS,
+    &ITEM_EVENTS_FAILED,
+    &ITEM_INFO,
+    &ITEM_LAST_ACTIVITY,
+    &SEMANTIC_MODEL_REPORT_VIEWS,
+    &SEMANTIC_MODEL_LAST_REFRESH,
     &BUILD_INFO,
 ];
 

@@ -182,6 +182,7 @@ impl Tenant {
                     .iter()
                     .map(|r| (r.id.clone(), r.name.clone()))
                     .collect(),
+                items: Vec::new(),
             })
             .collect();
         all.push(crate::decode::inventory::InventoryWorkspace {
@@ -190,6 +191,7 @@ impl Tenant {
             personal: true,
             capacity_id: String::new(),
             reports: vec![(format!("{}-draft", &self.org_id[..8]), "My draft".into())],
+            items: Vec::new(),
         });
         all
     }

@@ -685,6 +685,7 @@ mod tests {
                 personal: true,
                 capacity_id: String::new(),
                 reports: vec![("r2".into(), "Unused".into())],
+                items: Vec::new(),
             }],
         });
         file.save(SavedState {

@@ -43,6 +43,8 @@ mod history;
 mod hostile;
 /// The inventory: names, types, unused reports; 429 and timeouts while polling goes on.
 mod inventory;
+/// The item families: a replay of every item kind against the truth from the raw events.
+mod items;
 /// The live source against the simulated API: late events, faults, budget, host and auth checks.
 mod live;
 /// Azure Monitor Logs Ingestion against a loopback fake: limits, 413, 429, 503, kill -9.

@@ -56,3 +56,105 @@ RANK  WORKSPACE          REPORT            EVENTS  USERS
 "
     );
 }
+
+/// `top --item-type semantic_model`: the models ranked by views of reports built on them
+/// (ViewReport with the model's DatasetId), the truth counted here from the raw events; and
+/// `--item-type lakehouse` (an ArtifactKind spelling) ranks Fabric items by events about them.
+#[test]
+fn top_ranks_semantic_models_by_the_views_of_their_reports_and_fabric_items_by_events() {
+    use serde_json::{json, Value};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let model = |m: usize| format!("5760cb34-a245-4eb7-a4e3-{m:012}");
+    let mut events: Vec<Value> = Vec::new();
+    for n in 0..40usize {
+        let m = [0, 1, 1, 2, 2, 2][n % 6];
+        let activity = if n % 5 == 4 {
+            "ExportReport"
+        } else {
+            "ViewReport"
+        };
+        events.push(
+            json!({"Id": format!("view-{n}"), "CreationTime": format!("2026-11-20T10:{n:02}:00"),
+            "Activity": activity, "WorkspaceId": "w1", "WorkSpaceName": "Sales",
+            "UserId": format!("user{}@contoso.com", n % 4), "ReportId": format!("r{}", n % 3),
+            "DatasetId": model(m), "DatasetName": format!("Model {m}")}),
+        );
+        if n % 4 == 0 {
+            events.push(json!({"Id": format!("lake-{n}"), "CreationTime": format!("2026-11-20T11:{n:02}:00"),
+                "Activity": "ReadArtifact", "WorkspaceId": "w1", "UserId": "ana@contoso.com",
+                "ArtifactId": format!("lake-{}", n % 3), "ArtifactName": format!("Lake {}", n % 3),
+                "ArtifactKind": "Lakehouse"}));
+        }
+    }
+    // A duplicate counts once.
+    events.push(events[0].clone());
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(dir.path().join("events.jsonl"), lines).unwrap();
+
+    // The truth: views and distinct viewers per model, from the raw JSON, each Id once.
+    let mut seen = BTreeSet::new();
+    let mut views: BTreeMap<String, (u64, BTreeSet<String>, String)> = BTreeMap::new();
+    for e in &events {
+        if !seen.insert(e["Id"].as_str().unwrap().to_string()) || e["Activity"] != "ViewReport" {
+            continue;
+        }
+        let entry = views
+            .entry(e["DatasetId"].as_str().unwrap().to_string())
+            .or_default();
+        entry.0 += 1;
+        entry.1.insert(e["UserId"].as_str().unwrap().to_string());
+        entry.2 = e["DatasetName"].as_str().unwrap().to_string();
+    }
+    let mut ranked: Vec<_> = views.into_iter().collect();
+    ranked.sort_by_key(|(_, (n, users, _))| std::cmp::Reverse((*n, users.len())));
+    let mut expected = String::from(
+        "rank,workspace_id,workspace_name,semantic_model_id,semantic_model_name,views,distinct_viewers\n",
+    );
+    for (i, (id, (n, users, name))) in ranked.iter().enumerate() {
+        expected.push_str(&format!(
+            "{},w1,Sales,{id},{name},{n},{}\n",
+            i + 1,
+            users.len()
+        ));
+    }
+
+    let csv = dir.path().join("models.csv");
+    let path = dir.path().to_str().unwrap();
+    let out = run(&[
+        "top",
+        "--replay",
+        path,
+        "--item-type",
+        "semantic_model",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), expected);
+    assert!(stdout(&out).starts_with("RANK  WORKSPACE  SEMANTIC MODEL  VIEWS  VIEWERS\n"));
+    assert!(
+        stderr(&out).ends_with("; 3 semantic models shown.\n"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["top", "--replay", path, "--item-type", "Lakehouse"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lake_events = |id: &str| events.iter().filter(|e| e["ArtifactId"] == id).count();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "\
+RANK  WORKSPACE  LAKEHOUSE  EVENTS  USERS
+1     Sales      Lake 0          {}      1
+2     Sales      Lake 1          {}      1
+3     Sales      Lake 2          {}      1
+",
+            lake_events("lake-0"),
+            lake_events("lake-1"),
+            lake_events("lake-2")
+        )
+    );
+}

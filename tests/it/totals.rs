@@ -30,6 +30,8 @@ struct Truth {
     viewers: BTreeMap<String, BTreeSet<String>>,
     ws_last: BTreeMap<String, u64>,
     first_seen: BTreeMap<String, u64>,
+    /// Unix seconds of the newest RefreshDataset per model and outcome (`{item_id,outcome}`).
+    last_refresh: BTreeMap<String, u64>,
     events: Vec<Value>,
 }
 
@@ -85,6 +87,14 @@ impl Truth {
                 .or_default()
                 .insert(USERS[user].to_string());
             self.ws_last.insert(wid.clone(), secs);
+        }
+        if let (Some(w), "RefreshDataset") = (ws, activity) {
+            let model = format!("0000000{w}-dddd-4ddd-8ddd-000000000000");
+            e["DatasetId"] = json!(model);
+            let outcome = if ok { "success" } else { "failure" };
+            let key = format!(r#"{{item_id="{model}",outcome="{outcome}"}}"#);
+            let last = self.last_refresh.entry(key).or_default();
+            *last = (*last).max(secs);
         }
         if let (Some(w), Some(r)) = (ws, report) {
             e["ReportId"] = json!(report_id(w, r));
@@ -259,6 +269,13 @@ fn every_family_equals_the_generated_ground_truth() {
     assert_eq!(
         family(&s, "powerbi_activity_first_seen_timestamp_seconds"),
         stamps(&t.first_seen, "activity")
+    );
+    let last_refresh: BTreeMap<String, f64> = (t.last_refresh.iter())
+        .map(|(k, v)| (k.clone(), *v as f64))
+        .collect();
+    assert_eq!(
+        family(&s, "powerbi_semantic_model_last_refresh_timestamp_seconds"),
+        last_refresh
     );
 
     // Every event falls on one UTC day: both windows hold every viewer.

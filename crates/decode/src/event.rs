@@ -59,6 +59,34 @@ pub fn lower_guid(id: Cow<'_, str>) -> Cow<'_, str> {
     Cow::Owned(id.to_ascii_lowercase())
 }
 string_id!(
+    /// The id of an item other than a report or workspace (`DatasetId`, `DashboardId`,
+    /// `DataflowId`, `AppId`, `ArtifactId`): a GUID in lower case (see [`lower_guid`]), or a
+    /// non-GUID id as sent.
+    ItemId
+);
+
+/// An item an event names by id, with the name the event gives it (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRef<'a> {
+    pub id: ItemId<'a>,
+    pub name: Option<Cow<'a, str>>,
+}
+
+/// The items other than the report that an event names: each id with its name field
+/// (`DatasetId`/`DatasetName`, …), and the generic Fabric `ArtifactId`/`ArtifactName` with
+/// its `ArtifactKind`. Which one the event is *about* is [`crate::item::item_of`]'s rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ItemRefs<'a> {
+    pub dataset: Option<ItemRef<'a>>,
+    pub dashboard: Option<ItemRef<'a>>,
+    pub dataflow: Option<ItemRef<'a>>,
+    pub app: Option<ItemRef<'a>>,
+    pub artifact: Option<ItemRef<'a>>,
+    /// `ArtifactKind` as sent (`Lakehouse`, `Notebook`, `Report`, …).
+    pub artifact_kind: Option<Cow<'a, str>>,
+}
+
+string_id!(
     /// `Activity`, kept exactly as the API spells it (`ViewReport`, `ExportReport`, …).
     Activity
 );
@@ -102,6 +130,9 @@ pub struct ActivityEvent<'a> {
     pub workspace_name: Option<Cow<'a, str>>,
     pub report_id: Option<ReportId<'a>>,
     pub report_name: Option<Cow<'a, str>>,
+    /// The other items the event names (semantic model, dashboard, dataflow, app, Fabric
+    /// artifact); fields of another JSON type than a string are absent, not flagged.
+    pub items: ItemRefs<'a>,
     pub user: Option<UserKey>,
     /// `UserId` as sent (a UPN for people), a GUID in lower case (service principals); used only where
     /// the operator asked for user labels or user filters, never kept otherwise.
@@ -219,6 +250,17 @@ pub(crate) struct RawEvent<'a> {
     workspace_name_alias: Lenient<'a>,
     report_id: Lenient<'a>,
     report_name: Lenient<'a>,
+    dataset_id: Lenient<'a>,
+    dataset_name: Lenient<'a>,
+    dashboard_id: Lenient<'a>,
+    dashboard_name: Lenient<'a>,
+    dataflow_id: Lenient<'a>,
+    dataflow_name: Lenient<'a>,
+    app_id: Lenient<'a>,
+    app_name: Lenient<'a>,
+    artifact_id: Lenient<'a>,
+    artifact_name: Lenient<'a>,
+    artifact_kind: Lenient<'a>,
     user_id: Lenient<'a>,
     user_type: Lenient<'a>,
     recipients: Vec<Cow<'a, str>>,
@@ -265,6 +307,7 @@ impl<'a> RawEvent<'a> {
                 .or_else(|| take(&mut self.workspace_name_alias)),
             report_id: take(&mut self.report_id).map(lower_guid).map(ReportId),
             report_name: take(&mut self.report_name),
+            items: self.take_items(),
             user,
             user_id,
             user_type,
@@ -272,6 +315,37 @@ impl<'a> RawEvent<'a> {
             success: !matches!(self.is_success, Lenient::Bool(false)),
             field_type_mismatches,
         })
+    }
+
+    /// The item ids and names (an id without a name is kept, a name without an id is not).
+    fn take_items(&mut self) -> ItemRefs<'a> {
+        // Most events name no such item: then there is nothing to move (every field is reset
+        // before the next event anyway).
+        let ids = [
+            &self.dataset_id,
+            &self.dashboard_id,
+            &self.dataflow_id,
+            &self.app_id,
+            &self.artifact_id,
+        ];
+        if ids.iter().all(|id| matches!(id, Lenient::Absent)) {
+            return ItemRefs::default();
+        }
+        let item = |id: &mut Lenient<'a>, name: &mut Lenient<'a>| {
+            let id = take(id)?;
+            Some(ItemRef {
+                id: ItemId(lower_guid(id)),
+                name: take(name),
+            })
+        };
+        ItemRefs {
+            dataset: item(&mut self.dataset_id, &mut self.dataset_name),
+            dashboard: item(&mut self.dashboard_id, &mut self.dashboard_name),
+            dataflow: item(&mut self.dataflow_id, &mut self.dataflow_name),
+            app: item(&mut self.app_id, &mut self.app_name),
+            artifact: item(&mut self.artifact_id, &mut self.artifact_name),
+            artifact_kind: take(&mut self.artifact_kind),
+        }
     }
 
     /// The [`TypedField::bit`]s of the fields whose value has a type the API does not send
@@ -418,6 +492,17 @@ pub(crate) enum Field {
     WorkspaceName,
     ReportId,
     ReportName,
+    DatasetId,
+    DatasetName,
+    DashboardId,
+    DashboardName,
+    DataflowId,
+    DataflowName,
+    AppId,
+    AppName,
+    ArtifactId,
+    ArtifactName,
+    ArtifactKind,
     UserId,
     UserType,
     /// An array of recipient objects: read by serde only (the hand parser bails).
@@ -437,6 +522,17 @@ impl Field {
             b"WorkspaceName" => Field::WorkspaceName,
             b"ReportId" => Field::ReportId,
             b"ReportName" => Field::ReportName,
+            b"DatasetId" => Field::DatasetId,
+            b"DatasetName" => Field::DatasetName,
+            b"DashboardId" => Field::DashboardId,
+            b"DashboardName" => Field::DashboardName,
+            b"DataflowId" => Field::DataflowId,
+            b"DataflowName" => Field::DataflowName,
+            b"AppId" => Field::AppId,
+            b"AppName" => Field::AppName,
+            b"ArtifactId" => Field::ArtifactId,
+            b"ArtifactName" => Field::ArtifactName,
+            b"ArtifactKind" => Field::ArtifactKind,
             b"UserId" => Field::UserId,
             b"UserType" => Field::UserType,
             b"SharingInformation" => Field::SharingInformation,
@@ -481,6 +577,17 @@ impl<'a> RawEvent<'a> {
             Field::WorkspaceName => &mut self.workspace_name_alias,
             Field::ReportId => &mut self.report_id,
             Field::ReportName => &mut self.report_name,
+            Field::DatasetId => &mut self.dataset_id,
+            Field::DatasetName => &mut self.dataset_name,
+            Field::DashboardId => &mut self.dashboard_id,
+            Field::DashboardName => &mut self.dashboard_name,
+            Field::DataflowId => &mut self.dataflow_id,
+            Field::DataflowName => &mut self.dataflow_name,
+            Field::AppId => &mut self.app_id,
+            Field::AppName => &mut self.app_name,
+            Field::ArtifactId => &mut self.artifact_id,
+            Field::ArtifactName => &mut self.artifact_name,
+            Field::ArtifactKind => &mut self.artifact_kind,
             Field::UserId => &mut self.user_id,
             Field::UserType => &mut self.user_type,
             Field::IsSuccess => &mut self.is_success,

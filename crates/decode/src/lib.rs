@@ -4,7 +4,8 @@
 //! [`split`] finds each event's bytes in a streamed document; [`event`] decodes one event
 //! leniently with serde, and `object` parses plain event objects faster inside the splitter.
 //! [`decode_reader`] and [`decode_slice`] join them and hands every outcome to an [`EventSink`],
-//! so the aggregation and the `top` ranking consume one decoder.
+//! so the aggregation and the `top` ranking consume one decoder. [`item`] says which one item
+//! (report, semantic model, dashboard, dataflow, app, Fabric item) an event is about.
 //!
 //! Invariants:
 //! - pure and synchronous: no I/O beyond the reader handed to [`decode_reader`], no async
@@ -21,6 +22,7 @@
 pub mod differential;
 pub mod event;
 pub mod inventory;
+pub mod item;
 mod object;
 pub mod split;
 pub mod time;
@@ -28,9 +30,10 @@ pub mod time;
 use std::io::Read;
 
 pub use event::{
-    decode_event, Activity, ActivityEvent, EventKey, Rejection, ReportId, TypedField, UserKey,
-    WorkspaceId,
+    decode_event, Activity, ActivityEvent, EventKey, ItemId, ItemRef, ItemRefs, Rejection,
+    ReportId, TypedField, UserKey, WorkspaceId,
 };
+pub use item::{item_of, Item, ItemType};
 pub use split::{split_slice, Element, SplitError, Splitter};
 pub use time::UnixMillis;
 

@@ -205,6 +205,8 @@ mod tests {
             r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":-0}"#,
             r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":-7}"#,
             r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","UserType":99999999999999999999}"#,
+            r#"{"Id":"a","Activity":"ReadArtifact","CreationTime":"2026-11-20T10:00:00","ArtifactId":"94E57E92-CEE2-486D-8CC8-218C97200579","ArtifactName":"L\u00e9","ArtifactKind":"Lakehouse","DatasetId":7,"DatasetName":"M","DashboardId":null,"DataflowId":"F","DataflowName":{"x":1},"AppId":"","AppName":"A"}"#,
+            r#"{"Id":"a","Activity":"ViewReport","CreationTime":"2026-11-20T10:00:00","DatasetId":"d","DatasetId":"e","DashboardName":"B","ArtifactKind":["x"]}"#,
         ] {
             agrees(json);
         }

@@ -1,5 +1,6 @@
 //! The inventory reader (`--inventory.enabled`): every workspace and its reports from
-//! `GET admin/groups?$top=N&$skip=…&$expand=reports`, refreshed rarely.
+//! `GET admin/groups?$top=N&$skip=…&$expand=reports,datasets,dashboards,dataflows`, refreshed
+//! rarely.
 //!
 //! Invariants:
 //! - it has its own request budget (the API allows "50 requests per hour or 15 requests per
@@ -235,7 +236,7 @@ impl InventoryReader {
         let base = client.hosts.api_url.trim_end_matches('/').to_string();
         loop {
             let url = format!(
-                "{base}{GROUPS_PATH}?$top={top}&$skip={}&$expand=reports",
+                "{base}{GROUPS_PATH}?$top={top}&$skip={}&$expand=reports,datasets,dashboards,dataflows",
                 partial.next_page * top
             );
             let page = match self
