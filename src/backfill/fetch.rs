@@ -3,9 +3,9 @@
 //! render step reads like a replayed archive.
 //!
 //! Invariants:
-//! - the range (first and last hour) is fixed by the first run and kept in the progress file
-//!   with the live source's status after every hour read (its ledger and request budget), so
-//!   a run killed at any point and started again reads only the hours not recorded, for the
+//! - the range (first and last hour, and its end: when the first run began) is fixed by the
+//!   first run and kept in the progress file with the live source's status after every hour
+//!   read (its ledger and request budget), so a run killed at any point and started again reads only the hours not recorded, for the
 //!   same range, within the same hourly budget;
 //! - a page is on disk (synced) before the status that records its hour: an hour recorded as
 //!   read has all its pages; an hour cut off by a kill is read again, and its pages that were
@@ -38,6 +38,8 @@ struct Progress {
     version: u32,
     first_hour: UtcHour,
     last_hour: UtcHour,
+    /// When the first run began reading: the range's end, whichever run finishes the read.
+    began: UnixMillis,
     /// Pages kept so far (names the next page file).
     pages: u64,
     /// The live source's status after the last hour read: its ledger and request budget.
@@ -53,8 +55,9 @@ pub struct Fetched {
     pub pages: PathBuf,
     /// The live source's final status: its ledger of hours read, for the exporter to resume.
     pub status: SourceStatus,
-    /// When the read ended: the range's end.
-    pub finished: UnixMillis,
+    /// When the first run began reading: the range's end (events read after it extend the
+    /// range to the newest of them; hours after it were never asked for).
+    pub began: UnixMillis,
 }
 
 /// Reads every hour of the last `since` (or of the range a killed run began) into `dir`.
@@ -77,13 +80,13 @@ pub async fn fetch(
     if progress.finished.is_none() {
         read_hours(config, &mut progress, dir, progress_mode).await?;
     }
-    let (Some(status), Some(finished)) = (progress.status, progress.finished) else {
+    let (Some(status), Some(_)) = (progress.status, progress.finished) else {
         return Err(BackfillError::NothingRead);
     };
     Ok(Fetched {
         pages,
         status,
-        finished,
+        began: progress.began,
     })
 }
 
@@ -95,6 +98,7 @@ impl Progress {
             version: VERSION,
             first_hour: first.max(oldest_servable(now)),
             last_hour: UtcHour::containing(now),
+            began: now,
             pages: 0,
             status: None,
             finished: None,

@@ -116,7 +116,7 @@ pub async fn run(config: BackfillConfig) -> Result<Summary, BackfillError> {
         History::Tenant(live) => {
             let dir = &read_dir;
             let fetched = fetch::fetch(live, config.settings.since, dir, config.progress).await?;
-            (fetched.pages, Some(fetched.status), Some(fetched.finished))
+            (fetched.pages, Some(fetched.status), Some(fetched.began))
         }
     };
     let aggregate = keyed(for_history(config.aggregate.clone()), state.as_ref())?;
