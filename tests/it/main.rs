@@ -12,6 +12,9 @@ mod fake_logs_ingestion;
 mod architecture;
 /// The Azure template (table, rule, role) declares every field the exporter sends.
 mod azure_deploy;
+/// `backfill`: its file through promtool into a real Prometheus, every sample exact; the seam
+/// with the live exporter; the usage dashboard over the backfilled days; resuming; bad flags.
+mod backfill;
 /// Bad paths, bad files, bad flags and bad configuration.
 mod bad_input;
 /// Series caps: overflow series, exact sums, dropped counters.
