@@ -548,7 +548,8 @@ fn three_days_from_the_tenants_api_become_blocks_whose_every_sample_is_exact() {
     ]);
     args.extend(label_flags);
     args.extend(tenant_flags(&api));
-    let started = UnixMillis::now().0;
+    // Whole seconds: the range's end may be written without its milliseconds.
+    let started = UnixMillis::now().0 / 1000 * 1000;
     let out = backfill(&args, &dir.path().join("logs"), Duration::from_secs(240));
     let finished = UnixMillis::now().0;
     assert_success(&out, "backfill --since 3d --tsdb");
@@ -657,6 +658,7 @@ fn assert_usage_panels_have_every_day(server: &Prometheus, range: (i64, i64), in
     let aligned = (range.0.div_euclid(interval_ms) * interval_ms, range.1);
     let days: BTreeSet<i64> =
         ((range.0 + HOUR).div_euclid(DAY)..=range.1.div_euclid(DAY)).collect();
+    assert_usage_variables_offer_the_backfill(server, &dashboard, range, instance);
     let mut checked = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
         let title = panel["title"].as_str().unwrap();
@@ -894,7 +896,8 @@ fn a_since_backfill_killed_mid_way_finishes_on_a_rerun_with_every_event_once() {
         path_arg(&state),
     ]);
     args.extend(tenant_flags(&api));
-    let started = UnixMillis::now().0;
+    // Whole seconds: the range's end may be written without its milliseconds.
+    let started = UnixMillis::now().0 / 1000 * 1000;
     let first_logs = dir.path().join("first");
     let mut first = spawn_backfill(&args, &first_logs);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -1000,5 +1003,50 @@ fn bad_backfill_flags_exit_2_naming_the_flag() {
         let err = stderr(&run);
         assert_eq!(run.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(flag), "{args:?}: {flag} not named in:\n{err}");
+    }
+}
+
+/// The dashboard's variables, asked as Grafana asks them (the label values API over the
+/// dashboard's range), offer the backfill's job, tenant and exporter, and some of the rest.
+fn assert_usage_variables_offer_the_backfill(
+    server: &Prometheus,
+    dashboard: &Value,
+    range: (i64, i64),
+    instance: &str,
+) {
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        let Some(query) = variable["query"]["query"].as_str() else {
+            continue;
+        };
+        let query = substitute_with(query, "powerbi-exporter", "contoso", instance);
+        let (series, label) = query
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+            .and_then(|q| q.rsplit_once(", "))
+            .unwrap_or_else(|| panic!("not label_values(SERIES, LABEL): {query}"));
+        let answer = http()
+            .get(format!("{}/api/v1/label/{label}/values", server.1))
+            .query(&[
+                ("match[]", series),
+                ("start", &seconds(range.0)),
+                ("end", &seconds(range.1)),
+            ])
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        let values: Vec<&str> = answer["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{query}: {answer}"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        match label {
+            "job" => assert_eq!(values, ["powerbi-exporter"], "{query}"),
+            "tenant" => assert_eq!(values, ["contoso"], "{query}"),
+            "instance" => assert_eq!(values, [instance], "{query}"),
+            _ => assert!(!values.is_empty(), "{query}: no values"),
+        }
     }
 }
