@@ -394,8 +394,9 @@ fn millis(v: &Value) -> i64 {
     (v.as_f64().unwrap() * 1000.0).round() as i64
 }
 
-/// The series of `metric` (any expression returning a matrix or vector) and their samples.
-fn stored(answer: &Value) -> Vec<Stored> {
+/// The series of `counter` in a query's answer (a matrix or a vector; functions such as
+/// `resets()` drop the metric name) and their samples.
+fn stored(answer: &Value, counter: Counter) -> Vec<Stored> {
     answer["data"]["result"]
         .as_array()
         .unwrap()
@@ -403,9 +404,11 @@ fn stored(answer: &Value) -> Vec<Stored> {
         .map(|row| {
             let mut labels: BTreeMap<String, String> =
                 serde_json::from_value(row["metric"].clone()).unwrap();
+            let name = labels.remove("__name__");
+            assert!(name.is_none_or(|n| n == counter.metric()), "{row}");
             let mut take = |k: &str| labels.remove(k).unwrap_or_default();
             let series = Series {
-                counter: Counter::from_metric(&take("__name__")),
+                counter,
                 workspace_id: take("workspace_id"),
                 report_id: take("report_id"),
                 activity: take("activity"),
@@ -431,7 +434,7 @@ fn stored(answer: &Value) -> Vec<Stored> {
 fn raw_counter_samples(server: &Prometheus, at_ms: i64) -> Vec<Stored> {
     Counter::BOTH
         .into_iter()
-        .flat_map(|c| stored(&query_at(server, &format!("{}[4d]", c.metric()), at_ms)))
+        .flat_map(|c| stored(&query_at(server, &format!("{}[4d]", c.metric()), at_ms), c))
         .collect()
 }
 
@@ -770,13 +773,13 @@ fn the_exporter_continues_the_backfilled_counters_without_a_reset_or_a_double_co
             "{}{{job=\"powerbi-exporter\",instance={instance:?}}}[4d]",
             counter.metric()
         );
-        let resets = stored(&query_at(&server, &format!("resets({selector})"), at));
-        let last = stored(&query_at(
-            &server,
-            &format!("last_over_time({selector})"),
-            at,
-        ));
-        let samples = stored(&query_at(&server, &selector, at));
+        let resets = stored(
+            &query_at(&server, &format!("resets({selector})"), at),
+            counter,
+        );
+        let last_over_time = format!("last_over_time({selector})");
+        let last = stored(&query_at(&server, &last_over_time, at), counter);
+        let samples = stored(&query_at(&server, &selector, at), counter);
         let want: BTreeSet<&Series> = truth.0.keys().filter(|s| s.counter == counter).collect();
         for rows in [&resets, &last, &samples] {
             let got: BTreeSet<&Series> = rows.iter().map(|r| &r.series).collect();
