@@ -121,14 +121,16 @@ pub async fn run(config: BackfillConfig) -> Result<Summary, BackfillError> {
     let aggregate = keyed(config.aggregate.clone(), state.as_ref())?;
     let settings = config.settings.clone();
     let work_for_render = work.clone();
+    let progress = config.progress;
     let rendered = tokio::task::spawn_blocking(move || {
+        let read = (status.as_ref(), read_end);
         render(
             &archive,
             &work_for_render,
             &settings,
             &aggregate,
-            status.as_ref(),
-            read_end,
+            read,
+            progress,
         )
     })
     .await
@@ -227,8 +229,8 @@ fn render(
     work: &Path,
     settings: &BackfillSettings,
     aggregate: &AggregateConfig,
-    status: Option<&SourceStatus>,
-    read_end: Option<UnixMillis>,
+    (status, read_end): (Option<&SourceStatus>, Option<UnixMillis>),
+    progress: ProgressMode,
 ) -> Result<Rendered, BackfillError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -242,6 +244,13 @@ fn render(
     let end = spill.newest().max(read_end);
     let rejections = spill.rejections().clone();
     let sorted = spill.finish().map_err(io(work))?;
+    if progress != ProgressMode::Off {
+        eprintln!(
+            "Counting {events} events of {} hours in time order, a sample of every series every {}.",
+            sorted.hours().len(),
+            crate::duration::format(settings.step)
+        );
+    }
 
     let mut aggregator = Aggregator::new(aggregate);
     aggregator.set_clock(now);
@@ -332,10 +341,20 @@ fn count_in_order(
     Ok(steps)
 }
 
-/// `promtool tsdb create-blocks-from openmetrics FILE DIR`.
+/// Longest block promtool is asked to make. promtool reads the whole file once per block
+/// of the range: at its default of 2h, a 28-day file is read 336 times; at 24h (blocks of
+/// 18h, the largest of Prometheus' block ranges 2h·3ⁿ that fits) 38 times. Blocks this
+/// size stay well below what Prometheus compacts to at its default retention (10% of 15d),
+/// so retention still drops old history a day at a time, not in large pieces.
+/// (Measured on 3 days of the simulated tenant at a 5m step: 69.5 s at 2h, 13.0 s at 24h,
+/// 257 MB and 243 MB peak.)
+pub const PROMTOOL_MAX_BLOCK_DURATION: &str = "24h";
+
+/// `promtool tsdb create-blocks-from openmetrics --max-block-duration=24h FILE DIR`.
 fn promtool(file: &Path, dir: &Path) -> Result<(), BackfillError> {
     let output = std::process::Command::new("promtool")
         .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(format!("--max-block-duration={PROMTOOL_MAX_BLOCK_DURATION}"))
         .arg(file)
         .arg(dir)
         .output()

@@ -43,7 +43,8 @@ pub struct BackfillFlags {
     pub labels: Vec<String>,
 
     /// Also turn the file into TSDB blocks in DIR with `promtool tsdb create-blocks-from
-    /// openmetrics` (promtool must be on PATH).
+    /// openmetrics --max-block-duration=24h` (promtool must be on PATH); then move the blocks
+    /// into Prometheus' data directory.
     #[arg(long, value_name = "DIR")]
     pub tsdb: Option<PathBuf>,
 }

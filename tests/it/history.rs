@@ -740,19 +740,8 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     }
     release.store(true, Ordering::Release);
     let mut e = Exporter::start(&args);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !e.log.try_iter().any(|l| l.contains("Source finished")) {
-        assert!(Instant::now() < deadline, "the replay did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The last save follows the end of the source.
     let expected = archive_truth(&events);
-    let mut s = e.scrape();
-    let settle = Instant::now() + Duration::from_secs(3);
-    while archive_families(&s) != expected && Instant::now() < settle {
-        std::thread::sleep(Duration::from_millis(100));
-        s = e.scrape();
-    }
+    let s = scrape_when_replayed(&mut e, &expected);
     assert_eq!(counted(&s), 3_000.0, "every event once");
     assert_eq!(archive_families(&s), expected);
     // (The events of the pass under way that were saved are read again and recognised as
@@ -761,4 +750,87 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     assert_eq!(s["powerbi_pages_processed_total"], 3.0);
     e.terminate();
     drop(gate);
+}
+
+/// A scrape once the replay finished and its last save is served (it follows the end of the
+/// source): the first that shows `expected`, or the last of 3 s.
+fn scrape_when_replayed(
+    e: &mut Exporter,
+    expected: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !e.log.try_iter().any(|l| l.contains("Source finished")) {
+        assert!(Instant::now() < deadline, "the replay did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut s = e.scrape();
+    let settle = Instant::now() + Duration::from_secs(3);
+    while archive_families(&s) != *expected && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    s
+}
+
+/// The last sample of each series of `family` in an OpenMetrics file, by its label text.
+fn last_samples(openmetrics: &str, family: &str) -> BTreeMap<String, f64> {
+    let prefix = format!("{family}{{");
+    openmetrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(|l| {
+            let mut parts = l.rsplitn(3, ' ');
+            let (_time, value, series) = (parts.next(), parts.next(), parts.next());
+            let labels = &series.unwrap()[family.len()..];
+            (labels.to_string(), value.unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_replay_in_passes_on_a_backfills_state_counts_only_what_the_state_did_not() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3,000 events over 120 days; the backfill reads the first 2,000, the replay the last
+    // 2,000: a thousand events are in both.
+    let events = archive(3_000, 1_782_864_000_000, 120, 13);
+    let lines: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    std::fs::write(&a, lines[..2_000].join("\n")).unwrap();
+    std::fs::write(&b, lines[1_000..].join("\n")).unwrap();
+    let state = dir.path().join("state");
+    let out = dir.path().join("history.om");
+    let backfill = run(&[
+        "backfill",
+        "--replay",
+        a.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--step",
+        "1h",
+        "--state.dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(backfill.status.success(), "{}", stderr(&backfill));
+    // The file's last samples are the backfilled events' totals.
+    let backfilled = archive_truth(&events[..2_000]);
+    let file = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        last_samples(&file, "powerbi_activity_events_total"),
+        family(&backfilled, "powerbi_activity_events_total")
+    );
+    // The replay in passes of 1,000 ids, on the backfill's state: every pass must still know
+    // the ids the backfill counted.
+    let mut e = Exporter::start(&[
+        "--replay",
+        b.to_str().unwrap(),
+        "--replay.max-ids-per-pass",
+        "1000",
+        "--state.dir",
+        state.to_str().unwrap(),
+    ]);
+    let expected = archive_truth(&events);
+    let s = scrape_when_replayed(&mut e, &expected);
+    assert_eq!(archive_families(&s), expected);
+    assert_eq!(s["powerbi_events_duplicate_total"], 1_000.0);
+    e.terminate();
 }
