@@ -754,63 +754,77 @@ fn the_exporter_continues_the_backfilled_counters_without_a_reset_or_a_double_co
             )
         },
     );
-    // The scrape carries the labels the backfill wrote: the same series continue.
-    let server = prometheus_with(
-        &format!(
-            "  - job_name: powerbi-exporter\n    static_configs: [{{targets: [{:?}], labels: {{instance: {instance:?}}}}}]\n",
-            exporter.addr
-        ),
+    assert_scraped_after_the_backfill_without_a_seam(
+        &exporter,
         dir.path(),
+        instance,
+        &truth,
+        now - 2 * HOUR,
     );
-    wait_for_scrapes(&server);
-    let at = UnixMillis::now().0;
-    for counter in Counter::BOTH {
-        let selector = format!(
-            "{}{{job=\"powerbi-exporter\",instance={instance:?}}}[4d]",
-            counter.metric()
-        );
-        let resets = stored(
-            &query_at(&server, &format!("resets({selector})"), at),
-            counter,
-        );
-        let last_over_time = format!("last_over_time({selector})");
-        let last = stored(&query_at(&server, &last_over_time, at), counter);
-        let samples = stored(&query_at(&server, &selector, at), counter);
-        let want: BTreeSet<&Series> = truth.0.keys().filter(|s| s.counter == counter).collect();
-        for rows in [&resets, &last, &samples] {
-            let got: BTreeSet<&Series> = rows.iter().map(|r| &r.series).collect();
-            assert_eq!(
-                got,
-                want,
-                "{}: one series per label set across the seam",
-                counter.metric()
-            );
+}
+
+#[test]
+fn an_exporter_on_a_since_backfills_state_continues_the_live_tenant_without_a_seam() {
+    let now = UnixMillis::now().0;
+    let mut rng = Rng::new(8);
+    let past = events_between(&mut rng, 1200, (now - 71 * HOUR, now - 2 * MINUTE));
+    let rt = runtime();
+    let api = tenant_serving(&rt, &past, 500);
+    let dir = tempfile::tempdir().unwrap();
+    let (state, file) = (dir.path().join("state"), dir.path().join("history.om"));
+    let instance = "live-seam:10195";
+    let (label_flags, _) = labels(&[("job", "powerbi-exporter"), ("instance", instance)]);
+    let mut args: Vec<String> = ["--since", "3d", "--step", "5m"].map(String::from).to_vec();
+    args.extend([
+        "--out".into(),
+        path_arg(&file),
+        "--state.dir".into(),
+        path_arg(&state),
+    ]);
+    args.extend(label_flags);
+    args.extend(tenant_flags(&api));
+    let out = backfill(&args, &dir.path().join("logs"), Duration::from_secs(240));
+    assert_success(&out, "backfill --since 3d --state.dir S");
+    let end_ms = counters_in_file(&std::fs::read_to_string(&file).unwrap())
+        .iter()
+        .filter_map(|r| r.samples.last())
+        .map(|s| s.0)
+        .max()
+        .unwrap();
+    create_blocks(&file, &dir.path().join("data"));
+    // After the backfill: new events, and late ones created inside its range that only now
+    // became visible (the exporter's lookback re-reads find them).
+    let mut later = events_between(&mut rng, 60, (end_ms + 1, UnixMillis::now().0));
+    later.extend(events_between(&mut rng, 20, (end_ms - 90 * MINUTE, end_ms)));
+    let visible = UnixMillis::now();
+    api.with_timeline(|t| {
+        for e in &later {
+            t.push(UnixMillis(e.created_ms), visible, e.json.clone());
         }
-        let reset: Vec<_> = resets
-            .iter()
-            .filter(|r| r.samples[0].1 != 0.0)
-            .map(|r| &r.series)
-            .collect();
-        assert!(reset.is_empty(), "resets() over the seam: {reset:#?}");
-        for row in &last {
-            assert_eq!(
-                row.samples[0].1,
-                truth.total(&row.series) as f64,
-                "{:?} ends at the exact total",
-                row.series
-            );
-        }
-        // The seam is in the range: backfilled samples before the exporter's first scrape.
-        let spans = samples
-            .iter()
-            .filter(|r| r.samples.first().is_some_and(|s| s.0 < now - 2 * HOUR))
-            .count();
-        assert!(
-            spans > 0,
-            "{}: no series reaches back into the backfill",
-            counter.metric()
-        );
-    }
+    });
+    let truth = Truth::of(past.iter().chain(&later));
+    let mut exporter_args = vec!["--state.dir".to_string(), path_arg(&state)];
+    exporter_args.extend(tenant_flags(&api));
+    exporter_args
+        .extend(["--powerbi.poll-interval", "1s", "--powerbi.lookback", "4h"].map(String::from));
+    let exporter = Exporter::start_with_secret(&exporter_args);
+    // Ready after a poll that read every planned hour, later events included.
+    let newest = later.iter().map(|e| e.created_ms).max().unwrap() / 1000;
+    exporter.scrape_until(
+        Duration::from_secs(30),
+        |s| {
+            sample_value(s, "powerbi_up") == 1.0
+                && sample_value(s, "powerbi_events_watermark_timestamp_seconds") >= newest as f64
+        },
+        |s| format!("no complete poll of the later events: {s:?}"),
+    );
+    assert_scraped_after_the_backfill_without_a_seam(
+        &exporter,
+        dir.path(),
+        instance,
+        &truth,
+        end_ms - 2 * HOUR,
+    );
 }
 
 /// The samples of both counters in a backfill's OpenMetrics text, checking as it reads that
@@ -1047,5 +1061,75 @@ fn assert_usage_variables_offer_the_backfill(
             "instance" => assert_eq!(values, [instance], "{query}"),
             _ => assert!(!values.is_empty(), "{query}: no values"),
         }
+    }
+}
+
+/// Prometheus, on the backfill's blocks in `dir/data`, scrapes `exporter` under the labels the
+/// backfill wrote: for every series of both counters `resets()` over the range is 0, the last
+/// value is the exact total, and some series reach back before `seam_ms` (into the backfill).
+fn assert_scraped_after_the_backfill_without_a_seam(
+    exporter: &Exporter,
+    dir: &Path,
+    instance: &str,
+    truth: &Truth,
+    seam_ms: i64,
+) {
+    // The scrape carries the labels the backfill wrote: the same series continue.
+    let server = prometheus_with(
+        &format!(
+            "  - job_name: powerbi-exporter\n    static_configs: [{{targets: [{:?}], labels: {{instance: {instance:?}}}}}]\n",
+            exporter.addr
+        ),
+        dir,
+    );
+    wait_for_scrapes(&server);
+    let at = UnixMillis::now().0;
+    for counter in Counter::BOTH {
+        let selector = format!(
+            "{}{{job=\"powerbi-exporter\",instance={instance:?}}}[4d]",
+            counter.metric()
+        );
+        let resets = stored(
+            &query_at(&server, &format!("resets({selector})"), at),
+            counter,
+        );
+        let last_over_time = format!("last_over_time({selector})");
+        let last = stored(&query_at(&server, &last_over_time, at), counter);
+        let samples = stored(&query_at(&server, &selector, at), counter);
+        let want: BTreeSet<&Series> = truth.0.keys().filter(|s| s.counter == counter).collect();
+        for rows in [&resets, &last, &samples] {
+            let got: BTreeSet<&Series> = rows.iter().map(|r| &r.series).collect();
+            assert!(
+                got == want,
+                "{}: {} series, want one per label set of the events, {}",
+                counter.metric(),
+                got.len(),
+                want.len()
+            );
+        }
+        let reset: Vec<_> = resets
+            .iter()
+            .filter(|r| r.samples[0].1 != 0.0)
+            .map(|r| &r.series)
+            .collect();
+        assert!(reset.is_empty(), "resets() over the seam: {reset:#?}");
+        for row in &last {
+            assert_eq!(
+                row.samples[0].1,
+                truth.total(&row.series) as f64,
+                "{:?} ends at the exact total",
+                row.series
+            );
+        }
+        // The seam is in the range: backfilled samples before the exporter's first scrape.
+        let spans = samples
+            .iter()
+            .filter(|r| r.samples.first().is_some_and(|s| s.0 < seam_ms))
+            .count();
+        assert!(
+            spans > 0,
+            "{}: no series reaches back into the backfill",
+            counter.metric()
+        );
     }
 }
