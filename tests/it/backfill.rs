@@ -995,6 +995,17 @@ fn bad_backfill_flags_exit_2_naming_the_flag() {
             "--label",
         ),
         (replaying(&["--step", "0"]), "--step"),
+        // A label the families carry, or one given twice, would make two labels of one name.
+        (
+            replaying(&["--step", "5m", "--label", "workspace_id=x"]),
+            "--label",
+        ),
+        (
+            replaying(&["--step", "5m", "--label", "job=a", "--label", "job=b"]),
+            "--label",
+        ),
+        // An archive is read whole: a range of the live tenant means nothing with it.
+        (replaying(&["--step", "5m", "--since", "1d"]), "--since"),
         (
             ["--since", "29d", "--step", "5m", "--out", out]
                 .iter()
