@@ -617,10 +617,7 @@ fn a_shuffled_archive_with_duplicates_becomes_blocks_whose_every_sample_is_exact
         Some("# EOF"),
         "OpenMetrics ends with # EOF"
     );
-    assert!(
-        text.contains("# TYPE powerbi_activity_events counter\n"),
-        "OpenMetrics counter"
-    );
+    assert_each_backfilled_family_once_typed(&text);
     create_blocks(&file, &data);
     let server = prometheus_on_blocks(dir.path());
     // A replay's range ends at its newest event.
@@ -633,6 +630,51 @@ fn a_shuffled_archive_with_duplicates_becomes_blocks_whose_every_sample_is_exact
     assert_counters_equal_truth(&rows, &truth, grid, &label_map);
     let first = events.iter().map(|e| e.created_ms).min().unwrap();
     assert_usage_panels_have_every_day(&server, (first, end_ms), "backfill:10195");
+}
+
+/// Each family written has one `# TYPE` line (its samples grouped under it), is one of
+/// `catalogue::BACKFILLED`, named and typed the OpenMetrics way: a counter without `_total`,
+/// an `_info` gauge as `info` without `_info`.
+fn assert_each_backfilled_family_once_typed(text: &str) {
+    use powerbi_exporter::catalogue::{Kind, BACKFILLED};
+    let mut found: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .collect();
+    let expected: Vec<String> = BACKFILLED
+        .iter()
+        .map(|f| match (f.kind, f.name) {
+            (Kind::Counter, name) => format!("{} counter", name.trim_end_matches("_total")),
+            (Kind::Gauge, name) if name.ends_with("_info") => {
+                format!("{} info", name.trim_end_matches("_info"))
+            }
+            (Kind::Gauge, name) => format!("{name} gauge"),
+        })
+        .collect();
+    let written = found.len();
+    found.sort_unstable();
+    found.dedup();
+    assert_eq!(
+        found.len(),
+        written,
+        "a family's samples under one # TYPE line"
+    );
+    for family in &found {
+        assert!(
+            expected.iter().any(|e| e == family),
+            "not backfilled: {family}"
+        );
+    }
+    // The families this archive surely has (a family without a series may be left out).
+    for family in [
+        "powerbi_activity_events counter",
+        "powerbi_report_events counter",
+        "powerbi_workspace info",
+        "powerbi_report info",
+        "powerbi_exporter_build info",
+    ] {
+        assert!(found.contains(&family), "no # TYPE {family}");
+    }
 }
 
 /// Grafana's `$__interval` for a range shown on a panel about 1,000 pixels wide: the range over

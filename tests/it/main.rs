@@ -1,7 +1,7 @@
 //! The one integration-test binary. Each module drives the real `powerbi-exporter` binary:
 //! over real HTTP on 127.0.0.1, with real `promtool`, on files written by the test.
 
-/// Shared helpers: run the binary, scrape it, parse expositions, find promtool.
+/// Shared helpers: run the binary, scrape it, parse expositions, find promtool, run a Prometheus.
 mod support;
 
 /// A loopback fake of Azure Monitor's Logs Ingestion API, used by the forwarding tests.
