@@ -26,6 +26,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
+use crate::aggregate::dedup::DedupAnchor;
 use crate::aggregate::people::UserLabelConfig;
 use crate::aggregate::{AggregateConfig, Aggregator, Reference};
 use crate::catalogue::BACKFILLED;
@@ -118,7 +119,7 @@ pub async fn run(config: BackfillConfig) -> Result<Summary, BackfillError> {
             (fetched.pages, Some(fetched.status), Some(fetched.finished))
         }
     };
-    let aggregate = keyed(config.aggregate.clone(), state.as_ref())?;
+    let aggregate = keyed(for_history(config.aggregate.clone()), state.as_ref())?;
     let settings = config.settings.clone();
     let work_for_render = work.clone();
     let progress = config.progress;
@@ -195,6 +196,16 @@ fn prepare_state(dir: Option<&Path>) -> Result<Option<BackfillState>, BackfillEr
         file,
         dir: dir.join("backfill"),
     }))
+}
+
+/// The aggregation of a history: every id of the range is remembered, whatever the window
+/// the configuration gives a live exporter (its lookback and two hours: older hours are
+/// never read again live, but a backfill reads up to 28 days back). The exporter that resumes
+/// the state applies its own window at its first clock tick.
+fn for_history(mut aggregate: AggregateConfig) -> AggregateConfig {
+    aggregate.dedup_anchor = DedupAnchor::Unanchored;
+    aggregate.dedup_hold_from = None;
+    aggregate
 }
 
 /// The users' pseudonym key, as the exporter on the same state directory will have it.
