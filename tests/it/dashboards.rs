@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -274,16 +274,6 @@ fn every_dashboard_selects_job_tenant_and_exporter_links_the_others_and_marks_fa
     }
 }
 
-/// A Prometheus server, killed when dropped.
-struct Prometheus(Child, String);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn prometheus_scraping(target: &str, dir: &Path) -> Prometheus {
     prometheus_with(
         &format!(
@@ -291,75 +281,6 @@ fn prometheus_scraping(target: &str, dir: &Path) -> Prometheus {
         ),
         dir,
     )
-}
-
-/// A Prometheus with the shipped rules and `scrape_configs` (YAML list items).
-fn prometheus_with(scrape_configs: &str, dir: &Path) -> Prometheus {
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules/alerts.yaml");
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{rules:?}]\nscrape_configs:\n{scrape_configs}"
-        ),
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={address}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus (Debian package, installed by scripts/test.sh)");
-    let server = Prometheus(child, format!("http://{address}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http()
-        .get(format!("{}/-/ready", server.1))
-        .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(Instant::now() < deadline, "prometheus not ready within 30s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    server
-}
-
-fn query(server: &Prometheus, expr: &str) -> Value {
-    let resp = http()
-        .get(format!("{}/api/v1/query", server.1))
-        .query(&[("query", expr)])
-        .send()
-        .unwrap();
-    serde_json::from_str(&resp.text().unwrap()).unwrap()
-}
-
-/// Grafana's variables, as an instant query over the last hour would see them, with the job,
-/// tenant and exporter chosen as `job`, `tenant`, `instance` (".*" is All).
-fn substitute_with(expr: &str, job: &str, tenant: &str, instance: &str) -> String {
-    [
-        ("$__rate_interval", "1m"),
-        ("$__range", "1h"),
-        ("$__interval", "1m"),
-        ("$job", job),
-        ("$tenant", tenant),
-        ("$instance", instance),
-        ("$workspace", ".*"),
-        ("$activity", ".*"),
-    ]
-    .iter()
-    .fold(expr.to_string(), |e, (var, value)| e.replace(var, value))
 }
 
 /// The shipped job, every tenant and every exporter.
@@ -392,26 +313,6 @@ fn label_values(server: &Prometheus, query: &str) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect()
-}
-
-/// Waits until Prometheus has 5 scrapes of the exporter's counters (for increase() and rate()).
-fn wait_for_scrapes(server: &Prometheus) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while query(
-        server,
-        "min(count_over_time(powerbi_events_processed_total[1m]))",
-    )["data"]["result"][0]["value"][1]
-        .as_str()
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        < 5.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "prometheus did not get 5 scrapes in 30s"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The one integration-test binary. Each module drives the real `powerbi-exporter` binary:
 //! over real HTTP on 127.0.0.1, with real `promtool`, on files written by the test.
 
-/// Shared helpers: run the binary, scrape it, parse expositions, find promtool.
+/// Shared helpers: run the binary, scrape it, parse expositions, find promtool, run a Prometheus.
 mod support;
 
 /// A loopback fake of Azure Monitor's Logs Ingestion API, used by the forwarding tests.
@@ -12,6 +12,9 @@ mod fake_logs_ingestion;
 mod architecture;
 /// The Azure template (table, rule, role) declares every field the exporter sends.
 mod azure_deploy;
+/// `backfill`: its file through promtool into a real Prometheus, every sample exact; the seam
+/// with the live exporter; the usage dashboard over the backfilled days; resuming; bad flags.
+mod backfill;
 /// Bad paths, bad files, bad flags and bad configuration.
 mod bad_input;
 /// Series caps: overflow series, exact sums, dropped counters.

@@ -9,6 +9,7 @@ use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::rng::Rng;
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
 use powerbi_exporter::simulator::{Tenant, TenantSpec};
+use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_powerbi-exporter");
 
@@ -342,5 +343,104 @@ pub fn status_field_kib(status: &str, field: &str) -> Result<u64, String> {
         Ok(0) => Err(format!("{field} is 0")),
         Ok(kib) => Ok(kib),
         Err(_) => Err(format!("{field} is not a number of kB: {value:?}")),
+    }
+}
+
+/// A Prometheus server, killed when dropped.
+pub struct Prometheus(pub Child, pub String);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Prometheus with the shipped rules and `scrape_configs` (YAML list items).
+pub fn prometheus_with(scrape_configs: &str, dir: &Path) -> Prometheus {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules/alerts.yaml");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{rules:?}]\nscrape_configs:\n{scrape_configs}"
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={address}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package, installed by scripts/test.sh)");
+    let server = Prometheus(child, format!("http://{address}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http()
+        .get(format!("{}/-/ready", server.1))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "prometheus not ready within 30s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server
+}
+
+pub fn query(server: &Prometheus, expr: &str) -> Value {
+    let resp = http()
+        .get(format!("{}/api/v1/query", server.1))
+        .query(&[("query", expr)])
+        .send()
+        .unwrap();
+    serde_json::from_str(&resp.text().unwrap()).unwrap()
+}
+
+/// Grafana's variables, as an instant query over the last hour would see them, with the job,
+/// tenant and exporter chosen as `job`, `tenant`, `instance` (".*" is All).
+pub fn substitute_with(expr: &str, job: &str, tenant: &str, instance: &str) -> String {
+    [
+        ("$__rate_interval", "1m"),
+        ("$__range", "1h"),
+        ("$__interval", "1m"),
+        ("$job", job),
+        ("$tenant", tenant),
+        ("$instance", instance),
+        ("$workspace", ".*"),
+        ("$activity", ".*"),
+    ]
+    .iter()
+    .fold(expr.to_string(), |e, (var, value)| e.replace(var, value))
+}
+
+/// Waits until Prometheus has 5 scrapes of the exporter's counters (for increase() and rate()).
+pub fn wait_for_scrapes(server: &Prometheus) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while query(
+        server,
+        "min(count_over_time(powerbi_events_processed_total[1m]))",
+    )["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        < 5.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "prometheus did not get 5 scrapes in 30s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
