@@ -180,13 +180,14 @@ pub(super) fn furnish(
 }
 
 /// The `datasets` of a workspace in GetGroupsAsAdmin's shape (Microsoft's "Get workspaces
-/// with their 'datasets' expanded example").
-pub(super) fn datasets_json(models: &[Model], upper: impl Fn(&str) -> String) -> serde_json::Value {
+/// with their 'datasets' expanded example", whose dataset ids, unlike its workspace and
+/// report ids, are in lower case).
+pub(super) fn datasets_json(models: &[Model]) -> serde_json::Value {
     models
         .iter()
         .map(|m| {
             serde_json::json!({
-                "id": upper(&m.id), "name": m.name, "addRowsAPIEnabled": false,
+                "id": m.id, "name": m.name, "addRowsAPIEnabled": false,
                 "configuredBy": "priya.patel@contoso.com", "isRefreshable": !m.unused,
                 "isEffectiveIdentityRequired": false, "isEffectiveIdentityRolesRequired": false,
                 "isOnPremGatewayRequired": false, "targetStorageMode": "Abf",
@@ -199,29 +200,21 @@ pub(super) fn datasets_json(models: &[Model], upper: impl Fn(&str) -> String) ->
 
 /// The `dashboards` of a workspace in GetGroupsAsAdmin's shape (Microsoft's "Get workspaces
 /// with their 'dashboards' expanded example": `displayName`, not `name`).
-pub(super) fn dashboards_json(
-    dashboards: &[Named],
-    upper: impl Fn(&str) -> String,
-) -> serde_json::Value {
+pub(super) fn dashboards_json(dashboards: &[Named]) -> serde_json::Value {
     dashboards
         .iter()
-        .map(
-            |d| serde_json::json!({"id": upper(&d.id), "displayName": d.name, "isReadOnly": false}),
-        )
+        .map(|d| serde_json::json!({"id": d.id, "displayName": d.name, "isReadOnly": false}))
         .collect()
 }
 
 /// The `dataflows` of a workspace in the REST reference's `Dataflow` shape: the id is
 /// `objectId` (the spec has no dataflows example for admin/groups).
-pub(super) fn dataflows_json(
-    dataflows: &[Named],
-    upper: impl Fn(&str) -> String,
-) -> serde_json::Value {
+pub(super) fn dataflows_json(dataflows: &[Named]) -> serde_json::Value {
     dataflows
         .iter()
         .map(|d| {
             serde_json::json!({
-                "objectId": upper(&d.id), "name": d.name, "description": "",
+                "objectId": d.id, "name": d.name, "description": "",
                 "configuredBy": "priya.patel@contoso.com", "modifiedBy": "priya.patel@contoso.com",
                 "modifiedDateTime": "2025-11-03T08:12:44.617Z",
             })

@@ -464,13 +464,13 @@ impl Tenant {
                 .collect();
         }
         if expand.datasets {
-            json["datasets"] = items::datasets_json(&w.models, upper_guid);
+            json["datasets"] = items::datasets_json(&w.models);
         }
         if expand.dashboards {
-            json["dashboards"] = items::dashboards_json(&w.items.dashboards, upper_guid);
+            json["dashboards"] = items::dashboards_json(&w.items.dashboards);
         }
         if expand.dataflows {
-            json["dataflows"] = items::dataflows_json(&w.items.dataflows, upper_guid);
+            json["dataflows"] = items::dataflows_json(&w.items.dataflows);
         }
         json
     }
@@ -1039,6 +1039,217 @@ mod tests {
         );
         let avg = events.iter().map(Vec::len).sum::<usize>() / events.len();
         assert!((600..1100).contains(&avg), "average event size {avg}");
+    }
+}
+
+#[cfg(test)]
+mod item_tests {
+    //! Truth from the raw JSON (serde_json), never from the simulator's own types.
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn a_day_of_events() -> Vec<serde_json::Value> {
+        let tenant = Tenant::new(TenantSpec::default());
+        let mut events = Vec::new();
+        let start = UnixMillis::from_secs(1_763_596_800); // Thursday 2025-11-20 00:00Z
+        tenant.events_between(
+            &mut Rng::new(11),
+            start,
+            UnixMillis(start.0 + 86_400_000),
+            60.0,
+            &mut events,
+        );
+        events
+            .iter()
+            .map(|e| serde_json::from_slice(e).unwrap())
+            .collect()
+    }
+
+    fn of<'a>(
+        events: &'a [serde_json::Value],
+        activity: &'a str,
+    ) -> impl Iterator<Item = &'a serde_json::Value> {
+        events.iter().filter(move |e| e["Activity"] == activity)
+    }
+
+    fn has(e: &serde_json::Value, fields: &[&str]) -> bool {
+        fields.iter().all(|f| e[*f].is_string())
+    }
+
+    #[test]
+    fn every_item_kind_has_events_shaped_like_microsofts() {
+        let events = a_day_of_events();
+        let share = |a: &str| of(&events, a).count() as f64 / events.len() as f64;
+        assert!(
+            (0.02..0.06).contains(&share("RefreshDataset")),
+            "refreshes {}",
+            share("RefreshDataset")
+        );
+        assert!(share("ViewDashboard") > 0.03 && share("ReadArtifact") > 0.01);
+        assert!(
+            of(&events, "ViewReport").all(|e| has(e, &["ReportId", "DatasetId", "DatasetName"]))
+        );
+        assert!(of(&events, "RefreshDataset")
+            .all(|e| has(e, &["DatasetId", "DatasetName", "WorkspaceId"])
+                && e.get("ReportId").is_none()));
+        assert!(of(&events, "ViewDashboard").all(|e| has(e, &["DashboardId", "DashboardName"])));
+        assert!(of(&events, "RefreshDataflow").all(|e| has(e, &["DataflowId", "DataflowName"])));
+        assert!(of(&events, "InstallApp").all(|e| has(e, &["AppId", "AppName"])));
+        assert!(
+            of(&events, "InstallApp").count() > 0 && of(&events, "RefreshDataflow").count() > 0
+        );
+        // Microsoft's example of a view through an app: AppId, AppReportId, no capacity.
+        let via_app: Vec<_> = of(&events, "ViewReport")
+            .filter(|e| e["DistributionMethod"] == "Apps")
+            .collect();
+        assert!(!via_app.is_empty());
+        assert!(
+            via_app
+                .iter()
+                .all(|e| has(e, &["AppId", "AppName", "AppReportId"])
+                    && e.get("CapacityId").is_none())
+        );
+        let kinds = |a: &str| -> BTreeSet<String> {
+            of(&events, a)
+                .map(|e| e["ArtifactKind"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            kinds("ReadArtifact"),
+            BTreeSet::from(
+                ["DataPipeline", "Lakehouse", "Notebook", "Warehouse"].map(String::from)
+            )
+        );
+        assert_eq!(
+            kinds("RunArtifact"),
+            BTreeSet::from(["DataPipeline", "Notebook"].map(String::from))
+        );
+        assert!(of(&events, "ReadArtifact")
+            .all(|e| has(e, &["ArtifactId", "ArtifactName", "WorkspaceId"])));
+    }
+
+    #[test]
+    fn reports_share_models_and_a_few_models_fail_most_refreshes() {
+        let events = a_day_of_events();
+        let mut reports_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for e in of(&events, "ViewReport") {
+            reports_of
+                .entry(e["DatasetId"].as_str().unwrap())
+                .or_default()
+                .insert(e["ReportId"].as_str().unwrap());
+        }
+        assert!(
+            reports_of.values().any(|r| r.len() >= 2),
+            "a model serves several reports"
+        );
+        let mut refreshes: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+        for e in of(&events, "RefreshDataset") {
+            let entry = refreshes
+                .entry(e["DatasetId"].as_str().unwrap())
+                .or_default();
+            entry.0 += 1;
+            entry.1 += u32::from(e["IsSuccess"] == false);
+        }
+        let failing = refreshes
+            .values()
+            .filter(|(n, failed)| *n >= 5 && 2 * failed > *n)
+            .count();
+        let healthy = refreshes
+            .values()
+            .filter(|(n, failed)| 5 * failed < *n)
+            .count();
+        assert!(
+            (1..=refreshes.len() / 4).contains(&failing),
+            "{failing} of {} models fail",
+            refreshes.len()
+        );
+        assert!(
+            healthy >= refreshes.len() / 2,
+            "{healthy} of {} models healthy",
+            refreshes.len()
+        );
+    }
+
+    #[test]
+    fn the_inventory_lists_the_expansions_asked_for_and_items_without_events() {
+        let tenant = Tenant::new(TenantSpec::default());
+        let page = |expand: Expand| -> serde_json::Value {
+            serde_json::from_str(&tenant.inventory_page(0, 5000, &expand)).unwrap()
+        };
+        let only_reports = page(Expand::parse("reports"));
+        let live = |p: &serde_json::Value| -> Vec<serde_json::Value> {
+            p["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|w| w["state"] == "Active")
+                .cloned()
+                .collect()
+        };
+        assert!(live(&only_reports)
+            .iter()
+            .all(|w| w["reports"].is_array() && w.get("datasets").is_none()));
+        let all = page(Expand::parse("reports%2Cdatasets,dashboards,dataflows"));
+        assert!(live(&all)
+            .iter()
+            .all(|w| ["reports", "datasets", "dashboards", "dataflows"]
+                .iter()
+                .all(|k| w[*k].is_array())));
+        // Every report names a listed dataset of its workspace.
+        for w in live(&all) {
+            let datasets: BTreeSet<&str> = w["datasets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap())
+                .collect();
+            for r in w["reports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r.get("datasetId").is_some())
+            {
+                assert!(datasets.contains(
+                    &r["datasetId"]
+                        .as_str()
+                        .unwrap()
+                        .to_ascii_uppercase()
+                        .as_str()
+                ));
+            }
+        }
+        let listed = |key: &str, id: &str| -> BTreeSet<String> {
+            live(&all)
+                .iter()
+                .flat_map(|w| {
+                    w[key]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|i| i[id].as_str().unwrap().to_ascii_lowercase())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let events = a_day_of_events();
+        let named = |field: &str| -> BTreeSet<String> {
+            events
+                .iter()
+                .filter_map(|e| e[field].as_str())
+                .map(str::to_string)
+                .collect()
+        };
+        let (dashboards, models) = (listed("dashboards", "id"), listed("datasets", "id"));
+        assert!(
+            named("DashboardId").is_subset(&dashboards)
+                && named("DashboardId").len() < dashboards.len(),
+            "unused dashboards listed"
+        );
+        assert!(
+            named("DatasetId").is_subset(&models) && named("DatasetId").len() < models.len(),
+            "unused models listed"
+        );
+        assert_eq!(named("DataflowId"), listed("dataflows", "objectId"));
     }
 }
 
