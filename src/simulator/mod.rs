@@ -1209,13 +1209,7 @@ mod item_tests {
                 .iter()
                 .filter(|r| r.get("datasetId").is_some())
             {
-                assert!(datasets.contains(
-                    &r["datasetId"]
-                        .as_str()
-                        .unwrap()
-                        .to_ascii_uppercase()
-                        .as_str()
-                ));
+                assert!(datasets.contains(r["datasetId"].as_str().unwrap()));
             }
         }
         let listed = |key: &str, id: &str| -> BTreeSet<String> {
