@@ -660,7 +660,9 @@ fn a_real_prometheus_scraping_the_demo_shows_data_in_every_panel_of_the_items_da
         "--demo.peak-events-per-minute",
         "3000",
     ]);
-    e.wait_ready();
+    // Two hours of a busy tenant are generated before the exporter is ready: slow on a loaded
+    // machine.
+    e.wait_ready_within(Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let server = prometheus_scraping(&e.addr, dir.path());
     wait_for_scrapes(&server);
