@@ -29,8 +29,8 @@ local fabric = 'item_type!~"report|dashboard|semantic_model|dataflow|app"';
         g.panel('timeseries', 'Refresh failures per model', 'Failed RefreshDataset events per semantic model and interval; a model failing again and again stands out as its own line.', 'short', [0, 10, 12, 8], [
           g.range(named('sum by (item_id) (increase(powerbi_item_events_failed_total{item_type="semantic_model",activity="RefreshDataset",%(s)s,workspace_id=~"$workspace"}[$__rate_interval]))', 'semantic_model'), '{{item_name}}'),
         ]),
-        g.panel('table', 'Models with failed refreshes', 'Failed RefreshDataset events per semantic model over the selected range, most failures first.', 'short', [12, 10, 12, 8], [
-          g.table(named('topk(20, sum by (item_id, workspace_id) (increase(powerbi_item_events_failed_total{item_type="semantic_model",activity="RefreshDataset",%(s)s,workspace_id=~"$workspace"}[$__range])) > 0)', 'semantic_model')),
+        g.panel('table', 'Models with failed refreshes', 'Failed RefreshDataset events per semantic model over the selected range, most failures first (models that ever failed; 0 when none failed in the range).', 'short', [12, 10, 12, 8], [
+          g.table(named('topk(20, sum by (item_id, workspace_id) (increase(powerbi_item_events_failed_total{item_type="semantic_model",activity="RefreshDataset",%(s)s,workspace_id=~"$workspace"}[$__range])))', 'semantic_model')),
         ]),
         g.panel('table', 'Models not refreshed for longest', "Hours since each semantic model's last successful refresh (powerbi_semantic_model_last_refresh_timestamp_seconds{outcome=\"success\"}), longest first; models whose refreshes were never seen since the exporter's state began are not listed.", 'h', [0, 18, 12, 10], [
           g.table(named('topk(20, (time() - max by (item_id) (powerbi_semantic_model_last_refresh_timestamp_seconds{outcome="success",%(s)s})) / 3600)', 'semantic_model')),

@@ -1,6 +1,8 @@
 //! The simulated tenant: workspaces, reports and users with skewed popularity, a realistic
 //! activity mix (views, exports, shares, refreshes, admin changes, failures) and a day/night
-//! rhythm, producing events shaped exactly like the Activity Events API's.
+//! rhythm, producing events shaped exactly like the Activity Events API's. Beside reports it
+//! holds semantic models (each report is built on one), dashboards, dataflows, apps and Fabric
+//! items (`items.rs`), each named by the activities about it with Microsoft's field names.
 //!
 //! Pure and deterministic: the same seed gives the same tenant and, with the same random
 //! stream, the same events. The demo source, `simulate` and the benchmark use it, and its
