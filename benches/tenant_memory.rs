@@ -102,7 +102,9 @@ fn subject(rng: &mut Rng) -> Subject {
 fn write_subject(page: &mut Vec<u8>, subject: &Subject) {
     match *subject {
         Subject::Report { report, activity } => {
-            let (ws, model) = (report % WORKSPACES, report / 2);
+            // A model and its two reports share a workspace.
+            let model = report / 2;
+            let ws = model % WORKSPACES;
             write!(
                 page,
                 r#","Activity":"{activity}","WorkspaceId":"{ws:08x}-aaaa-4aaa-8aaa-aaaaaaaaaaaa","WorkSpaceName":"Workspace {ws}","ReportId":"{report:08x}-bbbb-4bbb-8bbb-bbbbbbbbbbbb","ReportName":"Report {report}","DatasetId":"{model:08x}-dddd-4ddd-8ddd-dddddddddddd","DatasetName":"Model {model}""#
@@ -115,7 +117,7 @@ fn write_subject(page: &mut Vec<u8>, subject: &Subject) {
             }
         }
         Subject::Refresh { model, failed } => {
-            let ws = (2 * model) % WORKSPACES;
+            let ws = model % WORKSPACES;
             write!(
                 page,
                 r#","Activity":"RefreshDataset","WorkspaceId":"{ws:08x}-aaaa-4aaa-8aaa-aaaaaaaaaaaa","WorkSpaceName":"Workspace {ws}","DatasetId":"{model:08x}-dddd-4ddd-8ddd-dddddddddddd","DatasetName":"Model {model}","IsSuccess":{}"#,
