@@ -1,13 +1,16 @@
-//! Peak memory of the aggregation at tenant scale: 200,000 users, 20,000 reports in 500
+//! Peak memory of the aggregation at tenant scale: 200,000 users, 20,000 reports on 10,000
+//! semantic models and 5,000 Fabric items (Lakehouse, Notebook, Warehouse, DataPipeline) in 500
 //! workspaces, 28 days of events, every family on (distinct users, distinct viewers per report,
-//! last-view times, pseudonymous user signals, external shares).
+//! last-view times, pseudonymous user signals, external shares, item events, model refreshes
+//! by outcome and the report views of each model).
 //!
 //! `cargo bench --bench tenant_memory` generates the events in time order, as API pages of
 //! 5,000 events built in one reused buffer (so the generator holds nothing), decodes and
 //! aggregates them with the live source's dedup window (lookback 24h + 2h), then prints the
 //! process's peak RSS (VmHWM), the series of each family, the events per second and the error
 //! of `powerbi_report_viewers` against exact counts kept for 200 sampled reports.
-//! BENCH_DAILY_VIEWS sets views per day (default 150,000: ~4.2 M events).
+//! BENCH_DAILY_VIEWS sets events per day (default 150,000: ~4.2 M events, 87 % of them
+//! report views; the name predates the other items).
 //!
 //! Under `cargo test` it runs a small version (2 days, 2,000 views a day) as a smoke test.
 
@@ -22,6 +25,11 @@ use powerbi_exporter::rng::Rng;
 
 const USERS: u64 = 200_000;
 const REPORTS: u64 = 20_000;
+/// Each model serves two reports: report r is built on model r / 2.
+const MODELS: u64 = 10_000;
+const FABRIC_ITEMS: u64 = 5_000;
+/// Fabric item i is of kind i % 4.
+const FABRIC_KINDS: [&str; 4] = ["Lakehouse", "Notebook", "Warehouse", "DataPipeline"];
 const WORKSPACES: u64 = 500;
 const DAYS: i64 = 28;
 const SAMPLED: u64 = 200;
@@ -39,6 +47,93 @@ fn peak_rss_mib() -> f64 {
 fn skewed(rng: &mut Rng, n: u64) -> u64 {
     let u = rng.below(1 << 20) as f64 / (1 << 20) as f64;
     ((u * u * u) * n as f64) as u64 % n
+}
+
+/// Reports, models and Fabric items.
+const ITEMS: usize = (REPORTS + MODELS + FABRIC_ITEMS) as usize;
+
+/// What one generated event is about, beside its user and time.
+enum Subject {
+    /// A report activity; views name the report's model (`DatasetId`).
+    Report { report: u64, activity: &'static str },
+    /// `RefreshDataset` of a model; one model in 20 fails every refresh, the others 1 in 50.
+    Refresh { model: u64, failed: bool },
+    /// A Fabric item read, run or updated.
+    Fabric { item: u64, activity: &'static str },
+}
+
+/// 1 in 20 events is security-relevant (1 in 200 a share outside the tenant), 1 in 25 a model
+/// refresh, 1 in 25 about a Fabric item; the rest are report views.
+fn subject(rng: &mut Rng) -> Subject {
+    match rng.below(200) {
+        0 => Subject::Report {
+            report: skewed(rng, REPORTS),
+            activity: "ShareReport",
+        },
+        1..=9 => Subject::Report {
+            report: skewed(rng, REPORTS),
+            activity: "ExportReport",
+        },
+        10..=17 => {
+            let model = rng.below(MODELS);
+            Subject::Refresh {
+                model,
+                failed: model % 20 == 0 || rng.below(50) == 0,
+            }
+        }
+        18..=25 => {
+            let item = skewed(rng, FABRIC_ITEMS);
+            let runs = matches!(item % 4, 1 | 3);
+            let activity = match (rng.below(4), runs) {
+                (0, _) => "UpdateArtifact",
+                (_, true) => "RunArtifact",
+                (_, false) => "ReadArtifact",
+            };
+            Subject::Fabric { item, activity }
+        }
+        _ => Subject::Report {
+            report: skewed(rng, REPORTS),
+            activity: "ViewReport",
+        },
+    }
+}
+
+/// The fields of the event about `subject`, after its user and time.
+fn write_subject(page: &mut Vec<u8>, subject: &Subject) {
+    match *subject {
+        Subject::Report { report, activity } => {
+            // A model and its two reports share a workspace.
+            let model = report / 2;
+            let ws = model % WORKSPACES;
+            write!(
+                page,
+                r#","Activity":"{activity}","WorkspaceId":"{ws:08x}-aaaa-4aaa-8aaa-aaaaaaaaaaaa","WorkSpaceName":"Workspace {ws}","ReportId":"{report:08x}-bbbb-4bbb-8bbb-bbbbbbbbbbbb","ReportName":"Report {report}","DatasetId":"{model:08x}-dddd-4ddd-8ddd-dddddddddddd","DatasetName":"Model {model}""#
+            )
+            .unwrap();
+            if activity == "ShareReport" {
+                page.extend_from_slice(
+                    br#","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]"#,
+                );
+            }
+        }
+        Subject::Refresh { model, failed } => {
+            let ws = model % WORKSPACES;
+            write!(
+                page,
+                r#","Activity":"RefreshDataset","WorkspaceId":"{ws:08x}-aaaa-4aaa-8aaa-aaaaaaaaaaaa","WorkSpaceName":"Workspace {ws}","DatasetId":"{model:08x}-dddd-4ddd-8ddd-dddddddddddd","DatasetName":"Model {model}","IsSuccess":{}"#,
+                !failed
+            )
+            .unwrap();
+        }
+        Subject::Fabric { item, activity } => {
+            let (ws, kind) = (item % WORKSPACES, FABRIC_KINDS[(item % 4) as usize]);
+            write!(
+                page,
+                r#","Activity":"{activity}","WorkspaceId":"{ws:08x}-aaaa-4aaa-8aaa-aaaaaaaaaaaa","WorkSpaceName":"Workspace {ws}","ArtifactId":"{item:08x}-ffff-4fff-8fff-ffffffffffff","ArtifactName":"{kind} {item}","ArtifactKind":"{kind}""#
+            )
+            .unwrap();
+        }
+    }
 }
 
 fn main() {
@@ -60,6 +155,22 @@ fn main() {
             (
                 "powerbi_report_last_view_timestamp_seconds".to_string(),
                 REPORTS as usize,
+            ),
+            // Room for every item (issue 18's families; a name the catalogue lacks is ignored).
+            ("powerbi_item_events_total".to_string(), 150_000),
+            ("powerbi_item_events_failed_total".to_string(), 20_000),
+            ("powerbi_item_info".to_string(), ITEMS),
+            (
+                "powerbi_item_last_activity_timestamp_seconds".to_string(),
+                ITEMS,
+            ),
+            (
+                "powerbi_semantic_model_report_views_total".to_string(),
+                MODELS as usize,
+            ),
+            (
+                "powerbi_semantic_model_last_refresh_timestamp_seconds".to_string(),
+                2 * MODELS as usize,
             ),
         ]),
     };
@@ -85,32 +196,27 @@ fn main() {
         page.extend_from_slice(b"{\"activityEventEntities\":[");
         for i in 0..daily {
             let user = skewed(&mut rng, USERS);
-            let report = skewed(&mut rng, REPORTS);
-            let ws = report % WORKSPACES;
+            let subject = subject(&mut rng);
             let ms = start_ms + day * 86_400_000 + (i * 86_400_000 / daily) as i64;
             let t = UnixMillis(ms).to_iso_millis();
-            // 1 in 20 events is security-relevant; 1 in 200 a share outside the tenant.
-            let activity = match rng.below(200) {
-                0 => "ShareReport",
-                1..=9 => "ExportReport",
-                _ => "ViewReport",
-            };
             if in_page > 0 {
                 page.push(b',');
             }
             write!(
                 page,
-                r#"{{"Id":"{n:08x}-0000-4000-8000-000000000000","CreationTime":"{t}","Activity":"{activity}","UserId":"user{user}@contoso.com","UserType":0,"WorkspaceId":"{ws:08x}-aaaa-4aaa-8aaa-aaaaaaaaaaaa","WorkSpaceName":"Workspace {ws}","ReportId":"{report:08x}-bbbb-4bbb-8bbb-bbbbbbbbbbbb","ReportName":"Report {report}""#
+                r#"{{"Id":"{n:08x}-0000-4000-8000-000000000000","CreationTime":"{t}","UserId":"user{user}@contoso.com","UserType":0"#
             )
             .unwrap();
-            if activity == "ShareReport" {
-                page.extend_from_slice(
-                    br#","SharingInformation":[{"RecipientEmail":"x@fabrikam.com"}]"#,
-                );
-            }
+            write_subject(&mut page, &subject);
             page.push(b'}');
-            if activity == "ViewReport" && report < SAMPLED {
-                exact.entry(report).or_default().insert(user);
+            if let Subject::Report {
+                report,
+                activity: "ViewReport",
+            } = subject
+            {
+                if report < SAMPLED {
+                    exact.entry(report).or_default().insert(user);
+                }
             }
             n += 1;
             in_page += 1;
@@ -132,7 +238,7 @@ fn main() {
     let peak = peak_rss_mib();
 
     println!(
-        "tenant_memory: {n} events over {days} days, {USERS} users, {REPORTS} reports, {WORKSPACES} workspaces"
+        "tenant_memory: {n} events over {days} days, {USERS} users, {REPORTS} reports, {MODELS} semantic models, {FABRIC_ITEMS} Fabric items, {WORKSPACES} workspaces"
     );
     println!(
         "  decode + aggregate: {:.2} s ({:.0} events/s; generating the events took {:.2} s more); snapshot {:.0} ms",

@@ -26,6 +26,15 @@
     // of deploy/prometheus/README.md your responders can open.
     runbookURLPattern: 'https://github.com/powerbi-exporter/powerbi-exporter/blob/main/deploy/prometheus/README.md#%s',
 
+    // Semantic models: PowerBISemanticModelRefreshFailing fires when one model's refreshes
+    // failed at least this many times within the window; PowerBISemanticModelNotRefreshed when
+    // a model whose reports were viewed within the viewed window has had no successful refresh
+    // for longer than the age (hours). Set the age above the slowest refresh schedule you keep.
+    semanticModelRefreshFailures: 3,
+    semanticModelRefreshFailureWindow: '6h',
+    semanticModelMaxRefreshAgeHours: 24,
+    semanticModelViewedWindow: '1d',
+
     // Dashboards: tags (the links between the dashboards follow dashboardLinkTag), time zone,
     // refresh and default range.
     dashboardTags: ['powerbi', 'prometheus-exporter'],

@@ -3,6 +3,10 @@
 // %(s)s where the exporter's selector (config powerbiExporterSelector) goes: every series an
 // alert reads is selected by it; aggregations keep %(by)s (config alertGroupLabels), so an
 // alert still names the exporter and, where the scrape adds one, the tenant.
+// What a counter gained over the window: its value less its value one window ago, or less 0
+// when it did not exist then (a series is created by its first event).
+local since(counter, window) = '(%s - (%s offset %s or 0 * %s))' % [counter, counter, window, counter];
+
 local rules(config) = {
   'powerbi-exporter-health': [
     {
@@ -257,6 +261,51 @@ local rules(config) = {
       },
     },
   ],
+  'powerbi-items': [
+    {
+      alert: 'PowerBISemanticModelRefreshFailing',
+      // Failures within the window as the counter's difference, a series first seen inside the
+      // window counting from 0: increase() would miss the failure that created the series.
+      expr: |||
+        sum by (%%(by)s, workspace_id, item_id) (
+          %s
+        ) >= %d
+      ||| % [
+        since('powerbi_item_events_failed_total{item_type="semantic_model",activity="RefreshDataset",%(s)s}', config.semanticModelRefreshFailureWindow),
+        config.semanticModelRefreshFailures,
+      ],
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: "A semantic model's refreshes keep failing.",
+        description: 'Semantic model {{ $labels.item_id }} in workspace {{ $labels.workspace_id }} failed {{ $value | printf "%%.0f" }} refreshes within %s on {{ $labels.instance }}; its name is in powerbi_item_info.' % config.semanticModelRefreshFailureWindow,
+      },
+    },
+    {
+      alert: 'PowerBISemanticModelNotRefreshed',
+      // A model whose refreshes all failed since the exporter's state began counts as never
+      // refreshed (its failure series times 0 stands in for the missing success).
+      expr: |||
+        (
+          time() - max by (%%(by)s, item_id) (
+              powerbi_semantic_model_last_refresh_timestamp_seconds{outcome="success",%%(s)s}
+            or
+              0 * powerbi_semantic_model_last_refresh_timestamp_seconds{outcome="failure",%%(s)s}
+          ) > %d * 3600
+        )
+        and on (%%(by)s, item_id)
+          sum by (%%(by)s, item_id) (%s) > 0
+      ||| % [
+        config.semanticModelMaxRefreshAgeHours,
+        since('powerbi_semantic_model_report_views_total{%(s)s}', config.semanticModelViewedWindow),
+      ],
+      'for': '15m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: 'A semantic model used by viewed reports has not been refreshed successfully for too long.',
+        description: 'Semantic model {{ $labels.item_id }} has had no successful refresh for {{ $value | humanizeDuration }} (over %dh) while reports built on it were viewed within %s, on {{ $labels.instance }}; its name is in powerbi_item_info.' % [config.semanticModelMaxRefreshAgeHours, config.semanticModelViewedWindow],
+      },
+    },
+  ],
 };
 
 {
@@ -277,7 +326,7 @@ local rules(config) = {
           for rule in rules($._config)[name]
         ],
       }
-      for name in ['powerbi-exporter-health', 'powerbi-security']
+      for name in ['powerbi-exporter-health', 'powerbi-security', 'powerbi-items']
     ],
   },
 }

@@ -1,3 +1,4 @@
 (import 'usage.libsonnet') +
 (import 'security.libsonnet') +
-(import 'health.libsonnet')
+(import 'health.libsonnet') +
+(import 'items.libsonnet')

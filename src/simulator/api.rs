@@ -35,6 +35,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::timeline::Timeline;
+use super::Expand;
 use crate::azure::auth::POWERBI_SCOPE;
 use crate::decode::time::parse_creation_time;
 use crate::decode::UnixMillis;
@@ -581,7 +582,8 @@ impl State {
         ))
     }
 
-    /// `GET admin/groups`: `$top` required (1–5000), `$skip`, its own hourly budget.
+    /// `GET admin/groups`: `$top` required (1–5000), `$skip`, `$expand` (only the collections
+    /// asked for are listed, as the API does), its own hourly budget.
     fn groups(
         &mut self,
         query: &str,
@@ -609,7 +611,8 @@ impl State {
             );
         };
         let skip = param("$skip").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let body = self.timeline.tenant().inventory_page(skip, top);
+        let expand = param("$expand").map_or_else(Default::default, |v| Expand::parse(&v));
+        let body = self.timeline.tenant().inventory_page(skip, top, &expand);
         (StatusCode::OK, json_response(StatusCode::OK, body))
     }
 

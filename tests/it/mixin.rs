@@ -15,15 +15,18 @@ fn root() -> PathBuf {
 }
 
 /// Every file the mixin renders, by its path in the repository.
-const RENDERED: [&str; 12] = [
+const RENDERED: [&str; 15] = [
     "dashboards/powerbi-exporter-health.json",
+    "dashboards/powerbi-items.json",
     "dashboards/powerbi-security.json",
     "dashboards/powerbi-usage.json",
     "deploy/helm/powerbi-exporter/dashboards/powerbi-exporter-health.json",
+    "deploy/helm/powerbi-exporter/dashboards/powerbi-items.json",
     "deploy/helm/powerbi-exporter/dashboards/powerbi-security.json",
     "deploy/helm/powerbi-exporter/dashboards/powerbi-usage.json",
     "deploy/helm/powerbi-exporter/rules/alerts.yaml",
     "deploy/kubernetes/dashboards/powerbi-exporter-health.json",
+    "deploy/kubernetes/dashboards/powerbi-items.json",
     "deploy/kubernetes/dashboards/powerbi-security.json",
     "deploy/kubernetes/dashboards/powerbi-usage.json",
     "deploy/kubernetes/prometheusrule.yaml",
