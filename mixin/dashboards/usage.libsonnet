@@ -14,9 +14,11 @@ local g = import '../lib/grafana.libsonnet';
         g.panel('table', 'Most viewed reports', 'Reports with the most ViewReport events over the selected range; names joined from powerbi_report_info and powerbi_workspace_info.', 'short', [0, 0, 24, 10], [
           g.table('topk(20, sum by (report_id, workspace_id) (increase(powerbi_report_events_total{activity="ViewReport",%(s)s,workspace_id=~"$workspace"}[$__range])) * on (report_id) group_left (report_name) powerbi_report_info{%(s)s}) * on (workspace_id) group_left (workspace_name) powerbi_workspace_info{%(s)s}'),
         ]),
-        g.panel('timeseries', 'Views over time', 'ViewReport events per interval.', 'short', [0, 10, 12, 8], [
+        // A minimum interval of two backfill steps (5m): zoomed in on backfilled days, an
+        // increase over $__rate_interval needs two samples in its window.
+        g.panel('timeseries', 'Views over time', 'ViewReport events per interval (at least 10 minutes, so backfilled history shows at every zoom).', 'short', [0, 10, 12, 8], [
           g.range('sum(increase(powerbi_activity_events_total{activity="ViewReport",%(s)s,workspace_id=~"$workspace"}[$__rate_interval]))', 'views'),
-        ]),
+        ]) + { interval: '10m' },
         g.panel('bargauge', 'Views per workspace', 'ViewReport events per workspace over the selected range.', 'short', [12, 10, 12, 8], [
           g.table('sort_desc(sum by (workspace_id) (increase(powerbi_activity_events_total{activity="ViewReport",%(s)s}[$__range])) * on (workspace_id) group_left (workspace_name) powerbi_workspace_info{%(s)s})'),
         ]),

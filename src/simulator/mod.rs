@@ -401,7 +401,7 @@ impl Tenant {
                     .iter()
                     .map(|r| (r.id.clone(), r.name.clone()))
                     .collect(),
-                items: Vec::new(),
+                items: inventory_items(w),
             })
             .collect();
         all.push(crate::decode::inventory::InventoryWorkspace {
@@ -650,6 +650,22 @@ impl Tenant {
             minute_start = minute_end;
         }
     }
+}
+
+/// A workspace's semantic models, dashboards and dataflows, as its `admin/groups` expansions
+/// list them (in that order).
+fn inventory_items(w: &Workspace) -> Vec<crate::decode::inventory::InventoryItem> {
+    use crate::decode::inventory::{InventoryItem, InventoryKind};
+    let item = |kind, id: &String, name: &String| InventoryItem {
+        kind,
+        id: id.clone(),
+        name: name.clone(),
+    };
+    (w.models.iter())
+        .map(|m| item(InventoryKind::SemanticModel, &m.id, &m.name))
+        .chain((w.items.dashboards.iter()).map(|d| item(InventoryKind::Dashboard, &d.id, &d.name)))
+        .chain((w.items.dataflows.iter()).map(|d| item(InventoryKind::Dataflow, &d.id, &d.name)))
+        .collect()
 }
 
 /// Which collections an `admin/groups` request expands (`$expand=reports,datasets,…`).

@@ -630,6 +630,9 @@ fn a_shuffled_archive_with_duplicates_becomes_blocks_whose_every_sample_is_exact
     assert_counters_equal_truth(&rows, &truth, grid, &label_map);
     let first = events.iter().map(|e| e.created_ms).min().unwrap();
     assert_usage_panels_have_every_day(&server, (first, end_ms), "backfill:10195");
+    // Zoomed in on the last 20 hours, Grafana's interval is 1m: a panel of increases over
+    // `$__rate_interval` keeps its data only with a minimum interval of two steps.
+    assert_usage_panels_have_every_day(&server, (end_ms - 20 * HOUR, end_ms), "backfill:10195");
 }
 
 /// Each family written has one `# TYPE` line (its samples grouped under it), is one of
@@ -677,6 +680,14 @@ fn assert_each_backfilled_family_once_typed(text: &str) {
     }
 }
 
+/// The minutes of a Grafana interval written in minutes (`10m`).
+fn minutes(interval: &str) -> i64 {
+    let n = interval
+        .strip_suffix('m')
+        .expect("a panel interval in minutes");
+    n.parse().unwrap()
+}
+
 /// Grafana's `$__interval` for a range shown on a panel about 1,000 pixels wide: the range over
 /// 1,000 points, rounded as Grafana rounds it (`rangeutil.roundInterval`).
 fn grafana_interval((start_ms, end_ms): (i64, i64)) -> (i64, &'static str) {
@@ -703,17 +714,23 @@ fn grafana_interval((start_ms, end_ms): (i64, i64)) -> (i64, &'static str) {
 fn assert_usage_panels_have_every_day(server: &Prometheus, range: (i64, i64), instance: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/powerbi-usage.json");
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let (interval_ms, interval) = grafana_interval(range);
-    let rate_interval = format!("{}s", interval_ms / 1000 + 15);
-    // Grafana aligns a range query's start to its step. The first hour is left out: a series
-    // shows an increase from its second sample on.
-    let aligned = (range.0.div_euclid(interval_ms) * interval_ms, range.1);
+    let computed = grafana_interval(range);
     let days: BTreeSet<i64> =
         ((range.0 + HOUR).div_euclid(DAY)..=range.1.div_euclid(DAY)).collect();
     assert_usage_variables_offer_the_backfill(server, &dashboard, range, instance);
     let mut checked = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
         let title = panel["title"].as_str().unwrap();
+        // A panel's minimum interval ("interval") raises Grafana's `$__interval` to it.
+        let (interval_ms, interval) = panel["interval"]
+            .as_str()
+            .map(|min| (minutes(min) * MINUTE, min))
+            .filter(|(ms, _)| *ms > computed.0)
+            .unwrap_or(computed);
+        let rate_interval = format!("{}s", interval_ms / 1000 + 15);
+        // Grafana aligns a range query's start to its step. The first hour is left out: a
+        // series shows an increase from its second sample on.
+        let aligned = (range.0.div_euclid(interval_ms) * interval_ms, range.1);
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
             // The inventory is read live (--inventory.enabled); a backfill has no past of it.
