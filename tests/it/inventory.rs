@@ -112,6 +112,39 @@ fn the_inventory_names_every_report_and_counts_the_unused_ones() {
     }
     assert_eq!(family(&s, "powerbi_reports"), expected);
 
+    // The expansions' models, dashboards and dataflows: none has an event (the views name no
+    // DatasetId), so every one is unused, and each is named in powerbi_item_info. Reports are
+    // items too, used as powerbi_reports counts them.
+    let mut expected = BTreeMap::new();
+    let item_info = family(&s, "powerbi_item_info");
+    for w in &inventory {
+        let used = if w.personal { 0 } else { 1 };
+        for (state, n) in [("unused", w.reports.len() - used), ("used", used)] {
+            let key = format!(
+                r#"{{workspace_id="{}",item_type="report",state="{state}"}}"#,
+                w.id
+            );
+            expected.insert(key, n as f64);
+        }
+        for it in &w.items {
+            let item_type = it.kind.item_type().as_str().to_string();
+            for state in ["unused", "used"] {
+                let key = format!(
+                    r#"{{workspace_id="{}",item_type="{item_type}",state="{state}"}}"#,
+                    w.id
+                );
+                *expected.entry(key).or_insert(0.0) += f64::from(state == "unused");
+            }
+            let key = format!(
+                r#"{{item_id="{}",item_type="{item_type}",item_name="{}",workspace_id="{}"}}"#,
+                it.id, it.name, w.id
+            );
+            assert_eq!(item_info.get(&key), Some(&1.0), "{key}");
+        }
+    }
+    assert!(expected.len() >= 6, "the simulated tenant lists items");
+    assert_eq!(family(&s, "powerbi_items"), expected);
+
     // Every report is named, viewed or not; workspaces carry type and capacity.
     let info = family(&s, "powerbi_report_info");
     for w in &inventory {
