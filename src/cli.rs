@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::aggregate::settings::AggregateFlags;
+use crate::backfill::settings::BackfillFlags;
 use crate::exposition::settings::{OtlpFlags, ProbeFlags, WebFlags};
 use crate::forward::settings::ForwardFlags;
 use crate::source::powerbi::settings::LiveFlags;
@@ -38,6 +39,11 @@ pub struct Cli {
 pub enum Command {
     /// Rank the most used reports of a source (what the original usage script did).
     Top(Box<TopArgs>),
+    /// Write past activity (the live tenant's last --since, or --replay archives) as OpenMetrics
+    /// with a timestamp on every sample, for `promtool tsdb create-blocks-from openmetrics`;
+    /// with --state.dir, leave the state the exporter continues from without a seam. Takes
+    /// every flag of the exporter, so one configuration serves both.
+    Backfill(Box<BackfillArgs>),
     /// Write events of the simulated tenant to a file, for replay tests and benchmarks.
     Simulate(SimulateArgs),
     /// Print the effective configuration (file, flags and environment merged) with secrets
@@ -106,6 +112,15 @@ pub struct TopArgs {
     /// Also write the ranking as CSV to this file.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub backfill: BackfillFlags,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,8 @@
 //! Reading the small files an operator names — the configuration, web config, keys,
-//! certificates, secrets and token files.
+//! certificates, secrets and token files — and writing a file whole or not at all.
 //!
-//! Invariant: only a regular file (a symlink to one is fine: Kubernetes mounts secrets that way)
+//! Invariants: [`write_atomically`] leaves either the old file or the new one, never a part;
+//! only a regular file (a symlink to one is fine: Kubernetes mounts secrets that way)
 //! of at most [`SMALL_FILE_LIMIT`] bytes is read, so a FIFO, a device such as `/dev/zero` or a
 //! huge file named by mistake is a clear error, never a hang or an unbounded allocation.
 
@@ -10,6 +11,21 @@ use std::path::Path;
 
 /// Largest file read as configuration, key or certificate.
 pub const SMALL_FILE_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// Writes `bytes` to `path` through a temporary file beside it, synced and renamed, then
+/// syncs the directory: after a crash the file is the old one or the new one, whole.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
+}
 
 /// The bytes of a small regular file.
 pub fn read_small(path: &Path) -> io::Result<Vec<u8>> {
@@ -42,6 +58,20 @@ pub fn read_small_to_string(path: &Path) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_atomic_write_replaces_the_whole_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.json");
+        write_atomically(&path, b"first, and longer").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["progress.json"]);
+    }
 
     #[test]
     fn devices_directories_and_large_files_are_refused() {

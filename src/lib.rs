@@ -21,7 +21,9 @@
 //!
 //! Without `--state.dir` the exposition takes its snapshot from the aggregator directly.
 //! `pipeline` runs source → decode → aggregate on a blocking thread; `app` wires the stages
-//! together and `cli` parses their flags; `top` ranks reports with the same decoder.
+//! together and `cli` parses their flags; `top` ranks reports with the same decoder, and
+//! `backfill` writes past activity with timestamps (OpenMetrics) and leaves the state the
+//! exporter continues from.
 //!
 //! # The stage order
 //!
@@ -41,6 +43,7 @@
 pub mod aggregate;
 pub mod app;
 pub mod azure;
+pub mod backfill;
 pub mod build;
 pub mod catalogue;
 pub mod cli;
@@ -112,8 +115,8 @@ pub const LAYERS: &[Layer] = &[
         independent: true,
     },
     Layer {
-        role: "the runs (pipeline, logging, top)",
-        modules: &["pipeline", "telemetry", "top"],
+        role: "the runs (pipeline, logging, top, backfill)",
+        modules: &["pipeline", "telemetry", "top", "backfill"],
         independent: false,
     },
     Layer {

@@ -20,7 +20,7 @@ use powerbi_exporter::source::powerbi::{self, PowerBiSource};
 use powerbi_exporter::source::replay::Replay;
 use powerbi_exporter::source::Source;
 use powerbi_exporter::telemetry::{LogConfig, LogFormat};
-use powerbi_exporter::{aggregate, app, duration, pipeline, telemetry, top};
+use powerbi_exporter::{aggregate, app, backfill, duration, pipeline, telemetry, top};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,6 +39,16 @@ fn main() -> ExitCode {
                 }
             };
             with_default_logging(|| runtime()?.block_on(run_top(*args, source)))
+        }
+        Some(Command::Backfill(args)) => {
+            let config = match settings::backfill(&args) {
+                Ok(config) => config,
+                Err(problems) => {
+                    eprint!("powerbi-exporter backfill: {problems}");
+                    return ExitCode::from(2);
+                }
+            };
+            with_default_logging(|| runtime()?.block_on(run_backfill(config)))
         }
         Some(Command::Simulate(args)) => with_default_logging(|| simulate(&args)),
         Some(Command::Healthcheck(args)) => match settings::probe_target(&args) {
@@ -139,6 +149,30 @@ async fn run_top(args: TopArgs, source: Box<dyn Source>) -> anyhow::Result<()> {
     }
     if !ranking.complete {
         anyhow::bail!("some hours of the activity log could not be read (see the log above); the ranking misses their events");
+    }
+    Ok(())
+}
+
+async fn run_backfill(config: backfill::BackfillConfig) -> anyhow::Result<()> {
+    let out = config.settings.out.clone();
+    let state_dir = config.state_dir.clone();
+    let summary = backfill::run(config).await?;
+    let w = summary.written;
+    eprintln!(
+        "Wrote {} samples of {} series at {} instants ({} events read) to {} ({} bytes).",
+        w.samples,
+        w.series,
+        summary.steps,
+        summary.events,
+        out.display(),
+        w.bytes
+    );
+    if let (true, Some(dir)) = (summary.state_saved, state_dir) {
+        eprintln!(
+            "The state at the end of the range is in {}: start the exporter with --state.dir {} to continue every counter from there.",
+            dir.display(),
+            dir.display()
+        );
     }
     Ok(())
 }

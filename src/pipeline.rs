@@ -260,12 +260,19 @@ pub fn spawn_shared_consumer(
 }
 
 /// A replay pass begins: when it is a new one (not the one under way, read again after a
-/// restart), the ids of the earlier ones go, since their days never come again. The progress
+/// restart), the ids of the days of the pass before go, since those days never come again;
+/// ids of other days stay (a state from a backfill brought them). The progress
 /// and the dedup set are saved together, so a restart skips the passes done only with their
 /// ids forgotten, and reads the one under way again with its ids.
 fn start_replay_pass(aggregator: &Mutex<Aggregator>, source: &SharedSourceState, pass: ReplayPass) {
-    if lock_source(source).replay.start(pass) {
-        lock(aggregator).forget_seen_ids();
+    // The source's lock is let go before the aggregator's is taken (checkpoints take both).
+    let done = {
+        let mut source = lock_source(source);
+        let previous = source.replay.current;
+        source.replay.start(pass).then_some(previous).flatten()
+    };
+    if let Some(done) = done {
+        lock(aggregator).forget_seen_days(done.first_day, done.last_day);
     }
 }
 

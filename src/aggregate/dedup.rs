@@ -10,7 +10,7 @@
 //!   back to its first hour ([`Dedup::hold_from`]);
 //! - a replayed archive ([`DedupAnchor::Unanchored`]) has no window: nothing is refused or
 //!   dropped; the replay bounds memory by reading the archive in passes of days
-//!   ([`Dedup::clear`] between them).
+//!   ([`Dedup::forget_days`] of each pass done).
 
 use std::collections::BTreeMap;
 
@@ -84,6 +84,17 @@ impl Dedup {
     /// Forgets every id (a replay pass is done: its days never come again).
     pub fn clear(&mut self) {
         self.partitions.clear();
+    }
+
+    /// Forgets the ids of the UTC days `first_day..=last_day` (days since the Unix epoch): a
+    /// replay pass over them is done. Ids of other days stay, such as those a backfill's state
+    /// brought, which the replay's later passes must still recognise.
+    pub fn forget_days(&mut self, first_day: i64, last_day: i64) {
+        // The first and last passes reach out to the ends of time (i64::MIN, i64::MAX).
+        let first = first_day.saturating_mul(24);
+        let after = last_day.saturating_add(1).saturating_mul(24);
+        self.partitions
+            .retain(|hour, _| *hour < first || *hour >= after);
     }
 
     /// The oldest hour still checked, when there is a window.
@@ -176,6 +187,21 @@ mod tests {
 
     fn at(h: i64) -> UnixMillis {
         UnixMillis(h * HOUR_MS + 1234)
+    }
+
+    #[test]
+    fn a_pass_done_forgets_its_days_only() {
+        let mut d = Dedup::new(Duration::from_secs(3600));
+        // Days 1, 2 and 3 (hours 24…95): one id each.
+        for (key, hour) in [(1, 30), (2, 50), (3, 80)] {
+            assert_eq!(d.check(EventKey(key), at(hour)), Seen::New);
+        }
+        d.forget_days(i64::MIN, 0);
+        d.forget_days(4, i64::MAX);
+        d.forget_days(2, 2);
+        assert_eq!(d.check(EventKey(1), at(30)), Seen::Duplicate);
+        assert_eq!(d.check(EventKey(2), at(50)), Seen::New, "day 2 forgotten");
+        assert_eq!(d.check(EventKey(3), at(80)), Seen::Duplicate);
     }
 
     #[test]

@@ -244,6 +244,13 @@ impl Aggregator {
         self.dedup.clear();
     }
 
+    /// Forgets the event ids of UTC days `first_day..=last_day`: a replay pass over them is
+    /// done, and its days never come again in that replay. Ids of other days stay: a replay
+    /// started on a state (of a backfill, say) still recognises the events the state counted.
+    pub fn forget_seen_days(&mut self, first_day: i64, last_day: i64) {
+        self.dedup.forget_days(first_day, last_day);
+    }
+
     /// Counts one source document as finished, read to its end or not.
     pub fn document_done(&mut self, complete: bool) {
         self.throughput.document_done(complete);

@@ -22,7 +22,8 @@ use crate::aggregate::settings::{
 };
 use crate::aggregate::AggregateConfig;
 use crate::azure::settings::{AzureFile, AzureSettings, CredentialEnv};
-use crate::cli::RunArgs;
+use crate::backfill::{BackfillConfig, History};
+use crate::cli::{BackfillArgs, RunArgs};
 use crate::config::{Description, Document, Problems, Section};
 use crate::exposition::otlp::OtlpConfig;
 use crate::exposition::settings::{
@@ -32,6 +33,7 @@ use crate::forward::settings::{
     check_spool, ForwardConfig, ForwardFile, ForwardFiles, LogsIngestionFile, SinkIdentity,
 };
 use crate::source::demo::settings::DemoFile;
+use crate::source::powerbi::progress::ProgressMode;
 use crate::source::powerbi::settings::{InventoryFile, LiveFiles, LiveSettings, PowerBiFile};
 use crate::source::replay::settings::ReplayFile;
 pub use crate::source::settings::SourceConfig;
@@ -98,6 +100,32 @@ impl Config {
         );
         problems.into_result(config)
     }
+}
+
+/// A backfill's configuration: the exporter's (source, aggregation, state directory) under
+/// the backfill's own flags. The demo is refused: its tenant is made up at each start, so its
+/// history has no exporter to continue it.
+pub fn backfill(args: &BackfillArgs) -> Result<BackfillConfig, Problems> {
+    let config = Config::load(&args.run)?;
+    let mut problems = Problems::default();
+    let replay = matches!(config.source, SourceConfig::Replay(_));
+    let settings = crate::backfill::settings::resolve(&args.backfill, replay, &mut problems);
+    let history = match config.source {
+        SourceConfig::Replay(replay) => Some(History::Archives(replay.path)),
+        SourceConfig::PowerBi(live) => Some(History::Tenant(live)),
+        SourceConfig::Demo(_) => {
+            problems.push("flag --demo: backfill reads --replay archives or the live tenant; to try it, write an archive with `powerbi-exporter simulate --days 7 --out FILE` and backfill it with --replay FILE");
+            None
+        }
+    };
+    let config = history.map(|history| BackfillConfig {
+        history,
+        settings,
+        aggregate: config.aggregate,
+        state_dir: config.state_dir,
+        progress: ProgressMode::for_stderr(),
+    });
+    problems.into_result(config)
 }
 
 /// The config file, read section by section.

@@ -518,7 +518,12 @@ mod tests {
         let mut names: Vec<_> = BACKFILLED.iter().map(|f| f.name).collect();
         for f in BACKFILLED {
             assert_eq!(by_name(f.name), Some(*f), "{}", f.name);
-            assert_eq!(f.origin, Origin::Saved, "{}: a live stat has no past", f.name);
+            assert_eq!(
+                f.origin,
+                Origin::Saved,
+                "{}: a live stat has no past",
+                f.name
+            );
         }
         names.sort_unstable();
         names.dedup();

@@ -13,6 +13,7 @@
 
 pub mod healthcheck;
 pub mod http;
+pub mod openmetrics;
 pub mod otlp;
 pub mod scrape;
 pub mod settings;

@@ -63,8 +63,8 @@ pub struct PowerBiSource {
     /// Built with the source, so that a client that cannot be built stops the start.
     http: reqwest::Client,
     resume: Option<SourceStatus>,
-    /// Read this much history once and stop (`top --since`), instead of polling forever.
-    history: Option<Duration>,
+    /// Read this history once and stop (`top --since`, `backfill`), instead of polling forever.
+    history: Option<History>,
     /// How a read of history shows its progress.
     progress: ProgressMode,
 }
@@ -93,11 +93,57 @@ impl PowerBiSource {
         progress: ProgressMode,
     ) -> Result<Self, SourceError> {
         Ok(PowerBiSource {
-            history: Some(since),
+            history: Some(History::Since(since)),
             progress,
             ..PowerBiSource::new(config, None)?
         })
     }
+
+    /// A source that reads the hours `first..=last` once (`backfill`), skipping those the
+    /// `resume` status's ledger records as read, and sends its status after every hour read,
+    /// so that whoever keeps the pages can record the hour as done. A fresh ledger starts at
+    /// `first` with no initial lookback pending: an exporter resuming from the final status
+    /// continues polling from there.
+    pub fn hours(
+        config: PowerBiConfig,
+        (first, last): (UtcHour, UtcHour),
+        resume: Option<SourceStatus>,
+        progress: ProgressMode,
+    ) -> Result<Self, SourceError> {
+        let resume = resume.unwrap_or_else(|| SourceStatus {
+            checkpoint: Some(SourceCheckpoint {
+                ledger: SweepLedger::starting_at(first),
+                ..SourceCheckpoint::default()
+            }),
+            ..SourceStatus::default()
+        });
+        Ok(PowerBiSource {
+            history: Some(History::Hours { first, last }),
+            progress,
+            ..PowerBiSource::new(config, Some(resume))?
+        })
+    }
+}
+
+/// How one hour of a read of history went.
+enum HistoryHour {
+    Read,
+    /// Past what the API serves: nothing to read.
+    LeftOut,
+    /// Failed; tried again in the next round.
+    Failed(ReadError),
+    /// The credential was refused: nothing more can be read.
+    Refused(ReadError),
+}
+
+/// A read of history that ends.
+#[derive(Debug, Clone, Copy)]
+enum History {
+    /// Every hour of the last `since` (`top`): nothing is kept of it.
+    Since(Duration),
+    /// Hours `first..=last` not read yet (`backfill`), each recorded in the ledger and
+    /// reported by a status as it is read.
+    Hours { first: UtcHour, last: UtcHour },
 }
 
 /// The API's HTTP client. reqwest refuses to build one only for TLS settings it cannot use (a
@@ -125,8 +171,8 @@ impl Source for PowerBiSource {
         Box::pin(async move {
             let history = self.history;
             let mut poller = Poller::start(*self);
-            if let Some(since) = history {
-                poller.read_history(since, &out).await;
+            if let Some(history) = history {
+                poller.read_history(history, &out).await;
                 let _ = out
                     .send(SourceMessage::Status(Box::new(poller.status.clone())))
                     .await;
@@ -417,56 +463,59 @@ impl Poller {
             .await
     }
 
-    /// Every hour of the last `since`, once (for `top --since`), oldest first, showing progress.
-    async fn read_history(&mut self, since: Duration, out: &DocumentSender) {
-        let now = UnixMillis::now();
-        let first = UtcHour::containing(now.saturating_sub_millis(since.as_millis() as i64))
-            .max(oldest_servable(now));
-        let mut pending: Vec<UtcHour> = (first.0..=UtcHour::containing(now).0)
+    /// The hours a read of history covers, oldest first: never before what the API serves,
+    /// nor (when resuming a backfill) hours the ledger records as read.
+    fn history_hours(&self, history: History, now: UnixMillis) -> Vec<UtcHour> {
+        let (first, last) = match history {
+            History::Since(since) => (
+                UtcHour::containing(now.saturating_sub_millis(since.as_millis() as i64)),
+                UtcHour::containing(now),
+            ),
+            History::Hours { first, last } => (first, last),
+        };
+        (first.max(oldest_servable(now)).0..=last.0)
             .map(UtcHour)
-            .collect();
+            .filter(|h| self.ledger.last_read(*h).is_none())
+            .collect()
+    }
+
+    /// Reads a history once (`top --since`, `backfill`), oldest hour first, showing progress;
+    /// an hour that fails is tried again in two more rounds, then given up (the final status
+    /// says `up = false`, and the hour stays unread in the ledger).
+    async fn read_history(&mut self, history: History, out: &DocumentSender) {
+        let now = UnixMillis::now();
+        let mut pending = self.history_hours(history, now);
+        let report_each_hour = matches!(history, History::Hours { .. });
         let mut progress = Progress::new(self.progress, pending.len() as u64);
+        let events_before = self.client.events_read;
         let mut tally = PollTally::new(now, &self.client);
         for round in 0..3 {
             let mut failed = Vec::new();
             for hour in pending {
-                loop {
-                    match self.read(hour, out).await {
-                        Ok(_) => {
-                            tally.hours_read += 1;
-                            break;
+                match self.read_history_hour(hour, out, &mut progress).await {
+                    HistoryHour::Read => {
+                        tally.hours_read += 1;
+                        self.ledger.record(hour, UnixMillis::now());
+                        if report_each_hour {
+                            self.report_hour(&mut tally, out).await;
                         }
-                        Err(ReadError::Budget { until } | ReadError::Throttled { until }) => {
-                            tracing::warn!(%hour, until = %until.to_api_string(), "Waiting for the request budget.");
-                            progress.waiting(until);
-                            let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
-                            tokio::time::sleep(Duration::from_millis(wait)).await;
-                        }
-                        Err(e @ (ReadError::Auth(_) | ReadError::NotAuthorized(_))) => {
-                            tracing::error!(error = %e, "Reading the activity log failed.");
+                    }
+                    HistoryHour::LeftOut => {}
+                    HistoryHour::Failed(e) => {
+                        if round == 2 {
                             tally.failed(&e);
-                            self.finish_status(tally);
-                            return;
                         }
-                        Err(ReadError::BadRequest(reason))
-                            if at_retention_edge(hour, UnixMillis::now()) =>
-                        {
-                            tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days); it is left out.");
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(%hour, error = %e, "Reading an hour failed; it is tried again.");
-                            if round == 2 {
-                                tally.failed(&e);
-                            }
-                            failed.push(hour);
-                            break;
-                        }
+                        failed.push(hour);
+                    }
+                    HistoryHour::Refused(e) => {
+                        tally.failed(&e);
+                        self.finish_status(tally);
+                        return;
                     }
                 }
                 // An hour that failed counts as done at its last round only.
                 if failed.last() != Some(&hour) || round == 2 {
-                    progress.hour_done(self.client.events_read - tally.events_before);
+                    progress.hour_done(self.client.events_read - events_before);
                 }
             }
             pending = failed;
@@ -477,9 +526,54 @@ impl Poller {
         progress.finish();
         for hour in &pending {
             self.failed.insert(*hour);
-            tracing::error!(%hour, "This hour could not be read; the ranking misses its events.");
+            tracing::error!(%hour, "This hour could not be read; its events are missing from what was read.");
         }
         self.finish_status(tally);
+    }
+
+    /// Reads one hour of history to its end, waiting for the request budget as long as it
+    /// takes.
+    async fn read_history_hour(
+        &mut self,
+        hour: UtcHour,
+        out: &DocumentSender,
+        progress: &mut Progress,
+    ) -> HistoryHour {
+        loop {
+            match self.read(hour, out).await {
+                Ok(_) => return HistoryHour::Read,
+                Err(ReadError::Budget { until } | ReadError::Throttled { until }) => {
+                    tracing::warn!(%hour, until = %until.to_api_string(), "Waiting for the request budget.");
+                    progress.waiting(until);
+                    let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                Err(e @ (ReadError::Auth(_) | ReadError::NotAuthorized(_))) => {
+                    tracing::error!(error = %e, "Reading the activity log failed.");
+                    return HistoryHour::Refused(e);
+                }
+                Err(ReadError::BadRequest(reason))
+                    if at_retention_edge(hour, UnixMillis::now()) =>
+                {
+                    tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days); it is left out.");
+                    return HistoryHour::LeftOut;
+                }
+                Err(e) => {
+                    tracing::warn!(%hour, error = %e, "Reading an hour failed; it is tried again.");
+                    return HistoryHour::Failed(e);
+                }
+            }
+        }
+    }
+
+    /// Sends the status after an hour of a backfill was read: its pages are all down the
+    /// channel before it, so the receiver may record the hour as done.
+    async fn report_hour(&mut self, tally: &mut PollTally, out: &DocumentSender) {
+        let next = PollTally::new(UnixMillis::now(), &self.client);
+        self.finish_status(std::mem::replace(tally, next));
+        let _ = out
+            .send(SourceMessage::Status(Box::new(self.status.clone())))
+            .await;
     }
 
     /// Tells the aggregation who the exporter is (from its access token) before any page that

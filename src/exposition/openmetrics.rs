@@ -1,0 +1,240 @@
+//! OpenMetrics 1.0 text: a family's metadata lines and timestamped sample lines, for
+//! `backfill` (history placed in time) and any exposition that negotiates OpenMetrics.
+//!
+//! Invariants, from the OpenMetrics 1.0 specification
+//! (<https://prometheus.io/docs/specs/om/open_metrics_spec/>):
+//! - a counter family's `# TYPE` names it without `_total`, its samples carry `_total`;
+//! - a gauge whose name ends in `_info` is an Info family: `# TYPE` without the suffix;
+//! - a family whose name ends in `_seconds` has `# UNIT … seconds`;
+//! - metadata comes in the order TYPE, UNIT, HELP; HELP and label values escape `\`, `"` and
+//!   newlines; timestamps are Unix seconds (milliseconds kept as a fraction);
+//! - the exposition ends with `# EOF`.
+//!
+//! Grouping (families not interleaved, a series' points contiguous and in time order) is the
+//! caller's: this module renders lines, it does not hold samples.
+
+use std::fmt::Write as _;
+
+use crate::catalogue::{Family, Kind};
+use crate::decode::UnixMillis;
+
+/// `Content-Type` of the OpenMetrics text exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The last line of every OpenMetrics exposition.
+pub const EOF: &str = "# EOF\n";
+
+/// What OpenMetrics calls a family's type (it has more than Prometheus' text format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OmType {
+    Counter,
+    Gauge,
+    Info,
+}
+
+impl OmType {
+    fn of(family: &Family) -> Self {
+        match family.kind {
+            Kind::Counter => OmType::Counter,
+            Kind::Gauge if family.name.ends_with("_info") => OmType::Info,
+            Kind::Gauge => OmType::Gauge,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            OmType::Counter => "counter",
+            OmType::Gauge => "gauge",
+            OmType::Info => "info",
+        }
+    }
+}
+
+/// The family's name in metadata lines: its sample name without the type's suffix.
+pub fn family_name(family: &Family) -> &'static str {
+    let suffix = match OmType::of(family) {
+        OmType::Counter => "_total",
+        OmType::Info => "_info",
+        OmType::Gauge => "",
+    };
+    family.name.strip_suffix(suffix).unwrap_or(family.name)
+}
+
+/// Appends the family's `# TYPE`, `# UNIT` (when its name ends in a unit) and `# HELP` lines.
+pub fn write_metadata(family: &Family, out: &mut String) {
+    let name = family_name(family);
+    let _ = writeln!(out, "# TYPE {name} {}", OmType::of(family).as_str());
+    if name.ends_with("_seconds") {
+        let _ = writeln!(out, "# UNIT {name} seconds");
+    }
+    let _ = write!(out, "# HELP {name} ");
+    escape_into(family.help, out);
+    out.push('\n');
+}
+
+/// Appends `{name="value",…}` for the family's labels then the extra ones, or nothing when
+/// there are none.
+pub fn write_labels<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    values: impl IntoIterator<Item = &'a str>,
+    out: &mut String,
+) {
+    let mut first = true;
+    for (name, value) in names.into_iter().zip(values) {
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        out.push_str(name);
+        out.push_str("=\"");
+        escape_into(value, out);
+        out.push('"');
+    }
+    if !first {
+        out.push('}');
+    }
+}
+
+/// Appends one sample line: the family's sample name, the rendered label set (from
+/// [`write_labels`]), the value and the timestamp.
+pub fn write_sample(family: &Family, labels: &str, value: f64, at: UnixMillis, out: &mut String) {
+    out.push_str(family.name);
+    out.push_str(labels);
+    out.push(' ');
+    write_value(value, out);
+    out.push(' ');
+    write_timestamp(at, out);
+    out.push('\n');
+}
+
+/// A value as OpenMetrics spells it: integers without a fraction, others in Rust's shortest
+/// round-tripping form, and the three non-finite values by name.
+pub fn write_value(value: f64, out: &mut String) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+/// Unix seconds, with the milliseconds as a fraction only when there are some.
+pub fn write_timestamp(at: UnixMillis, out: &mut String) {
+    let sign = if at.0 < 0 { "-" } else { "" };
+    let (seconds, millis) = (at.0.unsigned_abs() / 1000, at.0.unsigned_abs() % 1000);
+    if millis == 0 {
+        let _ = write!(out, "{sign}{seconds}");
+    } else {
+        let _ = write!(out, "{sign}{seconds}.{millis:03}");
+    }
+}
+
+/// Escapes `\`, `"` and line feeds, as OpenMetrics asks of HELP text and label values.
+fn escape_into(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{self, Origin};
+
+    fn family(name: &'static str, kind: Kind, help: &'static str) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            labels: &["a"],
+            default_cap: None,
+            origin: Origin::Saved,
+        }
+    }
+
+    fn metadata(f: &Family) -> String {
+        let mut out = String::new();
+        write_metadata(f, &mut out);
+        out
+    }
+
+    #[test]
+    fn metadata_follows_the_specifications_examples() {
+        // The spec's counter example: `# TYPE foo counter` / `foo_total 17.0 1520879607.789`.
+        let foo = family(
+            "foo_total",
+            Kind::Counter,
+            "Some text and \n some \" escaping",
+        );
+        assert_eq!(
+            metadata(&foo),
+            "# TYPE foo counter\n# HELP foo Some text and \\n some \\\" escaping\n"
+        );
+        let mut line = String::new();
+        write_sample(&foo, "", 17.0, UnixMillis(1_520_879_607_789), &mut line);
+        assert_eq!(line, "foo_total 17 1520879607.789\n");
+        // The spec's unit example: `# TYPE foo_seconds counter` / `# UNIT foo_seconds seconds`.
+        let seconds = family("foo_seconds", Kind::Gauge, "When.");
+        assert_eq!(
+            metadata(&seconds),
+            "# TYPE foo_seconds gauge\n# UNIT foo_seconds seconds\n# HELP foo_seconds When.\n"
+        );
+        // The spec's info example: `# TYPE foo info` / `foo_info{name="pretty name"} 1`.
+        let info = family("foo_info", Kind::Gauge, "Names.");
+        assert_eq!(metadata(&info), "# TYPE foo info\n# HELP foo Names.\n");
+    }
+
+    #[test]
+    fn every_catalogue_family_gets_a_well_formed_type_line() {
+        for f in catalogue::ALL {
+            let text = metadata(f);
+            let first = text.lines().next().unwrap();
+            let name = family_name(f);
+            assert!(f.name.starts_with(name), "{}", f.name);
+            assert!(first.starts_with(&format!("# TYPE {name} ")), "{first}");
+        }
+    }
+
+    #[test]
+    fn labels_values_and_timestamps_are_spelled_as_openmetrics_asks() {
+        let mut out = String::new();
+        write_labels(["a", "b"], ["x", "escaping\" example \n \\"], &mut out);
+        assert_eq!(out, r#"{a="x",b="escaping\" example \n \\"}"#);
+        let mut none = String::new();
+        write_labels([], [], &mut none);
+        assert_eq!(none, "");
+        let value = |v: f64| {
+            let mut s = String::new();
+            write_value(v, &mut s);
+            s
+        };
+        assert_eq!(
+            [
+                0.0,
+                3.0,
+                0.25,
+                -2.0,
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY
+            ]
+            .map(value),
+            ["0", "3", "0.25", "-2", "NaN", "+Inf", "-Inf"]
+        );
+        let at = |ms: i64| {
+            let mut s = String::new();
+            write_timestamp(UnixMillis(ms), &mut s);
+            s
+        };
+        assert_eq!(
+            [1_700_000_000_000, 1_700_000_000_007, -1500].map(at),
+            ["1700000000", "1700000000.007", "-1.500"]
+        );
+    }
+}
