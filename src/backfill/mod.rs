@@ -37,7 +37,7 @@ use crate::source::replay::Replay;
 use crate::source::{SourceError, SourceStatus};
 use crate::state::{SavedState, SourceState, StateError, StateFile};
 use buckets::{Sorted, Spill};
-use settings::BackfillSettings;
+use settings::{BackfillSettings, Tsdb};
 use steps::StepGrid;
 use writer::{HistoryWriter, Written, DEFAULT_CHUNK_POINTS};
 
@@ -157,8 +157,8 @@ pub async fn run(config: BackfillConfig) -> Result<Summary, BackfillError> {
         state.read_done();
         summary.state_saved = true;
     }
-    if let Some(dir) = &config.settings.tsdb {
-        promtool(&config.settings.out, dir)?;
+    if let Some(tsdb) = &config.settings.tsdb {
+        promtool(&config.settings.out, tsdb)?;
     }
     Ok(summary)
 }
@@ -352,22 +352,16 @@ fn count_in_order(
     Ok(steps)
 }
 
-/// Longest block promtool is asked to make. promtool reads the whole file once per block
-/// of the range: at its default of 2h, a 28-day file is read 336 times; at 24h (blocks of
-/// 18h, the largest of Prometheus' block ranges 2h·3ⁿ that fits) 38 times. Blocks this
-/// size stay well below what Prometheus compacts to at its default retention (10% of 15d),
-/// so retention still drops old history a day at a time, not in large pieces.
-/// (Measured on 3 days of the simulated tenant at a 5m step: 69.5 s at 2h, 13.0 s at 24h,
-/// 257 MB and 243 MB peak.)
-pub const PROMTOOL_MAX_BLOCK_DURATION: &str = "24h";
-
-/// `promtool tsdb create-blocks-from openmetrics --max-block-duration=24h FILE DIR`.
-fn promtool(file: &Path, dir: &Path) -> Result<(), BackfillError> {
+/// `promtool tsdb create-blocks-from openmetrics --max-block-duration=D FILE DIR`.
+fn promtool(file: &Path, tsdb: &Tsdb) -> Result<(), BackfillError> {
     let output = std::process::Command::new("promtool")
         .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(format!("--max-block-duration={PROMTOOL_MAX_BLOCK_DURATION}"))
+        .arg(format!(
+            "--max-block-duration={}",
+            crate::duration::format(tsdb.max_block_duration)
+        ))
         .arg(file)
-        .arg(dir)
+        .arg(&tsdb.dir)
         .output()
         .map_err(|e| {
             BackfillError::Promtool(format!(

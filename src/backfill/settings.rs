@@ -1,5 +1,5 @@
-//! The backfill's own flags (`--out`, `--since`, `--step`, `--label`, `--tsdb`) and their
-//! checks. Everything else — which source, the credential, the caps, filters and users, the
+//! The backfill's own flags (`--out`, `--since`, `--step`, `--label`, `--tsdb` and its
+//! `--tsdb.max-block-duration`) and their checks. Everything else — which source, the credential, the caps, filters and users, the
 //! state directory — is the exporter's configuration, read by the same flags and file, so the
 //! backfilled series are the ones the exporter will serve.
 //!
@@ -17,11 +17,19 @@ use crate::config::{with_default, Problems};
 /// Default of `--step`: at Prometheus' 5-minute lookback, an instant query anywhere in the
 /// history finds a sample (a longer step leaves gaps), at a fifth of the samples of 1m.
 pub const DEFAULT_STEP: &str = "5m";
+/// Default of `--tsdb.max-block-duration`: promtool makes blocks of 18h (the largest of
+/// Prometheus' ranges 2h·3ⁿ that fits), reading a 28-day file 38 times instead of the 336 of
+/// its own 2h default; measured on 28 days of 4,142 series at a 5m step (5.1 GB): 937 s
+/// against ≈ 2¼ h estimated at 2h.
+pub const DEFAULT_MAX_BLOCK: &str = "24h";
 /// Default of `--since`: everything the API keeps.
 pub const DEFAULT_SINCE: &str = "28d";
 /// The API keeps 28 days of activity.
 const MAX_SINCE: Duration = Duration::from_secs(28 * 86_400);
 const MIN_STEP: Duration = Duration::from_secs(1);
+/// promtool's blocks go from its 2h default up to a range of 31 days (Prometheus' largest
+/// compaction).
+const MAX_BLOCK: Duration = Duration::from_secs(31 * 86_400);
 const MAX_STEP: Duration = Duration::from_secs(86_400);
 
 /// Flags of `powerbi-exporter backfill` beside the exporter's own.
@@ -43,10 +51,13 @@ pub struct BackfillFlags {
     pub labels: Vec<String>,
 
     /// Also turn the file into TSDB blocks in DIR with `promtool tsdb create-blocks-from
-    /// openmetrics --max-block-duration=24h` (promtool must be on PATH); then move the blocks
-    /// into Prometheus' data directory.
+    /// openmetrics` (promtool must be on PATH); then move the blocks into Prometheus' data
+    /// directory.
     #[arg(long, value_name = "DIR")]
     pub tsdb: Option<PathBuf>,
+
+    #[arg(long = "tsdb.max-block-duration", value_name = "DURATION", help = with_default("With --tsdb: the longest block promtool makes. It reads the whole file once per block: longer blocks are faster, but a block is kept until its newest sample leaves the retention, and Mimir takes none over 24h", DEFAULT_MAX_BLOCK))]
+    pub tsdb_max_block_duration: Option<String>,
 }
 
 /// The backfill's own settings, checked.
@@ -57,7 +68,14 @@ pub struct BackfillSettings {
     pub since: Duration,
     pub step: Duration,
     pub labels: Vec<ExtraLabel>,
-    pub tsdb: Option<PathBuf>,
+    pub tsdb: Option<Tsdb>,
+}
+
+/// Where and how promtool makes blocks (`--tsdb`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tsdb {
+    pub dir: PathBuf,
+    pub max_block_duration: Duration,
 }
 
 /// Checks the flags; `replay` says whether the exporter's configuration names archives.
@@ -79,12 +97,25 @@ pub fn resolve(flags: &BackfillFlags, replay: bool, problems: &mut Problems) -> 
         (MIN_STEP, MAX_STEP),
         problems,
     );
+    let max_block_duration = duration(
+        "--tsdb.max-block-duration",
+        flags.tsdb_max_block_duration.as_deref(),
+        DEFAULT_MAX_BLOCK,
+        (Duration::from_secs(2 * 3600), MAX_BLOCK),
+        problems,
+    );
+    if flags.tsdb.is_none() && flags.tsdb_max_block_duration.is_some() {
+        problems.push("flag --tsdb.max-block-duration: only with --tsdb DIR");
+    }
     BackfillSettings {
         out: flags.out.clone(),
         since,
         step,
         labels: labels(&flags.labels, problems),
-        tsdb: flags.tsdb.clone(),
+        tsdb: flags.tsdb.clone().map(|dir| Tsdb {
+            dir,
+            max_block_duration,
+        }),
     }
 }
 
@@ -185,6 +216,25 @@ mod tests {
         assert_eq!(s.since, MAX_SINCE);
         let labels: Vec<_> = s.labels.iter().map(|l| (&*l.name, &*l.value)).collect();
         assert_eq!(labels, [("job", "pbi"), ("instance", "a:1=b")]);
+    }
+
+    #[test]
+    fn promtools_block_duration_defaults_to_a_day_and_needs_tsdb() {
+        let (s, problems) = check(&["--tsdb", "blocks"], false);
+        assert!(problems.is_empty(), "{problems:?}");
+        let tsdb = s.tsdb.unwrap();
+        assert_eq!(
+            (tsdb.dir, tsdb.max_block_duration),
+            ("blocks".into(), Duration::from_secs(86_400))
+        );
+        let (_, problems) = check(&["--tsdb.max-block-duration", "1h"], false);
+        assert_eq!(
+            problems,
+            [
+                "flag --tsdb.max-block-duration \"1h\": expected from 2h to 31d",
+                "flag --tsdb.max-block-duration: only with --tsdb DIR",
+            ]
+        );
     }
 
     #[test]
