@@ -352,13 +352,24 @@ fn count_in_order(
     Ok(steps)
 }
 
+/// A duration as Go's `time.ParseDuration` reads it (promtool's flags): hours or seconds, no
+/// days (`1d` is refused with "unknown unit").
+fn go_duration(d: std::time::Duration) -> String {
+    let seconds = d.as_secs();
+    if seconds % 3600 == 0 {
+        format!("{}h", seconds / 3600)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
 /// `promtool tsdb create-blocks-from openmetrics --max-block-duration=D FILE DIR`.
 fn promtool(file: &Path, tsdb: &Tsdb) -> Result<(), BackfillError> {
     let output = std::process::Command::new("promtool")
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(format!(
             "--max-block-duration={}",
-            crate::duration::format(tsdb.max_block_duration)
+            go_duration(tsdb.max_block_duration)
         ))
         .arg(file)
         .arg(&tsdb.dir)
@@ -375,4 +386,17 @@ fn promtool(file: &Path, tsdb: &Tsdb) -> Result<(), BackfillError> {
     }
     eprint!("{}", String::from_utf8_lossy(&output.stdout));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promtools_durations_are_spelled_without_days() {
+        use std::time::Duration;
+        assert_eq!(go_duration(Duration::from_secs(86_400)), "24h");
+        assert_eq!(go_duration(Duration::from_secs(672 * 3600)), "672h");
+        assert_eq!(go_duration(Duration::from_secs(5_400)), "5400s");
+    }
 }
