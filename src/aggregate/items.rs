@@ -106,25 +106,9 @@ impl UseState {
     }
 }
 
-/// An item's name and workspace, as the newest event (or the inventory) gave them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ItemName {
-    pub name: String,
-    pub workspace: Sym,
-}
-
-impl PartialEq<(&str, Sym)> for ItemName {
-    fn eq(&self, other: &(&str, Sym)) -> bool {
-        self.name == other.0 && self.workspace == other.1
-    }
-}
-
-fn item_name((name, workspace): &(&str, Sym)) -> ItemName {
-    ItemName {
-        name: name.to_string(),
-        workspace: *workspace,
-    }
-}
+use super::shared::name_in_workspace as item_name;
+/// An item's name and workspace (the saved state's `items.info` values).
+pub use super::shared::NameInWorkspace as ItemName;
 
 /// An item of the inventory: its workspace and its interned key (`None` past a cap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -289,6 +289,28 @@ pub struct Refs {
     pub reports: HashSet<Sym>,
 }
 
+/// A name and the workspace it belongs to, as the newest event (or the inventory) gave them:
+/// what a report's or an item's `_info` series says besides its id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NameInWorkspace {
+    pub name: String,
+    pub workspace: Sym,
+}
+
+impl PartialEq<(&str, Sym)> for NameInWorkspace {
+    fn eq(&self, other: &(&str, Sym)) -> bool {
+        self.name == other.0 && self.workspace == other.1
+    }
+}
+
+/// The owned [`NameInWorkspace`] of a name seen in an event.
+pub fn name_in_workspace((name, workspace): &(&str, Sym)) -> NameInWorkspace {
+    NameInWorkspace {
+        name: name.to_string(),
+        workspace: *workspace,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;

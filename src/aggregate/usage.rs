@@ -28,25 +28,9 @@ label_set!(
     ReportInfo { report_id, report_name, workspace_id } for REPORT_INFO
 );
 
-/// A report's name and workspace, as the newest event (or the inventory) gave them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ReportName {
-    pub name: String,
-    pub workspace: Sym,
-}
-
-impl PartialEq<(&str, Sym)> for ReportName {
-    fn eq(&self, other: &(&str, Sym)) -> bool {
-        self.name == other.0 && self.workspace == other.1
-    }
-}
-
-fn report_name((name, workspace): &(&str, Sym)) -> ReportName {
-    ReportName {
-        name: name.to_string(),
-        workspace: *workspace,
-    }
-}
+use super::shared::name_in_workspace as report_name;
+/// A report's name and workspace (the saved state's `report_info` values).
+pub use super::shared::NameInWorkspace as ReportName;
 
 #[derive(Debug)]
 pub struct Usage {

@@ -568,12 +568,7 @@ fn three_days_from_the_tenants_api_become_blocks_whose_every_sample_is_exact() {
     let server = prometheus_on_blocks(dir.path());
     let rows = raw_counter_samples(&server, finished + 1000);
     // The range ends when the backfill began reading: the newest sample of any series.
-    let end_ms = rows
-        .iter()
-        .filter_map(|r| r.samples.last())
-        .map(|s| s.0)
-        .max()
-        .unwrap();
+    let end_ms = newest_sample(&rows);
     assert!(
         (started..=finished).contains(&end_ms),
         "the range ends at {end_ms}, outside the run {started}..{finished}"
@@ -844,12 +839,7 @@ fn an_exporter_on_a_since_backfills_state_continues_the_live_tenant_without_a_se
     args.extend(tenant_flags(&api));
     let out = backfill(&args, &dir.path().join("logs"), Duration::from_secs(240));
     assert_success(&out, "backfill --since 3d --state.dir S");
-    let end_ms = counters_in_file(&std::fs::read_to_string(&file).unwrap())
-        .iter()
-        .filter_map(|r| r.samples.last())
-        .map(|s| s.0)
-        .max()
-        .unwrap();
+    let end_ms = newest_sample(&counters_in_file(&std::fs::read_to_string(&file).unwrap()));
     create_blocks(&file, &dir.path().join("data"));
     // After the backfill: new events, and late ones created inside its range that only now
     // became visible (the exporter's lookback re-reads find them).
@@ -897,6 +887,15 @@ fn an_exporter_on_a_since_backfills_state_continues_the_live_tenant_without_a_se
 
 /// The samples of both counters in a backfill's OpenMetrics text, checking as it reads that
 /// each series' samples are contiguous and timestamped.
+/// The newest sample's time of any series: where the backfilled range ends.
+fn newest_sample(rows: &[Stored]) -> i64 {
+    rows.iter()
+        .filter_map(|r| r.samples.last())
+        .map(|s| s.0)
+        .max()
+        .unwrap()
+}
+
 fn counters_in_file(text: &str) -> Vec<Stored> {
     let mut rows: Vec<Stored> = Vec::new();
     let mut done: BTreeSet<Series> = BTreeSet::new();
@@ -1016,12 +1015,7 @@ fn a_since_backfill_killed_mid_way_finishes_on_a_rerun_with_every_event_once() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().last(), Some("# EOF"), "the file is complete");
     let rows = counters_in_file(&text);
-    let end_ms = rows
-        .iter()
-        .filter_map(|r| r.samples.last())
-        .map(|s| s.0)
-        .max()
-        .unwrap();
+    let end_ms = newest_sample(&rows);
     assert!(
         (started..=killed).contains(&end_ms),
         "the range is the first run's: it ends at {end_ms}, the first run ran {started}..{killed}"
