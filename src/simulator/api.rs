@@ -34,6 +34,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use super::clock::SharedClock;
 use super::timeline::Timeline;
 use super::Expand;
 use crate::azure::auth::POWERBI_SCOPE;
@@ -145,6 +146,21 @@ pub struct ApiConfig {
     /// Subject name/issuer authentication: a certificate's assertion must carry exactly this
     /// `x5c` (standard base64 DER of each certificate, leaf first).
     pub required_x5c: Option<Vec<String>>,
+    /// Spans of time when the Activity Events API answers every request 503 (an outage).
+    pub outages: Vec<Outage>,
+}
+
+/// A span of time, `[from, until)`, when the Activity Events API is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    pub from: UnixMillis,
+    pub until: UnixMillis,
+}
+
+impl Outage {
+    fn covers(&self, t: UnixMillis) -> bool {
+        self.from <= t && t < self.until
+    }
 }
 
 impl Default for ApiConfig {
@@ -173,6 +189,7 @@ impl Default for ApiConfig {
             msi_secret: None,
             arc_key: None,
             required_x5c: None,
+            outages: Vec::new(),
         }
     }
 }
@@ -182,6 +199,8 @@ impl Default for ApiConfig {
 pub struct LoggedRequest {
     pub at: UnixMillis,
     pub path: String,
+    /// The query string as sent (the hour asked for, or a continuation token).
+    pub query: String,
     pub status: u16,
     /// Whether the request carried an `Authorization` header.
     pub authorized: bool,
@@ -199,6 +218,8 @@ struct State {
     base_url: String,
     /// This server's own URL (the audience of client assertions).
     own_url: String,
+    /// The time it answers by (event visibility, budget, tokens, outages).
+    clock: SharedClock,
 }
 
 /// A running simulated API; clones share it.
@@ -215,6 +236,16 @@ impl SimulatedApi {
         timeline: Timeline,
         port: u16,
     ) -> std::io::Result<SimulatedApi> {
+        Self::start_with_clock(config, timeline, port, SharedClock::system()).await
+    }
+
+    /// Like [`SimulatedApi::start`], answering by `clock` (a test's simulated time).
+    pub async fn start_with_clock(
+        config: ApiConfig,
+        timeline: Timeline,
+        port: u16,
+        clock: SharedClock,
+    ) -> std::io::Result<SimulatedApi> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let rng = Rng::new(config.seed ^ 0xA11);
@@ -228,6 +259,7 @@ impl SimulatedApi {
             log: Vec::new(),
             base_url: config_base.unwrap_or_else(|| format!("http://{addr}")),
             own_url: format!("http://{addr}"),
+            clock,
         };
         let api = SimulatedApi {
             state: Arc::new(Mutex::new(state)),
@@ -279,7 +311,7 @@ impl SimulatedApi {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let now = UnixMillis::now();
+        let now = self.lock().clock.now();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         let authorization = req
@@ -376,6 +408,7 @@ impl SimulatedApi {
         state.log.push(LoggedRequest {
             at: now,
             path,
+            query,
             status: status.as_u16(),
             authorized: authorization.is_some(),
         });
@@ -624,6 +657,15 @@ impl State {
     ) -> (StatusCode, Response<Full<Bytes>>) {
         if let Some(refused) = self.refuse_unauthorized(authorization) {
             return refused;
+        }
+        if self.config.outages.iter().any(|o| o.covers(now)) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"error":{"code":"ServiceUnavailable"}}"#.into(),
+                ),
+            );
         }
         let recent = self.requests_in_last_hour(EVENTS_PATH, now);
         let faults = self.config.faults;
@@ -979,6 +1021,7 @@ mod tests {
         let request = |at: i64| LoggedRequest {
             at: UnixMillis(at),
             path: EVENTS_PATH.into(),
+            query: String::new(),
             status: 200,
             authorized: true,
         };
@@ -998,6 +1041,7 @@ mod tests {
             log: (0..10).map(|h| request(h * HOUR_MS + 1)).collect(),
             base_url: String::new(),
             own_url: String::new(),
+            clock: SharedClock::system(),
         };
         // A retention under an hour still keeps the budget's hour.
         state.forget_requests(UnixMillis(now), std::time::Duration::from_secs(60));

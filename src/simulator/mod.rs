@@ -9,6 +9,7 @@
 //! HTTP face ([`api`]) serves them as the Activity Events API does, on loopback only.
 
 pub mod api;
+pub mod clock;
 
 mod items;
 mod names;

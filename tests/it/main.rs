@@ -29,6 +29,9 @@ mod dashboards;
 mod deploy;
 /// Unreadable state files and a full filesystem under the spool: nothing written over, nothing lost.
 mod durability;
+/// API economy: a simulated week on a fast clock (late events, an outage, a restart), every
+/// event read, requests per day against the old planner's.
+mod economy;
 /// Series expiry: a year of report churn at small caps, nothing lost to `__other__`.
 mod expiry;
 /// The exporter's face: build_info and --version, healthcheck with --config.file, the OTLP

@@ -149,6 +149,7 @@ impl Source for Demo {
                     refresh: Duration::from_secs(3600),
                     ..Default::default()
                 }),
+                clock: crate::simulator::clock::SharedClock::system(),
             };
             Box::new(PowerBiSource::new(live, None)?).run(out).await
         })

@@ -27,6 +27,7 @@ use crate::azure::auth::{AuthError, TokenCache};
 use crate::azure::http::{read_capped, without_url, BodyError};
 use crate::decode::time::parse_creation_time;
 use crate::decode::UnixMillis;
+use crate::simulator::clock::SharedClock;
 
 const EVENTS_PATH: &str = "/v1.0/myorg/admin/activityevents";
 
@@ -230,6 +231,8 @@ pub struct ApiClient {
     pub stats: ApiStats,
     /// Entries of `activityEventEntities` on the pages read so far (duplicates included).
     pub events_read: u64,
+    /// Where "now" comes from and how waits pass (a test runs a simulated one fast).
+    pub clock: SharedClock,
     jitter: crate::rng::Rng,
 }
 
@@ -250,6 +253,7 @@ impl ApiClient {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             stats: ApiStats::default(),
             events_read: 0,
+            clock: SharedClock::system(),
             jitter: crate::rng::Rng::new(seed),
         }
     }
@@ -316,14 +320,12 @@ impl ApiClient {
         for attempt in 0..self.retry.attempts {
             match self.attempt(url, budget, &mut retried_401).await? {
                 Attempt::Page(body, meta) => return Ok((body, meta)),
-                Attempt::WaitThenRetry(until) => {
-                    let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
-                }
+                Attempt::WaitThenRetry(until) => self.clock.sleep_until(until).await,
                 Attempt::Retry(why) => {
                     last = why;
                     if attempt + 1 < self.retry.attempts {
-                        tokio::time::sleep(self.backoff(attempt)).await;
+                        let backoff = self.backoff(attempt);
+                        self.clock.sleep(backoff).await;
                     }
                 }
             }
@@ -352,7 +354,7 @@ impl ApiClient {
         budget: &mut RequestBudget,
         retried_401: &mut bool,
     ) -> Result<Attempt, ReadError> {
-        let now = UnixMillis::now();
+        let now = self.clock.now();
         budget
             .acquire(now)
             .map_err(|until| ReadError::Budget { until })?;
@@ -459,7 +461,7 @@ impl ApiClient {
         budget: &mut RequestBudget,
     ) -> Result<Attempt, ReadError> {
         self.stats.throttled += 1;
-        let now = UnixMillis::now();
+        let now = self.clock.now();
         let asked = throttle_wait(retry_after, body, now);
         if asked.clamped {
             self.stats.retry_after_clamped += 1;

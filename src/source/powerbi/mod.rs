@@ -31,6 +31,7 @@ use super::{
 use crate::azure::auth::{Credential, TokenCache};
 use crate::decode::inventory::Inventory;
 use crate::decode::UnixMillis;
+use crate::simulator::clock::SharedClock;
 use budget::RequestBudget;
 use client::{ApiClient, HostPolicy, ReadError, RetryPolicy};
 use inventory::{InventoryConfig, InventoryReader};
@@ -56,6 +57,8 @@ pub struct PowerBiConfig {
     pub max_response_bytes: usize,
     /// The inventory reader's settings, when `--inventory.enabled`.
     pub inventory: Option<InventoryConfig>,
+    /// The time the source plans and waits by: the wall clock, or a test's simulated one.
+    pub clock: SharedClock,
 }
 
 pub struct PowerBiSource {
@@ -188,7 +191,7 @@ impl Source for PowerBiSource {
                 {
                     return Ok(());
                 }
-                tokio::time::sleep(poller.config.poll_interval).await;
+                poller.config.clock.sleep(poller.config.poll_interval).await;
             }
         })
     }
@@ -204,8 +207,8 @@ struct StartingPoint {
 impl StartingPoint {
     /// From the saved status when there is one (the client's counters continue too).
     fn new(config: &PowerBiConfig, resume: Option<SourceStatus>, client: &mut ApiClient) -> Self {
+        let now = config.clock.now();
         let Some(mut saved) = resume else {
-            let now = UnixMillis::now();
             let lookback = config.initial_lookback.as_millis() as i64;
             let start = UtcHour::containing(now.saturating_sub_millis(lookback));
             return StartingPoint {
@@ -220,7 +223,7 @@ impl StartingPoint {
             config.max_requests_per_hour,
             checkpoint.requests_sent,
             checkpoint.blocked_until,
-            UnixMillis::now(),
+            now,
         );
         tracing::info!(
             hours_read = checkpoint.ledger.len(),
@@ -339,6 +342,7 @@ impl Poller {
         let tokens = TokenCache::new(config.credential.clone(), config.scope.clone());
         let mut client = ApiClient::new(http, config.hosts.clone(), tokens, config.retry);
         client.max_response_bytes = config.max_response_bytes;
+        client.clock = config.clock.clone();
         let StartingPoint {
             budget,
             ledger,
@@ -385,7 +389,7 @@ impl Poller {
 
     /// Fills in the status after a poll.
     fn finish_status(&mut self, tally: PollTally) {
-        let now = UnixMillis::now();
+        let now = self.config.clock.now();
         let (started, complete) = (tally.started, tally.complete());
         self.status.polls.push(PollRecord {
             started,
@@ -432,7 +436,7 @@ impl Poller {
         let Some(reader) = self.inventory.as_mut() else {
             return;
         };
-        let now = UnixMillis::now();
+        let now = self.config.clock.now();
         if reader.is_due(now) {
             if let Some(workspaces) = reader.read(&mut self.client).await {
                 let inventory = Inventory {
@@ -483,7 +487,7 @@ impl Poller {
     /// an hour that fails is tried again in two more rounds, then given up (the final status
     /// says `up = false`, and the hour stays unread in the ledger).
     async fn read_history(&mut self, history: History, out: &DocumentSender) {
-        let now = UnixMillis::now();
+        let now = self.config.clock.now();
         let mut pending = self.history_hours(history, now);
         let report_each_hour = matches!(history, History::Hours { .. });
         let mut progress = Progress::new(self.progress, pending.len() as u64);
@@ -495,7 +499,7 @@ impl Poller {
                 match self.read_history_hour(hour, out, &mut progress).await {
                     HistoryHour::Read => {
                         tally.hours_read += 1;
-                        self.ledger.record(hour, UnixMillis::now());
+                        self.ledger.record(hour, self.config.clock.now());
                         if report_each_hour {
                             self.report_hour(&mut tally, out).await;
                         }
@@ -545,15 +549,14 @@ impl Poller {
                 Err(ReadError::Budget { until } | ReadError::Throttled { until }) => {
                     tracing::warn!(%hour, until = %until.to_api_string(), "Waiting for the request budget.");
                     progress.waiting(until);
-                    let wait = (until.0 - UnixMillis::now().0).max(0) as u64;
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    self.config.clock.sleep_until(until).await;
                 }
                 Err(e @ (ReadError::Auth(_) | ReadError::NotAuthorized(_))) => {
                     tracing::error!(error = %e, "Reading the activity log failed.");
                     return HistoryHour::Refused(e);
                 }
                 Err(ReadError::BadRequest(reason))
-                    if at_retention_edge(hour, UnixMillis::now()) =>
+                    if at_retention_edge(hour, self.config.clock.now()) =>
                 {
                     tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days); it is left out.");
                     return HistoryHour::LeftOut;
@@ -569,7 +572,7 @@ impl Poller {
     /// Sends the status after an hour of a backfill was read: its pages are all down the
     /// channel before it, so the receiver may record the hour as done.
     async fn report_hour(&mut self, tally: &mut PollTally, out: &DocumentSender) {
-        let next = PollTally::new(UnixMillis::now(), &self.client);
+        let next = PollTally::new(self.config.clock.now(), &self.client);
         self.finish_status(std::mem::replace(tally, next));
         let _ = out
             .send(SourceMessage::Status(Box::new(self.status.clone())))
@@ -580,7 +583,7 @@ impl Poller {
     /// may hold its own `ExportActivityEvents`; a status is sent only when that changed. A
     /// token that cannot be had now fails the reads below, which count it.
     async fn learn_own_identities(&mut self, out: &DocumentSender) {
-        let now = UnixMillis::now();
+        let now = self.config.clock.now();
         if self
             .client
             .tokens
@@ -604,7 +607,7 @@ impl Poller {
     }
 
     async fn poll(&mut self, out: &DocumentSender) {
-        let started = UnixMillis::now();
+        let started = self.config.clock.now();
         let current = UtcHour::containing(started);
         self.ledger
             .forget_before(UtcHour(current.0 - self.config.plan.lookback_hours));
@@ -615,7 +618,7 @@ impl Poller {
         let hours = plan(&self.config.plan, &self.ledger, started, sweeps);
         let mut tally = PollTally::new(started, &self.client);
         for hour in hours {
-            let read_started = UnixMillis::now();
+            let read_started = self.config.clock.now();
             let result = self.read(hour, out).await;
             match result {
                 Ok(pages) => {
@@ -625,7 +628,7 @@ impl Poller {
                     tally.hours_read += 1;
                 }
                 Err(ReadError::BadRequest(reason))
-                    if at_retention_edge(hour, UnixMillis::now()) =>
+                    if at_retention_edge(hour, self.config.clock.now()) =>
                 {
                     tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days): it is expired, not read again.");
                     self.ledger.expire_before(hour.next());
@@ -654,7 +657,7 @@ impl Poller {
         }
         let paused = tally.outcome == PollOutcome::Paused;
         self.log_history_progress(history_before, paused);
-        let oldest = oldest_servable(UnixMillis::now());
+        let oldest = oldest_servable(self.config.clock.now());
         self.failed = self.failed.split_off(&oldest);
         self.finish_status(tally);
     }

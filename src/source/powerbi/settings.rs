@@ -365,6 +365,7 @@ impl LiveSettings {
             request_timeout,
             max_response_bytes,
             inventory,
+            clock: crate::simulator::clock::SharedClock::system(),
         })
     }
 }

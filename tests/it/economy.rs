@@ -1,0 +1,238 @@
+//! API economy: the live source against the simulated tenant on a simulated clock, a week of
+//! polling in seconds, with the documented latency (a tail up to 24 h), a 2-hour API outage
+//! and a restart. Every event must be read, and the requests per day stay within a quarter of
+//! what the stalest-first planner sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use powerbi_exporter::azure::auth::{Authority, Credential, Secret, POWERBI_SCOPE};
+use powerbi_exporter::decode::UnixMillis;
+use powerbi_exporter::simulator::api::{ApiConfig, LoggedRequest, Outage, SimulatedApi};
+use powerbi_exporter::simulator::clock::{SharedClock, SimulatedClock};
+use powerbi_exporter::simulator::timeline::{Lag, Timeline};
+use powerbi_exporter::simulator::{Tenant, TenantSpec};
+use powerbi_exporter::source::powerbi::client::{
+    HostPolicy, RetryPolicy, DEFAULT_MAX_RESPONSE_BYTES,
+};
+use powerbi_exporter::source::powerbi::window::PlanConfig;
+use powerbi_exporter::source::powerbi::{PowerBiConfig, PowerBiSource};
+use powerbi_exporter::source::{Body, Source, SourceMessage, SourceStatus};
+
+use crate::support::runtime;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+/// Monday 2026-11-02T00:00Z: the simulated week starts here.
+const WEEK_START: UnixMillis = UnixMillis(1_794_096_000_000);
+const DAYS: i64 = 7;
+
+/// What happens during the simulated week.
+struct Scenario {
+    /// The API answers 503 for two hours, on day 2 from 10:00.
+    outage: Outage,
+    /// The exporter stops on day 4 at 08:00 and starts again 10 minutes later from its saved
+    /// status.
+    restart_at: UnixMillis,
+    downtime: Duration,
+    end: UnixMillis,
+}
+
+impl Scenario {
+    fn week() -> Self {
+        Scenario {
+            outage: Outage {
+                from: UnixMillis(WEEK_START.0 + 2 * DAY + 10 * HOUR),
+                until: UnixMillis(WEEK_START.0 + 2 * DAY + 12 * HOUR),
+            },
+            restart_at: UnixMillis(WEEK_START.0 + 4 * DAY + 8 * HOUR),
+            downtime: Duration::from_secs(600),
+            end: UnixMillis(WEEK_START.0 + DAYS * DAY),
+        }
+    }
+}
+
+/// What the week left: the simulator's request log and raw events, and every event Id the
+/// source handed on, with how many times.
+struct Week {
+    requests: Vec<LoggedRequest>,
+    /// (Id, CreationTime) of every event the simulated tenant logged, from its raw JSON.
+    truth: Vec<(String, UnixMillis)>,
+    ids_read: BTreeMap<String, u32>,
+    last_status: SourceStatus,
+}
+
+fn live_config(
+    api: &SimulatedApi,
+    sim: &ApiConfig,
+    clock: SharedClock,
+    plan: PlanConfig,
+) -> PowerBiConfig {
+    PowerBiConfig {
+        hosts: HostPolicy {
+            api_url: api.base_url(),
+            cluster_suffixes: Vec::new(),
+        },
+        credential: Credential::ClientSecret {
+            authority: Authority {
+                host: api.base_url(),
+                tenant_id: sim.tenant_id.clone(),
+                client_id: sim.client_id.clone(),
+            },
+            secret: Secret::new(sim.client_secret.clone()),
+        },
+        scope: POWERBI_SCOPE.into(),
+        // The defaults of --powerbi.poll-interval and --powerbi.max-requests-per-hour.
+        poll_interval: Duration::from_secs(300),
+        plan,
+        max_requests_per_hour: 120,
+        initial_lookback: Duration::ZERO,
+        retry: RetryPolicy {
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
+        request_timeout: Duration::from_secs(30),
+        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        inventory: None,
+        clock,
+    }
+}
+
+/// The Ids on one API page, parsed with serde_json.
+fn page_ids(body: &[u8]) -> Vec<String> {
+    let page: serde_json::Value = serde_json::from_slice(body).unwrap();
+    page["activityEventEntities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Runs one source until the clock passes `until`, counting the Ids of its pages; returns its
+/// last status (what the state file would hold).
+async fn run_source(
+    config: PowerBiConfig,
+    resume: Option<SourceStatus>,
+    until: UnixMillis,
+    ids_read: &mut BTreeMap<String, u32>,
+) -> SourceStatus {
+    let clock = config.clock.clone();
+    let source = Box::new(PowerBiSource::new(config, resume).unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let task = tokio::spawn(source.run(tx));
+    let mut last = None;
+    while let Some(message) = rx.recv().await {
+        match message {
+            SourceMessage::Document(doc) => {
+                let Body::Bytes(bytes) = doc.body else {
+                    panic!("a live page is bytes")
+                };
+                for id in page_ids(&bytes) {
+                    *ids_read.entry(id).or_default() += 1;
+                }
+            }
+            SourceMessage::Status(status) => {
+                let done = clock.now() >= until;
+                last = Some(*status);
+                if done {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Stopped after a status, as a crash after a checkpoint: pages past it are not kept.
+    task.abort();
+    let _ = task.await;
+    last.expect("the source sent a status")
+}
+
+fn run_week(plan: PlanConfig) -> Week {
+    let scenario = Scenario::week();
+    let sim_clock = Arc::new(SimulatedClock::starting_at(WEEK_START));
+    let clock = SharedClock::new(sim_clock.clone());
+    let tenant = Tenant::new(TenantSpec {
+        seed: 17,
+        workspaces: 6,
+        users: 80,
+    });
+    let timeline = Timeline::new(tenant, 17, 1.5, Lag::documented(), WEEK_START);
+    let sim = ApiConfig {
+        outages: vec![scenario.outage],
+        ..ApiConfig::default()
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let api = SimulatedApi::start_with_clock(sim.clone(), timeline, 0, clock.clone())
+            .await
+            .unwrap();
+        let mut ids_read = BTreeMap::new();
+        let config = live_config(&api, &sim, clock.clone(), plan.clone());
+        let saved = run_source(config, None, scenario.restart_at, &mut ids_read).await;
+        sim_clock.advance(scenario.downtime);
+        let config = live_config(&api, &sim, clock.clone(), plan);
+        let last_status = run_source(config, Some(saved), scenario.end, &mut ids_read).await;
+        let truth = api.with_timeline(|t| {
+            t.events()
+                .iter()
+                .map(|e| {
+                    let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap();
+                    (v["Id"].as_str().unwrap().to_string(), e.time)
+                })
+                .collect()
+        });
+        Week {
+            requests: api.requests(),
+            truth,
+            ids_read,
+            last_status,
+        }
+    })
+}
+
+/// Activity Events requests the simulated tenant answered on each day of the week.
+fn requests_per_day(requests: &[LoggedRequest]) -> Vec<usize> {
+    let mut days = vec![0; DAYS as usize];
+    for r in requests
+        .iter()
+        .filter(|r| r.path.ends_with("activityevents"))
+    {
+        let day = (r.at.0 - WEEK_START.0).div_euclid(DAY);
+        if let Some(n) = days.get_mut(day as usize) {
+            *n += 1;
+        }
+    }
+    days
+}
+
+#[test]
+fn a_simulated_week_reads_every_event_with_a_quarter_of_the_old_requests() {
+    let week = run_week(PlanConfig::default());
+    let per_day = requests_per_day(&week.requests);
+    let total: usize = per_day.iter().sum();
+    eprintln!("requests per simulated day: {per_day:?}, {total} in the week");
+    // Every event is read: those whose latest re-read is behind the end of the week (events
+    // of the last 25 hours may still appear).
+    let settled_before = UnixMillis(Scenario::week().end.0 - 25 * HOUR);
+    let truth: BTreeSet<&str> = week.truth.iter().map(|(id, _)| id.as_str()).collect();
+    let missing: Vec<&(String, UnixMillis)> = week
+        .truth
+        .iter()
+        .filter(|(id, t)| *t < settled_before && !week.ids_read.contains_key(id))
+        .collect();
+    assert!(
+        week.truth.len() > 4_000,
+        "a week of events: {}",
+        week.truth.len()
+    );
+    assert_eq!(missing.len(), 0, "never read: {missing:?}");
+    assert!(
+        week.ids_read.keys().all(|id| truth.contains(id.as_str())),
+        "an Id the tenant never logged was read"
+    );
+    assert!(week.last_status.up, "the last poll was complete");
+}
