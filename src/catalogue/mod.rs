@@ -283,8 +283,18 @@ family! {
 }
 family! {
     API_REQUESTS: "powerbi_api_requests_total", Counter, Saved,
-    labels: ["code"], cap: none,
-    help: "Requests to the Activity Events API by HTTP status (code=\"error\" when no response came), retries included.",
+    labels: ["code", "purpose"], cap: none,
+    help: "Requests to the Activity Events API (and admin/groups, purpose=\"inventory\") by HTTP status (code=\"error\" when no response came), retries included, and by purpose: current (the current hour), reread (an ended hour at one of --powerbi.reread-ages), backlog (an hour never read), initial (the initial lookback), inventory, top, backfill; unknown for counts saved before the purposes.",
+}
+family! {
+    API_REQUESTS_PLANNED: "powerbi_api_requests_planned_next_hour", Gauge, Saved,
+    labels: [], cap: none,
+    help: "Activity Events requests the re-read schedule plans for the next hour (one per hour read; a busy hour takes a page more per 5,000-10,000 events), within --powerbi.max-requests-per-hour.",
+}
+family! {
+    LOOKBACK_HOURS: "powerbi_lookback_hours", Gauge, Saved,
+    labels: ["state"], cap: none,
+    help: "Hours of the lookback (and of the initial lookback being loaded) by state: settled (read, nothing due), due (a re-read is due), never_read, failed (the last read failed).",
 }
 family! {
     API_THROTTLED: "powerbi_api_throttled_total", Counter, Saved,
@@ -324,7 +334,7 @@ family! {
 family! {
     SWEEP_AGE: "powerbi_lookback_sweep_age_seconds", Gauge, Saved,
     labels: [], cap: none,
-    help: "Age of the stalest re-read of an hour inside the lookback: how late a late event can be found.",
+    help: "How long the most overdue read of an hour inside the lookback has waited past its time (--powerbi.reread-ages); 0 when the schedule is kept.",
 }
 family! {
     INITIAL_LOOKBACK_REMAINING: "powerbi_initial_lookback_hours_remaining", Gauge, Saved,
@@ -403,6 +413,7 @@ pub const ALL: &[Family] = &[
     API_BAD_CONTINUATIONS,
     API_BUDGET_REMAINING,
     API_FOREIGN_CONTINUATIONS,
+    API_REQUESTS_PLANNED,
     API_REQUESTS,
     API_RETRY_AFTER_CLAMPED,
     API_THROTTLED,
@@ -430,6 +441,7 @@ pub const ALL: &[Family] = &[
     ITEMS,
     LABEL_VALUES_TRUNCATED,
     LAST_POLL_SUCCESS,
+    LOOKBACK_HOURS,
     SWEEP_AGE,
     OTLP_EXPORT_ERRORS,
     PAGES_FAILED,

@@ -8,6 +8,7 @@
 //!   shown as 0.
 
 use super::powerbi::inventory::InventoryErrorKind;
+use super::powerbi::window::{LookbackState, Purpose};
 use super::SourceStatus;
 use crate::azure::auth::AuthErrorKind;
 use crate::catalogue::{self, Collector, Snapshot};
@@ -40,6 +41,19 @@ impl Collector for SourceStatus {
         if let Some(age) = self.sweep_age_seconds {
             out.push(&SWEEP_AGE, one(age));
         }
+        if let Some(schedule) = &self.schedule {
+            out.push(
+                &LOOKBACK_HOURS,
+                LookbackState::ALL.iter().map(|state| {
+                    let n = schedule.hours.get(state).copied().unwrap_or(0);
+                    (vec![state.as_str().to_string()], n as f64)
+                }),
+            );
+            out.push(
+                &API_REQUESTS_PLANNED,
+                one(schedule.planned_next_hour as f64),
+            );
+        }
         out.push(
             &INITIAL_LOOKBACK_REMAINING,
             one(self.initial_lookback_hours_remaining as f64),
@@ -70,11 +84,20 @@ impl SourceStatus {
     fn collect_api(&self, out: &mut Snapshot) {
         use catalogue::*;
         let api = &self.api;
+        let unknown = Purpose::Unknown.as_str().to_string();
         out.push(
             &API_REQUESTS,
             api.requests
                 .iter()
-                .map(|(code, n)| (vec![code.clone()], *n as f64)),
+                .map(|(key, n)| {
+                    let labels = vec![key.code.clone(), key.purpose.as_str().to_string()];
+                    (labels, *n as f64)
+                })
+                .chain(
+                    api.before_purposes
+                        .iter()
+                        .map(|(code, n)| (vec![code.clone(), unknown.clone()], *n as f64)),
+                ),
         );
         out.push(&API_THROTTLED, one(api.throttled as f64));
         out.push(&API_BUDGET_REMAINING, one(self.budget_remaining as f64));
@@ -129,7 +152,14 @@ mod tests {
             }),
             ..SourceStatus::default()
         };
-        status.api.requests.insert("200".into(), 3);
+        status.api.count(Purpose::Current, "200");
+        status.api.count(Purpose::Current, "200");
+        status.api.count(Purpose::Inventory, "200");
+        status.api.before_purposes.insert("200".into(), 5);
+        status.schedule = Some(crate::source::ScheduleStatus {
+            hours: [(LookbackState::Settled, 20), (LookbackState::Due, 2)].into(),
+            planned_next_hour: 17,
+        });
         status.api.auth_errors.insert("rejected".into(), 1);
         let mut snapshot = Snapshot::default();
         status.collect(&mut snapshot);
@@ -145,7 +175,14 @@ mod tests {
             "powerbi_inventory_errors_total{throttled} 2",
             "powerbi_inventory_errors_total{timeout} 0",
             "powerbi_poll_duration_seconds{} 1.5",
-            "powerbi_api_requests_total{200} 3",
+            "powerbi_api_requests_total{200,current} 2",
+            "powerbi_api_requests_total{200,inventory} 1",
+            "powerbi_api_requests_total{200,unknown} 5",
+            "powerbi_lookback_hours{settled} 20",
+            "powerbi_lookback_hours{due} 2",
+            "powerbi_lookback_hours{never_read} 0",
+            "powerbi_lookback_hours{failed} 0",
+            "powerbi_api_requests_planned_next_hour{} 17",
             "powerbi_api_throttled_total{} 0",
             "powerbi_api_budget_remaining{} 7",
             "powerbi_api_foreign_continuations_total{} 0",

@@ -109,10 +109,22 @@ pub struct SourceStatus {
     /// `--powerbi.max-requests-per-hour`, the whole of the budget `budget_remaining` is part of.
     #[serde(default)]
     pub budget_limit: usize,
+    /// The re-read schedule's state after the last poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleStatus>,
     /// Each hour the source reads, by state, for the status page. Rebuilt by every poll, so
     /// not saved.
     #[serde(skip)]
     pub hours: Option<HourGrid>,
+}
+
+/// Where the re-read schedule stands: hours by state, and what it plans.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduleStatus {
+    /// Hours of the lookback (and of an initial lookback being loaded) by state.
+    pub hours: std::collections::BTreeMap<powerbi::window::LookbackState, usize>,
+    /// Requests planned for the next hour.
+    pub planned_next_hour: usize,
 }
 
 /// Polls kept in [`SourceStatus::polls`].

@@ -17,7 +17,7 @@ use powerbi_exporter::azure::auth::{Authority, Credential, Secret, TokenCache, P
 use powerbi_exporter::decode::{decode_slice, ActivityEvent, EventKey, EventSink, Rejection};
 use powerbi_exporter::source::powerbi::budget::RequestBudget;
 use powerbi_exporter::source::powerbi::client::{ApiClient, HostPolicy, RetryPolicy};
-use powerbi_exporter::source::powerbi::window::UtcHour;
+use powerbi_exporter::source::powerbi::window::{Purpose, UtcHour};
 
 use crate::support::runtime;
 
@@ -146,7 +146,7 @@ async fn read_through_client(fake: &Fake) -> Vec<Bytes> {
     let hour = UtcHour(days_from_civil(2019, 8, 13) * 24 + 7);
     let mut pages = Vec::new();
     let read = client
-        .read_hour(hour, &mut budget, |page| {
+        .read_hour(hour, Purpose::Current, &mut budget, |page| {
             pages.push(page);
             std::future::ready(())
         })

@@ -12,7 +12,7 @@ pub mod settings;
 use std::time::Duration;
 
 use super::powerbi::client::{HostPolicy, RetryPolicy};
-use super::powerbi::window::PlanConfig;
+use super::powerbi::window::{PlanConfig, RereadAges};
 use super::powerbi::{PowerBiConfig, PowerBiSource};
 use super::{DocumentSender, Source, SourceFuture, Timing};
 use crate::azure::auth::{Authority, Credential, Secret, POWERBI_SCOPE};
@@ -66,6 +66,12 @@ impl Demo {
 /// Hours the demo's client reads: the backfill and the late events behind it.
 fn lookback_hours(config: &DemoConfig) -> u64 {
     config.backfill.as_secs() / 3600 + 3
+}
+
+/// The demo's re-read schedule, from its tenant's lag (most events within 5 minutes, 5% up
+/// to 2 hours): everything is visible 2 hours after an hour's end.
+fn demo_reread_ages() -> RereadAges {
+    RereadAges::parse("5m,30m,1h,2h").unwrap_or_default()
 }
 
 /// The simulated tenant of the demo: its API's settings and its event timeline, starting
@@ -132,8 +138,9 @@ impl Source for Demo {
                 poll_interval: config.tick,
                 // The lookback covers the backfill, so all of it is read.
                 plan: PlanConfig {
-                    recent_hours: 2,
                     lookback_hours: lookback_hours as i64,
+                    reread_ages: demo_reread_ages(),
+                    poll_interval: config.tick,
                 },
                 max_requests_per_hour: DEMO_BUDGET,
                 initial_lookback: config.backfill,

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use serde::de::IgnoredAny;
 
 use super::budget::{RequestBudget, MAX_RETRY_AFTER};
-use super::window::UtcHour;
+use super::window::{Purpose, UtcHour};
 use crate::azure::auth::{AuthError, TokenCache};
 use crate::azure::http::{read_capped, without_url, BodyError};
 use crate::decode::time::parse_creation_time;
@@ -86,11 +86,35 @@ impl HostPolicy {
     }
 }
 
+/// The labels of one series of `powerbi_api_requests_total`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct RequestKey {
+    pub purpose: Purpose,
+    /// The HTTP status, or `"error"` when no whole response came.
+    pub code: String,
+}
+
 /// What the client has seen, cumulative, for the self metrics.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ApiStats {
-    /// Responses by HTTP status (`"error"` when no response came).
-    pub requests: BTreeMap<String, u64>,
+    /// Responses by purpose and HTTP status.
+    #[serde(
+        default,
+        rename = "requests_by_purpose",
+        with = "super::window::pairs",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub requests: BTreeMap<RequestKey, u64>,
+    /// Responses by HTTP status that a release before the purposes counted (a state file
+    /// saved then); shown as `purpose="unknown"`, never added to.
+    #[serde(
+        default,
+        rename = "requests",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub before_purposes: BTreeMap<String, u64>,
     pub throttled: u64,
     pub foreign_continuations: u64,
     /// Pages whose continuation could not be used (neither URI nor token).
@@ -100,6 +124,17 @@ pub struct ApiStats {
     #[serde(default)]
     pub retry_after_clamped: u64,
     pub auth_errors: BTreeMap<String, u64>,
+}
+
+impl ApiStats {
+    /// Counts one request sent for `purpose` that ended with `code`.
+    pub fn count(&mut self, purpose: Purpose, code: impl Into<String>) {
+        let key = RequestKey {
+            purpose,
+            code: code.into(),
+        };
+        *self.requests.entry(key).or_default() += 1;
+    }
 }
 
 /// Why an hour could not be read to its end.
@@ -129,6 +164,20 @@ pub enum ReadError {
     Loop(&'static str),
     #[error("gave up after {attempts} attempts: {last}")]
     GaveUp { attempts: u32, last: String },
+}
+
+impl ReadError {
+    /// Whether the rest of a poll should wait: the budget or the API said to, or the
+    /// credential is refused (every other hour would fail the same way).
+    pub fn stops_the_poll(&self) -> bool {
+        matches!(
+            self,
+            ReadError::Budget { .. }
+                | ReadError::Throttled { .. }
+                | ReadError::Auth(_)
+                | ReadError::NotAuthorized(_)
+        )
+    }
 }
 
 /// The parts of a page the client needs; the events are decoded later, by the pipeline.
@@ -263,6 +312,7 @@ impl ApiClient {
     pub async fn read_hour<F, Fut>(
         &mut self,
         hour: UtcHour,
+        purpose: Purpose,
         budget: &mut RequestBudget,
         mut on_page: F,
     ) -> Result<usize, ReadError>
@@ -280,7 +330,7 @@ impl ApiClient {
         let mut pages = 0;
         let mut previous: Option<String> = None;
         loop {
-            let (body, meta) = self.fetch(&url, budget).await?;
+            let (body, meta) = self.fetch(&url, purpose, budget).await?;
             self.events_read += meta.activity_event_entities.0 as u64;
             on_page(body).await;
             pages += 1;
@@ -313,12 +363,13 @@ impl ApiClient {
     async fn fetch(
         &mut self,
         url: &reqwest::Url,
+        purpose: Purpose,
         budget: &mut RequestBudget,
     ) -> Result<(Bytes, PageMeta), ReadError> {
         let mut last = String::new();
         let mut retried_401 = false;
         for attempt in 0..self.retry.attempts {
-            match self.attempt(url, budget, &mut retried_401).await? {
+            match self.attempt(url, purpose, budget, &mut retried_401).await? {
                 Attempt::Page(body, meta) => return Ok((body, meta)),
                 Attempt::WaitThenRetry(until) => self.clock.sleep_until(until).await,
                 Attempt::Retry(why) => {
@@ -351,6 +402,7 @@ impl ApiClient {
     async fn attempt(
         &mut self,
         url: &reqwest::Url,
+        purpose: Purpose,
         budget: &mut RequestBudget,
         retried_401: &mut bool,
     ) -> Result<Attempt, ReadError> {
@@ -358,14 +410,19 @@ impl ApiClient {
         budget
             .acquire(now)
             .map_err(|until| ReadError::Budget { until })?;
-        match self.send(url, now).await? {
+        match self.send(url, purpose, now).await? {
             Sent::Failed(why) => Ok(Attempt::Retry(why)),
             Sent::Answered(response) => self.judge(response, budget, retried_401),
         }
     }
 
     /// Sends one authorised GET and reads its body whole (up to the response size limit).
-    async fn send(&mut self, url: &reqwest::Url, now: UnixMillis) -> Result<Sent, ReadError> {
+    async fn send(
+        &mut self,
+        url: &reqwest::Url,
+        purpose: Purpose,
+        now: UnixMillis,
+    ) -> Result<Sent, ReadError> {
         let token = match self.tokens.token(&self.http, now).await {
             Ok(t) => t,
             Err(e) => {
@@ -386,7 +443,7 @@ impl ApiClient {
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                *self.stats.requests.entry("error".into()).or_default() += 1;
+                self.stats.count(purpose, "error");
                 return Ok(Sent::Failed(without_url(&e)));
             }
         };
@@ -400,14 +457,14 @@ impl ApiClient {
         let body = match read_capped(resp, self.max_response_bytes).await {
             Ok(b) => b,
             Err(e) => {
-                *self.stats.requests.entry("error".into()).or_default() += 1;
+                self.stats.count(purpose, "error");
                 return match e {
                     BodyError::TooLarge { limit } => Err(ReadError::TooLarge { limit }),
                     BodyError::Read(why) => Ok(Sent::Failed(why)),
                 };
             }
         };
-        *self.stats.requests.entry(status.to_string()).or_default() += 1;
+        self.stats.count(purpose, status.to_string());
         Ok(Sent::Answered(Answer {
             status,
             retry_after,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use super::budget::RequestBudget;
 use super::client::ApiClient;
+use super::window::Purpose;
 use crate::azure::http::{read_capped, retry_after_secs, without_url};
 use crate::decode::inventory::{parse_groups_page, InventoryWorkspace};
 use crate::decode::UnixMillis;
@@ -286,6 +287,7 @@ impl InventoryReader {
             .send()
             .await
             .map_err(|e| {
+                client.stats.count(Purpose::Inventory, "error");
                 if e.is_timeout() {
                     InventoryError::Timeout(without_url(&e))
                 } else {
@@ -293,6 +295,7 @@ impl InventoryReader {
                 }
             })?;
         let status = resp.status().as_u16();
+        client.stats.count(Purpose::Inventory, status.to_string());
         if status == 429 {
             // At most an hour (the helper's clamp), so the product fits.
             let secs = retry_after_secs(&resp).unwrap_or(3600);

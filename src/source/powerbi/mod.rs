@@ -24,9 +24,9 @@ use bytes::Bytes;
 use std::collections::BTreeSet;
 
 use super::{
-    Body, Document, DocumentSender, HourGrid, HourState, PollOutcome, PollRecord, Source,
-    SourceCheckpoint, SourceError, SourceFuture, SourceMessage, SourceStatus, Timing, POLLS_KEPT,
-    REASON_CHARS,
+    Body, Document, DocumentSender, HourGrid, HourState, PollOutcome, PollRecord, ScheduleStatus,
+    Source, SourceCheckpoint, SourceError, SourceFuture, SourceMessage, SourceStatus, Timing,
+    POLLS_KEPT, REASON_CHARS,
 };
 use crate::azure::auth::{Credential, TokenCache};
 use crate::decode::inventory::Inventory;
@@ -36,7 +36,10 @@ use budget::RequestBudget;
 use client::{ApiClient, HostPolicy, ReadError, RetryPolicy};
 use inventory::{InventoryConfig, InventoryReader};
 use progress::{Progress, ProgressMode};
-use window::{at_retention_edge, oldest_servable, plan, PlanConfig, SweepLedger, UtcHour};
+use window::{
+    at_retention_edge, lookback_start, oldest_servable, plan, planned_next_hour, LookbackState,
+    PlanConfig, PlannedRead, Purpose, SweepLedger, UtcHour,
+};
 
 /// Settings of the live source.
 #[derive(Debug, Clone)]
@@ -213,7 +216,7 @@ impl StartingPoint {
             let start = UtcHour::containing(now.saturating_sub_millis(lookback));
             return StartingPoint {
                 budget: RequestBudget::new(config.max_requests_per_hour),
-                ledger: SweepLedger::loading_history(start, &config.plan, now),
+                ledger: SweepLedger::loading_history(start, now),
                 status: SourceStatus::default(),
             };
         };
@@ -374,17 +377,20 @@ impl Poller {
         }
     }
 
-    /// Older hours swept per poll: the requests a poll may use at the hourly budget, after the
-    /// recent hours, at least one while the budget lasts.
-    fn sweep_allowance(&mut self, now: UnixMillis) -> usize {
+    /// Reads a poll may plan beside the current hour: its share of the hourly budget (at least
+    /// one), and never more than the budget has left after the current hour. A ceiling: a poll
+    /// sends only what is due.
+    fn allowance(&mut self, now: UnixMillis) -> usize {
+        let per_poll = self.per_poll_share();
+        per_poll.min(self.budget.remaining(now).saturating_sub(1))
+    }
+
+    /// A poll's share of the hourly budget beside the current hour, at least one: spread over
+    /// the polls of an hour, a backlog never takes the current hour's requests.
+    fn per_poll_share(&self) -> usize {
         let polls_per_hour = (3600.0 / self.config.poll_interval.as_secs_f64().max(1.0)).max(1.0);
         let per_poll = (self.config.max_requests_per_hour as f64 / polls_per_hour).floor() as usize;
-        let recent = self.config.plan.recent_hours.max(1) as usize;
-        let remaining = self.budget.remaining(now);
-        per_poll
-            .saturating_sub(recent)
-            .max(1)
-            .min(remaining.saturating_sub(recent))
+        per_poll.saturating_sub(1).max(1)
     }
 
     /// Fills in the status after a poll.
@@ -402,12 +408,9 @@ impl Poller {
         let excess = self.status.polls.len().saturating_sub(POLLS_KEPT);
         self.status.polls.drain(..excess);
         self.status.budget_limit = self.config.max_requests_per_hour;
-        self.status.hours = Some(hour_grid(
-            &self.ledger,
-            &self.failed,
-            &self.config.plan,
-            now,
-        ));
+        let grid = hour_grid(&self.ledger, &self.failed, &self.config.plan, now);
+        self.status.schedule = Some(self.schedule_status(&grid, now));
+        self.status.hours = Some(grid);
         self.status.up = complete;
         if complete {
             self.status.last_success = Some(started);
@@ -431,6 +434,29 @@ impl Poller {
         });
     }
 
+    /// The hours of `grid` by schedule state (those older than the lookback count only while
+    /// the initial lookback has them pending), and the requests planned for the next hour.
+    fn schedule_status(&self, grid: &HourGrid, now: UnixMillis) -> ScheduleStatus {
+        let plan = &self.config.plan;
+        let lookback = lookback_start(plan, now);
+        let mut hours = std::collections::BTreeMap::new();
+        for (i, state) in grid.states.iter().enumerate() {
+            let hour = UtcHour(grid.first.0 + i as i64);
+            let state = match state {
+                HourState::Failed => LookbackState::Failed,
+                HourState::NotYetRead => LookbackState::NeverRead,
+                HourState::Read if hour < lookback => continue,
+                HourState::Read => self.ledger.state(plan, hour, now),
+            };
+            *hours.entry(state).or_insert(0) += 1;
+        }
+        let planned = planned_next_hour(plan, &self.ledger, now, self.per_poll_share());
+        ScheduleStatus {
+            hours,
+            planned_next_hour: planned.min(self.config.max_requests_per_hour),
+        }
+    }
+
     /// Reads the inventory when it is due, handing it down the channel before the status.
     async fn refresh_inventory(&mut self, out: &DocumentSender) {
         let Some(reader) = self.inventory.as_mut() else {
@@ -452,9 +478,14 @@ impl Poller {
     }
 
     /// Reads `hour` to its end, handing its pages down the channel.
-    async fn read(&mut self, hour: UtcHour, out: &DocumentSender) -> Result<usize, ReadError> {
+    async fn read(
+        &mut self,
+        hour: UtcHour,
+        purpose: Purpose,
+        out: &DocumentSender,
+    ) -> Result<usize, ReadError> {
         self.client
-            .read_hour(hour, &mut self.budget, |page: Bytes| {
+            .read_hour(hour, purpose, &mut self.budget, |page: Bytes| {
                 let doc = Document {
                     origin: format!("activity events {hour}"),
                     body: Body::Bytes(page),
@@ -491,12 +522,19 @@ impl Poller {
         let mut pending = self.history_hours(history, now);
         let report_each_hour = matches!(history, History::Hours { .. });
         let mut progress = Progress::new(self.progress, pending.len() as u64);
+        let purpose = match history {
+            History::Since(_) => Purpose::Top,
+            History::Hours { .. } => Purpose::Backfill,
+        };
         let events_before = self.client.events_read;
         let mut tally = PollTally::new(now, &self.client);
         for round in 0..3 {
             let mut failed = Vec::new();
             for hour in pending {
-                match self.read_history_hour(hour, out, &mut progress).await {
+                match self
+                    .read_history_hour(hour, purpose, out, &mut progress)
+                    .await
+                {
                     HistoryHour::Read => {
                         tally.hours_read += 1;
                         self.ledger.record(hour, self.config.clock.now());
@@ -540,11 +578,12 @@ impl Poller {
     async fn read_history_hour(
         &mut self,
         hour: UtcHour,
+        purpose: Purpose,
         out: &DocumentSender,
         progress: &mut Progress,
     ) -> HistoryHour {
         loop {
-            match self.read(hour, out).await {
+            match self.read(hour, purpose, out).await {
                 Ok(_) => return HistoryHour::Read,
                 Err(ReadError::Budget { until } | ReadError::Throttled { until }) => {
                     tracing::warn!(%hour, until = %until.to_api_string(), "Waiting for the request budget.");
@@ -608,51 +647,22 @@ impl Poller {
 
     async fn poll(&mut self, out: &DocumentSender) {
         let started = self.config.clock.now();
-        let current = UtcHour::containing(started);
         self.ledger
-            .forget_before(UtcHour(current.0 - self.config.plan.lookback_hours));
+            .forget_before(lookback_start(&self.config.plan, started));
         self.ledger.expire_before(oldest_servable(started));
         let history_before = self.ledger.history_remaining();
         self.learn_own_identities(out).await;
-        let sweeps = self.sweep_allowance(started);
-        let hours = plan(&self.config.plan, &self.ledger, started, sweeps);
+        let allowance = self.allowance(started);
+        let reads = plan(&self.config.plan, &self.ledger, started, allowance);
         let mut tally = PollTally::new(started, &self.client);
-        for hour in hours {
-            let read_started = self.config.clock.now();
-            let result = self.read(hour, out).await;
-            match result {
-                Ok(pages) => {
-                    tracing::debug!(%hour, pages, "Hour read to its end.");
-                    self.ledger.record(hour, read_started);
-                    self.failed.remove(&hour);
-                    tally.hours_read += 1;
+        for read in reads {
+            if let Err(e) = self.read_planned(read, out).await {
+                tally.failed(&e);
+                if e.stops_the_poll() {
+                    break;
                 }
-                Err(ReadError::BadRequest(reason))
-                    if at_retention_edge(hour, self.config.clock.now()) =>
-                {
-                    tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days): it is expired, not read again.");
-                    self.ledger.expire_before(hour.next());
-                    self.failed = self.failed.split_off(&hour.next());
-                }
-                Err(e) => {
-                    tally.failed(&e);
-                    let stop = matches!(
-                        e,
-                        ReadError::Budget { .. }
-                            | ReadError::Throttled { .. }
-                            | ReadError::Auth(_)
-                            | ReadError::NotAuthorized(_)
-                    );
-                    if matches!(e, ReadError::Budget { .. }) {
-                        tracing::info!(%hour, error = %e, "Poll paused by the request budget.");
-                    } else {
-                        self.failed.insert(hour);
-                        tracing::warn!(%hour, error = %e, "Reading an hour of activity events failed; it is read again next poll.");
-                    }
-                    if stop {
-                        break;
-                    }
-                }
+            } else {
+                tally.hours_read += 1;
             }
         }
         let paused = tally.outcome == PollOutcome::Paused;
@@ -660,6 +670,44 @@ impl Poller {
         let oldest = oldest_servable(self.config.clock.now());
         self.failed = self.failed.split_off(&oldest);
         self.finish_status(tally);
+    }
+
+    /// Reads one planned hour and records it in the ledger; an hour at the API's edge is
+    /// expired (not an error). A failure other than the budget marks the hour failed.
+    async fn read_planned(
+        &mut self,
+        PlannedRead { hour, purpose }: PlannedRead,
+        out: &DocumentSender,
+    ) -> Result<(), ReadError> {
+        let read_started = self.config.clock.now();
+        let events_before = self.client.events_read;
+        match self.read(hour, purpose, out).await {
+            Ok(pages) => {
+                tracing::debug!(%hour, pages, purpose = purpose.as_str(), "Hour read to its end.");
+                let events = self.client.events_read - events_before;
+                let ages = &self.config.plan.reread_ages;
+                self.ledger.record_read(hour, read_started, events, ages);
+                self.failed.remove(&hour);
+                Ok(())
+            }
+            Err(ReadError::BadRequest(reason))
+                if at_retention_edge(hour, self.config.clock.now()) =>
+            {
+                tracing::warn!(%hour, %reason, "The API no longer serves this hour (it keeps 28 days): it is expired, not read again.");
+                self.ledger.expire_before(hour.next());
+                self.failed = self.failed.split_off(&hour.next());
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, ReadError::Budget { .. }) {
+                    tracing::info!(%hour, error = %e, "Poll paused by the request budget.");
+                } else {
+                    self.failed.insert(hour);
+                    tracing::warn!(%hour, error = %e, "Reading an hour of activity events failed; it is read again next poll.");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Logs the initial lookback's progress (hours done and total, events on the pages, polls
@@ -740,12 +788,12 @@ mod grid_tests {
     #[test]
     fn the_grid_runs_from_the_initial_lookback_to_now_with_each_hours_state() {
         let plan = window::PlanConfig {
-            recent_hours: 2,
             lookback_hours: 3,
+            ..window::PlanConfig::default()
         };
         let now = UnixMillis(100 * HOUR_MS + 30 * 60_000);
         // Initial lookback from hour 94: 94..=98 pending, 99 and 100 recent.
-        let mut ledger = SweepLedger::loading_history(UtcHour(94), &plan, now);
+        let mut ledger = SweepLedger::loading_history(UtcHour(94), now);
         for h in [94, 95, 100] {
             ledger.record(UtcHour(h), now);
         }

@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::client::{HostPolicy, RetryPolicy, DEFAULT_MAX_RESPONSE_BYTES};
 use super::inventory::{InventoryConfig, MAX_PAGE_SIZE};
-use super::window::PlanConfig;
+use super::window::{PlanConfig, RereadAges, DEFAULT_REREAD_AGES};
 use super::PowerBiConfig;
 use crate::azure::settings::{https_url, AzureFile, AzureFlags, AzureSettings, CredentialEnv};
 use crate::config::{
@@ -51,6 +51,7 @@ section! {
         retry_delay: String => "a duration like 2s",
         request_timeout: String => "a duration like 120s",
         max_response_bytes: usize => "a whole number of bytes",
+        reread_ages: String => "durations after an hour's end like 10m,1h,3h,8h,24h",
     }
 }
 
@@ -123,6 +124,13 @@ pub struct LiveFlags {
         help = with_default("Largest API response body accepted, in bytes; a larger page fails its hour (retried at the next poll) instead of filling memory", DEFAULT_MAX_RESPONSE_BYTES)
     )]
     pub powerbi_max_response_bytes: Option<usize>,
+
+    #[arg(
+        long = "powerbi.reread-ages",
+        value_name = "DURATIONS",
+        help = with_default("When an ended hour is read again for late events: ages after its end, ascending, comma-separated, the last within --powerbi.lookback (an hour that found new events is read again sooner); fewer ages send fewer requests, later ones count late events later", DEFAULT_REREAD_AGES)
+    )]
+    pub powerbi_reread_ages: Option<String>,
 
     /// Also count the exporter's own reads of the activity log (ExportActivityEvents by its
     /// client id), which are left out of the usage families by default (`=false` or
@@ -279,6 +287,11 @@ impl LiveSettings {
             flags.powerbi_max_response_bytes,
             "powerbi.max-response-bytes",
         );
+        powerbi.reread_ages = Sourced::layer(
+            powerbi.reread_ages,
+            flags.powerbi_reread_ages.clone(),
+            "powerbi.reread-ages",
+        );
         let inventory = layer_inventory(inventory, &flags.inventory);
         LiveSettings {
             powerbi,
@@ -338,6 +351,7 @@ impl LiveSettings {
             problems,
         );
         check_dedup_window(dedup_window, lookback, problems);
+        let reread_ages = reread_ages(file.reread_ages, lookback, problems);
         let cloud = self.azure.cloud(problems);
         let api_url = https_url(file.api_url, cloud.api_url(), problems);
         let max_requests_per_hour =
@@ -353,8 +367,9 @@ impl LiveSettings {
             scope: cloud.scope().into(),
             poll_interval,
             plan: PlanConfig {
-                recent_hours: 2,
                 lookback_hours: (lookback.as_secs() / 3600) as i64,
+                reread_ages,
+                poll_interval,
             },
             max_requests_per_hour,
             initial_lookback,
@@ -438,6 +453,32 @@ fn max_requests_per_hour(
     }
 }
 
+/// The re-read schedule: ascending ages above zero, the last within the lookback (an hour
+/// leaves the lookback that long after its end).
+fn reread_ages(
+    value: Option<Sourced<String>>,
+    lookback: Duration,
+    problems: &mut Problems,
+) -> RereadAges {
+    let Some(Sourced { value, origin }) = value else {
+        return RereadAges::default();
+    };
+    match RereadAges::parse(&value) {
+        Ok(ages) if ages.last().is_some_and(|last| last > lookback) => {
+            problems.push(format!(
+                "{origin} {value:?}: the last age must be within the lookback ({}): an hour is not read once it left it",
+                duration::format(lookback)
+            ));
+            RereadAges::default()
+        }
+        Ok(ages) => ages,
+        Err(e) => {
+            problems.push(format!("{origin} {value:?}: {e}"));
+            RereadAges::default()
+        }
+    }
+}
+
 /// The inventory reader's settings, checked.
 fn inventory(file: InventoryFile, problems: &mut Problems) -> InventoryConfig {
     let defaults = InventoryConfig::default();
@@ -513,6 +554,7 @@ impl PowerBiConfig {
             duration::format(self.poll_interval),
         );
         out.line("powerbi.lookback", format!("{}h", self.plan.lookback_hours));
+        out.line("powerbi.reread_ages", &self.plan.reread_ages);
         out.line(
             "powerbi.initial_lookback",
             duration::format(self.initial_lookback),
