@@ -17,7 +17,7 @@ local g = import '../lib/grafana.libsonnet';
           g.range('time() - powerbi_events_watermark_timestamp_seconds{%(s)s}', 'newest event'),
           g.range('time() - powerbi_last_poll_success_timestamp_seconds{%(s)s}', 'last complete poll'),
         ]),
-        g.panel('timeseries', 'Lookback sweep age', 'How stale the oldest re-read hour is: how late a late event can be found.', 's', [16, 0, 8, 8], [
+        g.panel('timeseries', 'Lookback sweep age', 'How long the most overdue read of an hour (at one of --powerbi.reread-ages) has waited; 0 while the schedule is kept.', 's', [16, 0, 8, 8], [
           g.range('powerbi_lookback_sweep_age_seconds{%(s)s}', '{{%(i)s}}'),
         ]),
         g.panel('timeseries', 'API requests by code', 'Requests to the Activity Events API per interval, by HTTP status.', 'short', [0, 8, 8, 8], [
@@ -52,6 +52,16 @@ local g = import '../lib/grafana.libsonnet';
           g.range('sum by (sink, reason) (increase(powerbi_forward_errors_total{%(s)s}[$__rate_interval]))', '{{sink}} {{reason}}'),
           g.range('sum by (sink, reason) (increase(powerbi_forward_dropped_events_total{%(s)s}[$__rate_interval]))', 'dropped {{sink}} {{reason}}'),
           g.range('sum(increase(powerbi_otlp_export_errors_total{%(s)s}[$__rate_interval]))', 'OTLP push'),
+        ]),
+        g.panel('timeseries', 'API requests by purpose', 'Requests per interval by why they were sent: current hour, re-read at an age, backlog, initial lookback, inventory, top, backfill.', 'short', [0, 32, 8, 8], [
+          g.range('sum by (purpose) (increase(powerbi_api_requests_total{%(s)s}[$__rate_interval]))', '{{purpose}}'),
+        ]),
+        g.panel('timeseries', 'Lookback hours by state', 'Hours of the lookback: settled (read, nothing due), due for a re-read, never read, failed.', 'short', [8, 32, 8, 8], [
+          g.range('sum by (state) (powerbi_lookback_hours{%(s)s})', '{{state}}'),
+        ]),
+        g.panel('timeseries', 'Requests planned for the next hour', "What the re-read schedule plans to send in the next hour, against the exporter's hourly budget.", 'short', [16, 32, 8, 8], [
+          g.range('powerbi_api_requests_planned_next_hour{%(s)s}', 'planned'),
+          g.range('powerbi_api_budget_remaining{%(s)s}', 'budget left'),
         ]),
       ],
     ),

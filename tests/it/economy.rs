@@ -297,3 +297,109 @@ fn a_simulated_week_reads_every_event_with_a_quarter_of_the_old_requests() {
     );
     assert!(week.last_status.up, "the last poll was complete");
 }
+
+/// Whether a request asked for the hour it was sent in (the current hour).
+fn asked_current_hour(r: &LoggedRequest) -> bool {
+    asked_hour(r) == Some(r.at.0.div_euclid(HOUR))
+}
+
+#[test]
+fn a_poll_at_the_default_interval_sends_what_it_planned_and_counts_each_purpose() {
+    let rt = runtime();
+    let api = rt
+        .block_on(SimulatedApi::start(
+            ApiConfig::default(),
+            crate::support::visible_history(TenantSpec::default(), 3, 200, 3),
+            0,
+        ))
+        .unwrap();
+    // The default poll interval (5m) and budget: the first poll, at the start, reads the
+    // current hour and the 3 hours of the initial lookback; the next is 5 minutes away.
+    let mut args = crate::support::simulated_tenant_args(&api.base_url());
+    args.extend(["--powerbi.initial-lookback", "3h"].map(String::from));
+    let e = crate::support::Exporter::start_with_secret(&args);
+    let s = e.scrape_until(
+        Duration::from_secs(30),
+        |s| s.get("powerbi_up") == Some(&1.0),
+        |s| format!("the first poll did not complete: {s:?}"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let s_after = e.scrape();
+    let log: Vec<LoggedRequest> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("activityevents"))
+        .collect();
+    let current = log.iter().filter(|r| asked_current_hour(r)).count() as f64;
+    let older = log.len() as f64 - current;
+    let counted = |purpose: &str| {
+        s_after
+            .get(&format!(
+                r#"powerbi_api_requests_total{{code="200",purpose="{purpose}"}}"#
+            ))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    // The tenant logged what the exporter counted, purpose by purpose, and nothing more.
+    assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
+    assert_eq!((current, older), (1.0, 3.0), "{log:#?}");
+    assert_eq!(counted("current"), current);
+    assert_eq!(counted("initial"), older);
+    let all: f64 = crate::support::family(&s_after, "powerbi_api_requests_total")
+        .values()
+        .sum();
+    assert_eq!(all, log.len() as f64, "no other purpose sent anything");
+    assert_eq!(
+        crate::support::family(&s, "powerbi_api_requests_total"),
+        crate::support::family(&s_after, "powerbi_api_requests_total"),
+        "no poll between the scrapes: the next is 5 minutes away"
+    );
+    assert_eq!(s_after[r#"powerbi_lookback_hours{state="settled"}"#], 4.0);
+    for state in ["due", "never_read", "failed"] {
+        assert_eq!(
+            s_after[&format!(r#"powerbi_lookback_hours{{state="{state}"}}"#)],
+            0.0
+        );
+    }
+    // 12 polls of the current hour, and the ages of the hours just read that fall in it.
+    let planned = s_after["powerbi_api_requests_planned_next_hour"];
+    assert!((12.0..=16.0).contains(&planned), "{planned}");
+}
+
+#[test]
+fn a_bad_reread_schedule_exits_2_naming_it_and_check_config_shows_the_schedule() {
+    let env = [
+        ("AZURE_TENANT_ID", "tenant-1"),
+        ("AZURE_CLIENT_ID", "client-1"),
+        ("AZURE_CLIENT_SECRET", "x"),
+    ];
+    let out = crate::support::run_with_env(
+        &["check-config", "--powerbi.reread-ages", "10m,1h,30m"],
+        &env,
+    );
+    crate::support::assert_exit_2_naming(
+        &out,
+        &["flag --powerbi.reread-ages \"10m,1h,30m\": the ages must be ascending"],
+    );
+    let out = crate::support::run_with_env(
+        &[
+            "check-config",
+            "--powerbi.lookback",
+            "4h",
+            "--powerbi.reread-ages",
+            "1h,5h",
+        ],
+        &env,
+    );
+    crate::support::assert_exit_2_naming(
+        &out,
+        &["--powerbi.reread-ages \"1h,5h\": the last age must be within the lookback (4h)"],
+    );
+    let out = crate::support::run_with_env(&["check-config"], &env);
+    let text = crate::support::stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l == "powerbi.reread_ages: 10m,1h,3h,8h,1d"),
+        "{text}"
+    );
+}

@@ -151,7 +151,7 @@ fn a_28_day_lookback_never_asks_for_an_hour_the_api_no_longer_serves() {
         .collect();
     assert!(refused.is_empty(), "{refused:#?}");
     let s = e.scrape();
-    assert_eq!(s.get(r#"powerbi_api_requests_total{code="400"}"#), None);
+    assert_eq!(api_requests_with_code(&s, "400"), 0.0);
 }
 
 /// One raw event of an archive, with what the test needs to know about it.

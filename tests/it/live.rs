@@ -17,8 +17,10 @@ use crate::support::*;
 
 const HOUR: i64 = 3_600_000;
 
-/// A log of `n` events that happened over the last 3 hours and become visible over the next
-/// `spread_ms` (a third of them at once).
+/// A log of `n` events: a third happened over the last 3 hours and are visible at once, the
+/// others happened in the last `spread_ms` and become visible over the next `spread_ms` (late
+/// by at most twice that: the current hour, or an hour that just ended and is re-read at
+/// `--powerbi.reread-ages 5s,30s,2m`).
 pub fn late_log(n: usize, spread_ms: u64) -> Timeline {
     let now = UnixMillis::now();
     let tenant = Tenant::new(TenantSpec {
@@ -29,11 +31,15 @@ pub fn late_log(n: usize, spread_ms: u64) -> Timeline {
     let mut timeline = Timeline::new(tenant.clone(), 9, 0.0, Lag::default(), now);
     let mut rng = Rng::new(99);
     for i in 0..n {
-        let time = UnixMillis(now.0 - 3 * HOUR + rng.below(3 * HOUR as u64 - 60_000) as i64);
-        let visible = if i % 3 == 0 {
-            now
+        let (time, visible) = if i % 3 == 0 {
+            let time = now.0 - 3 * HOUR + rng.below(3 * HOUR as u64 - 60_000) as i64;
+            (UnixMillis(time), now)
         } else {
-            UnixMillis(now.0 + rng.below(spread_ms) as i64)
+            let time = now.0 - 1 - rng.below(spread_ms) as i64;
+            (
+                UnixMillis(time),
+                UnixMillis(now.0 + rng.below(spread_ms) as i64),
+            )
         };
         let mut json = Vec::new();
         tenant.write_event(&mut rng, time, &mut json);
@@ -96,6 +102,9 @@ pub fn live_args(api: &SimulatedApi, max_per_hour: &str) -> Vec<String> {
             max_per_hour,
             "--powerbi.retry-delay",
             "20ms",
+            // Events appear within seconds here: re-read an ended hour soon after its end.
+            "--powerbi.reread-ages",
+            "5s,30s,2m",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -171,10 +180,7 @@ fn every_event_is_counted_once_across_late_arrivals_and_faults() {
         log.iter().filter(|r| r.status == code).count() as f64
     };
     for code in [429, 503] {
-        let seen = s
-            .get(&format!(r#"powerbi_api_requests_total{{code="{code}"}}"#))
-            .copied()
-            .unwrap_or(0.0);
+        let seen = api_requests_with_code(&s, &code.to_string());
         assert!(
             served(&after, code) >= 1.0,
             "the simulator never answered {code}: the fault was not exercised"
@@ -187,7 +193,7 @@ fn every_event_is_counted_once_across_late_arrivals_and_faults() {
     }
     assert_eq!(
         s["powerbi_api_throttled_total"],
-        s[r#"powerbi_api_requests_total{code="429"}"#]
+        api_requests_with_code(&s, "429")
     );
 
     // No rolling hour held more requests than the budget (the simulator logged each one).

@@ -444,3 +444,13 @@ pub fn wait_for_scrapes(server: &Prometheus) {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// `powerbi_api_requests_total` answered with `code`, whatever their purpose.
+pub fn api_requests_with_code(samples: &BTreeMap<String, f64>, code: &str) -> f64 {
+    let prefix = format!(r#"{{code="{code}","#);
+    family(samples, "powerbi_api_requests_total")
+        .iter()
+        .filter(|(labels, _)| labels.starts_with(&prefix))
+        .map(|(_, v)| v)
+        .sum()
+}

@@ -661,4 +661,39 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn reread_ages_from_the_file_or_the_flag_are_checked_against_the_lookback() {
+        let problems_of = |yaml: &str, flag: Option<&str>| {
+            let flags = LiveFlags {
+                powerbi_reread_ages: flag.map(String::from),
+                ..LiveFlags::default()
+            };
+            let mut problems = Problems::default();
+            let ages = reread_ages(
+                layered(yaml, &flags).powerbi.reread_ages,
+                HOUR * 6,
+                &mut problems,
+            );
+            (ages.to_string(), problems.0)
+        };
+        let yaml = "powerbi: {reread_ages: \"5s,30s,2m\"}\n";
+        assert_eq!(problems_of(yaml, None), ("5s,30s,2m".into(), vec![]));
+        assert_eq!(problems_of(yaml, Some("10m,6h")).0, "10m,6h");
+        assert_eq!(
+            problems_of("", None).0,
+            DEFAULT_REREAD_AGES.replace("24h", "1d")
+        );
+        let (ages, problems) = problems_of(yaml, Some("10m,7h"));
+        assert_eq!(ages, RereadAges::default().to_string());
+        assert_eq!(
+            problems,
+            ["flag --powerbi.reread-ages \"10m,7h\": the last age must be within the lookback (6h): an hour is not read once it left it"]
+        );
+        let (_, problems) = problems_of("powerbi: {reread_ages: \"1h,10m\"}\n", None);
+        assert_eq!(
+            problems,
+            ["config key `powerbi.reread_ages` \"1h,10m\": the ages must be ascending, got \"1h,10m\""]
+        );
+    }
 }

@@ -479,7 +479,7 @@ pub fn plan(
     reads
 }
 
-/// Requests the schedule plans for the hour after `now`, a poll every `config.poll_interval`
+/// Requests the schedule plans for the hour after a poll at `now`, a poll every `config.poll_interval`
 /// with `allowance` reads besides the current hour each: one per read (a busy hour takes a
 /// page more per 5,000–10,000 events), as if no re-read found new events.
 pub fn planned_next_hour(
@@ -491,8 +491,8 @@ pub fn planned_next_hour(
     let interval = (config.poll_interval.as_millis() as i64).max(1);
     let mut ledger = ledger.clone();
     let mut planned = 0;
-    let mut t = now;
-    while t.0 < now.0 + HOUR_MS {
+    let mut t = UnixMillis(now.0 + interval);
+    while t.0 <= now.0 + HOUR_MS {
         for read in plan(config, &ledger, t, allowance) {
             ledger.record(read.hour, t);
             planned += 1;
@@ -689,9 +689,9 @@ mod tests {
         let config = config("10m,1h", 24);
         let mut ledger = SweepLedger::starting_at(UtcHour(100));
         ledger.record_read(UtcHour(100), at(100, 25), 1, &config.reread_ages);
-        // Polls 100:30 … 101:25: 12 of the current hour, and hour 100 at 101:10.
+        // Polls 100:35 … 101:30: 12 of the current hour, and hour 100 at 101:10.
         assert_eq!(planned_next_hour(&config, &ledger, at(100, 30), 9), 13);
-        // A backlog of 20 hours at 2 reads a poll beside the current hour, by 101:15; then
+        // A backlog of 20 hours at 2 reads a poll beside the current hour, by 101:20; then
         // hour 100's 10m age (due 101:10, after the backlog's older due times): 12 + 20 + 1.
         let ledger = SweepLedger::starting_at(UtcHour(80));
         assert_eq!(
