@@ -92,9 +92,11 @@ fn the_inventory_names_every_report_and_counts_the_unused_ones() {
     let rt = runtime();
     let (api, inventory) = serve_views(&rt, ApiConfig::default());
     let e = start(&api, &[]);
+    // The views are an hour old: in the initial lookback, read once it is loaded.
     let s = wait_for(&e, "inventory read", |s| {
         s.contains_key("powerbi_inventory_last_success_timestamp_seconds")
             && s.get("powerbi_up") == Some(&1.0)
+            && s.get("powerbi_initial_lookback_hours_remaining") == Some(&0.0)
     });
 
     let mut expected = BTreeMap::new();
