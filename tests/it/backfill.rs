@@ -856,6 +856,19 @@ fn an_exporter_on_a_since_backfills_state_continues_the_live_tenant_without_a_se
     exporter_args.extend(tenant_flags(&api));
     exporter_args
         .extend(["--powerbi.poll-interval", "1s", "--powerbi.lookback", "4h"].map(String::from));
+    // An ended hour is re-read at ages after its end: one age per hour of the late events, so
+    // that each is re-read 20 s from now (the current hour is read every poll anyway).
+    let re_read_at = UnixMillis::now().0 + 20_000;
+    let ages: std::collections::BTreeSet<i64> = later
+        .iter()
+        .map(|e| (e.created_ms.div_euclid(HOUR) + 1) * HOUR)
+        .filter(|end| *end < re_read_at)
+        .map(|end| (re_read_at - end) / 1000)
+        .collect();
+    let ages: Vec<String> = ages.iter().map(|s| format!("{s}s")).collect();
+    if !ages.is_empty() {
+        exporter_args.extend(["--powerbi.reread-ages".to_string(), ages.join(",")]);
+    }
     let exporter = Exporter::start_with_secret(&exporter_args);
     // Ready once a complete poll has counted as many events as there are (the late ones come
     // with a re-read of their hour); a double count passes this too, for Prometheus to judge.
