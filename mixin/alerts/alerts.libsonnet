@@ -123,8 +123,8 @@ local rules(config) = {
       'for': '30m',
       labels: { severity: 'warning' },
       annotations: {
-        summary: 'Older hours are not re-read often enough to catch late events.',
-        description: 'The stalest re-read hour of {{ $labels.instance }} is over 6 hours old; the request budget is too small for the lookback.',
+        summary: 'Re-reads of older hours are running late: late events are found late.',
+        description: 'A re-read of an hour of {{ $labels.instance }} has waited over 6 hours past its age; the request budget is too small for the backlog.',
       },
     },
     {

@@ -84,7 +84,7 @@ pub struct SourceStatus {
     pub poll_duration_seconds: f64,
     pub api: powerbi::client::ApiStats,
     pub budget_remaining: usize,
-    /// Age of the stalest re-swept hour of the lookback.
+    /// How long the most overdue re-read of the lookback has waited past its age.
     pub sweep_age_seconds: Option<f64>,
     /// Hours of the initial lookback (first start) not read yet.
     #[serde(default)]

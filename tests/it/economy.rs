@@ -403,3 +403,74 @@ fn a_bad_reread_schedule_exits_2_naming_it_and_check_config_shows_the_schedule()
         "{text}"
     );
 }
+
+/// The last status of a source that ends by itself (`top`, `backfill`).
+async fn final_status(source: PowerBiSource) -> SourceStatus {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(Box::new(source).run(tx));
+    let mut last = None;
+    while let Some(message) = rx.recv().await {
+        if let SourceMessage::Status(status) = message {
+            last = Some(*status);
+        }
+    }
+    task.await.unwrap().unwrap();
+    last.expect("a status")
+}
+
+#[test]
+fn reads_of_history_count_their_requests_as_top_and_backfill() {
+    use powerbi_exporter::source::powerbi::progress::ProgressMode;
+    use powerbi_exporter::source::powerbi::window::{Purpose, UtcHour};
+    let rt = runtime();
+    let sim = ApiConfig::default();
+    let history = crate::support::visible_history(TenantSpec::default(), 4, 50, 3);
+    let api = rt
+        .block_on(SimulatedApi::start(sim.clone(), history, 0))
+        .unwrap();
+    let config = live_config(&api, &sim, SharedClock::system(), PlanConfig::default());
+    let activity_requests = |api: &SimulatedApi| {
+        api.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("activityevents"))
+            .count() as u64
+    };
+    let by_purpose = |status: &SourceStatus| -> BTreeMap<(Purpose, String), u64> {
+        status
+            .api
+            .requests
+            .iter()
+            .map(|(k, n)| ((k.purpose, k.code.clone()), *n))
+            .collect()
+    };
+    let top = PowerBiSource::history(
+        config.clone(),
+        Duration::from_secs(3 * 3600),
+        ProgressMode::Off,
+    )
+    .unwrap();
+    let status = rt.block_on(final_status(top));
+    let sent = activity_requests(&api);
+    assert_eq!(
+        sent, 4,
+        "the 3 hours before the current one, and the current one"
+    );
+    assert_eq!(
+        by_purpose(&status),
+        [((Purpose::Top, "200".into()), sent)].into()
+    );
+    let now = UtcHour::containing(UnixMillis::now());
+    let backfill = PowerBiSource::hours(
+        config,
+        (UtcHour(now.0 - 2), UtcHour(now.0 - 1)),
+        None,
+        ProgressMode::Off,
+    )
+    .unwrap();
+    let status = rt.block_on(final_status(backfill));
+    assert_eq!(activity_requests(&api), sent + 2);
+    assert_eq!(
+        by_purpose(&status),
+        [((Purpose::Backfill, "200".into()), 2)].into()
+    );
+}

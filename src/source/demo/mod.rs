@@ -1,6 +1,6 @@
 //! The demo source: the simulated tenant served over loopback HTTP, read by the real live
 //! source — token request, hour windows, paging, continuation URIs, retries, the budget, late
-//! events and re-sweeps all run exactly as against a real tenant.
+//! events and re-reads all run exactly as against a real tenant.
 //!
 //! The simulated API starts with `backfill` hours of history, keeps generating events at the
 //! tenant's rhythm, shows them a few minutes late (some up to two hours), and now and then

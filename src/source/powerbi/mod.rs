@@ -1,7 +1,7 @@
 //! The live source: polls the Power BI admin Activity Events API forever.
 //!
-//! [`window`] plans which UTC hours to read (recent hours every poll, older hours of the
-//! lookback re-swept for late events), [`budget`] keeps requests under the hourly limit,
+//! [`window`] plans which UTC hours to read (the current hour every poll, an ended hour again
+//! at each of its re-read ages, for late events), [`budget`] keeps requests under the hourly limit,
 //! [`crate::azure::auth`] gets Entra ID tokens, [`client`] reads an hour page by page. Each
 //! page goes down the channel as a document; after each poll the source's status goes down
 //! the channel too.
