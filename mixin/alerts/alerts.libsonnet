@@ -123,7 +123,7 @@ local rules(config) = {
       'for': '30m',
       labels: { severity: 'warning' },
       annotations: {
-        summary: 'Re-reads of older hours are running late: late events are found late.',
+        summary: 'Re-reads of older hours are running late, so late events are found late.',
         description: 'A re-read of an hour of {{ $labels.instance }} has waited over 6 hours past its age; the request budget is too small for the backlog.',
       },
     },
