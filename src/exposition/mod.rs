@@ -1,5 +1,6 @@
 //! Exposition stage: the exporter's collectors composed into one snapshot ([`scrape`]) →
-//! Prometheus text, served over HTTP ([`http`], with the status
+//! Prometheus text 0.0.4 ([`text`]) or OpenMetrics ([`openmetrics`]), each family rendered once
+//! while it does not change ([`rendered`]), served over HTTP ([`http`], with the status
 //! page [`status`] and the web configuration [`webconfig`]) or printed (`--once`), and pushed
 //! over OTLP ([`otlp`]).
 //!
@@ -15,6 +16,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod openmetrics;
 pub mod otlp;
+pub mod rendered;
 pub mod scrape;
 pub mod settings;
 pub mod status;
