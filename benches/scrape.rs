@@ -27,12 +27,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use flate2::read::MultiGzDecoder;
-use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits};
+use flate2::read::GzDecoder;
+use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits, Reference};
 use powerbi_exporter::catalogue;
 use powerbi_exporter::decode::{decode_slice, UnixMillis};
 use powerbi_exporter::exposition::http::{self, Exposition};
-use powerbi_exporter::exposition::rendered::gzip_member;
+use powerbi_exporter::exposition::rendered::{Encoding, Format, RenderCache};
 use powerbi_exporter::exposition::scrape::{self, Counted, Served, SharedCollector};
 use powerbi_exporter::exposition::status::StatusData;
 use powerbi_exporter::exposition::text;
@@ -40,6 +40,7 @@ use powerbi_exporter::exposition::webconfig::WebSettings;
 use powerbi_exporter::pipeline;
 use powerbi_exporter::source::{self, Document, SourceMessage, Timing};
 use powerbi_exporter::state::live::LiveAggregator;
+use powerbi_exporter::state::{self, Checkpointer, Published, SourceState, StateFile};
 use tokio::sync::mpsc;
 
 /// What Prometheus 2.x sends.
@@ -109,13 +110,48 @@ fn aggregate(tenant: &Tenant) -> Aggregator {
     agg
 }
 
-/// What `/metrics` serves without `--state.dir`: the aggregator as of each scrape.
-fn served(aggregator: Arc<Mutex<Aggregator>>, timing: Timing) -> SharedCollector {
-    let live: SharedCollector = Arc::new(LiveAggregator { aggregator, timing });
+/// Where `/metrics` reads the counted families.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Route {
+    /// `--state.dir`, as every deployment under deploy/ runs: the snapshot the last
+    /// checkpoint published.
+    Saved,
+    /// No state directory: the aggregator, read at each scrape.
+    Now,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Saved => "--state.dir",
+            Route::Now => "no --state.dir",
+        }
+    }
+}
+
+/// What `/metrics` serves by `route`; for [`Route::Saved`], `published` is what the
+/// checkpoints publish.
+fn served(
+    route: Route,
+    aggregator: Arc<Mutex<Aggregator>>,
+    published: Published,
+    timing: Timing,
+) -> SharedCollector {
+    let counted = match route {
+        Route::Saved => Counted::LastSaved(published),
+        Route::Now => Counted::Now(vec![Arc::new(LiveAggregator { aggregator, timing })]),
+    };
     Arc::new(Served {
-        counted: Counted::Now(vec![live]),
+        counted,
         live: Vec::new(),
     })
+}
+
+/// Publishes the aggregator's snapshot as a checkpoint does.
+fn publish(aggregator: &Mutex<Aggregator>, published: &Published) {
+    let agg = aggregator.lock().unwrap();
+    let snapshot = state::snapshot(&agg, &SourceState::default(), Reference::NewestEvent);
+    *published.lock().unwrap() = Some(snapshot);
 }
 
 /// The exporter's HTTP server on 127.0.0.1, on a runtime of its own.
@@ -172,7 +208,7 @@ fn plain(body: &[u8], gzip: bool) -> String {
         return String::from_utf8(body.to_vec()).unwrap();
     }
     let mut out = String::new();
-    MultiGzDecoder::new(body).read_to_string(&mut out).unwrap();
+    GzDecoder::new(body).read_to_string(&mut out).unwrap();
     out
 }
 
@@ -196,12 +232,19 @@ fn former_encoder(collector: &SharedCollector, gzip: bool, rounds: usize) -> Dur
             let started = Instant::now();
             let snapshot = scrape::compose(&[&**collector]);
             let body = text::encode(&text::to_families(&snapshot));
-            let sent = if gzip { gzip_member(&body) } else { body };
+            let sent = if gzip { former_gzip(&body) } else { body };
             std::hint::black_box(sent);
             started.elapsed()
         })
         .collect();
     percentile(&times, 50.0)
+}
+
+/// gzip as the former encoder did it: one stream, the fastest level.
+fn former_gzip(plain: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(plain).unwrap();
+    gz.finish().unwrap()
 }
 
 /// The snapshot's composition alone (the aggregator's part of a scrape). Median of `rounds`.
@@ -249,44 +292,82 @@ fn measure(addr: SocketAddr, gzip: bool, rounds: usize) -> Scraped {
     }
 }
 
-/// A tenant served and scraped; prints the figures and returns the p50.
+/// The first rendering of a snapshot by this encoder (nothing cached), in-process: what a
+/// scrape costs when every family changed. Median of `rounds`.
+fn fresh_rendering(collector: &SharedCollector, gzip: bool, rounds: usize) -> Duration {
+    let encoding = if gzip {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    };
+    let snapshot = scrape::compose(&[&**collector]);
+    let times: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            let cache = RenderCache::default();
+            std::hint::black_box(cache.body(&snapshot, Format::OpenMetrics, encoding, Vec::new()));
+            started.elapsed()
+        })
+        .collect();
+    percentile(&times, 50.0)
+}
+
+/// A tenant served by `route` and scraped; prints the figures.
 fn scenario(
     name: &str,
     tenant: &Tenant,
-    gzip: bool,
+    route: Route,
     rounds: usize,
     runtime: &tokio::runtime::Runtime,
 ) -> (Scraped, f64) {
+    let gzip = true;
     let aggregator = Arc::new(Mutex::new(aggregate(tenant)));
-    let collector = served(aggregator, Timing::Historical);
+    let published = Published::default();
+    if route == Route::Saved {
+        publish(&aggregator, &published);
+    }
+    let collector = served(route, aggregator, published, Timing::Historical);
     let addr = start_server(collector.clone(), runtime);
     let rss_before = rss_mib();
     let scraped = measure(addr, gzip, rounds);
     let rss_after = rss_mib();
     let former = former_encoder(&collector, gzip, 3.min(rounds));
+    let fresh = fresh_rendering(&collector, gzip, 3.min(rounds));
     let composed = composition(&collector, 3.min(rounds));
     println!(
-        "{name}: {} samples, {:.1} MB sent{}; scrape p50 {:.1} ms, p99 {:.1} ms over HTTP \
-         (former encoder {:.1} ms in-process: {:.1}x; the snapshot's composition alone {:.1} ms); \
-         RSS {rss_before:.0} MiB before the scrapes, {rss_after:.0} MiB after {} scrapes",
+        "{name}, {}: {} samples, {:.1} MB sent with gzip; scrape p50 {:.1} ms, p99 {:.1} ms \
+         over HTTP; in-process on the same snapshot: the former encoder {:.1} ms ({:.1}x the \
+         p50), this encoder with nothing cached {:.1} ms, the composition alone {:.1} ms; RSS \
+         {rss_before:.0} MiB before the scrapes, {rss_after:.0} MiB after {}",
+        route.name(),
         scraped.samples,
         scraped.sent_bytes as f64 / 1e6,
-        if gzip { " with gzip" } else { "" },
         ms(scraped.p50),
         ms(scraped.p99),
         ms(former),
         former.as_secs_f64() / scraped.p50.as_secs_f64(),
+        ms(fresh),
         ms(composed),
         rounds + 1,
     );
     (scraped, rss_after)
 }
 
-/// A burst of `events` applied through the live pipeline's consumer while one client scrapes
-/// back to back: the scrapes' p50 and p99 and how many there were.
-fn burst(base: &Tenant, events: u64, runtime: &tokio::runtime::Runtime) -> Scraped {
+/// A burst of `events` applied through the live pipeline's consumer (saving checkpoints into a
+/// temporary state directory for [`Route::Saved`]) while one client scrapes back to back: the
+/// scrapes' p50 and p99 and how many there were.
+fn burst(base: &Tenant, events: u64, route: Route, runtime: &tokio::runtime::Runtime) -> Scraped {
     let aggregator = Arc::new(Mutex::new(aggregate(base)));
-    let addr = start_server(served(aggregator.clone(), Timing::Live), runtime);
+    let published = Published::default();
+    let dir = tempfile::tempdir().unwrap();
+    let checkpointer = (route == Route::Saved).then(|| {
+        let file = StateFile::open(dir.path()).expect("a state directory");
+        let mut c = Checkpointer::new(file, published.clone(), Timing::Live);
+        c.checkpoint(&aggregator);
+        c
+    });
+    let collector = served(route, aggregator.clone(), published, Timing::Live);
+    let addr = start_server(collector, runtime);
     let pages = Tenant {
         reports: base.reports,
         events,
@@ -299,7 +380,7 @@ fn burst(base: &Tenant, events: u64, runtime: &tokio::runtime::Runtime) -> Scrap
         aggregator,
         Arc::default(),
         Arc::new(AtomicBool::new(false)),
-        None,
+        checkpointer,
         Arc::new(AtomicBool::new(false)),
     );
     let done = Arc::new(AtomicBool::new(false));
@@ -333,8 +414,9 @@ fn burst(base: &Tenant, events: u64, runtime: &tokio::runtime::Runtime) -> Scrap
         sent_bytes: 0,
     };
     println!(
-        "burst: {events} events applied in {:.2} s on top of {} events; {} scrapes meanwhile, \
-         p50 {:.1} ms, p99 {:.1} ms",
+        "burst, {}: {events} events applied in {:.2} s on top of {} events; {} scrapes \
+         meanwhile, p50 {:.1} ms, p99 {:.1} ms",
+        route.name(),
         applied.as_secs_f64(),
         base.events,
         scraped.samples,
@@ -385,21 +467,28 @@ fn main() {
         )
     };
     let mut failed = Vec::new();
-    // The tenant first, so the process holds it alone when its RSS is read.
-    let (tenant, rss) = scenario("the issue's tenant", &large, true, rounds - 1, &runtime);
-    if ms(tenant.p50) > 150.0 {
-        failed.push(format!("tenant p50 {:.1} ms > 150 ms", ms(tenant.p50)));
+    // The tenant first, so the process holds it alone when its RSS is read; the thresholds
+    // apply to the route every deployment runs (--state.dir).
+    for route in [Route::Saved, Route::Now] {
+        let (tenant, rss) = scenario("the issue's tenant", &large, route, rounds - 1, &runtime);
+        if route == Route::Saved && ms(tenant.p50) > 150.0 {
+            failed.push(format!("tenant p50 {:.1} ms > 150 ms", ms(tenant.p50)));
+        }
+        if route == Route::Saved && rss > 200.0 {
+            failed.push(format!("RSS {rss:.0} MiB > 200 MiB after 20 scrapes"));
+        }
     }
-    if rss > 200.0 {
-        failed.push(format!("RSS {rss:.0} MiB > 200 MiB after 20 scrapes"));
+    for route in [Route::Saved, Route::Now] {
+        let (series, _) = scenario("100k series", &small, route, rounds + 10, &runtime);
+        if route == Route::Saved && ms(series.p50) > 50.0 {
+            failed.push(format!("100k series p50 {:.1} ms > 50 ms", ms(series.p50)));
+        }
     }
-    let (series, _) = scenario("100k series", &small, true, rounds + 10, &runtime);
-    if ms(series.p50) > 50.0 {
-        failed.push(format!("100k series p50 {:.1} ms > 50 ms", ms(series.p50)));
-    }
-    let during = burst(&small, burst_events, &runtime);
-    if ms(during.p99) >= 100.0 {
-        failed.push(format!("burst p99 {:.1} ms ≥ 100 ms", ms(during.p99)));
+    for route in [Route::Saved, Route::Now] {
+        let during = burst(&small, burst_events, route, &runtime);
+        if route == Route::Saved && ms(during.p99) >= 100.0 {
+            failed.push(format!("burst p99 {:.1} ms ≥ 100 ms", ms(during.p99)));
+        }
     }
     if benching && !failed.is_empty() {
         eprintln!("thresholds missed: {}", failed.join("; "));

@@ -7,19 +7,18 @@
 //! - a family's chunk is reused only for the same samples: the same shared samples (same
 //!   address, still alive) or samples with the same 128-bit digest of names, labels and value
 //!   bits; so a body is always byte-identical to rendering the snapshot afresh;
-//! - with gzip, each chunk is a gzip member of its own and the body is their concatenation,
-//!   which gzip allows (RFC 1952 §2.2) and readers decode as one stream (Go's `gzip.Reader`,
-//!   which Prometheus uses, does by default; curl and flate2's `MultiGzDecoder` too);
+//! - with gzip, each chunk is raw DEFLATE of its own ending in a sync flush (byte-aligned, not
+//!   final), with its CRC-32 and length; a body is one gzip member (RFC 1952): a header, the
+//!   chunks, a final empty block, and the CRC-32 combined from the chunks' — as pigz joins
+//!   blocks compressed apart, so every gzip reader reads it, not only multi-member ones;
 //! - scrapes take the cache one at a time, so concurrent scrapes of the same snapshot share
 //!   one rendering; a family gone from the snapshot leaves the cache at the next scrape.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use flate2::{Compress, Compression, FlushCompress};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{openmetrics, text};
@@ -107,26 +106,85 @@ pub enum Encoding {
     Gzip,
 }
 
+/// Bytes of a body in an encoding: as they are, or DEFLATE to be joined into one gzip member.
+#[derive(Clone)]
+struct Encoded {
+    bytes: Bytes,
+    /// CRC-32 and length of the plain bytes, for the gzip trailer.
+    crc: crc32fast::Hasher,
+    plain_len: u64,
+}
+
 impl Encoding {
-    /// The bytes of `plain` in this encoding: the same, or one gzip member.
-    fn encode(self, plain: Vec<u8>) -> Bytes {
+    /// `plain` in this encoding: the same bytes, or DEFLATE ending in a sync flush.
+    fn encode(self, plain: Vec<u8>) -> Encoded {
+        let mut crc = crc32fast::Hasher::new();
+        let plain_len = plain.len() as u64;
         match self {
-            Encoding::Identity => Bytes::from(plain),
-            Encoding::Gzip => Bytes::from(gzip_member(&plain)),
+            Encoding::Identity => Encoded {
+                bytes: Bytes::from(plain),
+                crc,
+                plain_len,
+            },
+            Encoding::Gzip => {
+                crc.update(&plain);
+                Encoded {
+                    bytes: Bytes::from(deflate_flushed(&plain)),
+                    crc,
+                    plain_len,
+                }
+            }
+        }
+    }
+
+    /// The body: `encoded` as they are, or wrapped into one gzip member.
+    fn join(self, encoded: Vec<Encoded>) -> Parts {
+        match self {
+            Encoding::Identity => encoded.into_iter().map(|e| e.bytes).collect(),
+            Encoding::Gzip => gzip_member_of(encoded),
         }
     }
 }
 
-/// One complete gzip member of `plain`, at the fastest level: a scrape's time matters more
-/// than a few more bytes on the wire.
-pub fn gzip_member(plain: &[u8]) -> Vec<u8> {
-    let mut gz = GzEncoder::new(
-        Vec::with_capacity(plain.len() / 4 + 64),
-        Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = gz.write_all(plain);
-    gz.finish().unwrap_or_default()
+/// The gzip header of RFC 1952 §2.3: deflate, no flags, no time, fastest level, unknown OS.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff];
+/// A final empty block with fixed codes (BFINAL=1, BTYPE=01, end of block), ending the stream.
+const DEFLATE_END: [u8; 2] = [0x03, 0x00];
+
+fn gzip_member_of(encoded: Vec<Encoded>) -> Parts {
+    let mut crc = crc32fast::Hasher::new();
+    let mut plain_len = 0u64;
+    let mut parts = Parts::with_capacity(encoded.len() + 2);
+    parts.push(Bytes::from_static(&GZIP_HEADER));
+    for e in encoded {
+        crc.combine(&e.crc);
+        plain_len += e.plain_len;
+        parts.push(e.bytes);
+    }
+    let mut trailer = DEFLATE_END.to_vec();
+    trailer.extend_from_slice(&crc.finalize().to_le_bytes());
+    // ISIZE: the plain length modulo 2^32.
+    trailer.extend_from_slice(&(plain_len as u32).to_le_bytes());
+    parts.push(Bytes::from(trailer));
+    parts
+}
+
+/// Raw DEFLATE of `plain` at the fastest level, ending in a sync flush: byte-aligned and not
+/// final, so chunks compressed apart can follow each other in one stream.
+fn deflate_flushed(plain: &[u8]) -> Vec<u8> {
+    let mut deflate = Compress::new(Compression::fast(), false);
+    let mut out = Vec::with_capacity(plain.len() / 3 + 64);
+    loop {
+        let consumed = deflate.total_in() as usize;
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(4096));
+        }
+        // Compressing into a Vec's spare room cannot fail on valid input.
+        let _ = deflate.compress_vec(&plain[consumed..], &mut out, FlushCompress::Sync);
+        if deflate.total_in() as usize == plain.len() && out.len() < out.capacity() {
+            return out;
+        }
+    }
 }
 
 /// A body in parts, to be sent one after the other without being copied into one buffer.
@@ -138,7 +196,7 @@ struct Chunk {
     /// samples (they never change, and a `Weak` keeps the address from being reused).
     samples: Weak<Vec<Sample>>,
     digest: u128,
-    bytes: Bytes,
+    encoded: Encoded,
 }
 
 /// The rendered families of the last scrapes, by family, format and encoding.
@@ -158,20 +216,21 @@ impl RenderCache {
         tail: Vec<u8>,
     ) -> Parts {
         let mut chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut parts = Parts::with_capacity(snapshot.families.len() + 1);
+        let mut encoded = Vec::with_capacity(snapshot.families.len() + 1);
         let mut seen = Vec::with_capacity(snapshot.families.len());
         for family in snapshot.families.iter().filter(|f| !f.samples.is_empty()) {
             let key = (family.family.name, format, encoding);
             seen.push(key);
-            parts.push(chunk(&mut chunks, key, family).bytes.clone());
+            encoded.push(chunk(&mut chunks, key, family).encoded.clone());
         }
         chunks.retain(|key, _| key.1 != format || key.2 != encoding || seen.contains(key));
+        drop(chunks);
         let mut tail = tail;
         tail.extend_from_slice(format.end());
         if !tail.is_empty() {
-            parts.push(encoding.encode(tail));
+            encoded.push(encoding.encode(tail));
         }
-        parts
+        encoding.join(encoded)
     }
 }
 
@@ -194,12 +253,12 @@ fn chunk<'c>(
     let entry = chunks.entry(key).or_insert_with(|| Chunk {
         samples: Weak::new(),
         digest: !digest,
-        bytes: Bytes::new(),
+        encoded: key.2.encode(Vec::new()),
     });
     if entry.digest != digest {
         let mut plain = Vec::with_capacity(64 * family.samples.len() + 256);
         key.1.write_family(family, &mut plain);
-        entry.bytes = key.2.encode(plain);
+        entry.encoded = key.2.encode(plain);
         entry.digest = digest;
     }
     entry.samples = Arc::downgrade(&family.samples.0);
@@ -225,7 +284,7 @@ fn digest(family: &FamilySamples) -> u128 {
 mod tests {
     use super::*;
     use crate::catalogue;
-    use flate2::read::MultiGzDecoder;
+    use flate2::read::GzDecoder;
     use std::io::Read;
 
     fn snapshot(views: f64) -> Snapshot {
@@ -248,7 +307,8 @@ mod tests {
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        MultiGzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        // A single-member reader: the body is one gzip member, not several.
+        GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
         out
     }
 
@@ -316,9 +376,11 @@ mod tests {
         // The same samples (a published snapshot served again), then equal samples pushed anew.
         let again = cache.body(&s.clone(), Format::Text, Encoding::Gzip, Vec::new());
         let equal = cache.body(&snapshot(1.0), Format::Text, Encoding::Gzip, Vec::new());
+        // Part 0 is the gzip header and the last the trailer; the families lie between.
+        let families = |parts: &Parts| parts[1..parts.len() - 1].to_vec();
         for parts in [&again, &equal] {
             assert_eq!(parts.len(), first.len());
-            for (a, b) in first.iter().zip(parts.iter()) {
+            for (a, b) in families(&first).iter().zip(families(parts).iter()) {
                 assert_eq!(
                     a.as_ptr(),
                     b.as_ptr(),
@@ -337,6 +399,8 @@ mod tests {
             at("powerbi_events_processed_total"),
             at("powerbi_activity_events_total"),
         );
+        // Part 0 is the gzip header.
+        let (processed, activity) = (processed + 1, activity + 1);
         assert_eq!(
             changed[processed].as_ptr(),
             first[processed].as_ptr(),
