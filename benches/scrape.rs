@@ -415,13 +415,14 @@ fn burst(base: &Tenant, events: u64, route: Route, runtime: &tokio::runtime::Run
     };
     println!(
         "burst, {}: {events} events applied in {:.2} s on top of {} events; {} scrapes \
-         meanwhile, p50 {:.1} ms, p99 {:.1} ms",
+         meanwhile, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         route.name(),
         applied.as_secs_f64(),
         base.events,
         scraped.samples,
         ms(scraped.p50),
         ms(scraped.p99),
+        ms(percentile(&times, 100.0)),
     );
     scraped
 }
