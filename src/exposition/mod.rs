@@ -5,7 +5,8 @@
 //! over OTLP ([`otlp`]).
 //!
 //! Invariants:
-//! - a scrape renders fresh from a snapshot and never waits on the source or a checkpoint;
+//! - a scrape renders from a snapshot and never waits on the source or a checkpoint; a family
+//!   whose samples did not change since the last scrape is not rendered again;
 //! - families appear in catalogue order, each sample with its family's labels in order, so
 //!   two renders of the same snapshot are byte-identical;
 //! - the OTLP push carries the same families and values as `/metrics`;
