@@ -336,4 +336,61 @@ mod tests {
             ["1700000000", "1700000000.007", "-1.500"]
         );
     }
+
+    #[test]
+    fn a_scrapes_families_are_spelled_byte_for_byte_as_the_specification_asks() {
+        use crate::catalogue::Snapshot;
+        use prometheus::proto::{Counter, Gauge, Metric, MetricFamily, MetricType};
+        let mut snapshot = Snapshot::default();
+        snapshot.push(
+            &catalogue::REPORT_INFO,
+            [(vec!["r".into(), "Sales \"Q1\"".into(), "w".into()], 1.0)],
+        );
+        snapshot.push(&catalogue::EVENTS_PROCESSED, [(vec![], 7.0)]);
+        snapshot.push(&catalogue::EVENTS_WATERMARK, [(vec![], f64::INFINITY)]);
+        let mut out = Vec::new();
+        for f in &snapshot.families {
+            write_family(f, &mut out);
+        }
+        // The `prometheus` crate's process families: a counter and a gauge in bytes.
+        let mut cpu = MetricFamily::default();
+        cpu.set_name("process_cpu_seconds_total".into());
+        cpu.set_help("CPU time.".into());
+        cpu.set_field_type(MetricType::COUNTER);
+        let mut c = Counter::default();
+        c.set_value(1.5);
+        let mut m = Metric::default();
+        m.set_counter(c);
+        cpu.set_metric(vec![m]);
+        let mut rss = MetricFamily::default();
+        rss.set_name("process_resident_memory_bytes".into());
+        rss.set_help("RSS.".into());
+        rss.set_field_type(MetricType::GAUGE);
+        let mut g = Gauge::default();
+        g.set_value(4096.0);
+        let mut m = Metric::default();
+        m.set_gauge(g);
+        rss.set_metric(vec![m]);
+        write_proto_families(&[cpu, rss], &mut out);
+        let help = |f: &Family| f.help.replace('"', "\\\"");
+        let want = format!(
+            "# TYPE powerbi_report info\n# HELP powerbi_report {}\n\
+             powerbi_report_info{{report_id=\"r\",report_name=\"Sales \\\"Q1\\\"\",workspace_id=\"w\"}} 1\n\
+             # TYPE powerbi_events_processed counter\n# HELP powerbi_events_processed {}\n\
+             powerbi_events_processed_total 7\n\
+             # TYPE powerbi_events_watermark_timestamp_seconds gauge\n\
+             # UNIT powerbi_events_watermark_timestamp_seconds seconds\n\
+             # HELP powerbi_events_watermark_timestamp_seconds {}\n\
+             powerbi_events_watermark_timestamp_seconds +Inf\n\
+             # TYPE process_cpu_seconds counter\n# UNIT process_cpu_seconds seconds\n\
+             # HELP process_cpu_seconds CPU time.\nprocess_cpu_seconds_total 1.5\n\
+             # TYPE process_resident_memory_bytes gauge\n\
+             # UNIT process_resident_memory_bytes bytes\n\
+             # HELP process_resident_memory_bytes RSS.\nprocess_resident_memory_bytes 4096\n",
+            help(&catalogue::REPORT_INFO),
+            help(&catalogue::EVENTS_PROCESSED),
+            help(&catalogue::EVENTS_WATERMARK),
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
 }
