@@ -3,7 +3,12 @@
 //!
 //! Invariants: a sample has exactly one value per label of its family; [`Snapshot::push`]
 //! sorts a family's samples by label values, and [`Snapshot::sort_families`] puts families in
-//! catalogue order, so two renders of the same values are byte-identical.
+//! catalogue order, so two renders of the same values are byte-identical. A family's samples
+//! never change once pushed: they are shared (`Arc`), so a snapshot kept for `/metrics` is
+//! copied into each scrape's composition without copying a label, and the exposition can tell
+//! a family it has already rendered by its samples' address.
+
+use std::sync::Arc;
 
 use super::Family;
 
@@ -14,11 +19,30 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// The samples of one family, sorted by label values.
+/// The samples of one family, sorted by label values; shared, never changed once pushed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FamilySamples {
     pub family: &'static Family,
-    pub samples: Vec<Sample>,
+    pub samples: SharedSamples,
+}
+
+/// A family's samples, shared by every copy of the snapshot (read them as a slice).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SharedSamples(pub Arc<Vec<Sample>>);
+
+impl std::ops::Deref for SharedSamples {
+    type Target = [Sample];
+    fn deref(&self) -> &[Sample] {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a SharedSamples {
+    type Item = &'a Sample;
+    type IntoIter = std::slice::Iter<'a, Sample>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// Owned copy of every family's samples at one instant.
@@ -51,7 +75,10 @@ impl Snapshot {
             family.name
         );
         samples.sort_by(|a, b| a.labels.cmp(&b.labels));
-        self.families.push(FamilySamples { family, samples });
+        self.families.push(FamilySamples {
+            family,
+            samples: SharedSamples(Arc::new(samples)),
+        });
     }
 
     /// The value of the sample of `family` with exactly these label values.

@@ -2,9 +2,11 @@
 //! and `/-/ready`, on hyper 1.
 //!
 //! Invariants:
-//! - a scrape renders fresh from a snapshot and never waits on the source: it composes the
-//!   served collector and the web server's own stats with [`super::scrape::compose`], then
-//!   adds the `process_*` families;
+//! - a scrape renders from a snapshot and never waits on the source: it composes the
+//!   served collector and the web server's own stats with [`super::scrape::compose`], renders
+//!   the families that changed since the last scrape ([`super::rendered`]) in the format the
+//!   scraper asked for (OpenMetrics 1.0.0 or text 0.0.4, from `Accept`), then adds the
+//!   `process_*` families;
 //! - `/-/healthy` answers 200 while the process runs; `/-/ready` answers 503 until the first
 //!   source document has been applied, 200 from then on (it never flips back);
 //! - on shutdown the listener closes first and in-flight requests finish;
@@ -13,7 +15,6 @@
 //! - a scrape holds one `--web.max-requests` slot until its body has been sent or dropped.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -23,8 +24,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -33,9 +32,10 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::rendered::{Encoding, Format, Parts, RenderCache};
 use super::scrape::{self, SharedCollector};
-use super::text;
 use super::webconfig::{Fingerprint, WebSettings};
+use super::{openmetrics, text};
 use crate::catalogue::{self, Collector, Snapshot};
 use crate::decode::UnixMillis;
 use crate::exposition::status::StatusData;
@@ -121,6 +121,8 @@ struct Server {
     settings: Current,
     stats: WebStats,
     slots: Option<Arc<Semaphore>>,
+    /// The families rendered by the last scrapes, reused while they do not change.
+    rendered: RenderCache,
 }
 
 impl Server {
@@ -140,6 +142,7 @@ impl Server {
                 .then(|| Arc::new(Semaphore::new(exposition.max_requests))),
             settings: Arc::new(RwLock::new(Arc::new(settings))),
             stats,
+            rendered: RenderCache::default(),
             exposition,
         }
     }
@@ -371,46 +374,72 @@ fn metrics(server: &Server, req: &Request<Incoming>) -> Response<Body> {
             }
         },
     };
-    let exposition = &server.exposition;
-    let snapshot = scrape::compose(&[&*exposition.collector, &server.stats]);
-    let mut families = text::to_families(&snapshot);
-    if let Some(p) = &server.process {
-        families.extend(prometheus::core::Collector::collect(p));
-    }
-    let body = text::encode(&families);
-    let mut builder = Response::builder().header(header::CONTENT_TYPE, text::CONTENT_TYPE);
-    let body = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
-        let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
-        match gz.write_all(&body).and_then(|()| gz.finish()) {
-            Ok(compressed) => {
-                builder = builder.header(header::CONTENT_ENCODING, "gzip");
-                compressed
-            }
-            Err(_) => body,
-        }
+    let snapshot = scrape::compose(&[&*server.exposition.collector, &server.stats]);
+    let format = Format::negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let encoding = if accepts_gzip(req.headers().get(header::ACCEPT_ENCODING)) {
+        Encoding::Gzip
     } else {
-        body
+        Encoding::Identity
     };
+    let parts = server.rendered.body(
+        &snapshot,
+        format,
+        encoding,
+        process_families(server, format),
+    );
+    let mut builder = Response::builder().header(header::CONTENT_TYPE, format.content_type());
+    if encoding == Encoding::Gzip {
+        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+    }
     builder
-        .header(header::VARY, "Accept-Encoding")
-        .body(Body::new(Bytes::from(body), slot))
+        .header(header::VARY, "Accept-Encoding, Accept")
+        .body(Body::new(parts, slot))
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Encoding failed.\n"))
 }
 
-/// A response body sent in frames of at most `FRAME` bytes, holding a scrape slot (if any)
+/// The `process_*` families in `format`, read now (they change at every scrape), or nothing
+/// with `--web.disable-exporter-metrics`.
+fn process_families(server: &Server, format: Format) -> Vec<u8> {
+    let Some(process) = &server.process else {
+        return Vec::new();
+    };
+    let families = prometheus::core::Collector::collect(process);
+    match format {
+        Format::Text => text::encode(&families),
+        Format::OpenMetrics => {
+            let mut out = Vec::with_capacity(2048);
+            openmetrics::write_proto_families(&families, &mut out);
+            out
+        }
+    }
+}
+
+/// A response body, in parts sent one after the other (the cached chunks of a scrape, not
+/// copied into one buffer), in frames of at most `FRAME` bytes, holding a scrape slot (if any)
 /// until the last frame has been taken or the body is dropped.
 pub struct Body {
-    data: Bytes,
+    /// The parts not sent yet, the next one last.
+    parts: Vec<Bytes>,
     slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Body {
-    fn new(data: Bytes, slot: Option<OwnedSemaphorePermit>) -> Body {
-        Body { data, slot }
+    fn new(parts: Parts, slot: Option<OwnedSemaphorePermit>) -> Body {
+        let mut parts: Vec<Bytes> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+        parts.reverse();
+        Body { parts, slot }
+    }
+
+    fn of(data: Bytes) -> Body {
+        Body::new(vec![data], None)
     }
 
     fn empty() -> Body {
-        Body::new(Bytes::new(), None)
+        Body::new(Vec::new(), None)
     }
 }
 
@@ -423,20 +452,24 @@ impl hyper::body::Body for Body {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
-        if this.data.is_empty() {
+        let Some(next) = this.parts.last_mut() else {
             this.slot = None;
             return Poll::Ready(None);
-        }
-        let n = this.data.len().min(FRAME);
-        Poll::Ready(Some(Ok(Frame::data(this.data.split_to(n)))))
+        };
+        let frame = if next.len() <= FRAME {
+            this.parts.pop().unwrap_or_default()
+        } else {
+            next.split_to(FRAME)
+        };
+        Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_empty()
+        self.parts.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
+        SizeHint::with_exact(self.parts.iter().map(|p| p.len() as u64).sum())
     }
 }
 
@@ -462,7 +495,7 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 fn plain_owned(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::new(Body::new(Bytes::from(body), None));
+    let mut resp = Response::new(Body::of(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -474,7 +507,7 @@ fn plain_owned(status: StatusCode, body: String) -> Response<Body> {
 fn landing(exposition: &Exposition) -> Response<Body> {
     let data = (exposition.status)();
     let body = super::status::render(&data, &exposition.telemetry_path, UnixMillis::now());
-    let mut resp = Response::new(Body::new(Bytes::from(body), None));
+    let mut resp = Response::new(Body::of(Bytes::from(body)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

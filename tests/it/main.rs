@@ -61,6 +61,9 @@ mod mixin;
 /// Corporate networks: HTTPS_PROXY and NO_PROXY through a loopback CONNECT proxy; a test CA
 /// trusted through SSL_CERT_FILE, SSL_CERT_DIR and the Helm chart's CA mount.
 mod network;
+/// OpenMetrics 1.0.0 from `Accept`, text 0.0.4 otherwise: same samples, the spec's rules,
+/// gzip as one member, promtool, and a real Prometheus scraping it.
+mod openmetrics;
 /// The catalogue's origins: saved families unchanged across a restart, every live one served.
 mod origins;
 /// OTLP: the push equals the scrape (HTTP, gRPC, OTEL_* variables); events as log records
