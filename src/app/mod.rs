@@ -30,8 +30,8 @@ use crate::simulator::api::SimulatedApi;
 use crate::source::demo::{simulated_tenant, Demo, DemoConfig};
 use crate::source::powerbi::PowerBiSource;
 use crate::source::replay::{Replay, ReplayProgress};
-use crate::source::{Source, SourceError, SourceStatus, Timing};
-use crate::state::live::{reference_now, LiveAggregator, LiveSourceStatus};
+use crate::source::{Source, SourceError, SourceStatus};
+use crate::state::live::reference_now;
 use crate::state::spool::{SpoolReader, SpoolWriter};
 use crate::state::{
     Checkpointer, Published, SaveErrors, SharedSourceState, SourceState, StateError, StateFile,
@@ -141,27 +141,27 @@ async fn serve(config: Config) -> Result<(), AppError> {
     let resource = otlp::resource(config.tenant_id().as_deref(), local.port());
     let spool = start_forwarding(&config, &aggregator, &stats.forward, &resource)?;
     let published: Published = Arc::new(Mutex::new(None));
-    let checkpointer = state_file.map(|file| {
-        let mut c = Checkpointer::new(file, published.clone(), timing);
-        c.spool = spool;
-        c.errors = stats.save_errors.clone();
-        c.source = source_state.clone();
-        c.checkpoint(&aggregator);
-        c
-    });
-    let counted = counted(
-        checkpointer.is_some(),
-        published,
-        &aggregator,
-        &source_state,
-        timing,
-    );
+    let durable = state_file.is_some();
+    let mut checkpointer = match state_file {
+        Some(file) => Checkpointer::new(file, published.clone(), timing),
+        None => Checkpointer::publishing_only(published.clone(), timing),
+    };
+    checkpointer.spool = spool;
+    checkpointer.errors = stats.save_errors.clone();
+    checkpointer.source = source_state.clone();
+    checkpointer.checkpoint(&aggregator);
+    if !durable {
+        tracing::info!(
+            "No --state.dir: counters live in memory only and start from zero after a restart."
+        );
+    }
+    let counted = Counted(published);
     let served = stats.served(counted, &config);
     let pipeline = Running::start(
         source,
         aggregator.clone(),
         source_state.clone(),
-        checkpointer,
+        Some(checkpointer),
     );
     let metrics_push = start_metrics_push(&config, resource, served.clone(), stats.otlp)?;
     let status = move || {
@@ -263,30 +263,6 @@ impl Running {
         let consumer = self.consumer;
         let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
     }
-}
-
-/// Where the counted families are read at scrape time. With durable state, /metrics serves
-/// what was saved, so a restart never takes a served value back; without, the live state.
-fn counted(
-    durable: bool,
-    published: Published,
-    aggregator: &Arc<Mutex<Aggregator>>,
-    source_state: &SharedSourceState,
-    timing: Timing,
-) -> Counted {
-    if durable {
-        return Counted::LastSaved(published);
-    }
-    tracing::info!(
-        "No --state.dir: counters live in memory only and start from zero after a restart."
-    );
-    Counted::Now(vec![
-        Arc::new(LiveAggregator {
-            aggregator: aggregator.clone(),
-            timing,
-        }),
-        Arc::new(LiveSourceStatus(source_state.clone())),
-    ])
 }
 
 /// The users' pseudonym key: with a state directory and no key of the operator's, the one kept

@@ -3,9 +3,9 @@
 //!
 //! Invariants:
 //! - a family is read from the route its catalogue [`Origin`] names and from no other: `Saved`
-//!   families from [`Counted`] (with `--state.dir` the last saved checkpoint, so a restart
-//!   never takes a served value back), `Live` families from the process's own collectors;
-//! - until a checkpoint has been saved there is nothing counted to serve, and the composition
+//!   families from [`Counted`] (the snapshot the last checkpoint published), `Live` families
+//!   from the process's own collectors;
+//! - until a checkpoint has been published there is nothing counted to serve, and the composition
 //!   is empty (the web server's and the process's own families are still served);
 //! - families come out in catalogue order, so the same values render byte-identically.
 
@@ -27,28 +27,17 @@ pub fn compose(collectors: &[&dyn Collector]) -> Snapshot {
     snapshot
 }
 
-/// Where the [`Origin::Saved`] families are read.
-pub enum Counted {
-    /// `--state.dir`: the snapshot of the last saved checkpoint.
-    LastSaved(Published),
-    /// No state directory: these collectors, as of the scrape.
-    Now(Vec<SharedCollector>),
-}
+/// Where the [`Origin::Saved`] families are read: the snapshot the last checkpoint published
+/// (with `--state.dir`, the last saved one, so a restart never takes a served value back;
+/// without, the last one built after a poll or a batch of documents), never the aggregator
+/// itself, so a scrape never builds a snapshot.
+pub struct Counted(pub Published);
 
 impl Collector for Counted {
     fn collect(&self, out: &mut Snapshot) {
-        match self {
-            Counted::LastSaved(published) => {
-                let saved = published.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(snapshot) = saved.as_ref() {
-                    snapshot.collect(out);
-                }
-            }
-            Counted::Now(collectors) => {
-                for collector in collectors {
-                    collector.collect(out);
-                }
-            }
+        let saved = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(snapshot) = saved.as_ref() {
+            snapshot.collect(out);
         }
     }
 }
@@ -148,7 +137,7 @@ mod tests {
         let both = vec![&catalogue::EVENTS_PROCESSED, &catalogue::FORWARD_BACKLOG];
         let published: Published = Arc::new(Mutex::new(None));
         let served = Served {
-            counted: Counted::LastSaved(published.clone()),
+            counted: Counted(published.clone()),
             live: vec![fixed(both.clone(), 7.0)],
         };
         assert!(
@@ -177,23 +166,6 @@ mod tests {
         assert_eq!(
             snapshot.value("powerbi_forward_backlog_events", &[""]),
             Some(7.0)
-        );
-    }
-
-    #[test]
-    fn without_a_state_directory_the_counted_families_are_read_now() {
-        let served = Served {
-            counted: Counted::Now(vec![fixed(vec![&catalogue::PAGES_PROCESSED], 5.0)]),
-            live: vec![fixed(vec![&catalogue::OTLP_EXPORT_ERRORS], 1.0)],
-        };
-        let snapshot = compose(&[&served]);
-        assert_eq!(
-            snapshot.value("powerbi_pages_processed_total", &[]),
-            Some(5.0)
-        );
-        assert_eq!(
-            snapshot.value("powerbi_otlp_export_errors_total", &[]),
-            Some(1.0)
         );
     }
 }

@@ -463,14 +463,23 @@ impl Collector for SaveErrors {
 /// The snapshot `/metrics` serves when a state directory is used.
 pub type Published = Arc<Mutex<Option<Snapshot>>>;
 
-/// Saves checkpoints and publishes what was saved.
+/// Saves checkpoints and publishes what was saved; without a state directory, only publishes.
+///
+/// Either way `/metrics` serves the published snapshot, built here on the decoding thread after
+/// a poll or a batch of documents, so a scrape never builds one (and never holds the
+/// aggregator's lock while it does).
 pub struct Checkpointer {
-    pub file: StateFile,
+    /// The state file; `None` without `--state.dir`.
+    pub file: Option<StateFile>,
     pub published: Published,
     pub timing: Timing,
-    /// Sources without status messages (replay, demo) are checkpointed at most this often.
+    /// Sources without status messages (replay, demo) are checkpointed at most this often, and
+    /// never more often than ten times the last checkpoint took: a tenant whose snapshot takes
+    /// a second to build spends at most a tenth of its time on it.
     pub min_interval: Duration,
     last: Option<Instant>,
+    /// How long the last checkpoint took (snapshot and save).
+    last_cost: Duration,
     /// The forwarding spool, when events are forwarded: made durable before each save, so the
     /// saved counters never include an event the spool could lose.
     pub spool: Option<spool::SpoolWriter>,
@@ -487,12 +496,28 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     pub fn new(file: StateFile, published: Published, timing: Timing) -> Self {
+        Checkpointer::with(Some(file), published, timing, Duration::from_secs(10))
+    }
+
+    /// Without a state directory: publishes a snapshot at the same moments, at most every
+    /// second between documents.
+    pub fn publishing_only(published: Published, timing: Timing) -> Self {
+        Checkpointer::with(None, published, timing, Duration::from_secs(1))
+    }
+
+    fn with(
+        file: Option<StateFile>,
+        published: Published,
+        timing: Timing,
+        min_interval: Duration,
+    ) -> Self {
         Checkpointer {
             file,
             published,
             timing,
-            min_interval: Duration::from_secs(10),
+            min_interval,
             last: None,
+            last_cost: Duration::ZERO,
             spool: None,
             held_back: Outbox::default(),
             spool_failing: false,
@@ -509,6 +534,8 @@ impl Checkpointer {
     /// Saves and publishes now, unless the spool cannot take the new events: then nothing is
     /// saved and they are kept for the next attempt.
     pub fn checkpoint(&mut self, aggregator: &Mutex<Aggregator>) {
+        let started = Instant::now();
+        self.last = Some(started);
         let (state, snapshot, outbox) = {
             let mut agg = aggregator.lock().unwrap_or_else(PoisonError::into_inner);
             let source = self
@@ -517,36 +544,45 @@ impl Checkpointer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             let snapshot = snapshot(&agg, &source, self.reference());
-            let state = SavedState {
+            // Exported only to be saved: without a state file, the snapshot is all.
+            let state = self.file.is_some().then(|| SavedState {
                 aggregate: agg.export(),
                 source,
-            };
+            });
             (state, snapshot, agg.take_outbox())
         };
-        self.last = Some(Instant::now());
         if !self.spool_events(outbox, true) {
+            self.last_cost = started.elapsed();
             return;
         }
-        match self.file.save(state) {
-            Ok(()) => {
-                *self
-                    .published
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(snapshot)
-            }
+        let saved = match (&self.file, state) {
+            (Some(file), Some(state)) => file.save(state),
+            _ => Ok(()),
+        };
+        match saved {
+            Ok(()) => self.publish(snapshot),
             // Not published: /metrics keeps serving the last saved values.
             Err(e) => {
                 self.errors.count(SaveFailure::StateWrite);
                 tracing::error!(error = %e, "Saving the state failed; /metrics keeps the last saved values.")
             }
         }
+        self.last_cost = started.elapsed();
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
     }
 
     /// Saves unless the last checkpoint is younger than `min_interval`; either way, moves the
     /// events queued for forwarding to the spool (not yet durable), so they do not pile up in
     /// memory between saves.
     pub fn maybe_checkpoint(&mut self, aggregator: &Mutex<Aggregator>) {
-        if self.last.is_none_or(|t| t.elapsed() >= self.min_interval) {
+        let interval = self.min_interval.max(self.last_cost * 10);
+        if self.last.is_none_or(|t| t.elapsed() >= interval) {
             return self.checkpoint(aggregator);
         }
         if self.spool.is_some() {
