@@ -39,8 +39,9 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// Counted from the source into the state `--state.dir` saves (the aggregator's families
-    /// and the source's status): with a state directory they are served as of the last saved
-    /// checkpoint, so a restart never takes a served value back; without one, as of now.
+    /// and the source's status), served as of the last published checkpoint: with a state
+    /// directory the last saved one, so a restart never takes a served value back; without one,
+    /// the last built after a poll or a batch of documents.
     Saved,
     /// Stats of the running process itself (forwarding, checkpoint failures, OTLP pushes, the
     /// web server), read at every scrape whether or not there is a state directory.
