@@ -14,14 +14,42 @@
 //!
 //! Under `cargo test` it runs a small version (2 days, 2,000 views a day) as a smoke test.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use powerbi_exporter::aggregate::people::{PseudonymKey, UserLabelConfig};
 use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits, Reference};
 use powerbi_exporter::decode::{decode_slice, UnixMillis};
 use powerbi_exporter::rng::Rng;
+
+/// The system allocator, counting the bytes live and the most ever live (requested sizes).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
 
 const USERS: u64 = 200_000;
 const REPORTS: u64 = 20_000;
@@ -236,6 +264,22 @@ fn main() {
         }
     }
     let took = started.elapsed();
+    let peak_before_snapshot = peak_rss_mib();
+    let (heap_live, heap_peak) = (LIVE.load(Ordering::Relaxed), PEAK.load(Ordering::Relaxed));
+    let usage = agg.heap_usage();
+    eprintln!("DEBUG peak before snapshot {peak_before_snapshot:.1} MiB; heap live {:.1} MiB, peak {:.1} MiB; estimated {:.1} MiB", mib(heap_live), mib(heap_peak), mib(usage.total()));
+    for p in &usage.parts {
+        eprintln!(
+            "DEBUG {:<60} {:>9} entries {:>8.1} MiB {:>6.1} B/entry",
+            match p.holder {
+                powerbi_exporter::aggregate::memory::Holder::Family(f) => f.name.to_string(),
+                h => format!("{h:?}"),
+            },
+            p.entries,
+            mib(p.bytes),
+            p.bytes as f64 / p.entries.max(1) as f64
+        );
+    }
     let snap_started = Instant::now();
     let snapshot = agg.snapshot(Reference::NewestEvent);
     let snap_took = snap_started.elapsed();

@@ -12,6 +12,7 @@
 use hashbrown::{HashMap, HashSet};
 
 use super::labels::{self, label_set};
+use super::memory::HeapUsage;
 use super::series::Sym;
 use super::shared::{Counted, Expired, Refs, View};
 use super::Limits;
@@ -73,6 +74,18 @@ impl ActiveUsers {
 
     pub fn dropped(&self) -> [(&'static Family, u64); 1] {
         [(&catalogue::WORKSPACE_ACTIVE_USERS, self.users.dropped())]
+    }
+
+    /// The users' heap: per user under `powerbi_active_users`, per user and workspace under
+    /// `powerbi_workspace_active_users`; the entries are users (and user-workspace pairs).
+    pub fn heap(&self, usage: &mut HeapUsage) {
+        let u = &self.users;
+        let tenant = u.last_seen.allocation_size();
+        usage.family(&catalogue::ACTIVE_USERS, u.last_seen.len(), tenant);
+        let per_workspace =
+            u.last_seen_in_workspace.allocation_size() + u.admitted_workspaces.allocation_size();
+        let pairs = u.last_seen_in_workspace.len();
+        usage.family(&catalogue::WORKSPACE_ACTIVE_USERS, pairs, per_workspace);
     }
 
     pub fn render(&self, view: &View<'_>, out: &mut Snapshot) {

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use hashbrown::HashMap;
 
 use super::labels::{self, label_set};
+use super::memory::{chunk, HeapUsage, Holder};
 use super::recent::{RecentViews, RecentViewsState};
 use super::series::Sym;
 use super::shared::{Counted, Expired, Refs, Sweep, View};
@@ -87,6 +88,14 @@ impl ReportViewers {
 
     pub fn dropped(&self) -> [(&'static Family, u64); 1] {
         [(&catalogue::REPORT_VIEWERS, self.viewers.dropped())]
+    }
+
+    /// The sketches' heap (the entries are report-days), and the status page's views.
+    pub fn heap(&self, usage: &mut HeapUsage) {
+        let (days, bytes) = self.viewers.heap();
+        usage.family(&catalogue::REPORT_VIEWERS, days, bytes);
+        let (reports, bytes) = self.recent.heap();
+        usage.add(Holder::RecentViews, reports, bytes);
     }
 
     pub fn render(&self, view: &View<'_>, out: &mut Snapshot) {
@@ -170,6 +179,15 @@ impl DaySketch {
                 }
             }
             DaySketch::Registers(regs) => add(regs, hash),
+        }
+    }
+}
+
+impl DaySketch {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            DaySketch::Exact(hashes) => chunk(hashes.capacity() * 4),
+            DaySketch::Registers(_) => chunk(M),
         }
     }
 }
@@ -262,6 +280,26 @@ impl Viewers {
                 .is_some_and(|(&d, _)| (d + 1).saturating_mul(DAY_MS) > cutoff)
         });
         (before - self.reports.len()) as u64
+    }
+
+    /// Report-days held, and their heap bytes (the B-tree's nodes estimated: sequential
+    /// inserts leave its leaves about half full).
+    pub fn heap(&self) -> (usize, usize) {
+        const LEAF_SLOTS: usize = 11;
+        let slot = std::mem::size_of::<(i64, DaySketch)>();
+        let leaf = chunk(16 + LEAF_SLOTS * slot);
+        let (mut days, mut bytes) = (0, self.reports.allocation_size());
+        for sketches in self.reports.values() {
+            days += sketches.len();
+            let leaves = if sketches.len() <= LEAF_SLOTS {
+                sketches.len().min(1)
+            } else {
+                sketches.len().div_ceil(LEAF_SLOTS / 2 + 1) + 1
+            };
+            bytes += leaves * leaf;
+            bytes += sketches.values().map(DaySketch::heap_bytes).sum::<usize>();
+        }
+        (days, bytes)
     }
 
     /// The reports tracked.
