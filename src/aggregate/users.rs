@@ -82,8 +82,9 @@ impl ActiveUsers {
         let u = &self.users;
         let (tenant, pairs) = u.heap();
         usage.family(&catalogue::ACTIVE_USERS, u.users.len(), tenant);
-        let per_workspace = pairs + u.admitted_workspaces.allocation_size();
-        let pair_count = u.in_workspaces().count();
+        let per_workspace =
+            pairs + u.admitted_workspaces.allocation_size() + u.pairs.allocation_size();
+        let pair_count = u.pairs.values().map(|&n| n as usize).sum();
         usage.family(
             &catalogue::WORKSPACE_ACTIVE_USERS,
             pair_count,
@@ -181,6 +182,9 @@ struct UserTimes {
 pub struct DistinctUsers {
     users: HashMap<u64, UserTimes>,
     base: i64,
+    /// User-workspace pairs kept, per workspace: which workspaces still have users, without
+    /// walking every pair at each expiry sweep.
+    pairs: HashMap<Sym, u32>,
     admitted_workspaces: HashSet<Sym>,
     workspace_cap: usize,
     dropped: u64,
@@ -194,6 +198,7 @@ impl DistinctUsers {
         DistinctUsers {
             users: HashMap::new(),
             base: i64::MIN,
+            pairs: HashMap::new(),
             admitted_workspaces: HashSet::new(),
             workspace_cap,
             dropped: 0,
@@ -220,7 +225,10 @@ impl DistinctUsers {
         if let Some(ws) = ws {
             match times.workspaces.binary_search_by_key(&ws, |&(w, _)| w) {
                 Ok(i) => times.workspaces[i].1 = times.workspaces[i].1.max(at),
-                Err(i) => times.workspaces.insert(i, (ws, at)),
+                Err(i) => {
+                    times.workspaces.insert(i, (ws, at));
+                    *self.pairs.entry(ws).or_default() += 1;
+                }
             }
         }
     }
@@ -261,10 +269,18 @@ impl DistinctUsers {
             }
             kept
         };
+        let pairs = &mut self.pairs;
         self.users.retain(|_, user| {
-            user.workspaces.retain_mut(|(_, t)| keep(t));
+            user.workspaces.retain_mut(|(ws, t)| {
+                let kept = keep(t);
+                if !kept {
+                    pairs.entry(*ws).and_modify(|n| *n = n.saturating_sub(1));
+                }
+                kept
+            });
             keep(&mut user.newest)
         });
+        pairs.retain(|_, n| *n > 0);
         self.base = cutoff;
         self.last_prune = self.newest;
     }
@@ -291,15 +307,10 @@ impl DistinctUsers {
     /// are gone from [`DistinctUsers::per_workspace`] already), so they free their slot
     /// under the cap; answers how many.
     pub fn release_idle_workspaces(&mut self) -> u64 {
-        let active: HashSet<Sym> = self.in_workspaces().collect();
         let before = self.admitted_workspaces.len();
-        self.admitted_workspaces.retain(|ws| active.contains(ws));
+        let pairs = &self.pairs;
+        self.admitted_workspaces.retain(|ws| pairs.contains_key(ws));
         (before - self.admitted_workspaces.len()) as u64
-    }
-
-    /// The workspace of every user-workspace pair kept.
-    fn in_workspaces(&self) -> impl Iterator<Item = Sym> + '_ {
-        (self.users.values()).flat_map(|u| u.workspaces.iter().map(|&(ws, _)| ws))
     }
 
     /// Every workspace referred to (the overflow one included).
@@ -307,7 +318,7 @@ impl DistinctUsers {
         self.admitted_workspaces
             .iter()
             .copied()
-            .chain(self.in_workspaces())
+            .chain(self.pairs.keys().copied())
     }
 
     /// Samples that went to the overflow workspace.
@@ -367,6 +378,9 @@ impl DistinctUsers {
             // Newest first within a workspace, so the dedup keeps it.
             (times.workspaces).sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             times.workspaces.dedup_by_key(|(ws, _)| *ws);
+        }
+        for &(ws, _) in users.users.values().flat_map(|u| &u.workspaces) {
+            *users.pairs.entry(ws).or_default() += 1;
         }
         users
     }
@@ -473,6 +487,12 @@ mod tests {
                         v
                     };
                     assert_eq!(nonzero(&got), nonzero(&per), "event {i}");
+                    // The pairs counted per workspace are those kept, after every prune.
+                    let mut kept: HashMap<Sym, u32> = HashMap::new();
+                    for &(ws, _) in u.users.values().flat_map(|u| &u.workspaces) {
+                        *kept.entry(ws).or_default() += 1;
+                    }
+                    assert_eq!(u.pairs, kept, "event {i}");
                 }
             }
         }
