@@ -223,6 +223,8 @@ fn main() {
     };
     // First, while this process is small: a child's peak RSS counts its parent's until exec.
     let once = once_peak(if benching { once_events() } else { 20_000 });
+    // Resets this process's peak RSS (Linux 4.0+), so the figure below is the aggregation's.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let mut agg = Aggregator::new(&config);
     let base_rss = peak_rss_mib();
 
@@ -339,7 +341,7 @@ fn print_families(usage: &HeapUsage, snapshot: &Snapshot, snapshot_bytes: usize)
         mib(snapshot_bytes)
     );
     println!(
-        "    {:<54} {:>8} {:>9} {:>8} {:>9}",
+        "    {:<54} {:>8} {:>9} {:>8} {:>9}   held as",
         "family", "series", "MiB", "B/series", "vs sample"
     );
     for f in &snapshot.families {
@@ -350,8 +352,15 @@ fn print_families(usage: &HeapUsage, snapshot: &Snapshot, snapshot_bytes: usize)
             continue;
         }
         let per_series = part.bytes as f64 / f.samples.len() as f64;
+        // Families whose series are computed from other entries (users, report-days).
+        let held = if part.entries == f.samples.len() {
+            String::new()
+        } else {
+            let per_entry = part.bytes as f64 / part.entries.max(1) as f64;
+            format!("{} entries, {per_entry:.1} B each", part.entries)
+        };
         println!(
-            "    {:<54} {:>8} {:>9.1} {:>8.0} {:>8.2}x",
+            "    {:<54} {:>8} {:>9.1} {:>8.0} {:>8.2}x   {held}",
             f.family.name,
             f.samples.len(),
             mib(part.bytes),
