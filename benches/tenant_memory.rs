@@ -17,6 +17,7 @@
 //!   files (`BENCH_ONCE_EVENTS`), against the same command over one page of 5,000 events;
 //! - the events per second and the error of `powerbi_report_viewers` against exact counts kept
 //!   for 200 sampled reports.
+//!
 //! It fails above 256 MiB at tenant scale or above 100 MB for `--once`.
 //! BENCH_DAILY_VIEWS sets events per day (default 150,000: ~4.2 M events, 87 % of them
 //! report views; the name predates the other items).

@@ -184,7 +184,7 @@ struct ReportDays {
     /// The exact days' hashes, day after day in `days` order, each day's sorted and distinct.
     hashes: Vec<u32>,
     /// The registers of the days past [`SPARSE_MAX`], in `days` order.
-    registers: Vec<Box<[u8; M]>>,
+    registers: Vec<[u8; M]>,
 }
 
 impl ReportDays {
@@ -223,7 +223,7 @@ impl ReportDays {
             self.days[i].1 = DayKind::Exact(n + 1);
             return;
         }
-        let mut regs = Box::new([0u8; M]);
+        let mut regs = [0u8; M];
         for h in self.hashes.drain(start..=end) {
             add(&mut regs, h);
         }
@@ -266,8 +266,7 @@ impl ReportDays {
     fn heap_bytes(&self) -> usize {
         chunk(self.days.capacity() * std::mem::size_of::<(i64, DayKind)>())
             + chunk(self.hashes.capacity() * 4)
-            + chunk(self.registers.capacity() * std::mem::size_of::<Box<[u8; M]>>())
-            + self.registers.len() * chunk(M)
+            + chunk(self.registers.capacity() * M)
     }
 
     fn export(&self) -> Vec<(i64, DaySketch)> {
@@ -295,7 +294,7 @@ impl ReportDays {
                 }
                 DaySketch::Registers(r) => {
                     days.days.push((day, DayKind::Registers));
-                    days.registers.push(r);
+                    days.registers.push(*r);
                 }
             }
         }
