@@ -6,22 +6,64 @@
 //!
 //! `cargo bench --bench tenant_memory` generates the events in time order, as API pages of
 //! 5,000 events built in one reused buffer (so the generator holds nothing), decodes and
-//! aggregates them with the live source's dedup window (lookback 24h + 2h), then prints the
-//! process's peak RSS (VmHWM), the series of each family, the events per second and the error
-//! of `powerbi_report_viewers` against exact counts kept for 200 sampled reports.
+//! aggregates them with the live source's dedup window (lookback 24h + 2h), then prints:
+//! - the process's peak RSS (VmHWM), before and after one snapshot (what a scrape copies out);
+//! - per family, the bytes of its state per series (`Aggregator::heap_usage`, estimated from
+//!   capacities, beside the heap the allocator counted), against the baseline of the same run:
+//!   the snapshot's bytes per sample, the owned strings every exposition reads;
+//! - the dedup set's bytes per event id held, against a `HashSet<String>` of as many ids of the
+//!   same shape, built and measured in the same run;
+//! - the peak RSS of `powerbi-exporter --once --replay DIR` over 1M simulated events in daily
+//!   files (`BENCH_ONCE_EVENTS`), against the same command over one page of 5,000 events;
+//! - the events per second and the error of `powerbi_report_viewers` against exact counts kept
+//!   for 200 sampled reports.
+//!
+//! It fails above 256 MiB at tenant scale or above 100 MB for `--once`.
 //! BENCH_DAILY_VIEWS sets events per day (default 150,000: ~4.2 M events, 87 % of them
 //! report views; the name predates the other items).
 //!
-//! Under `cargo test` it runs a small version (2 days, 2,000 views a day) as a smoke test.
+//! Under `cargo test` it runs a small version (2 days, 2,000 views a day; `--once` over 20,000
+//! events) as a smoke test.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use powerbi_exporter::aggregate::memory::{HeapUsage, Holder};
 use powerbi_exporter::aggregate::people::{PseudonymKey, UserLabelConfig};
 use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits, Reference};
+use powerbi_exporter::catalogue::Snapshot;
 use powerbi_exporter::decode::{decode_slice, UnixMillis};
 use powerbi_exporter::rng::Rng;
+use powerbi_exporter::simulator::{write_archive, Layout as ArchiveLayout, Tenant, TenantSpec};
+
+/// The system allocator, counting the bytes live and the most ever live (requested sizes).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
 
 const USERS: u64 = 200_000;
 const REPORTS: u64 = 20_000;
@@ -180,6 +222,10 @@ fn main() {
         users: UserLabelConfig::Pseudonym(PseudonymKey(b"benchmark-pseudonym-key".to_vec())),
         ..AggregateConfig::default()
     };
+    // First, while this process is small: a child's peak RSS counts its parent's until exec.
+    let once = once_peak(if benching { once_events() } else { 20_000 });
+    // Resets this process's peak RSS (Linux 4.0+), so the figure below is the aggregation's.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let mut agg = Aggregator::new(&config);
     let base_rss = peak_rss_mib();
 
@@ -236,9 +282,14 @@ fn main() {
         }
     }
     let took = started.elapsed();
+    let peak_aggregating = peak_rss_mib();
+    let heap_live = LIVE.load(Ordering::Relaxed);
+    let usage = agg.heap_usage();
+    let before_snapshot = LIVE.load(Ordering::Relaxed);
     let snap_started = Instant::now();
     let snapshot = agg.snapshot(Reference::NewestEvent);
     let snap_took = snap_started.elapsed();
+    let snapshot_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before_snapshot);
     let peak = peak_rss_mib();
 
     println!(
@@ -251,12 +302,118 @@ fn main() {
         (took - in_pipeline).as_secs_f64(),
         snap_took.as_secs_f64() * 1000.0
     );
-    println!("  peak RSS {peak:.1} MiB (at start {base_rss:.1} MiB)");
-    for f in &snapshot.families {
-        if f.samples.len() > 1_000 {
-            println!("  {:<52} {:>7} series", f.family.name, f.samples.len());
-        }
+    println!(
+        "  peak RSS {peak:.1} MiB (aggregating {peak_aggregating:.1} MiB, then one snapshot; at start {base_rss:.1} MiB)"
+    );
+    println!(
+        "  heap: {:.1} MiB live after aggregating ({:.1} MiB estimated by heap_usage), most ever live {:.1} MiB",
+        mib(heap_live),
+        mib(usage.total()),
+        mib(PEAK.load(Ordering::Relaxed))
+    );
+    print_families(&usage, &snapshot, snapshot_bytes);
+    print_dedup(&usage);
+    print_viewer_error(&snapshot, &exact);
+    if benching {
+        assert!(
+            peak <= 256.0,
+            "peak RSS {peak:.1} MiB is over the 256 MiB target"
+        );
+        assert!(
+            once <= 100.0,
+            "--once peak RSS {once:.1} MB is over the 100 MB target"
+        );
     }
+}
+
+fn once_events() -> u64 {
+    std::env::var("BENCH_ONCE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Bytes per series of each family's state, beside the snapshot's bytes per sample.
+fn print_families(usage: &HeapUsage, snapshot: &Snapshot, snapshot_bytes: usize) {
+    let samples: usize = snapshot.families.iter().map(|f| f.samples.len()).sum();
+    let per_sample = snapshot_bytes as f64 / samples.max(1) as f64;
+    println!(
+        "  per family: state bytes per series; baseline: the snapshot holds {:.1} MiB for {samples} samples, {per_sample:.0} B a sample",
+        mib(snapshot_bytes)
+    );
+    println!(
+        "    {:<54} {:>8} {:>9} {:>8} {:>9}   held as",
+        "family", "series", "MiB", "B/series", "vs sample"
+    );
+    for f in &snapshot.families {
+        let Some(part) = usage.get(Holder::Family(f.family)) else {
+            continue;
+        };
+        if f.samples.len() < 1_000 {
+            continue;
+        }
+        let per_series = part.bytes as f64 / f.samples.len() as f64;
+        // Families whose series are computed from other entries (users, report-days).
+        let held = if part.entries == f.samples.len() {
+            String::new()
+        } else {
+            let per_entry = part.bytes as f64 / part.entries.max(1) as f64;
+            format!("{} entries, {per_entry:.1} B each", part.entries)
+        };
+        println!(
+            "    {:<54} {:>8} {:>9.1} {:>8.0} {:>8.2}x   {held}",
+            f.family.name,
+            f.samples.len(),
+            mib(part.bytes),
+            per_series,
+            per_series / per_sample
+        );
+    }
+    for part in &usage.parts {
+        let (Holder::Interner(kind), true) = (part.holder, part.bytes > 1 << 20) else {
+            continue;
+        };
+        println!(
+            "    {:<54} {:>8} {:>9.1} {:>8.0}",
+            format!("interned {} (shared by families)", kind.as_str()),
+            part.entries,
+            mib(part.bytes),
+            part.bytes as f64 / part.entries.max(1) as f64
+        );
+    }
+    if let Some(part) = usage.get(Holder::RecentViews) {
+        println!(
+            "    {:<54} {:>8} {:>9.1} {:>8.0}",
+            "views per report of the last day (status page)",
+            part.entries,
+            mib(part.bytes),
+            part.bytes as f64 / part.entries.max(1) as f64
+        );
+    }
+}
+
+/// Bytes per event id of the dedup set, beside a `HashSet<String>` of as many ids.
+fn print_dedup(usage: &HeapUsage) {
+    let Some(dedup) = usage.get(Holder::Dedup) else {
+        return;
+    };
+    let before = LIVE.load(Ordering::Relaxed);
+    let strings: std::collections::HashSet<String> = (0..dedup.entries)
+        .map(|n| format!("{n:08x}-0000-4000-8000-000000000000"))
+        .collect();
+    let baseline = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    drop(strings);
+    let per_id = dedup.bytes as f64 / dedup.entries.max(1) as f64;
+    let per_string = baseline as f64 / dedup.entries.max(1) as f64;
+    println!(
+        "  dedup set: {} ids in the window, {:.1} MiB, {per_id:.1} B per event (baseline: the same ids as a HashSet<String>, {per_string:.1} B per event; {:.2}x)",
+        dedup.entries,
+        mib(dedup.bytes),
+        per_id / per_string
+    );
+}
+
+fn print_viewer_error(snapshot: &Snapshot, exact: &HashMap<u64, HashSet<u64>>) {
     let viewers = snapshot
         .families
         .iter()
@@ -283,10 +440,71 @@ fn main() {
         100.0 * worst
     );
     assert!(sampled > 0);
-    if benching {
-        assert!(
-            peak <= 256.0,
-            "peak RSS {peak:.1} MiB is over the 256 MiB target"
-        );
-    }
+}
+
+/// Peak RSS (MB) of `powerbi-exporter --once --replay DIR` over `events` simulated events in
+/// daily files (7 days), printed beside the same command over one page of events.
+fn once_peak(events: u64) -> f64 {
+    let tenant = Tenant::new(TenantSpec {
+        seed: 7,
+        workspaces: 40,
+        users: 5_000,
+    });
+    let end = UnixMillis::from_secs(1_795_132_800); // 2026-11-20T00:00:00Z
+    let write = |dir: &std::path::Path, events: u64, days: i64| -> u64 {
+        let mut rng = Rng::new(8);
+        let mut bytes = 0;
+        for day in 0..days {
+            let from = end.saturating_sub_millis((days - day) * 86_400_000);
+            let to = end.saturating_sub_millis((days - day - 1) * 86_400_000);
+            let path = dir.join(format!("day-{day:02}.json"));
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            let count = events / days as u64 + u64::from(day == 0) * (events % days as u64);
+            write_archive(
+                &tenant,
+                &mut rng,
+                count,
+                (from, to),
+                ArchiveLayout::Pages,
+                &mut file,
+            )
+            .unwrap();
+            file.flush().unwrap();
+            drop(file);
+            bytes += std::fs::metadata(&path).unwrap().len();
+        }
+        bytes
+    };
+    let small = tempfile::tempdir().unwrap();
+    write(small.path(), 5_000, 1);
+    let floor = run_once(small.path());
+    let big = tempfile::tempdir().unwrap();
+    let bytes = write(big.path(), events, 7);
+    let started = Instant::now();
+    let peak = run_once(big.path());
+    println!(
+        "  --once --replay over {events} events ({:.0} MB of API pages in 7 daily files, {:.1} s): peak RSS {peak:.1} MB (baseline: one page of 5,000 events, {floor:.1} MB)",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    peak
+}
+
+/// Runs the exporter's `--once` over a replay directory; answers its peak RSS in MB.
+fn run_once(dir: &std::path::Path) -> f64 {
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_powerbi-exporter"))
+        .args(["--once", "--replay"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("the exporter runs");
+    assert!(status.success(), "--once over {dir:?}: {status}");
+    // The largest resident set of the children waited for; the small run goes first. (It
+    // counts the parent's resident set before exec: this runs while the parent is small.)
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    usage.ru_maxrss as f64 * 1024.0 / 1e6
 }

@@ -140,6 +140,13 @@ impl Dedup {
         self.len() == 0
     }
 
+    /// Heap bytes held: the hourly sets and the B-tree of hours (about one leaf per 6 hours).
+    pub fn heap_bytes(&self) -> usize {
+        let sets: usize = self.partitions.values().map(HashSet::allocation_size).sum();
+        let leaf = super::memory::chunk(16 + 11 * std::mem::size_of::<(i64, HashSet<u128>)>());
+        sets + self.partitions.len().div_ceil(6) * leaf
+    }
+
     /// Ids as pairs of 64-bit halves (JSON numbers stop at 64 bits).
     pub fn export(&self) -> DedupState {
         let split = |id: &u128| ((id >> 64) as u64, *id as u64);

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::labels::{self, label_set};
+use super::memory::HeapUsage;
 use super::series::{CappedTimes, Keep, Sym, TimesState};
 use super::shared::{Counted, Expired, Refs, Sweep, View};
 use super::Limits;
@@ -105,6 +106,17 @@ impl Freshness {
             .extend(self.workspace_last_activity.iter().map(|(&w, _)| w));
         refs.reports
             .extend(self.report_last_view.iter().map(|(&r, _)| r));
+    }
+
+    pub fn heap(&self, usage: &mut HeapUsage) {
+        use catalogue::*;
+        for (family, times) in [
+            (&REPORT_LAST_VIEW, &self.report_last_view),
+            (&WORKSPACE_LAST_ACTIVITY, &self.workspace_last_activity),
+            (&ACTIVITY_FIRST_SEEN, &self.activity_first_seen),
+        ] {
+            usage.family(family, times.len(), times.heap_bytes());
+        }
     }
 
     pub fn dropped(&self) -> [(&'static Family, u64); 3] {

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use hashbrown::HashSet;
 
 use super::labels::{self, label_set};
+use super::memory::{HeapUsage, Holder, Interned};
 use super::series::{
     CappedCounters, CappedInfo, CappedTimes, CountersState, InfoState, Interner, Keep, Sym,
     TimesState,
@@ -307,6 +308,42 @@ impl Items {
             .extend(self.info.iter().map(|(_, info)| info.workspace));
         refs.workspaces
             .extend(self.inventory.iter().filter_map(|it| it.workspace));
+    }
+
+    pub fn heap(&self, usage: &mut HeapUsage) {
+        use catalogue::*;
+        for (family, counters) in [
+            (&ITEM_EVENTS, &self.events),
+            (&ITEM_EVENTS_FAILED, &self.failed),
+        ] {
+            usage.family(family, counters.len(), counters.heap_bytes());
+        }
+        let views = &self.model_report_views;
+        usage.family(
+            &SEMANTIC_MODEL_REPORT_VIEWS,
+            views.len(),
+            views.heap_bytes(),
+        );
+        usage.family(&ITEM_INFO, self.info.len(), self.info.heap_bytes());
+        let times = &self.last_activity;
+        usage.family(&ITEM_LAST_ACTIVITY, times.len(), times.heap_bytes());
+        let times = &self.last_refresh;
+        usage.family(
+            &SEMANTIC_MODEL_LAST_REFRESH,
+            times.len(),
+            times.heap_bytes(),
+        );
+        let (ids, types) = (&self.ids, &self.types);
+        usage.add(
+            Holder::Interner(Interned::ItemIds),
+            ids.len(),
+            ids.heap_bytes(),
+        );
+        usage.add(
+            Holder::Interner(Interned::ItemTypes),
+            types.len(),
+            types.heap_bytes(),
+        );
     }
 
     pub fn dropped(&self) -> [(&'static Family, u64); 6] {

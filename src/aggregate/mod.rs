@@ -42,6 +42,7 @@ pub mod filter;
 pub mod freshness;
 pub mod items;
 pub mod labels;
+pub mod memory;
 pub mod outbox;
 pub mod people;
 pub mod recent;
@@ -260,6 +261,21 @@ impl Aggregator {
     /// Counts one source document as finished, read to its end or not.
     pub fn document_done(&mut self, complete: bool) {
         self.throughput.document_done(complete);
+    }
+
+    /// Where the state's heap goes, part by part (estimated from capacities: see [`memory`]).
+    pub fn heap_usage(&self) -> memory::HeapUsage {
+        let mut usage = memory::HeapUsage::default();
+        self.shared.ids.heap(&mut usage);
+        self.usage.heap(&mut usage);
+        self.freshness.heap(&mut usage);
+        self.people.heap(&mut usage);
+        self.viewers.heap(&mut usage);
+        self.users.heap(&mut usage);
+        self.items.heap(&mut usage);
+        let dedup = memory::Holder::Dedup;
+        usage.add(dedup, self.dedup.len(), self.dedup.heap_bytes());
+        usage
     }
 
     /// The whole state, for the durable state file.

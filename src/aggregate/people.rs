@@ -18,6 +18,7 @@ use hashbrown::HashSet;
 use ring::hmac;
 
 use super::labels::{self, label_set, WorkspaceActivity};
+use super::memory::{HeapUsage, Holder, Interned};
 use super::series::{CappedCounters, CountersState, Interner, Sym};
 use super::shared::{ClippedLabel, Counted, Expired, Ids, Refs, Sweep, Truncations, View};
 use super::AggregateConfig;
@@ -134,6 +135,24 @@ impl People {
     pub fn refs(&self, refs: &mut Refs) {
         refs.workspaces
             .extend(self.external_shares.iter().map(|(&(w, _), _)| w));
+    }
+
+    pub fn heap(&self, usage: &mut HeapUsage) {
+        let shares = &self.external_shares;
+        usage.family(
+            &catalogue::EXTERNAL_SHARES,
+            shares.len(),
+            shares.heap_bytes(),
+        );
+        let users = &self.user_events;
+        usage.family(
+            &catalogue::USER_SENSITIVE_EVENTS,
+            users.len(),
+            users.heap_bytes(),
+        );
+        let labels = &self.user_labels;
+        let interned = Holder::Interner(Interned::UserLabels);
+        usage.add(interned, labels.len(), labels.heap_bytes());
     }
 
     pub fn dropped(&self) -> [(&'static Family, u64); 2] {

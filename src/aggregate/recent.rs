@@ -58,6 +58,15 @@ pub struct RecentViews {
 pub type RecentViewsState = Vec<(Sym, Vec<(i64, u32)>)>;
 
 impl RecentViews {
+    /// Reports held, and their heap bytes.
+    pub fn heap(&self) -> (usize, usize) {
+        let slot = std::mem::size_of::<(i64, u32)>();
+        let rings: usize = (self.reports.values())
+            .map(|r| super::memory::chunk(r.slots.capacity() * slot))
+            .sum();
+        (self.reports.len(), self.reports.allocation_size() + rings)
+    }
+
     /// Counts one view of `report` at `time` (Unix milliseconds).
     pub fn record(&mut self, report: Sym, time: i64) {
         self.reports

@@ -13,6 +13,8 @@ use std::hash::Hash;
 
 use hashbrown::HashMap;
 
+use super::memory::HeapSize;
+
 /// Longest label value exposed, in bytes. Longer values (never sent by the real API) are cut
 /// at a character boundary, so one hostile event cannot make every scrape megabytes long.
 pub const MAX_LABEL_BYTES: usize = 1024;
@@ -92,6 +94,21 @@ impl Interner {
 
     pub fn cap(&self) -> usize {
         self.cap
+    }
+
+    /// Heap bytes held: the index, the table by id and each string (kept twice: as the
+    /// index's key and in the table).
+    pub fn heap_bytes(&self) -> usize {
+        let strings: usize = self
+            .names
+            .iter()
+            .flatten()
+            .map(|n| 2 * n.heap_bytes())
+            .sum();
+        self.ids.allocation_size()
+            + self.names.capacity() * std::mem::size_of::<Option<Box<str>>>()
+            + self.free.capacity() * std::mem::size_of::<Sym>()
+            + strings
     }
 
     /// Releases every id not in `used`; answers how many were released.
@@ -209,6 +226,20 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
         self.values.iter().map(|(k, (v, _))| (k, *v))
     }
 
+    /// Series held (the overflow series aside).
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.values.allocation_size()
+    }
+
     /// Removes the series whose newest event is older than `cutoff`; answers how many.
     pub fn expire(&mut self, cutoff: i64) -> u64 {
         let before = self.values.len();
@@ -314,6 +345,24 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.values.iter().map(|(k, (v, _))| (k, v))
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Heap bytes held, the values' own included.
+    pub fn heap_bytes(&self) -> usize
+    where
+        V: HeapSize,
+    {
+        let owned: usize = self.values.values().map(|(v, _)| v.heap_bytes()).sum();
+        self.values.allocation_size() + owned
     }
 
     /// Removes the entries last named before `cutoff`; answers how many.
@@ -422,6 +471,20 @@ impl<K: Hash + Eq + Copy> CappedTimes<K> {
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, i64)> {
         self.values.iter().map(|(k, t)| (k, *t))
+    }
+
+    /// Keys with their own series.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.values.allocation_size()
     }
 
     /// Removes the keys whose kept time is before `cutoff` (meant for [`Keep::Latest`], where

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use hashbrown::{HashMap, HashSet};
 
 use super::labels::{self, label_set};
+use super::memory::{HeapUsage, Holder, Interned};
 use super::series::{self, Interner, Sym};
 use super::{counts_by_name, Limits};
 use crate::catalogue::{self, Family, Snapshot};
@@ -162,6 +163,16 @@ impl Ids {
     pub fn activity(&self, activity: Sym) -> String {
         self.activities.name(activity).to_string()
     }
+
+    pub fn heap(&self, usage: &mut HeapUsage) {
+        for (kind, ids) in [
+            (Interned::Workspaces, &self.workspaces),
+            (Interned::Reports, &self.reports),
+            (Interned::Activities, &self.activities),
+        ] {
+            usage.add(Holder::Interner(kind), ids.len(), ids.heap_bytes());
+        }
+    }
 }
 
 /// The shared part of the aggregator's state.
@@ -300,6 +311,12 @@ pub struct NameInWorkspace {
 impl PartialEq<(&str, Sym)> for NameInWorkspace {
     fn eq(&self, other: &(&str, Sym)) -> bool {
         self.name == other.0 && self.workspace == other.1
+    }
+}
+
+impl super::memory::HeapSize for NameInWorkspace {
+    fn heap_bytes(&self) -> usize {
+        self.name.heap_bytes()
     }
 }
 

@@ -10,6 +10,7 @@
 //!   its sum stays exact.
 
 use super::labels::{self, label_set, WorkspaceActivity};
+use super::memory::HeapUsage;
 use super::series::{CappedCounters, CappedInfo, CountersState, InfoState, Sym};
 use super::shared::{ClippedLabel, Counted, Expired, Refs, Sweep, Truncations, View};
 use super::Limits;
@@ -132,6 +133,22 @@ impl Usage {
             refs.reports.insert(r);
             refs.workspaces.insert(info.workspace);
         }
+    }
+
+    pub fn heap(&self, usage: &mut HeapUsage) {
+        use catalogue::*;
+        for (family, counters) in [
+            (&ACTIVITY_EVENTS, &self.activity_events),
+            (&ACTIVITY_EVENTS_FAILED, &self.activity_failed),
+        ] {
+            usage.family(family, counters.len(), counters.heap_bytes());
+        }
+        let reports = &self.report_events;
+        usage.family(&REPORT_EVENTS, reports.len(), reports.heap_bytes());
+        let info = &self.workspace_info;
+        usage.family(&WORKSPACE_INFO, info.len(), info.heap_bytes());
+        let info = &self.report_info;
+        usage.family(&REPORT_INFO, info.len(), info.heap_bytes());
     }
 
     pub fn dropped(&self) -> [(&'static Family, u64); 5] {

@@ -6,12 +6,13 @@
 //! - per user (and per user and workspace) only the newest event time is kept: a user was
 //!   active in a window ending at the reference time iff that newest time lies inside it, so
 //!   the counts are exact (up to 64-bit hash collisions, ~n²/2⁶⁵) whatever the event order;
-//! - entries older than the longest window are pruned, so memory is ~24 bytes per user (and
-//!   per user and workspace) active in the last 28 days, not per event.
+//! - entries older than the longest window are pruned, so memory is ~54 bytes per user and
+//!   ~12 per user and workspace active in the last 28 days (tenant bench), not per event.
 
 use hashbrown::{HashMap, HashSet};
 
 use super::labels::{self, label_set};
+use super::memory::{chunk, HeapUsage};
 use super::series::Sym;
 use super::shared::{Counted, Expired, Refs, View};
 use super::Limits;
@@ -73,6 +74,22 @@ impl ActiveUsers {
 
     pub fn dropped(&self) -> [(&'static Family, u64); 1] {
         [(&catalogue::WORKSPACE_ACTIVE_USERS, self.users.dropped())]
+    }
+
+    /// The users' heap: per user under `powerbi_active_users`, per user and workspace under
+    /// `powerbi_workspace_active_users`; the entries are users (and user-workspace pairs).
+    pub fn heap(&self, usage: &mut HeapUsage) {
+        let u = &self.users;
+        let (tenant, pairs) = u.heap();
+        usage.family(&catalogue::ACTIVE_USERS, u.users.len(), tenant);
+        let per_workspace =
+            pairs + u.admitted_workspaces.allocation_size() + u.pairs.allocation_size();
+        let pair_count = u.pairs.values().map(|&n| n as usize).sum();
+        usage.family(
+            &catalogue::WORKSPACE_ACTIVE_USERS,
+            pair_count,
+            per_workspace,
+        );
     }
 
     pub fn render(&self, view: &View<'_>, out: &mut Snapshot) {
@@ -145,10 +162,32 @@ pub const OVERFLOW_WORKSPACE: Sym = Sym::MAX;
 /// Distinct-user counts per window, in [`WINDOWS`] order.
 pub type WindowCounts = [u64; 3];
 
+/// One user's newest event times, in the tenant and per workspace, as offsets in ms from
+/// [`DistinctUsers`]' base.
+#[derive(Debug, Default)]
+struct UserTimes {
+    newest: u32,
+    /// At or before every workspace's offset: a prune skips the user's pairs while it is
+    /// after the cutoff (walking 200,000 vectors every hour was the bench's hot spot).
+    oldest: u32,
+    /// Sorted by workspace.
+    workspaces: Vec<(Sym, u32)>,
+}
+
+/// Per user, the newest event time in the tenant and in each workspace.
+///
+/// Times are kept as `u32` offsets from `base`, the cutoff of a past prune: a time at or
+/// before it counts in no window (every window ends at or after the newest event), so it is
+/// kept as offset 0. A prune moves the base up to its cutoff (rewriting every offset) only
+/// when a time before the next prune could pass `u32` (49 days): every ~21 days of events. Per user and workspace that is 8 bytes, in a vector per user, not a
+/// 24-byte entry of one table of every pair (issue 15, target 5).
 #[derive(Debug)]
 pub struct DistinctUsers {
-    last_seen: HashMap<u64, i64>,
-    last_seen_in_workspace: HashMap<(Sym, u64), i64>,
+    users: HashMap<u64, UserTimes>,
+    base: i64,
+    /// User-workspace pairs kept, per workspace: which workspaces still have users, without
+    /// walking every pair at each expiry sweep.
+    pairs: HashMap<Sym, u32>,
     admitted_workspaces: HashSet<Sym>,
     workspace_cap: usize,
     dropped: u64,
@@ -160,8 +199,9 @@ impl DistinctUsers {
     /// `workspace_cap` is the number of workspaces with their own series.
     pub fn new(workspace_cap: usize) -> Self {
         DistinctUsers {
-            last_seen: HashMap::new(),
-            last_seen_in_workspace: HashMap::new(),
+            users: HashMap::new(),
+            base: i64::MIN,
+            pairs: HashMap::new(),
             admitted_workspaces: HashSet::new(),
             workspace_cap,
             dropped: 0,
@@ -173,22 +213,42 @@ impl DistinctUsers {
     /// Records activity of `user` at `time` (ms), in `workspace` when the event has one
     /// (`Some(None)`: a workspace past the interner's cap).
     pub fn record(&mut self, user: UserKey, workspace: Option<Option<Sym>>, time: i64) {
-        bump(self.last_seen.entry(user.0).or_insert(i64::MIN), time);
-        if let Some(ws) = workspace {
-            let ws = self.admit(ws);
-            bump(
-                self.last_seen_in_workspace
-                    .entry((ws, user.0))
-                    .or_insert(i64::MIN),
-                time,
-            );
-        }
+        // Pruning first moves the base up before the new time is kept (it is the newest,
+        // so the prune keeps it either way).
         if time > self.newest {
             self.newest = time;
             if time.saturating_sub(self.last_prune) >= PRUNE_EVERY_MS {
                 self.prune();
             }
         }
+        let at = self.offset(time);
+        let ws = workspace.map(|ws| self.admit(ws));
+        let times = self.users.entry(user.0).or_insert_with(|| UserTimes {
+            newest: at,
+            oldest: at,
+            workspaces: Vec::new(),
+        });
+        times.newest = times.newest.max(at);
+        if let Some(ws) = ws {
+            match times.workspaces.binary_search_by_key(&ws, |&(w, _)| w) {
+                Ok(i) => times.workspaces[i].1 = times.workspaces[i].1.max(at),
+                Err(i) => {
+                    times.workspaces.insert(i, (ws, at));
+                    times.oldest = times.oldest.min(at);
+                    *self.pairs.entry(ws).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// `time`'s offset from the base: 0 at or before it.
+    fn offset(&self, time: i64) -> u32 {
+        let offset = time.saturating_sub(self.base).clamp(0, i64::from(u32::MAX));
+        offset as u32
+    }
+
+    fn time(&self, offset: u32) -> i64 {
+        self.base.saturating_add(i64::from(offset))
     }
 
     fn admit(&mut self, ws: Option<Sym>) -> Sym {
@@ -205,18 +265,55 @@ impl DistinctUsers {
         }
     }
 
+    /// Drops the times no window can count any more; moves the base up to the cutoff when
+    /// the times of the coming hour could otherwise pass `u32`.
     fn prune(&mut self) {
         let cutoff = self.newest.saturating_sub(LONGEST);
-        self.last_seen.retain(|_, t| *t > cutoff);
-        self.last_seen_in_workspace.retain(|_, t| *t > cutoff);
+        // Kept iff after the cutoff, i.e. its offset is over `stale`.
+        let stale = cutoff.saturating_sub(self.base).max(0);
+        let next = self.newest.saturating_add(PRUNE_EVERY_MS);
+        let rebase = next.saturating_sub(self.base) > i64::from(u32::MAX);
+        let pairs = &mut self.pairs;
+        let mut forget = |ws: Sym| {
+            pairs.entry(ws).and_modify(|n| *n = n.saturating_sub(1));
+        };
+        self.users.retain(|_, user| {
+            if i64::from(user.newest) <= stale {
+                user.workspaces.iter().for_each(|&(ws, _)| forget(ws));
+                return false;
+            }
+            if i64::from(user.oldest) <= stale {
+                user.workspaces.retain(|&(ws, t)| {
+                    let kept = i64::from(t) > stale;
+                    if !kept {
+                        forget(ws);
+                    }
+                    kept
+                });
+                let oldest = user.workspaces.iter().map(|&(_, t)| t).min();
+                user.oldest = oldest.unwrap_or(user.newest);
+            }
+            if rebase {
+                // Every offset kept is over `stale`, so it stays positive.
+                let down = |t: &mut u32| *t = (i64::from(*t) - stale) as u32;
+                user.workspaces.iter_mut().for_each(|(_, t)| down(t));
+                down(&mut user.newest);
+                down(&mut user.oldest);
+            }
+            true
+        });
+        self.pairs.retain(|_, n| *n > 0);
+        if rebase {
+            self.base = cutoff;
+        }
         self.last_prune = self.newest;
     }
 
     /// Distinct users per window ending at `reference` (ms).
     pub fn totals(&self, reference: i64) -> WindowCounts {
         let mut counts = [0; 3];
-        for &t in self.last_seen.values() {
-            add_to_windows(&mut counts, reference, t);
+        for user in self.users.values() {
+            add_to_windows(&mut counts, reference, self.time(user.newest));
         }
         counts
     }
@@ -224,8 +321,8 @@ impl DistinctUsers {
     /// Distinct users per workspace and window ending at `reference` (ms).
     pub fn per_workspace(&self, reference: i64) -> HashMap<Sym, WindowCounts> {
         let mut out: HashMap<Sym, WindowCounts> = HashMap::new();
-        for (&(ws, _), &t) in &self.last_seen_in_workspace {
-            add_to_windows(out.entry(ws).or_default(), reference, t);
+        for &(ws, t) in self.users.values().flat_map(|u| &u.workspaces) {
+            add_to_windows(out.entry(ws).or_default(), reference, self.time(t));
         }
         out
     }
@@ -234,13 +331,9 @@ impl DistinctUsers {
     /// are gone from [`DistinctUsers::per_workspace`] already), so they free their slot
     /// under the cap; answers how many.
     pub fn release_idle_workspaces(&mut self) -> u64 {
-        let active: HashSet<Sym> = self
-            .last_seen_in_workspace
-            .keys()
-            .map(|(ws, _)| *ws)
-            .collect();
         let before = self.admitted_workspaces.len();
-        self.admitted_workspaces.retain(|ws| active.contains(ws));
+        let pairs = &self.pairs;
+        self.admitted_workspaces.retain(|ws| pairs.contains_key(ws));
         (before - self.admitted_workspaces.len()) as u64
     }
 
@@ -249,7 +342,7 @@ impl DistinctUsers {
         self.admitted_workspaces
             .iter()
             .copied()
-            .chain(self.last_seen_in_workspace.keys().map(|(ws, _)| *ws))
+            .chain(self.pairs.keys().copied())
     }
 
     /// Samples that went to the overflow workspace.
@@ -257,13 +350,24 @@ impl DistinctUsers {
         self.dropped
     }
 
+    /// Heap bytes: the table of users, and the pairs of each.
+    fn heap(&self) -> (usize, usize) {
+        let pair = std::mem::size_of::<(Sym, u32)>();
+        let pairs: usize = (self.users.values())
+            .map(|u| chunk(u.workspaces.capacity() * pair))
+            .sum();
+        (self.users.allocation_size(), pairs)
+    }
+
     pub fn export(&self) -> UsersState {
         UsersState {
-            last_seen: self.last_seen.iter().map(|(u, t)| (*u, *t)).collect(),
-            last_seen_in_workspace: self
-                .last_seen_in_workspace
-                .iter()
-                .map(|(k, t)| (*k, *t))
+            last_seen: (self.users.iter())
+                .map(|(&u, times)| (u, self.time(times.newest)))
+                .collect(),
+            last_seen_in_workspace: (self.users.iter())
+                .flat_map(|(&u, times)| {
+                    (times.workspaces.iter()).map(move |&(ws, t)| ((ws, u), self.time(t)))
+                })
                 .collect(),
             admitted_workspaces: self.admitted_workspaces.iter().copied().collect(),
             dropped: self.dropped,
@@ -272,16 +376,38 @@ impl DistinctUsers {
         }
     }
 
+    /// Restores the users; the base is the cutoff at the newest event, so every saved time a
+    /// window can still count fits its offset.
     pub fn import(state: UsersState, workspace_cap: usize) -> Self {
-        DistinctUsers {
-            last_seen: state.last_seen.into_iter().collect(),
-            last_seen_in_workspace: state.last_seen_in_workspace.into_iter().collect(),
+        let mut users = DistinctUsers {
+            base: state.newest.saturating_sub(LONGEST),
             admitted_workspaces: state.admitted_workspaces.into_iter().collect(),
-            workspace_cap,
             dropped: state.dropped,
             newest: state.newest,
             last_prune: state.last_prune,
+            ..DistinctUsers::new(workspace_cap)
+        };
+        for (user, t) in state.last_seen {
+            let at = users.offset(t);
+            users.users.entry(user).or_default().newest = at;
         }
+        // `oldest` starts at 0 (default): the first prune walks each user's pairs once.
+        for ((ws, user), t) in state.last_seen_in_workspace {
+            let at = users.offset(t);
+            let times = users.users.entry(user).or_default();
+            // A pair without its user (never saved so) still makes the user seen then.
+            times.newest = times.newest.max(at);
+            times.workspaces.push((ws, at));
+        }
+        for times in users.users.values_mut() {
+            // Newest first within a workspace, so the dedup keeps it.
+            (times.workspaces).sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            times.workspaces.dedup_by_key(|(ws, _)| *ws);
+        }
+        for &(ws, _) in users.users.values().flat_map(|u| &u.workspaces) {
+            *users.pairs.entry(ws).or_default() += 1;
+        }
+        users
     }
 }
 
@@ -294,12 +420,6 @@ pub struct UsersState {
     dropped: u64,
     newest: i64,
     last_prune: i64,
-}
-
-fn bump(slot: &mut i64, time: i64) {
-    if time > *slot {
-        *slot = time;
-    }
 }
 
 fn add_to_windows(counts: &mut WindowCounts, reference: i64, t: i64) {
@@ -330,5 +450,76 @@ mod tests {
         assert_eq!(per[&7], [1, 1, 1]);
         assert_eq!(per[&OVERFLOW_WORKSPACE], [0, 0, 1]);
         assert_eq!(u.dropped(), 1);
+    }
+
+    /// Two months of events, out of order and with late ones, through many prunes (each moves
+    /// the base of the kept offsets) and a save and restore halfway: every count equals the
+    /// truth from each user's (and user-workspace pair's) newest time, computed here.
+    #[test]
+    fn offsets_from_a_moving_base_count_exactly_across_prunes_and_restores() {
+        use std::collections::HashMap as Truth;
+        let mut rng = crate::rng::Rng::new(7);
+        let mut u = DistinctUsers::new(10);
+        let (mut newest, mut seen, mut in_ws) = (i64::MIN, Truth::new(), Truth::new());
+        let mut admitted = Vec::new();
+        for i in 0..20_000i64 {
+            // Mostly forward in time, one event in 8 up to 30 days late.
+            let late = if rng.below(8) == 0 {
+                rng.below(30 * DAY as u64) as i64
+            } else {
+                0
+            };
+            let time = i * 300_000 + rng.below(1_000) as i64 - late;
+            let (user, ws) = (rng.below(50), rng.below(12) as Sym);
+            u.record(UserKey(user), Some(Some(ws)), time);
+            newest = newest.max(time);
+            let t = seen.entry(user).or_insert(time);
+            *t = (*t).max(time);
+            // The first ten workspaces seen have their own series.
+            if !admitted.contains(&ws) && admitted.len() < 10 {
+                admitted.push(ws);
+            }
+            let ws = if admitted.contains(&ws) {
+                ws
+            } else {
+                OVERFLOW_WORKSPACE
+            };
+            let t = in_ws.entry((ws, user)).or_insert(time);
+            *t = (*t).max(time);
+            if i == 10_000 {
+                u = DistinctUsers::import(u.export(), 10);
+            }
+            if i % 997 == 0 {
+                for reference in [newest, newest + DAY / 2, newest + 20 * DAY] {
+                    let mut totals = [0; 3];
+                    seen.values()
+                        .for_each(|&t| add_to_windows(&mut totals, reference, t));
+                    assert_eq!(u.totals(reference), totals, "event {i}");
+                    let mut per: HashMap<Sym, WindowCounts> = HashMap::new();
+                    for (&(ws, _), &t) in &in_ws {
+                        if t > newest - LONGEST - 2 * PRUNE_EVERY_MS {
+                            add_to_windows(per.entry(ws).or_default(), reference, t);
+                        }
+                    }
+                    let got = u.per_workspace(reference);
+                    let nonzero = |m: &HashMap<Sym, WindowCounts>| -> Vec<(Sym, WindowCounts)> {
+                        let mut v: Vec<_> = m
+                            .iter()
+                            .filter(|(_, c)| c[2] > 0)
+                            .map(|(w, c)| (*w, *c))
+                            .collect();
+                        v.sort();
+                        v
+                    };
+                    assert_eq!(nonzero(&got), nonzero(&per), "event {i}");
+                    // The pairs counted per workspace are those kept, after every prune.
+                    let mut kept: HashMap<Sym, u32> = HashMap::new();
+                    for &(ws, _) in u.users.values().flat_map(|u| &u.workspaces) {
+                        *kept.entry(ws).or_default() += 1;
+                    }
+                    assert_eq!(u.pairs, kept, "event {i}");
+                }
+            }
+        }
     }
 }
