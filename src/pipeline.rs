@@ -107,9 +107,9 @@ const PIPELINED_MIN_BYTES: usize = 256 * 1024;
 impl Decoding {
     /// What the exporter uses: [`Decoding::OneThread`] for now. On the 2-core dev machine,
     /// busy with other builds, the pipelined path measured 0–20 % slower than one thread in
-    /// every run (batches of 64, 256 and 1,024 events), not the ~1.7× a quiet machine should
-    /// give; it stays available, with its test of equal outcomes, until a quiet machine
-    /// decides (`cargo bench --bench pipeline` times both).
+    /// most runs (batches of 64, 256 and 1,024 events) and 15 % faster in one, not the ~1.7×
+    /// a quiet machine should give; it stays available, with its test of equal outcomes,
+    /// until a quiet machine decides (`cargo bench --bench pipeline` times both).
     pub fn auto() -> Self {
         Decoding::OneThread
     }
