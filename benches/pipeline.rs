@@ -8,13 +8,27 @@
 //! - decode, in memory: the single-pass decoder (API pages, demo pages, smaller files);
 //! - decode + aggregate: the whole pipeline after the source (dedup, series, users), in memory;
 //! - decode + aggregate + forwarding spool: the same with every counted event queued and
-//!   appended to the spool file (what `--otlp.logs` / `--logs-ingestion.*` add to the pipeline).
+//!   appended to the spool file (what `--otlp.logs` / `--logs-ingestion.*` add to the pipeline);
+//! - decode + aggregate, pipelined: decoding on a second thread while the first counts
+//!   (`Decoding::Pipelined`, what the exporter does on a machine with two cores).
 //!
-//! Under `cargo test` (no `--bench` argument) it runs once on 20,000 events as a smoke test.
+//! Then, with the pages written as files (one page a file) to a temporary directory, it times
+//! whole runs of the exporter's binary, wall clock, files read from disk, against a bare parse
+//! of the same files on one thread (read, then `IgnoredAny`): `powerbi-exporter --once
+//! --replay DIR` and `powerbi-exporter top --replay DIR`.
+//!
+//! Targets (issue 15, target 1): decode + aggregate on one core within 1.5× the bare parse;
+//! each whole run within 1.2× the bare parse of the files. With `--bench` it prints every ratio
+//! and exits 1 naming each target missed. Under `cargo test` (no `--bench` argument) it runs
+//! once on 20,000 events as a smoke test, with no thresholds.
 
 use std::time::{Duration, Instant};
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
 use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Reference};
+use powerbi_exporter::pipeline::Decoding;
 use powerbi_exporter::rng::Rng;
 use powerbi_exporter::simulator::{write_archive, Layout, Tenant, TenantSpec};
 use powerbi_exporter::state::spool::SpoolWriter;
@@ -152,6 +166,37 @@ fn main() {
         baseline,
     );
 
+    let pipelined = best_of(runs("pipelined"), || {
+        let mut agg = Aggregator::new(&AggregateConfig::default());
+        for p in &pages {
+            Decoding::Pipelined.decode_slice(p, &mut agg).unwrap();
+        }
+        assert_eq!(agg.processed(), events);
+    });
+    report(
+        "decode + aggregate, pipelined",
+        pipelined,
+        events,
+        bytes,
+        baseline,
+    );
+
+    let mut missed = Vec::new();
+    let mut target = |name: &str, took: Duration, base: Duration, max: f64| {
+        let ratio = took.as_secs_f64() / base.as_secs_f64();
+        if ratio > max {
+            missed.push(format!("{name}: {ratio:.2}x the bare parse, target {max}x"));
+        }
+    };
+    if only.is_none() {
+        target("decode + aggregate, one core", full, baseline, 1.5);
+    }
+    if only.is_none() || only.as_deref() == Some("runs") {
+        for (name, took, base) in whole_runs(&pages, events, bytes, rounds) {
+            target(name, took, base, 1.2);
+        }
+    }
+
     let agg = last.unwrap();
     assert_eq!(agg.processed(), events);
     let snapshot = agg.snapshot(Reference::NewestEvent);
@@ -171,6 +216,62 @@ fn main() {
         text.len() / 1024,
         t.elapsed().as_secs_f64() * 1e3
     );
+    if benching && !missed.is_empty() {
+        eprintln!("targets missed:\n  {}", missed.join("\n  "));
+        std::process::exit(1);
+    }
+}
+
+/// Writes `pages` to a temporary directory, one file each, and times, best of `rounds`, the bare
+/// parse of the files (read from disk, one thread) and the whole `--once` and `top` runs of the
+/// exporter's binary over the directory. Returns each run's time beside the bare parse's.
+fn whole_runs(
+    pages: &[&[u8]],
+    events: u64,
+    bytes: f64,
+    rounds: usize,
+) -> Vec<(&'static str, Duration, Duration)> {
+    let dir = std::env::temp_dir().join(format!("pbi-bench-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<PathBuf> = (pages.iter().enumerate())
+        .map(|(i, page)| {
+            let path = dir.join(format!("page-{i:05}.json"));
+            std::fs::write(&path, page).unwrap();
+            path
+        })
+        .collect();
+    let bare = best_of(rounds, || {
+        for path in &files {
+            let page = std::fs::read(path).unwrap();
+            serde_json::from_slice::<serde::de::IgnoredAny>(&page).unwrap();
+        }
+    });
+    report("files: bare parse, one thread", bare, events, bytes, bare);
+    let exporter = Path::new(env!("CARGO_BIN_EXE_powerbi-exporter"));
+    let mut runs = Vec::new();
+    for (name, args) in [
+        (
+            "whole run: --once --replay DIR",
+            &["--once", "--replay"][..],
+        ),
+        ("whole run: top --replay DIR", &["top", "--replay"][..]),
+    ] {
+        let took = best_of(rounds, || {
+            let status = Command::new(exporter)
+                .args(args)
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{name} failed: {status}");
+        });
+        report(name, took, events, bytes, bare);
+        runs.push((name, took, bare));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    runs
 }
 
 fn best_of(rounds: usize, mut f: impl FnMut()) -> Duration {

@@ -73,6 +73,7 @@ mod otlp;
 mod otlp_receiver;
 /// The exporter's own ExportActivityEvents: matched by application id and by object id.
 mod own_exports;
+mod parallel;
 /// User signals (pseudonym, plain, off; restart and key change), external shares, and a scan of
 /// every output for the fixture's addresses under each `--users.label` mode.
 mod people;

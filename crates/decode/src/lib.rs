@@ -4,7 +4,9 @@
 //! [`split`] finds each event's bytes in a streamed document; [`event`] decodes one event
 //! leniently with serde, and `object` parses plain event objects faster inside the splitter.
 //! [`decode_reader`] and [`decode_slice`] join them and hands every outcome to an [`EventSink`],
-//! so the aggregation and the `top` ranking consume one decoder. [`item`] says which one item
+//! so the aggregation and the `top` ranking consume one decoder; [`decode_slice_each`] hands
+//! out the same outcomes as [`Decoded`] values that borrow the document, for a caller that
+//! decodes on one thread and counts on another. [`item`] says which one item
 //! (report, semantic model, dashboard, dataflow, app, Fabric item) an event is about.
 //!
 //! Invariants:
@@ -62,16 +64,57 @@ pub fn decode_slice(doc: &[u8], sink: &mut impl EventSink) -> Result<(), SplitEr
     split_slice(doc, |element| deliver(element, sink))
 }
 
-/// Hands one element's event, or its rejection, to `sink`.
-fn deliver(element: Element<'_, '_>, sink: &mut impl EventSink) {
+/// One element of a document, decoded: its event (with the event's JSON as the document had
+/// it) or why it was rejected. Borrows from the document, so it can be decoded on one thread
+/// and handed to a sink on another while the document lives.
+// Nearly every outcome is an event: boxing it to shrink the rare rejection would cost an
+// allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded<'b> {
+    Event {
+        event: ActivityEvent<'b>,
+        raw: &'b [u8],
+    },
+    Rejected(Rejection),
+}
+
+impl Decoded<'_> {
+    /// Hands the outcome to `sink`, as [`decode_slice`] would have.
+    pub fn deliver(&self, sink: &mut impl EventSink) {
+        match self {
+            Decoded::Event { event, raw } => sink.accept_raw(event, raw),
+            Decoded::Rejected(reason) => sink.reject(*reason),
+        }
+    }
+}
+
+/// Calls `each` with every element of a document in memory, decoded, in document order: what
+/// [`decode_slice`] hands a sink, as values that borrow from `doc` and may outlive the call.
+pub fn decode_slice_each<'b>(
+    doc: &'b [u8],
+    mut each: impl FnMut(Decoded<'b>),
+) -> Result<(), SplitError> {
+    split_slice(doc, |element| each(decoded(element)))
+}
+
+fn decoded<'b>(element: Element<'_, 'b>) -> Decoded<'b> {
     let outcome = match element.parsed {
         Some(raw) => raw.take_event(true),
         None => decode_event(element.bytes),
     };
     match outcome {
-        Ok(event) => sink.accept_raw(&event, element.bytes),
-        Err(reason) => sink.reject(reason),
+        Ok(event) => Decoded::Event {
+            event,
+            raw: element.bytes,
+        },
+        Err(reason) => Decoded::Rejected(reason),
     }
+}
+
+/// Hands one element's event, or its rejection, to `sink`.
+fn deliver(element: Element<'_, '_>, sink: &mut impl EventSink) {
+    decoded(element).deliver(sink);
 }
 
 #[cfg(test)]
