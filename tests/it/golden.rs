@@ -1,9 +1,6 @@
 //! The golden file is reviewed by hand; regenerate it with `UPDATE_GOLDEN=1 cargo test --test it golden`.
 //! Its values are derived in `tests/fixtures/README.md`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use crate::support::*;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/fixtures.prom");
@@ -65,31 +62,7 @@ fn once_output_matches_the_reviewed_golden_file() {
 
 #[test]
 fn golden_exposition_passes_promtool_without_warnings() {
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(once_on_fixtures().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert_eq!(
-        format!("{}{}", stdout(&out), stderr(&out)),
-        "",
-        "promtool printed warnings"
-    );
+    promtool_check_metrics(&once_on_fixtures());
 }
 
 #[test]
