@@ -90,9 +90,11 @@ impl fmt::Display for UtcHour {
 /// The default of `--powerbi.reread-ages`: the documented latency (reference §1: most events
 /// within 30 minutes, nearly all within an hour, older documentation up to 24 hours). 10m
 /// catches the hour's last minutes, which its last poll as the current hour could not see;
-/// 1h everything the documented hour brings; 3h, 8h and 24h the tail, spaced about threefold,
-/// so an event N hours late is counted within about 3N hours, and within the 24h lookback.
-pub const DEFAULT_REREAD_AGES: &str = "10m,1h,3h,8h,24h";
+/// 1h everything the documented hour brings; 3h, 8h, 16h and 24h the tail, spaced two- to
+/// threefold, so an event N hours late is counted within about 3N hours, and within the 24h
+/// lookback. 16h is there for outages: an hour whose last read (24h, at the lookback's end)
+/// is refused has lost only what appeared in its last 8 hours, not in its last 16.
+pub const DEFAULT_REREAD_AGES: &str = "10m,1h,3h,8h,16h,24h";
 
 /// The ages after an hour's end at which it is read again: ascending, each above zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -702,9 +704,9 @@ mod tests {
 
     #[test]
     fn reread_ages_are_ascending_durations_above_zero() {
-        let ages = RereadAges::parse("10m, 1h,3h,8h,24h").unwrap();
-        assert_eq!(ages.ages().len(), 5);
-        assert_eq!(ages.to_string(), "10m,1h,3h,8h,1d");
+        let ages = RereadAges::parse("10m, 1h,3h,8h,16h,24h").unwrap();
+        assert_eq!(ages.ages().len(), 6);
+        assert_eq!(ages.to_string(), "10m,1h,3h,8h,16h,1d");
         assert_eq!(RereadAges::default(), ages);
         assert!(RereadAges::parse("1h,10m")
             .unwrap_err()
