@@ -304,8 +304,8 @@ pub async fn run_to_end_with<S: DocumentSink + Send + 'static>(
 
 /// Feeds documents into the shared aggregator until the channel closes, and keeps the source's
 /// status and replay progress in `source`; sets `ready` after the first document. With a
-/// checkpointer, the state is saved (and published) after the first document, after every
-/// status message of a live source, at most every few seconds between documents, and once
+/// checkpointer, the state is saved (and published) after every status message of a live
+/// source, (without a state file) after the first document, at most every few seconds between documents, and once
 /// more when the channel closes; a last checkpoint held back by a failing spool is retried
 /// until it goes through or `stop` is set.
 pub fn spawn_shared_consumer(
@@ -352,11 +352,10 @@ pub fn spawn_shared_consumer(
                 let result = apply_in_pass(&doc, &mut sink, pass, Decoding::auto());
                 drop(sink);
                 if let Some(c) = &mut checkpointer {
-                    // Ready means /metrics shows the first document: it is published at once.
                     if ready.load(Ordering::Acquire) {
                         c.maybe_checkpoint(&aggregator);
                     } else {
-                        c.checkpoint(&aggregator);
+                        c.first_document(&aggregator);
                     }
                 }
                 ready.store(true, Ordering::Release);

@@ -577,6 +577,17 @@ impl Checkpointer {
             .unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
     }
 
+    /// After the first document: without a state file, publishes at once, so that once the
+    /// exporter is ready `/metrics` shows that document; with one, as after any document, so
+    /// the saves keep their cadence (a save costs a file write).
+    pub fn first_document(&mut self, aggregator: &Mutex<Aggregator>) {
+        if self.file.is_none() {
+            self.checkpoint(aggregator);
+        } else {
+            self.maybe_checkpoint(aggregator);
+        }
+    }
+
     /// Saves unless the last checkpoint is younger than `min_interval`; either way, moves the
     /// events queued for forwarding to the spool (not yet durable), so they do not pile up in
     /// memory between saves.
