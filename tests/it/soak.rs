@@ -78,7 +78,13 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
         "15000",
     ]);
     let api = format!("http://{}", tenant.addr);
-    // The demo's own client settings: every poll re-reads the last two hours.
+    // The demo's own client settings, and every ended hour of the 4 h lookback re-read every
+    // 10 s (ages 10s, 20s, … 4h): the load the former stalest-first planner put on the pipeline
+    // with this budget, which the default schedule no longer sends.
+    let reread_ages = (1..=4 * 360)
+        .map(|n| format!("{}s", n * 10))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut args = simulated_tenant_args(&api);
     args.extend(
         [
@@ -86,6 +92,8 @@ fn soak_memory_stays_flat_and_scrapes_stay_fast() {
             "2s",
             "--powerbi.lookback",
             "4h",
+            "--powerbi.reread-ages",
+            &reread_ages,
             "--powerbi.initial-lookback",
             "1h",
             "--powerbi.max-requests-per-hour",
