@@ -8,6 +8,7 @@
 //! out the same outcomes as [`Decoded`] values that borrow the document, for a caller that
 //! decodes on one thread and counts on another. [`item`] says which one item
 //! (report, semantic model, dashboard, dataflow, app, Fabric item) an event is about.
+//! [`census`] counts a document's events by day without decoding them, for a replay's plan.
 //!
 //! Invariants:
 //! - pure and synchronous: no I/O beyond the reader handed to [`decode_reader`], no async
@@ -20,6 +21,7 @@
 //! A crate of its own at the bottom of the stage order: it depends on no other part of the
 //! exporter, which re-exports it as `powerbi_exporter::decode`.
 
+pub mod census;
 #[doc(hidden)]
 pub mod differential;
 pub mod event;

@@ -8,7 +8,7 @@
 //! event is counted once whatever its date: the dedup keeps every id of the days being
 //! replayed. To bound that memory, an archive that may hold more than `max_ids_per_pass`
 //! events is replayed in passes: a census reads each file once for the number of events per
-//! UTC day (the only decoding a source does: it counts, it never aggregates), then each pass
+//! UTC day (a byte search for each `CreationTime`, no decoding: see [`DayCensus`]), then each pass
 //! sends every file again for a range of days whose events fit the budget. A [`ReplayPass`]
 //! message goes ahead of each pass; the pipeline hands on only that pass's events.
 //!
@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 use super::{
     Body, Document, DocumentSender, Source, SourceError, SourceFuture, SourceMessage, Timing,
 };
-use crate::decode::{decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, UnixMillis};
+use crate::decode::census::DayCensus;
+use crate::decode::UnixMillis;
 
 const EXTENSIONS: &[&str] = &["json", "jsonl", "ndjson"];
 const DAY_MS: i64 = 86_400_000;
@@ -311,10 +312,11 @@ fn census(files: &[PathBuf]) -> BTreeMap<i64, usize> {
     let counted: Vec<BTreeMap<i64, usize>> = std::thread::scope(|scope| {
         let count_some = || {
             let mut days = Days(BTreeMap::new());
+            let mut chunk = vec![0; CHUNK_BYTES];
             while let Some(path) =
                 files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
             {
-                count_file(path, &mut days);
+                count_file(path, &mut days, &mut chunk);
             }
             days.0
         };
@@ -335,29 +337,33 @@ fn census(files: &[PathBuf]) -> BTreeMap<i64, usize> {
 /// Events per UTC day.
 struct Days(BTreeMap<i64, usize>);
 
-impl EventSink for Days {
-    fn accept(&mut self, event: &ActivityEvent<'_>) {
-        *self.0.entry(event.time.0.div_euclid(DAY_MS)).or_default() += 1;
+impl Days {
+    fn add(&mut self, day: i64) {
+        *self.0.entry(day).or_default() += 1;
     }
-    fn reject(&mut self, _: Rejection) {}
 }
 
-/// Files up to this size are read whole, as the pipeline reads them (the faster decoder);
-/// larger ones are streamed.
-const WHOLE_FILE_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes read at a time from a file too large to read whole.
+const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
-fn count_file(path: &Path, days: &mut Days) {
+/// Counts the file's events by day with [`DayCensus`] (a byte search, no decoding): a bound of
+/// the ids each day keeps is all a plan needs. A read that fails part-way counts the events
+/// before the fault (the pipeline reports the fault).
+/// `chunk` is the buffer reads go to.
+fn count_file(path: &Path, days: &mut Days, chunk: &mut [u8]) {
     let Ok(mut file) = std::fs::File::open(path) else {
         return;
     };
-    if file.metadata().is_ok_and(|m| m.len() <= WHOLE_FILE_BYTES) {
-        // A read that fails part-way counts the events before the fault, as a streamed one.
-        let mut bytes = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut file, &mut bytes);
-        let _ = decode_slice(&bytes, days);
-        return;
+    let mut census = DayCensus::default();
+    loop {
+        match std::io::Read::read(&mut file, chunk) {
+            Ok(0) => break,
+            Ok(n) => census.feed(&chunk[..n], |day| days.add(day)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
     }
-    let _ = decode_reader(std::io::BufReader::new(file), days);
+    census.finish(|day| days.add(day));
 }
 
 /// Consecutive days grouped so that each pass's events fit `budget`; a day alone over it is a
