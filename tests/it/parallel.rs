@@ -1,7 +1,8 @@
-//! Decoding on a second thread (`Decoding::Pipelined`) counts exactly what one thread counts:
-//! the same exposition, byte for byte, and the same saved state, over replayed files with
-//! duplicates within a file, across pages and across files, and rejected elements; in one
-//! pass and in passes of days.
+//! Decoding ahead on worker threads (`Decoding::Pipelined`) counts exactly what one thread
+//! counts: the same exposition, byte for byte, the same saved state and the same failed
+//! documents, over replayed files with duplicates within a file, across pages and across
+//! files, rejected elements, a small file and a truncated one; in one pass and in passes of
+//! days.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -31,7 +32,9 @@ const REJECTED: &[&str] = &[
 /// Writes the archive: `a-pages.json` (API pages, one a line, the last page repeating half of
 /// the first), `b-copy.json` (a copy of the first page: duplicates across files) and
 /// `c-mixed.json` (a JSON array of the second page's events with the rejected elements among
-/// them). Every file is over the size below which documents are decoded on one thread.
+/// them), `d-small.json` (50 events of the second page as JSON Lines, under the size below which
+/// a lone document is decoded on the calling thread) and `e-broken.json` (a JSON array of the
+/// third page's first 100 events, cut inside the 101st: a document that fails).
 fn write_archive_dir(dir: &Path) {
     let tenant = Tenant::new(TenantSpec {
         seed: 3,
@@ -74,6 +77,24 @@ fn write_archive_dir(dir: &Path) {
         mixed.insert(1_000 * (i + 1), bad.to_string());
     }
     std::fs::write(dir.join("c-mixed.json"), format!("[{}]", mixed.join(",\n"))).unwrap();
+    let small: Vec<String> = (second["activityEventEntities"].as_array().unwrap()[..50].iter())
+        .map(|e| e.to_string() + "\n")
+        .collect();
+    std::fs::write(dir.join("d-small.json"), small.concat()).unwrap();
+    let third: Value = serde_json::from_slice(pages[2]).unwrap();
+    let events: Vec<String> = (third["activityEventEntities"].as_array().unwrap()[..101].iter())
+        .map(|e| e.to_string())
+        .collect();
+    let cut = &events[100][..events[100].len() / 2];
+    let broken = format!("[{},{cut}", events[..100].join(","));
+    std::fs::write(dir.join("e-broken.json"), broken).unwrap();
+}
+
+/// The complete elements of `e-broken.json`: what the file holds before its cut.
+fn broken_prefix(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("e-broken.json")).unwrap();
+    let last_event = text.rfind(",{").unwrap();
+    format!("{}]", &text[..last_event])
 }
 
 /// The default configuration with one pseudonym key for every run (without one, each
@@ -85,7 +106,8 @@ fn aggregate_config() -> AggregateConfig {
     }
 }
 
-/// Runs the replay of `dir` to its end, decoding as `decoding` says.
+/// Runs the replay of `dir` to its end, decoding as `decoding` says; one document (the
+/// truncated file) fails.
 fn replay(dir: &Path, max_ids_per_pass: usize, decoding: Decoding) -> Aggregator {
     let config = ReplayConfig {
         path: dir.to_path_buf(),
@@ -96,7 +118,8 @@ fn replay(dir: &Path, max_ids_per_pass: usize, decoding: Decoding) -> Aggregator
     let (aggregator, report) = runtime()
         .block_on(run_to_end_with(source, sink, decoding))
         .unwrap();
-    assert_eq!(report.failed_documents, 0);
+    assert_eq!(report.failed_documents, 1, "{:?}", report.errors);
+    assert!(report.errors[0].origin.ends_with("e-broken.json"));
     aggregator
 }
 
@@ -113,11 +136,21 @@ fn truth(dir: &Path) -> (u64, u64, u64) {
             _ => rejected += 1,
         }
     };
-    for name in ["a-pages.json", "b-copy.json", "c-mixed.json"] {
-        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    for name in [
+        "a-pages.json",
+        "b-copy.json",
+        "c-mixed.json",
+        "d-small.json",
+        "e-broken.json",
+    ] {
+        let text = match name {
+            "e-broken.json" => broken_prefix(dir),
+            _ => std::fs::read_to_string(dir.join(name)).unwrap(),
+        };
         for doc in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
             match doc.unwrap() {
                 Value::Array(events) => events.iter().for_each(&mut each),
+                event @ Value::Object(_) if event.get("Id").is_some() => each(&event),
                 page => {
                     (page["activityEventEntities"].as_array().unwrap().iter()).for_each(&mut each)
                 }
@@ -171,10 +204,11 @@ fn pipelined_decoding_counts_exactly_what_one_thread_counts() {
     }
 }
 
-/// The shape of the archive the test above relies on: each file is large enough to be decoded
-/// on two threads (the exporter decodes documents under 256 KiB on one).
+/// The shape of the archive the test above relies on: files large enough to be decoded by a
+/// worker thread on their own, and one under the size below which a lone document is decoded
+/// on the calling thread (the exporter's threshold is 256 KiB).
 #[test]
-fn the_archive_of_the_parallel_test_is_decoded_on_two_threads() {
+fn the_archive_of_the_parallel_test_has_large_and_small_files() {
     let dir = tempfile::tempdir().unwrap();
     write_archive_dir(dir.path());
     let sizes: BTreeMap<String, u64> = (std::fs::read_dir(dir.path()).unwrap())
@@ -186,6 +220,8 @@ fn the_archive_of_the_parallel_test_is_decoded_on_two_threads() {
             )
         })
         .collect();
-    assert_eq!(sizes.len(), 3);
-    assert!(sizes.values().all(|&len| len > 256 * 1024), "{sizes:?}");
+    assert_eq!(sizes.len(), 5);
+    let large = sizes.values().filter(|&&len| len > 256 * 1024).count();
+    assert_eq!(large, 3, "{sizes:?}");
+    assert!(sizes["d-small.json"] < 256 * 1024, "{sizes:?}");
 }
