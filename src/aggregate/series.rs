@@ -414,6 +414,15 @@ pub enum Keep {
     Earliest,
 }
 
+impl Keep {
+    fn pick(self, old: i64, new: i64) -> i64 {
+        match self {
+            Keep::Latest => old.max(new),
+            Keep::Earliest => old.min(new),
+        }
+    }
+}
+
 /// The durable form of a [`CappedTimes`].
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TimesState<K> {
@@ -445,19 +454,15 @@ impl<K: Hash + Eq + Copy> CappedTimes<K> {
     }
 
     fn pick(&self, old: i64, new: i64) -> i64 {
-        match self.keep {
-            Keep::Latest => old.max(new),
-            Keep::Earliest => old.min(new),
-        }
+        self.keep.pick(old, new)
     }
 
     /// Records `time` (Unix ms) for `key`; `None` (a key past an interner's cap) goes to the
-    /// overflow.
+    /// overflow. A key already held costs one lookup.
     pub fn record(&mut self, key: Option<K>, time: i64) {
         if let Some(key) = key {
-            if let Some(old) = self.values.get(&key).copied() {
-                let kept = self.pick(old, time);
-                self.values.insert(key, kept);
+            if let Some(old) = self.values.get_mut(&key) {
+                *old = self.keep.pick(*old, time);
                 return;
             }
             if self.values.len() < self.cap {
