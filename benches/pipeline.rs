@@ -7,6 +7,8 @@
 //! - decode, streamed: the splitter + lenient decoder (the path of files over 32 MiB);
 //! - decode, in memory: the single-pass decoder (API pages, demo pages, smaller files);
 //! - decode + aggregate: the whole pipeline after the source (dedup, series, users), in memory;
+//! - aggregate alone: the same aggregation over events decoded beforehand (untimed), page by
+//!   page, so only the accept path is timed (`BENCH_ONLY=alone` profiles it);
 //! - decode + aggregate + forwarding spool: the same with every counted event queued and
 //!   appended to the spool file (what `--otlp.logs` / `--logs-ingestion.*` add to the pipeline);
 //! - decode + aggregate, pipelined: pages decoded ahead on worker threads, one a core, while
@@ -36,7 +38,7 @@ use powerbi_exporter::source::{Body, Document};
 use powerbi_exporter::state::spool::SpoolWriter;
 // The decoder's own crate: the decode phases measure it alone, as the fuzz targets run it.
 use powerbi_exporter_decode::{
-    decode_reader, decode_slice, ActivityEvent, EventSink, Rejection, UnixMillis,
+    decode_reader, decode_slice, decode_slice_each, ActivityEvent, EventSink, Rejection, UnixMillis,
 };
 
 struct Discard(u64);
@@ -88,7 +90,7 @@ fn main() {
         bytes / events as f64
     );
 
-    // BENCH_ONLY=baseline|streamed|decode|aggregate runs one phase (for profiling it).
+    // BENCH_ONLY=baseline|streamed|decode|aggregate|alone runs one phase (for profiling it).
     let only = std::env::var("BENCH_ONLY").ok();
     let runs = |phase: &str| {
         if only.as_deref().is_none_or(|o| o == phase) {
@@ -143,6 +145,30 @@ fn main() {
         last = Some(agg);
     });
     report("decode + aggregate", full, events, bytes, baseline);
+
+    // The aggregator alone: each page decoded first (untimed), then only its events handed to
+    // the aggregator timed; what the accept path costs beside the bare parse.
+    let alone = best_of_timed(runs("alone"), || {
+        let mut agg = Aggregator::new(&AggregateConfig::default());
+        let mut took = Duration::ZERO;
+        let mut decoded = Vec::with_capacity(5_000);
+        for p in &pages {
+            decoded.clear();
+            decode_slice_each(p, |d| decoded.push(d)).unwrap();
+            let t = Instant::now();
+            decoded.iter().for_each(|d| d.deliver(&mut agg));
+            took += t.elapsed();
+        }
+        assert_eq!(agg.processed(), events);
+        took
+    });
+    report(
+        "aggregate alone (pre-decoded)",
+        alone,
+        events,
+        bytes,
+        baseline,
+    );
 
     // With forwarding on: every counted event is also queued as a raw line and appended to the
     // spool (a file in a temporary directory, synced once at the end, like a checkpoint).
@@ -278,6 +304,14 @@ fn whole_runs(
     }
     let _ = std::fs::remove_dir_all(&dir);
     runs
+}
+
+/// The least of `rounds` durations that `f` measures itself.
+fn best_of_timed(rounds: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..rounds)
+        .map(|_| f())
+        .min()
+        .unwrap_or(Duration::from_nanos(1))
 }
 
 fn best_of(rounds: usize, mut f: impl FnMut()) -> Duration {

@@ -115,19 +115,22 @@ impl Dedup {
         if self.oldest_kept().is_some_and(|oldest| hour < oldest) {
             return Seen::OutsideWindow;
         }
+        if let Some(ids) = self.partitions.get_mut(&hour) {
+            return if ids.insert(key.0) {
+                Seen::New
+            } else {
+                Seen::Duplicate
+            };
+        }
         // A new hour is sized like the newest one so far: growing a set by doubling rehashes
         // every id many times over.
         let typical = self
             .partitions
             .last_key_value()
             .map_or(0, |(_, ids)| ids.len());
-        let ids = self
-            .partitions
-            .entry(hour)
-            .or_insert_with(|| HashSet::with_capacity(typical));
-        if !ids.insert(key.0) {
-            return Seen::Duplicate;
-        }
+        let mut ids = HashSet::with_capacity(typical);
+        ids.insert(key.0);
+        self.partitions.insert(hour, ids);
         Seen::New
     }
 

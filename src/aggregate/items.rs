@@ -130,6 +130,13 @@ pub struct Items {
     last_refresh: CappedTimes<(Sym, RefreshOutcome)>,
     /// The last inventory's items (not saved: the inventory is, and is applied again).
     inventory: Vec<InventoryItem>,
+    /// The interned id of each type of [`ItemType::KNOWN`], in that order, once looked up:
+    /// types are never released, so an event's type costs no string hash.
+    known_types: [Option<Sym>; ItemType::KNOWN.len()],
+    /// Whether ids were interned, or the inventory replaced, since ids were last released: if
+    /// not, and no series expired, every id is still referred to and the release has nothing
+    /// to do.
+    ids_changed: bool,
 }
 
 /// The durable form of [`Items`], saved under one key (`items`, see [`super::state_file`]);
@@ -235,13 +242,28 @@ impl Items {
     }
 
     fn intern_id(&mut self, id: &str, clip: &mut Truncations) -> Option<Sym> {
-        self.ids.intern(clip.clip(ClippedLabel::ItemId, id))
+        let held = self.ids.len();
+        let id = self.ids.intern(clip.clip(ClippedLabel::ItemId, id));
+        self.ids_changed |= self.ids.len() > held;
+        id
     }
 
     /// The item's key, `None` when its type or id is past its interner's cap.
     fn intern(&mut self, item: &Item<'_>, clip: &mut Truncations) -> Option<ItemKey> {
-        let item_type = self.types.intern(item.item_type.as_str())?;
+        let item_type = self.intern_type(&item.item_type)?;
         Some((item_type, self.intern_id(item.id, clip)?))
+    }
+
+    fn intern_type(&mut self, item_type: &ItemType) -> Option<Sym> {
+        let Some(known) = ItemType::KNOWN.iter().position(|k| k == item_type) else {
+            return self.types.intern(item_type.as_str());
+        };
+        if let Some(sym) = self.known_types[known] {
+            return Some(sym);
+        }
+        let sym = self.types.intern(item_type.as_str());
+        self.known_types[known] = sym;
+        sym
     }
 
     /// Takes in the inventory's items: `(workspace, type, id, name)` each, named as of `at`
@@ -253,6 +275,7 @@ impl Items {
         clip: &mut Truncations,
     ) {
         self.inventory.clear();
+        self.ids_changed = true;
         for (workspace, item_type, id, name) in items {
             let item = Item {
                 item_type,
@@ -272,15 +295,26 @@ impl Items {
     pub fn expire(&mut self, sweep: Sweep, expired: &mut Expired) {
         use catalogue::*;
         let cutoff = sweep.cutoff;
-        expired.add(&ITEM_EVENTS, self.events.expire(cutoff));
-        expired.add(&ITEM_EVENTS_FAILED, self.failed.expire(cutoff));
-        expired.add(&ITEM_INFO, self.info.expire(cutoff));
-        expired.add(&ITEM_LAST_ACTIVITY, self.last_activity.expire(cutoff));
-        let views = self.model_report_views.expire(cutoff);
-        expired.add(&SEMANTIC_MODEL_REPORT_VIEWS, views);
-        let refreshes = self.last_refresh.expire(cutoff);
-        expired.add(&SEMANTIC_MODEL_LAST_REFRESH, refreshes);
-        self.release_ids();
+        let gone = [
+            (&ITEM_EVENTS, self.events.expire(cutoff)),
+            (&ITEM_EVENTS_FAILED, self.failed.expire(cutoff)),
+            (&ITEM_INFO, self.info.expire(cutoff)),
+            (&ITEM_LAST_ACTIVITY, self.last_activity.expire(cutoff)),
+            (
+                &SEMANTIC_MODEL_REPORT_VIEWS,
+                self.model_report_views.expire(cutoff),
+            ),
+            (
+                &SEMANTIC_MODEL_LAST_REFRESH,
+                self.last_refresh.expire(cutoff),
+            ),
+        ];
+        gone.iter().for_each(|(family, n)| expired.add(family, *n));
+        // Every id was referred to after the last release, and series only came since.
+        if self.ids_changed || gone.iter().any(|(_, n)| *n > 0) {
+            self.release_ids();
+            self.ids_changed = false;
+        }
     }
 
     fn release_ids(&mut self) {
@@ -525,6 +559,9 @@ impl Items {
                 Keep::Latest,
             ),
             inventory: Vec::new(),
+            known_types: [None; ItemType::KNOWN.len()],
+            // A restored state may hold ids no series refers to.
+            ids_changed: true,
         }
     }
 }

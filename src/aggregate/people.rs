@@ -14,11 +14,11 @@
 
 use std::fmt;
 
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 use ring::hmac;
 
 use super::labels::{self, label_set, WorkspaceActivity};
-use super::memory::{HeapUsage, Holder, Interned};
+use super::memory::{HeapSize, HeapUsage, Holder, Interned};
 use super::series::{CappedCounters, CountersState, Interner, Sym};
 use super::shared::{ClippedLabel, Counted, Expired, Ids, Refs, Sweep, Truncations, View};
 use super::AggregateConfig;
@@ -42,7 +42,21 @@ pub struct People {
     /// Configured tenant domains; when empty, `learned_domains` stands in.
     tenant_domains: HashSet<String>,
     learned_domains: HashSet<String>,
+    /// The interned label of each `UserId` (as sent) seen in a sensitive event: a pseudonym
+    /// costs an HMAC, and a user's events come again and again. Only labels interned uncut are
+    /// kept, and the whole cache is dropped whenever labels are released, so an entry always
+    /// names a live label.
+    label_cache: HashMap<Box<str>, Sym>,
+    /// Whether a label was interned since labels were last released: if not, and no series
+    /// expired, every label is still referred to and the release has nothing to do.
+    labels_added: bool,
+    /// Whether each activity is in [`SENSITIVE_ACTIVITIES`], by interned activity (`None`:
+    /// not looked up yet); activity ids are never released, so an answer stays true.
+    sensitive: Vec<Option<bool>>,
 }
+
+/// Most `UserId`s whose label is cached; past it the cache starts over.
+const LABEL_CACHE_MAX: usize = 100_000;
 
 /// The durable form of [`People`] (saved under the keys [`super::state_file`] names): user
 /// labels, never user ids.
@@ -66,6 +80,10 @@ impl People {
             external_shares: CappedCounters::new(cap(&catalogue::EXTERNAL_SHARES)),
             tenant_domains: config.tenant_domains.iter().cloned().collect(),
             learned_domains: HashSet::new(),
+            label_cache: HashMap::new(),
+            // A restored state may hold labels no series refers to.
+            labels_added: true,
+            sensitive: Vec::new(),
         }
     }
 
@@ -75,23 +93,56 @@ impl People {
         let Some(user_id) = e.user_id.as_deref() else {
             return;
         };
-        if self.tenant_domains.is_empty() && is_member_upn(user_id, e.user_type) {
-            self.learn_domain(user_id);
+        if self.tenant_domains.is_empty() {
+            self.learn_domain(user_id, e.user_type);
         }
         if is_share(ev.activity) && e.recipients.iter().any(|r| self.is_external(r)) {
             self.external_shares.inc(ev.workspace_activity(), ev.time());
         }
-        if is_sensitive(ev.activity) {
-            if let Some(label) = self.labeller.label(user_id) {
-                let label = clip.clip_owned(ClippedLabel::User, label);
-                let user = self.user_labels.intern(&label);
+        if self.is_sensitive(ev) {
+            if let Some(user) = self.user_label(user_id, clip) {
                 self.user_events.inc(user.zip(ev.activity_id), ev.time());
             }
         }
     }
 
-    /// Remembers the domain of a member's UPN (at most [`LEARNED_DOMAINS_CAP`]).
-    fn learn_domain(&mut self, user_id: &str) {
+    /// The interned label of `user_id`: `None` when labels are off, `Some(None)` past the
+    /// label cap. Computed once per `UserId` while it stays interned ([`People::label_cache`]).
+    fn user_label(&mut self, user_id: &str, clip: &mut Truncations) -> Option<Option<Sym>> {
+        if let Some(&user) = self.label_cache.get(user_id) {
+            return Some(Some(user));
+        }
+        let label = self.labeller.label(user_id)?;
+        let full = label.len();
+        let label = clip.clip_owned(ClippedLabel::User, label);
+        let held = self.user_labels.len();
+        let user = self.user_labels.intern(&label);
+        self.labels_added |= self.user_labels.len() > held;
+        // A cut label is counted as cut at each event, so it is never cached.
+        if let (Some(user), true) = (user, label.len() == full) {
+            if self.label_cache.len() >= LABEL_CACHE_MAX {
+                self.label_cache.clear();
+            }
+            self.label_cache.insert(user_id.into(), user);
+        }
+        Some(user)
+    }
+
+    /// Whether the event's activity is sensitive, looked up once per interned activity.
+    fn is_sensitive(&mut self, ev: &Counted<'_, '_>) -> bool {
+        let Some(activity) = ev.activity_id else {
+            return is_sensitive(ev.activity);
+        };
+        let slot = activity as usize;
+        if self.sensitive.len() <= slot {
+            self.sensitive.resize(slot + 1, None);
+        }
+        *self.sensitive[slot].get_or_insert_with(|| is_sensitive(ev.activity))
+    }
+
+    /// Remembers the domain of a member's UPN (at most [`LEARNED_DOMAINS_CAP`]). A domain
+    /// already known is found first: most events come from known domains.
+    fn learn_domain(&mut self, user_id: &str, user_type: Option<i64>) {
         let Some((_, domain)) = user_id.rsplit_once('@') else {
             return;
         };
@@ -100,7 +151,11 @@ impl People {
         } else {
             self.learned_domains.contains(domain)
         };
-        if !known && self.learned_domains.len() < LEARNED_DOMAINS_CAP && !domain.is_empty() {
+        if !known
+            && self.learned_domains.len() < LEARNED_DOMAINS_CAP
+            && !domain.is_empty()
+            && is_member_upn(user_id, user_type)
+        {
             self.learned_domains.insert(domain.to_ascii_lowercase());
         }
     }
@@ -124,12 +179,17 @@ impl People {
             &catalogue::EXTERNAL_SHARES,
             self.external_shares.expire(cutoff),
         );
-        expired.add(
-            &catalogue::USER_SENSITIVE_EVENTS,
-            self.user_events.expire(cutoff),
-        );
+        let gone = self.user_events.expire(cutoff);
+        expired.add(&catalogue::USER_SENSITIVE_EVENTS, gone);
+        // Every label was referred to after the last release, and series only came since.
+        if gone == 0 && !self.labels_added {
+            return;
+        }
         let users: HashSet<Sym> = self.user_events.iter().map(|(&(u, _), _)| u).collect();
-        self.user_labels.release_unused(&users);
+        if self.user_labels.release_unused(&users) > 0 {
+            self.label_cache.clear();
+        }
+        self.labels_added = false;
     }
 
     pub fn refs(&self, refs: &mut Refs) {
@@ -152,7 +212,9 @@ impl People {
         );
         let labels = &self.user_labels;
         let interned = Holder::Interner(Interned::UserLabels);
-        usage.add(interned, labels.len(), labels.heap_bytes());
+        let cached: usize = (self.label_cache.keys()).map(|id| id.heap_bytes()).sum();
+        let cache = self.label_cache.allocation_size() + cached;
+        usage.add(interned, labels.len(), labels.heap_bytes() + cache);
     }
 
     pub fn dropped(&self) -> [(&'static Family, u64); 2] {

@@ -31,6 +31,16 @@ pub fn clip(s: &str) -> (&str, bool) {
     (&s[..end], true)
 }
 
+/// Whether a series last touched at `t` outlives `cutoff`; the times kept are folded into
+/// `oldest`.
+fn kept(t: i64, cutoff: i64, oldest: &mut i64) -> bool {
+    let kept = t >= cutoff;
+    if kept {
+        *oldest = (*oldest).min(t);
+    }
+    kept
+}
+
 /// Index of an interned label value.
 pub type Sym = u32;
 
@@ -188,6 +198,9 @@ pub struct InfoState<K, V> {
 pub struct CappedCounters<K> {
     /// Value and newest event time (Unix ms) of each series.
     values: HashMap<K, (u64, i64)>,
+    /// At or before every series' time: a sweep whose cutoff is at or before it has nothing
+    /// to remove and skips the walk (most hourly sweeps, with a retention of weeks).
+    oldest: i64,
     cap: usize,
     overflow: u64,
     dropped: u64,
@@ -197,6 +210,7 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
     pub fn new(cap: usize) -> Self {
         CappedCounters {
             values: HashMap::new(),
+            oldest: i64::MAX,
             cap,
             overflow: 0,
             dropped: 0,
@@ -215,6 +229,7 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
             }
             if !full {
                 self.values.insert(key, (1, time));
+                self.oldest = self.oldest.min(time);
                 return;
             }
         }
@@ -242,8 +257,14 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
 
     /// Removes the series whose newest event is older than `cutoff`; answers how many.
     pub fn expire(&mut self, cutoff: i64) -> u64 {
+        if cutoff <= self.oldest {
+            return 0;
+        }
         let before = self.values.len();
-        self.values.retain(|_, (_, t)| *t >= cutoff);
+        let mut oldest = i64::MAX;
+        self.values
+            .retain(|_, (_, t)| kept(*t, cutoff, &mut oldest));
+        self.oldest = oldest;
         (before - self.values.len()) as u64
     }
 
@@ -284,6 +305,8 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
                     (k, (v, t))
                 })
                 .collect(),
+            // Unknown until the first sweep walks them.
+            oldest: i64::MIN,
             cap,
             overflow: state.overflow,
             dropped: state.dropped,
@@ -295,6 +318,9 @@ impl<K: Hash + Eq + Copy> CappedCounters<K> {
 #[derive(Debug)]
 pub struct CappedInfo<K, V> {
     values: HashMap<K, (V, i64)>,
+    /// At or before every series' time: a sweep whose cutoff is at or before it has nothing
+    /// to remove and skips the walk (most hourly sweeps, with a retention of weeks).
+    oldest: i64,
     cap: usize,
     dropped: u64,
 }
@@ -303,6 +329,7 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
     pub fn new(cap: usize) -> Self {
         CappedInfo {
             values: HashMap::new(),
+            oldest: i64::MAX,
             cap,
             dropped: 0,
         }
@@ -337,6 +364,7 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
             return;
         }
         self.values.insert(key, (make(value), time));
+        self.oldest = self.oldest.min(time);
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
@@ -367,8 +395,14 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
 
     /// Removes the entries last named before `cutoff`; answers how many.
     pub fn expire(&mut self, cutoff: i64) -> u64 {
+        if cutoff <= self.oldest {
+            return 0;
+        }
         let before = self.values.len();
-        self.values.retain(|_, (_, t)| *t >= cutoff);
+        let mut oldest = i64::MAX;
+        self.values
+            .retain(|_, (_, t)| kept(*t, cutoff, &mut oldest));
+        self.oldest = oldest;
         (before - self.values.len()) as u64
     }
 
@@ -401,6 +435,7 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
                 .into_iter()
                 .map(|(k, v, t)| (k, (v, t)))
                 .collect(),
+            oldest: i64::MIN,
             cap,
             dropped: state.dropped,
         }
@@ -412,6 +447,15 @@ impl<K: Hash + Eq + Copy, V: PartialEq> CappedInfo<K, V> {
 pub enum Keep {
     Latest,
     Earliest,
+}
+
+impl Keep {
+    fn pick(self, old: i64, new: i64) -> i64 {
+        match self {
+            Keep::Latest => old.max(new),
+            Keep::Earliest => old.min(new),
+        }
+    }
 }
 
 /// The durable form of a [`CappedTimes`].
@@ -427,6 +471,9 @@ pub struct TimesState<K> {
 #[derive(Debug)]
 pub struct CappedTimes<K> {
     values: HashMap<K, i64>,
+    /// At or before every series' time: a sweep whose cutoff is at or before it has nothing
+    /// to remove and skips the walk (most hourly sweeps, with a retention of weeks).
+    oldest: i64,
     overflow: Option<i64>,
     cap: usize,
     dropped: u64,
@@ -437,6 +484,7 @@ impl<K: Hash + Eq + Copy> CappedTimes<K> {
     pub fn new(cap: usize, keep: Keep) -> Self {
         CappedTimes {
             values: HashMap::new(),
+            oldest: i64::MAX,
             overflow: None,
             cap,
             dropped: 0,
@@ -445,23 +493,22 @@ impl<K: Hash + Eq + Copy> CappedTimes<K> {
     }
 
     fn pick(&self, old: i64, new: i64) -> i64 {
-        match self.keep {
-            Keep::Latest => old.max(new),
-            Keep::Earliest => old.min(new),
-        }
+        self.keep.pick(old, new)
     }
 
     /// Records `time` (Unix ms) for `key`; `None` (a key past an interner's cap) goes to the
-    /// overflow.
+    /// overflow. A key already held costs one lookup.
     pub fn record(&mut self, key: Option<K>, time: i64) {
         if let Some(key) = key {
-            if let Some(old) = self.values.get(&key).copied() {
-                let kept = self.pick(old, time);
-                self.values.insert(key, kept);
+            if let Some(old) = self.values.get_mut(&key) {
+                *old = self.keep.pick(*old, time);
+                // An earliest time may move back.
+                self.oldest = self.oldest.min(*old);
                 return;
             }
             if self.values.len() < self.cap {
                 self.values.insert(key, time);
+                self.oldest = self.oldest.min(time);
                 return;
             }
         }
@@ -490,8 +537,13 @@ impl<K: Hash + Eq + Copy> CappedTimes<K> {
     /// Removes the keys whose kept time is before `cutoff` (meant for [`Keep::Latest`], where
     /// the kept time is the newest event); answers how many.
     pub fn expire(&mut self, cutoff: i64) -> u64 {
+        if cutoff <= self.oldest {
+            return 0;
+        }
         let before = self.values.len();
-        self.values.retain(|_, t| *t >= cutoff);
+        let mut oldest = i64::MAX;
+        self.values.retain(|_, t| kept(*t, cutoff, &mut oldest));
+        self.oldest = oldest;
         (before - self.values.len()) as u64
     }
 
@@ -520,6 +572,7 @@ impl<K: Hash + Eq + Copy> CappedTimes<K> {
     pub fn import(state: TimesState<K>, cap: usize, keep: Keep) -> Self {
         CappedTimes {
             values: state.values.into_iter().collect(),
+            oldest: i64::MIN,
             overflow: state.overflow,
             cap,
             dropped: state.dropped,

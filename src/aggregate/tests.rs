@@ -181,3 +181,124 @@ fn a_state_saved_before_the_groups_saves_back_byte_for_byte() {
         "the fixture counts items"
     );
 }
+
+/// The simulated tenant's events over `days` days ending 2026-11-20, as API pages (one per
+/// line), with a duplicate page, an event from before every window and an over-long id.
+fn simulated_pages(events: u64, days: i64) -> Vec<u8> {
+    use crate::simulator::{write_archive, Layout, Tenant, TenantSpec};
+    let tenant = Tenant::new(TenantSpec {
+        seed: 11,
+        workspaces: 30,
+        users: 600,
+    });
+    let end = UnixMillis::from_secs(1_795_132_800);
+    let mut pages = Vec::new();
+    let span = (end.saturating_sub_millis(days * 86_400_000), end);
+    write_archive(
+        &tenant,
+        &mut crate::rng::Rng::new(3),
+        events,
+        span,
+        Layout::Pages,
+        &mut pages,
+    )
+    .unwrap();
+    // Re-read: the first page again (every event a duplicate).
+    let first = pages.split(|&b| b == b'\n').next().unwrap().to_vec();
+    pages.push(b'\n');
+    pages.extend(first);
+    pages
+}
+
+/// A configuration that exercises every cap and the expiry: `cap` on every capped family, a
+/// short retention, and a fixed pseudonym key.
+fn capped_config(cap: usize) -> AggregateConfig {
+    let max_series = (catalogue::ALL.iter())
+        .filter(|f| f.default_cap.is_some())
+        .map(|f| (f.name.to_string(), cap))
+        .collect();
+    AggregateConfig {
+        limits: Limits { max_series },
+        dedup_anchor: DedupAnchor::Unanchored,
+        series_retention: Some(Duration::from_secs(2 * 86_400)),
+        users: people::UserLabelConfig::Pseudonym(people::PseudonymKey(b"pin".to_vec())),
+        ..AggregateConfig::default()
+    }
+}
+
+/// The state as JSON with every array sorted (hash maps save their entries in any order).
+fn canonical_state(agg: &Aggregator) -> String {
+    fn sort(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Array(items) => {
+                items.iter_mut().for_each(sort);
+                items.sort_by_cached_key(|v| v.to_string());
+            }
+            serde_json::Value::Object(map) => map.values_mut().for_each(sort),
+            _ => {}
+        }
+    }
+    let mut state = serde_json::to_value(agg.export()).unwrap();
+    sort(&mut state);
+    state.to_string()
+}
+
+/// Every sample of both snapshots (replayed reference and wall clock) and the saved state of
+/// runs over a simulated tenant, under the default caps and under caps small enough to
+/// overflow (with expiry), as one text.
+fn simulated_outcome() -> String {
+    let pages = simulated_pages(12_000, 5);
+    let mut out = String::new();
+    let default_caps = AggregateConfig {
+        dedup_anchor: DedupAnchor::Unanchored,
+        users: people::UserLabelConfig::Pseudonym(people::PseudonymKey(b"pin".to_vec())),
+        ..AggregateConfig::default()
+    };
+    for config in [default_caps, capped_config(25)] {
+        let mut agg = Aggregator::new(&config);
+        for page in pages.split(|&b| b == b'\n') {
+            decode_slice(page, &mut agg).unwrap();
+        }
+        out.push_str(&all_lines(&agg.snapshot(Reference::NewestEvent)));
+        out.push_str(&all_lines(&agg.snapshot(REFERENCE)));
+        out.push_str(&canonical_state(&agg));
+        out.push('\n');
+    }
+    out
+}
+
+/// The SHA-256 of [`simulated_outcome`] when pinned, before the accept path was made faster
+/// (issue 15): the same events must give the same samples and the same saved state.
+const PINNED_SIMULATED_DIGEST: &str =
+    "5b8556eb5ae50c83a154e62cc0b2d13b2186f52c5e8786de87bad9cb136b1cd1";
+
+#[test]
+fn a_simulated_tenant_gives_the_pinned_samples_and_state() {
+    let outcome = simulated_outcome();
+    let digest = ring::digest::digest(&ring::digest::SHA256, outcome.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(path) = std::env::var_os("PIN_SIMULATED_DUMP") {
+        std::fs::write(path, &outcome).unwrap();
+    }
+    // Every event counted once: the sum of the activity counter (overflow included) is the
+    // number of distinct ids in the pages, parsed here with serde_json.
+    let pages = simulated_pages(12_000, 5);
+    let mut ids = std::collections::HashSet::new();
+    for page in pages.split(|&b| b == b'\n') {
+        if page.is_empty() {
+            continue;
+        }
+        let page: serde_json::Value = serde_json::from_slice(page).unwrap();
+        for event in page["activityEventEntities"].as_array().unwrap() {
+            ids.insert(event["Id"].as_str().unwrap().to_string());
+        }
+    }
+    // The first run's two snapshots (under the default caps and retention, nothing expires).
+    let counted: f64 = (outcome.lines())
+        .take_while(|l| !l.starts_with('{'))
+        .filter(|l| l.starts_with("powerbi_activity_events_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(counted as usize, 2 * ids.len());
+    assert_eq!(hex, PINNED_SIMULATED_DIGEST);
+}

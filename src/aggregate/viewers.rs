@@ -13,6 +13,7 @@
 //! report had over 128 distinct viewers on every day); in practice most report-days hold a
 //! few hashes, kept in one flat vector per report (~40 bytes a report-day at tenant scale).
 
+use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
 use super::labels::{self, label_set};
@@ -364,11 +365,16 @@ impl Viewers {
             self.dropped += 1;
             return;
         };
-        if !self.reports.contains_key(&report) && self.reports.len() >= self.cap {
-            self.dropped += 1;
-            return;
-        }
-        let days = self.reports.entry(report).or_default();
+        // A report already tracked costs one lookup.
+        let tracked = self.reports.len();
+        let days = match self.reports.entry(report) {
+            Entry::Occupied(days) => days.into_mut(),
+            Entry::Vacant(_) if tracked >= self.cap => {
+                self.dropped += 1;
+                return;
+            }
+            Entry::Vacant(days) => days.insert(ReportDays::default()),
+        };
         days.insert(day, viewer_hash(user));
         days.forget_until(newest_day - DAYS_KEPT);
     }
