@@ -140,9 +140,26 @@ fn string<'b>(buf: &'b [u8], v: usize, scan: StringScan) -> Result<Cow<'b, str>,
     if !scan.printable_ascii && inner.iter().any(|&b| b < 0x20) {
         return Err(Bail);
     }
+    if scan.printable_ascii {
+        return Ok(Cow::Borrowed(printable_ascii_str(inner)));
+    }
     std::str::from_utf8(inner)
         .map(Cow::Borrowed)
         .map_err(|_| Bail)
+}
+
+/// `text` as a `str` without validating it again: the caller's scan proved every byte
+/// printable ASCII. The crate's one `unsafe`: `str::from_utf8` on the 10 to 15 strings an
+/// event keeps cost a quarter of the decoder's time (measured: decode 2.0x → 1.6x the bare
+/// parse without it), for bytes the scan has just read.
+#[allow(unsafe_code)]
+fn printable_ascii_str(text: &[u8]) -> &str {
+    debug_assert!(text.iter().all(|b| (0x20..0x80).contains(b)));
+    // SAFETY: every byte is below 0x80, so `text` is ASCII, which is valid UTF-8.
+    // `scan_string` sets `printable_ascii` only when no byte before the closing quote has its
+    // high bit set (`split::tests::string_scan_agrees_with_a_bytewise_reading_at_every_position`
+    // checks that at every position of every lane), and `text` lies between the quotes.
+    unsafe { std::str::from_utf8_unchecked(text) }
 }
 
 /// A JSON number as serde reads it into a [`Lenient`]: integers that fit an `i64` are kept.
