@@ -517,15 +517,17 @@ impl Field {
     #[inline]
     pub(crate) fn from_key(key: &[u8]) -> Field {
         let signature = KeySignature::of(key);
-        match KEY_TABLE[signature.slot()] {
-            Some((name, known, field))
-                if known == signature
-                    && (key.len() <= KeySignature::EXACT_UP_TO || key == name) =>
-            {
-                field
-            }
-            _ => Field::Other,
+        let (name, known, field) = KEY_TABLE[signature.slot()];
+        // Compared without branching: whether an unknown key lands on an empty slot is a
+        // coin toss the branch predictor would lose.
+        let same = (known.len == signature.len)
+            & (known.head == signature.head)
+            & (known.tail == signature.tail);
+        let field = if same { field } else { Field::Other };
+        if key.len() > KeySignature::EXACT_UP_TO && field != Field::Other && key != name {
+            return Field::Other;
         }
+        field
     }
 }
 
@@ -558,15 +560,24 @@ const KNOWN_KEYS: [(&[u8], Field); 23] = [
 
 /// [`KNOWN_KEYS`] by [`KeySignature::slot`]: a perfect hash table, built at compile time (a
 /// collision fails the build; then pick another [`KeySignature::MULTIPLIER`]).
-const KEY_TABLE: [Option<(&[u8], KeySignature, Field)>; 64] = {
-    let mut table = [None; 64];
+const KEY_TABLE: [(&[u8], KeySignature, Field); 64] = {
+    // An empty slot's signature matches no key: no key is `usize::MAX` bytes long.
+    let empty = KeySignature {
+        len: usize::MAX,
+        head: 0,
+        tail: 0,
+    };
+    let mut table: [(&[u8], KeySignature, Field); 64] = [(b"", empty, Field::Other); 64];
     let mut i = 0;
     while i < KNOWN_KEYS.len() {
         let (name, field) = KNOWN_KEYS[i];
         let signature = KeySignature::of_any(name);
         let slot = signature.slot();
-        assert!(table[slot].is_none(), "two known keys share a slot");
-        table[slot] = Some((name, signature, field));
+        assert!(
+            table[slot].1.len == usize::MAX,
+            "two known keys share a slot"
+        );
+        table[slot] = (name, signature, field);
         i += 1;
     }
     table

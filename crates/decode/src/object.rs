@@ -75,13 +75,7 @@ fn parse<'b>(buf: &'b [u8], i: usize, raw: &mut RawEvent<'b>) -> Partial<usize> 
         }
         let Some(value_end) = (match field {
             Field::Other => skip(buf, v)?,
-            _ => match value(buf, v)? {
-                Some((end, value)) => {
-                    *raw.slot(field) = value;
-                    Some(end)
-                }
-                None => None,
-            },
+            _ => value(buf, v, raw.slot(field))?,
         }) else {
             return Ok(None);
         };
@@ -107,23 +101,32 @@ fn skip(buf: &[u8], v: usize) -> Partial<usize> {
     skip_value(buf, v, false).map_err(|_| Bail)
 }
 
-/// A field value we read: strings (borrowed unless escaped), booleans, null; anything else
-/// is skipped and recorded as of another type.
-fn value(buf: &[u8], v: usize) -> Partial<(usize, Lenient<'_>)> {
-    match buf[v] {
+/// Reads a field value into its slot: strings (borrowed unless escaped), booleans, null;
+/// anything else is skipped and recorded as of another type. Written in place: returned
+/// through memory, the value cost a store-forwarding stall on every kept field.
+fn value<'b>(buf: &'b [u8], v: usize, slot: &mut Lenient<'b>) -> Partial<usize> {
+    let (end, value) = match buf[v] {
         b'"' => {
             let Some(scan) = scan_string(buf, v) else {
                 return Ok(None);
             };
-            Ok(Some((scan.end, Lenient::Str(string(buf, v, scan)?))))
+            (scan.end, Lenient::Str(string(buf, v, scan)?))
         }
-        b't' => literal(buf, v, b"true", Lenient::Bool(true)),
-        b'f' => literal(buf, v, b"false", Lenient::Bool(false)),
-        b'n' => literal(buf, v, b"null", Lenient::Null),
-        b'-' | b'0'..=b'9' => Ok(skip(buf, v)?.map(|end| (end, number(&buf[v..end])))),
-        b'{' | b'[' => Ok(skip(buf, v)?.map(|end| (end, Lenient::Other))),
-        _ => Err(Bail),
-    }
+        b't' => return literal(buf, v, b"true", Lenient::Bool(true), slot),
+        b'f' => return literal(buf, v, b"false", Lenient::Bool(false), slot),
+        b'n' => return literal(buf, v, b"null", Lenient::Null, slot),
+        b'-' | b'0'..=b'9' => match skip(buf, v)? {
+            Some(end) => (end, number(&buf[v..end])),
+            None => return Ok(None),
+        },
+        b'{' | b'[' => match skip(buf, v)? {
+            Some(end) => (end, Lenient::Other),
+            None => return Ok(None),
+        },
+        _ => return Err(Bail),
+    };
+    *slot = value;
+    Ok(Some(end))
 }
 
 /// The text of the string scanned from `buf[v]`: borrowed when it has no escapes, else
@@ -178,7 +181,8 @@ fn literal<'b>(
     v: usize,
     word: &[u8],
     value: Lenient<'b>,
-) -> Partial<(usize, Lenient<'b>)> {
+    slot: &mut Lenient<'b>,
+) -> Partial<usize> {
     let end = v + word.len();
     if buf.len() < end {
         return if word.starts_with(&buf[v..]) {
@@ -190,7 +194,8 @@ fn literal<'b>(
     if &buf[v..end] != word {
         return Err(Bail);
     }
-    Ok(Some((end, value)))
+    *slot = value;
+    Ok(Some(end))
 }
 
 #[cfg(test)]
