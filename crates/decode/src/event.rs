@@ -53,7 +53,7 @@ string_id!(
 /// Cheap on the hot path: a length test, then a scan for upper-case letters; only an id that
 /// needs it is copied.
 pub fn lower_guid(id: Cow<'_, str>) -> Cow<'_, str> {
-    if id.len() != 36 || !id.bytes().any(|b| b.is_ascii_uppercase()) || parse_guid(&id).is_none() {
+    if id.len() != 36 || !has_ascii_upper(id.as_bytes()) || parse_guid(&id).is_none() {
         return id;
     }
     Cow::Owned(id.to_ascii_lowercase())
@@ -110,14 +110,46 @@ pub struct UserKey(pub u64);
 
 impl UserKey {
     pub fn from_user_id(user: &str) -> Self {
-        if user.bytes().any(|b| b.is_ascii_uppercase()) {
-            UserKey(xxhash_rust::xxh3::xxh3_64(
+        if !has_ascii_upper(user.as_bytes()) {
+            return UserKey(xxhash_rust::xxh3::xxh3_64(user.as_bytes()));
+        }
+        // UPNs come in mixed case ("Priya.Patel@contoso.com"): lower-cased on the stack, so
+        // an event costs no allocation.
+        let mut lower = [0u8; 128];
+        match lower.get_mut(..user.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(user.as_bytes());
+                lower.make_ascii_lowercase();
+                UserKey(xxhash_rust::xxh3::xxh3_64(lower))
+            }
+            None => UserKey(xxhash_rust::xxh3::xxh3_64(
                 user.to_ascii_lowercase().as_bytes(),
-            ))
-        } else {
-            UserKey(xxhash_rust::xxh3::xxh3_64(user.as_bytes()))
+            )),
         }
     }
+}
+
+/// Whether `bytes` holds an ASCII upper-case letter; 8 bytes at a time, as GUIDs and UPNs are
+/// checked on every event.
+fn has_ascii_upper(bytes: &[u8]) -> bool {
+    const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    let upper_in = |w: u64| {
+        // Per byte, without carries across bytes: the low 7 bits `t` satisfy
+        // 'A' <= t <= 'Z' exactly when 'Z' + 128 - t and t + 127 - '@' both have the high bit
+        // set; the high bit of the byte itself must be clear.
+        let t = w & LOW7;
+        let below_z = ONES * (127 + u64::from(b'Z') + 1) - t;
+        let above_a = t + ONES * (127 - u64::from(b'A' - 1));
+        below_z & above_a & !w & HIGH != 0
+    };
+    words
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+        .any(upper_in)
+        || rest.iter().any(u8::is_ascii_uppercase)
 }
 
 /// An event the aggregation can use.
@@ -949,6 +981,35 @@ mod tests {
             b"SharingInformation" => Field::SharingInformation,
             b"IsSuccess" => Field::IsSuccess,
             _ => Field::Other,
+        }
+    }
+
+    #[test]
+    fn upper_case_is_found_whatever_byte_sits_anywhere() {
+        for len in [1, 7, 8, 9, 16, 23, 36] {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    let truth = bytes.iter().any(|b| b.is_ascii_uppercase());
+                    assert_eq!(has_ascii_upper(&bytes), truth, "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn user_keys_ignore_case_at_any_length() {
+        for user in [
+            "Priya.Patel@Contoso.com",
+            &"Ab".repeat(64),
+            &"Ab".repeat(65),
+            "x",
+        ] {
+            let lower = user.to_ascii_lowercase();
+            let truth = UserKey(xxhash_rust::xxh3::xxh3_64(lower.as_bytes()));
+            assert_eq!(UserKey::from_user_id(user), truth, "{user}");
+            assert_eq!(UserKey::from_user_id(&lower), truth, "{user}");
         }
     }
 
