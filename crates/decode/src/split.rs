@@ -157,24 +157,27 @@ impl<R: Read> Splitter<R> {
         mut on_element: impl FnMut(Element<'_, '_>),
     ) -> Result<(), SplitError> {
         loop {
+            // One slot per fill, not one per step: the parser resets it for each event.
+            let buf = &self.buf[..self.end];
             let mut slot = RawEvent::default();
-            match self.scan.step(&self.buf[..self.end], &mut slot)? {
-                Step::Element(bytes, parsed) => on_element(Element {
-                    bytes,
-                    parsed: parsed.then_some(&mut slot),
-                }),
-                Step::Continue => {}
-                Step::NeedMore => {
-                    if self.scan.eof {
-                        return Err(SplitError::Truncated {
-                            offset: self.scan.base + self.end as u64,
-                            context: self.scan.state.context(),
-                        });
-                    }
-                    self.fill()?;
+            loop {
+                match self.scan.step(buf, &mut slot)? {
+                    Step::Element(bytes, parsed) => on_element(Element {
+                        bytes,
+                        parsed: parsed.then_some(&mut slot),
+                    }),
+                    Step::Continue => {}
+                    Step::NeedMore => break,
+                    Step::Done => return Ok(()),
                 }
-                Step::Done => return Ok(()),
             }
+            if self.scan.eof {
+                return Err(SplitError::Truncated {
+                    offset: self.scan.base + self.end as u64,
+                    context: self.scan.state.context(),
+                });
+            }
+            self.fill()?;
         }
     }
 
