@@ -475,8 +475,8 @@ pub(super) fn scan_string(buf: &[u8], i: usize) -> Option<StringScan> {
     scan::<true>(buf, i)
 }
 
-/// [`scan_string`]; without `PRINTABLE`, `printable_ascii` is not computed (always true),
-/// which saves a third of the work on keys and on values that are skipped.
+/// [`scan_string`]; without `PRINTABLE`, `printable_ascii` is not computed (and means
+/// nothing), which saves a third of the work on keys and on values that are skipped.
 #[inline]
 fn scan<const PRINTABLE: bool>(buf: &[u8], i: usize) -> Option<StringScan> {
     let mut j = i + 1;
