@@ -53,7 +53,7 @@ string_id!(
 /// Cheap on the hot path: a length test, then a scan for upper-case letters; only an id that
 /// needs it is copied.
 pub fn lower_guid(id: Cow<'_, str>) -> Cow<'_, str> {
-    if id.len() != 36 || !id.bytes().any(|b| b.is_ascii_uppercase()) || parse_guid(&id).is_none() {
+    if id.len() != 36 || !has_ascii_upper(id.as_bytes()) || parse_guid(&id).is_none() {
         return id;
     }
     Cow::Owned(id.to_ascii_lowercase())
@@ -110,14 +110,46 @@ pub struct UserKey(pub u64);
 
 impl UserKey {
     pub fn from_user_id(user: &str) -> Self {
-        if user.bytes().any(|b| b.is_ascii_uppercase()) {
-            UserKey(xxhash_rust::xxh3::xxh3_64(
+        if !has_ascii_upper(user.as_bytes()) {
+            return UserKey(xxhash_rust::xxh3::xxh3_64(user.as_bytes()));
+        }
+        // UPNs come in mixed case ("Priya.Patel@contoso.com"): lower-cased on the stack, so
+        // an event costs no allocation.
+        let mut lower = [0u8; 128];
+        match lower.get_mut(..user.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(user.as_bytes());
+                lower.make_ascii_lowercase();
+                UserKey(xxhash_rust::xxh3::xxh3_64(lower))
+            }
+            None => UserKey(xxhash_rust::xxh3::xxh3_64(
                 user.to_ascii_lowercase().as_bytes(),
-            ))
-        } else {
-            UserKey(xxhash_rust::xxh3::xxh3_64(user.as_bytes()))
+            )),
         }
     }
+}
+
+/// Whether `bytes` holds an ASCII upper-case letter; 8 bytes at a time, as GUIDs and UPNs are
+/// checked on every event.
+fn has_ascii_upper(bytes: &[u8]) -> bool {
+    const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    let upper_in = |w: u64| {
+        // Per byte, without carries across bytes: the low 7 bits `t` satisfy
+        // 'A' <= t <= 'Z' exactly when 'Z' + 128 - t and t + 127 - '@' both have the high bit
+        // set; the high bit of the byte itself must be clear.
+        let t = w & LOW7;
+        let below_z = ONES * (127 + u64::from(b'Z') + 1) - t;
+        let above_a = t + ONES * (127 - u64::from(b'A' - 1));
+        below_z & above_a & !w & HIGH != 0
+    };
+    words
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+        .any(upper_in)
+        || rest.iter().any(u8::is_ascii_uppercase)
 }
 
 /// An event the aggregation can use.
@@ -512,34 +544,129 @@ pub(crate) enum Field {
 }
 
 impl Field {
+    /// The field a key names; `Other` for every key we do not read. One table probe and one
+    /// comparison: events carry some 40 keys, most of them unknown, so this runs on every key.
+    #[inline]
     pub(crate) fn from_key(key: &[u8]) -> Field {
-        match key {
-            b"Id" => Field::Id,
-            b"CreationTime" => Field::CreationTime,
-            b"Activity" => Field::Activity,
-            b"WorkspaceId" => Field::WorkspaceId,
-            b"WorkSpaceName" => Field::WorkSpaceName,
-            b"WorkspaceName" => Field::WorkspaceName,
-            b"ReportId" => Field::ReportId,
-            b"ReportName" => Field::ReportName,
-            b"DatasetId" => Field::DatasetId,
-            b"DatasetName" => Field::DatasetName,
-            b"DashboardId" => Field::DashboardId,
-            b"DashboardName" => Field::DashboardName,
-            b"DataflowId" => Field::DataflowId,
-            b"DataflowName" => Field::DataflowName,
-            b"AppId" => Field::AppId,
-            b"AppName" => Field::AppName,
-            b"ArtifactId" => Field::ArtifactId,
-            b"ArtifactName" => Field::ArtifactName,
-            b"ArtifactKind" => Field::ArtifactKind,
-            b"UserId" => Field::UserId,
-            b"UserType" => Field::UserType,
-            b"SharingInformation" => Field::SharingInformation,
-            b"IsSuccess" => Field::IsSuccess,
-            _ => Field::Other,
+        let signature = KeySignature::of(key);
+        let (name, known, field) = KEY_TABLE[signature.slot()];
+        // Compared without branching: whether an unknown key lands on an empty slot is a
+        // coin toss the branch predictor would lose.
+        let same = (known.len == signature.len)
+            & (known.head == signature.head)
+            & (known.tail == signature.tail);
+        let field = if same { field } else { Field::Other };
+        if key.len() > KeySignature::EXACT_UP_TO && field != Field::Other && key != name {
+            return Field::Other;
+        }
+        field
+    }
+}
+
+/// Every key we read, with its field.
+const KNOWN_KEYS: [(&[u8], Field); 23] = [
+    (b"Id", Field::Id),
+    (b"CreationTime", Field::CreationTime),
+    (b"Activity", Field::Activity),
+    (b"WorkspaceId", Field::WorkspaceId),
+    (b"WorkSpaceName", Field::WorkSpaceName),
+    (b"WorkspaceName", Field::WorkspaceName),
+    (b"ReportId", Field::ReportId),
+    (b"ReportName", Field::ReportName),
+    (b"DatasetId", Field::DatasetId),
+    (b"DatasetName", Field::DatasetName),
+    (b"DashboardId", Field::DashboardId),
+    (b"DashboardName", Field::DashboardName),
+    (b"DataflowId", Field::DataflowId),
+    (b"DataflowName", Field::DataflowName),
+    (b"AppId", Field::AppId),
+    (b"AppName", Field::AppName),
+    (b"ArtifactId", Field::ArtifactId),
+    (b"ArtifactName", Field::ArtifactName),
+    (b"ArtifactKind", Field::ArtifactKind),
+    (b"UserId", Field::UserId),
+    (b"UserType", Field::UserType),
+    (b"SharingInformation", Field::SharingInformation),
+    (b"IsSuccess", Field::IsSuccess),
+];
+
+/// [`KNOWN_KEYS`] by [`KeySignature::slot`]: a perfect hash table, built at compile time (a
+/// collision fails the build; then pick another [`KeySignature::MULTIPLIER`]).
+const KEY_TABLE: [(&[u8], KeySignature, Field); 64] = {
+    // An empty slot's signature matches no key: no key is `usize::MAX` bytes long.
+    let empty = KeySignature {
+        len: usize::MAX,
+        head: 0,
+        tail: 0,
+    };
+    let mut table: [(&[u8], KeySignature, Field); 64] = [(b"", empty, Field::Other); 64];
+    let mut i = 0;
+    while i < KNOWN_KEYS.len() {
+        let (name, field) = KNOWN_KEYS[i];
+        let signature = KeySignature::of_any(name);
+        let slot = signature.slot();
+        assert!(
+            table[slot].1.len == usize::MAX,
+            "two known keys share a slot"
+        );
+        table[slot] = (name, signature, field);
+        i += 1;
+    }
+    table
+};
+
+/// A key's length with its first and last 8 bytes (little-endian, zero-padded when shorter):
+/// keys of up to 16 bytes are equal exactly when their signatures are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeySignature {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl KeySignature {
+    /// Longest key its signature identifies alone.
+    const EXACT_UP_TO: usize = 16;
+    /// Found by search: spreads the 23 known keys over 64 slots without a collision.
+    const MULTIPLIER: u64 = 0xcfdd_d0c5_8b71_cce7;
+
+    /// Two 8-byte loads for keys of 8 bytes or more, the usual case.
+    #[inline]
+    fn of(key: &[u8]) -> Self {
+        match (key.first_chunk::<8>(), key.last_chunk::<8>()) {
+            (Some(head), Some(tail)) => KeySignature {
+                len: key.len(),
+                head: u64::from_le_bytes(*head),
+                tail: u64::from_le_bytes(*tail),
+            },
+            _ => Self::of_any(key),
         }
     }
+
+    /// The same signature byte by byte, for short keys and the compile-time table.
+    const fn of_any(key: &[u8]) -> Self {
+        KeySignature {
+            len: key.len(),
+            head: packed(key, 0),
+            tail: packed(key, key.len().saturating_sub(8)),
+        }
+    }
+
+    const fn slot(self) -> usize {
+        let mixed = self.head ^ self.tail.rotate_left(29) ^ self.len as u64;
+        (mixed.wrapping_mul(Self::MULTIPLIER) >> 58) as usize
+    }
+}
+
+/// Up to 8 bytes of `bytes` from `from`, little-endian, zero-padded.
+const fn packed(bytes: &[u8], from: usize) -> u64 {
+    let mut word = 0u64;
+    let mut i = 0;
+    while i < 8 && from + i < bytes.len() {
+        word |= (bytes[from + i] as u64) << (8 * i);
+        i += 1;
+    }
+    word
 }
 
 /// Deserializes a map key as raw bytes and hands it to `classify`.
@@ -826,6 +953,119 @@ fn parse_guid(s: &str) -> Option<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys we read, as the API spells them: the truth for [`Field::from_key`].
+    fn field_named(key: &[u8]) -> Field {
+        match key {
+            b"Id" => Field::Id,
+            b"CreationTime" => Field::CreationTime,
+            b"Activity" => Field::Activity,
+            b"WorkspaceId" => Field::WorkspaceId,
+            b"WorkSpaceName" => Field::WorkSpaceName,
+            b"WorkspaceName" => Field::WorkspaceName,
+            b"ReportId" => Field::ReportId,
+            b"ReportName" => Field::ReportName,
+            b"DatasetId" => Field::DatasetId,
+            b"DatasetName" => Field::DatasetName,
+            b"DashboardId" => Field::DashboardId,
+            b"DashboardName" => Field::DashboardName,
+            b"DataflowId" => Field::DataflowId,
+            b"DataflowName" => Field::DataflowName,
+            b"AppId" => Field::AppId,
+            b"AppName" => Field::AppName,
+            b"ArtifactId" => Field::ArtifactId,
+            b"ArtifactName" => Field::ArtifactName,
+            b"ArtifactKind" => Field::ArtifactKind,
+            b"UserId" => Field::UserId,
+            b"UserType" => Field::UserType,
+            b"SharingInformation" => Field::SharingInformation,
+            b"IsSuccess" => Field::IsSuccess,
+            _ => Field::Other,
+        }
+    }
+
+    #[test]
+    fn upper_case_is_found_whatever_byte_sits_anywhere() {
+        for len in [1, 7, 8, 9, 16, 23, 36] {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    let truth = bytes.iter().any(|b| b.is_ascii_uppercase());
+                    assert_eq!(has_ascii_upper(&bytes), truth, "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn user_keys_ignore_case_at_any_length() {
+        for user in [
+            "Priya.Patel@Contoso.com",
+            &"Ab".repeat(64),
+            &"Ab".repeat(65),
+            "x",
+        ] {
+            let lower = user.to_ascii_lowercase();
+            let truth = UserKey(xxhash_rust::xxh3::xxh3_64(lower.as_bytes()));
+            assert_eq!(UserKey::from_user_id(user), truth, "{user}");
+            assert_eq!(UserKey::from_user_id(&lower), truth, "{user}");
+        }
+    }
+
+    #[test]
+    fn keys_are_classified_exactly() {
+        // Every known key, and every near miss of it: each byte changed, one byte cut from
+        // either end, one added at either end; plus keys events really carry.
+        let known: Vec<&[u8]> = KNOWN_KEYS.iter().map(|(k, _)| *k).collect();
+        let mut keys: Vec<Vec<u8>> = vec![b"".to_vec(), b"I".to_vec(), b"id".to_vec()];
+        for key in &known {
+            keys.push(key.to_vec());
+            keys.push(key[1..].to_vec());
+            keys.push(key[..key.len() - 1].to_vec());
+            keys.push([key, &b"x"[..]].concat());
+            keys.push([&b"x"[..], key].concat());
+            for i in 0..key.len() {
+                for flip in [0x01, 0x20, 0x80] {
+                    let mut near = key.to_vec();
+                    near[i] ^= flip;
+                    keys.push(near);
+                }
+            }
+        }
+        for real in [
+            "RecordType",
+            "Operation",
+            "OrganizationId",
+            "UserKey",
+            "Workload",
+            "ClientIP",
+            "UserAgent",
+            "ItemName",
+            "CapacityId",
+            "CapacityName",
+            "ObjectId",
+            "ReportType",
+            "RequestId",
+            "ActivityId",
+            "DistributionMethod",
+            "ConsumptionMethod",
+            "activityEventEntities",
+            "SharingInformatioN",
+            "SharingInfXrmation",
+        ] {
+            keys.push(real.as_bytes().to_vec());
+        }
+        for key in &keys {
+            assert_eq!(
+                Field::from_key(key),
+                field_named(key),
+                "{:?}",
+                String::from_utf8_lossy(key)
+            );
+        }
+        assert_eq!(known.len(), 23);
+    }
 
     const VIEW: &str = r#"{"Id":"84138fb8-bf38-4b78-83f8-ba2dc9eab73e","CreationTime":"2026-11-20T09:02:51",
         "Activity":"ViewReport","WorkSpaceName":"Sales Analytics","WorkspaceId":"f95b8b6f-ac8f-4d3c-baa0-f46d7e254acf",

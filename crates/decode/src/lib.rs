@@ -21,6 +21,9 @@
 //! A crate of its own at the bottom of the stage order: it depends on no other part of the
 //! exporter, which re-exports it as `powerbi_exporter::decode`.
 
+// One function may use `unsafe` (`object::printable_ascii_str`, with its proof); none other.
+#![deny(unsafe_code)]
+
 pub mod census;
 #[doc(hidden)]
 pub mod differential;
