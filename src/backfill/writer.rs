@@ -139,7 +139,7 @@ impl HistoryWriter {
                 continue;
             };
             for sample in &samples.samples {
-                let series = self.series_of(index, &sample.labels);
+                let series = self.series_of(index, sample.labels());
                 self.chunk.push(Point {
                     family: index as u16,
                     series,
@@ -155,12 +155,13 @@ impl HistoryWriter {
     }
 
     /// The number of the series of family `index` with these label values.
-    fn series_of(&mut self, index: usize, values: &[String]) -> u32 {
+    fn series_of<'v>(&mut self, index: usize, values: impl Iterator<Item = &'v str>) -> u32 {
         self.scratch.clear();
         let names = (self.families[index].labels.iter().copied())
             .chain(self.extra.iter().map(|l| l.name.as_str()));
-        let values =
-            (values.iter().map(String::as_str)).chain(self.extra.iter().map(|l| l.value.as_str()));
+        let values = values
+            .map(|v| v)
+            .chain(self.extra.iter().map(|l| l.value.as_str()));
         write_labels(names, values, &mut self.scratch);
         if let Some(&n) = self.series[index].get(self.scratch.as_str()) {
             return n;

@@ -156,7 +156,7 @@ pub fn write_family(f: &FamilySamples, out: &mut Vec<u8>) {
     out.extend_from_slice(metadata.as_bytes());
     for sample in f.samples.iter() {
         out.extend_from_slice(f.family.name.as_bytes());
-        text::write_labels(f.family.labels, &sample.labels, out);
+        text::write_labels(f.family.labels, sample.labels(), out);
         out.push(b' ');
         write_value_bytes(sample.value, out);
         out.push(b'\n');
@@ -191,7 +191,7 @@ pub fn write_proto_families(families: &[MetricFamily], out: &mut Vec<u8>) {
                 Kind::Gauge => m.get_gauge().get_value(),
             };
             out.extend_from_slice(mf.name().as_bytes());
-            text::write_labels(&names, &values, out);
+            text::write_labels(&names, values.iter().map(String::as_str), out);
             out.push(b' ');
             write_value_bytes(value, out);
             out.push(b'\n');

@@ -22,7 +22,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{openmetrics, text};
-use crate::catalogue::{FamilySamples, Sample, Snapshot};
+use crate::catalogue::{FamilySamples, Samples, Snapshot};
 
 /// The exposition format of a scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,7 +194,7 @@ pub type Parts = Vec<Bytes>;
 struct Chunk {
     /// The samples rendered, while anything else holds them: the same address means the same
     /// samples (they never change, and a `Weak` keeps the address from being reused).
-    samples: Weak<Vec<Sample>>,
+    samples: Weak<Samples>,
     digest: u128,
     encoded: Encoded,
 }
@@ -271,7 +271,7 @@ fn digest(family: &FamilySamples) -> u128 {
     let mut hasher = Xxh3::new();
     hasher.update(family.family.name.as_bytes());
     for sample in family.samples.iter() {
-        for label in &sample.labels {
+        for label in sample.labels() {
             hasher.update(&(label.len() as u64).to_le_bytes());
             hasher.update(label.as_bytes());
         }

@@ -43,11 +43,11 @@ fn to_family(f: &FamilySamples) -> MetricFamily {
                 .family
                 .labels
                 .iter()
-                .zip(&s.labels)
+                .zip(s.labels())
                 .map(|(name, value)| {
                     let mut lp = LabelPair::default();
                     lp.set_name(name.to_string());
-                    lp.set_value(value.clone());
+                    lp.set_value(value.to_string());
                     lp
                 })
                 .collect();
@@ -112,7 +112,7 @@ pub fn write_family(f: &FamilySamples, out: &mut Vec<u8>) {
     });
     for sample in f.samples.iter() {
         out.extend_from_slice(family.name.as_bytes());
-        write_labels(family.labels, &sample.labels, out);
+        write_labels(family.labels, sample.labels(), out);
         out.push(b' ');
         write_value(sample.value, out);
         out.push(b'\n');
@@ -120,7 +120,11 @@ pub fn write_family(f: &FamilySamples, out: &mut Vec<u8>) {
 }
 
 /// `{name="value",…}`, or nothing for a family without labels.
-pub fn write_labels(names: &[&str], values: &[String], out: &mut Vec<u8>) {
+pub fn write_labels<'v>(
+    names: &[&str],
+    values: impl IntoIterator<Item = &'v str>,
+    out: &mut Vec<u8>,
+) {
     let mut separator = b'{';
     for (name, value) in names.iter().zip(values) {
         out.push(separator);

@@ -699,7 +699,7 @@ mod tests {
         let samples: Vec<(String, f64)> = family
             .samples
             .iter()
-            .map(|s| (s.labels.join(","), s.value))
+            .map(|s| (s.labels().collect::<Vec<_>>().join(","), s.value))
             .collect();
         assert_eq!(
             samples,
