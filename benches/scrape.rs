@@ -23,15 +23,17 @@
 //! 20 scrapes, the burst's p99 < 100 ms. Under `cargo test` (no `--bench`) it runs small
 //! versions as a smoke test, with no threshold.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flate2::read::GzDecoder;
+use powerbi_exporter::aggregate::memory::Holder;
 use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits, Reference};
 use powerbi_exporter::catalogue;
 use powerbi_exporter::decode::{decode_slice, UnixMillis};
@@ -45,6 +47,45 @@ use powerbi_exporter::pipeline;
 use powerbi_exporter::source::{self, Document, SourceMessage, Timing};
 use powerbi_exporter::state::{self, Checkpointer, Published, SourceState, StateFile};
 use tokio::sync::mpsc;
+
+/// The system allocator, counting the bytes live (asked for and not yet freed), so the run can
+/// set the process's RSS beside what its structures hold.
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let moved = unsafe { System.realloc(ptr, layout, new_size) };
+        if !moved.is_null() {
+            LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+            LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_mib() -> f64 {
+    LIVE_BYTES.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
+}
 
 /// What Prometheus 2.x sends.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -321,6 +362,8 @@ fn scenario(
     let rss_before = rss_mib();
     let scraped = measure(addr, gzip, rounds);
     let rss_after = rss_mib();
+    let live_after = live_mib();
+    print_holders(name, &aggregator, &collector, rss_after, live_after);
     let former = former_encoder(&collector, gzip, 3.min(rounds));
     let fresh = fresh_rendering(&collector, gzip, 3.min(rounds));
     let composed = composition(&collector, 3.min(rounds));
@@ -340,6 +383,48 @@ fn scenario(
         rounds + 1,
     );
     (scraped, rss_after)
+}
+
+/// What holds the process's memory after the scrapes: the RSS, the bytes live on the heap,
+/// and the structures that hold them (the aggregator by part, the published snapshot, the
+/// rendered chunks the server keeps, as a render cache of the same scrapes holds them).
+fn print_holders(
+    name: &str,
+    aggregator: &Mutex<Aggregator>,
+    collector: &SharedCollector,
+    rss: f64,
+    live: f64,
+) {
+    let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
+    let usage = aggregator.lock().unwrap().heap_usage();
+    let part = |wanted: fn(&Holder) -> bool| {
+        (usage.parts.iter())
+            .filter(|p| wanted(&p.holder))
+            .map(|p| p.bytes)
+            .sum::<usize>()
+    };
+    let snapshot = scrape::compose(&[&**collector]);
+    let samples: usize = snapshot.families.iter().map(|f| f.samples.len()).sum();
+    let cache = RenderCache::default();
+    cache.body(&snapshot, Format::OpenMetrics, Encoding::Gzip, Vec::new());
+    let (held, aggregated) = (snapshot.heap_bytes(), usage.total());
+    let known = mib(aggregated + held + cache.heap_bytes());
+    println!(
+        "{name}, memory after the scrapes: RSS {rss:.0} MiB, heap live {live:.0} MiB, of which \
+         the aggregator {:.0} MiB (families {:.0}, interned ids {:.0}, dedup {:.0}), the \
+         published snapshot {:.1} MiB ({:.0} B a sample over {samples}), the rendered gzip \
+         chunks {:.1} MiB; the rest {:.0} MiB (the runtime, the bench's own tenant); RSS above \
+         the live heap {:.0} MiB (the allocator's free memory)",
+        mib(aggregated),
+        mib(part(|h| matches!(h, Holder::Family(_)))),
+        mib(part(|h| matches!(h, Holder::Interner(_)))),
+        mib(part(|h| matches!(h, Holder::Dedup))),
+        mib(held),
+        held as f64 / samples.max(1) as f64,
+        mib(cache.heap_bytes()),
+        live - known,
+        rss - live,
+    );
 }
 
 /// A burst of `events` applied through the live pipeline's consumer (saving checkpoints into a

@@ -117,19 +117,28 @@ struct Encoded {
 
 impl Encoding {
     /// `plain` in this encoding: the same bytes, or DEFLATE ending in a sync flush.
-    fn encode(self, plain: Vec<u8>) -> Encoded {
+    /// The bytes are kept without spare room: a `Bytes` made from a `Vec` holds its whole
+    /// capacity, and the rendering reserves generously.
+    fn encode(self, mut plain: Vec<u8>) -> Encoded {
         let mut crc = crc32fast::Hasher::new();
         let plain_len = plain.len() as u64;
         match self {
             Encoding::Identity => Encoded {
-                bytes: Bytes::from(plain),
+                bytes: Bytes::from({
+                    plain.shrink_to_fit();
+                    plain
+                }),
                 crc,
                 plain_len,
             },
             Encoding::Gzip => {
                 crc.update(&plain);
                 Encoded {
-                    bytes: Bytes::from(deflate_flushed(&plain)),
+                    bytes: Bytes::from({
+                        let mut deflated = deflate_flushed(&plain);
+                        deflated.shrink_to_fit();
+                        deflated
+                    }),
                     crc,
                     plain_len,
                 }
@@ -231,6 +240,14 @@ impl RenderCache {
             encoded.push(encoding.encode(tail));
         }
         encoding.join(encoded)
+    }
+}
+
+impl RenderCache {
+    /// Heap bytes of the chunks kept (their encoded bytes; the map's own table aside).
+    pub fn heap_bytes(&self) -> usize {
+        let chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
+        chunks.values().map(|c| c.encoded.bytes.len()).sum()
     }
 }
 
