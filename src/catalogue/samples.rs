@@ -259,3 +259,45 @@ impl Collector for Snapshot {
         out.families.extend(self.families.iter().cloned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue;
+
+    #[test]
+    fn samples_read_back_sorted_with_their_own_labels_and_values() {
+        let rows = [
+            (["w2", "ViewReport"], 1.0),
+            (["w1", "ExportReport"], 2.0),
+            (["w1", ""], 3.0),
+            (["w10", "ViewReport"], 4.0),
+            (["w1", "ViewReport"], 5.0),
+        ];
+        let mut s = Snapshot::default();
+        let owned = rows.map(|(l, v)| (l.map(str::to_string).to_vec(), v));
+        s.push(&catalogue::ACTIVITY_EVENTS, owned.clone());
+        let mut want = owned.to_vec();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        let family = s.family("powerbi_activity_events_total").unwrap();
+        let got: Vec<(Vec<String>, f64)> = (family.samples.iter())
+            .map(|s| (s.labels().map(str::to_string).collect(), s.value))
+            .collect();
+        assert_eq!(got, want);
+        // Each distinct label value is held once.
+        let distinct: std::collections::BTreeSet<&str> =
+            rows.iter().flat_map(|(l, _)| l.iter().copied()).collect();
+        assert_eq!(family.samples.ends.len(), distinct.len());
+        let text_len: usize = distinct.iter().map(|v| v.len()).sum();
+        assert_eq!(family.samples.text.len(), text_len);
+        assert_eq!(family.samples.get(2).unwrap().label(1), "ViewReport");
+        assert_eq!(
+            s.value("powerbi_activity_events_total", &["w1", ""]),
+            Some(3.0)
+        );
+        assert_eq!(
+            s.value("powerbi_activity_events_total", &["w1", "w1"]),
+            None
+        );
+    }
+}

@@ -12,7 +12,7 @@
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 
-use crate::catalogue::{FamilySamples, Kind, Snapshot};
+use crate::catalogue::{Family, FamilySamples, Kind, Sample, Snapshot};
 
 /// `Content-Type` of the text exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -96,7 +96,14 @@ pub fn write_family(f: &FamilySamples, out: &mut Vec<u8>) {
     if f.samples.is_empty() {
         return;
     }
-    let family = f.family;
+    write_header(f.family, out);
+    for sample in f.samples.iter() {
+        write_sample_line(f.family, sample, out);
+    }
+}
+
+/// Appends a family's `# HELP` and `# TYPE`, as [`write_family`] begins.
+pub fn write_header(family: &Family, out: &mut Vec<u8>) {
     if !family.help.is_empty() {
         out.extend_from_slice(b"# HELP ");
         out.extend_from_slice(family.name.as_bytes());
@@ -110,13 +117,15 @@ pub fn write_family(f: &FamilySamples, out: &mut Vec<u8>) {
         Kind::Counter => b" counter\n",
         Kind::Gauge => b" gauge\n",
     });
-    for sample in f.samples.iter() {
-        out.extend_from_slice(family.name.as_bytes());
-        write_labels(family.labels, sample.labels(), out);
-        out.push(b' ');
-        write_value(sample.value, out);
-        out.push(b'\n');
-    }
+}
+
+/// Appends one sample's line.
+pub fn write_sample_line(family: &Family, sample: Sample<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(family.name.as_bytes());
+    write_labels(family.labels, sample.labels(), out);
+    out.push(b' ');
+    write_value(sample.value, out);
+    out.push(b'\n');
 }
 
 /// `{name="value",…}`, or nothing for a family without labels.
