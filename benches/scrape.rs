@@ -8,7 +8,11 @@
 //! - **the issue's tenant**: 50,000 reports × 3 activities in 500 workspaces, 300,000 events,
 //!   caps raised (~624k samples with today's report and item families); p50 and p99 of 19
 //!   scrapes after one to warm up, then the process's RSS (this tenant first, so the process
-//!   holds it alone);
+//!   holds it alone) and what holds it: the live heap (a counting global allocator), the
+//!   aggregator's parts, the published snapshot (beside what the same samples took as owned
+//!   strings, the model it replaced), the rendered chunks, and the allocator's free memory.
+//!   The bench's scraper reads each body through a small buffer and drops it: in production
+//!   the scraper is another process;
 //! - **100k series**: 8,000 reports × 3 activities (~116k samples); p50 and p99 of 30 scrapes;
 //! - **a burst**: 1,000,000 events applied by the live pipeline's consumer thread (batches of
 //!   its lock, checkpoints into a temporary state directory for `--state.dir`) while a scraper
@@ -25,7 +29,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flate2::read::GzDecoder;
-use powerbi_exporter::aggregate::memory::Holder;
+use powerbi_exporter::aggregate::memory::{chunk, Holder};
 use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits, Reference};
 use powerbi_exporter::catalogue;
 use powerbi_exporter::decode::{decode_slice, UnixMillis};
@@ -212,9 +216,28 @@ fn start_server(collector: SharedCollector, runtime: &tokio::runtime::Runtime) -
     addr
 }
 
-/// One scrape as Prometheus sends it: the time to the last byte, and the body as sent.
-fn scrape(addr: SocketAddr, gzip: bool) -> (Duration, Vec<u8>) {
+/// One scrape as Prometheus sends it, timed to the last byte; the body is read through a small
+/// buffer and dropped, since the scraper is another process in production and its memory is
+/// not the exporter's (see [`scrape_body`] for a body kept).
+fn scrape(addr: SocketAddr, gzip: bool) -> Duration {
     let started = Instant::now();
+    let mut stream = send_request(addr, gzip);
+    let mut buffer = [0u8; 64 * 1024];
+    let mut first = true;
+    loop {
+        let n = stream.read(&mut buffer).expect("read the response");
+        if n == 0 {
+            break;
+        }
+        if first {
+            assert!(buffer[..n].starts_with(b"HTTP/1.1 200"), "not a 200");
+            first = false;
+        }
+    }
+    started.elapsed()
+}
+
+fn send_request(addr: SocketAddr, gzip: bool) -> TcpStream {
     let mut stream = TcpStream::connect(addr).expect("connect");
     let encoding = if gzip {
         "Accept-Encoding: gzip\r\n"
@@ -226,24 +249,38 @@ fn scrape(addr: SocketAddr, gzip: bool) -> (Duration, Vec<u8>) {
         "GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: {PROMETHEUS_ACCEPT}\r\n{encoding}Connection: close\r\n\r\n"
     )
     .unwrap();
-    let mut response = Vec::with_capacity(16 << 20);
+    stream
+}
+
+/// One scrape as Prometheus sends it: the time to the last byte, and the body as sent.
+fn scrape_body(addr: SocketAddr, gzip: bool) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    let mut stream = send_request(addr, gzip);
+    let mut response = Vec::new();
     stream
         .read_to_end(&mut response)
         .expect("read the response");
     let took = started.elapsed();
     let head_end = memchr::memmem::find(&response, b"\r\n\r\n").expect("a response head");
     assert!(response.starts_with(b"HTTP/1.1 200"), "not a 200");
-    (took, response.split_off(head_end + 4))
+    response.drain(..head_end + 4);
+    (took, response)
 }
 
-/// The exposition a scrape's body holds, unpacked.
-fn plain(body: &[u8], gzip: bool) -> String {
-    if !gzip {
-        return String::from_utf8(body.to_vec()).unwrap();
+/// The samples of a scrape's body (its lines but comments), and whether it ends in `# EOF`;
+/// read line by line, so the bench never holds the whole plain text.
+fn sample_lines(body: &[u8], gzip: bool) -> (usize, bool) {
+    let reader: Box<dyn Read + '_> = if gzip {
+        Box::new(GzDecoder::new(body))
+    } else {
+        Box::new(body)
+    };
+    let (mut samples, mut last) = (0, String::new());
+    for line in std::io::BufReader::new(reader).lines() {
+        last = line.expect("a readable body");
+        samples += usize::from(!last.starts_with('#'));
     }
-    let mut out = String::new();
-    GzDecoder::new(body).read_to_string(&mut out).unwrap();
-    out
+    (samples, last == "# EOF")
 }
 
 /// The p-th percentile (nearest rank) of `times`.
@@ -313,11 +350,10 @@ struct Scraped {
 /// `rounds` scrapes of `addr` after one to warm up; checks the body is a whole OpenMetrics
 /// exposition.
 fn measure(addr: SocketAddr, gzip: bool, rounds: usize) -> Scraped {
-    let (_, body) = scrape(addr, gzip);
-    let text = plain(&body, gzip);
-    assert!(text.ends_with("# EOF\n"), "an OpenMetrics body");
-    let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-    let times: Vec<Duration> = (0..rounds).map(|_| scrape(addr, gzip).0).collect();
+    let (_, body) = scrape_body(addr, gzip);
+    let (samples, ends_in_eof) = sample_lines(&body, gzip);
+    assert!(ends_in_eof, "an OpenMetrics body");
+    let times: Vec<Duration> = (0..rounds).map(|_| scrape(addr, gzip)).collect();
     Scraped {
         p50: percentile(&times, 50.0),
         p99: percentile(&times, 99.0),
@@ -408,12 +444,13 @@ fn print_holders(
     let cache = RenderCache::default();
     cache.body(&snapshot, Format::OpenMetrics, Encoding::Gzip, Vec::new());
     let (held, aggregated) = (snapshot.heap_bytes(), usage.total());
+    let former = former_snapshot_bytes(&snapshot);
     let known = mib(aggregated + held + cache.heap_bytes());
     println!(
         "{name}, memory after the scrapes: RSS {rss:.0} MiB, heap live {live:.0} MiB, of which \
          the aggregator {:.0} MiB (families {:.0}, interned ids {:.0}, dedup {:.0}), the \
-         published snapshot {:.1} MiB ({:.0} B a sample over {samples}), the rendered gzip \
-         chunks {:.1} MiB; the rest {:.0} MiB (the runtime, the bench's own tenant); RSS above \
+         published snapshot {:.1} MiB ({:.0} B a sample over {samples}; as owned strings, the \
+         model it replaced, {:.1} MiB, {:.0} B a sample), the rendered gzip chunks {:.1} MiB; the rest {:.0} MiB (the runtime, the bench's own tenant); RSS above \
          the live heap {:.0} MiB (the allocator's free memory)",
         mib(aggregated),
         mib(part(|h| matches!(h, Holder::Family(_)))),
@@ -421,10 +458,25 @@ fn print_holders(
         mib(part(|h| matches!(h, Holder::Dedup))),
         mib(held),
         held as f64 / samples.max(1) as f64,
+        mib(former),
+        former as f64 / samples.max(1) as f64,
         mib(cache.heap_bytes()),
         live - known,
         rss - live,
     );
+}
+
+/// The heap the same samples held in the model this one replaced (a `Vec<String>` of label
+/// values and the value per sample), by glibc's chunk sizes: the baseline of the same run.
+fn former_snapshot_bytes(snapshot: &catalogue::Snapshot) -> usize {
+    let sample = |s: catalogue::Sample<'_>| {
+        let strings: usize = s.labels().map(|l| chunk(l.len())).sum();
+        // The sample in its family's Vec (labels' Vec header and the value), its labels' Vec.
+        32 + chunk(24 * s.labels().len()) + strings
+    };
+    (snapshot.families.iter())
+        .map(|f| f.samples.iter().map(sample).sum::<usize>())
+        .sum()
 }
 
 /// A burst of `events` applied through the live pipeline's consumer (saving checkpoints into a
@@ -465,7 +517,7 @@ fn burst(base: &Tenant, events: u64, route: Route, runtime: &tokio::runtime::Run
         std::thread::spawn(move || {
             let mut times = Vec::new();
             while !done.load(Ordering::Acquire) {
-                times.push(scrape(addr, true).0);
+                times.push(scrape(addr, true));
             }
             times
         })
