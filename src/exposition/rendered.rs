@@ -11,6 +11,8 @@
 //!   final), with its CRC-32 and length; a body is one gzip member (RFC 1952): a header, the
 //!   chunks, a final empty block, and the CRC-32 combined from the chunks' — as pigz joins
 //!   blocks compressed apart, so every gzip reader reads it, not only multi-member ones;
+//! - a family is rendered and encoded 128 KiB of plain text at a time, so its whole
+//!   plain text is never in memory (only the identity encoding keeps it, as its chunk);
 //! - scrapes take the cache one at a time, so concurrent scrapes of the same snapshot share
 //!   one rendering; a family gone from the snapshot leaves the cache at the next scrape.
 
