@@ -8,7 +8,11 @@
 //! - **the issue's tenant**: 50,000 reports × 3 activities in 500 workspaces, 300,000 events,
 //!   caps raised (~624k samples with today's report and item families); p50 and p99 of 19
 //!   scrapes after one to warm up, then the process's RSS (this tenant first, so the process
-//!   holds it alone);
+//!   holds it alone) and what holds it: the live heap (a counting global allocator), the
+//!   aggregator's parts, the published snapshot (beside what the same samples took as owned
+//!   strings, the model it replaced), the rendered chunks, and the allocator's free memory.
+//!   The bench's scraper reads each body through a small buffer and drops it: in production
+//!   the scraper is another process;
 //! - **100k series**: 8,000 reports × 3 activities (~116k samples); p50 and p99 of 30 scrapes;
 //! - **a burst**: 1,000,000 events applied by the live pipeline's consumer thread (batches of
 //!   its lock, checkpoints into a temporary state directory for `--state.dir`) while a scraper
@@ -23,15 +27,17 @@
 //! 20 scrapes, the burst's p99 < 100 ms. Under `cargo test` (no `--bench`) it runs small
 //! versions as a smoke test, with no threshold.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flate2::read::GzDecoder;
+use powerbi_exporter::aggregate::memory::{chunk, Holder};
 use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Limits, Reference};
 use powerbi_exporter::catalogue;
 use powerbi_exporter::decode::{decode_slice, UnixMillis};
@@ -45,6 +51,45 @@ use powerbi_exporter::pipeline;
 use powerbi_exporter::source::{self, Document, SourceMessage, Timing};
 use powerbi_exporter::state::{self, Checkpointer, Published, SourceState, StateFile};
 use tokio::sync::mpsc;
+
+/// The system allocator, counting the bytes live (asked for and not yet freed), so the run can
+/// set the process's RSS beside what its structures hold.
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let moved = unsafe { System.realloc(ptr, layout, new_size) };
+        if !moved.is_null() {
+            LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+            LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_mib() -> f64 {
+    LIVE_BYTES.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
+}
 
 /// What Prometheus 2.x sends.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -140,11 +185,9 @@ fn served(published: Published) -> SharedCollector {
     })
 }
 
-/// Publishes the aggregator's snapshot as a checkpoint does.
+/// Publishes the aggregator's snapshot by a checkpoint, as without a state directory.
 fn publish(aggregator: &Mutex<Aggregator>, published: &Published) {
-    let agg = aggregator.lock().unwrap();
-    let snapshot = state::snapshot(&agg, &SourceState::default(), Reference::NewestEvent);
-    *published.lock().unwrap() = Some(snapshot);
+    Checkpointer::publishing_only(published.clone(), Timing::Live).checkpoint(aggregator);
 }
 
 /// The exporter's HTTP server on 127.0.0.1, on a runtime of its own.
@@ -171,9 +214,28 @@ fn start_server(collector: SharedCollector, runtime: &tokio::runtime::Runtime) -
     addr
 }
 
-/// One scrape as Prometheus sends it: the time to the last byte, and the body as sent.
-fn scrape(addr: SocketAddr, gzip: bool) -> (Duration, Vec<u8>) {
+/// One scrape as Prometheus sends it, timed to the last byte; the body is read through a small
+/// buffer and dropped, since the scraper is another process in production and its memory is
+/// not the exporter's (see [`scrape_body`] for a body kept).
+fn scrape(addr: SocketAddr, gzip: bool) -> Duration {
     let started = Instant::now();
+    let mut stream = send_request(addr, gzip);
+    let mut buffer = [0u8; 64 * 1024];
+    let mut first = true;
+    loop {
+        let n = stream.read(&mut buffer).expect("read the response");
+        if n == 0 {
+            break;
+        }
+        if first {
+            assert!(buffer[..n].starts_with(b"HTTP/1.1 200"), "not a 200");
+            first = false;
+        }
+    }
+    started.elapsed()
+}
+
+fn send_request(addr: SocketAddr, gzip: bool) -> TcpStream {
     let mut stream = TcpStream::connect(addr).expect("connect");
     let encoding = if gzip {
         "Accept-Encoding: gzip\r\n"
@@ -185,24 +247,38 @@ fn scrape(addr: SocketAddr, gzip: bool) -> (Duration, Vec<u8>) {
         "GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: {PROMETHEUS_ACCEPT}\r\n{encoding}Connection: close\r\n\r\n"
     )
     .unwrap();
-    let mut response = Vec::with_capacity(16 << 20);
+    stream
+}
+
+/// One scrape as Prometheus sends it: the time to the last byte, and the body as sent.
+fn scrape_body(addr: SocketAddr, gzip: bool) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    let mut stream = send_request(addr, gzip);
+    let mut response = Vec::new();
     stream
         .read_to_end(&mut response)
         .expect("read the response");
     let took = started.elapsed();
     let head_end = memchr::memmem::find(&response, b"\r\n\r\n").expect("a response head");
     assert!(response.starts_with(b"HTTP/1.1 200"), "not a 200");
-    (took, response.split_off(head_end + 4))
+    response.drain(..head_end + 4);
+    (took, response)
 }
 
-/// The exposition a scrape's body holds, unpacked.
-fn plain(body: &[u8], gzip: bool) -> String {
-    if !gzip {
-        return String::from_utf8(body.to_vec()).unwrap();
+/// The samples of a scrape's body (its lines but comments), and whether it ends in `# EOF`;
+/// read line by line, so the bench never holds the whole plain text.
+fn sample_lines(body: &[u8], gzip: bool) -> (usize, bool) {
+    let reader: Box<dyn Read + '_> = if gzip {
+        Box::new(GzDecoder::new(body))
+    } else {
+        Box::new(body)
+    };
+    let (mut samples, mut last) = (0, String::new());
+    for line in std::io::BufReader::new(reader).lines() {
+        last = line.expect("a readable body");
+        samples += usize::from(!last.starts_with('#'));
     }
-    let mut out = String::new();
-    GzDecoder::new(body).read_to_string(&mut out).unwrap();
-    out
+    (samples, last == "# EOF")
 }
 
 /// The p-th percentile (nearest rank) of `times`.
@@ -272,11 +348,10 @@ struct Scraped {
 /// `rounds` scrapes of `addr` after one to warm up; checks the body is a whole OpenMetrics
 /// exposition.
 fn measure(addr: SocketAddr, gzip: bool, rounds: usize) -> Scraped {
-    let (_, body) = scrape(addr, gzip);
-    let text = plain(&body, gzip);
-    assert!(text.ends_with("# EOF\n"), "an OpenMetrics body");
-    let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-    let times: Vec<Duration> = (0..rounds).map(|_| scrape(addr, gzip).0).collect();
+    let (_, body) = scrape_body(addr, gzip);
+    let (samples, ends_in_eof) = sample_lines(&body, gzip);
+    assert!(ends_in_eof, "an OpenMetrics body");
+    let times: Vec<Duration> = (0..rounds).map(|_| scrape(addr, gzip)).collect();
     Scraped {
         p50: percentile(&times, 50.0),
         p99: percentile(&times, 99.0),
@@ -315,15 +390,36 @@ fn scenario(
     let gzip = true;
     let aggregator = Arc::new(Mutex::new(aggregate(tenant)));
     let published = Published::default();
+    let (rss_counted, publishing) = (rss_mib(), Instant::now());
     publish(&aggregator, &published);
+    let published_in = publishing.elapsed();
     let collector = served(published);
     let addr = start_server(collector.clone(), runtime);
     let rss_before = rss_mib();
+    println!(
+        "{name}: RSS {rss_counted:.0} MiB once counted, {rss_before:.0} MiB once the snapshot \
+         is published (checkpoint {:.0} ms)",
+        ms(published_in)
+    );
     let scraped = measure(addr, gzip, rounds);
     let rss_after = rss_mib();
+    let live_after = live_mib();
+    print_holders(name, &aggregator, &collector, rss_after, live_after);
     let former = former_encoder(&collector, gzip, 3.min(rounds));
     let fresh = fresh_rendering(&collector, gzip, 3.min(rounds));
     let composed = composition(&collector, 3.min(rounds));
+    let building = Instant::now();
+    let built = state::snapshot(
+        &aggregator.lock().unwrap(),
+        &SourceState::default(),
+        Reference::WallClock(UnixMillis::now()),
+    );
+    println!(
+        "{name}: the snapshot alone builds in {:.0} ms (the checkpoint's rest: freeing the \
+         replaced one, malloc_trim)",
+        ms(building.elapsed())
+    );
+    drop(built);
     println!(
         "{name}: {} samples, {:.1} MB sent with gzip; scrape p50 {:.1} ms, p99 {:.1} ms \
          over HTTP; in-process on the same snapshot: the former encoder {:.1} ms ({:.1}x the \
@@ -340,6 +436,64 @@ fn scenario(
         rounds + 1,
     );
     (scraped, rss_after)
+}
+
+/// What holds the process's memory after the scrapes: the RSS, the bytes live on the heap,
+/// and the structures that hold them (the aggregator by part, the published snapshot, the
+/// rendered chunks the server keeps, as a render cache of the same scrapes holds them).
+fn print_holders(
+    name: &str,
+    aggregator: &Mutex<Aggregator>,
+    collector: &SharedCollector,
+    rss: f64,
+    live: f64,
+) {
+    let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
+    let usage = aggregator.lock().unwrap().heap_usage();
+    let part = |wanted: fn(&Holder) -> bool| {
+        (usage.parts.iter())
+            .filter(|p| wanted(&p.holder))
+            .map(|p| p.bytes)
+            .sum::<usize>()
+    };
+    let snapshot = scrape::compose(&[&**collector]);
+    let samples: usize = snapshot.families.iter().map(|f| f.samples.len()).sum();
+    let cache = RenderCache::default();
+    cache.body(&snapshot, Format::OpenMetrics, Encoding::Gzip, Vec::new());
+    let (held, aggregated) = (snapshot.heap_bytes(), usage.total());
+    let former = former_snapshot_bytes(&snapshot);
+    let known = mib(aggregated + held + cache.heap_bytes());
+    println!(
+        "{name}, memory after the scrapes: RSS {rss:.0} MiB, heap live {live:.0} MiB, of which \
+         the aggregator {:.0} MiB (families {:.0}, interned ids {:.0}, dedup {:.0}), the \
+         published snapshot {:.1} MiB ({:.0} B a sample over {samples}; as owned strings, the \
+         model it replaced, {:.1} MiB, {:.0} B a sample), the rendered gzip chunks {:.1} MiB; the rest {:.0} MiB (the runtime, the bench's own tenant); RSS above \
+         the live heap {:.0} MiB (the allocator's free memory)",
+        mib(aggregated),
+        mib(part(|h| matches!(h, Holder::Family(_)))),
+        mib(part(|h| matches!(h, Holder::Interner(_)))),
+        mib(part(|h| matches!(h, Holder::Dedup))),
+        mib(held),
+        held as f64 / samples.max(1) as f64,
+        mib(former),
+        former as f64 / samples.max(1) as f64,
+        mib(cache.heap_bytes()),
+        live - known,
+        rss - live,
+    );
+}
+
+/// The heap the same samples held in the model this one replaced (a `Vec<String>` of label
+/// values and the value per sample), by glibc's chunk sizes: the baseline of the same run.
+fn former_snapshot_bytes(snapshot: &catalogue::Snapshot) -> usize {
+    let sample = |s: catalogue::Sample<'_>| {
+        let strings: usize = s.labels().map(|l| chunk(l.len())).sum();
+        // The sample in its family's Vec (labels' Vec header and the value), its labels' Vec.
+        32 + chunk(24 * s.labels().len()) + strings
+    };
+    (snapshot.families.iter())
+        .map(|f| f.samples.iter().map(sample).sum::<usize>())
+        .sum()
 }
 
 /// A burst of `events` applied through the live pipeline's consumer (saving checkpoints into a
@@ -380,7 +534,7 @@ fn burst(base: &Tenant, events: u64, route: Route, runtime: &tokio::runtime::Run
         std::thread::spawn(move || {
             let mut times = Vec::new();
             while !done.load(Ordering::Acquire) {
-                times.push(scrape(addr, true).0);
+                times.push(scrape(addr, true));
             }
             times
         })

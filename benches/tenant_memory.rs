@@ -422,8 +422,8 @@ fn print_viewer_error(snapshot: &Snapshot, exact: &HashMap<u64, HashSet<u64>>) {
     let mut worst: f64 = 0.0;
     let mut sum_sq = 0.0;
     let mut sampled = 0;
-    for s in viewers.samples.iter().filter(|s| s.labels[1] == "28d") {
-        let Ok(report) = u64::from_str_radix(&s.labels[0][..8], 16) else {
+    for s in viewers.samples.iter().filter(|s| s.label(1) == "28d") {
+        let Ok(report) = u64::from_str_radix(&s.label(0)[..8], 16) else {
             continue;
         };
         if let Some(users) = exact.get(&report) {

@@ -365,7 +365,7 @@ pub(crate) mod testing {
         f.samples
             .iter()
             .map(|s| {
-                let labels: Vec<String> = (family.labels.iter().zip(&s.labels))
+                let labels: Vec<String> = (family.labels.iter().zip(s.labels()))
                     .map(|(l, v)| format!("{l}={v}"))
                     .collect();
                 format!("{} {}", labels.join(","), s.value)

@@ -101,7 +101,7 @@ fn all_lines(snapshot: &Snapshot) -> String {
                 .family
                 .labels
                 .iter()
-                .zip(&s.labels)
+                .zip(s.labels())
                 .map(|(l, v)| format!("{l}={:?}", v.chars().take(40).collect::<String>()))
                 .collect();
             out.push_str(&format!(

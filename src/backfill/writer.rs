@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::catalogue::{Family, Snapshot};
+use crate::catalogue::{Family, Sample, Snapshot};
 use crate::decode::UnixMillis;
 use crate::exposition::openmetrics::{self, write_labels, write_metadata, write_sample};
 
@@ -139,7 +139,7 @@ impl HistoryWriter {
                 continue;
             };
             for sample in &samples.samples {
-                let series = self.series_of(index, &sample.labels);
+                let series = self.series_of(index, sample);
                 self.chunk.push(Point {
                     family: index as u16,
                     series,
@@ -154,13 +154,14 @@ impl HistoryWriter {
         Ok(())
     }
 
-    /// The number of the series of family `index` with these label values.
-    fn series_of(&mut self, index: usize, values: &[String]) -> u32 {
+    /// The number of the series of family `index` with the label values of `sample`.
+    fn series_of(&mut self, index: usize, sample: Sample<'_>) -> u32 {
         self.scratch.clear();
         let names = (self.families[index].labels.iter().copied())
             .chain(self.extra.iter().map(|l| l.name.as_str()));
-        let values =
-            (values.iter().map(String::as_str)).chain(self.extra.iter().map(|l| l.value.as_str()));
+        let values = sample
+            .labels()
+            .chain(self.extra.iter().map(|l| l.value.as_str()));
         write_labels(names, values, &mut self.scratch);
         if let Some(&n) = self.series[index].get(self.scratch.as_str()) {
             return n;

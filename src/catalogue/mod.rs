@@ -12,7 +12,7 @@
 //!   overflow series whose labels are all [`OVERFLOW_LABEL`].
 
 mod samples;
-pub use samples::{Collector, FamilySamples, Sample, SharedSamples, Snapshot};
+pub use samples::{Collector, FamilySamples, Sample, Samples, SharedSamples, Snapshot};
 
 /// Label value of the overflow series of a capped family.
 pub const OVERFLOW_LABEL: &str = "__other__";

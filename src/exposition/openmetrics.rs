@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use prometheus::proto::{MetricFamily, MetricType};
 
 use super::text;
-use crate::catalogue::{Family, FamilySamples, Kind};
+use crate::catalogue::{Family, FamilySamples, Kind, Sample};
 use crate::decode::UnixMillis;
 
 /// `Content-Type` of the OpenMetrics text exposition.
@@ -151,16 +151,26 @@ pub fn write_family(f: &FamilySamples, out: &mut Vec<u8>) {
     if f.samples.is_empty() {
         return;
     }
-    let mut metadata = String::new();
-    write_metadata(f.family, &mut metadata);
-    out.extend_from_slice(metadata.as_bytes());
+    write_header(f.family, out);
     for sample in f.samples.iter() {
-        out.extend_from_slice(f.family.name.as_bytes());
-        text::write_labels(f.family.labels, &sample.labels, out);
-        out.push(b' ');
-        write_value_bytes(sample.value, out);
-        out.push(b'\n');
+        write_sample_line(f.family, sample, out);
     }
+}
+
+/// Appends a family's metadata (`# TYPE`, `# UNIT`, `# HELP`), as [`write_family`] begins.
+pub fn write_header(family: &Family, out: &mut Vec<u8>) {
+    let mut metadata = String::new();
+    write_metadata(family, &mut metadata);
+    out.extend_from_slice(metadata.as_bytes());
+}
+
+/// Appends one sample's line of a scrape, without a timestamp.
+pub fn write_sample_line(family: &Family, sample: Sample<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(family.name.as_bytes());
+    text::write_labels(family.labels, sample.labels(), out);
+    out.push(b' ');
+    write_value_bytes(sample.value, out);
+    out.push(b'\n');
 }
 
 /// Appends families of the `prometheus` crate's model (the `process_*` families, counters and
@@ -191,7 +201,7 @@ pub fn write_proto_families(families: &[MetricFamily], out: &mut Vec<u8>) {
                 Kind::Gauge => m.get_gauge().get_value(),
             };
             out.extend_from_slice(mf.name().as_bytes());
-            text::write_labels(&names, &values, out);
+            text::write_labels(&names, values.iter().map(String::as_str), out);
             out.push(b' ');
             write_value_bytes(value, out);
             out.push(b'\n');

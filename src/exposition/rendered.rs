@@ -11,6 +11,8 @@
 //!   final), with its CRC-32 and length; a body is one gzip member (RFC 1952): a header, the
 //!   chunks, a final empty block, and the CRC-32 combined from the chunks' — as pigz joins
 //!   blocks compressed apart, so every gzip reader reads it, not only multi-member ones;
+//! - a family is rendered and encoded 128 KiB of plain text at a time, so its whole
+//!   plain text is never in memory (only the identity encoding keeps it, as its chunk);
 //! - scrapes take the cache one at a time, so concurrent scrapes of the same snapshot share
 //!   one rendering; a family gone from the snapshot leaves the cache at the next scrape.
 
@@ -22,7 +24,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{openmetrics, text};
-use crate::catalogue::{FamilySamples, Sample, Snapshot};
+use crate::catalogue::{Family, FamilySamples, Sample, Samples, Snapshot};
 
 /// The exposition format of a scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,10 +85,25 @@ impl Format {
         }
     }
 
+    #[cfg(test)]
     fn write_family(self, family: &FamilySamples, out: &mut Vec<u8>) {
         match self {
             Format::Text => text::write_family(family, out),
             Format::OpenMetrics => openmetrics::write_family(family, out),
+        }
+    }
+
+    fn write_header(self, family: &Family, out: &mut Vec<u8>) {
+        match self {
+            Format::Text => text::write_header(family, out),
+            Format::OpenMetrics => openmetrics::write_header(family, out),
+        }
+    }
+
+    fn write_sample_line(self, family: &Family, sample: Sample<'_>, out: &mut Vec<u8>) {
+        match self {
+            Format::Text => text::write_sample_line(family, sample, out),
+            Format::OpenMetrics => openmetrics::write_sample_line(family, sample, out),
         }
     }
 
@@ -118,23 +135,9 @@ struct Encoded {
 impl Encoding {
     /// `plain` in this encoding: the same bytes, or DEFLATE ending in a sync flush.
     fn encode(self, plain: Vec<u8>) -> Encoded {
-        let mut crc = crc32fast::Hasher::new();
-        let plain_len = plain.len() as u64;
-        match self {
-            Encoding::Identity => Encoded {
-                bytes: Bytes::from(plain),
-                crc,
-                plain_len,
-            },
-            Encoding::Gzip => {
-                crc.update(&plain);
-                Encoded {
-                    bytes: Bytes::from(deflate_flushed(&plain)),
-                    crc,
-                    plain_len,
-                }
-            }
-        }
+        let mut encoder = Encoder::new(self);
+        encoder.feed(&plain);
+        encoder.finish()
     }
 
     /// The body: `encoded` as they are, or wrapped into one gzip member.
@@ -169,22 +172,87 @@ fn gzip_member_of(encoded: Vec<Encoded>) -> Parts {
     parts
 }
 
-/// Raw DEFLATE of `plain` at the fastest level, ending in a sync flush: byte-aligned and not
-/// final, so chunks compressed apart can follow each other in one stream.
-fn deflate_flushed(plain: &[u8]) -> Vec<u8> {
-    let mut deflate = Compress::new(Compression::fast(), false);
-    let mut out = Vec::with_capacity(plain.len() / 3 + 64);
+/// Plain bytes rendered before they are handed to the encoder: a family's plain text is never
+/// whole in memory before it is compressed (the largest families run to tens of MB).
+const PIECE_BYTES: usize = 128 * 1024;
+
+/// Takes plain bytes piece by piece and keeps them in an encoding: as they are, or as raw
+/// DEFLATE at the fastest level ending in a sync flush (byte-aligned, not final, so chunks
+/// compressed apart can follow each other in one stream).
+struct Encoder {
+    deflate: Option<Compress>,
+    out: Vec<u8>,
+    crc: crc32fast::Hasher,
+    plain_len: u64,
+}
+
+impl Encoder {
+    fn new(encoding: Encoding) -> Encoder {
+        Encoder {
+            deflate: (encoding == Encoding::Gzip)
+                .then(|| Compress::new(Compression::fast(), false)),
+            out: Vec::new(),
+            crc: crc32fast::Hasher::new(),
+            plain_len: 0,
+        }
+    }
+
+    fn feed(&mut self, plain: &[u8]) {
+        self.plain_len += plain.len() as u64;
+        match &mut self.deflate {
+            None => self.out.extend_from_slice(plain),
+            Some(deflate) => {
+                self.crc.update(plain);
+                deflate_into(deflate, plain, FlushCompress::None, &mut self.out);
+            }
+        }
+    }
+
+    /// The bytes, kept without spare room: a `Bytes` made from a `Vec` holds its whole capacity.
+    fn finish(mut self) -> Encoded {
+        if let Some(deflate) = &mut self.deflate {
+            deflate_into(deflate, &[], FlushCompress::Sync, &mut self.out);
+        }
+        self.out.shrink_to_fit();
+        Encoded {
+            bytes: Bytes::from(self.out),
+            crc: self.crc,
+            plain_len: self.plain_len,
+        }
+    }
+}
+
+/// Compresses all of `plain` into `out`, then flushes as `flush` asks.
+fn deflate_into(deflate: &mut Compress, plain: &[u8], flush: FlushCompress, out: &mut Vec<u8>) {
+    let started = deflate.total_in();
     loop {
-        let consumed = deflate.total_in() as usize;
+        let consumed = (deflate.total_in() - started) as usize;
         if out.capacity() - out.len() < 64 {
             out.reserve(out.capacity().max(4096));
         }
         // Compressing into a Vec's spare room cannot fail on valid input.
-        let _ = deflate.compress_vec(&plain[consumed..], &mut out, FlushCompress::Sync);
-        if deflate.total_in() as usize == plain.len() && out.len() < out.capacity() {
-            return out;
+        let _ = deflate.compress_vec(&plain[consumed..], out, flush);
+        let consumed = (deflate.total_in() - started) as usize;
+        if consumed == plain.len() && out.len() < out.capacity() {
+            return;
         }
     }
+}
+
+/// `family` rendered in `format` and kept in `encoding`, piece by piece.
+fn render(format: Format, encoding: Encoding, family: &FamilySamples) -> Encoded {
+    let mut encoder = Encoder::new(encoding);
+    let mut plain = Vec::with_capacity(PIECE_BYTES + 4096);
+    format.write_header(family.family, &mut plain);
+    for sample in family.samples.iter() {
+        format.write_sample_line(family.family, sample, &mut plain);
+        if plain.len() >= PIECE_BYTES {
+            encoder.feed(&plain);
+            plain.clear();
+        }
+    }
+    encoder.feed(&plain);
+    encoder.finish()
 }
 
 /// A body in parts, to be sent one after the other without being copied into one buffer.
@@ -194,7 +262,7 @@ pub type Parts = Vec<Bytes>;
 struct Chunk {
     /// The samples rendered, while anything else holds them: the same address means the same
     /// samples (they never change, and a `Weak` keeps the address from being reused).
-    samples: Weak<Vec<Sample>>,
+    samples: Weak<Samples>,
     digest: u128,
     encoded: Encoded,
 }
@@ -234,6 +302,14 @@ impl RenderCache {
     }
 }
 
+impl RenderCache {
+    /// Heap bytes of the chunks kept (their encoded bytes; the map's own table aside).
+    pub fn heap_bytes(&self) -> usize {
+        let chunks = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
+        chunks.values().map(|c| c.encoded.bytes.len()).sum()
+    }
+}
+
 /// The cached chunk of `family`, rendered anew when its samples are not those it was
 /// rendered from.
 fn chunk<'c>(
@@ -256,9 +332,7 @@ fn chunk<'c>(
         encoded: key.2.encode(Vec::new()),
     });
     if entry.digest != digest {
-        let mut plain = Vec::with_capacity(64 * family.samples.len() + 256);
-        key.1.write_family(family, &mut plain);
-        entry.encoded = key.2.encode(plain);
+        entry.encoded = render(key.1, key.2, family);
         entry.digest = digest;
     }
     entry.samples = Arc::downgrade(&family.samples.0);
@@ -271,7 +345,7 @@ fn digest(family: &FamilySamples) -> u128 {
     let mut hasher = Xxh3::new();
     hasher.update(family.family.name.as_bytes());
     for sample in family.samples.iter() {
-        for label in &sample.labels {
+        for label in sample.labels() {
             hasher.update(&(label.len() as u64).to_le_bytes());
             hasher.update(label.as_bytes());
         }
@@ -366,6 +440,34 @@ mod tests {
             "{shown}"
         );
         assert!(shown.ends_with("process_threads 4\n# EOF\n"), "{shown}");
+    }
+
+    #[test]
+    fn a_family_longer_than_a_piece_is_rendered_whole_in_both_encodings() {
+        let n = 20_000;
+        let rows = (0..n).map(|i| (vec![format!("w{i}"), "ViewReport".to_string()], i as f64));
+        let mut s = Snapshot::default();
+        s.push(&catalogue::ACTIVITY_EVENTS, rows);
+        // The sample lines, spelled here and sorted as the label values sort.
+        let mut want: Vec<String> = (0..n)
+            .map(|i| {
+                format!("powerbi_activity_events_total{{workspace_id=\"w{i}\",activity=\"ViewReport\"}} {i}")
+            })
+            .collect();
+        want.sort();
+        assert!(want.iter().map(|l| l.len() + 1).sum::<usize>() > 4 * PIECE_BYTES);
+        let cache = RenderCache::default();
+        for encoding in [Encoding::Identity, Encoding::Gzip] {
+            let parts = cache.body(&s, Format::OpenMetrics, encoding, Vec::new());
+            let body = match encoding {
+                Encoding::Identity => joined(&parts),
+                Encoding::Gzip => gunzip(&joined(&parts)),
+            };
+            let body = String::from_utf8(body).unwrap();
+            let lines: Vec<&str> = body.lines().filter(|l| !l.starts_with('#')).collect();
+            assert_eq!(lines, want, "{encoding:?}");
+            assert!(body.ends_with("# EOF\n"));
+        }
     }
 
     #[test]

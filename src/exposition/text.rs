@@ -12,7 +12,7 @@
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 
-use crate::catalogue::{FamilySamples, Kind, Snapshot};
+use crate::catalogue::{Family, FamilySamples, Kind, Sample, Snapshot};
 
 /// `Content-Type` of the text exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -43,11 +43,11 @@ fn to_family(f: &FamilySamples) -> MetricFamily {
                 .family
                 .labels
                 .iter()
-                .zip(&s.labels)
+                .zip(s.labels())
                 .map(|(name, value)| {
                     let mut lp = LabelPair::default();
                     lp.set_name(name.to_string());
-                    lp.set_value(value.clone());
+                    lp.set_value(value.to_string());
                     lp
                 })
                 .collect();
@@ -96,7 +96,14 @@ pub fn write_family(f: &FamilySamples, out: &mut Vec<u8>) {
     if f.samples.is_empty() {
         return;
     }
-    let family = f.family;
+    write_header(f.family, out);
+    for sample in f.samples.iter() {
+        write_sample_line(f.family, sample, out);
+    }
+}
+
+/// Appends a family's `# HELP` and `# TYPE`, as [`write_family`] begins.
+pub fn write_header(family: &Family, out: &mut Vec<u8>) {
     if !family.help.is_empty() {
         out.extend_from_slice(b"# HELP ");
         out.extend_from_slice(family.name.as_bytes());
@@ -110,17 +117,23 @@ pub fn write_family(f: &FamilySamples, out: &mut Vec<u8>) {
         Kind::Counter => b" counter\n",
         Kind::Gauge => b" gauge\n",
     });
-    for sample in f.samples.iter() {
-        out.extend_from_slice(family.name.as_bytes());
-        write_labels(family.labels, &sample.labels, out);
-        out.push(b' ');
-        write_value(sample.value, out);
-        out.push(b'\n');
-    }
+}
+
+/// Appends one sample's line.
+pub fn write_sample_line(family: &Family, sample: Sample<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(family.name.as_bytes());
+    write_labels(family.labels, sample.labels(), out);
+    out.push(b' ');
+    write_value(sample.value, out);
+    out.push(b'\n');
 }
 
 /// `{name="value",…}`, or nothing for a family without labels.
-pub fn write_labels(names: &[&str], values: &[String], out: &mut Vec<u8>) {
+pub fn write_labels<'v>(
+    names: &[&str],
+    values: impl IntoIterator<Item = &'v str>,
+    out: &mut Vec<u8>,
+) {
     let mut separator = b'{';
     for (name, value) in names.iter().zip(values) {
         out.push(separator);

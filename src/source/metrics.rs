@@ -133,7 +133,12 @@ mod tests {
             .iter()
             .flat_map(|f| {
                 f.samples.iter().map(move |s| {
-                    format!("{}{{{}}} {}", f.family.name, s.labels.join(","), s.value)
+                    format!(
+                        "{}{{{}}} {}",
+                        f.family.name,
+                        s.labels().collect::<Vec<_>>().join(","),
+                        s.value
+                    )
                 })
             })
             .collect()
