@@ -7,8 +7,8 @@
 //! Invariants:
 //! - the sink sees the same calls in the same order as when every document is decoded on the
 //!   calling thread, so the outcome is the same byte for byte (`tests/it/parallel.rs`);
-//! - memory is bounded by the window: its documents' bytes (at most [`WINDOW_BYTES`] but for
-//!   one large document) and [`BATCHES_AHEAD`] batches a document;
+//! - memory is bounded by the window: its documents' bytes (at most two documents a core, and
+//!   [`WINDOW_BYTES`] but for one large document) and [`BATCHES_AHEAD`] batches a document;
 //! - no deadlock: documents are taken in order and a worker takes the next only when done
 //!   with its last, so the document the calling thread waits for is always being decoded
 //!   (or done); a worker waits only on a later document's full queue, which the calling
@@ -32,7 +32,17 @@ const BATCH_EVENTS: usize = 256;
 const BATCHES_AHEAD: usize = 8;
 /// A window's documents hold at most this many bytes (the first document is taken whatever its
 /// size): the bound of the memory decoding ahead adds.
-pub(super) const WINDOW_BYTES: u64 = 16 * 1024 * 1024;
+pub(super) const WINDOW_BYTES: u64 = 32 * 1024 * 1024;
+/// Documents a window takes per core, at most: two, so that documents of like sizes share out
+/// evenly between the workers (with one and a half a worker, one waits for the other at the
+/// window's end, idle a third of the time).
+const WINDOW_DOCUMENTS_PER_CORE: usize = 2;
+
+/// Whether a window of `docs` documents holding `bytes` takes no more.
+pub(super) fn window_is_full(docs: usize, bytes: u64) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    docs >= WINDOW_DOCUMENTS_PER_CORE * cores || bytes >= WINDOW_BYTES
+}
 /// Files up to this size are read whole and decoded in one pass; larger ones are streamed, so
 /// memory stays bounded whatever the file size.
 pub(super) const WHOLE_FILE_BYTES: u64 = 32 * 1024 * 1024;
@@ -50,6 +60,28 @@ struct Job<'w> {
     doc: &'w Document,
     out: Mutex<Option<SyncSender<Piece<'w>>>>,
     bytes: &'w OnceLock<Vec<u8>>,
+    spare: &'w Mutex<ReadBuffers>,
+}
+
+/// Buffers files were read into, kept from one window to the next: a file read into a buffer
+/// that already has the room touches no new memory (a fresh one costs a page fault every 4 KiB,
+/// a third of the reading's time).
+#[derive(Debug, Default)]
+pub(super) struct ReadBuffers(Vec<Vec<u8>>);
+
+impl ReadBuffers {
+    fn take(&mut self) -> Vec<u8> {
+        self.0.pop().unwrap_or_default()
+    }
+
+    /// Keeps the buffers of a window that ended (as many as a window can use).
+    fn keep(&mut self, buffers: Vec<OnceLock<Vec<u8>>>) {
+        for mut buffer in buffers.into_iter().filter_map(OnceLock::into_inner) {
+            buffer.clear();
+            self.0.push(buffer);
+        }
+        self.0.sort_by_key(Vec::capacity);
+    }
 }
 
 /// How one document of a window reaches the sink.
@@ -81,11 +113,28 @@ fn decodable_ahead(doc: &Document) -> bool {
 pub(super) fn with_workers<R>(
     docs: &[Document],
     workers: usize,
+    spare: &mut ReadBuffers,
     count: impl FnOnce(Vec<Route<'_>>) -> R,
 ) -> R {
     let buffers: Vec<OnceLock<Vec<u8>>> = docs.iter().map(|_| OnceLock::new()).collect();
-    let jobs: Vec<_> = (docs.iter().zip(&buffers))
-        .map(|(doc, bytes)| (workers > 0 && decodable_ahead(doc)).then(|| job(doc, bytes)))
+    let shared_spare = Mutex::new(std::mem::take(spare));
+    let result = with_buffers(docs, workers, &buffers, &shared_spare, count);
+    *spare = shared_spare
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    spare.keep(buffers);
+    result
+}
+
+fn with_buffers<R>(
+    docs: &[Document],
+    workers: usize,
+    buffers: &[OnceLock<Vec<u8>>],
+    spare: &Mutex<ReadBuffers>,
+    count: impl FnOnce(Vec<Route<'_>>) -> R,
+) -> R {
+    let jobs: Vec<_> = (docs.iter().zip(buffers))
+        .map(|(doc, bytes)| (workers > 0 && decodable_ahead(doc)).then(|| job(doc, bytes, spare)))
         .collect();
     let (jobs, routes): (Vec<_>, Vec<_>) = jobs.into_iter().map(split_route).unzip();
     let ahead: Vec<&Job<'_>> = jobs.iter().flatten().collect();
@@ -102,12 +151,17 @@ pub(super) fn with_workers<R>(
     })
 }
 
-fn job<'w>(doc: &'w Document, bytes: &'w OnceLock<Vec<u8>>) -> (Job<'w>, Receiver<Piece<'w>>) {
+fn job<'w>(
+    doc: &'w Document,
+    bytes: &'w OnceLock<Vec<u8>>,
+    spare: &'w Mutex<ReadBuffers>,
+) -> (Job<'w>, Receiver<Piece<'w>>) {
     let (tx, rx) = sync_channel(BATCHES_AHEAD);
     let job = Job {
         doc,
         out: Mutex::new(Some(tx)),
         bytes,
+        spare,
     };
     (job, rx)
 }
@@ -131,7 +185,7 @@ fn decode_job<'w>(job: &Job<'w>) {
     let doc: &'w Document = job.doc;
     let bytes: &'w [u8] = match &doc.body {
         Body::Bytes(bytes) => bytes,
-        Body::File(path) => match read_whole(path) {
+        Body::File(path) => match read_whole(path, job.spare) {
             Ok(bytes) => job.bytes.get_or_init(|| bytes),
             Err(e) => {
                 let _ = out.send(Piece::End(Err(e.into())));
@@ -154,8 +208,11 @@ fn decode_job<'w>(job: &Job<'w>) {
     let _ = out.send(Piece::End(result));
 }
 
-fn read_whole(path: &Path) -> std::io::Result<Vec<u8>> {
-    std::fs::read(path)
+/// Reads the file into a spare buffer (the largest: they are sorted by capacity).
+fn read_whole(path: &Path, spare: &Mutex<ReadBuffers>) -> std::io::Result<Vec<u8>> {
+    let mut buffer = spare.lock().unwrap_or_else(PoisonError::into_inner).take();
+    std::io::Read::read_to_end(&mut std::fs::File::open(path)?, &mut buffer)?;
+    Ok(buffer)
 }
 
 /// Hands the outcomes of a document decoded ahead to `sink` as they come; the document's

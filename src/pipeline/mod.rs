@@ -90,22 +90,21 @@ impl Decoding {
         }
     }
 
-    /// Decodes `docs` into `sink`, in windows of at most [`ahead::WINDOW_BYTES`], as a run
-    /// does; the same calls, in the same order, whichever way.
+    /// Decodes `docs` into `sink`, in windows as a run takes them; the same calls, in the same
+    /// order, whichever way.
     pub fn apply_documents<S: DocumentSink>(self, docs: &[Document], sink: &mut S) -> RunReport {
-        let mut report = RunReport::default();
+        let (mut report, mut spare) = (RunReport::default(), ahead::ReadBuffers::default());
         let mut rest = docs;
         while !rest.is_empty() {
-            let mut bytes = 0;
-            let take = (rest.iter())
-                .take_while(|doc| {
-                    bytes += ahead::size_of(doc);
-                    bytes <= ahead::WINDOW_BYTES
-                })
-                .count()
-                .max(1);
+            let (mut take, mut bytes) = (0, 0);
+            while take < rest.len() && (take == 0 || !ahead::window_is_full(take, bytes)) {
+                bytes += ahead::size_of(&rest[take]);
+                take += 1;
+            }
             let (window, later) = rest.split_at(take);
-            self.apply_window(window, sink, None, |_, _, result| report.record(result));
+            self.apply_window(window, &mut spare, sink, None, |_, _, result| {
+                report.record(result)
+            });
             rest = later;
         }
         report
@@ -126,11 +125,12 @@ impl Decoding {
     fn apply_window<S: DocumentSink>(
         self,
         docs: &[Document],
+        spare: &mut ahead::ReadBuffers,
         sink: &mut S,
         pass: Option<ReplayPass>,
         mut after: impl FnMut(&mut S, &Document, Result<(), DocumentError>),
     ) {
-        ahead::with_workers(docs, self.workers(docs), |routes| {
+        ahead::with_workers(docs, self.workers(docs), spare, |routes| {
             for (doc, route) in docs.iter().zip(routes) {
                 let result = apply_in_pass(doc, sink, pass, |sink| match &route {
                     ahead::Route::Ahead(queue) => ahead::deliver_ahead(queue, sink),
@@ -176,15 +176,21 @@ struct Steps {
     rx: mpsc::Receiver<SourceMessage>,
     /// A message received while a window was gathered, for the next step.
     held: Option<SourceMessage>,
+    /// The read buffers of the windows before, for the next.
+    spare: ahead::ReadBuffers,
 }
 
 impl Steps {
     fn new(rx: mpsc::Receiver<SourceMessage>) -> Self {
-        Steps { rx, held: None }
+        Steps {
+            rx,
+            held: None,
+            spare: ahead::ReadBuffers::default(),
+        }
     }
 
-    /// Waits for a message; a document comes with those queued behind it, up to
-    /// [`ahead::WINDOW_BYTES`] (never waits for more: a live page is counted when it comes).
+    /// Waits for a message; a document comes with those queued behind it, until the window is
+    /// full (never waits for more: a live page is counted when it comes).
     fn next(&mut self) -> Option<Step> {
         let doc = match self.held.take().or_else(|| self.rx.blocking_recv())? {
             SourceMessage::Document(doc) => doc,
@@ -194,7 +200,7 @@ impl Steps {
         };
         let mut bytes = ahead::size_of(&doc);
         let mut docs = vec![doc];
-        while bytes < ahead::WINDOW_BYTES {
+        while !ahead::window_is_full(docs.len(), bytes) {
             match self.rx.try_recv() {
                 Ok(SourceMessage::Document(doc)) => {
                     bytes += ahead::size_of(&doc);
@@ -312,7 +318,9 @@ pub async fn run_to_end_with<S: DocumentSink + Send + 'static>(
         while let Some(step) = steps.next() {
             match step {
                 Step::Documents(docs) => {
-                    decoding.apply_window(&docs, &mut sink, pass, |_, _, r| report.record(r));
+                    let spare = &mut steps.spare;
+                    decoding
+                        .apply_window(&docs, spare, &mut sink, pass, |_, _, r| report.record(r));
                 }
                 Step::ReplayPass(next) => {
                     pass = Some(next);
@@ -371,7 +379,7 @@ impl SharedConsumer {
         let mut steps = Steps::new(rx);
         while let Some(step) = steps.next() {
             match step {
-                Step::Documents(docs) => self.documents(&docs, &mut report),
+                Step::Documents(docs) => self.documents(&docs, &mut steps.spare, &mut report),
                 Step::ReplayPass(next) => {
                     self.pass = Some(next);
                     start_replay_pass(&self.aggregator, &self.source, next);
@@ -400,7 +408,12 @@ impl SharedConsumer {
 
     /// Counts a window of documents; after each, the lock is let go and the state saved when
     /// due (the first document's at once, so ready means /metrics shows it).
-    fn documents(&mut self, docs: &[Document], report: &mut RunReport) {
+    fn documents(
+        &mut self,
+        docs: &[Document],
+        spare: &mut ahead::ReadBuffers,
+        report: &mut RunReport,
+    ) {
         let (aggregator, ready, checkpointer) =
             (&self.aggregator, &self.ready, &mut self.checkpointer);
         let mut sink = LockedSink {
@@ -408,7 +421,7 @@ impl SharedConsumer {
             guard: None,
             applied: 0,
         };
-        Decoding::auto().apply_window(docs, &mut sink, self.pass, |sink, _, result| {
+        Decoding::auto().apply_window(docs, spare, &mut sink, self.pass, |sink, _, result| {
             sink.guard = None;
             if let Some(c) = checkpointer.as_mut() {
                 if ready.load(Ordering::Acquire) {
