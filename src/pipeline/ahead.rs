@@ -43,6 +43,7 @@ pub(super) fn window_is_full(docs: usize, bytes: u64) -> bool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     docs >= WINDOW_DOCUMENTS_PER_CORE * cores || bytes >= WINDOW_BYTES
 }
+
 /// Files up to this size are read whole and decoded in one pass; larger ones are streamed, so
 /// memory stays bounded whatever the file size.
 pub(super) const WHOLE_FILE_BYTES: u64 = 32 * 1024 * 1024;
@@ -63,9 +64,9 @@ struct Job<'w> {
     spare: &'w Mutex<ReadBuffers>,
 }
 
-/// Buffers files were read into, kept from one window to the next: a file read into a buffer
-/// that already has the room touches no new memory (a fresh one costs a page fault every 4 KiB,
-/// a third of the reading's time).
+/// Buffers files were read into, kept from one window to the next (at most [`WINDOW_BYTES`] of
+/// them): a file read into a buffer that already has the room touches no new memory, where a
+/// fresh one is allocated and faulted in page by page.
 #[derive(Debug, Default)]
 pub(super) struct ReadBuffers(Vec<Vec<u8>>);
 
@@ -74,13 +75,19 @@ impl ReadBuffers {
         self.0.pop().unwrap_or_default()
     }
 
-    /// Keeps the buffers of a window that ended (as many as a window can use).
+    /// Keeps the buffers of a window that ended, the smallest first, up to [`WINDOW_BYTES`]
+    /// in all (a large file's buffer is let go rather than held for good).
     fn keep(&mut self, buffers: Vec<OnceLock<Vec<u8>>>) {
         for mut buffer in buffers.into_iter().filter_map(OnceLock::into_inner) {
             buffer.clear();
             self.0.push(buffer);
         }
         self.0.sort_by_key(Vec::capacity);
+        let mut kept = 0;
+        self.0.retain(|buffer| {
+            kept += buffer.capacity() as u64;
+            kept <= WINDOW_BYTES
+        });
     }
 }
 
@@ -228,4 +235,28 @@ pub(super) fn deliver_ahead(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window_of(capacities: &[usize]) -> Vec<OnceLock<Vec<u8>>> {
+        (capacities.iter())
+            .map(|&capacity| OnceLock::from(Vec::with_capacity(capacity)))
+            .collect()
+    }
+
+    #[test]
+    fn spare_buffers_keep_the_smallest_up_to_a_window_and_hand_out_the_largest() {
+        const MIB: usize = 1024 * 1024;
+        let mut spare = ReadBuffers::default();
+        spare.keep(window_of(&[20 * MIB, 5 * MIB, 10 * MIB, 30 * MIB]));
+        // 5 + 10 = 15 MiB fit the 32 MiB bound; adding 20 would not.
+        let capacities: Vec<usize> = spare.0.iter().map(Vec::capacity).collect();
+        assert_eq!(capacities, [5 * MIB, 10 * MIB]);
+        assert_eq!(spare.take().capacity(), 10 * MIB);
+        assert_eq!(spare.take().capacity(), 5 * MIB);
+        assert_eq!(spare.take().capacity(), 0, "then a new one");
+    }
 }
