@@ -3,7 +3,7 @@
 //! Decoding and aggregation are CPU work and file reads are blocking, so documents are
 //! consumed on a blocking thread; the source runs on the async runtime. The documents already
 //! waiting are taken together as a window; on a machine with more than one core they are read
-//! and decoded ahead on worker threads while the consuming thread counts ([`ahead`],
+//! and decoded ahead on worker threads while the consuming thread counts (`ahead`,
 //! [`Decoding::Pipelined`]): the sink sees the same calls in the same order as on one thread,
 //! so the outcome is the same byte for byte. A document that breaks (unreadable, truncated,
 //! not JSON) is logged, counted, and the next one is read.
