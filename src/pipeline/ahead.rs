@@ -40,8 +40,14 @@ const WINDOW_DOCUMENTS_PER_CORE: usize = 2;
 
 /// Whether a window of `docs` documents holding `bytes` takes no more.
 pub(super) fn window_is_full(docs: usize, bytes: u64) -> bool {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    docs >= WINDOW_DOCUMENTS_PER_CORE * cores || bytes >= WINDOW_BYTES
+    docs >= WINDOW_DOCUMENTS_PER_CORE * cores() || bytes >= WINDOW_BYTES
+}
+
+/// The cores this process may use, asked once (on Linux the answer reads the cgroup's files,
+/// and it is wanted for every document).
+pub(super) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Files up to this size are read whole and decoded in one pass; larger ones are streamed, so

@@ -84,9 +84,10 @@ const PIPELINED_MIN_BYTES: u64 = 256 * 1024;
 impl Decoding {
     /// What the exporter uses: [`Decoding::Pipelined`] on a machine with more than one core.
     pub fn auto() -> Self {
-        match std::thread::available_parallelism() {
-            Ok(cores) if cores.get() > 1 => Decoding::Pipelined,
-            _ => Decoding::OneThread,
+        if ahead::cores() > 1 {
+            Decoding::Pipelined
+        } else {
+            Decoding::OneThread
         }
     }
 
@@ -116,7 +117,7 @@ impl Decoding {
         if self == Decoding::OneThread || lone_and_small {
             return 0;
         }
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        ahead::cores()
     }
 
     /// Decodes a window of documents into `sink` within `pass`, in order, and calls `after`
