@@ -564,6 +564,14 @@ fn a_real_prometheus_scraping_the_demo_shows_data_in_every_panel_of_the_items_da
     // Two hours of a busy tenant are generated before the exporter is ready: slow on a loaded
     // machine.
     e.wait_ready_within(Duration::from_secs(60));
+    // The inventory is read after the first poll, which loads the two hours' backlog: under a
+    // loaded CI machine that took over 30 s, and Prometheus' first scrapes had no inventory.
+    // Its panels are checked once /metrics has it.
+    e.scrape_until(
+        Duration::from_secs(180),
+        |s| !family(s, "powerbi_items").is_empty(),
+        |_| "powerbi_items never reached /metrics: the inventory was not applied".into(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let server = prometheus_scraping(&e.addr, dir.path());
     wait_for_scrapes(&server);
