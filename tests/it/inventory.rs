@@ -179,6 +179,15 @@ fn the_inventory_names_every_report_and_counts_the_unused_ones() {
         reads, 1,
         "one page (fewer than 5,000 workspaces), read once per refresh"
     );
+    // The inventory is read before the first poll's events: behind an initial lookback, names
+    // and unused reports would otherwise wait for the whole backlog to load.
+    let requests = api.requests();
+    let first = |path: &str| requests.iter().position(|r| r.path.ends_with(path));
+    let (groups, events) = (first("admin/groups"), first("activityevents"));
+    assert!(
+        groups.is_some() && events.is_some() && groups < events,
+        "admin/groups at {groups:?}, the first activityevents at {events:?}"
+    );
 }
 
 #[test]

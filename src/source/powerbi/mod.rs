@@ -185,8 +185,10 @@ impl Source for PowerBiSource {
                 return Ok(());
             }
             loop {
-                poller.poll(&out).await;
+                // The inventory first: it is a few requests, and read after a poll it would
+                // wait behind a whole initial lookback before names and unused reports show.
                 poller.refresh_inventory(&out).await;
+                poller.poll(&out).await;
                 if out
                     .send(SourceMessage::Status(Box::new(poller.status.clone())))
                     .await
