@@ -415,15 +415,24 @@ impl SharedConsumer {
         spare: &mut ahead::ReadBuffers,
         report: &mut RunReport,
     ) {
-        let (aggregator, ready, checkpointer) =
-            (&self.aggregator, &self.ready, &mut self.checkpointer);
+        let (aggregator, source, ready, checkpointer) = (
+            &self.aggregator,
+            &self.source,
+            &self.ready,
+            &mut self.checkpointer,
+        );
         let mut sink = LockedSink {
             mutex: aggregator,
             guard: None,
             applied: 0,
         };
-        Decoding::auto().apply_window(docs, spare, &mut sink, self.pass, |sink, _, result| {
+        let in_passes = self.pass.is_some();
+        Decoding::auto().apply_window(docs, spare, &mut sink, self.pass, |sink, doc, result| {
             sink.guard = None;
+            if let (true, Body::File(path)) = (in_passes, &doc.body) {
+                // Saved with the counters it is in, so a restart goes on after it.
+                lock_source(source).replay.counted(path);
+            }
             if let Some(c) = checkpointer.as_mut() {
                 if ready.load(Ordering::Acquire) {
                     c.maybe_checkpoint(aggregator);

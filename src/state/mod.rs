@@ -815,6 +815,7 @@ mod tests {
             replay: ReplayProgress {
                 done: vec![a_pass(1)],
                 current: Some(a_pass(2)),
+                counted_through: Some("archive/b.json".into()),
             },
         };
         file.save(SavedState {
@@ -851,6 +852,7 @@ mod tests {
         let progress = ReplayProgress {
             done: vec![a_pass(1)],
             current: Some(a_pass(2)),
+            counted_through: None,
         };
         v1["aggregate"]["replay"] = serde_json::to_value(&progress).unwrap();
         let status = v1["aggregate"]["source"].clone();

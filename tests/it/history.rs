@@ -674,8 +674,21 @@ impl Drop for Gate {
     }
 }
 
+/// A save in the first pass, which alone counts documents and rejections: the restart must not
+/// count the files it had saved again.
+#[test]
+fn a_replay_killed_in_its_first_pass_and_restarted_counts_every_event_and_file_once() {
+    killed_mid_pass_and_restarted(1);
+}
+
 #[test]
 fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
+    killed_mid_pass_and_restarted(2);
+}
+
+/// A replay in passes of 1,000 ids killed (SIGKILL) after a save made in pass `pass` (1 or 2),
+/// then restarted on its state: every event, duplicate and file is counted once.
+fn killed_mid_pass_and_restarted(pass: usize) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
@@ -687,11 +700,11 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     let (a, z) = lines.split_at(1_500);
     std::fs::write(archive_dir.join("a.jsonl"), a.join("\n")).unwrap();
     std::fs::write(archive_dir.join("z.jsonl"), z.join("\n")).unwrap();
-    // Between them (files go in path order) a FIFO, `m.jsonl`: its third open is in the second
-    // pass (census, pass 1, pass 2), after a.jsonl's events of that pass. It is held there
-    // until the checkpoint interval (10 s after the start's save) has passed, so the save that
-    // follows it is mid-pass 2; the fourth (pass 3) is held until the kill, so nothing later
-    // is saved.
+    // Between them (files go in path order) a FIFO, `m.jsonl`: its open number `pass + 1` is
+    // in pass `pass` (the census opens it first), after a.jsonl's events of that pass. It is
+    // held there until the checkpoint interval (10 s after the start's save) has passed, so
+    // the save that follows it is mid-pass; the next open (the next pass) is held until the
+    // kill, so nothing later is saved.
     let release = Arc::new(AtomicBool::new(false));
     let started: Arc<std::sync::OnceLock<Instant>> = Arc::default();
     let listening = started.clone();
@@ -701,7 +714,7 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
             let early = listening
                 .get()
                 .is_none_or(|t| t.elapsed() < Duration::from_secs(11));
-            n == 4 || (n == 3 && early)
+            n == pass + 2 || (n == pass + 1 && early)
         },
         release.clone(),
     );
@@ -744,9 +757,10 @@ fn a_replay_in_passes_killed_mid_pass_and_restarted_counts_every_event_once() {
     let s = scrape_when_replayed(&mut e, &expected);
     assert_eq!(counted(&s), 3_000.0, "every event once");
     assert_eq!(archive_families(&s), expected);
-    // (The events of the pass under way that were saved are read again and recognised as
-    // duplicates: powerbi_events_duplicate_total counts them.)
-    // The three files, once each.
+    // The pass under way went on after the last file it had saved: nothing was read twice, and
+    // the three files were counted once each, whichever pass the save fell in.
+    assert_eq!(s["powerbi_events_duplicate_total"], 0.0);
+    assert_eq!(s["powerbi_events_processed_total"], 3_000.0);
     assert_eq!(s["powerbi_pages_processed_total"], 3.0);
     e.terminate();
     drop(gate);

@@ -15,7 +15,8 @@
 //! A replay in passes that stops part-way (a restart, `kill -9`) and runs again on the state it
 //! saved ([`ReplayProgress`]) resumes where it was: the saved counters hold the passes done, the
 //! saved dedup set only the pass that was under way, so the passes done are skipped and the one
-//! under way is read again with the same days. Each pass carries the census of its days; when
+//! under way goes on after the last file it counted (files go in path order, and a save falls
+//! between files: a file is in the saved counters whole or not at all). Each pass carries the census of its days; when
 //! the archive's census of a recorded pass's days is no longer the same, the start is refused
 //! ([`SourceError::ReplayArchiveChanged`]): counting it again would count twice, skipping it
 //! would leave changes out.
@@ -90,11 +91,16 @@ impl DaysCensus {
 }
 
 /// How far a replay in passes got, saved with the state: the passes read to their end, and the
-/// one under way (whose ids the saved dedup set holds).
+/// one under way (whose ids the saved dedup set holds) with the last file of it counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplayProgress {
     pub done: Vec<ReplayPass>,
     pub current: Option<ReplayPass>,
+    /// The last file of the pass under way whose events, rejections and document count are in
+    /// the saved counters; files go in path order, so every file up to it is. (Absent from
+    /// states saved before it was kept: the pass under way is then read again whole.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_through: Option<PathBuf>,
 }
 
 impl ReplayProgress {
@@ -107,7 +113,15 @@ impl ReplayProgress {
         if let Some(previous) = self.current.replace(pass) {
             self.done.push(previous);
         }
+        self.counted_through = None;
         true
+    }
+
+    /// Records that the pass under way has counted `file`, and every file before it.
+    pub fn counted(&mut self, file: &Path) {
+        if self.current.is_some() {
+            self.counted_through = Some(file.to_path_buf());
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -239,13 +253,15 @@ impl Source for Replay {
                 );
             }
             for pass in passes {
+                let mut files = &self.files[..];
                 if let Some(pass) = pass {
                     tracing::debug!(pass = pass.number, of = pass.of, "Replay pass.");
                     if out.send(SourceMessage::ReplayPass(pass)).await.is_err() {
                         return Ok(());
                     }
+                    files = self.files_left_in(pass);
                 }
-                if !send_files(&self.files, &out).await {
+                if !send_files(files, &out).await {
                     return Ok(());
                 }
             }
@@ -255,6 +271,25 @@ impl Source for Replay {
 }
 
 impl Replay {
+    /// The files `pass` has still to read: those after the last it counted when it is the pass
+    /// under way, resumed; every file otherwise.
+    fn files_left_in(&self, pass: ReplayPass) -> &[PathBuf] {
+        let counted = self.resume.as_ref().and_then(|(progress, _)| {
+            let through = progress.counted_through.as_ref()?;
+            (progress.current == Some(pass)).then_some(through)
+        });
+        let Some(through) = counted else {
+            return &self.files;
+        };
+        let first_left = self.files.partition_point(|f| f <= through);
+        tracing::info!(
+            pass = pass.number,
+            files_counted = first_left,
+            "The pass under way goes on after the files it had counted."
+        );
+        &self.files[first_left..]
+    }
+
     /// The passes to make: one over everything (`None`) when the archive fits the budget.
     async fn passes(&self) -> Vec<Option<ReplayPass>> {
         if let Some((progress, days)) = &self.resume {
@@ -558,5 +593,47 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("--state.dir"), "{message}");
+    }
+
+    #[test]
+    fn a_resumed_pass_goes_on_after_the_last_file_it_counted() {
+        let days: BTreeMap<i64, usize> = [(10, 4), (11, 5), (15, 2)].into();
+        let planned: Vec<ReplayPass> = plan_passes(&days, 10).into_iter().flatten().collect();
+        let mut progress = ReplayProgress::default();
+        progress.counted(Path::new("before-any-pass.json"));
+        assert_eq!(progress.counted_through, None, "no pass under way");
+        progress.start(planned[0]);
+        progress.counted(Path::new("d/b.json"));
+        // Begun again after a restart, the pass keeps the file it had got to.
+        progress.start(planned[0]);
+        assert_eq!(progress.counted_through, Some(PathBuf::from("d/b.json")));
+        let files: Vec<PathBuf> = ["d/a.json", "d/b.json", "d/c.json", "d/e/a.json"]
+            .map(PathBuf::from)
+            .into();
+        let replay = Replay {
+            files,
+            max_ids_per_pass: 10,
+            resume: Some((progress.clone(), days.clone())),
+        };
+        let names = |f: &[PathBuf]| {
+            f.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(replay.files_left_in(planned[0])),
+            ["d/c.json", "d/e/a.json"]
+        );
+        assert_eq!(
+            names(replay.files_left_in(planned[1])).len(),
+            4,
+            "later passes"
+        );
+        // A new pass starts from the first file.
+        progress.start(planned[1]);
+        assert_eq!(progress.counted_through, None);
+        // A state saved before the field existed reads as "nothing counted yet".
+        let old: ReplayProgress = serde_json::from_str(r#"{"done":[],"current":null}"#).unwrap();
+        assert_eq!(old, ReplayProgress::default());
     }
 }
