@@ -122,8 +122,11 @@ async fn serve(config: Config) -> Result<(), AppError> {
         .as_deref()
         .map(StateFile::open)
         .transpose()?;
-    let (config, aggregator, source_state) = restore(config, state_file.as_ref())?;
+    let (config, aggregator, mut source_state) = restore(config, state_file.as_ref())?;
     let resume = source_state.status.clone();
+    if let SourceConfig::Replay(replay) = &config.source {
+        source_state.replay = ReplayProgress::for_archive(&source_state.replay, &replay.path);
+    }
     let progress = source_state.replay_progress().cloned();
     let source = build_source(&config.source, resume, progress)?;
     let timing = source.timing();

@@ -391,6 +391,10 @@ impl SharedConsumer {
         }
         if let Some(c) = &mut self.checkpointer {
             c.checkpoint(&self.aggregator);
+        }
+        // A replay resumed with no file left sends no document: /metrics shows the state now.
+        self.ready.store(true, Ordering::Release);
+        if let Some(c) = &mut self.checkpointer {
             retry_held_back(c, &self.aggregator, stop);
         }
         report
@@ -426,11 +430,10 @@ impl SharedConsumer {
             guard: None,
             applied: 0,
         };
-        let in_passes = self.pass.is_some();
         Decoding::auto().apply_window(docs, spare, &mut sink, self.pass, |sink, doc, result| {
             sink.guard = None;
-            if let (true, Body::File(path)) = (in_passes, &doc.body) {
-                // Saved with the counters it is in, so a restart goes on after it.
+            if let Body::File(path) = &doc.body {
+                // A replayed file, saved with the counters it is in: a restart goes on after it.
                 lock_source(source).replay.counted(path);
             }
             if let Some(c) = checkpointer.as_mut() {

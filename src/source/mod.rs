@@ -62,6 +62,13 @@ pub enum SourceError {
         was: u64,
         now: u64,
     },
+    #[error("the archive {path} changed since the replay saved in the state counted its first {was} files, up to {through}: {now} files sort up to it now, so files were added or removed among those counted; counting them again would count twice, skipping them would leave changes out. Put the archive back as it was, name new files so they sort after {through}, or replay from zero with an empty --state.dir (or move its state.json away)")]
+    ReplayFilesChanged {
+        path: PathBuf,
+        through: PathBuf,
+        was: usize,
+        now: usize,
+    },
 }
 
 /// What a source sends: documents, and (live sources) its own status for the self metrics.

@@ -148,14 +148,14 @@ pub struct SourceState {
     /// The live source's last status, with the checkpoint it resumes from (`None` for replay
     /// and demo).
     pub status: Option<SourceStatus>,
-    /// A replay in passes: the passes done and the one under way.
+    /// A replay: the passes done, the one under way, and the files it counted.
     pub replay: ReplayProgress,
 }
 
 impl SourceState {
-    /// How far a replay in passes got, when one was under way.
+    /// How far a replay got, when one was under way or had counted files.
     pub fn replay_progress(&self) -> Option<&ReplayProgress> {
-        Some(&self.replay).filter(|p| p.current.is_some())
+        Some(&self.replay).filter(|p| p.current.is_some() || p.counted.is_some())
     }
 }
 
@@ -792,6 +792,7 @@ mod tests {
             first_day: 20_000 + number as i64,
             last_day: 20_000 + number as i64,
             census: crate::source::replay::DaysCensus {
+                method: crate::source::replay::CensusMethod::ByteSearch,
                 events: 10,
                 digest: 42,
             },
@@ -813,9 +814,13 @@ mod tests {
                 ..SourceStatus::default()
             }),
             replay: ReplayProgress {
+                archive: Some("/archive".into()),
                 done: vec![a_pass(1)],
                 current: Some(a_pass(2)),
-                counted_through: Some("archive/b.json".into()),
+                counted: Some(crate::source::replay::CountedFiles {
+                    through: "archive/b.json".into(),
+                    files: 2,
+                }),
             },
         };
         file.save(SavedState {
@@ -850,9 +855,10 @@ mod tests {
             serde_json::from_str(include_str!("../../tests/fixtures/state/v1/state.json")).unwrap();
         assert_eq!(v1["version"], 1);
         let progress = ReplayProgress {
+            archive: None,
             done: vec![a_pass(1)],
             current: Some(a_pass(2)),
-            counted_through: None,
+            counted: None,
         };
         v1["aggregate"]["replay"] = serde_json::to_value(&progress).unwrap();
         let status = v1["aggregate"]["source"].clone();

@@ -766,6 +766,107 @@ fn killed_mid_pass_and_restarted(pass: usize) {
     drop(gate);
 }
 
+/// A replay of one pass (it fits the dedup budget) killed after a save, restarted on its state,
+/// then run again with a file added after the others and with one added before them.
+#[test]
+fn a_replay_of_one_pass_resumes_after_its_saved_files_and_reads_only_files_added_after() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = dir.path().join("archive");
+    std::fs::create_dir(&archive_dir).unwrap();
+    let events = archive(1_000, 1_782_864_000_000, 20, 17);
+    let lines: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
+    // An event without an Id, rejected: counted once however often the file is opened.
+    let no_id = r#"{"CreationTime":"2026-07-02T00:00:00Z","Activity":"ViewReport"}"#;
+    let first: Vec<&str> = lines[..500].iter().copied().chain([no_id]).collect();
+    std::fs::write(archive_dir.join("a.jsonl"), first.join("\n")).unwrap();
+    std::fs::write(archive_dir.join("z.jsonl"), lines[500..900].join("\n")).unwrap();
+    // Two FIFOs between them (files go in path order): `m1` is held until the checkpoint
+    // interval (10 s after the start's save) has passed, so the save after it holds a.jsonl and
+    // m1; `m2` is held until the kill, so nothing later is saved.
+    let release = Arc::new(AtomicBool::new(false));
+    let started: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    let listening = started.clone();
+    let early = move |n: usize| {
+        n == 1
+            && listening
+                .get()
+                .is_none_or(|t| t.elapsed() < Duration::from_secs(11))
+    };
+    let m1 = Gate::new(archive_dir.join("m1.jsonl"), early, release.clone());
+    let m2 = Gate::new(archive_dir.join("m2.jsonl"), |n| n == 1, release.clone());
+    let state = dir.path().join("state");
+    let args = [
+        "--replay",
+        archive_dir.to_str().unwrap(),
+        "--state.dir",
+        state.to_str().unwrap(),
+    ];
+    let counted = |s: &BTreeMap<String, f64>| {
+        family(s, "powerbi_activity_events_total")
+            .values()
+            .sum::<f64>()
+    };
+    {
+        let mut e = Exporter::start(&args);
+        started.set(Instant::now()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while counted(&e.scrape()) == 0.0 {
+            assert!(Instant::now() < deadline, "nothing saved within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(counted(&e.scrape()), 500.0, "a.jsonl saved, z.jsonl not");
+        e.child.kill().unwrap(); // SIGKILL: no last save
+        e.child.wait().unwrap();
+    }
+    release.store(true, Ordering::Release);
+    let once = |s: &BTreeMap<String, f64>, events: f64, files: f64| {
+        assert_eq!(counted(s), events, "every event once");
+        assert_eq!(
+            s["powerbi_events_duplicate_total"], 0.0,
+            "nothing read twice"
+        );
+        assert_eq!(s["powerbi_events_processed_total"], events + 1.0);
+        let rejected = family(s, "powerbi_events_rejected_total");
+        assert_eq!(rejected.values().sum::<f64>(), 1.0, "{rejected:?}");
+        assert_eq!(s["powerbi_pages_processed_total"], files, "each file once");
+    };
+    let mut e = Exporter::start(&args);
+    let s = scrape_when_replayed(&mut e, &archive_truth(&events[..900]));
+    once(&s, 900.0, 4.0);
+    e.terminate();
+    drop((m1, m2));
+
+    // A finished replay run again reads only what sorts after the files it counted.
+    std::fs::write(archive_dir.join("zz.jsonl"), lines[900..].join("\n")).unwrap();
+    let mut e = Exporter::start(&args);
+    let s = scrape_when_replayed(&mut e, &archive_truth(&events));
+    assert_eq!(archive_families(&s), archive_truth(&events));
+    once(&s, 1_000.0, 5.0);
+    e.terminate();
+    // Once more with nothing new: nothing read, and ready all the same.
+    let mut e = Exporter::start(&args);
+    e.wait_ready();
+    let s = scrape_when_replayed(&mut e, &archive_truth(&events));
+    once(&s, 1_000.0, 5.0);
+    e.terminate();
+
+    // A file that sorts among those counted can be neither counted nor skipped: the start is
+    // refused, naming it, and the state is left as it was.
+    let saved = std::fs::read(state.join("state.json")).unwrap();
+    std::fs::write(archive_dir.join("b.jsonl"), lines[0]).unwrap();
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("counted its first 5 files, up to")
+            && message.contains("zz.jsonl: 6 files sort up to it now"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(state.join("state.json")).unwrap(), saved);
+}
+
 /// A scrape once the replay finished and its last save is served (it follows the end of the
 /// source): the first that shows `expected`, or the last of 3 s.
 fn scrape_when_replayed(

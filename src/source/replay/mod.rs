@@ -12,13 +12,19 @@
 //! sends every file again for a range of days whose events fit the budget. A [`ReplayPass`]
 //! message goes ahead of each pass; the pipeline hands on only that pass's events.
 //!
-//! A replay in passes that stops part-way (a restart, `kill -9`) and runs again on the state it
-//! saved ([`ReplayProgress`]) resumes where it was: the saved counters hold the passes done, the
-//! saved dedup set only the pass that was under way, so the passes done are skipped and the one
-//! under way goes on after the last file it counted (files go in path order, and a save falls
-//! between files: a file is in the saved counters whole or not at all). Each pass carries the census of its days; when
-//! the archive's census of a recorded pass's days is no longer the same, the start is refused
-//! ([`SourceError::ReplayArchiveChanged`]): counting it again would count twice, skipping it
+//! A replay that stops part-way (a restart, `kill -9`) and runs again on the state it saved
+//! ([`ReplayProgress`]) resumes where it was, and one that finished reads only files added
+//! after its last:
+//! - the saved counters hold the passes done, the saved dedup set only the pass that was under
+//!   way, so the passes done are skipped;
+//! - the pass under way (the whole replay, when it is one pass) goes on after the last file it
+//!   counted: files go in path order, and a save falls between files, so a file is in the saved
+//!   counters whole or not at all.
+//!
+//! What was counted must still be there to skip it. Each pass carries the census of its days,
+//! and the progress the number of files it counted; when either is no longer the archive's,
+//! the start is refused ([`SourceError::ReplayArchiveChanged`],
+//! [`SourceError::ReplayFilesChanged`]): counting them again would count twice, skipping them
 //! would leave changes out.
 
 pub mod settings;
@@ -67,6 +73,21 @@ pub struct ReplayPass {
 pub struct DaysCensus {
     pub events: u64,
     pub digest: u64,
+    /// How the events were counted (absent from states saved by earlier versions).
+    #[serde(default)]
+    pub method: CensusMethod,
+}
+
+/// How a census counted an archive's events. Counts made another way differ on archives with
+/// rejected events or nested keys, so they cannot be compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CensusMethod {
+    /// Earlier versions: the events the decoder accepted.
+    #[default]
+    Decoded,
+    /// Each `"CreationTime"` key found by a byte search ([`DayCensus`]).
+    ByteSearch,
 }
 
 impl DaysCensus {
@@ -75,6 +96,7 @@ impl DaysCensus {
         let mut census = DaysCensus {
             events: 0,
             digest: 0xcbf2_9ce4_8422_2325,
+            method: CensusMethod::ByteSearch,
         };
         for (day, &n) in days.range(first_day..=last_day) {
             census.events = census.events.saturating_add(n as u64);
@@ -90,17 +112,28 @@ impl DaysCensus {
     }
 }
 
-/// How far a replay in passes got, saved with the state: the passes read to their end, and the
-/// one under way (whose ids the saved dedup set holds) with the last file of it counted.
+/// How far a replay got, saved with the state: the passes read to their end, the one under way
+/// (whose ids the saved dedup set holds), and the files the pass under way (or the replay, when
+/// it is one pass) has counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplayProgress {
+    /// The archive replayed, canonical: another archive replayed into the same state starts
+    /// afresh. (Absent from states saved before it was kept: taken as the same archive.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<PathBuf>,
     pub done: Vec<ReplayPass>,
     pub current: Option<ReplayPass>,
-    /// The last file of the pass under way whose events, rejections and document count are in
-    /// the saved counters; files go in path order, so every file up to it is. (Absent from
-    /// states saved before it was kept: the pass under way is then read again whole.)
+    /// Absent from states saved before it was kept: the pass under way is read again whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counted_through: Option<PathBuf>,
+    pub counted: Option<CountedFiles>,
+}
+
+/// The files whose events, rejections and document count are in the saved counters: the first
+/// `files` in path order, the last of them `through`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CountedFiles {
+    pub through: PathBuf,
+    pub files: usize,
 }
 
 impl ReplayProgress {
@@ -113,19 +146,43 @@ impl ReplayProgress {
         if let Some(previous) = self.current.replace(pass) {
             self.done.push(previous);
         }
-        self.counted_through = None;
+        self.counted = None;
         true
     }
 
-    /// Records that the pass under way has counted `file`, and every file before it.
+    /// Records that the pass under way (the replay, when it is one pass) has counted `file`,
+    /// the next in path order.
     pub fn counted(&mut self, file: &Path) {
-        if self.current.is_some() {
-            self.counted_through = Some(file.to_path_buf());
+        let files = self.counted.as_ref().map_or(0, |c| c.files) + 1;
+        self.counted = Some(CountedFiles {
+            through: file.to_path_buf(),
+            files,
+        });
+    }
+
+    /// The progress a replay of `archive` goes on from: `saved` when it is that archive's, a
+    /// fresh one otherwise (another archive replayed into the same state is new to it).
+    pub fn for_archive(saved: &ReplayProgress, archive: &Path) -> ReplayProgress {
+        let archive = canonical(archive);
+        if saved.archive.as_ref().is_none_or(|a| *a == archive) {
+            return ReplayProgress {
+                archive: Some(archive),
+                ..saved.clone()
+            };
+        }
+        ReplayProgress {
+            archive: Some(archive),
+            ..ReplayProgress::default()
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.done.is_empty() && self.current.is_none()
+    /// Whether a replay had begun: a pass, or a file counted.
+    pub fn is_empty(&self) -> bool {
+        self.done.is_empty() && self.current.is_none() && self.counted.is_none()
+    }
+
+    fn in_passes(&self) -> bool {
+        self.current.is_some()
     }
 
     fn recorded(&self) -> impl Iterator<Item = &ReplayPass> {
@@ -161,6 +218,9 @@ impl Replay {
             source,
         };
         let meta = std::fs::metadata(path).map_err(err)?;
+        // Files are listed from the canonical path, so the progress a restart compares them
+        // with does not depend on how the path was spelled.
+        let path = &canonical(path);
         if !meta.is_dir() {
             std::fs::File::open(path).map_err(err)?;
             return Ok(Replay {
@@ -194,11 +254,16 @@ impl Replay {
             ..Replay::new(&config.path)?
         };
         if let Some(progress) = progress.filter(|p| !p.is_empty()) {
-            let days = census(&replay.files);
-            unchanged(&progress, &days, &config.path)?;
+            counted_files_unchanged(&progress, &replay.files, &config.path)?;
+            let mut days = BTreeMap::new();
+            if progress.in_passes() {
+                days = census(&replay.files);
+                unchanged(&progress, &days, &config.path)?;
+            }
             tracing::info!(
                 passes_done = progress.done.len(),
-                "Resuming the replay in passes: the passes done are skipped, the one under way is read again."
+                files_counted = progress.counted.as_ref().map_or(0, |c| c.files),
+                "Resuming the replay: the passes done are skipped, the one under way goes on after the files it counted."
             );
             replay.resume = Some((progress, days));
         }
@@ -208,6 +273,11 @@ impl Replay {
     pub fn files(&self) -> &[PathBuf] {
         &self.files
     }
+}
+
+/// `path` with symbolic links and `..` resolved, or as it is when that fails.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
@@ -252,15 +322,19 @@ impl Source for Replay {
                     "Replaying the archive in passes of days, to bound the dedup's memory."
                 );
             }
-            for pass in passes {
-                let mut files = &self.files[..];
+            for (i, pass) in passes.into_iter().enumerate() {
                 if let Some(pass) = pass {
                     tracing::debug!(pass = pass.number, of = pass.of, "Replay pass.");
                     if out.send(SourceMessage::ReplayPass(pass)).await.is_err() {
                         return Ok(());
                     }
-                    files = self.files_left_in(pass);
                 }
+                // A resume's first pass is the one that was under way.
+                let files = if i == 0 {
+                    self.files_left()
+                } else {
+                    &self.files
+                };
                 if !send_files(files, &out).await {
                     return Ok(());
                 }
@@ -271,28 +345,23 @@ impl Source for Replay {
 }
 
 impl Replay {
-    /// The files `pass` has still to read: those after the last it counted when it is the pass
-    /// under way, resumed; every file otherwise.
-    fn files_left_in(&self, pass: ReplayPass) -> &[PathBuf] {
-        let counted = self.resume.as_ref().and_then(|(progress, _)| {
-            let through = progress.counted_through.as_ref()?;
-            (progress.current == Some(pass)).then_some(through)
-        });
-        let Some(through) = counted else {
+    /// The files the first pass has still to read: on a resume, those after the files it
+    /// counted (checked unchanged at start-up); every file otherwise.
+    fn files_left(&self) -> &[PathBuf] {
+        let counted = self.resume.as_ref().and_then(|(p, _)| p.counted.as_ref());
+        let Some(counted) = counted else {
             return &self.files;
         };
-        let first_left = self.files.partition_point(|f| f <= through);
-        tracing::info!(
-            pass = pass.number,
-            files_counted = first_left,
-            "The pass under way goes on after the files it had counted."
-        );
-        &self.files[first_left..]
+        &self.files[counted.files.min(self.files.len())..]
     }
 
-    /// The passes to make: one over everything (`None`) when the archive fits the budget.
+    /// The passes to make: one over everything (`None`) when the archive fits the budget. A
+    /// replay resumed stays as it was: in its passes, or one pass.
     async fn passes(&self) -> Vec<Option<ReplayPass>> {
         if let Some((progress, days)) = &self.resume {
+            if !progress.in_passes() {
+                return vec![None];
+            }
             return resumed_passes(progress, days, self.max_ids_per_pass);
         }
         let bytes: u64 = self
@@ -444,13 +513,43 @@ fn plan_passes(days: &BTreeMap<i64, usize>, budget: usize) -> Vec<Option<ReplayP
         .collect()
 }
 
-/// Refuses when the census of a recorded pass's days is not the one it was planned with.
+/// Refuses when the files the progress counted are no longer the first ones in path order: some
+/// were added or removed among them.
+fn counted_files_unchanged(
+    progress: &ReplayProgress,
+    files: &[PathBuf],
+    path: &Path,
+) -> Result<(), SourceError> {
+    let Some(counted) = &progress.counted else {
+        return Ok(());
+    };
+    let now = files.partition_point(|f| *f <= counted.through);
+    if now == counted.files {
+        return Ok(());
+    }
+    Err(SourceError::ReplayFilesChanged {
+        path: path.to_path_buf(),
+        through: counted.through.clone(),
+        was: counted.files,
+        now,
+    })
+}
+
+/// Refuses when the census of a recorded pass's days is not the one it was planned with. A
+/// census an earlier version made another way cannot be compared: the pass is trusted.
 fn unchanged(
     progress: &ReplayProgress,
     days: &BTreeMap<i64, usize>,
     path: &Path,
 ) -> Result<(), SourceError> {
     for pass in progress.recorded() {
+        if pass.census.method != CensusMethod::ByteSearch {
+            tracing::warn!(
+                days = day_range(pass.first_day, pass.last_day),
+                "This pass was planned by an earlier version, whose census cannot be compared with this one's: the archive's days are not checked against it."
+            );
+            continue;
+        }
         let now = DaysCensus::of(days, pass.first_day, pass.last_day);
         if now != pass.census {
             return Err(SourceError::ReplayArchiveChanged {
@@ -596,22 +695,27 @@ mod tests {
     }
 
     #[test]
-    fn a_resumed_pass_goes_on_after_the_last_file_it_counted() {
+    fn a_resumed_replay_goes_on_after_the_files_it_counted_if_they_are_still_the_first() {
         let days: BTreeMap<i64, usize> = [(10, 4), (11, 5), (15, 2)].into();
         let planned: Vec<ReplayPass> = plan_passes(&days, 10).into_iter().flatten().collect();
         let mut progress = ReplayProgress::default();
-        progress.counted(Path::new("before-any-pass.json"));
-        assert_eq!(progress.counted_through, None, "no pass under way");
         progress.start(planned[0]);
+        progress.counted(Path::new("d/a.json"));
         progress.counted(Path::new("d/b.json"));
-        // Begun again after a restart, the pass keeps the file it had got to.
+        // Begun again after a restart, the pass keeps the files it had got to.
         progress.start(planned[0]);
-        assert_eq!(progress.counted_through, Some(PathBuf::from("d/b.json")));
+        let counted = CountedFiles {
+            through: "d/b.json".into(),
+            files: 2,
+        };
+        assert_eq!(progress.counted, Some(counted));
         let files: Vec<PathBuf> = ["d/a.json", "d/b.json", "d/c.json", "d/e/a.json"]
             .map(PathBuf::from)
             .into();
+        let archive = Path::new("d");
+        assert!(counted_files_unchanged(&progress, &files, archive).is_ok());
         let replay = Replay {
-            files,
+            files: files.clone(),
             max_ids_per_pass: 10,
             resume: Some((progress.clone(), days.clone())),
         };
@@ -620,20 +724,68 @@ mod tests {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(
-            names(replay.files_left_in(planned[0])),
-            ["d/c.json", "d/e/a.json"]
-        );
-        assert_eq!(
-            names(replay.files_left_in(planned[1])).len(),
-            4,
-            "later passes"
+        assert_eq!(names(replay.files_left()), ["d/c.json", "d/e/a.json"]);
+        // A file added before those counted (or one of them removed) is refused.
+        let mut added = files.clone();
+        added.insert(1, "d/aa.json".into());
+        let Err(e) = counted_files_unchanged(&progress, &added, archive) else {
+            panic!("a file added among those counted is refused");
+        };
+        let message = e.to_string();
+        assert!(
+            message.contains("its first 2 files, up to d/b.json: 3 files sort up to it now"),
+            "{message}"
         );
         // A new pass starts from the first file.
         progress.start(planned[1]);
-        assert_eq!(progress.counted_through, None);
-        // A state saved before the field existed reads as "nothing counted yet".
+        assert_eq!(progress.counted, None);
+        // A state saved before the files were kept reads as "nothing counted yet".
         let old: ReplayProgress = serde_json::from_str(r#"{"done":[],"current":null}"#).unwrap();
         assert_eq!(old, ReplayProgress::default());
+    }
+
+    #[test]
+    fn another_archive_starts_afresh_and_the_same_one_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(a.join("sub")).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        let mut saved = ReplayProgress::for_archive(&ReplayProgress::default(), &a);
+        saved.counted(&a.join("x.json"));
+        // The same archive spelled another way goes on.
+        let same = ReplayProgress::for_archive(&saved, &a.join("sub/.."));
+        assert_eq!(same, saved);
+        let other = ReplayProgress::for_archive(&saved, &b);
+        assert!(other.is_empty(), "{other:?}");
+        assert_eq!(other.archive, Some(std::fs::canonicalize(&b).unwrap()));
+        // A state saved before the archive was kept is taken as this archive's.
+        let legacy = ReplayProgress {
+            archive: None,
+            ..saved.clone()
+        };
+        assert_eq!(
+            ReplayProgress::for_archive(&legacy, &b).counted,
+            saved.counted
+        );
+    }
+
+    /// A census saved by an earlier version (no `method`) was counted another way: it is not
+    /// compared, so an upgrade mid-replay does not refuse the start.
+    #[test]
+    fn a_census_from_an_earlier_version_is_not_compared() {
+        let days: BTreeMap<i64, usize> = [(10, 4), (11, 5), (15, 2)].into();
+        let planned: Vec<ReplayPass> = plan_passes(&days, 10).into_iter().flatten().collect();
+        let mut saved = serde_json::to_value(planned[0]).unwrap();
+        assert_eq!(saved["census"]["method"], "byte_search");
+        saved["census"].as_object_mut().unwrap().remove("method");
+        let legacy: ReplayPass = serde_json::from_value(saved).unwrap();
+        assert_eq!(legacy.census.method, CensusMethod::Decoded);
+        let mut progress = ReplayProgress::default();
+        progress.start(legacy);
+        let mut recounted = days.clone();
+        recounted.insert(10, 5); // the new census counts one event more on day 10
+        assert!(unchanged(&progress, &recounted, Path::new("d")).is_ok());
+        progress.current = Some(planned[0]);
+        assert!(unchanged(&progress, &recounted, Path::new("d")).is_err());
     }
 }
