@@ -727,30 +727,8 @@ fn killed_mid_pass_and_restarted(pass: usize) {
         "--state.dir",
         state.to_str().unwrap(),
     ];
-    let counted = |s: &BTreeMap<String, f64>| {
-        family(s, "powerbi_activity_events_total")
-            .values()
-            .sum::<f64>()
-    };
-    {
-        let mut e = Exporter::start(&args);
-        // The start's save follows its "Listening." line.
-        started.set(Instant::now()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // /metrics serves the saved state: events there were saved.
-        while counted(&e.scrape()) == 0.0 {
-            assert!(
-                Instant::now() < deadline,
-                "nothing saved within 30 s: {:#?}",
-                e.log.try_iter().collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let saved = counted(&e.scrape());
-        assert!(saved > 0.0 && saved < 3_000.0, "{saved} of 3000 saved");
-        e.child.kill().unwrap(); // SIGKILL: no last save
-        e.child.wait().unwrap();
-    }
+    let saved = counted(&killed_after_a_save(&args, &started));
+    assert!(saved > 0.0 && saved < 3_000.0, "{saved} of 3000 saved");
     release.store(true, Ordering::Release);
     let mut e = Exporter::start(&args);
     let expected = archive_truth(&events);
@@ -803,23 +781,8 @@ fn a_replay_of_one_pass_resumes_after_its_saved_files_and_reads_only_files_added
         "--state.dir",
         state.to_str().unwrap(),
     ];
-    let counted = |s: &BTreeMap<String, f64>| {
-        family(s, "powerbi_activity_events_total")
-            .values()
-            .sum::<f64>()
-    };
-    {
-        let mut e = Exporter::start(&args);
-        started.set(Instant::now()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while counted(&e.scrape()) == 0.0 {
-            assert!(Instant::now() < deadline, "nothing saved within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert_eq!(counted(&e.scrape()), 500.0, "a.jsonl saved, z.jsonl not");
-        e.child.kill().unwrap(); // SIGKILL: no last save
-        e.child.wait().unwrap();
-    }
+    let saved = killed_after_a_save(&args, &started);
+    assert_eq!(counted(&saved), 500.0, "a.jsonl saved, z.jsonl not");
     release.store(true, Ordering::Release);
     let once = |s: &BTreeMap<String, f64>, events: f64, files: f64| {
         assert_eq!(counted(s), events, "every event once");
@@ -865,6 +828,38 @@ fn a_replay_of_one_pass_resumes_after_its_saved_files_and_reads_only_files_added
         "{message}"
     );
     assert_eq!(std::fs::read(state.join("state.json")).unwrap(), saved);
+}
+
+/// Events counted on `/metrics`, all series.
+fn counted(s: &BTreeMap<String, f64>) -> f64 {
+    family(s, "powerbi_activity_events_total")
+        .values()
+        .sum::<f64>()
+}
+
+/// Starts the exporter with `args`, noting in `started` when it listens (its start's save
+/// follows that line), and kills it (SIGKILL: no last save) as soon as `/metrics`, which serves
+/// the saved state, shows events: what it served then.
+fn killed_after_a_save(
+    args: &[&str],
+    started: &std::sync::OnceLock<Instant>,
+) -> BTreeMap<String, f64> {
+    let mut e = Exporter::start(args);
+    started.set(Instant::now()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut s = e.scrape();
+    while counted(&s) == 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing saved within 30 s: {:#?}",
+            e.log.try_iter().collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        s = e.scrape();
+    }
+    e.child.kill().unwrap();
+    e.child.wait().unwrap();
+    s
 }
 
 /// A scrape once the replay finished and its last save is served (it follows the end of the
