@@ -1,8 +1,9 @@
-//! Corporate networks: the exporter's requests to Entra ID and the Power BI API go through the
-//! proxy `HTTPS_PROXY` names unless `NO_PROXY` names the host, and trust a corporate CA given
-//! by `SSL_CERT_FILE` or `SSL_CERT_DIR`, or mounted by the Helm chart. Everything runs on
-//! loopback: the simulated tenant behind a TLS front whose certificate a test CA signed, and an
-//! HTTP CONNECT proxy written here that records what it tunnels.
+//! Corporate networks: the exporter's requests to Entra ID and the Power BI API, and its OTLP
+//! pushes over gRPC, go through the proxy `HTTPS_PROXY` names unless `NO_PROXY` names the
+//! host, and trust a corporate CA given by `SSL_CERT_FILE` or `SSL_CERT_DIR`, or mounted by the
+//! Helm chart. Everything runs on loopback: the simulated tenant (or an OTLP/gRPC collector)
+//! behind a TLS front whose certificate a test CA signed, and an HTTP CONNECT proxy written
+//! here that records what it tunnels.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,8 @@ use serde_yaml_ng::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::otlp::wait_until;
+use crate::otlp_receiver::{as_prometheus, canonical, Receiver, Transport};
 use crate::support::*;
 use crate::web::{pki, Pki};
 
@@ -68,21 +71,47 @@ fn upstream(pki: &Pki) -> Upstream {
         ..ApiConfig::default()
     };
     let api = rt.block_on(SimulatedApi::start(config, log(), 0)).unwrap();
-    let backend = api.addr();
+    let front = tls_front(&rt, front, pki, api.addr(), Vec::new());
+    Upstream {
+        rt,
+        port,
+        accepted: front.accepted,
+        _api: api,
+    }
+}
+
+/// A TLS front on `listener` (127.0.0.1) with the test CA's certificate for `localhost` and
+/// 127.0.0.1, offering `alpn`, forwarding each connection in plain to `backend`.
+struct Front {
+    port: u16,
+    /// TLS connections the front accepted.
+    accepted: Arc<Mutex<usize>>,
+}
+
+fn tls_front(
+    rt: &tokio::runtime::Runtime,
+    listener: TcpListener,
+    pki: &Pki,
+    backend: std::net::SocketAddr,
+    alpn: Vec<Vec<u8>>,
+) -> Front {
+    powerbi_exporter::install_tls_provider();
+    let port = listener.local_addr().unwrap().port();
     let read = |name: &str| std::fs::read(pki.dir.path().join(name)).unwrap();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("server.crt"))
         .collect::<Result<_, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_slice(&read("server.key")).unwrap();
-    let tls = rustls::ServerConfig::builder()
+    let mut tls = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
+    tls.alpn_protocols = alpn;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let accepted = Arc::new(Mutex::new(0));
     let count = accepted.clone();
     rt.spawn(async move {
-        while let Ok((tcp, _)) = front.accept().await {
+        while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let count = count.clone();
             tokio::spawn(async move {
@@ -96,12 +125,7 @@ fn upstream(pki: &Pki) -> Upstream {
             });
         }
     });
-    Upstream {
-        rt,
-        port,
-        accepted,
-        _api: api,
-    }
+    Front { port, accepted }
 }
 
 impl Upstream {
@@ -117,6 +141,19 @@ struct Proxy {
 }
 
 fn connect_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
+    proxy_answering(rt, None)
+}
+
+/// A proxy on 127.0.0.1 that records each request line and refuses it with 407, as a proxy
+/// wanting credentials the exporter was not given does.
+fn refusing_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
+    let refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+        Proxy-Authenticate: Basic realm=\"corporate\"\r\nContent-Length: 0\r\n\r\n";
+    proxy_answering(rt, Some(refusal))
+}
+
+/// [`connect_proxy`], or when `refusal` is given a proxy that answers every request with it.
+fn proxy_answering(rt: &tokio::runtime::Runtime, refusal: Option<&'static [u8]>) -> Proxy {
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -141,6 +178,10 @@ fn connect_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
                 }
                 let request = request.trim_end().to_string();
                 log.lock().unwrap().push(request.clone());
+                if let Some(refusal) = refusal {
+                    let _ = client.get_mut().write_all(refusal).await;
+                    return;
+                }
                 let target = match request.split(' ').collect::<Vec<_>>()[..] {
                     ["CONNECT", target, _] => target.to_string(),
                     _ => {
@@ -565,4 +606,197 @@ fn proxy_and_ca_variables_that_cannot_work_exit_2_naming_them() {
     let out = run(good);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!format!("{}{}", stdout(&out), stderr(&out)).contains("pw-not-printed"));
+}
+
+/// An OTLP/gRPC "collector" behind a TLS front (HTTP/2 by ALPN) whose certificate the test CA
+/// signed, for `localhost` and 127.0.0.1.
+struct GrpcCollector {
+    rt: tokio::runtime::Runtime,
+    receiver: Receiver,
+    front: Front,
+}
+
+fn grpc_collector(pki: &Pki) -> GrpcCollector {
+    let rt = runtime();
+    let receiver = Receiver::start(Transport::Grpc);
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let backend = ([127, 0, 0, 1], receiver.port()).into();
+    let front = tls_front(&rt, listener, pki, backend, vec![b"h2".to_vec()]);
+    GrpcCollector {
+        rt,
+        receiver,
+        front,
+    }
+}
+
+impl GrpcCollector {
+    /// The endpoint of the TLS front.
+    fn https(&self, host: &str) -> String {
+        format!("https://{host}:{}", self.front.port)
+    }
+    fn pushes(&self) -> usize {
+        self.receiver.metrics_requests().len()
+    }
+    fn accepted(&self) -> usize {
+        *self.front.accepted.lock().unwrap()
+    }
+}
+
+/// Starts the exporter on the fixtures, pushing its metrics over gRPC to `endpoint` every
+/// 200 ms, in `env` (an [`environment`]).
+fn push_grpc(endpoint: &str, env: &[(String, String)]) -> Exporter {
+    let mut env = env.to_vec();
+    env.extend(
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Exporter::start_with_env(&["--replay", fixtures().to_str().unwrap()], &env)
+}
+
+fn export_errors(e: &Exporter) -> f64 {
+    e.scrape()["powerbi_otlp_export_errors_total"]
+}
+
+/// Waits until `collector` has `more` pushes than `before`.
+fn wait_for_pushes(collector: &GrpcCollector, before: usize, more: usize) {
+    wait_until(Duration::from_secs(15), "pushes over gRPC", || {
+        collector.pushes() >= before + more
+    });
+}
+
+/// The exporter's log lines so far (a line written just before a counter moved included).
+fn log_so_far(e: &Exporter) -> Vec<String> {
+    std::thread::sleep(Duration::from_millis(200));
+    e.log.try_iter().collect()
+}
+
+#[test]
+fn grpc_pushes_trust_a_corporate_ca_in_ssl_cert_file_and_nothing_else() {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let other_dir = dir_with(&[("other.pem", &pki_other_ca())]);
+    let empty = tempfile::tempdir().unwrap();
+
+    // Without the CA: no handshake completes, nothing arrives, and every push is counted as
+    // failed: tried again at each interval, never a panic (/metrics still answers).
+    let env = environment(&other_dir.path().join("other.pem"), empty.path());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_until(Duration::from_secs(20), "two failed pushes", || {
+        export_errors(&e) >= 2.0
+    });
+    assert_eq!(collector.pushes(), 0);
+    assert_eq!(collector.accepted(), 0);
+    let log = log_so_far(&e);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("certificate is not trusted") && l.contains("SSL_CERT_FILE")),
+        "the log does not say the certificate is not trusted:\n{}",
+        log.join("\n")
+    );
+    drop(e);
+
+    // SSL_CERT_FILE names the CA: every push arrives over TLS, and carries what /metrics shows.
+    let env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    let events = |series: BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+        series
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("powerbi_activity_events_total"))
+            .collect()
+    };
+    // The replay is counted once its last file is read; then the values stay put.
+    wait_until(Duration::from_secs(20), "the replay counted", || {
+        log_so_far(&e).iter().any(|l| l.contains("Source finished"))
+    });
+    let scraped = events(canonical(&e.scrape()));
+    wait_for_pushes(&collector, collector.pushes(), 2);
+    let requests = collector.receiver.metrics_requests();
+    let pushed = events(as_prometheus(requests.last().unwrap()));
+    assert!(!scraped.is_empty(), "the replay was counted");
+    assert_eq!(pushed, scraped);
+    assert_eq!(export_errors(&e), 0.0);
+    assert!(collector.accepted() >= 1);
+}
+
+#[test]
+fn grpc_pushes_go_through_the_proxy_unless_no_proxy_names_the_host() {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let proxy = connect_proxy(&collector.rt);
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+
+    // HTTPS_PROXY, an https endpoint: a CONNECT tunnel to the collector's host and port, TLS
+    // end to end inside it (the CA still counts), every connection through the proxy.
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_for_pushes(&collector, 0, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    drop(e);
+    let lines = proxy.lines();
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    assert!(!lines.is_empty(), "nothing went through the proxy");
+    assert!(lines.iter().all(|l| *l == expected), "{lines:?}");
+    assert_eq!(collector.accepted(), lines.len());
+
+    // HTTP_PROXY, a plaintext endpoint (reqwest's rule for http:// URLs): still a tunnel, as
+    // HTTP/2 cannot be forwarded like a request.
+    set(&mut env, "HTTPS_PROXY", "");
+    set(&mut env, "HTTP_PROXY", &proxy.url());
+    let before = collector.pushes();
+    let e = push_grpc(&collector.receiver.endpoint(), &env);
+    wait_for_pushes(&collector, before, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    drop(e);
+    let expected = format!("CONNECT 127.0.0.1:{} HTTP/1.1", collector.receiver.port());
+    assert!(proxy.lines().contains(&expected), "{:?}", proxy.lines());
+
+    // NO_PROXY naming the host: straight to the collector.
+    set(&mut env, "HTTP_PROXY", "");
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    set(&mut env, "NO_PROXY", "example.com,localhost");
+    let (before, before_proxy, before_front) = (
+        collector.pushes(),
+        proxy.lines().len(),
+        collector.accepted(),
+    );
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_for_pushes(&collector, before, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    assert_eq!(proxy.lines().len(), before_proxy, "{:?}", proxy.lines());
+    assert!(collector.accepted() > before_front);
+}
+
+#[test]
+fn a_proxy_refusing_the_grpc_tunnel_fails_pushes_that_are_counted_and_tried_again() {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let proxy = refusing_proxy(&collector.rt);
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_until(Duration::from_secs(20), "three failed pushes", || {
+        export_errors(&e) >= 3.0
+    });
+    // Each failed push asked the proxy again; nothing reached the collector.
+    let lines = proxy.lines();
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert!(lines.iter().all(|l| *l == expected), "{lines:?}");
+    assert_eq!(collector.accepted(), 0);
+    assert_eq!(collector.pushes(), 0);
+    let log = log_so_far(&e);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("proxy") && l.contains("authorization required")),
+        "the log does not say the proxy refused:\n{}",
+        log.join("\n")
+    );
 }
