@@ -71,7 +71,7 @@ fn upstream(pki: &Pki) -> Upstream {
         ..ApiConfig::default()
     };
     let api = rt.block_on(SimulatedApi::start(config, log(), 0)).unwrap();
-    let front = tls_front(&rt, front, pki, api.addr(), Vec::new());
+    let front = tls_front(&rt, front, server_tls(pki, Vec::new(), false), api.addr());
     Upstream {
         rt,
         port,
@@ -80,8 +80,35 @@ fn upstream(pki: &Pki) -> Upstream {
     }
 }
 
-/// A TLS front on `listener` (127.0.0.1) with the test CA's certificate for `localhost` and
-/// 127.0.0.1, offering `alpn`, forwarding each connection in plain to `backend`.
+/// The TLS of a front: the test CA's certificate for `localhost` and 127.0.0.1, offering
+/// `alpn`, and when `mutual` requiring a client certificate the test CA signed.
+fn server_tls(pki: &Pki, alpn: Vec<Vec<u8>>, mutual: bool) -> rustls::ServerConfig {
+    powerbi_exporter::install_tls_provider();
+    let read = |name: &str| std::fs::read(pki.dir.path().join(name)).unwrap();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("server.crt"))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(&read("server.key")).unwrap();
+    let builder = rustls::ServerConfig::builder();
+    let builder = if mutual {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(&read("ca.crt")) {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut tls = builder.with_single_cert(certs, key).unwrap();
+    tls.alpn_protocols = alpn;
+    tls
+}
+
+/// A TLS front on `listener` (127.0.0.1) with `tls`, forwarding each connection it accepts in
+/// plain to `backend`.
 struct Front {
     port: u16,
     /// TLS connections the front accepted.
@@ -91,22 +118,10 @@ struct Front {
 fn tls_front(
     rt: &tokio::runtime::Runtime,
     listener: TcpListener,
-    pki: &Pki,
+    tls: rustls::ServerConfig,
     backend: std::net::SocketAddr,
-    alpn: Vec<Vec<u8>>,
 ) -> Front {
-    powerbi_exporter::install_tls_provider();
     let port = listener.local_addr().unwrap().port();
-    let read = |name: &str| std::fs::read(pki.dir.path().join(name)).unwrap();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("server.crt"))
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(&read("server.key")).unwrap();
-    let mut tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    tls.alpn_protocols = alpn;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let accepted = Arc::new(Mutex::new(0));
     let count = accepted.clone();
@@ -617,11 +632,17 @@ struct GrpcCollector {
 }
 
 fn grpc_collector(pki: &Pki) -> GrpcCollector {
+    grpc_collector_with(pki, false)
+}
+
+/// [`grpc_collector`], requiring a client certificate the test CA signed when `mutual`.
+fn grpc_collector_with(pki: &Pki, mutual: bool) -> GrpcCollector {
     let rt = runtime();
     let receiver = Receiver::start(Transport::Grpc);
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let backend = ([127, 0, 0, 1], receiver.port()).into();
-    let front = tls_front(&rt, listener, pki, backend, vec![b"h2".to_vec()]);
+    let tls = server_tls(pki, vec![b"h2".to_vec()], mutual);
+    let front = tls_front(&rt, listener, tls, backend);
     GrpcCollector {
         rt,
         receiver,
@@ -799,4 +820,41 @@ fn a_proxy_refusing_the_grpc_tunnel_fails_pushes_that_are_counted_and_tried_agai
         "the log does not say the proxy refused:\n{}",
         log.join("\n")
     );
+}
+
+#[test]
+fn grpc_pushes_add_the_otlp_ca_to_the_roots_and_present_the_client_certificate() {
+    let pki = pki();
+    let collector = grpc_collector_with(&pki, true);
+    // The client's certificate and key as separate files, as the variables name them.
+    let split = pki.client_pem.find("-----BEGIN PRIVATE KEY").unwrap();
+    std::fs::write(pki.dir.path().join("client.crt"), &pki.client_pem[..split]).unwrap();
+    std::fs::write(pki.dir.path().join("client.key"), &pki.client_pem[split..]).unwrap();
+    let other_dir = dir_with(&[("other.pem", &pki_other_ca())]);
+    let empty = tempfile::tempdir().unwrap();
+    let file = |name: &str| pki.dir.path().join(name).to_str().unwrap().to_string();
+
+    // SSL_CERT_FILE without the test CA: OTEL_EXPORTER_OTLP_CERTIFICATE adds it to the roots,
+    // and the client certificate opens the mutual TLS.
+    let mut env = environment(&other_dir.path().join("other.pem"), empty.path());
+    env.push(("OTEL_EXPORTER_OTLP_CERTIFICATE".into(), file("ca.crt")));
+    let with_ca = env.clone();
+    env.push((
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE".into(),
+        file("client.crt"),
+    ));
+    env.push(("OTEL_EXPORTER_OTLP_CLIENT_KEY".into(), file("client.key")));
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_for_pushes(&collector, 0, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    drop(e);
+
+    // Without the client certificate the collector ends the handshake: nothing arrives, and
+    // each push is counted as failed.
+    let before = collector.pushes();
+    let e = push_grpc(&collector.https("localhost"), &with_ca);
+    wait_until(Duration::from_secs(20), "two failed pushes", || {
+        export_errors(&e) >= 2.0
+    });
+    assert_eq!(collector.pushes(), before);
 }
