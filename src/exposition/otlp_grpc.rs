@@ -20,6 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::header::HeaderValue;
 use hyper::Uri;
@@ -61,6 +62,20 @@ fn endpoint_url(signal: &str) -> String {
     let scheme = if insecure { "http" } else { "https" };
     format!("{scheme}://{url}")
 }
+
+/// The exporter crate's timeout of `signal`: `OTEL_EXPORTER_OTLP_{signal}_TIMEOUT`, else
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds), else 10 s. tonic's own channel bounded each
+/// request with it; ours does too, the tunnel and the handshake included, so a proxy that never
+/// answers fails a push instead of holding it.
+fn timeout(signal: &str) -> Duration {
+    let millis = |name: &str| env(name).and_then(|v| v.trim().parse::<u64>().ok());
+    millis(&format!("OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"))
+        .or_else(|| millis("OTEL_EXPORTER_OTLP_TIMEOUT"))
+        .map_or(DEFAULT_TIMEOUT, Duration::from_millis)
+}
+
+/// The OTLP exporter specification's default timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The host and port a channel connects to (its port made explicit: 443 for `https`, 80 for
 /// `http`, as tonic's own connector defaults them).
@@ -129,7 +144,10 @@ pub(super) fn channel(signal: &str, tls: &TlsFiles) -> Result<Channel, OtlpError
         .transpose()?;
     // tonic runs its own TLS on an `https` endpoint, and cannot take our verifier: it is given
     // the `http` form to connect to, and the real URL as the origin its requests name.
-    let endpoint = Endpoint::from(target.authority_uri.clone()).origin(uri);
+    let endpoint = Endpoint::from(target.authority_uri.clone())
+        .origin(uri)
+        .timeout(timeout(signal))
+        .connect_timeout(timeout(signal));
     let connector = Connector {
         target,
         proxy,

@@ -18,7 +18,7 @@ use powerbi_exporter::simulator::{Tenant, TenantSpec};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_yaml_ng::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::otlp::wait_until;
@@ -165,6 +165,29 @@ fn refusing_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
     let refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\n\
         Proxy-Authenticate: Basic realm=\"corporate\"\r\nContent-Length: 0\r\n\r\n";
     proxy_answering(rt, Some(refusal))
+}
+
+/// A proxy on 127.0.0.1 that records each request line and then never answers.
+fn silent_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let log = lines.clone();
+    rt.spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut client = BufReader::new(client);
+                let mut request = String::new();
+                if client.read_line(&mut request).await.is_ok() {
+                    log.lock().unwrap().push(request.trim_end().to_string());
+                }
+                // Held open, silent, until the client gives up.
+                let _ = client.read_to_end(&mut Vec::new()).await;
+            });
+        }
+    });
+    Proxy { port, lines }
 }
 
 /// [`connect_proxy`], or when `refusal` is given a proxy that answers every request with it.
@@ -857,4 +880,22 @@ fn grpc_pushes_add_the_otlp_ca_to_the_roots_and_present_the_client_certificate()
         export_errors(&e) >= 2.0
     });
     assert_eq!(collector.pushes(), before);
+}
+
+#[test]
+fn a_proxy_that_never_answers_fails_each_grpc_push_within_the_otlp_timeout() {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let proxy = silent_proxy(&collector.rt);
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    // OTEL_EXPORTER_OTLP_TIMEOUT is 2 s here: each push gives up then and is counted.
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_until(Duration::from_secs(20), "two failed pushes", || {
+        export_errors(&e) >= 2.0
+    });
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    assert!(proxy.lines().contains(&expected), "{:?}", proxy.lines());
+    assert_eq!(collector.pushes(), 0);
 }
