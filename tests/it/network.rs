@@ -801,6 +801,39 @@ fn grpc_pushes_go_through_the_proxy_unless_no_proxy_names_the_host() {
     let expected = format!("CONNECT 127.0.0.1:{} HTTP/1.1", collector.receiver.port());
     assert!(proxy.lines().contains(&expected), "{:?}", proxy.lines());
 
+    // An https:// proxy: TLS to the proxy too (trusting the same roots), the collector's TLS
+    // inside the tunnel.
+    let listener = collector
+        .rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let proxy_addr = ([127, 0, 0, 1], proxy.port).into();
+    let tls_proxy = tls_front(
+        &collector.rt,
+        listener,
+        server_tls(&pki, Vec::new(), false),
+        proxy_addr,
+    );
+    set(&mut env, "HTTP_PROXY", "");
+    set(
+        &mut env,
+        "HTTPS_PROXY",
+        &format!("https://localhost:{}", tls_proxy.port),
+    );
+    let (before, before_proxy) = (collector.pushes(), proxy.lines().len());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_for_pushes(&collector, before, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    drop(e);
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    let lines = proxy.lines();
+    assert!(lines.len() > before_proxy, "{lines:?}");
+    assert!(lines[before_proxy..].iter().all(|l| *l == expected));
+    assert_eq!(
+        *tls_proxy.accepted.lock().unwrap(),
+        lines.len() - before_proxy
+    );
+
     // NO_PROXY naming the host: straight to the collector.
     set(&mut env, "HTTP_PROXY", "");
     set(&mut env, "HTTPS_PROXY", &proxy.url());
@@ -898,4 +931,51 @@ fn a_proxy_that_never_answers_fails_each_grpc_push_within_the_otlp_timeout() {
     let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
     assert!(proxy.lines().contains(&expected), "{:?}", proxy.lines());
     assert_eq!(collector.pushes(), 0);
+}
+
+#[test]
+fn events_forwarded_as_otlp_logs_over_grpc_go_through_the_proxy() {
+    const N: usize = 30;
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let proxy = connect_proxy(&collector.rt);
+    let dir = tempfile::tempdir().unwrap();
+    let events = crate::otlp::write_events(dir.path(), N);
+    let state = dir.path().join("state");
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    env.extend(
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.https("localhost")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            ("OTEL_METRICS_EXPORTER", "none".into()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let args = [
+        "--replay",
+        events.to_str().unwrap(),
+        "--state.dir",
+        state.to_str().unwrap(),
+        "--otlp.logs",
+    ];
+    let e = Exporter::start_with_env(&args, &env);
+    let records = || -> usize {
+        let requests = collector.receiver.logs_requests();
+        let batches = requests.iter().flat_map(|r| r.resource_logs.iter());
+        let scopes = batches.flat_map(|r| r.scope_logs.iter());
+        scopes.map(|s| s.log_records.len()).sum()
+    };
+    let forwarded = r#"powerbi_forwarded_events_total{sink="otlp_logs"}"#;
+    wait_until(Duration::from_secs(20), "every event forwarded", || {
+        sample_value(&e.scrape(), forwarded) == N as f64
+    });
+    assert_eq!(records(), N);
+    let lines = proxy.lines();
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    assert!(!lines.is_empty(), "nothing went through the proxy");
+    assert!(lines.iter().all(|l| *l == expected), "{lines:?}");
+    assert_eq!(collector.accepted(), lines.len());
 }
