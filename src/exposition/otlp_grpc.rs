@@ -88,8 +88,9 @@ struct Target {
 }
 
 impl Target {
-    fn of(uri: &Uri, https: bool) -> Option<Target> {
+    fn of(uri: &Uri) -> Option<Target> {
         let host = uri.host()?.to_string();
+        let https = uri.scheme_str() == Some("https");
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let authority_uri = format!("http://{host}:{port}").parse().ok()?;
         Some(Target {
@@ -114,15 +115,33 @@ struct Proxy {
     tls: Option<Arc<ClientConfig>>,
 }
 
+/// Who a connection or a TLS configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// The collector: HTTP/2 offered by ALPN, the client certificate presented when given.
+    Collector,
+    /// An `https://` proxy: plain HTTP/1.1 for the `CONNECT`, no client certificate.
+    Proxy,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Peer::Collector => "the collector",
+            Peer::Proxy => "the proxy",
+        })
+    }
+}
+
 /// Why a connection to the collector could not be opened.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
     #[error("connecting to {what} failed: {why}")]
-    Unreachable { what: &'static str, why: String },
+    Unreachable { what: Peer, why: String },
     #[error("the proxy did not open a tunnel to the collector ({0})")]
     Tunnel(String),
     #[error("TLS with {what} failed: {why}")]
-    Tls { what: &'static str, why: String },
+    Tls { what: Peer, why: String },
 }
 
 /// Builds the channel of `signal` (`METRICS` or `LOGS`): lazy, through the proxy the
@@ -137,10 +156,10 @@ pub(super) fn channel(signal: &str, tls: &TlsFiles) -> Result<Channel, OtlpError
         Some("http") => false,
         _ => return Err(invalid("must start with http:// or https://")),
     };
-    let target = Target::of(&uri, https).ok_or_else(|| invalid("names no host"))?;
+    let target = Target::of(&uri).ok_or_else(|| invalid("names no host"))?;
     let proxy = proxy_for(&uri)?;
     let collector_tls = https
-        .then(|| client_config(tls, true).map(Arc::new))
+        .then(|| client_config(tls, Peer::Collector).map(Arc::new))
         .transpose()?;
     // tonic runs its own TLS on an `https` endpoint, and cannot take our verifier: it is given
     // the `http` form to connect to, and the real URL as the origin its requests name.
@@ -162,7 +181,7 @@ fn proxy_for(uri: &Uri) -> Result<Option<Proxy>, OtlpError> {
         return Ok(None);
     };
     let tls = match intercept.uri().scheme_str() {
-        Some("https") => Some(Arc::new(client_config(&TlsFiles::default(), false)?)),
+        Some("https") => Some(Arc::new(client_config(&TlsFiles::default(), Peer::Proxy)?)),
         _ => None,
     };
     Ok(Some(Proxy {
@@ -175,7 +194,7 @@ fn proxy_for(uri: &Uri) -> Result<Option<Proxy>, OtlpError> {
 /// A rustls client configuration verifying as reqwest does (rustls-platform-verifier: the
 /// `SSL_CERT_*` roots or the system's), plus the CA of `tls`, presenting its client
 /// certificate; `h2` offered by ALPN for a collector (gRPC needs HTTP/2), nothing for a proxy.
-fn client_config(tls: &TlsFiles, collector: bool) -> Result<ClientConfig, OtlpError> {
+fn client_config(tls: &TlsFiles, peer: Peer) -> Result<ClientConfig, OtlpError> {
     crate::install_tls_provider();
     let problem = |e: &dyn std::fmt::Display| OtlpError::Tls(e.to_string());
     let provider = rustls::crypto::CryptoProvider::get_default()
@@ -196,7 +215,7 @@ fn client_config(tls: &TlsFiles, collector: bool) -> Result<ClientConfig, OtlpEr
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
     let mut config = match &tls.identity {
-        Some((cert, key)) if collector => {
+        Some((cert, key)) if peer == Peer::Collector => {
             let chain = CertificateDer::pem_slice_iter(cert)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| problem(&e))?;
@@ -207,7 +226,7 @@ fn client_config(tls: &TlsFiles, collector: bool) -> Result<ClientConfig, OtlpEr
         }
         _ => builder.with_no_client_auth(),
     };
-    if collector {
+    if peer == Peer::Collector {
         config.alpn_protocols = vec![b"h2".to_vec()];
     }
     Ok(config)
@@ -247,18 +266,18 @@ impl Connector {
     async fn open(self) -> Result<TokioIo<BoxedStream>, ConnectError> {
         let target = &self.target;
         let stream = match &self.proxy {
-            None => tcp(target.bare_host(), target.port, "the collector").await?,
+            None => tcp(target.bare_host(), target.port, Peer::Collector).await?,
             Some(proxy) => tunnel(proxy, target).await?,
         };
         let stream = match &self.tls {
             None => stream,
-            Some(config) => handshake(config, target.bare_host(), stream, "the collector").await?,
+            Some(config) => handshake(config, target.bare_host(), stream, Peer::Collector).await?,
         };
         Ok(TokioIo::new(stream))
     }
 }
 
-async fn tcp(host: &str, port: u16, what: &'static str) -> Result<BoxedStream, ConnectError> {
+async fn tcp(host: &str, port: u16, what: Peer) -> Result<BoxedStream, ConnectError> {
     let socket = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| ConnectError::Unreachable {
@@ -274,7 +293,7 @@ async fn handshake(
     config: &Arc<ClientConfig>,
     host: &str,
     stream: BoxedStream,
-    what: &'static str,
+    what: Peer,
 ) -> Result<BoxedStream, ConnectError> {
     let tls_error = |why: String| ConnectError::Tls { what, why };
     let name = ServerName::try_from(host.to_string()).map_err(|e| tls_error(e.to_string()))?;
@@ -339,11 +358,11 @@ impl tower_service::Service<Uri> for ProxyHop {
         let tls = self.tls.clone();
         Box::pin(async move {
             let unusable = || ConnectError::Tunnel("the proxy URL names no host".into());
-            let at = Target::of(&proxy, tls.is_some()).ok_or_else(unusable)?;
-            let stream = tcp(at.bare_host(), at.port, "the proxy").await?;
+            let at = Target::of(&proxy).ok_or_else(unusable)?;
+            let stream = tcp(at.bare_host(), at.port, Peer::Proxy).await?;
             let stream = match &tls {
                 None => stream,
-                Some(config) => handshake(config, at.bare_host(), stream, "the proxy").await?,
+                Some(config) => handshake(config, at.bare_host(), stream, Peer::Proxy).await?,
             };
             Ok(TokioIo::new(stream))
         })
@@ -356,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_target_has_its_port_made_explicit() {
-        let https = Target::of(&"https://collector.example".parse().unwrap(), true).unwrap();
+        let https = Target::of(&"https://collector.example".parse().unwrap()).unwrap();
         assert_eq!(
             (https.host.as_str(), https.port),
             ("collector.example", 443)
@@ -365,7 +384,7 @@ mod tests {
             https.authority_uri.to_string(),
             "http://collector.example:443/"
         );
-        let v6 = Target::of(&"http://[::1]:4317".parse().unwrap(), false).unwrap();
+        let v6 = Target::of(&"http://[::1]:4317".parse().unwrap()).unwrap();
         assert_eq!((v6.bare_host(), v6.port), ("::1", 4317));
         assert_eq!(v6.authority_uri.to_string(), "http://[::1]:4317/");
     }
