@@ -91,8 +91,9 @@ pub fn without_url(e: &reqwest::Error) -> String {
 
 /// The reason rustls refused the server's certificate, if that is why `e` happened. rustls'
 /// error travels inside `io::Error`s, whose `source()` skips what they wrap: an `io::Error`
-/// is stepped into, any other error followed to its source.
-pub fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
+/// is stepped into, any other error followed to its source. Any error (reqwest's, a TLS
+/// handshake's `io::Error`), so OTLP over gRPC says it in the same words.
+pub fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
         if let Some(rustls::Error::InvalidCertificate(why)) = err.downcast_ref::<rustls::Error>() {

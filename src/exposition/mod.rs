@@ -2,7 +2,8 @@
 //! Prometheus text 0.0.4 ([`text`]) or OpenMetrics ([`openmetrics`]), each family rendered once
 //! while it does not change ([`rendered`]), served over HTTP ([`http`], with the status
 //! page [`status`] and the web configuration [`webconfig`]) or printed (`--once`), and pushed
-//! over OTLP ([`otlp`]).
+//! over OTLP ([`otlp`]; over gRPC through a channel of its own, `otlp_grpc`, that honours the
+//! proxy and CA variables as the HTTP clients do).
 //!
 //! Invariants:
 //! - a scrape renders from a snapshot and never waits on the source or a checkpoint; a family
@@ -17,6 +18,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod openmetrics;
 pub mod otlp;
+mod otlp_grpc;
 pub mod rendered;
 pub mod scrape;
 pub mod settings;

@@ -238,9 +238,12 @@ impl opentelemetry_http::HttpClient for TokioHttp {
 /// TLS material named by `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE`, `…CLIENT_CERTIFICATE` and
 /// `…CLIENT_KEY` (PEM files), each checked to hold what its variable names, so a wrong file
 /// is reported at startup naming the variable and the file, not at the first push.
-struct TlsFiles {
-    ca: Option<Vec<u8>>,
-    identity: Option<(Vec<u8>, Vec<u8>)>,
+#[derive(Default)]
+pub(super) struct TlsFiles {
+    /// `…CERTIFICATE`: CAs trusted beside the roots every client trusts.
+    pub(super) ca: Option<Vec<u8>>,
+    /// `…CLIENT_CERTIFICATE` and `…CLIENT_KEY`: the chain and its key.
+    pub(super) identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What a TLS variable's PEM file must hold.
@@ -323,22 +326,10 @@ fn http_client(signal: &str) -> Result<TokioHttp, OtlpError> {
     })
 }
 
-fn tonic_tls(
-    signal: &str,
-) -> Result<Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>, OtlpError> {
-    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
-    let tls = tls_files(signal)?;
-    if tls.ca.is_none() && tls.identity.is_none() {
-        return Ok(None);
-    }
-    let mut config = ClientTlsConfig::new();
-    if let Some(ca) = tls.ca {
-        config = config.ca_certificate(Certificate::from_pem(ca));
-    }
-    if let Some((cert, key)) = tls.identity {
-        config = config.identity(Identity::from_pem(cert, key));
-    }
-    Ok(Some(config))
+/// The gRPC channel of `signal`: through the proxy and trusting the roots HTTP uses
+/// ([`super::otlp_grpc`]), which tonic's own channel ignores.
+fn grpc_channel(signal: &str) -> Result<tonic::transport::Channel, OtlpError> {
+    super::otlp_grpc::channel(signal, &tls_files(signal)?)
 }
 
 /// The compression of `signal`, already validated by [`OtlpConfig::resolve`].
@@ -361,10 +352,9 @@ pub fn log_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::LogExporte
             b.build()
         }
         Protocol::Grpc => {
-            let mut b = opentelemetry_otlp::LogExporter::builder().with_tonic();
-            if let Some(tls) = tonic_tls("LOGS")? {
-                b = b.with_tls_config(tls);
-            }
+            let mut b = opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .with_channel(grpc_channel("LOGS")?);
             if let Some(c) = gzip {
                 b = b.with_compression(c);
             }
@@ -391,10 +381,8 @@ fn metric_exporter(protocol: Protocol) -> Result<opentelemetry_otlp::MetricExpor
         Protocol::Grpc => {
             let mut b = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
+                .with_channel(grpc_channel("METRICS")?)
                 .with_temporality(Temporality::Cumulative);
-            if let Some(tls) = tonic_tls("METRICS")? {
-                b = b.with_tls_config(tls);
-            }
             if let Some(c) = gzip {
                 b = b.with_compression(c);
             }

@@ -1,8 +1,9 @@
-//! Corporate networks: the exporter's requests to Entra ID and the Power BI API go through the
-//! proxy `HTTPS_PROXY` names unless `NO_PROXY` names the host, and trust a corporate CA given
-//! by `SSL_CERT_FILE` or `SSL_CERT_DIR`, or mounted by the Helm chart. Everything runs on
-//! loopback: the simulated tenant behind a TLS front whose certificate a test CA signed, and an
-//! HTTP CONNECT proxy written here that records what it tunnels.
+//! Corporate networks: the exporter's requests to Entra ID and the Power BI API, and its OTLP
+//! pushes over gRPC, go through the proxy `HTTPS_PROXY` names unless `NO_PROXY` names the
+//! host, and trust a corporate CA given by `SSL_CERT_FILE` or `SSL_CERT_DIR`, or mounted by the
+//! Helm chart. Everything runs on loopback: the simulated tenant (or an OTLP/gRPC collector)
+//! behind a TLS front whose certificate a test CA signed, and an HTTP CONNECT proxy written
+//! here that records what it tunnels.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,9 +18,11 @@ use powerbi_exporter::simulator::{Tenant, TenantSpec};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_yaml_ng::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::otlp::wait_until;
+use crate::otlp_receiver::{as_prometheus, canonical, Receiver, Transport};
 use crate::support::*;
 use crate::web::{pki, Pki};
 
@@ -68,21 +71,62 @@ fn upstream(pki: &Pki) -> Upstream {
         ..ApiConfig::default()
     };
     let api = rt.block_on(SimulatedApi::start(config, log(), 0)).unwrap();
-    let backend = api.addr();
+    let front = tls_front(&rt, front, server_tls(pki, Vec::new(), false), api.addr());
+    Upstream {
+        rt,
+        port,
+        accepted: front.accepted,
+        _api: api,
+    }
+}
+
+/// The TLS of a front: the test CA's certificate for `localhost` and 127.0.0.1, offering
+/// `alpn`, and when `mutual` requiring a client certificate the test CA signed.
+fn server_tls(pki: &Pki, alpn: Vec<Vec<u8>>, mutual: bool) -> rustls::ServerConfig {
+    powerbi_exporter::install_tls_provider();
     let read = |name: &str| std::fs::read(pki.dir.path().join(name)).unwrap();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("server.crt"))
         .collect::<Result<_, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_slice(&read("server.key")).unwrap();
-    let tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+    let builder = rustls::ServerConfig::builder();
+    let builder = if mutual {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(&read("ca.crt")) {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut tls = builder.with_single_cert(certs, key).unwrap();
+    tls.alpn_protocols = alpn;
+    tls
+}
+
+/// A TLS front on `listener` (127.0.0.1) with `tls`, forwarding each connection it accepts in
+/// plain to `backend`.
+struct Front {
+    port: u16,
+    /// TLS connections the front accepted.
+    accepted: Arc<Mutex<usize>>,
+}
+
+fn tls_front(
+    rt: &tokio::runtime::Runtime,
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    backend: std::net::SocketAddr,
+) -> Front {
+    let port = listener.local_addr().unwrap().port();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let accepted = Arc::new(Mutex::new(0));
     let count = accepted.clone();
     rt.spawn(async move {
-        while let Ok((tcp, _)) = front.accept().await {
+        while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let count = count.clone();
             tokio::spawn(async move {
@@ -96,12 +140,7 @@ fn upstream(pki: &Pki) -> Upstream {
             });
         }
     });
-    Upstream {
-        rt,
-        port,
-        accepted,
-        _api: api,
-    }
+    Front { port, accepted }
 }
 
 impl Upstream {
@@ -117,6 +156,42 @@ struct Proxy {
 }
 
 fn connect_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
+    proxy_answering(rt, None)
+}
+
+/// A proxy on 127.0.0.1 that records each request line and refuses it with 407, as a proxy
+/// wanting credentials the exporter was not given does.
+fn refusing_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
+    let refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+        Proxy-Authenticate: Basic realm=\"corporate\"\r\nContent-Length: 0\r\n\r\n";
+    proxy_answering(rt, Some(refusal))
+}
+
+/// A proxy on 127.0.0.1 that records each request line and then never answers.
+fn silent_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let log = lines.clone();
+    rt.spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut client = BufReader::new(client);
+                let mut request = String::new();
+                if client.read_line(&mut request).await.is_ok() {
+                    log.lock().unwrap().push(request.trim_end().to_string());
+                }
+                // Held open, silent, until the client gives up.
+                let _ = client.read_to_end(&mut Vec::new()).await;
+            });
+        }
+    });
+    Proxy { port, lines }
+}
+
+/// [`connect_proxy`], or when `refusal` is given a proxy that answers every request with it.
+fn proxy_answering(rt: &tokio::runtime::Runtime, refusal: Option<&'static [u8]>) -> Proxy {
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -141,6 +216,10 @@ fn connect_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
                 }
                 let request = request.trim_end().to_string();
                 log.lock().unwrap().push(request.clone());
+                if let Some(refusal) = refusal {
+                    let _ = client.get_mut().write_all(refusal).await;
+                    return;
+                }
                 let target = match request.split(' ').collect::<Vec<_>>()[..] {
                     ["CONNECT", target, _] => target.to_string(),
                     _ => {
@@ -565,4 +644,338 @@ fn proxy_and_ca_variables_that_cannot_work_exit_2_naming_them() {
     let out = run(good);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!format!("{}{}", stdout(&out), stderr(&out)).contains("pw-not-printed"));
+}
+
+/// An OTLP/gRPC "collector" behind a TLS front (HTTP/2 by ALPN) whose certificate the test CA
+/// signed, for `localhost` and 127.0.0.1.
+struct GrpcCollector {
+    rt: tokio::runtime::Runtime,
+    receiver: Receiver,
+    front: Front,
+}
+
+fn grpc_collector(pki: &Pki) -> GrpcCollector {
+    grpc_collector_with(pki, false)
+}
+
+/// [`grpc_collector`], requiring a client certificate the test CA signed when `mutual`.
+fn grpc_collector_with(pki: &Pki, mutual: bool) -> GrpcCollector {
+    let rt = runtime();
+    let receiver = Receiver::start(Transport::Grpc);
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let backend = ([127, 0, 0, 1], receiver.port()).into();
+    let tls = server_tls(pki, vec![b"h2".to_vec()], mutual);
+    let front = tls_front(&rt, listener, tls, backend);
+    GrpcCollector {
+        rt,
+        receiver,
+        front,
+    }
+}
+
+impl GrpcCollector {
+    /// The endpoint of the TLS front.
+    fn https(&self, host: &str) -> String {
+        format!("https://{host}:{}", self.front.port)
+    }
+    fn pushes(&self) -> usize {
+        self.receiver.metrics_requests().len()
+    }
+    fn accepted(&self) -> usize {
+        *self.front.accepted.lock().unwrap()
+    }
+}
+
+/// Starts the exporter on the fixtures, pushing its metrics over gRPC to `endpoint` every
+/// 200 ms, in `env` (an [`environment`]).
+fn push_grpc(endpoint: &str, env: &[(String, String)]) -> Exporter {
+    let mut env = env.to_vec();
+    env.extend(
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Exporter::start_with_env(&["--replay", fixtures().to_str().unwrap()], &env)
+}
+
+fn export_errors(e: &Exporter) -> f64 {
+    e.scrape()["powerbi_otlp_export_errors_total"]
+}
+
+/// Waits until `collector` has `more` pushes than `before`.
+fn wait_for_pushes(collector: &GrpcCollector, before: usize, more: usize) {
+    wait_until(Duration::from_secs(15), "pushes over gRPC", || {
+        collector.pushes() >= before + more
+    });
+}
+
+/// The exporter's log lines so far (a line written just before a counter moved included).
+fn log_so_far(e: &Exporter) -> Vec<String> {
+    std::thread::sleep(Duration::from_millis(200));
+    e.log.try_iter().collect()
+}
+
+#[test]
+fn grpc_pushes_trust_a_corporate_ca_in_ssl_cert_file_and_nothing_else() {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let other_dir = dir_with(&[("other.pem", &pki_other_ca())]);
+    let empty = tempfile::tempdir().unwrap();
+
+    // Without the CA: no handshake completes, nothing arrives, and every push is counted as
+    // failed: tried again at each interval, never a panic (/metrics still answers).
+    let env = environment(&other_dir.path().join("other.pem"), empty.path());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_until(Duration::from_secs(20), "two failed pushes", || {
+        export_errors(&e) >= 2.0
+    });
+    assert_eq!(collector.pushes(), 0);
+    assert_eq!(collector.accepted(), 0);
+    let log = log_so_far(&e);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("certificate is not trusted") && l.contains("SSL_CERT_FILE")),
+        "the log does not say the certificate is not trusted:\n{}",
+        log.join("\n")
+    );
+    drop(e);
+
+    // SSL_CERT_FILE names the CA: every push arrives over TLS, and carries what /metrics shows.
+    let env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    let events = |series: BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+        series
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("powerbi_activity_events_total"))
+            .collect()
+    };
+    // The replay is counted once its last file is read; then the values stay put.
+    wait_until(Duration::from_secs(20), "the replay counted", || {
+        log_so_far(&e).iter().any(|l| l.contains("Source finished"))
+    });
+    let scraped = events(canonical(&e.scrape()));
+    wait_for_pushes(&collector, collector.pushes(), 2);
+    let requests = collector.receiver.metrics_requests();
+    let pushed = events(as_prometheus(requests.last().unwrap()));
+    assert!(!scraped.is_empty(), "the replay was counted");
+    assert_eq!(pushed, scraped);
+    assert_eq!(export_errors(&e), 0.0);
+    assert!(collector.accepted() >= 1);
+}
+
+#[test]
+fn grpc_pushes_go_through_the_proxy_unless_no_proxy_names_the_host() {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let proxy = connect_proxy(&collector.rt);
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+
+    // HTTPS_PROXY, an https endpoint: a CONNECT tunnel to the collector's host and port, TLS
+    // end to end inside it (the CA still counts), every connection through the proxy.
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_for_pushes(&collector, 0, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    drop(e);
+    let lines = proxy.lines();
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    assert!(!lines.is_empty(), "nothing went through the proxy");
+    assert!(lines.iter().all(|l| *l == expected), "{lines:?}");
+    assert_eq!(collector.accepted(), lines.len());
+
+    // HTTP_PROXY, a plaintext endpoint (reqwest's rule for http:// URLs): still a tunnel, as
+    // HTTP/2 cannot be forwarded like a request.
+    set(&mut env, "HTTPS_PROXY", "");
+    set(&mut env, "HTTP_PROXY", &proxy.url());
+    let before = collector.pushes();
+    let e = push_grpc(&collector.receiver.endpoint(), &env);
+    wait_for_pushes(&collector, before, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    drop(e);
+    let expected = format!("CONNECT 127.0.0.1:{} HTTP/1.1", collector.receiver.port());
+    assert!(proxy.lines().contains(&expected), "{:?}", proxy.lines());
+
+    // An https:// proxy: TLS to the proxy too (trusting the same roots), the collector's TLS
+    // inside the tunnel.
+    let listener = collector
+        .rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let proxy_addr = ([127, 0, 0, 1], proxy.port).into();
+    let tls_proxy = tls_front(
+        &collector.rt,
+        listener,
+        server_tls(&pki, Vec::new(), false),
+        proxy_addr,
+    );
+    set(&mut env, "HTTP_PROXY", "");
+    set(
+        &mut env,
+        "HTTPS_PROXY",
+        &format!("https://localhost:{}", tls_proxy.port),
+    );
+    let (before, before_proxy) = (collector.pushes(), proxy.lines().len());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_for_pushes(&collector, before, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    drop(e);
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    let lines = proxy.lines();
+    assert!(lines.len() > before_proxy, "{lines:?}");
+    assert!(lines[before_proxy..].iter().all(|l| *l == expected));
+    assert_eq!(
+        *tls_proxy.accepted.lock().unwrap(),
+        lines.len() - before_proxy
+    );
+
+    // NO_PROXY naming the host: straight to the collector.
+    set(&mut env, "HTTP_PROXY", "");
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    set(&mut env, "NO_PROXY", "example.com,localhost");
+    let (before, before_proxy, before_front) = (
+        collector.pushes(),
+        proxy.lines().len(),
+        collector.accepted(),
+    );
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_for_pushes(&collector, before, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    assert_eq!(proxy.lines().len(), before_proxy, "{:?}", proxy.lines());
+    assert!(collector.accepted() > before_front);
+}
+
+#[test]
+fn a_proxy_refusing_the_grpc_tunnel_fails_pushes_that_are_counted_and_tried_again() {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let proxy = refusing_proxy(&collector.rt);
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_until(Duration::from_secs(20), "three failed pushes", || {
+        export_errors(&e) >= 3.0
+    });
+    // Each failed push asked the proxy again; nothing reached the collector.
+    let lines = proxy.lines();
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert!(lines.iter().all(|l| *l == expected), "{lines:?}");
+    assert_eq!(collector.accepted(), 0);
+    assert_eq!(collector.pushes(), 0);
+    let log = log_so_far(&e);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("proxy") && l.contains("authorization required")),
+        "the log does not say the proxy refused:\n{}",
+        log.join("\n")
+    );
+}
+
+#[test]
+fn grpc_pushes_add_the_otlp_ca_to_the_roots_and_present_the_client_certificate() {
+    let pki = pki();
+    let collector = grpc_collector_with(&pki, true);
+    // The client's certificate and key as separate files, as the variables name them.
+    let split = pki.client_pem.find("-----BEGIN PRIVATE KEY").unwrap();
+    std::fs::write(pki.dir.path().join("client.crt"), &pki.client_pem[..split]).unwrap();
+    std::fs::write(pki.dir.path().join("client.key"), &pki.client_pem[split..]).unwrap();
+    let other_dir = dir_with(&[("other.pem", &pki_other_ca())]);
+    let empty = tempfile::tempdir().unwrap();
+    let file = |name: &str| pki.dir.path().join(name).to_str().unwrap().to_string();
+
+    // SSL_CERT_FILE without the test CA: OTEL_EXPORTER_OTLP_CERTIFICATE adds it to the roots,
+    // and the client certificate opens the mutual TLS.
+    let mut env = environment(&other_dir.path().join("other.pem"), empty.path());
+    env.push(("OTEL_EXPORTER_OTLP_CERTIFICATE".into(), file("ca.crt")));
+    let with_ca = env.clone();
+    env.push((
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE".into(),
+        file("client.crt"),
+    ));
+    env.push(("OTEL_EXPORTER_OTLP_CLIENT_KEY".into(), file("client.key")));
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_for_pushes(&collector, 0, 2);
+    assert_eq!(export_errors(&e), 0.0);
+    drop(e);
+
+    // Without the client certificate the collector ends the handshake: nothing arrives, and
+    // each push is counted as failed.
+    let before = collector.pushes();
+    let e = push_grpc(&collector.https("localhost"), &with_ca);
+    wait_until(Duration::from_secs(20), "two failed pushes", || {
+        export_errors(&e) >= 2.0
+    });
+    assert_eq!(collector.pushes(), before);
+}
+
+#[test]
+fn a_proxy_that_never_answers_fails_each_grpc_push_within_the_otlp_timeout() {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let proxy = silent_proxy(&collector.rt);
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    // OTEL_EXPORTER_OTLP_TIMEOUT is 2 s here: each push gives up then and is counted.
+    let e = push_grpc(&collector.https("localhost"), &env);
+    wait_until(Duration::from_secs(20), "two failed pushes", || {
+        export_errors(&e) >= 2.0
+    });
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    assert!(proxy.lines().contains(&expected), "{:?}", proxy.lines());
+    assert_eq!(collector.pushes(), 0);
+}
+
+#[test]
+fn events_forwarded_as_otlp_logs_over_grpc_go_through_the_proxy() {
+    const N: usize = 30;
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let proxy = connect_proxy(&collector.rt);
+    let dir = tempfile::tempdir().unwrap();
+    let events = crate::otlp::write_events(dir.path(), N);
+    let state = dir.path().join("state");
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    env.extend(
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.https("localhost")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            ("OTEL_METRICS_EXPORTER", "none".into()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let args = [
+        "--replay",
+        events.to_str().unwrap(),
+        "--state.dir",
+        state.to_str().unwrap(),
+        "--otlp.logs",
+    ];
+    let e = Exporter::start_with_env(&args, &env);
+    let records = || -> usize {
+        let requests = collector.receiver.logs_requests();
+        let batches = requests.iter().flat_map(|r| r.resource_logs.iter());
+        let scopes = batches.flat_map(|r| r.scope_logs.iter());
+        scopes.map(|s| s.log_records.len()).sum()
+    };
+    let forwarded = r#"powerbi_forwarded_events_total{sink="otlp_logs"}"#;
+    wait_until(Duration::from_secs(20), "every event forwarded", || {
+        sample_value(&e.scrape(), forwarded) == N as f64
+    });
+    assert_eq!(records(), N);
+    let lines = proxy.lines();
+    let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
+    assert!(!lines.is_empty(), "nothing went through the proxy");
+    assert!(lines.iter().all(|l| *l == expected), "{lines:?}");
+    assert_eq!(collector.accepted(), lines.len());
 }
