@@ -8,16 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use powerbi_exporter::aggregate::{AggregateConfig, Aggregator, Reference};
-use powerbi_exporter::azure::auth::{Authority, Credential, Secret, POWERBI_SCOPE};
 use powerbi_exporter::decode::decode_slice;
 use powerbi_exporter::decode::UnixMillis;
 use powerbi_exporter::simulator::api::{ApiConfig, LoggedRequest, Outage, SimulatedApi};
 use powerbi_exporter::simulator::clock::{SharedClock, SimulatedClock};
 use powerbi_exporter::simulator::timeline::{Lag, Timeline};
 use powerbi_exporter::simulator::{Tenant, TenantSpec};
-use powerbi_exporter::source::powerbi::client::{
-    HostPolicy, RetryPolicy, DEFAULT_MAX_RESPONSE_BYTES,
-};
+use powerbi_exporter::source::powerbi::client::RetryPolicy;
 use powerbi_exporter::source::powerbi::window::PlanConfig;
 use powerbi_exporter::source::powerbi::{PowerBiConfig, PowerBiSource};
 use powerbi_exporter::source::{Body, Source, SourceMessage, SourceStatus};
@@ -83,34 +80,17 @@ fn live_config(
     clock: SharedClock,
     plan: PlanConfig,
 ) -> PowerBiConfig {
+    // At the flags' defaults (a 300 s poll, 120 requests an hour, no initial lookback) but for
+    // the schedule under test and quick retries.
     PowerBiConfig {
-        hosts: HostPolicy {
-            api_url: api.base_url(),
-            cluster_suffixes: Vec::new(),
-        },
-        credential: Credential::ClientSecret {
-            authority: Authority {
-                host: api.base_url(),
-                tenant_id: sim.tenant_id.clone(),
-                client_id: sim.client_id.clone(),
-            },
-            secret: Secret::new(sim.client_secret.clone()),
-        },
-        scope: POWERBI_SCOPE.into(),
-        // The defaults of --powerbi.poll-interval and --powerbi.max-requests-per-hour.
-        poll_interval: Duration::from_secs(300),
         plan,
-        max_requests_per_hour: 120,
-        initial_lookback: Duration::ZERO,
         retry: RetryPolicy {
             first_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(10),
             ..RetryPolicy::default()
         },
         request_timeout: Duration::from_secs(30),
-        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        inventory: None,
-        clock,
+        ..PowerBiConfig::for_simulated_tenant(api.base_url(), sim, clock)
     }
 }
 

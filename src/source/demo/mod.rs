@@ -11,11 +11,10 @@ pub mod settings;
 
 use std::time::Duration;
 
-use super::powerbi::client::{HostPolicy, RetryPolicy};
+use super::powerbi::client::RetryPolicy;
 use super::powerbi::window::{PlanConfig, RereadAges};
 use super::powerbi::{PowerBiConfig, PowerBiSource};
 use super::{DocumentSender, Source, SourceFuture, Timing};
-use crate::azure::auth::{Authority, Credential, Secret, POWERBI_SCOPE};
 use crate::decode::UnixMillis;
 use crate::simulator::api::{ApiConfig, Faults, SimulatedApi};
 use crate::simulator::timeline::{Lag, Timeline};
@@ -122,19 +121,6 @@ impl Source for Demo {
             };
             tracing::info!(api = %api.base_url(), "Simulated tenant serving the Activity Events API.");
             let live = PowerBiConfig {
-                hosts: HostPolicy {
-                    api_url: api.base_url(),
-                    cluster_suffixes: Vec::new(),
-                },
-                credential: Credential::ClientSecret {
-                    authority: Authority {
-                        host: api.base_url(),
-                        tenant_id: api_config.tenant_id,
-                        client_id: api_config.client_id,
-                    },
-                    secret: Secret::new(api_config.client_secret),
-                },
-                scope: POWERBI_SCOPE.into(),
                 poll_interval: config.tick,
                 // The lookback covers the backfill, so all of it is read.
                 plan: PlanConfig {
@@ -149,14 +135,17 @@ impl Source for Demo {
                     ..RetryPolicy::default()
                 },
                 request_timeout: Duration::from_secs(30),
-                max_response_bytes: crate::source::powerbi::client::DEFAULT_MAX_RESPONSE_BYTES,
                 // The simulated tenant serves an inventory too, so the unused-report panels
                 // have something to show.
                 inventory: Some(super::powerbi::inventory::InventoryConfig {
                     refresh: Duration::from_secs(3600),
                     ..Default::default()
                 }),
-                clock: crate::simulator::clock::SharedClock::system(),
+                ..PowerBiConfig::for_simulated_tenant(
+                    api.base_url(),
+                    &api_config,
+                    crate::simulator::clock::SharedClock::system(),
+                )
             };
             Box::new(PowerBiSource::new(live, None)?).run(out).await
         })

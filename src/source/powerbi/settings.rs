@@ -544,6 +544,45 @@ fn between(
 }
 
 impl PowerBiConfig {
+    /// A live source reading the simulated tenant that `api` describes, served at `base_url`
+    /// (its API and its sign-in both), timed by `clock`; every other setting at its flag's
+    /// default, the inventory off. The demo and the tests change what they need from here.
+    pub fn for_simulated_tenant(
+        base_url: String,
+        api: &crate::simulator::api::ApiConfig,
+        clock: crate::simulator::clock::SharedClock,
+    ) -> Self {
+        let authority = crate::azure::auth::Authority {
+            host: base_url.clone(),
+            tenant_id: api.tenant_id.clone(),
+            client_id: api.client_id.clone(),
+        };
+        PowerBiConfig {
+            hosts: HostPolicy {
+                api_url: base_url,
+                cluster_suffixes: Vec::new(),
+            },
+            credential: crate::azure::auth::Credential::ClientSecret {
+                authority,
+                secret: crate::azure::auth::Secret::new(api.client_secret.clone()),
+            },
+            scope: crate::azure::auth::POWERBI_SCOPE.into(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            plan: PlanConfig {
+                lookback_hours: (DEFAULT_LOOKBACK.as_secs() / 3600) as i64,
+                reread_ages: RereadAges::default(),
+                poll_interval: DEFAULT_POLL_INTERVAL,
+            },
+            max_requests_per_hour: DEFAULT_MAX_REQUESTS_PER_HOUR,
+            initial_lookback: DEFAULT_INITIAL_LOOKBACK,
+            retry: RetryPolicy::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            inventory: None,
+            clock,
+        }
+    }
+
     /// The `powerbi.*`, `inventory` and `azure.*` lines of `check-config`; whether the
     /// exporter's own reads are counted is the aggregation's, told here by `count_own_exports`.
     pub fn describe(&self, count_own_exports: bool, out: &mut Description) {
