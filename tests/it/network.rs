@@ -155,8 +155,19 @@ struct Proxy {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
+/// How a test proxy answers a request, once it has its head.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// A CONNECT is tunnelled to its target.
+    Tunnel,
+    /// These bytes, then the connection is closed.
+    Refuse(&'static [u8]),
+    /// Nothing, with the connection held open until the client gives up.
+    Silent,
+}
+
 fn connect_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
-    proxy_answering(rt, None)
+    proxy_answering(rt, Answer::Tunnel)
 }
 
 /// A proxy on 127.0.0.1 that records each request line and refuses it with 407, as a proxy
@@ -164,34 +175,16 @@ fn connect_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
 fn refusing_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
     let refusal = b"HTTP/1.1 407 Proxy Authentication Required\r\n\
         Proxy-Authenticate: Basic realm=\"corporate\"\r\nContent-Length: 0\r\n\r\n";
-    proxy_answering(rt, Some(refusal))
+    proxy_answering(rt, Answer::Refuse(refusal))
 }
 
 /// A proxy on 127.0.0.1 that records each request line and then never answers.
 fn silent_proxy(rt: &tokio::runtime::Runtime) -> Proxy {
-    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let log = lines.clone();
-    rt.spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut client = BufReader::new(client);
-                let mut request = String::new();
-                if client.read_line(&mut request).await.is_ok() {
-                    log.lock().unwrap().push(request.trim_end().to_string());
-                }
-                // Held open, silent, until the client gives up.
-                let _ = client.read_to_end(&mut Vec::new()).await;
-            });
-        }
-    });
-    Proxy { port, lines }
+    proxy_answering(rt, Answer::Silent)
 }
 
-/// [`connect_proxy`], or when `refusal` is given a proxy that answers every request with it.
-fn proxy_answering(rt: &tokio::runtime::Runtime, refusal: Option<&'static [u8]>) -> Proxy {
+/// A proxy on 127.0.0.1 that records each request line and gives every request `answer`.
+fn proxy_answering(rt: &tokio::runtime::Runtime, answer: Answer) -> Proxy {
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -216,9 +209,16 @@ fn proxy_answering(rt: &tokio::runtime::Runtime, refusal: Option<&'static [u8]>)
                 }
                 let request = request.trim_end().to_string();
                 log.lock().unwrap().push(request.clone());
-                if let Some(refusal) = refusal {
-                    let _ = client.get_mut().write_all(refusal).await;
-                    return;
+                match answer {
+                    Answer::Tunnel => {}
+                    Answer::Refuse(refusal) => {
+                        let _ = client.get_mut().write_all(refusal).await;
+                        return;
+                    }
+                    Answer::Silent => {
+                        let _ = client.read_to_end(&mut Vec::new()).await;
+                        return;
+                    }
                 }
                 let target = match request.split(' ').collect::<Vec<_>>()[..] {
                     ["CONNECT", target, _] => target.to_string(),
@@ -686,6 +686,29 @@ impl GrpcCollector {
     }
 }
 
+/// The test CA, a gRPC collector behind its TLS front, and an environment whose only root is
+/// that CA, with no proxy. Keep the scene whole while the exporter runs: its CA file and the
+/// empty directory the environment names as `SSL_CERT_DIR` are removed with it.
+struct GrpcScene {
+    collector: GrpcCollector,
+    env: Vec<(String, String)>,
+    pki: Pki,
+    _empty: tempfile::TempDir,
+}
+
+fn grpc_scene() -> GrpcScene {
+    let pki = pki();
+    let collector = grpc_collector(&pki);
+    let empty = tempfile::tempdir().unwrap();
+    let env = environment(&pki.dir.path().join("ca.crt"), empty.path());
+    GrpcScene {
+        collector,
+        env,
+        pki,
+        _empty: empty,
+    }
+}
+
 /// Starts the exporter on the fixtures, pushing its metrics over gRPC to `endpoint` every
 /// 200 ms, in `env` (an [`environment`]). Each push may take the default 10 s: a debug build's
 /// TLS handshakes on a loaded machine must not fail a push that should succeed.
@@ -770,17 +793,15 @@ fn grpc_pushes_trust_a_corporate_ca_in_ssl_cert_file_and_nothing_else() {
 
 #[test]
 fn grpc_pushes_go_through_the_proxy_unless_no_proxy_names_the_host() {
-    let pki = pki();
-    let collector = grpc_collector(&pki);
+    let mut scene = grpc_scene();
+    let (pki, collector, env) = (&scene.pki, &scene.collector, &mut scene.env);
     let proxy = connect_proxy(&collector.rt);
-    let empty = tempfile::tempdir().unwrap();
-    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
 
     // HTTPS_PROXY, an https endpoint: a CONNECT tunnel to the collector's host and port, TLS
     // end to end inside it (the CA still counts), every connection through the proxy.
-    set(&mut env, "HTTPS_PROXY", &proxy.url());
-    let e = push_grpc(&collector.https("localhost"), &env);
-    wait_for_pushes(&collector, 0, 2);
+    set(env, "HTTPS_PROXY", &proxy.url());
+    let e = push_grpc(&collector.https("localhost"), env);
+    wait_for_pushes(collector, 0, 2);
     assert_eq!(export_errors(&e), 0.0);
     drop(e);
     let lines = proxy.lines();
@@ -791,11 +812,11 @@ fn grpc_pushes_go_through_the_proxy_unless_no_proxy_names_the_host() {
 
     // HTTP_PROXY, a plaintext endpoint (reqwest's rule for http:// URLs): still a tunnel, as
     // HTTP/2 cannot be forwarded like a request.
-    set(&mut env, "HTTPS_PROXY", "");
-    set(&mut env, "HTTP_PROXY", &proxy.url());
+    set(env, "HTTPS_PROXY", "");
+    set(env, "HTTP_PROXY", &proxy.url());
     let before = collector.pushes();
-    let e = push_grpc(&collector.receiver.endpoint(), &env);
-    wait_for_pushes(&collector, before, 2);
+    let e = push_grpc(&collector.receiver.endpoint(), env);
+    wait_for_pushes(collector, before, 2);
     assert_eq!(export_errors(&e), 0.0);
     drop(e);
     let expected = format!("CONNECT 127.0.0.1:{} HTTP/1.1", collector.receiver.port());
@@ -811,18 +832,18 @@ fn grpc_pushes_go_through_the_proxy_unless_no_proxy_names_the_host() {
     let tls_proxy = tls_front(
         &collector.rt,
         listener,
-        server_tls(&pki, Vec::new(), false),
+        server_tls(pki, Vec::new(), false),
         proxy_addr,
     );
-    set(&mut env, "HTTP_PROXY", "");
+    set(env, "HTTP_PROXY", "");
     set(
-        &mut env,
+        env,
         "HTTPS_PROXY",
         &format!("https://localhost:{}", tls_proxy.port),
     );
     let (before, before_proxy) = (collector.pushes(), proxy.lines().len());
-    let e = push_grpc(&collector.https("localhost"), &env);
-    wait_for_pushes(&collector, before, 2);
+    let e = push_grpc(&collector.https("localhost"), env);
+    wait_for_pushes(collector, before, 2);
     assert_eq!(export_errors(&e), 0.0);
     drop(e);
     let expected = format!("CONNECT localhost:{} HTTP/1.1", collector.front.port);
@@ -835,16 +856,16 @@ fn grpc_pushes_go_through_the_proxy_unless_no_proxy_names_the_host() {
     );
 
     // NO_PROXY naming the host: straight to the collector.
-    set(&mut env, "HTTP_PROXY", "");
-    set(&mut env, "HTTPS_PROXY", &proxy.url());
-    set(&mut env, "NO_PROXY", "example.com,localhost");
+    set(env, "HTTP_PROXY", "");
+    set(env, "HTTPS_PROXY", &proxy.url());
+    set(env, "NO_PROXY", "example.com,localhost");
     let (before, before_proxy, before_front) = (
         collector.pushes(),
         proxy.lines().len(),
         collector.accepted(),
     );
-    let e = push_grpc(&collector.https("localhost"), &env);
-    wait_for_pushes(&collector, before, 2);
+    let e = push_grpc(&collector.https("localhost"), env);
+    wait_for_pushes(collector, before, 2);
     assert_eq!(export_errors(&e), 0.0);
     assert_eq!(proxy.lines().len(), before_proxy, "{:?}", proxy.lines());
     assert!(collector.accepted() > before_front);
@@ -852,13 +873,11 @@ fn grpc_pushes_go_through_the_proxy_unless_no_proxy_names_the_host() {
 
 #[test]
 fn a_proxy_refusing_the_grpc_tunnel_fails_pushes_that_are_counted_and_tried_again() {
-    let pki = pki();
-    let collector = grpc_collector(&pki);
+    let mut scene = grpc_scene();
+    let (collector, env) = (&scene.collector, &mut scene.env);
     let proxy = refusing_proxy(&collector.rt);
-    let empty = tempfile::tempdir().unwrap();
-    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
-    set(&mut env, "HTTPS_PROXY", &proxy.url());
-    let e = push_grpc(&collector.https("localhost"), &env);
+    set(env, "HTTPS_PROXY", &proxy.url());
+    let e = push_grpc(&collector.https("localhost"), env);
     wait_until(Duration::from_secs(20), "three failed pushes", || {
         export_errors(&e) >= 3.0
     });
@@ -917,15 +936,13 @@ fn grpc_pushes_add_the_otlp_ca_to_the_roots_and_present_the_client_certificate()
 
 #[test]
 fn a_proxy_that_never_answers_fails_each_grpc_push_within_the_otlp_timeout() {
-    let pki = pki();
-    let collector = grpc_collector(&pki);
+    let mut scene = grpc_scene();
+    let (collector, env) = (&scene.collector, &mut scene.env);
     let proxy = silent_proxy(&collector.rt);
-    let empty = tempfile::tempdir().unwrap();
-    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
-    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    set(env, "HTTPS_PROXY", &proxy.url());
     // Each push gives up after 2 s and is counted (with the default 10 s, as the first did).
     env.push(("OTEL_EXPORTER_OTLP_TIMEOUT".into(), "2000".into()));
-    let e = push_grpc(&collector.https("localhost"), &env);
+    let e = push_grpc(&collector.https("localhost"), env);
     wait_until(Duration::from_secs(20), "two failed pushes", || {
         export_errors(&e) >= 2.0
     });
@@ -937,15 +954,13 @@ fn a_proxy_that_never_answers_fails_each_grpc_push_within_the_otlp_timeout() {
 #[test]
 fn events_forwarded_as_otlp_logs_over_grpc_go_through_the_proxy() {
     const N: usize = 30;
-    let pki = pki();
-    let collector = grpc_collector(&pki);
+    let mut scene = grpc_scene();
+    let (collector, env) = (&scene.collector, &mut scene.env);
     let proxy = connect_proxy(&collector.rt);
     let dir = tempfile::tempdir().unwrap();
     let events = crate::otlp::write_events(dir.path(), N);
     let state = dir.path().join("state");
-    let empty = tempfile::tempdir().unwrap();
-    let mut env = environment(&pki.dir.path().join("ca.crt"), empty.path());
-    set(&mut env, "HTTPS_PROXY", &proxy.url());
+    set(env, "HTTPS_PROXY", &proxy.url());
     env.extend(
         [
             ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.https("localhost")),
