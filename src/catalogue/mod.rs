@@ -395,6 +395,11 @@ family! {
     help: "Counted events the sink's destination has not accepted yet.",
 }
 family! {
+    FORWARD_HELD_BACK: "powerbi_forward_held_back_bytes", Gauge, Live,
+    labels: [], cap: none,
+    help: "Counted events waiting in memory because the forwarding spool cannot be written (a full disk), in bytes; at 64 MiB (or --forward.max-backlog-bytes, when smaller) counting waits until the spool works again. Only with --state.dir; 0 without forwarding.",
+}
+family! {
     STATE_SAVE_ERRORS: "powerbi_state_save_errors_total", Counter, Live,
     labels: ["reason"], cap: none,
     help: "Checkpoints not saved, by the step that failed: spool_append and spool_sync (the forwarding spool could not take the counted events, e.g. a full disk: the checkpoint is held back until it can), state_write (writing state.json failed). /metrics keeps the last saved values meanwhile. Since the process started; only with --state.dir.",
@@ -431,6 +436,7 @@ pub const ALL: &[Family] = &[
     FORWARD_BACKLOG,
     FORWARD_DROPPED,
     FORWARD_ERRORS,
+    FORWARD_HELD_BACK,
     FORWARDED_EVENTS,
     INITIAL_LOOKBACK_REMAINING,
     INVENTORY_ERRORS,

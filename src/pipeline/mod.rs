@@ -358,10 +358,11 @@ pub fn spawn_shared_consumer(
         ready,
         checkpointer,
         pass: None,
+        stop,
     };
     std::thread::Builder::new()
         .name("decode".into())
-        .spawn(move || consumer.run(rx, &stop))
+        .spawn(move || consumer.run(rx))
         .expect("spawning the decode thread")
 }
 
@@ -372,10 +373,12 @@ struct SharedConsumer {
     ready: Arc<AtomicBool>,
     checkpointer: Option<Checkpointer>,
     pass: Option<ReplayPass>,
+    /// Set at shutdown: a held-back checkpoint is not waited for any longer.
+    stop: Arc<AtomicBool>,
 }
 
 impl SharedConsumer {
-    fn run(mut self, rx: mpsc::Receiver<SourceMessage>, stop: &AtomicBool) -> RunReport {
+    fn run(mut self, rx: mpsc::Receiver<SourceMessage>) -> RunReport {
         let mut report = RunReport::default();
         let mut steps = Steps::new(rx);
         while let Some(step) = steps.next() {
@@ -395,7 +398,7 @@ impl SharedConsumer {
         // A replay resumed with no file left sends no document: /metrics shows the state now.
         self.ready.store(true, Ordering::Release);
         if let Some(c) = &mut self.checkpointer {
-            retry_held_back(c, &self.aggregator, stop);
+            retry_held_back(c, &self.aggregator, &self.stop);
         }
         report
     }
@@ -419,11 +422,12 @@ impl SharedConsumer {
         spare: &mut ahead::ReadBuffers,
         report: &mut RunReport,
     ) {
-        let (aggregator, source, ready, checkpointer) = (
+        let (aggregator, source, ready, checkpointer, stop) = (
             &self.aggregator,
             &self.source,
             &self.ready,
             &mut self.checkpointer,
+            &self.stop,
         );
         let mut sink = LockedSink {
             mutex: aggregator,
@@ -441,6 +445,9 @@ impl SharedConsumer {
                     c.maybe_checkpoint(aggregator);
                 } else {
                     c.first_document(aggregator);
+                }
+                if c.must_wait_for_spool() {
+                    wait_for_spool(c, aggregator, stop);
                 }
             }
             ready.store(true, Ordering::Release);
@@ -476,6 +483,22 @@ pub fn lock_source(source: &SharedSourceState) -> MutexGuard<'_, SourceState> {
 /// within half a minute.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Counting stops while the events held back for a spool that cannot be written are at their
+/// bound: memory stays bounded, and the source waits on its full channel (a live source's
+/// pages stay in the API, a replay's in its files). Counting goes on once the spool takes them.
+fn wait_for_spool(c: &mut Checkpointer, aggregator: &Mutex<Aggregator>, stop: &AtomicBool) {
+    if stop.load(Ordering::Acquire) {
+        return;
+    }
+    tracing::warn!(
+        "The events counted but not spooled reached their bound in memory; counting waits until the forwarding spool can be written again."
+    );
+    retry_held_back(c, aggregator, stop);
+    if !c.held_back() {
+        tracing::info!("The forwarding spool took the held-back events; counting goes on.");
+    }
+}
 
 /// Retries a checkpoint the spool held back, with backoff, until it goes through or `stop` is
 /// set; `stop` is looked at every 100 ms, so it does not hold up a shutdown.

@@ -446,23 +446,31 @@ impl SaveFailure {
     }
 }
 
-/// Failed checkpoints by [`SaveFailure`], shared with the exposition: a failed save cannot
-/// count itself in the state it did not save.
+/// Failed checkpoints by [`SaveFailure`], and the bytes of counted events held back in memory
+/// meanwhile, shared with the exposition: a failed save cannot count itself in the state it
+/// did not save.
 #[derive(Debug, Clone, Default)]
-pub struct SaveErrors(Arc<[AtomicU64; SaveFailure::ALL.len()]>);
+pub struct SaveErrors {
+    failures: Arc<[AtomicU64; SaveFailure::ALL.len()]>,
+    held_back_bytes: Arc<AtomicU64>,
+}
 
 impl SaveErrors {
     fn count(&self, failure: SaveFailure) {
-        self.0[failure as usize].fetch_add(1, Ordering::Relaxed);
+        self.failures[failure as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn get(&self, failure: SaveFailure) -> u64 {
-        self.0[failure as usize].load(Ordering::Relaxed)
+        self.failures[failure as usize].load(Ordering::Relaxed)
+    }
+
+    fn set_held_back(&self, bytes: usize) {
+        self.held_back_bytes.store(bytes as u64, Ordering::Relaxed);
     }
 }
 
 impl Collector for SaveErrors {
-    /// `powerbi_state_save_errors_total`, every reason.
+    /// `powerbi_state_save_errors_total`, every reason, and `powerbi_forward_held_back_bytes`.
     fn collect(&self, out: &mut Snapshot) {
         out.push(
             &crate::catalogue::STATE_SAVE_ERRORS,
@@ -470,8 +478,15 @@ impl Collector for SaveErrors {
                 .iter()
                 .map(|&f| (vec![f.as_str().to_string()], self.get(f) as f64)),
         );
+        let held_back = self.held_back_bytes.load(Ordering::Relaxed) as f64;
+        out.push(&crate::catalogue::FORWARD_HELD_BACK, [(vec![], held_back)]);
     }
 }
+
+/// Counted events the spool cannot take may wait in memory up to this much (or the spool's own
+/// size, when smaller: past it the spool would drop the oldest anyway); then counting waits
+/// for the spool, so memory stays bounded however long the disk stays full.
+pub const MAX_HELD_BACK_BYTES: u64 = 64 << 20;
 
 /// The snapshot `/metrics` serves when a state directory is used.
 pub type Published = Arc<Mutex<Option<Snapshot>>>;
@@ -542,6 +557,16 @@ impl Checkpointer {
     /// Whether counted events wait for the spool, so the state is not saved.
     pub fn held_back(&self) -> bool {
         !self.held_back.is_empty()
+    }
+
+    /// Whether the events held back have reached their bound ([`MAX_HELD_BACK_BYTES`], or the
+    /// spool's size when smaller): counting must wait until the spool takes them.
+    pub fn must_wait_for_spool(&self) -> bool {
+        let Some(spool) = &self.spool else {
+            return false;
+        };
+        let bound = MAX_HELD_BACK_BYTES.min(spool.max_bytes());
+        self.held_back.lines().len() as u64 >= bound
     }
 
     /// Saves and publishes now, unless the spool cannot take the new events: then nothing is
@@ -638,6 +663,7 @@ impl Checkpointer {
                 self.held_back = Outbox::default();
             })
             .map_err(|e| (SaveFailure::SpoolAppend, e));
+        self.errors.set_held_back(self.held_back.lines().len());
         let result = written.and_then(|()| {
             if sync {
                 spool.sync().map_err(|e| (SaveFailure::SpoolSync, e))
@@ -711,10 +737,13 @@ mod tests {
         );
         let mut collected = Snapshot::default();
         c.errors.collect(&mut collected);
-        let [family] = &collected.families[..] else {
-            panic!("one family: {collected:?}")
+        let [family, held_back] = &collected.families[..] else {
+            panic!("two families: {collected:?}")
         };
         assert_eq!(family.family.name, "powerbi_state_save_errors_total");
+        // No spool: nothing is held back.
+        assert_eq!(held_back.family.name, "powerbi_forward_held_back_bytes");
+        assert_eq!(held_back.samples.iter().map(|s| s.value).sum::<f64>(), 0.0);
         let samples: Vec<(String, f64)> = family
             .samples
             .iter()

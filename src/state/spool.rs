@@ -109,6 +109,11 @@ fn complete_lines(bytes: &[u8]) -> (u64, usize) {
 
 impl SpoolWriter {
     /// Opens the spool in `dir`, recovering after a crash: a partial last line is cut off.
+    /// The disk the spool may use (`--forward.max-backlog-bytes`).
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<SpoolWriter> {
         fs::create_dir_all(dir)?;
         let existing = segments(dir)?;

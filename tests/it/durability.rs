@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::fake_logs_ingestion::{FakeConfig, FakeLogsIngestion};
 
-use crate::logs_ingestion::{row_ids, start_forwarding};
+use crate::logs_ingestion::{row_ids, start_forwarding, start_forwarding_with};
 use crate::otlp::{event_id, wait_until, write_events};
 use crate::support::{fixtures, runtime, sample_value, stderr, BIN};
 
@@ -242,22 +242,32 @@ fn spool_lines(forward: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
-    let rt = runtime();
+/// A fake Logs Ingestion API, and a spool directory under `state` on a 4 MiB filesystem all
+/// but 40,000 bytes of which a filler file takes: the ~2.2 MB of events fit once the filler
+/// (its path returned) is gone, and the first append runs out of space in the middle of a line.
+fn full_spool_disk(
+    rt: &tokio::runtime::Runtime,
+    state: &Path,
+) -> (FakeConfig, FakeLogsIngestion, SmallFilesystem, PathBuf) {
     let config = FakeConfig::default();
     let fake = rt
         .block_on(FakeLogsIngestion::start(config.clone()))
         .unwrap();
+    let forward = state.join("forward");
+    let disk = SmallFilesystem::mount(&forward, 4 << 20);
+    let filler = forward.join("filler");
+    std::fs::write(&filler, vec![0u8; (4 << 20) - 40_000]).unwrap();
+    (config, fake, disk, filler)
+}
+
+#[test]
+fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let events = write_events(dir.path(), SPOOLED);
     let state = dir.path().join("state");
     let forward = state.join("forward");
-    // 4 MiB for the spool, all but 40,000 bytes taken: the ~2.2 MB of events fit once the
-    // filler is gone, and the first append runs out of space in the middle of a line.
-    let disk = SmallFilesystem::mount(&forward, 4 << 20);
-    let filler = forward.join("filler");
-    std::fs::write(&filler, vec![0u8; (4 << 20) - 40_000]).unwrap();
+    let (config, fake, disk, filler) = full_spool_disk(&rt, &state);
 
     let e = start_forwarding(&events, &state, &fake.base_url(), &config);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -324,6 +334,91 @@ fn a_full_disk_under_the_spool_holds_the_checkpoint_back_and_loses_no_event() {
     // The failures stay counted once the saves go through again.
     assert!(errors(&s, "spool_append") >= held_back);
     assert_eq!(errors(&s, "state_write"), 0.0);
+    drop(e);
+    drop(disk);
+}
+
+/// A spool whose disk stays full: the counted events held in memory for it stop growing at
+/// their bound (here `--forward.max-backlog-bytes`, 300,000 bytes, under the 64 MiB default
+/// bound) instead of taking in the whole archive, and counting goes on once the disk is freed.
+#[test]
+fn a_spool_that_stays_full_bounds_the_events_held_in_memory() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    // The 2,000 events of write_events, ~1.1 KB each, in ten files of 200.
+    let page: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(write_events(dir.path(), SPOOLED)).unwrap()).unwrap();
+    let archive = dir.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    let mut largest = 0;
+    for (i, chunk) in page["activityEventEntities"]
+        .as_array()
+        .unwrap()
+        .chunks(SPOOLED / 10)
+        .enumerate()
+    {
+        let bytes = serde_json::to_vec(chunk).unwrap();
+        largest = largest.max(bytes.len());
+        std::fs::write(archive.join(format!("{i:02}.json")), bytes).unwrap();
+    }
+    let state = dir.path().join("state");
+    let (config, fake, disk, filler) = full_spool_disk(&rt, &state);
+
+    let bound = 300_000;
+    let flag = bound.to_string();
+    let e = start_forwarding_with(
+        &archive,
+        &state,
+        &fake.base_url(),
+        &config,
+        &["--forward.max-backlog-bytes", &flag],
+    );
+    let held_back = || sample_value(&e.scrape(), "powerbi_forward_held_back_bytes");
+    let mut log = e.startup_log.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log.iter().any(|l| l.contains("counting waits")) {
+        let line = e
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("counting did not wait for the spool: {log:#?}"));
+        log.push(line);
+    }
+    // The bound is checked after each file: at most one file's events past it (each line the
+    // raw event and its fetch time), far from the archive's 2.2 MB.
+    let waiting = held_back();
+    assert!(
+        waiting >= bound as f64 && waiting <= (bound + largest + 40 * SPOOLED / 10) as f64,
+        "{waiting} bytes held back"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(held_back(), waiting, "counting waits");
+    assert!(fake.rows().is_empty(), "nothing could be spooled yet");
+
+    std::fs::remove_file(&filler).unwrap();
+    // Every event counted once, and each forwarded or, over the spool's 300,000 bytes before
+    // the sink read it, dropped and counted.
+    wait_until(
+        Duration::from_secs(60),
+        "every event forwarded or dropped",
+        || {
+            let s = e.scrape();
+            let forwarded = sample_value(
+                &s,
+                r#"powerbi_forwarded_events_total{sink="logs_ingestion"}"#,
+            );
+            let dropped = sample_value(
+                &s,
+                r#"powerbi_forward_dropped_events_total{sink="logs_ingestion",reason="backlog_full"}"#,
+            );
+            sample_value(&s, "powerbi_events_processed_total") == SPOOLED as f64
+                && forwarded + dropped == SPOOLED as f64
+        },
+    );
+    assert_eq!(held_back(), 0.0);
+    let mut ids = row_ids(&fake);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), row_ids(&fake).len(), "nothing forwarded twice");
     drop(e);
     drop(disk);
 }

@@ -51,17 +51,30 @@ impl Run {
 /// The exporter replaying `events` with its state in `state`, forwarding to the fake
 /// Logs Ingestion API at `base` (its token endpoint too) with the credentials of `config`.
 pub fn start_forwarding(events: &Path, state: &Path, base: &str, config: &FakeConfig) -> Exporter {
+    start_forwarding_with(events, state, base, config, &[])
+}
+
+/// [`start_forwarding`] with `extra` flags.
+pub fn start_forwarding_with(
+    events: &Path,
+    state: &Path,
+    base: &str,
+    config: &FakeConfig,
+    extra: &[&str],
+) -> Exporter {
+    let mut args = vec![
+        "--replay",
+        events.to_str().unwrap(),
+        "--state.dir",
+        state.to_str().unwrap(),
+        "--logs-ingestion.endpoint",
+        base,
+        "--logs-ingestion.dcr-id",
+        DEFAULT_DCR_ID,
+    ];
+    args.extend_from_slice(extra);
     Exporter::start_with_env(
-        &[
-            "--replay",
-            events.to_str().unwrap(),
-            "--state.dir",
-            state.to_str().unwrap(),
-            "--logs-ingestion.endpoint",
-            base,
-            "--logs-ingestion.dcr-id",
-            DEFAULT_DCR_ID,
-        ],
+        &args,
         &[
             ("AZURE_TENANT_ID", config.tenant_id.as_str()),
             ("AZURE_CLIENT_ID", config.client_id.as_str()),

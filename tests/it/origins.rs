@@ -13,10 +13,11 @@ use crate::support::{fixtures, run, samples, stdout, Exporter};
 /// The families only the process itself knows, all of which this test's configuration turns
 /// on: the web server's (with a web config file), forwarding's (with a sink), the failed
 /// checkpoints (with a state directory) and the failed OTLP pushes (with a push).
-const LIVE: [&str; 9] = [
+const LIVE: [&str; 10] = [
     "powerbi_forward_backlog_events",
     "powerbi_forward_dropped_events_total",
     "powerbi_forward_errors_total",
+    "powerbi_forward_held_back_bytes",
     "powerbi_forwarded_events_total",
     "powerbi_otlp_export_errors_total",
     "powerbi_state_save_errors_total",
