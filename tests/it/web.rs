@@ -114,12 +114,22 @@ fn tls_with_required_client_certificates() {
     let https = format!("https://{}/metrics", exporter.addr);
 
     let trusted = tls_client(&pki, Some(&pki.client_pem));
-    let resp = trusted.get(&https).send().expect("mTLS scrape");
-    assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp
-        .text()
-        .unwrap()
-        .contains("powerbi_activity_events_total{"));
+    // Served at once, and the replay's counts once its first file is read (a loaded CI
+    // machine once scraped before that).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = trusted.get(&https).send().expect("mTLS scrape");
+        assert_eq!(resp.status().as_u16(), 200);
+        if resp
+            .text()
+            .unwrap()
+            .contains("powerbi_activity_events_total{")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replay not served in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     assert!(
         tls_client(&pki, None).get(&https).send().is_err(),
