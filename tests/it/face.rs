@@ -154,7 +154,7 @@ fn healthcheck_follows_the_config_file() {
     // Ready once the demo's first document is applied: as long as `Exporter::wait_ready`
     // allows a debug demo on a loaded machine (20 s ran out once in a clean-clone CI run).
     wait_until(
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         "ready, through the container's variable",
         || probe(&["--ready"], &[("POWERBI_EXPORTER_CONFIG_FILE", config)]).0 == Some(0),
     );
